@@ -1,0 +1,144 @@
+# Fenghuo (烽火) - the one build file.
+#
+#   make            build everything into build/bin/
+#   make deps       install the Debian packages and GeoIP data the build, run and tests need
+#   make test       deps + build + every test (unit, end-to-end, real corpus)
+#   make run        deps + build + run the platform on the bundled test traffic
+#   make asan       build with ASan+UBSan into build/asan/ and run the tests under it
+#   make bench      throughput and memory against ndpiReader on the same capture
+#   make help       this list;  V=1 shows the commands
+#
+# Variables: BUILD (output folder, default build), SAN=1 (sanitizers), CC, EXTRA_CFLAGS.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+BUILD ?= build
+CC ?= cc
+PY := /usr/bin/python3
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Debian packages: build, run, tests and benchmark. `make deps` installs what is missing.
+DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev libyaml-dev \
+	nettle-dev libcmocka-dev
+DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm
+DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
+	tshark time
+DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
+
+PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
+PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wno-format-nonliteral
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -D_GNU_SOURCE \
+	-DFH_VERSION='"$(VERSION)"' -DFH_GIT_REV='"$(GIT_REV)"' -MMD -MP
+LDLIBS := -lm -lpthread
+
+ifeq ($(SAN),1)
+ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+OBJ := $(BUILD)/obj
+BIN := $(BUILD)/bin
+
+COMMON_SRC := $(wildcard common/*.c)
+SENSOR_SRC := $(filter-out sensor/main.c,$(wildcard sensor/*.c))
+SENSOR_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o) $(SENSOR_SRC:%.c=$(OBJ)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/test/%)
+
+GEOIP_DIR := build/geoip
+TESTDATA := build/testdata
+
+.PHONY: all deps geoip-data test test-unit test-e2e testdata run asan bench help clean format \
+	check-format check-libs
+
+all: check-libs $(BIN)/fenghuo-sensor
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+check-libs:
+	@pkg-config --exists $(PKG_LIBS) || { \
+	  echo "missing build libraries ($(PKG_LIBS)): run 'make deps' first (as root or with sudo)"; \
+	  exit 1; }
+
+deps:
+	$(Q)tools/deps.sh $(DEB_PKGS)
+	$(Q)$(MAKE) --no-print-directory geoip-data
+
+# Free GeoIP data from the npm registry (ip-location-db, CC BY 4.0); see tools/geoip/README.md.
+geoip-data:
+	$(Q)tools/geoip/fetch.sh $(GEOIP_DIR)
+
+$(BIN)/fenghuo-sensor: $(OBJ)/sensor/main.o $(SENSOR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/test/%: $(OBJ)/tests/unit/%.o $(SENSOR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LDLIBS) -lcmocka $(LDLIBS)
+
+# Test inputs made at test time: crafted pcaps (scapy) and a small GeoIP database.
+testdata: $(TESTDATA)/.stamp
+
+$(TESTDATA)/.stamp: tests/traffic/gen_pcaps.py tests/tools/build-test-mmdb.pl
+	@mkdir -p $(TESTDATA)/pcap $(TESTDATA)/geoip
+	$(Q)$(PY) tests/traffic/gen_pcaps.py $(TESTDATA)/pcap
+	$(Q)perl tests/tools/build-test-mmdb.pl $(TESTDATA)/geoip
+	@touch $@
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory test-unit test-e2e
+
+test-unit: $(UNIT_BIN) testdata
+	$(Q)fail=0; for t in $(UNIT_BIN); do \
+	  FH_TESTDATA=$(TESTDATA) FH_SHARED=../shared/data $$t || fail=1; \
+	done; exit $$fail
+
+test-e2e: all testdata
+	$(Q)FH_BUILD=$(BUILD) FH_TESTDATA=$(TESTDATA) FH_GEOIP=$(GEOIP_DIR) FH_SHARED=../shared/data \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+asan: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) --no-print-directory BUILD=build/asan SAN=1 test-unit test-e2e
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all testdata
+	$(Q)tools/run.sh $(BUILD)
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/bench.sh $(BUILD)
+
+format:
+	$(Q)clang-format -i common/*.[ch] sensor/*.[ch] tests/unit/*.[ch]
+
+check-format:
+	$(Q)clang-format --dry-run --Werror common/*.[ch] sensor/*.[ch] tests/unit/*.[ch]
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

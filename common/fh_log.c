@@ -1,0 +1,34 @@
+/* fh_log.c - see fh_log.h. */
+#include "fh_log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static const char *log_prog = "fenghuo";
+static fh_log_level log_level = FH_LOG_INFO;
+
+void fh_log_init(const char *progname, fh_log_level level)
+{
+    log_prog = progname;
+    log_level = level;
+}
+
+void fh_log_set_level(fh_log_level level)
+{
+    log_level = level;
+}
+
+void fh_log(fh_log_level level, const char *fmt, ...)
+{
+    static const char *names[] = {"error", "warning", "info", "debug"};
+    char line[1024];
+    va_list ap;
+
+    if (level > log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* One write per line so concurrent writers do not interleave mid-line. */
+    fprintf(stderr, "%s: %s: %s\n", log_prog, names[level], line);
+}

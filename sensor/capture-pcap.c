@@ -1,0 +1,219 @@
+/*
+ * capture-pcap.c - file and live capture with libpcap; see capture.h.
+ */
+#include "capture.h"
+
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define LIVE_TIMEOUT_MS 100
+
+static uint64_t tv_us(const struct timeval *tv)
+{
+    return (uint64_t)tv->tv_sec * 1000000u + (uint64_t)tv->tv_usec;
+}
+
+static fh_err apply_filter(capture *c, const char *bpf, char *err, size_t errlen)
+{
+    struct bpf_program prog;
+
+    if (!bpf || !*bpf)
+        return FH_OK;
+    if (pcap_compile(c->pcap, &prog, bpf, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+        snprintf(err, errlen, "bad BPF filter '%s': %s", bpf, pcap_geterr(c->pcap));
+        return FH_ERR_CAPTURE;
+    }
+    if (pcap_setfilter(c->pcap, &prog) != 0) {
+        snprintf(err, errlen, "cannot apply BPF filter '%s': %s", bpf, pcap_geterr(c->pcap));
+        pcap_freecode(&prog);
+        return FH_ERR_CAPTURE;
+    }
+    pcap_freecode(&prog);
+    return FH_OK;
+}
+
+static fh_err file_run(capture *c, pipeline *p, volatile sig_atomic_t *stop, char *err,
+                       size_t errlen)
+{
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int rc;
+
+    while (!*stop) {
+        rc = pcap_next_ex(c->pcap, &h, &data);
+        if (rc == 1) {
+            pipeline_packet(p, c->linktype, data, h->caplen, h->len, tv_us(&h->ts));
+            continue;
+        }
+        if (rc == PCAP_ERROR_BREAK)
+            break; /* end of file */
+        /* A file cut mid-record (copied while being written, power loss):
+         * keep everything read so far, report it once. */
+        snprintf(err, errlen, "%s: %s (processed the packets before it)", c->name,
+                 pcap_geterr(c->pcap));
+        c->truncated++;
+        p->cap.truncated_files++;
+        return FH_ERR_IO;
+    }
+    return FH_OK;
+}
+
+static void file_stats(capture *c, capture_stats *out)
+{
+    (void)c;
+    out->has_kernel = false;
+}
+
+static void any_close(capture *c)
+{
+    if (c->pcap)
+        pcap_close(c->pcap);
+    free(c);
+}
+
+static const capture_ops file_ops = {file_run, file_stats, any_close};
+
+fh_err capture_open_file(capture **out, const char *path, const char *bpf, char *err,
+                         size_t errlen)
+{
+    char perr[PCAP_ERRBUF_SIZE] = "";
+    capture *c;
+    fh_err e;
+
+    *out = NULL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return FH_ERR_NOMEM;
+    c->ops = &file_ops;
+    snprintf(c->name, sizeof(c->name), "%s", path);
+    c->pcap = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, perr);
+    if (!c->pcap) {
+        snprintf(err, errlen, "cannot read pcap '%s': %s", path, perr);
+        free(c);
+        return FH_ERR_CAPTURE;
+    }
+    c->linktype = pcap_datalink(c->pcap);
+    if (!decode_linktype_supported(c->linktype)) {
+        const char *n = pcap_datalink_val_to_name(c->linktype);
+
+        snprintf(err, errlen, "'%s': unsupported link type %d (%s)", path, c->linktype,
+                 n ? n : "unknown");
+        any_close(c);
+        return FH_ERR_CAPTURE;
+    }
+    e = apply_filter(c, bpf, err, errlen);
+    if (e) {
+        any_close(c);
+        return e;
+    }
+    *out = c;
+    return FH_OK;
+}
+
+/* ---- live ------------------------------------------------------------------ */
+
+typedef struct {
+    pipeline *p;
+    capture *c;
+} live_arg;
+
+static void live_cb(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+    live_arg *a = (live_arg *)user;
+
+    pipeline_packet(a->p, a->c->linktype, data, h->caplen, h->len, tv_us(&h->ts));
+}
+
+static void live_refresh(void *arg, capture_stats *out)
+{
+    capture *c = arg;
+
+    c->ops->stats(c, out);
+}
+
+static fh_err live_run(capture *c, pipeline *p, volatile sig_atomic_t *stop, char *err,
+                       size_t errlen)
+{
+    live_arg a = {p, c};
+    struct timeval now;
+    int rc;
+
+    p->refresh_capture = live_refresh;
+    p->refresh_arg = c;
+    while (!*stop) {
+        rc = pcap_dispatch(c->pcap, 4096, live_cb, (u_char *)&a);
+        if (rc == PCAP_ERROR_BREAK)
+            break;
+        if (rc < 0) {
+            snprintf(err, errlen, "capture on '%s' failed: %s", c->name, pcap_geterr(c->pcap));
+            return FH_ERR_CAPTURE;
+        }
+        gettimeofday(&now, NULL);
+        pipeline_tick(p, tv_us(&now));
+    }
+    return FH_OK;
+}
+
+static void live_stats(capture *c, capture_stats *out)
+{
+    struct pcap_stat st;
+
+    if (pcap_stats(c->pcap, &st) == 0) {
+        out->has_kernel = true;
+        out->kernel_packets = st.ps_recv;
+        out->kernel_drops = st.ps_drop;
+        out->ifdrops = st.ps_ifdrop;
+    }
+}
+
+static const capture_ops live_ops = {live_run, live_stats, any_close};
+
+fh_err capture_open_live(capture **out, const char *iface, uint32_t snaplen, bool promisc,
+                         uint32_t buffer_mb, const char *bpf, char *err, size_t errlen)
+{
+    char perr[PCAP_ERRBUF_SIZE] = "";
+    capture *c;
+    int rc;
+    fh_err e;
+
+    *out = NULL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return FH_ERR_NOMEM;
+    c->ops = &live_ops;
+    c->live = true;
+    snprintf(c->name, sizeof(c->name), "%s", iface);
+    c->pcap = pcap_create(iface, perr);
+    if (!c->pcap) {
+        snprintf(err, errlen, "cannot open interface '%s': %s", iface, perr);
+        free(c);
+        return FH_ERR_CAPTURE;
+    }
+    pcap_set_snaplen(c->pcap, (int)snaplen);
+    pcap_set_promisc(c->pcap, promisc);
+    pcap_set_timeout(c->pcap, LIVE_TIMEOUT_MS);
+    pcap_set_buffer_size(c->pcap, (int)(buffer_mb << 20));
+    rc = pcap_activate(c->pcap);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot capture on '%s': %s", iface,
+                 rc == PCAP_ERROR ? pcap_geterr(c->pcap) : pcap_statustostr(rc));
+        any_close(c);
+        return FH_ERR_CAPTURE;
+    }
+    c->linktype = pcap_datalink(c->pcap);
+    if (!decode_linktype_supported(c->linktype)) {
+        snprintf(err, errlen, "interface '%s': unsupported link type %d", iface, c->linktype);
+        any_close(c);
+        return FH_ERR_CAPTURE;
+    }
+    e = apply_filter(c, bpf, err, errlen);
+    if (e) {
+        any_close(c);
+        return e;
+    }
+    *out = c;
+    return FH_OK;
+}

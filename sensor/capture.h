@@ -1,0 +1,49 @@
+/*
+ * capture.h - packet sources behind one small table of operations, so a pcap
+ * file and a live interface are interchangeable for the pipeline.
+ *
+ *   capture_open_file()  pcap or pcapng file (libpcap reads both)
+ *   capture_open_live()  live interface: promiscuous, snaplen, kernel buffer
+ *
+ * capture_run() feeds every packet to the pipeline until the source ends, a
+ * stop is requested (the flag is set from a signal handler), or an error.
+ * Live sources also call pipeline_tick() about every 100 ms so flows time
+ * out and stats are written on an idle link.
+ */
+#ifndef FH_CAPTURE_H
+#define FH_CAPTURE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/fh_error.h"
+#include "pipeline.h"
+
+typedef struct capture capture;
+
+typedef struct {
+    fh_err (*run)(capture *c, pipeline *p, volatile sig_atomic_t *stop, char *err, size_t errlen);
+    void (*stats)(capture *c, capture_stats *out);
+    void (*close)(capture *c);
+} capture_ops;
+
+struct capture {
+    const capture_ops *ops;
+    void *pcap; /* pcap_t */
+    int linktype;
+    bool live;
+    char name[256];
+    uint64_t truncated; /* files that ended mid-record */
+};
+
+/* Opens a pcap/pcapng file and applies the BPF filter (NULL or "" = none). */
+fh_err capture_open_file(capture **out, const char *path, const char *bpf, char *err,
+                         size_t errlen);
+
+/* Opens a live interface. */
+fh_err capture_open_live(capture **out, const char *iface, uint32_t snaplen, bool promisc,
+                         uint32_t buffer_mb, const char *bpf, char *err, size_t errlen);
+
+#endif

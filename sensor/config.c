@@ -1,0 +1,391 @@
+/*
+ * config.c - option table, YAML loader (libyaml event API) and setters.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+typedef enum { OPT_STR, OPT_U32, OPT_BOOL, OPT_SIZE, OPT_SECONDS } opt_type;
+
+typedef struct {
+    const char *name;
+    opt_type type;
+    size_t offset;
+    uint64_t max; /* for numbers; 0 = no limit beyond the type */
+    const char *help;
+} opt_def;
+
+#define OFF(f) offsetof(sensor_config, f)
+
+static const opt_def options[] = {
+    {"sensor.id", OPT_STR, OFF(sensor_id), 0, "sensor identifier written in every event"},
+    {"sensor.segment", OPT_STR, OFF(segment), 0, "network segment this sensor watches"},
+    {"capture.interface", OPT_STR, OFF(interface), 0, "live capture interface (-i)"},
+    {"capture.snaplen", OPT_U32, OFF(snaplen), 262144, "bytes captured per packet"},
+    {"capture.promisc", OPT_BOOL, OFF(promisc), 0, "promiscuous mode on live capture"},
+    {"capture.bpf", OPT_STR, OFF(bpf), 0, "BPF filter expression (-f)"},
+    {"capture.buffer_mb", OPT_U32, OFF(buffer_mb), 4096, "kernel capture buffer, MiB"},
+    {"flow.max_flows", OPT_U32, OFF(flow.max_flows), 0, "flows tracked at once; past it the "
+                                                        "least recently active is evicted"},
+    {"flow.memcap", OPT_SIZE, OFF(flow.memcap), 0, "memory for flows and their DPI state"},
+    {"flow.update_interval", OPT_SECONDS, OFF(flow.update_interval_s), 0,
+     "seconds between update events of a long flow (0 = none)"},
+    {"flow.timeouts.tcp_new", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_TCP_NEW]), 0,
+     "idle timeout of a TCP flow before its handshake completes"},
+    {"flow.timeouts.tcp_established", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_TCP_ESTABLISHED]),
+     0, "idle timeout of an established TCP flow"},
+    {"flow.timeouts.tcp_closed", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_TCP_CLOSED]), 0,
+     "time a TCP flow is kept after FIN/RST"},
+    {"flow.timeouts.udp", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_UDP]), 0, "UDP idle timeout"},
+    {"flow.timeouts.icmp", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_ICMP]), 0,
+     "ICMP idle timeout"},
+    {"flow.timeouts.other", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_OTHER]), 0,
+     "idle timeout of other IP protocols"},
+    {"defrag.memcap", OPT_SIZE, OFF(frag_memcap), 0, "memory for IP fragment reassembly"},
+    {"defrag.max_datagrams", OPT_U32, OFF(frag_max_datagrams), 0,
+     "datagrams being reassembled at once"},
+    {"defrag.timeout", OPT_SECONDS, OFF(frag_timeout), 0, "seconds to wait for missing fragments"},
+    {"dpi.enabled", OPT_BOOL, OFF(dpi.enabled), 0, "classify flows with nDPI"},
+    {"dpi.max_tcp_packets", OPT_U32, OFF(dpi.max_tcp_packets), 0,
+     "TCP packets inspected before nDPI gives up"},
+    {"dpi.max_udp_packets", OPT_U32, OFF(dpi.max_udp_packets), 0,
+     "UDP packets inspected before nDPI gives up"},
+    {"dpi.protos_file", OPT_STR, OFF(dpi_protos_file), 0, "nDPI custom protocols file"},
+    {"dpi.categories_file", OPT_STR, OFF(dpi_categories_file), 0, "nDPI custom categories file"},
+    {"geoip.country", OPT_STR, OFF(geoip_country), 0, "country .mmdb (MaxMind or ip-location-db)"},
+    {"geoip.asn", OPT_STR, OFF(geoip_asn), 0, "ASN .mmdb (GeoLite2-ASN layout)"},
+    {"geoip.city", OPT_STR, OFF(geoip_city), 0, "city .mmdb (GeoIP2/GeoLite2-City)"},
+    {"community_id.seed", OPT_U32, OFF(community_id_seed), 65535, "Community ID seed"},
+    {"output.file", OPT_STR, OFF(output_file), 0, "NDJSON event file (-w), '-' for stdout"},
+    {"output.max_event_bytes", OPT_SIZE, OFF(max_event_bytes), 0,
+     "largest event written; larger ones are counted as dropped"},
+    {"stats.interval", OPT_SECONDS, OFF(stats_interval), 0,
+     "seconds between stats events on live capture (0 = only at the end)"},
+    {"log.level", OPT_STR, OFF(log_level), 0, "error, warning, info or debug"},
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+void config_defaults(sensor_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->sensor_id = strdup("fenghuo-sensor");
+    c->segment = strdup("default");
+    c->snaplen = 65535;
+    c->promisc = true;
+    c->buffer_mb = 64;
+    flow_config_defaults(&c->flow);
+    dpi_config_defaults(&c->dpi);
+    c->frag_memcap = (size_t)32 << 20;
+    c->frag_max_datagrams = 4096;
+    c->frag_timeout = 30;
+    c->output_file = NULL;
+    c->max_event_bytes = (size_t)1 << 20;
+    c->stats_interval = 60;
+    c->log_level = strdup("info");
+}
+
+void config_free(sensor_config *c)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (options[i].type == OPT_STR) {
+            char **p = (char **)((char *)c + options[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+}
+
+static const opt_def *find_option(const char *name)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strcmp(options[i].name, name) == 0)
+            return &options[i];
+    return NULL;
+}
+
+/* Parses an unsigned number with an optional unit suffix. Returns false if malformed. */
+static bool parse_u64(const char *s, opt_type type, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t mult = 1;
+
+    while (*s == ' ')
+        s++;
+    if (*s == '-' || *s == '\0')
+        return false;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return false;
+    while (*end == ' ')
+        end++;
+    if (type == OPT_SIZE) {
+        if (!strcasecmp(end, "k") || !strcasecmp(end, "kb") || !strcasecmp(end, "kib"))
+            mult = 1ULL << 10;
+        else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib"))
+            mult = 1ULL << 20;
+        else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib"))
+            mult = 1ULL << 30;
+        else if (*end)
+            return false;
+    } else if (type == OPT_SECONDS) {
+        if (!strcmp(end, "s"))
+            mult = 1;
+        else if (!strcmp(end, "m") || !strcmp(end, "min"))
+            mult = 60;
+        else if (!strcmp(end, "h"))
+            mult = 3600;
+        else if (*end)
+            return false;
+    } else if (*end) {
+        return false;
+    }
+    if (mult > 1 && v > UINT64_MAX / mult)
+        return false;
+    *out = v * mult;
+    return true;
+}
+
+static fh_err set_option(sensor_config *c, const opt_def *o, const char *value, char *err,
+                         size_t errlen)
+{
+    void *field = (char *)c + o->offset;
+    uint64_t v;
+
+    switch (o->type) {
+    case OPT_STR: {
+        char **p = field;
+        char *dup = strdup(value);
+
+        if (!dup)
+            return FH_ERR_NOMEM;
+        free(*p);
+        *p = dup;
+        return FH_OK;
+    }
+    case OPT_BOOL:
+        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcasecmp(value, "on") ||
+            !strcmp(value, "1"))
+            *(bool *)field = true;
+        else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
+                 !strcasecmp(value, "off") || !strcmp(value, "0"))
+            *(bool *)field = false;
+        else {
+            snprintf(err, errlen, "option '%s': expected true or false, got '%s'", o->name,
+                     value);
+            return FH_ERR_CONFIG;
+        }
+        return FH_OK;
+    case OPT_U32:
+    case OPT_SECONDS:
+        if (!parse_u64(value, o->type, &v) || v > UINT32_MAX || (o->max && v > o->max)) {
+            if (o->max)
+                snprintf(err, errlen, "option '%s': expected a whole number from 0 to %llu%s, "
+                         "got '%s'", o->name, (unsigned long long)o->max,
+                         o->type == OPT_SECONDS ? " (seconds, or with s/m/h)" : "", value);
+            else
+                snprintf(err, errlen, "option '%s': expected a whole number%s, got '%s'",
+                         o->name, o->type == OPT_SECONDS ? " of seconds (or with s/m/h)" : "",
+                         value);
+            return FH_ERR_CONFIG;
+        }
+        *(uint32_t *)field = (uint32_t)v;
+        return FH_OK;
+    case OPT_SIZE:
+        if (!parse_u64(value, OPT_SIZE, &v) || v > SIZE_MAX) {
+            snprintf(err, errlen, "option '%s': expected a size such as 512m or 2g, got '%s'",
+                     o->name, value);
+            return FH_ERR_CONFIG;
+        }
+        *(size_t *)field = (size_t)v;
+        return FH_OK;
+    }
+    return FH_ERR_CONFIG;
+}
+
+fh_err config_set(sensor_config *c, const char *name, const char *value, char *err,
+                  size_t errlen)
+{
+    const opt_def *o = find_option(name);
+
+    if (!o) {
+        snprintf(err, errlen, "unknown option '%s' (see --help-config)", name);
+        return FH_ERR_CONFIG;
+    }
+    return set_option(c, o, value, err, errlen);
+}
+
+void config_print_options(FILE *f)
+{
+    sensor_config d;
+
+    config_defaults(&d);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt_def *o = &options[i];
+        const void *field = (const char *)&d + o->offset;
+        char def[64];
+
+        switch (o->type) {
+        case OPT_STR:
+            snprintf(def, sizeof(def), "%s", *(char *const *)field ? *(char *const *)field : "");
+            break;
+        case OPT_BOOL:
+            snprintf(def, sizeof(def), "%s", *(const bool *)field ? "true" : "false");
+            break;
+        case OPT_U32:
+        case OPT_SECONDS:
+            snprintf(def, sizeof(def), "%u", *(const uint32_t *)field);
+            break;
+        case OPT_SIZE:
+            snprintf(def, sizeof(def), "%zu", *(const size_t *)field);
+            break;
+        }
+        fprintf(f, "  %-30s %-12s %s\n", o->name, def, o->help);
+    }
+    config_free(&d);
+}
+
+#define MAX_DEPTH 8
+
+fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *fp;
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    char *keys[MAX_DEPTH] = {0};
+    bool expect_key[MAX_DEPTH] = {0};
+    int depth = -1; /* index of the innermost open mapping */
+    char msg[384];
+    fh_err result = FH_OK;
+    bool done = false;
+
+    fp = fopen(path, "r");
+    if (!fp) {
+        snprintf(err, errlen, "%s: cannot open configuration: %s", path, strerror(errno));
+        return FH_ERR_IO;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(fp);
+        snprintf(err, errlen, "%s: YAML parser initialisation failed", path);
+        return FH_ERR_NOMEM;
+    }
+    yaml_parser_set_input_file(&parser, fp);
+    while (!done) {
+        size_t line;
+
+        if (!yaml_parser_parse(&parser, &ev)) {
+            snprintf(err, errlen, "%s:%zu: YAML syntax error: %s", path,
+                     parser.problem_mark.line + 1, parser.problem ? parser.problem : "unknown");
+            result = FH_ERR_PARSE;
+            break;
+        }
+        line = ev.start_mark.line + 1;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_MAPPING_START_EVENT:
+            if (depth >= 0 && expect_key[depth]) {
+                snprintf(err, errlen, "%s:%zu: a mapping cannot be a key", path, line);
+                result = FH_ERR_PARSE;
+                done = true;
+                break;
+            }
+            if (depth + 1 >= MAX_DEPTH) {
+                snprintf(err, errlen, "%s:%zu: nesting too deep", path, line);
+                result = FH_ERR_PARSE;
+                done = true;
+                break;
+            }
+            depth++;
+            expect_key[depth] = true;
+            break;
+        case YAML_MAPPING_END_EVENT:
+            free(keys[depth]);
+            keys[depth] = NULL;
+            depth--;
+            if (depth >= 0) {
+                free(keys[depth]);
+                keys[depth] = NULL;
+                expect_key[depth] = true;
+            }
+            break;
+        case YAML_SEQUENCE_START_EVENT: {
+            char name[256] = "";
+
+            for (int i = 0; i <= depth && keys[i]; i++) {
+                if (i)
+                    strncat(name, ".", sizeof(name) - strlen(name) - 1);
+                strncat(name, keys[i], sizeof(name) - strlen(name) - 1);
+            }
+            snprintf(err, errlen, "%s:%zu: option '%s' takes a single value, not a list", path,
+                     line, name[0] ? name : "(top level)");
+            result = FH_ERR_CONFIG;
+            done = true;
+            break;
+        }
+        case YAML_SCALAR_EVENT: {
+            const char *val = (const char *)ev.data.scalar.value;
+
+            if (depth < 0) {
+                /* A document that is a single scalar (or empty: a null scalar). */
+                if (ev.data.scalar.length != 0) {
+                    snprintf(err, errlen, "%s:%zu: expected a mapping of options", path, line);
+                    result = FH_ERR_CONFIG;
+                    done = true;
+                }
+                break;
+            }
+            if (expect_key[depth]) {
+                keys[depth] = strdup(val);
+                expect_key[depth] = false;
+            } else {
+                char name[256] = "";
+                const opt_def *o;
+
+                for (int i = 0; i <= depth; i++) {
+                    if (i)
+                        strncat(name, ".", sizeof(name) - strlen(name) - 1);
+                    strncat(name, keys[i] ? keys[i] : "", sizeof(name) - strlen(name) - 1);
+                }
+                o = find_option(name);
+                if (!o) {
+                    snprintf(err, errlen, "%s:%zu: unknown option '%s'", path, line, name);
+                    result = FH_ERR_CONFIG;
+                    done = true;
+                } else if (ev.data.scalar.length == 0 && ev.data.scalar.plain_implicit &&
+                           o->type != OPT_STR) {
+                    snprintf(err, errlen, "%s:%zu: option '%s' has no value", path, line, name);
+                    result = FH_ERR_CONFIG;
+                    done = true;
+                } else if ((result = set_option(c, o, val, msg, sizeof(msg))) != FH_OK) {
+                    snprintf(err, errlen, "%s:%zu: %s", path, line, msg);
+                    done = true;
+                }
+                free(keys[depth]);
+                keys[depth] = NULL;
+                expect_key[depth] = true;
+            }
+            break;
+        }
+        case YAML_ALIAS_EVENT:
+            snprintf(err, errlen, "%s:%zu: YAML aliases are not supported here", path, line);
+            result = FH_ERR_CONFIG;
+            done = true;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    for (int i = 0; i < MAX_DEPTH; i++)
+        free(keys[i]);
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    return result;
+}

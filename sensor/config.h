@@ -1,0 +1,70 @@
+/*
+ * config.h - sensor configuration: defaults, YAML file, command-line overrides.
+ *
+ * Options are a table (name, type, field offset, help), as nginx does, so the
+ * YAML loader, `--set name=value` and `--help-config` share one definition.
+ * The YAML file is a tree of mappings whose dotted paths are option names:
+ *
+ *   flow:
+ *     timeouts:
+ *       udp: 60        # -> option "flow.timeouts.udp"
+ *
+ * Errors name the file, the line and the reason:
+ *   "sensor.yaml:12: unknown option 'flow.timeout'"
+ *   "sensor.yaml:3: option 'flow.max_flows': expected a whole number, got 'many'"
+ */
+#ifndef FH_CONFIG_H
+#define FH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../common/fh_error.h"
+#include "dpi.h"
+#include "flow.h"
+
+typedef struct {
+    char *sensor_id;
+    char *segment;
+
+    char *interface; /* live capture; NULL for pcap input */
+    uint32_t snaplen;
+    bool promisc;
+    char *bpf;
+    uint32_t buffer_mb;
+
+    flow_config flow;
+    dpi_config dpi;
+    size_t frag_memcap;
+    uint32_t frag_max_datagrams;
+    uint32_t frag_timeout;
+
+    char *geoip_country, *geoip_asn, *geoip_city;
+    uint32_t community_id_seed;
+
+    char *output_file; /* "-" = stdout */
+    size_t max_event_bytes;
+    uint32_t stats_interval; /* seconds; 0 = only at the end */
+    char *log_level;
+
+    /* Option strings owned by the config (freed by config_free). */
+    char *dpi_protos_file, *dpi_categories_file;
+} sensor_config;
+
+/* Sets every option to its default. */
+void config_defaults(sensor_config *c);
+void config_free(sensor_config *c);
+
+/* Loads a YAML file over the current values. Errors go to err as "FILE:LINE: reason". */
+fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t errlen);
+
+/* Sets one option from "name=value" (or name and value). */
+fh_err config_set(sensor_config *c, const char *name, const char *value, char *err,
+                  size_t errlen);
+
+/* Prints every option with its default and help to f (for --help-config). */
+void config_print_options(FILE *f);
+
+#endif

@@ -1,0 +1,546 @@
+/*
+ * dpi.c - nDPI 4.2 integration; see dpi.h for the lifecycle of per-flow state.
+ */
+#include "dpi.h"
+
+#include <ndpi/ndpi_api.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dpi_engine {
+    struct ndpi_detection_module_struct *ndpi;
+    dpi_config cfg;
+    dpi_stats stats;
+};
+
+/* Metadata copied out of nDPI; strings are owned (malloc'd) or NULL. */
+typedef struct {
+    char *hostname;
+    /* HTTP */
+    char *url, *user_agent, *content_type;
+    const char *method; /* static string from nDPI */
+    uint16_t status;
+    /* TLS / QUIC */
+    bool has_tls;
+    uint16_t tls_version, cipher;
+    char ja3c[33], ja3s[33];
+    char *alpn, *subject, *issuer;
+    uint32_t not_before, not_after;
+    bool has_fp;
+    uint8_t fp[20];
+    /* DNS */
+    bool has_dns;
+    uint16_t qtype;
+    uint8_t rcode, answers, is_query;
+    /* SSH */
+    char ssh_client[48], ssh_server[48], hassh_c[33], hassh_s[33];
+} dpi_meta;
+
+typedef struct {
+    struct ndpi_flow_struct *nf; /* NULL once detection is over */
+    ndpi_protocol proto;
+    ndpi_risk risk;
+    uint32_t pkts;
+    uint8_t done, guessed;
+    ndpi_confidence_t confidence;
+    dpi_meta *meta;
+} dpi_flow;
+
+void dpi_config_defaults(dpi_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->enabled = true;
+    cfg->max_tcp_packets = 80;
+    cfg->max_udp_packets = 24;
+}
+
+fh_err dpi_engine_new(dpi_engine **out, const dpi_config *cfg, char *err, size_t errlen)
+{
+    dpi_engine *e;
+    NDPI_PROTOCOL_BITMASK all;
+
+    *out = NULL;
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        return FH_ERR_NOMEM;
+    e->cfg = *cfg;
+    e->ndpi = ndpi_init_detection_module(ndpi_no_prefs);
+    if (!e->ndpi) {
+        snprintf(err, errlen, "ndpi_init_detection_module() failed");
+        free(e);
+        return FH_ERR_DPI;
+    }
+    NDPI_BITMASK_SET_ALL(all);
+    ndpi_set_protocol_detection_bitmask2(e->ndpi, &all);
+    if (cfg->protos_file && ndpi_load_protocols_file(e->ndpi, cfg->protos_file) != 0) {
+        snprintf(err, errlen, "ndpi_load_protocols_file(\"%s\") failed", cfg->protos_file);
+        goto fail;
+    }
+    if (cfg->categories_file && ndpi_load_categories_file(e->ndpi, cfg->categories_file) < 0) {
+        snprintf(err, errlen, "ndpi_load_categories_file(\"%s\") failed", cfg->categories_file);
+        goto fail;
+    }
+    ndpi_finalize_initialization(e->ndpi);
+    *out = e;
+    return FH_OK;
+fail:
+    ndpi_exit_detection_module(e->ndpi);
+    free(e);
+    return FH_ERR_DPI;
+}
+
+void dpi_engine_free(dpi_engine *e)
+{
+    if (!e)
+        return;
+    ndpi_exit_detection_module(e->ndpi);
+    free(e);
+}
+
+const dpi_stats *dpi_engine_stats(const dpi_engine *e)
+{
+    return &e->stats;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return (s && *s) ? strdup(s) : NULL;
+}
+
+static void meta_free(dpi_meta *m)
+{
+    if (!m)
+        return;
+    free(m->hostname);
+    free(m->url);
+    free(m->user_agent);
+    free(m->content_type);
+    free(m->alpn);
+    free(m->subject);
+    free(m->issuer);
+    free(m);
+}
+
+static bool is_proto(ndpi_protocol p, uint16_t id)
+{
+    return p.master_protocol == id || p.app_protocol == id;
+}
+
+/* TLS-based protocols nDPI names on their own (no TLS master): IMAPS, SMTPS, ... */
+static bool is_tls_family(ndpi_protocol p)
+{
+    switch (p.master_protocol ? p.master_protocol : p.app_protocol) {
+    case NDPI_PROTOCOL_MAIL_IMAPS:
+    case NDPI_PROTOCOL_MAIL_SMTPS:
+    case NDPI_PROTOCOL_MAIL_POPS:
+    case NDPI_PROTOCOL_DOH_DOT:
+        return true;
+    }
+    return false;
+}
+
+/* Copies what nDPI knows about the flow into a fresh dpi_meta. */
+static void extract(dpi_engine *e, dpi_flow *df)
+{
+    struct ndpi_flow_struct *nf = df->nf;
+    dpi_meta *m;
+
+    if (!nf)
+        return;
+    df->risk = nf->risk;
+    df->confidence = nf->confidence;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return;
+    m->hostname = dup_or_null(nf->host_server_name);
+    if (nf->http.url || nf->http.user_agent || nf->http.response_status_code) {
+        m->url = dup_or_null(nf->http.url);
+        m->user_agent = dup_or_null(nf->http.user_agent);
+        m->content_type = dup_or_null(nf->http.content_type);
+        m->status = nf->http.response_status_code;
+        if (nf->http.method != NDPI_HTTP_METHOD_UNKNOWN)
+            m->method = ndpi_http_method2str(nf->http.method);
+    }
+    /* nf->protos is a union: read only the member of the protocol nDPI decided on. */
+    if (is_proto(df->proto, NDPI_PROTOCOL_TLS) || is_proto(df->proto, NDPI_PROTOCOL_QUIC) ||
+        is_proto(df->proto, NDPI_PROTOCOL_DTLS) || is_tls_family(df->proto)) {
+        m->has_tls = nf->protos.tls_quic.ssl_version || nf->protos.tls_quic.ja3_client[0] ||
+                     nf->protos.tls_quic.hello_processed;
+        m->tls_version = nf->protos.tls_quic.ssl_version;
+        m->cipher = nf->protos.tls_quic.server_cipher;
+        memcpy(m->ja3c, nf->protos.tls_quic.ja3_client, sizeof(m->ja3c));
+        memcpy(m->ja3s, nf->protos.tls_quic.ja3_server, sizeof(m->ja3s));
+        m->ja3c[32] = m->ja3s[32] = '\0';
+        m->alpn = dup_or_null(nf->protos.tls_quic.alpn);
+        m->subject = dup_or_null(nf->protos.tls_quic.subjectDN);
+        m->issuer = dup_or_null(nf->protos.tls_quic.issuerDN);
+        m->not_before = nf->protos.tls_quic.notBefore;
+        m->not_after = nf->protos.tls_quic.notAfter;
+        for (int i = 0; i < 20; i++)
+            if (nf->protos.tls_quic.sha1_certificate_fingerprint[i])
+                m->has_fp = true;
+        if (m->has_fp)
+            memcpy(m->fp, nf->protos.tls_quic.sha1_certificate_fingerprint, 20);
+    } else if (is_proto(df->proto, NDPI_PROTOCOL_DNS) || is_proto(df->proto, NDPI_PROTOCOL_MDNS) ||
+               is_proto(df->proto, NDPI_PROTOCOL_LLMNR)) {
+        m->has_dns = true;
+        m->qtype = nf->protos.dns.query_type;
+        m->rcode = nf->protos.dns.reply_code;
+        m->answers = nf->protos.dns.num_answers;
+        m->is_query = nf->protos.dns.is_query;
+    } else if (is_proto(df->proto, NDPI_PROTOCOL_SSH)) {
+        memcpy(m->ssh_client, nf->protos.ssh.client_signature, sizeof(m->ssh_client));
+        memcpy(m->ssh_server, nf->protos.ssh.server_signature, sizeof(m->ssh_server));
+        /* HASSH in lower case, as Suricata and Zeek print it. */
+        for (size_t i = 0; i < sizeof(m->hassh_c); i++) {
+            m->hassh_c[i] = (char)tolower((unsigned char)nf->protos.ssh.hassh_client[i]);
+            m->hassh_s[i] = (char)tolower((unsigned char)nf->protos.ssh.hassh_server[i]);
+        }
+        m->ssh_client[47] = m->ssh_server[47] = m->hassh_c[32] = m->hassh_s[32] = '\0';
+    }
+    (void)e;
+    meta_free(df->meta);
+    df->meta = m;
+}
+
+static void release_ndpi(dpi_engine *e, flow_table *t, flow *f, dpi_flow *df)
+{
+    if (df->nf) {
+        ndpi_free_flow(df->nf);
+        df->nf = NULL;
+        e->stats.ndpi_bytes -= SIZEOF_FLOW_STRUCT;
+        flow_set_extra_mem(t, f, sizeof(*df));
+    }
+}
+
+/* Detection is over: record the verdict, keep the metadata, free nDPI's state. */
+static void conclude(dpi_engine *e, flow_table *t, flow *f, dpi_flow *df)
+{
+    if (df->proto.app_protocol == NDPI_PROTOCOL_UNKNOWN) {
+        uint8_t guessed = 0;
+
+        df->proto = ndpi_detection_giveup(e->ndpi, df->nf, 1, &guessed);
+        df->guessed = guessed;
+    }
+    extract(e, df);
+    df->done = 1;
+    if (df->proto.app_protocol == NDPI_PROTOCOL_UNKNOWN &&
+        df->proto.master_protocol == NDPI_PROTOCOL_UNKNOWN)
+        e->stats.flows_unknown++;
+    else if (df->guessed)
+        e->stats.flows_guessed++;
+    else
+        e->stats.flows_detected++;
+    release_ndpi(e, t, f, df);
+}
+
+void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p)
+{
+    dpi_flow *df = f->user;
+    bool enough;
+
+    if (!e->cfg.enabled)
+        return;
+    if (!df) {
+        df = calloc(1, sizeof(*df));
+        if (!df)
+            return;
+        df->nf = ndpi_flow_malloc(SIZEOF_FLOW_STRUCT);
+        if (!df->nf) {
+            free(df);
+            return;
+        }
+        memset(df->nf, 0, SIZEOF_FLOW_STRUCT);
+        f->user = df;
+        e->stats.ndpi_bytes += SIZEOF_FLOW_STRUCT;
+        flow_set_extra_mem(t, f, sizeof(*df) + SIZEOF_FLOW_STRUCT);
+    }
+    if (df->done)
+        return;
+    df->pkts++;
+    e->stats.packets_inspected++;
+    df->proto = ndpi_detection_process_packet(e->ndpi, df->nf, p->l3,
+                                              (unsigned short)(p->l3_len > 65535 ? 65535 : p->l3_len),
+                                              p->ts_us / 1000);
+    enough = (p->l4_proto == IPPROTO_TCP && df->pkts > e->cfg.max_tcp_packets) ||
+             (p->l4_proto == IPPROTO_UDP && df->pkts > e->cfg.max_udp_packets) ||
+             df->nf->fail_with_unknown;
+    if (enough || df->proto.app_protocol != NDPI_PROTOCOL_UNKNOWN) {
+        if (!enough && ndpi_extra_dissection_possible(e->ndpi, df->nf))
+            return; /* wait for the certificate, the HTTP response, ... */
+        conclude(e, t, f, df);
+    }
+}
+
+void dpi_finish(dpi_engine *e, flow_table *t, flow *f)
+{
+    dpi_flow *df = f->user;
+
+    if (df && !df->done)
+        conclude(e, t, f, df);
+}
+
+void dpi_flow_release(dpi_engine *e, flow_table *t, flow *f)
+{
+    dpi_flow *df = f->user;
+
+    if (!df)
+        return;
+    release_ndpi(e, t, f, df);
+    meta_free(df->meta);
+    free(df);
+    f->user = NULL;
+    flow_set_extra_mem(t, f, 0);
+}
+
+static void lower_copy(char *dst, size_t len, const char *src)
+{
+    size_t i;
+
+    for (i = 0; src[i] && i + 1 < len; i++)
+        dst[i] = (char)tolower((unsigned char)src[i]);
+    dst[i] = '\0';
+}
+
+const char *dpi_app_proto(dpi_engine *e, const flow *f, char *buf, size_t len)
+{
+    const dpi_flow *df = f->user;
+    uint16_t id;
+
+    buf[0] = '\0';
+    if (!df || df->guessed)
+        return buf;
+    id = df->proto.master_protocol != NDPI_PROTOCOL_UNKNOWN ? df->proto.master_protocol
+                                                            : df->proto.app_protocol;
+    if (id == NDPI_PROTOCOL_UNKNOWN)
+        return buf;
+    lower_copy(buf, len, ndpi_get_proto_name(e->ndpi, id));
+    return buf;
+}
+
+static const char *dns_type_name(uint16_t t)
+{
+    switch (t) {
+    case 1:
+        return "A";
+    case 2:
+        return "NS";
+    case 5:
+        return "CNAME";
+    case 6:
+        return "SOA";
+    case 12:
+        return "PTR";
+    case 15:
+        return "MX";
+    case 16:
+        return "TXT";
+    case 28:
+        return "AAAA";
+    case 33:
+        return "SRV";
+    case 35:
+        return "NAPTR";
+    case 43:
+        return "DS";
+    case 46:
+        return "RRSIG";
+    case 48:
+        return "DNSKEY";
+    case 64:
+        return "SVCB";
+    case 65:
+        return "HTTPS";
+    case 99:
+        return "SPF";
+    case 252:
+        return "AXFR";
+    case 255:
+        return "ANY";
+    }
+    return NULL;
+}
+
+static const char *dns_rcode_name(uint8_t r)
+{
+    static const char *names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                  "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+                                  "NXRRSET", "NOTAUTH", "NOTZONE"};
+    return r < sizeof(names) / sizeof(names[0]) ? names[r] : NULL;
+}
+
+static void write_time(jbuf *b, const char *key, uint32_t t)
+{
+    char ts[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&tt, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    jbuf_str(b, key, ts);
+}
+
+static void write_ssh_side(jbuf *b, const char *key, const char *banner)
+{
+    /* "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3" -> proto_version 2.0, software_version rest */
+    const char *v, *sw;
+
+    if (!banner[0])
+        return;
+    jbuf_obj_open(b, key);
+    if (strncmp(banner, "SSH-", 4) == 0 && (v = banner + 4) && (sw = strchr(v, '-'))) {
+        const char *sp = strchr(sw + 1, ' ');
+
+        jbuf_strn(b, "proto_version", v, (size_t)(sw - v));
+        /* As Suricata: the software version ends at the first space; the rest
+         * is the comment ("Ubuntu-3"), kept because it tells the patch level. */
+        if (sp) {
+            jbuf_strn(b, "software_version", sw + 1, (size_t)(sp - (sw + 1)));
+            jbuf_str(b, "comment", sp + 1);
+        } else {
+            jbuf_str(b, "software_version", sw + 1);
+        }
+    } else {
+        jbuf_str(b, "software_version", banner);
+    }
+    jbuf_obj_close(b);
+}
+
+void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
+{
+    dpi_flow *df = f->user;
+    const dpi_meta *m;
+    char name[64], buf[64];
+    uint16_t cscore = 0, sscore = 0;
+
+    if (!df)
+        return;
+    if (df->nf) /* update of a flow still in detection: take a fresh look */
+        extract(e, df);
+    m = df->meta;
+    dpi_app_proto(e, f, buf, sizeof(buf));
+    if (buf[0])
+        jbuf_str(b, "app_proto", buf);
+
+    jbuf_obj_open(b, "ndpi");
+    ndpi_protocol2name(e->ndpi, df->proto, name, sizeof(name));
+    jbuf_str(b, "protocol", name);
+    jbuf_str(b, "master_protocol", ndpi_get_proto_name(e->ndpi, df->proto.master_protocol));
+    jbuf_str(b, "app_protocol", ndpi_get_proto_name(e->ndpi, df->proto.app_protocol));
+    jbuf_str(b, "category", ndpi_category_get_name(e->ndpi, df->proto.category));
+    jbuf_str(b, "confidence", ndpi_confidence_get_name(df->confidence));
+    jbuf_bool(b, "guessed", df->guessed);
+    jbuf_arr_open(b, "risks");
+    for (int i = 1; i < NDPI_MAX_RISK; i++)
+        if (df->risk & (1ULL << i))
+            jbuf_str(b, NULL, ndpi_risk2str((ndpi_risk_enum)i));
+    jbuf_arr_close(b);
+    jbuf_u64(b, "risk_score", ndpi_risk2score(df->risk, &cscore, &sscore));
+    if (m && m->hostname)
+        jbuf_str(b, "hostname", m->hostname);
+    jbuf_obj_close(b);
+    if (!m)
+        return;
+
+    if (m->has_tls) {
+        uint8_t unknown = 0;
+
+        jbuf_obj_open(b, "tls");
+        if (m->hostname && (is_proto(df->proto, NDPI_PROTOCOL_TLS) ||
+                            is_proto(df->proto, NDPI_PROTOCOL_QUIC) ||
+                            df->proto.master_protocol == NDPI_PROTOCOL_UNKNOWN))
+            jbuf_str(b, "sni", m->hostname);
+        if (m->tls_version)
+            jbuf_str(b, "version", ndpi_ssl_version2str(buf, sizeof(buf), m->tls_version, &unknown));
+        if (m->ja3c[0]) {
+            jbuf_obj_open(b, "ja3");
+            jbuf_str(b, "hash", m->ja3c);
+            jbuf_obj_close(b);
+        }
+        if (m->ja3s[0]) {
+            jbuf_obj_open(b, "ja3s");
+            jbuf_str(b, "hash", m->ja3s);
+            jbuf_obj_close(b);
+        }
+        if (m->cipher) {
+            const char *c = ndpi_cipher2str(m->cipher);
+            jbuf_str(b, "cipher", c ? c : "unknown");
+        }
+        if (m->alpn)
+            jbuf_str(b, "alpn", m->alpn);
+        if (m->subject)
+            jbuf_str(b, "subject", m->subject);
+        if (m->issuer)
+            jbuf_str(b, "issuerdn", m->issuer);
+        if (m->not_before)
+            write_time(b, "notbefore", m->not_before);
+        if (m->not_after)
+            write_time(b, "notafter", m->not_after);
+        if (m->has_fp) {
+            char fp[60];
+
+            for (int i = 0; i < 20; i++)
+                snprintf(fp + i * 3, 4, "%02x%s", m->fp[i], i < 19 ? ":" : "");
+            jbuf_str(b, "fingerprint", fp);
+        }
+        jbuf_obj_close(b);
+    }
+    if (m->url || m->user_agent || m->status) {
+        jbuf_obj_open(b, "http");
+        if (m->hostname)
+            jbuf_str(b, "hostname", m->hostname);
+        if (m->url) {
+            /* nDPI stores "host/path"; EVE's url is the request target. */
+            const char *u = m->url;
+            size_t hl = m->hostname ? strlen(m->hostname) : 0;
+
+            if (hl && strncmp(u, m->hostname, hl) == 0 && (u[hl] == '/' || u[hl] == '\0'))
+                u += hl;
+            jbuf_str(b, "url", *u ? u : "/");
+        }
+        if (m->user_agent)
+            jbuf_str(b, "http_user_agent", m->user_agent);
+        if (m->method)
+            jbuf_str(b, "http_method", m->method);
+        if (m->status)
+            jbuf_u64(b, "status", m->status);
+        if (m->content_type)
+            jbuf_str(b, "http_content_type", m->content_type);
+        jbuf_obj_close(b);
+    }
+    if (m->has_dns) {
+        const char *tn = dns_type_name(m->qtype), *rn = dns_rcode_name(m->rcode);
+
+        jbuf_obj_open(b, "dns");
+        if (m->hostname)
+            jbuf_str(b, "rrname", m->hostname);
+        if (tn)
+            jbuf_str(b, "rrtype", tn);
+        else if (m->qtype) {
+            snprintf(buf, sizeof(buf), "TYPE%u", m->qtype);
+            jbuf_str(b, "rrtype", buf);
+        }
+        if (!m->is_query || m->answers) {
+            if (rn)
+                jbuf_str(b, "rcode", rn);
+            jbuf_u64(b, "answers", m->answers);
+        }
+        jbuf_obj_close(b);
+    }
+    if (m->ssh_client[0] || m->ssh_server[0]) {
+        jbuf_obj_open(b, "ssh");
+        write_ssh_side(b, "client", m->ssh_client);
+        write_ssh_side(b, "server", m->ssh_server);
+        if (m->hassh_c[0] || m->hassh_s[0]) {
+            jbuf_obj_open(b, "hassh");
+            if (m->hassh_c[0])
+                jbuf_str(b, "client", m->hassh_c);
+            if (m->hassh_s[0])
+                jbuf_str(b, "server", m->hassh_s);
+            jbuf_obj_close(b);
+        }
+        jbuf_obj_close(b);
+    }
+}

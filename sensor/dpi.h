@@ -1,0 +1,70 @@
+/*
+ * dpi.h - application classification with nDPI (Debian's 4.2).
+ *
+ * One dpi_engine per worker thread (an nDPI detection module). Each flow gets
+ * nDPI state on its first packet; packets are fed until nDPI has decided
+ * and has no extra dissection to do (certificate, HTTP response, ...), or it
+ * gives up (more than max_tcp / max_udp packets, as ndpiReader does). Then
+ * the metadata this sensor reports is copied out and nDPI's per-flow state is
+ * freed at once, so long flows cost only the small dpi_meta record. A flow
+ * that ends undecided is finished with nDPI's port/IP guess (marked guessed).
+ *
+ * Only this file includes nDPI headers.
+ */
+#ifndef FH_DPI_H
+#define FH_DPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/fh_error.h"
+#include "../common/jbuf.h"
+#include "flow.h"
+
+typedef struct {
+    bool enabled;
+    uint32_t max_tcp_packets; /* give up after this many packets (default 80) */
+    uint32_t max_udp_packets; /* default 24 */
+    const char *protos_file;     /* optional nDPI custom protocols file */
+    const char *categories_file; /* optional nDPI custom categories file */
+} dpi_config;
+
+void dpi_config_defaults(dpi_config *cfg);
+
+typedef struct dpi_engine dpi_engine;
+
+typedef struct {
+    uint64_t flows_detected, flows_guessed, flows_unknown;
+    uint64_t packets_inspected;
+    uint64_t ndpi_bytes; /* bytes of nDPI flow state currently held */
+} dpi_stats;
+
+/* Creates an engine; on failure writes a reason to err. */
+fh_err dpi_engine_new(dpi_engine **out, const dpi_config *cfg, char *err, size_t errlen);
+void dpi_engine_free(dpi_engine *e);
+const dpi_stats *dpi_engine_stats(const dpi_engine *e);
+
+/* Feeds one packet of flow f (which owns the DPI state through f->user). */
+void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p);
+
+/*
+ * Decides the flow if nDPI has not yet (guess allowed), copies the metadata
+ * and frees nDPI's state. Called at the end of a flow, before its event.
+ */
+void dpi_finish(dpi_engine *e, flow_table *t, flow *f);
+
+/* Frees everything the flow holds (after its last event). */
+void dpi_flow_release(dpi_engine *e, flow_table *t, flow *f);
+
+/*
+ * Appends the DPI part of the flow event: app_proto, ndpi{}, and tls{},
+ * http{}, dns{}, ssh{} where present. Works on a flow still being
+ * detected (update events) using what nDPI has so far.
+ */
+void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b);
+
+/* Lower-case app_proto of the flow ("" when none), for statistics. */
+const char *dpi_app_proto(dpi_engine *e, const flow *f, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,435 @@
+/*
+ * main.c - fenghuo-sensor: command line, configuration, inputs, run.
+ *
+ * Order of precedence: built-in defaults < configuration file (-c) <
+ * command-line options (in the order given). Inputs are checked before any
+ * packet is read, so a typo in the tenth file name fails at once instead of
+ * after nine files of output.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/fh_log.h"
+#include "capture.h"
+#include "config.h"
+#include "geoip.h"
+#include "pipeline.h"
+#include "sink.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: fenghuo-sensor [options] -r PCAP|DIR [PCAP|DIR ...]\n"
+            "       fenghuo-sensor [options] -i INTERFACE\n"
+            "\n"
+            "Fenghuo (烽火) packet sensor: decodes traffic, classifies flows with nDPI,\n"
+            "enriches addresses with GeoIP and writes EVE-compatible JSON events.\n"
+            "烽火流量探针：解码流量，用 nDPI 识别应用，用 GeoIP 补充地址信息，输出 EVE 兼容的 JSON 事件。\n"
+            "\n"
+            "Input:\n"
+            "  -r, --read PATH          pcap/pcapng file or directory of them (repeatable)\n"
+            "  -i, --interface IFACE    capture live from IFACE\n"
+            "  -f, --filter EXPR        BPF filter\n"
+            "  -s, --snaplen N          bytes captured per packet (live)\n"
+            "      --no-promisc         do not put the interface in promiscuous mode\n"
+            "Output:\n"
+            "  -w, --write FILE         NDJSON events to FILE ('-' = stdout, the default)\n"
+            "Enrichment:\n"
+            "      --geoip-country FILE country database (.mmdb)\n"
+            "      --geoip-asn FILE     ASN database (.mmdb)\n"
+            "      --geoip-city FILE    city database (.mmdb)\n"
+            "Identity:\n"
+            "      --sensor-id ID       sensor id written in every event\n"
+            "      --segment NAME       network segment written in every event\n"
+            "Configuration:\n"
+            "  -c, --config FILE        YAML configuration file\n"
+            "      --set NAME=VALUE     set any configuration option\n"
+            "      --help-config        list every option with its default\n"
+            "  -v, --verbose            more log output;  -q, --quiet  errors only\n"
+            "  -h, --help               this help;  -V, --version  version\n"
+            "\n"
+            "Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n"
+            "Events are described in docs/events.md.\n");
+}
+
+enum {
+    OPT_GEO_COUNTRY = 256,
+    OPT_GEO_ASN,
+    OPT_GEO_CITY,
+    OPT_SENSOR_ID,
+    OPT_SEGMENT,
+    OPT_SET,
+    OPT_HELP_CONFIG,
+    OPT_NO_PROMISC,
+};
+
+static const struct option long_opts[] = {
+    {"read", required_argument, NULL, 'r'},
+    {"interface", required_argument, NULL, 'i'},
+    {"filter", required_argument, NULL, 'f'},
+    {"snaplen", required_argument, NULL, 's'},
+    {"write", required_argument, NULL, 'w'},
+    {"config", required_argument, NULL, 'c'},
+    {"geoip-country", required_argument, NULL, OPT_GEO_COUNTRY},
+    {"geoip-asn", required_argument, NULL, OPT_GEO_ASN},
+    {"geoip-city", required_argument, NULL, OPT_GEO_CITY},
+    {"sensor-id", required_argument, NULL, OPT_SENSOR_ID},
+    {"segment", required_argument, NULL, OPT_SEGMENT},
+    {"set", required_argument, NULL, OPT_SET},
+    {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
+    {"no-promisc", no_argument, NULL, OPT_NO_PROMISC},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/* A growable list of input file names. */
+typedef struct {
+    char **v;
+    size_t n, cap;
+} strlist;
+
+static int strlist_add(strlist *l, const char *s)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        char **nv = realloc(l->v, nc * sizeof(*nv));
+
+        if (!nv)
+            return -1;
+        l->v = nv;
+        l->cap = nc;
+    }
+    if (!(l->v[l->n] = strdup(s)))
+        return -1;
+    l->n++;
+    return 0;
+}
+
+static void strlist_free(strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Expands one -r argument: a file is taken as is (it must be readable); a
+ * directory gives its regular files in name order (hidden files skipped).
+ */
+static int expand_input(strlist *out, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    DIR *d;
+    struct dirent *de;
+    size_t first = out->n;
+
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (access(path, R_OK) != 0) {
+            snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+            return -1;
+        }
+        return strlist_add(out, path);
+    }
+    if (!(d = opendir(path))) {
+        snprintf(err, errlen, "cannot open directory '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    while ((de = readdir(d))) {
+        char full[4096];
+
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(full, sizeof(full), "%s/%s", path, de->d_name);
+        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (strlist_add(out, full) != 0) {
+            closedir(d);
+            return -1;
+        }
+    }
+    closedir(d);
+    qsort(out->v + first, out->n - first, sizeof(char *), cmp_str);
+    if (out->n == first)
+        fh_warn("directory '%s' holds no files", path);
+    return 0;
+}
+
+static fh_log_level parse_level(const char *s)
+{
+    if (!strcmp(s, "error"))
+        return FH_LOG_ERROR;
+    if (!strcmp(s, "warning") || !strcmp(s, "warn"))
+        return FH_LOG_WARN;
+    if (!strcmp(s, "debug"))
+        return FH_LOG_DEBUG;
+    return FH_LOG_INFO;
+}
+
+static void summary(const pipeline *p)
+{
+    uint64_t errors = 0;
+
+    for (int i = 0; i < DECODE_ERR_COUNT; i++)
+        errors += p->dec.stats.errors[i];
+    fh_info("%llu packets, %llu flows, %llu events written (%llu dropped), %llu malformed packets",
+            (unsigned long long)p->cap.packets, (unsigned long long)p->flows.stats.created,
+            (unsigned long long)p->events, (unsigned long long)p->events_dropped,
+            (unsigned long long)errors);
+}
+
+int main(int argc, char **argv)
+{
+    sensor_config cfg;
+    strlist reads = {0}, inputs = {0};
+    const char *config_path = NULL;
+    char err[1024] = "";
+    geoip *geo = NULL;
+    event_sink *sink = NULL;
+    pipeline pl;
+    bool pl_ready = false;
+    int verbosity = 0, rc = 1, opt;
+    fh_err e;
+    /* Command-line settings are replayed over the configuration file. */
+    struct {
+        const char *name;
+        char *value;
+    } sets[256];
+    size_t nsets = 0;
+
+    fh_log_init("fenghuo-sensor", FH_LOG_INFO);
+    config_defaults(&cfg);
+
+#define ADD_SET(n, v)                                                                              \
+    do {                                                                                           \
+        if (nsets == sizeof(sets) / sizeof(sets[0])) {                                             \
+            fh_error("too many options");                                                         \
+            goto usage_error;                                                                      \
+        }                                                                                          \
+        sets[nsets].name = (n);                                                                    \
+        sets[nsets].value = strdup(v);                                                             \
+        nsets++;                                                                                   \
+    } while (0)
+
+    while ((opt = getopt_long(argc, argv, "r:i:f:s:w:c:vqhV", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'r':
+            strlist_add(&reads, optarg);
+            break;
+        case 'i':
+            ADD_SET("capture.interface", optarg);
+            break;
+        case 'f':
+            ADD_SET("capture.bpf", optarg);
+            break;
+        case 's':
+            ADD_SET("capture.snaplen", optarg);
+            break;
+        case 'w':
+            ADD_SET("output.file", optarg);
+            break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case OPT_GEO_COUNTRY:
+            ADD_SET("geoip.country", optarg);
+            break;
+        case OPT_GEO_ASN:
+            ADD_SET("geoip.asn", optarg);
+            break;
+        case OPT_GEO_CITY:
+            ADD_SET("geoip.city", optarg);
+            break;
+        case OPT_SENSOR_ID:
+            ADD_SET("sensor.id", optarg);
+            break;
+        case OPT_SEGMENT:
+            ADD_SET("sensor.segment", optarg);
+            break;
+        case OPT_NO_PROMISC:
+            ADD_SET("capture.promisc", "false");
+            break;
+        case OPT_SET: {
+            char *eq = strchr(optarg, '=');
+
+            if (!eq) {
+                fh_error("--set expects NAME=VALUE, got '%s'", optarg);
+                goto usage_error;
+            }
+            *eq = '\0';
+            ADD_SET(optarg, eq + 1);
+            break;
+        }
+        case OPT_HELP_CONFIG:
+            printf("Configuration options (YAML paths; also --set NAME=VALUE):\n");
+            config_print_options(stdout);
+            rc = 0;
+            goto out;
+        case 'v':
+            verbosity++;
+            break;
+        case 'q':
+            verbosity = -1;
+            break;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto out;
+        case 'V':
+            printf("fenghuo-sensor %s (%s)\n", FH_VERSION, FH_GIT_REV);
+            rc = 0;
+            goto out;
+        default:
+            usage(stderr);
+            goto usage_error;
+        }
+    }
+    /* Files after the options are inputs too: -r a.pcap b.pcap dir/ */
+    for (; optind < argc; optind++) {
+        if (!reads.n) {
+            fh_error("unexpected argument '%s' (inputs are given with -r)", argv[optind]);
+            goto usage_error;
+        }
+        strlist_add(&reads, argv[optind]);
+    }
+
+    if (config_path && (e = config_load_file(&cfg, config_path, err, sizeof(err))) != FH_OK) {
+        fh_error("%s", err);
+        goto out;
+    }
+    for (size_t i = 0; i < nsets; i++)
+        if (config_set(&cfg, sets[i].name, sets[i].value, err, sizeof(err)) != FH_OK) {
+            fh_error("%s", err);
+            goto usage_error;
+        }
+    fh_log_set_level(verbosity < 0   ? FH_LOG_ERROR
+                     : verbosity > 0 ? FH_LOG_DEBUG
+                                     : parse_level(cfg.log_level));
+
+    if (reads.n && cfg.interface) {
+        fh_error("give either -r (files) or -i (interface), not both");
+        goto usage_error;
+    }
+    if (!reads.n && !cfg.interface) {
+        fh_error("no input: give -r PCAP or -i INTERFACE (see --help)");
+        goto usage_error;
+    }
+    for (size_t i = 0; i < reads.n; i++)
+        if (expand_input(&inputs, reads.v[i], err, sizeof(err)) != 0) {
+            fh_error("%s", err);
+            goto out;
+        }
+
+    if (cfg.geoip_country || cfg.geoip_asn || cfg.geoip_city) {
+        e = geoip_open(&geo, cfg.geoip_country, cfg.geoip_asn, cfg.geoip_city, err, sizeof(err));
+        if (e) {
+            fh_error("GeoIP: %s", err);
+            goto out;
+        }
+    }
+    cfg.dpi.protos_file = cfg.dpi_protos_file;
+    cfg.dpi.categories_file = cfg.dpi_categories_file;
+
+    e = sink_file_open(&sink, cfg.output_file ? cfg.output_file : "-", err, sizeof(err));
+    if (e) {
+        fh_error("%s", err);
+        goto out;
+    }
+    e = pipeline_init(&pl, &cfg, geo, sink, err, sizeof(err));
+    if (e) {
+        fh_error("%s", err);
+        goto out;
+    }
+    pl_ready = true;
+
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = 0;
+    if (cfg.interface) {
+        capture *c;
+
+        e = capture_open_live(&c, cfg.interface, cfg.snaplen, cfg.promisc, cfg.buffer_mb, cfg.bpf,
+                              err, sizeof(err));
+        if (e) {
+            fh_error("%s", err);
+            rc = 1;
+            goto out;
+        }
+        pl.stats_us = (uint64_t)cfg.stats_interval * 1000000u;
+        fh_info("capturing on %s", cfg.interface);
+        e = c->ops->run(c, &pl, &stop_requested, err, sizeof(err));
+        if (e) {
+            fh_error("%s", err);
+            rc = 1;
+        }
+        pipeline_end_of_input(&pl);
+        pl.refresh_capture = NULL;
+        c->ops->close(c);
+    } else {
+        for (size_t i = 0; i < inputs.n && !stop_requested; i++) {
+            capture *c;
+
+            e = capture_open_file(&c, inputs.v[i], cfg.bpf, err, sizeof(err));
+            if (e) {
+                fh_error("%s", err);
+                rc = 1;
+                break;
+            }
+            e = c->ops->run(c, &pl, &stop_requested, err, sizeof(err));
+            if (e)
+                fh_warn("%s", err); /* truncated file: what was read is kept */
+            pipeline_end_of_input(&pl);
+            c->ops->close(c);
+        }
+    }
+    if (sink->flush(sink) != FH_OK || pl.write_errors) {
+        fh_error("writing events failed (%llu write errors)", (unsigned long long)pl.write_errors);
+        rc = 1;
+    }
+    if (rc == 0)
+        summary(&pl);
+    goto out;
+
+usage_error:
+    rc = 2;
+out:
+    if (pl_ready)
+        pipeline_free(&pl);
+    if (sink)
+        sink->close(sink);
+    geoip_close(geo);
+    for (size_t i = 0; i < nsets; i++)
+        free(sets[i].value);
+    strlist_free(&reads);
+    strlist_free(&inputs);
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * pipeline.h - one packet-processing pipeline: decode -> flow -> DPI ->
+ * enrichment -> events.
+ *
+ * A pipeline owns its decoder, flow table, nDPI engine and JSON buffer; it
+ * shares the read-only GeoIP databases and writes to a sink. Nothing here
+ * allocates per packet: flows are recycled, nDPI state is per flow, the
+ * event buffer is reused.
+ *
+ * Time: pipeline_packet() advances the clock to the highest packet time seen;
+ * pipeline_tick() lets a live capture advance it without packets. All flow
+ * expiry and periodic events run on that clock (see flow.h).
+ */
+#ifndef FH_PIPELINE_H
+#define FH_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/jbuf.h"
+#include "config.h"
+#include "decode.h"
+#include "dpi.h"
+#include "flow.h"
+#include "geoip.h"
+#include "sink.h"
+
+#define APP_STATS_SLOTS 1024
+
+typedef struct {
+    char name[32];
+    uint64_t flows;
+} app_stat;
+
+/* Capture-level counters reported in stats events (filled by the source). */
+typedef struct {
+    uint64_t packets, bytes;
+    bool has_kernel;
+    uint64_t kernel_packets, kernel_drops, ifdrops;
+    uint64_t truncated_files;
+} capture_stats;
+
+typedef struct {
+    const sensor_config *cfg;
+    decoder dec;
+    flow_table flows;
+    dpi_engine *dpi;
+    geoip *geo; /* shared, may be NULL */
+    event_sink *sink;
+    jbuf jb;
+
+    uint64_t clock;      /* microseconds; highest packet time seen */
+    uint64_t last_ts;    /* time of the last packet, for stats timestamps */
+    uint64_t stats_us;   /* periodic stats interval; 0 = only at the end of input */
+    uint64_t next_stats; /* clock of the next periodic stats event */
+    uint64_t next_expire;
+
+    uint64_t events, events_dropped, write_errors;
+    uint64_t geo_lookups, geo_found, geo_errors;
+    uint64_t flows_unaccounted;
+    capture_stats cap;
+    /* Called before each stats event so the source can fill kernel counters. */
+    void (*refresh_capture)(void *arg, capture_stats *cap);
+    void *refresh_arg;
+    app_stat apps[APP_STATS_SLOTS];
+} pipeline;
+
+/* Sets up a pipeline; on failure writes the reason to err. */
+fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_sink *sink,
+                     char *err, size_t errlen);
+/* Ends all flows, writes nothing more, frees everything it owns. */
+void pipeline_free(pipeline *p);
+
+/* Processes one captured frame. */
+void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t caplen,
+                     uint32_t wire_len, uint64_t ts_us);
+
+/* Live capture without traffic: advance the clock to `now_us` (wall clock). */
+void pipeline_tick(pipeline *p, uint64_t now_us);
+
+/* End of one input (a pcap file, or the capture): flush flows and fragments, write stats. */
+void pipeline_end_of_input(pipeline *p);
+
+/* Writes a stats event now (timestamp: last packet, or now_us if non-zero). */
+void pipeline_write_stats(pipeline *p, uint64_t now_us);
+
+/* Formats packet time as "YYYY-MM-DDTHH:MM:SS.uuuuuu+0000". */
+void format_timestamp(uint64_t ts_us, char *out, size_t len);
+
+#endif

@@ -1,0 +1,745 @@
+#!/usr/bin/python3
+"""Deterministic test traffic for the Fenghuo sensor's end-to-end tests.
+
+    /usr/bin/python3 tests/traffic/gen_pcaps.py OUTDIR          writes OUTDIR/<case>.pcap
+    /usr/bin/python3 tests/traffic/gen_pcaps.py --expect        prints the per-flow packet
+                                                                and IP-byte counts (JSON)
+
+Every case is one classic pcap (microsecond timestamps) written by this file's own writer:
+fixed addresses, fixed timestamps from 2024-03-01T08:00:00Z, fixed TCP sequence numbers and
+IP ids, no randomness, so the output is byte-identical on every run (scapy only builds the
+packet bytes and their checksums).
+
+Counts printed by --expect follow docs/events.md: the client is the side that sent the
+SYN (else the first packet); bytes are IP-layer bytes (IP header + payload; for tunnelled
+traffic the inner IP packet; for fragments the reassembled datagram, counted as 1 packet).
+"""
+
+import json
+import os
+import struct
+import sys
+from decimal import Decimal
+
+from scapy.all import (DNS, DNSQR, DNSRR, GRE, ICMP, IP, TCP, UDP, VXLAN, CookedLinux,
+                       CookedLinuxV2, Dot1AD, Dot1Q, Ether, ICMPv6EchoReply,
+                       ICMPv6EchoRequest, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
+                       IPv6ExtHdrHopByHop, Loopback, PPP, PPPoE, PadN, Raw)
+from scapy.contrib.mpls import MPLS
+
+BASE = Decimal(1709280000)  # 2024-03-01T08:00:00Z
+
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_LINUX_SLL2 = 276
+
+C, S = 0, 1  # direction: from client, from server
+
+MAC = {C: "02:00:00:00:00:01", S: "02:00:00:00:00:02"}
+
+# ---------------------------------------------------------------------------------------------
+# pcap writer
+
+
+class Pcap:
+    def __init__(self, name, linktype=LINKTYPE_ETHERNET):
+        self.name = name
+        self.linktype = linktype
+        self.records = []  # (time, bytes, wire length)
+        self.flows = []    # Conv objects, for --expect
+
+    def add(self, t, frame, wire_len=None):
+        data = bytes(frame)
+        self.records.append((t, data, len(data) if wire_len is None else wire_len))
+
+    def write(self, outdir):
+        path = os.path.join(outdir, self.name + ".pcap")
+        with open(path, "wb") as f:
+            f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, self.linktype))
+            for t, data, wire in self.records:
+                sec = int(t)
+                usec = int((t - sec) * 1000000)
+                f.write(struct.pack("<IIII", sec, usec, len(data), wire))
+                f.write(data)
+        return path
+
+
+# ---------------------------------------------------------------------------------------------
+# link layers / encapsulations: functions (direction, ip packet) -> frame
+
+
+def eth(d, ip, macs=MAC):
+    return Ether(src=macs[d], dst=macs[1 - d]) / ip
+
+
+def vlan(vid):
+    return lambda d, ip: Ether(src=MAC[d], dst=MAC[1 - d]) / Dot1Q(vlan=vid, prio=0) / ip
+
+
+def qinq(outer, inner):
+    return lambda d, ip: (Ether(src=MAC[d], dst=MAC[1 - d], type=0x88A8) / Dot1AD(vlan=outer)
+                          / Dot1Q(vlan=inner) / ip)
+
+
+def mpls(labels):
+    def f(d, ip):
+        p = Ether(src=MAC[d], dst=MAC[1 - d], type=0x8847)
+        for i, lab in enumerate(labels):
+            p = p / MPLS(label=lab, cos=0, s=1 if i == len(labels) - 1 else 0, ttl=64)
+        return p / ip
+    return f
+
+
+def pppoe(session):
+    return lambda d, ip: (Ether(src=MAC[d], dst=MAC[1 - d], type=0x8864)
+                          / PPPoE(version=1, type=1, code=0, sessionid=session)
+                          / PPP(proto=0x0021) / ip)
+
+
+def sll(d, ip):
+    return CookedLinux(pkttype=4 if d == C else 0, lladdrtype=1, lladdrlen=6,
+                       src=MAC[d], proto=0x0800) / ip
+
+
+def sll2(d, ip):
+    return CookedLinuxV2(proto=0x0800, ifindex=2, lladdrtype=1, pkttype=4 if d == C else 0,
+                         lladdrlen=6, src=MAC[d]) / ip
+
+
+def null_loop(d, ip):
+    return Loopback(type=2) / ip
+
+
+def raw_ip(d, ip):
+    return ip
+
+
+GRE_ENDPOINTS = ("192.0.2.1", "192.0.2.2")
+
+
+def gre(d, ip):
+    a, b = GRE_ENDPOINTS if d == C else GRE_ENDPOINTS[::-1]
+    return (Ether(src=MAC[d], dst=MAC[1 - d]) / IP(src=a, dst=b, ttl=64, id=0x100 + d)
+            / GRE(proto=0x0800) / ip)
+
+
+VXLAN_ENDPOINTS = ("192.0.2.11", "192.0.2.12")
+VXLAN_VNI = 4242
+INNER_MAC = {C: "02:00:00:00:01:01", S: "02:00:00:00:01:02"}
+
+
+def vxlan(d, ip):
+    a, b = VXLAN_ENDPOINTS if d == C else VXLAN_ENDPOINTS[::-1]
+    return (Ether(src=MAC[d], dst=MAC[1 - d]) / IP(src=a, dst=b, ttl=64, id=0x200 + d)
+            / UDP(sport=54321 + d, dport=4789, chksum=0) / VXLAN(flags=0x08, vni=VXLAN_VNI)
+            / Ether(src=INNER_MAC[d], dst=INNER_MAC[1 - d]) / ip)
+
+
+# ---------------------------------------------------------------------------------------------
+# conversations
+
+
+class Conv:
+    """One flow: builds IP packets in either direction, wraps them, counts what it sent."""
+
+    def __init__(self, pcap, label, cli, srv, proto, sport=0, dport=0, encap=eth,
+                 cli_ext=None):
+        self.pcap = pcap
+        self.label = label
+        self.ip = {C: cli, S: srv}
+        self.port = {C: sport, S: dport}
+        self.proto = proto
+        self.v6 = ":" in cli
+        self.encap = encap
+        self.cli_ext = cli_ext  # IPv6 extension headers on client packets (a callable)
+        self.ipid = {C: 0x1000, S: 0x2000}
+        self.pkts = {C: 0, S: 0}
+        self.bytes = {C: 0, S: 0}
+        self.first = self.last = None
+        pcap.flows.append(self)
+
+    def l3(self, d, l4):
+        if self.v6:
+            p = IPv6(src=self.ip[d], dst=self.ip[1 - d], hlim=64)
+            if d == C and self.cli_ext:
+                p = p / self.cli_ext()
+            return p / l4
+        self.ipid[d] += 1
+        return IP(src=self.ip[d], dst=self.ip[1 - d], ttl=64, id=self.ipid[d]) / l4
+
+    def count(self, d, t, ip_len, n=1):
+        self.pkts[d] += n
+        self.bytes[d] += ip_len
+        if self.first is None:
+            self.first = t
+        self.last = t
+
+    def emit(self, d, t, l4):
+        ip = self.l3(d, l4)
+        ipb = bytes(ip)
+        self.count(d, t, len(ipb))
+        self.pcap.add(t, self.encap(d, ip))
+        return ip
+
+    def expect(self):
+        return {"flow": self.label, "src": "%s:%d" % (self.ip[C], self.port[C]),
+                "dest": "%s:%d" % (self.ip[S], self.port[S]),
+                "pkts_toserver": self.pkts[C], "pkts_toclient": self.pkts[S],
+                "bytes_toserver": self.bytes[C], "bytes_toclient": self.bytes[S],
+                "start": str(self.first), "end": str(self.last)}
+
+
+class TcpConv(Conv):
+    def __init__(self, pcap, label, cli, srv, sport, dport, **kw):
+        super().__init__(pcap, label, cli, srv, "TCP", sport, dport, **kw)
+        self.seq = {C: 1000000, S: 2000000}
+
+    def seg(self, d, t, flags, data=b""):
+        tcp = TCP(sport=self.port[d], dport=self.port[1 - d], flags=flags, seq=self.seq[d],
+                  ack=self.seq[1 - d] if "A" in flags else 0, window=64240)
+        if data:
+            tcp = tcp / Raw(data)
+        self.emit(d, t, tcp)
+        self.seq[d] += len(data) + (1 if ("S" in flags or "F" in flags) else 0)
+
+    def handshake(self, t, rtt=Decimal("0.001")):
+        self.seg(C, t, "S")
+        self.seg(S, t + rtt, "SA")
+        self.seg(C, t + 2 * rtt, "A")
+        return t + 2 * rtt
+
+    def fin(self, t, first=C, step=Decimal("0.001")):
+        self.seg(first, t, "FA")
+        self.seg(1 - first, t + step, "FA")
+        self.seg(first, t + 2 * step, "A")
+        return t + 2 * step
+
+
+class UdpConv(Conv):
+    def __init__(self, pcap, label, cli, srv, sport, dport, **kw):
+        super().__init__(pcap, label, cli, srv, "UDP", sport, dport, **kw)
+
+    def send(self, d, t, payload):
+        return self.emit(d, t, UDP(sport=self.port[d], dport=self.port[1 - d]) / payload)
+
+
+def ms(n):
+    return Decimal(n) / 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# application payloads
+
+HTTP_UA = "Mozilla/5.0 (X11; Linux x86_64) FenghuoTest/1.0"
+
+
+def http_get(host, url="/index.html", extra=b""):
+    return (b"GET " + url + b" HTTP/1.1\r\nHost: " + host + b"\r\nUser-Agent: "
+            + HTTP_UA.encode() + b"\r\nAccept: */*\r\n" + extra + b"\r\n")
+
+
+HTTP_BODY = b"<html><body><h1>Fenghuo test page</h1></body></html>\n"
+HTTP_200 = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.24.0\r\nContent-Type: text/html\r\n"
+            b"Content-Length: " + str(len(HTTP_BODY)).encode() + b"\r\nConnection: close\r\n\r\n"
+            + HTTP_BODY)
+
+
+def http_session(pcap, label, cli, srv, sport, dport=80, host=b"portal.example.gov.cn",
+                 url=b"/index.html", extra=b"", t=BASE, **kw):
+    c = TcpConv(pcap, label, cli, srv, sport, dport, **kw)
+    t = c.handshake(t)
+    c.seg(C, t + ms(1), "PA", http_get(host, url, extra))
+    c.seg(S, t + ms(2), "A")
+    c.seg(S, t + ms(5), "PA", HTTP_200)
+    c.seg(C, t + ms(6), "A")
+    c.fin(t + ms(10))
+    return c
+
+
+def dns_query(qname, qtype="A", qid=0x1A2B):
+    return DNS(id=qid, rd=1, qd=DNSQR(qname=qname, qtype=qtype))
+
+
+def dns_answer(qname, qtype="A", rdata="203.0.113.10", qid=0x1A2B, extra_answers=()):
+    an = DNSRR(rrname=qname, type=qtype, ttl=300, rdata=rdata)
+    for rr in extra_answers:
+        an = an / rr
+    return DNS(id=qid, qr=1, rd=1, ra=1, qd=DNSQR(qname=qname, qtype=qtype), an=an)
+
+
+def dns_exchange(pcap, label, cli, srv, sport, t, qname="www.example.gov.cn", qtype="A",
+                 rdata="203.0.113.10", qid=0x1A2B, **kw):
+    u = UdpConv(pcap, label, cli, srv, sport, 53, **kw)
+    u.send(C, t, dns_query(qname, qtype, qid))
+    u.send(S, t + ms(3), dns_answer(qname, qtype, rdata, qid))
+    return u
+
+
+# TLS 1.2 ClientHello / ServerHello, built by hand.
+
+def _ext(etype, data):
+    return struct.pack("!HH", etype, len(data)) + data
+
+
+def _vec16(data):
+    return struct.pack("!H", len(data)) + data
+
+
+def _vec8(data):
+    return struct.pack("!B", len(data)) + data
+
+
+TLS_SNI = b"www.example.gov.cn"
+TLS_CIPHERS = [0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8, 0xC013, 0xC014, 0x009C,
+               0x009D, 0x002F, 0x0035]
+TLS_GROUPS = [0x001D, 0x0017, 0x0018]
+TLS_SIGALGS = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
+
+
+def tls_client_hello():
+    sni = _vec16(b"\x00" + _vec16(TLS_SNI))
+    exts = b"".join([
+        _ext(0x0000, sni),                                                  # server_name
+        _ext(0x0017, b""),                                                  # ext. master secret
+        _ext(0xFF01, b"\x00"),                                              # renegotiation_info
+        _ext(0x000A, _vec16(b"".join(struct.pack("!H", g) for g in TLS_GROUPS))),
+        _ext(0x000B, _vec8(b"\x00")),                                       # ec_point_formats
+        _ext(0x0023, b""),                                                  # session_ticket
+        _ext(0x0010, _vec16(_vec8(b"h2") + _vec8(b"http/1.1"))),            # ALPN
+        _ext(0x0005, b"\x01\x00\x00\x00\x00"),                              # status_request
+        _ext(0x000D, _vec16(b"".join(struct.pack("!H", s) for s in TLS_SIGALGS))),
+    ])
+    body = (b"\x03\x03" + bytes(range(32))                                  # version, random
+            + _vec8(bytes(range(0x40, 0x60)))                               # session id
+            + _vec16(b"".join(struct.pack("!H", c) for c in TLS_CIPHERS))
+            + _vec8(b"\x00") + _vec16(exts))
+    hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
+    return b"\x16\x03\x01" + _vec16(hs)
+
+
+def tls_server_hello():
+    exts = b"".join([
+        _ext(0xFF01, b"\x00"),
+        _ext(0x000B, _vec8(b"\x00")),
+        _ext(0x0017, b""),
+        _ext(0x0010, _vec16(_vec8(b"h2"))),
+    ])
+    body = (b"\x03\x03" + bytes(range(0x80, 0xA0)) + _vec8(bytes(range(0x40, 0x60)))
+            + struct.pack("!H", 0xC02F) + b"\x00" + _vec16(exts))
+    hs = b"\x02" + struct.pack("!I", len(body))[1:] + body
+    done = b"\x0e\x00\x00\x00"  # ServerHelloDone (no certificate: resumed-looking session)
+    return b"\x16\x03\x03" + _vec16(hs) + b"\x16\x03\x03" + _vec16(done)
+
+
+TLS_CCS = b"\x14\x03\x03\x00\x01\x01"
+TLS_FINISHED = b"\x16\x03\x03" + _vec16(bytes(range(40)))
+TLS_APPDATA = b"\x17\x03\x03" + _vec16(bytes((i * 7) & 0xFF for i in range(120)))
+
+
+# SSH
+
+SSH_BANNER = b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3\r\n"
+SSH_KEX = ["curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,"
+           "diffie-hellman-group14-sha256",
+           "rsa-sha2-512,rsa-sha2-256,ssh-ed25519",
+           "chacha20-poly1305@openssh.com,aes128-ctr,aes256-gcm@openssh.com",
+           "chacha20-poly1305@openssh.com,aes128-ctr,aes256-gcm@openssh.com",
+           "umac-64-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-256",
+           "umac-64-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-256",
+           "none,zlib@openssh.com", "none,zlib@openssh.com", "", ""]
+
+
+def ssh_packet(payload):
+    pad = 8 - ((5 + len(payload)) % 8)
+    if pad < 4:
+        pad += 8
+    return struct.pack("!IB", 1 + len(payload) + pad, pad) + payload + b"\x00" * pad
+
+
+def ssh_kexinit(cookie_byte, server=False):
+    lists = list(SSH_KEX)
+    if server:  # a server offering a shorter kex list, so HASSH and HASSHServer differ
+        lists[0] = "curve25519-sha256,curve25519-sha256@libssh.org"
+    p = b"\x14" + bytes([cookie_byte]) * 16
+    for n in lists:
+        p += struct.pack("!I", len(n)) + n.encode()
+    p += b"\x00" + b"\x00\x00\x00\x00"
+    return ssh_packet(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# cases
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+CLI = "10.1.1.10"
+
+
+@case
+def http():
+    p = Pcap("http")
+    http_session(p, "http", CLI, "10.1.1.80", 49152)
+    return p
+
+
+@case
+def http_basic_auth():
+    p = Pcap("http-basic-auth")
+    http_session(p, "http", CLI, "10.1.1.80", 49153, url=b"/admin/",
+                 extra=b"Authorization: Basic YWRtaW46cGFzc3dvcmQ=\r\n")
+    return p
+
+
+@case
+def dns():
+    p = Pcap("dns")
+    dns_exchange(p, "dns-a", CLI, "10.1.1.53", 53000, BASE)
+    dns_exchange(p, "dns-aaaa", CLI, "10.1.1.53", 53001, BASE + ms(100), qname="ipv6.example.gov.cn",
+                 qtype="AAAA", rdata="2001:db8::10", qid=0x1A2C)
+    return p
+
+
+@case
+def tls_sni():
+    p = Pcap("tls-sni")
+    c = TcpConv(p, "tls", CLI, "10.1.1.43", 49200, 443)
+    t = c.handshake(BASE)
+    c.seg(C, t + ms(1), "PA", tls_client_hello())
+    c.seg(S, t + ms(3), "PA", tls_server_hello())
+    c.seg(C, t + ms(4), "PA", TLS_CCS + TLS_FINISHED)
+    c.seg(S, t + ms(6), "PA", TLS_CCS + TLS_FINISHED)
+    c.seg(C, t + ms(7), "PA", TLS_APPDATA)
+    c.seg(S, t + ms(9), "PA", TLS_APPDATA)
+    c.fin(t + ms(20))
+    return p
+
+
+@case
+def ssh():
+    p = Pcap("ssh")
+    c = TcpConv(p, "ssh", CLI, "10.1.1.22", 50022, 22)
+    t = c.handshake(BASE)
+    c.seg(S, t + ms(2), "PA", SSH_BANNER)
+    c.seg(C, t + ms(3), "PA", SSH_BANNER)
+    c.seg(C, t + ms(4), "PA", ssh_kexinit(0x11))
+    c.seg(S, t + ms(5), "PA", ssh_kexinit(0x22, server=True))
+    c.seg(C, t + ms(6), "PA", ssh_packet(b"\x1e" + struct.pack("!I", 32) + bytes(range(32))))
+    c.seg(S, t + ms(8), "PA", ssh_packet(b"\x1f" + bytes(range(200, 256)) * 3))
+    c.seg(C, t + ms(9), "PA", ssh_packet(b"\x15"))
+    c.fin(t + ms(30))
+    return p
+
+
+TELNET_SERVER_1 = b"\xff\xfd\x18\xff\xfd\x20\xff\xfd\x23\xff\xfd\x27"
+TELNET_CLIENT_1 = b"\xff\xfb\x18\xff\xfb\x20\xff\xfb\x23\xff\xfb\x27"
+TELNET_SERVER_2 = b"\xff\xfa\x18\x01\xff\xf0"
+TELNET_CLIENT_2 = b"\xff\xfa\x18\x00XTERM\xff\xf0"
+TELNET_SERVER_3 = b"\xff\xfb\x03\xff\xfd\x01\xff\xfd\x1f\xff\xfb\x05\xff\xfd\x21"
+TELNET_CLIENT_3 = b"\xff\xfd\x03\xff\xfc\x01\xff\xfb\x1f\xff\xfa\x1f\x00\x50\x00\x18\xff\xf0"
+
+
+@case
+def telnet():
+    p = Pcap("telnet")
+    c = TcpConv(p, "telnet", CLI, "10.1.1.23", 50023, 23)
+    t = c.handshake(BASE)
+    steps = [(S, TELNET_SERVER_1), (C, TELNET_CLIENT_1), (S, TELNET_SERVER_2),
+             (C, TELNET_CLIENT_2), (S, TELNET_SERVER_3), (C, TELNET_CLIENT_3),
+             (S, b"Ubuntu 22.04.3 LTS\r\nlogin: "), (C, b"operator\r\n"),
+             (S, b"Password: "), (C, b"s3cret\r\n"),
+             (S, b"Last login: Fri Mar  1 07:59:01 2024\r\n$ ")]
+    for i, (d, data) in enumerate(steps):
+        c.seg(d, t + ms(10 * (i + 1)), "PA", data)
+    c.fin(t + ms(500))
+    return p
+
+
+@case
+def icmp():
+    p = Pcap("icmp")
+    c = Conv(p, "icmp", CLI, "10.1.1.1", "ICMP")
+    c6 = Conv(p, "icmpv6", "2001:db8:1::10", "2001:db8:1::1", "IPv6-ICMP")
+    payload = bytes(range(0x10, 0x40))
+    for i in range(3):
+        t = BASE + i
+        c.emit(C, t, ICMP(type=8, code=0, id=0x1234, seq=i + 1) / payload)
+        c.emit(S, t + ms(1), ICMP(type=0, code=0, id=0x1234, seq=i + 1) / payload)
+        c6.emit(C, t + ms(500), ICMPv6EchoRequest(id=0x4321, seq=i + 1, data=payload))
+        c6.emit(S, t + ms(501), ICMPv6EchoReply(id=0x4321, seq=i + 1, data=payload))
+    return p
+
+
+def v6_ext():
+    return (IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\x00" * 4)])
+            / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00" * 4)]))
+
+
+@case
+def ipv6():
+    p = Pcap("ipv6")
+    http_session(p, "http6", "2001:db8:1::10", "2001:db8:1::80", 49300,
+                 host=b"v6.example.gov.cn", cli_ext=v6_ext)
+    return p
+
+
+@case
+def vlan_case():
+    p = Pcap("vlan")
+    dns_exchange(p, "dns", CLI, "10.1.1.53", 53010, BASE, encap=vlan(100))
+    return p
+
+
+@case
+def qinq_case():
+    p = Pcap("qinq")
+    dns_exchange(p, "dns", CLI, "10.1.1.53", 53011, BASE, encap=qinq(200, 300))
+    return p
+
+
+@case
+def gre_case():
+    p = Pcap("gre")
+    http_session(p, "http-in-gre", "10.2.0.10", "10.2.0.80", 49400, encap=gre)
+    return p
+
+
+@case
+def vxlan_case():
+    p = Pcap("vxlan")
+    dns_exchange(p, "dns-in-vxlan", "10.3.0.10", "10.3.0.53", 53020, BASE, encap=vxlan)
+    return p
+
+
+FRAG_NAME = "big.example.gov.cn"
+
+
+def _big_answer(qid, n=40):
+    extra = [DNSRR(rrname="host%02d.%s" % (i, FRAG_NAME), type="A", ttl=300,
+                   rdata="198.51.100.%d" % (i + 1)) for i in range(1, n)]
+    return dns_answer(FRAG_NAME, "A", "198.51.100.1", qid, extra)
+
+
+@case
+def fragments():
+    p = Pcap("fragments")
+    # IPv4: query, then a ~1.4 kB response in 3 fragments sent last, first, middle.
+    u = UdpConv(p, "dns-frag4", CLI, "10.1.1.53", 53030, 53)
+    u.send(C, BASE, dns_query(FRAG_NAME, qid=0x3001))
+    full = IP(src="10.1.1.53", dst=CLI, ttl=64, id=0x5151) / UDP(sport=53, dport=53030) \
+        / _big_answer(0x3001)
+    full = IP(bytes(full))
+    l4 = bytes(full[UDP])
+    assert len(l4) > 1000, len(l4)
+    cuts = [0, 480, 960, len(l4)]
+    frags = []
+    for i in range(3):
+        more = 1 if i < 2 else 0
+        frags.append(IP(src="10.1.1.53", dst=CLI, ttl=64, id=0x5151, proto=17, flags=more,
+                        frag=cuts[i] // 8) / Raw(l4[cuts[i]:cuts[i + 1]]))
+    for j, i in enumerate((2, 0, 1)):
+        p.add(BASE + ms(3 + j), eth(S, frags[i]))
+    u.count(S, BASE + ms(5), 20 + len(l4))
+    # IPv6: query, then the response in 2 fragments (Fragment extension header).
+    u6 = UdpConv(p, "dns-frag6", "2001:db8:2::10", "2001:db8:2::53", 53031, 53)
+    t6 = BASE + ms(100)
+    u6.send(C, t6, dns_query(FRAG_NAME, qid=0x3002))
+    full6 = IPv6(src="2001:db8:2::53", dst="2001:db8:2::10", hlim=64) \
+        / UDP(sport=53, dport=53031) / _big_answer(0x3002, 20)
+    l46 = bytes(IPv6(bytes(full6))[UDP])
+    cut = 504
+    for i, (a, b, m) in enumerate(((0, cut, 1), (cut, len(l46), 0))):
+        fr = (IPv6(src="2001:db8:2::53", dst="2001:db8:2::10", hlim=64)
+              / IPv6ExtHdrFragment(nh=17, offset=a // 8, m=m, id=0x6161) / Raw(l46[a:b]))
+        p.add(t6 + ms(3 + i), eth(S, fr))
+    u6.count(S, t6 + ms(4), 40 + len(l46))
+    return p
+
+
+@case
+def mpls_case():
+    p = Pcap("mpls")
+    dns_exchange(p, "dns-in-mpls", CLI, "10.1.1.53", 53040, BASE, encap=mpls([1000, 2000]))
+    return p
+
+
+@case
+def pppoe_case():
+    p = Pcap("pppoe")
+    dns_exchange(p, "dns-in-pppoe", CLI, "10.1.1.53", 53050, BASE, encap=pppoe(0x0042))
+    return p
+
+
+@case
+def linux_sll():
+    p = Pcap("linux-sll", LINKTYPE_LINUX_SLL)
+    dns_exchange(p, "dns", CLI, "10.1.1.53", 53060, BASE, encap=sll)
+    return p
+
+
+@case
+def linux_sll2():
+    p = Pcap("linux-sll2", LINKTYPE_LINUX_SLL2)
+    dns_exchange(p, "dns", CLI, "10.1.1.53", 53061, BASE, encap=sll2)
+    return p
+
+
+@case
+def null_loopback():
+    p = Pcap("null-loopback", LINKTYPE_NULL)
+    http_session(p, "http", "127.0.0.1", "127.0.0.1", 49500, dport=8080, encap=null_loop)
+    return p
+
+
+@case
+def raw_ip_case():
+    p = Pcap("raw-ip", LINKTYPE_RAW)
+    dns_exchange(p, "dns", CLI, "10.1.1.53", 53070, BASE, encap=raw_ip)
+    return p
+
+
+@case
+def malformed():
+    """Five undecodable frames (one per reason) and one non-IP frame, around a valid DNS flow."""
+    p = Pcap("malformed")
+    ether = Ether(src=MAC[C], dst=MAC[S])
+    u = UdpConv(p, "dns", CLI, "10.1.1.53", 53080, 53)
+    u.send(C, BASE, dns_query("ok.example.gov.cn", qid=0x4001))
+    # eth.truncated: 10 bytes, shorter than an Ethernet header
+    p.add(BASE + ms(1), bytes(ether)[:10])
+    # ipv4.truncated: EtherType IPv4 followed by 12 bytes of an IPv4 header
+    good = IP(src=CLI, dst="10.1.1.99", ttl=64, id=7) / UDP(sport=1111, dport=2222) / (b"x" * 8)
+    p.add(BASE + ms(2), bytes(Ether(src=MAC[C], dst=MAC[S], type=0x0800)) + bytes(good)[:12])
+    # ipv4.bad_header_len: IHL 4 (16 bytes)
+    bad_ihl = bytearray(bytes(good))
+    bad_ihl[0] = 0x44
+    p.add(BASE + ms(3), bytes(Ether(src=MAC[C], dst=MAC[S], type=0x0800)) + bytes(bad_ihl))
+    u.send(S, BASE + ms(4), dns_answer("ok.example.gov.cn", rdata="203.0.113.20", qid=0x4001))
+    # tcp.bad_offset: data offset 3 (12 bytes)
+    p.add(BASE + ms(5), ether / IP(src=CLI, dst="10.1.1.80", ttl=64, id=8)
+          / TCP(sport=40000, dport=80, flags="S", seq=1, dataofs=3))
+    # tcp.truncated: a valid IPv4 header whose datagram holds only 10 bytes of TCP header
+    tcp10 = bytes(TCP(sport=40001, dport=80, flags="S", seq=1))[:10]
+    p.add(BASE + ms(6), ether / IP(src=CLI, dst="10.1.1.80", ttl=64, id=9, proto=6) / Raw(tcp10))
+    # non-IP: unassigned EtherType 0x9a9a with garbage
+    p.add(BASE + ms(7), bytes(Ether(src=MAC[C], dst=MAC[S], type=0x9A9A))
+          + bytes(range(0xA0, 0xD0)))
+    return p
+
+
+# Attacker-controlled strings with quote, backslash, control bytes, a lone CR, invalid
+# UTF-8 (ff, then c3 followed by a non-continuation byte) and valid Chinese UTF-8 (政务云).
+ESC_HOST = b'evil"q\\b\x01c\x1bd\re\xff\xc3(-\xe6\x94\xbf\xe5\x8a\xa1\xe4\xba\x91.example.gov.cn'
+ESC_URL = b'/a"b\\c\x01d\x1be\rf\xff\xc3(g/\xe6\x94\xbf\xe5\x8a\xa1\xe4\xba\x91?q=1'
+ESC_UA = b'Evil"Agent\\\x01\x1b\r\xff\xe6\x94\xbf/1.0'
+
+
+@case
+def escaping():
+    p = Pcap("escaping")
+    c = TcpConv(p, "http", CLI, "10.1.1.80", 49600, 80)
+    t = c.handshake(BASE)
+    req = (b"GET " + ESC_URL + b" HTTP/1.1\r\nHost: " + ESC_HOST + b"\r\nUser-Agent: "
+           + ESC_UA + b"\r\nAccept: */*\r\n\r\n")
+    c.seg(C, t + ms(1), "PA", req)
+    c.seg(S, t + ms(3), "PA", HTTP_200)
+    c.seg(C, t + ms(4), "A")
+    c.fin(t + ms(10))
+    return p
+
+
+GEO_FLOWS = [  # label, client, server, client port (UDP DNS to port 53)
+    ("cn-us", "1.2.3.4", "8.8.8.8", 40001),
+    ("private-gb", "10.1.2.3", "81.2.69.142", 40002),      # 10/8 is in the test DB as ZZ
+    ("cn6-cloudflare6", "2001:250::1", "2400:cb00::1", 40003),
+    ("doc6-doc6", "2001:db8::1", "2001:db8::2", 40004),    # both in the DB as ZZ
+    ("ru-ch", "77.88.8.8", "9.9.9.9", 40005),
+    ("se-us", "89.160.20.112", "104.16.1.1", 40006),
+]
+
+
+@case
+def geoip():
+    """Addresses of tests/tools/build-test-mmdb.pl's networks (see its header table)."""
+    p = Pcap("geoip")
+    for i, (label, cli, srv, sport) in enumerate(GEO_FLOWS):
+        dns_exchange(p, label, cli, srv, sport, BASE + ms(100 * i), qid=0x5000 + i)
+    return p
+
+
+@case
+def timeout():
+    """One UDP 5-tuple used twice, 30 minutes apart: longer than any idle timeout."""
+    p = Pcap("timeout")
+    a = UdpConv(p, "first", CLI, "10.1.1.99", 41000, 9999)
+    a.send(C, BASE, Raw(b"ping-1"))
+    a.send(S, BASE + ms(10), Raw(b"pong-1"))
+    b = UdpConv(p, "second", CLI, "10.1.1.99", 41000, 9999)
+    b.send(C, BASE + 1800, Raw(b"ping-2"))
+    b.send(S, BASE + 1800 + ms(10), Raw(b"pong-2"))
+    return p
+
+
+@case
+def tcp_rst():
+    p = Pcap("tcp-rst")
+    c = TcpConv(p, "rst", CLI, "10.1.1.81", 49700, 8081)
+    t = c.handshake(BASE)
+    c.seg(C, t + ms(1), "PA", b"HELLO\r\n")
+    c.seg(S, t + ms(2), "RA")
+    return p
+
+
+LONG_FLOW_TICKS = (30, 90, 150, 210, 270, 335, 395, 455, 515, 575, 640, 690)
+
+
+@case
+def long_flow():
+    """A TCP flow of 700 s with a data exchange about every 60 s. No packet falls on 300 s,
+    600 s or 635 s, so whether the update clock runs from the flow start or from the last
+    update, and whether "passed" means > or >=, the updates come with the packets at 335 s
+    and 640 s (and carry them: flow_maybe_update() runs after the packet is counted)."""
+    p = Pcap("long-flow")
+    c = TcpConv(p, "long", CLI, "10.1.1.90", 49800, 9000)
+    c.handshake(BASE)
+    for k, sec in enumerate(LONG_FLOW_TICKS):
+        t = BASE + sec
+        c.seg(C, t, "PA", b"tick %02d\n" % k)
+        c.seg(S, t + ms(1), "A")
+    c.fin(BASE + 700)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_all():
+    return {name: fn() for name, fn in sorted(CASES.items())}
+
+
+def main(argv):
+    if len(argv) == 2 and argv[1] == "--expect":
+        out = {}
+        for name, p in build_all().items():
+            out[p.name] = [f.expect() for f in p.flows]
+        json.dump(out, sys.stdout, indent=1)
+        print()
+        return 0
+    if len(argv) != 2 or argv[1].startswith("-"):
+        sys.stderr.write("usage: gen_pcaps.py OUTDIR | --expect\n")
+        return 2
+    os.makedirs(argv[1], exist_ok=True)
+    for name, p in build_all().items():
+        p.write(argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
