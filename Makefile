@@ -61,7 +61,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/test/%)
 GEOIP_DIR := build/geoip
 TESTDATA := build/testdata
 
-.PHONY: all deps geoip-data test test-unit test-e2e testdata run asan bench help clean format \
+.PHONY: all deps geoip-data test test-unit test-e2e testdata run asan asan-tests bench help clean format \
 	check-format check-libs
 
 all: check-libs $(BIN)/fenghuo-sensor
@@ -106,9 +106,12 @@ $(TESTDATA)/.stamp: tests/traffic/gen_pcaps.py tests/tools/build-test-mmdb.pl
 	$(Q)perl tests/tools/build-test-mmdb.pl $(TESTDATA)/geoip
 	@touch $@
 
+# `make test` runs everything twice: a normal build, then ASan+UBSan (the real
+# corpus must not crash under the sanitizers either).
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory test-unit test-e2e
+	$(Q)$(MAKE) --no-print-directory asan-tests
 
 test-unit: $(UNIT_BIN) testdata
 	$(Q)fail=0; for t in $(UNIT_BIN); do \
@@ -120,6 +123,10 @@ test-e2e: all testdata
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
 asan: deps
+	$(Q)$(MAKE) --no-print-directory asan-tests
+
+asan-tests:
+	@echo "== tests under ASan+UBSan (build/asan)"
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) --no-print-directory BUILD=build/asan SAN=1 test-unit test-e2e

@@ -5,16 +5,16 @@
 # runs BUILD_DIR/bin/fenghuo-sensor in four configurations and Debian's ndpiReader (same
 # nDPI 4.2, one thread) on it, FH_BENCH_RUNS times each, and prints the median wall time,
 # packets/s, the ratio to ndpiReader and the peak RSS. The table also goes to
-# build/bench/results.txt. Timings are reported, never asserted: the script fails only when
-# a tool is missing or a run fails. See bench/README.md.
+# build/bench/results.txt. Timings are reported, never asserted: the exit status is 1 only
+# when a tool is missing or a run fails (crash, non-zero exit). See bench/README.md.
 #
 # Environment (all optional):
-#   FH_BENCH_COPIES  copies of the base capture in the big one (default 5, ~418k packets)
-#   FH_BENCH_RUNS    runs per configuration (default 3; the median is reported)
-#   FH_BENCH_DIR     work directory (default <repo>/build/bench)
-#   FH_BENCH_PROFILE 1 (default) = also perf stat / perf record the sensor if perf works; 0 = skip
+#   FH_BENCH_COPIES  copies of the base capture in the big one (default 5 = 417,855 packets)
+#   FH_BENCH_RUNS    timed runs per configuration (default 3; the median is reported)
+#   FH_BENCH_DIR     work directory for the capture and results (default <repo>/build/bench)
+#   FH_BENCH_PROFILE 1 (default): also profile the sensor with perf if perf works here; 0: skip
 #   FH_SHARED        shared data directory (default <repo>/../shared/data)
-#   FH_GEOIP         GeoIP directory with country.mmdb and asn.mmdb (default <repo>/build/geoip)
+#   FH_GEOIP         directory holding country.mmdb and asn.mmdb (default <repo>/build/geoip)
 set -euo pipefail
 
 usage() {
@@ -39,13 +39,14 @@ COPIES=${FH_BENCH_COPIES:-5}
 RUNS=${FH_BENCH_RUNS:-3}
 PROFILE=${FH_BENCH_PROFILE:-1}
 
-[[ $COPIES =~ ^[1-9][0-9]*$ ]] || die "FH_BENCH_COPIES must be a positive integer"
+[[ $COPIES =~ ^[1-9][0-9]{0,2}$ ]] || die "FH_BENCH_COPIES must be 1..999"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "FH_BENCH_RUNS must be a positive integer"
-[ -x "$SENSOR" ] || die "$SENSOR not found: build it first (make all BUILD=...)"
+[ -x "$SENSOR" ] || die "$SENSOR not found: build it first (make all)"
 for t in tcprewrite editcap mergecap capinfos ndpiReader; do
-    command -v "$t" >/dev/null || die "'$t' not found: run 'make deps' (packages tcpreplay, tshark, libndpi-bin)"
+    command -v "$t" >/dev/null ||
+        die "'$t' not found: run 'make deps' (Debian packages tcpreplay, tshark, libndpi-bin)"
 done
-[ -x /usr/bin/time ] || die "/usr/bin/time not found: run 'make deps' (package time)"
+[ -x /usr/bin/time ] || die "/usr/bin/time not found: run 'make deps' (Debian package time)"
 
 MIX=$SHARED/pcap/bench/ndpi-merged-ethernet-mix.pcap
 BROWSING=$SHARED/pcap/bench/pcapplusplus-example-browsing.pcap
@@ -57,26 +58,29 @@ mkdir -p "$BENCH_DIR"
 TMP=$(mktemp -d "$BENCH_DIR/.run.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
-# ---- 1. the capture ------------------------------------------------------------------
+# ---- 1. the capture ----------------------------------------------------------------------
 #
-# base = the merged nDPI mix + the browsing capture, merged by time. Copy 0 is base as is;
-# copy k (k >= 1) has every IPv4/IPv6 address rewritten by `tcprewrite --seed=k` (a
-# deterministic per-address mapping, checksums fixed) so its flows are distinct from every
-# other copy's, and its timestamps shifted by k ms so the copies run side by side in time
-# (like K sites seen at once) instead of replaying the same history one after another.
-# mergecap then merges the copies by timestamp.
+# base   = mergecap of the nDPI mix (78,940 packets) and the browsing capture (4,631), by time.
+# copy 0 = base unchanged.
+# copy k = base with every IPv4/IPv6 address rewritten by `tcprewrite --seed=k` (a fixed
+#          per-address mapping; checksums fixed), so its flows are distinct from every other
+#          copy's, then its timestamps shifted by k ms with `editcap -t`: the copies run side
+#          by side in time (K sites seen at once), not one history replayed K times, which
+#          would send the clock backwards K times and keep every copy's flows until the end.
+# big    = mergecap of all copies by time.
 
 BIG=$BENCH_DIR/bench-x$COPIES.pcap
 if [ ! -s "$BIG" ]; then
-    echo "bench: building $BIG ($COPIES copies; once, kept for later runs)"
+    echo "bench: building $BIG ($COPIES copies; done once, kept for later runs)"
     W=$TMP/gen
     mkdir -p "$W"
     mergecap -F pcap -w "$W/base.pcap" "$MIX" "$BROWSING"
     parts=("$W/base.pcap")
     for ((k = 1; k < COPIES; k++)); do
         tcprewrite --seed="$k" -i "$W/base.pcap" -o "$W/seed$k.pcap" >>"$W/tcprewrite.log" 2>&1 ||
-            { tail -5 "$W/tcprewrite.log" >&2; die "tcprewrite failed"; }
-        editcap -F pcap -t "$(printf '0.%03d' "$k")" "$W/seed$k.pcap" "$W/copy$k.pcap"
+            { tail -5 "$W/tcprewrite.log" >&2; die "tcprewrite --seed=$k failed"; }
+        editcap -F pcap -t "$(awk -v k="$k" 'BEGIN {printf "%.3f", k / 1000}')" \
+            "$W/seed$k.pcap" "$W/copy$k.pcap"
         rm -f "$W/seed$k.pcap"
         parts+=("$W/copy$k.pcap")
     done
@@ -85,42 +89,55 @@ if [ ! -s "$BIG" ]; then
     rm -rf "$W"
 fi
 PKTS=$(capinfos -M -c "$BIG" | awk -F': *' '/Number of packets/ {print $2}')
-BYTES=$(stat -c %s "$BIG")
 [[ $PKTS =~ ^[0-9]+$ ]] || die "cannot count the packets of $BIG"
+BYTES=$(stat -c %s "$BIG")
 
-# ---- GeoIP ---------------------------------------------------------------------------
+# ---- GeoIP -------------------------------------------------------------------------------
 
 if [ -s "$GEOIP_DIR/country.mmdb" ] && [ -s "$GEOIP_DIR/asn.mmdb" ]; then
     GEO_COUNTRY=$GEOIP_DIR/country.mmdb
     GEO_ASN=$GEOIP_DIR/asn.mmdb
-    GEO_NOTE="$GEOIP_DIR/{country,asn}.mmdb (the embedded default data)"
+    GEO_NOTE="$GEOIP_DIR/{country,asn}.mmdb (the sensor's default data)"
 else
     GEO_COUNTRY=$SHARED/mmdb/GeoLite2-Country-Test.mmdb
     GEO_ASN=$SHARED/mmdb/GeoLite2-ASN-Test.mmdb
-    [ -s "$GEO_COUNTRY" ] && [ -s "$GEO_ASN" ] || die "no GeoIP data: neither $GEOIP_DIR nor $SHARED/mmdb"
-    GEO_NOTE="MaxMind test DBs $SHARED/mmdb/GeoLite2-{Country,ASN}-Test.mmdb (FALLBACK: $GEOIP_DIR missing; few addresses match)"
+    [ -s "$GEO_COUNTRY" ] && [ -s "$GEO_ASN" ] ||
+        die "no GeoIP data: neither $GEOIP_DIR/{country,asn}.mmdb nor the MaxMind test DBs"
+    GEO_NOTE="FALLBACK $SHARED/mmdb/GeoLite2-{Country,ASN}-Test.mmdb ($GEOIP_DIR has no data; run 'make geoip-data'); these tiny test DBs match few addresses, so lookups are cheaper than with real data"
 fi
 GEO_ARGS=(--geoip-country "$GEO_COUNTRY" --geoip-asn "$GEO_ASN")
+echo "bench: GeoIP data: $GEO_NOTE"
 
-# ---- 2. runs -------------------------------------------------------------------------
+# ---- 2. runs -------------------------------------------------------------------------------
 
 cat "$BIG" >/dev/null # page cache: every run reads the file from memory
+FAILED=0
 
-# run NAME CMD... : RUNS timed runs; sets R_WALL (median s), R_MIN, R_MAX, R_RSS (max KiB),
-# R_USER, R_SYS (of the median run); the last run's stderr stays in $TMP/NAME.err.
+# run NAME CMD... : RUNS timed runs. On success sets R_WALL (median, s), R_MIN, R_MAX,
+# R_USER, R_SYS (of the median run), R_RSS (largest, KiB) and returns 0; on the first failing
+# run sets R_FAIL, shows the tool's last words and returns 1. Output stays in $TMP/NAME.*.
 run() {
-    local name=$1 i t0 t1 walls=() line
+    local name=$1 i t0 t1 st line
     shift
     : >"$TMP/$name.runs"
     for ((i = 0; i < RUNS; i++)); do
         t0=$(date +%s%N)
-        if ! /usr/bin/time -f '%M %U %S' -o "$TMP/$name.time" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"; then
-            echo "bench: run '$name' failed: $*" >&2
-            tail -5 "$TMP/$name.err" "$TMP/$name.time" >&2 || true
-            exit 1
-        fi
+        st=0
+        /usr/bin/time -f '%M %U %S' -o "$TMP/$name.time" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || st=$?
         t1=$(date +%s%N)
-        echo "$(((t1 - t0) / 1000)) $(tail -1 "$TMP/$name.time")" >>"$TMP/$name.runs"
+        if [ "$st" -ne 0 ]; then
+            if grep -q 'terminated by signal' "$TMP/$name.time" 2>/dev/null; then
+                R_FAIL="killed by signal $(grep -o 'signal [0-9]*' "$TMP/$name.time" | head -1 | cut -d' ' -f2)"
+            else
+                R_FAIL="exit status $st"
+            fi
+            {
+                echo "bench: FAILED ($R_FAIL): $*"
+                tail -n 5 "$TMP/$name.err" | sed 's/^/  | /'
+            } >&2
+            return 1
+        fi
+        echo "$(((t1 - t0) / 1000)) $(tail -n 1 "$TMP/$name.time")" >>"$TMP/$name.runs"
     done
     line=$(sort -n "$TMP/$name.runs" | sed -n "$(((RUNS + 1) / 2))p")
     read -r R_WALL _ R_USER R_SYS <<<"$line"
@@ -128,106 +145,134 @@ run() {
     R_MIN=$(sort -n "$TMP/$name.runs" | awk 'NR == 1 {printf "%.3f", $1 / 1e6}')
     R_MAX=$(sort -n "$TMP/$name.runs" | awk 'END {printf "%.3f", $1 / 1e6}')
     R_RSS=$(awk 'BEGIN {m = 0} $2 > m {m = $2} END {print m}' "$TMP/$name.runs")
-}
-
-# sensor_counts NAME: flows and events from the sensor's summary line.
-sensor_counts() {
-    local s
-    s=$(grep -Eo '[0-9]+ packets, [0-9]+ flows, [0-9]+ events written' "$TMP/$1.err" | tail -1) ||
-        die "no summary line from the sensor in run '$1'"
-    C_FLOWS=$(awk '{print $3}' <<<"$s")
-    C_EVENTS=$(awk '{print $5}' <<<"$s")
+    return 0
 }
 
 ROWS=()
-# row LABEL FLOWS EVENTS
+RAW=()
+# row NAME LABEL FLOWS EVENTS   (after a successful run NAME)
 row() {
-    ROWS+=("$1|$R_WALL|$R_MIN|$R_MAX|$R_USER|$R_SYS|$R_RSS|$2|$3")
+    ROWS+=("ok|$2|$R_WALL|$R_MIN|$R_MAX|$R_USER|$R_SYS|$R_RSS|$3|$4")
+    RAW+=("$(printf '  %-26s %s' "$2" "$(awk '{printf "%.3f ", $1 / 1e6}' "$TMP/$1.runs")")")
+}
+failed_row() {
+    ROWS+=("fail|$1|$R_FAIL")
+    FAILED=1
 }
 
-echo "bench: $PKTS packets in $BIG; $RUNS runs per configuration"
+echo "bench: $PKTS packets in $BIG; $RUNS timed runs per configuration"
 
-run ndpi ndpiReader -q -i "$BIG"
-# -q prints nothing: count the flows in one more, untimed, run.
-ndpiReader -i "$BIG" >"$TMP/ndpi.full" 2>&1 || die "ndpiReader failed"
-NDPI_FLOWS=$(awk '/Unique flows:/ {print $3; exit}' "$TMP/ndpi.full")
-NDPI_WALL=$R_WALL
-row "ndpiReader -q (1 thread)" "${NDPI_FLOWS:-?}" "-"
+NDPI_WALL=
+if run ndpi ndpiReader -q -i "$BIG"; then
+    NDPI_WALL=$R_WALL
+    # -q prints nothing: count the flows in one more, untimed, run without it.
+    NDPI_FLOWS=$(ndpiReader -i "$BIG" 2>&1 | awk '/Unique flows:/ {print $3; exit}') || NDPI_FLOWS=
+    row ndpi "ndpiReader -q (1 thread)" "${NDPI_FLOWS:-?}" "-"
+else
+    failed_row "ndpiReader -q (1 thread)"
+fi
 
 # sensor_row NAME LABEL [OPTIONS...]: times the sensor with OPTIONS and adds a row.
 sensor_row() {
-    local name=$1 label=$2
+    local name=$1 label=$2 s flows=? events=?
     shift 2
-    run "$name" "$SENSOR" -r "$BIG" -w /dev/null "$@"
-    sensor_counts "$name"
-    row "$label" "$C_FLOWS" "$C_EVENTS"
+    if ! run "$name" "$SENSOR" -r "$BIG" -w /dev/null "$@"; then
+        failed_row "$label"
+        return 0
+    fi
+    # "N packets, F flows, E events written (...)", logged at the end of every run
+    s=$(grep -Eo '[0-9]+ packets, [0-9]+ flows, [0-9]+ events written' "$TMP/$name.err" | tail -n 1) || true
+    if [ -n "$s" ]; then
+        flows=$(awk '{print $3}' <<<"$s")
+        events=$(awk '{print $5}' <<<"$s")
+    fi
+    row "$name" "$label" "$flows" "$events"
 }
 sensor_row full "fenghuo DPI + GeoIP" "${GEO_ARGS[@]}"
 sensor_row nogeo "fenghuo DPI, no GeoIP"
 sensor_row nodpi "fenghuo GeoIP, no DPI" "${GEO_ARGS[@]}" --set dpi.enabled=false
 sensor_row bare "fenghuo no DPI, no GeoIP" --set dpi.enabled=false
 
-# ---- 3. table ------------------------------------------------------------------------
+# ---- 3. table ------------------------------------------------------------------------------
 
-SENSOR_VERSION=$("$SENSOR" --version 2>/dev/null | head -1 || echo unknown)
-NDPI_VERSION=$(dpkg-query -W -f '${Version}' libndpi-bin 2>/dev/null || echo unknown)
+SENSOR_VERSION=$("$SENSOR" --version 2>/dev/null | head -n 1) || SENSOR_VERSION=unknown
+NDPI_VERSION=$(dpkg-query -W -f '${Version}' libndpi-bin 2>/dev/null) || NDPI_VERSION=unknown
 {
     echo "Fenghuo benchmark  $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
-    echo "host:    $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(uname -r)"
+    echo "host:    $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r)"
     echo "sensor:  $SENSOR ($SENSOR_VERSION)"
-    echo "nDPI:    ndpiReader from libndpi-bin $NDPI_VERSION, one thread (-n is ignored for pcap files)"
+    echo "nDPI:    ndpiReader, libndpi-bin $NDPI_VERSION, one thread (-n is ignored with pcap files)"
     echo "capture: $BIG"
     echo "         $PKTS packets, $((BYTES / 1000000)) MB, $COPIES copies (see bench/README.md)"
     echo "GeoIP:   $GEO_NOTE"
     echo "timing:  wall clock, median of $RUNS runs (min-max); user/sys CPU of the median run;"
-    echo "         RSS = peak resident memory, largest of the runs; output -w /dev/null"
+    echo "         RSS = peak resident set, largest of the runs; sensor output -w /dev/null"
     echo
-    printf '%-26s %8s %17s %11s %9s %7s %7s %9s %8s %8s\n' \
+    printf '%-26s %7s %15s %10s %8s %6s %6s %8s %7s %7s\n' \
         configuration "wall s" "(min-max)" "packets/s" "vs nDPI" "user s" "sys s" "RSS MiB" flows events
     for r in "${ROWS[@]}"; do
-        IFS='|' read -r label wall mn mx usr sys rss flows events <<<"$r"
+        IFS='|' read -r status label wall mn mx usr sys rss flows events <<<"$r"
+        if [ "$status" = fail ]; then
+            printf '%-26s FAILED (%s)\n' "$label" "$wall"
+            continue
+        fi
         awk -v l="$label" -v w="$wall" -v mn="$mn" -v mx="$mx" -v u="$usr" -v s="$sys" \
             -v rss="$rss" -v f="$flows" -v e="$events" -v p="$PKTS" -v nw="$NDPI_WALL" 'BEGIN {
-                printf "%-26s %8.3f %17s %11.0f %8.2fx %7.2f %7.2f %9.1f %8s %8s\n",
-                    l, w, "(" mn "-" mx ")", p / w, nw / w, u, s, rss / 1024, f, e }'
+                ratio = nw == "" ? "-" : sprintf("%.2fx", nw / w)
+                printf "%-26s %7.3f %15s %10.0f %8s %6.2f %6.2f %8.1f %7s %7s\n",
+                    l, w, "(" mn "-" mx ")", p / w, ratio, u, s, rss / 1024, f, e }'
     done
     echo
-    echo "vs nDPI = fenghuo packets/s / ndpiReader packets/s (above 1: the sensor is faster)."
-    echo "Flows are each tool's own count (the sensor keeps ICMP per host pair, splits reused"
-    echo "TCP ports, etc.); events = NDJSON lines written (flow events + one stats event)."
+    echo "vs nDPI = sensor packets/s divided by ndpiReader packets/s (above 1: the sensor is faster)."
+    echo "Flows are each tool's own count (e.g. the sensor keeps all ICMP between two hosts in one"
+    echo "flow and splits a reused TCP port into a new flow); events = NDJSON lines written."
+    echo
+    echo "Wall time of every run, s:"
+    printf '%s\n' "${RAW[@]}"
 } >"$TMP/table"
 
-# ---- 4. optional profile ---------------------------------------------------------------
+# ---- 4. optional profile -----------------------------------------------------------------
 
-if [ "$PROFILE" = 1 ] && command -v perf >/dev/null && perf stat -e instructions true >/dev/null 2>&1; then
-    {
+profile() {
+    local name ipp
+    # Hardware counters: instructions per packet is steadier than wall time, when available.
+    if perf stat -x, -e instructions -o "$TMP/stat" true >/dev/null 2>&1 &&
+        grep -Eq '^[0-9]+,' "$TMP/stat"; then
         echo
-        echo "Instructions per packet (perf stat, one run each; steadier than wall time):"
-        # ipp LABEL CMD...: instructions per packet of one run.
-        ipp() {
-            local label=$1
-            shift
-            if perf stat -x, -e instructions -o "$TMP/stat" "$@" >/dev/null 2>&1; then
-                awk -F, -v l="$label" -v p="$PKTS" '$3 ~ /^instructions/ {
-                    printf "  %-26s %8.0f\n", l, $1 / p }' "$TMP/stat"
-            else
-                echo "  $label: perf stat failed"
-            fi
-        }
-        ipp "ndpiReader -q" ndpiReader -q -i "$BIG"
-        ipp "fenghuo DPI + GeoIP" "$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}"
-        ipp "fenghuo no DPI, no GeoIP" "$SENSOR" -r "$BIG" -w /dev/null --set dpi.enabled=false
-        if perf record -e cpu-clock -F 2000 -o "$TMP/perf.data" \
-            "$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" >/dev/null 2>&1; then
-            echo
-            echo "Hot spots of fenghuo DPI + GeoIP (perf record -e cpu-clock, self time):"
-            perf report -i "$TMP/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
-                grep -E '^ +[0-9]' | head -25 | sed 's/^/  /'
-        fi
-    } >>"$TMP/table" || true
+        echo "Instructions per packet (perf stat, one run each):"
+        for name in ndpi full bare; do
+            case $name in
+            ndpi) set -- ndpiReader -q -i "$BIG" ;;
+            full) set -- "$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" ;;
+            bare) set -- "$SENSOR" -r "$BIG" -w /dev/null --set dpi.enabled=false ;;
+            esac
+            ipp=$(perf stat -x, -e instructions -o "$TMP/stat" "$@" 2>/dev/null >/dev/null &&
+                awk -F, -v p="$PKTS" '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ {printf "%.0f", $1 / p}' "$TMP/stat") || ipp=
+            printf '  %-26s %s\n' "$name" "${ipp:-n/a}"
+        done
+    else
+        echo
+        echo "Instructions per packet: not measured (no hardware counters for perf here)."
+    fi
+    # Sampling profile: works on the cpu-clock software event even inside a VM.
+    if perf record -q -e cpu-clock -F 10000 -o "$TMP/perf.data" -- \
+        "$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" >/dev/null 2>&1; then
+        echo
+        echo "Hot spots of 'fenghuo DPI + GeoIP' (perf record -e cpu-clock, self time, top 20):"
+        perf report -i "$TMP/perf.data" --stdio --no-children --sort dso,sym -q 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | head -n 20 | sed -e 's/[[:space:]]*$//' -e 's/^ */  /'
+    fi
+}
+if [ "$PROFILE" = 1 ] && command -v perf >/dev/null &&
+    perf record -q -e cpu-clock -o "$TMP/probe.data" -- true >/dev/null 2>&1; then
+    profile >>"$TMP/table" 2>/dev/null || echo "  (profiling failed; ignored)" >>"$TMP/table"
 fi
 
 cat "$TMP/table"
 cp "$TMP/table" "$BENCH_DIR/results.txt"
 echo
 echo "bench: results written to $BENCH_DIR/results.txt"
+if [ "$FAILED" -ne 0 ]; then
+    echo "bench: some runs FAILED (see above)" >&2
+    exit 1
+fi

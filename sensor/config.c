@@ -107,6 +107,17 @@ static const opt_def *find_option(const char *name)
     return NULL;
 }
 
+/* True if name is a section (a prefix of option names), such as "flow.timeouts". */
+static bool is_section(const char *name)
+{
+    size_t n = strlen(name);
+
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strncmp(options[i].name, name, n) == 0 && options[i].name[n] == '.')
+            return true;
+    return false;
+}
+
 /* Parses an unsigned number with an optional unit suffix. Returns false if malformed. */
 static bool parse_u64(const char *s, opt_type type, uint64_t *out)
 {
@@ -354,7 +365,10 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
                     strncat(name, keys[i] ? keys[i] : "", sizeof(name) - strlen(name) - 1);
                 }
                 o = find_option(name);
-                if (!o) {
+                if (!o && ev.data.scalar.length == 0 && ev.data.scalar.plain_implicit &&
+                    is_section(name)) {
+                    /* "geoip:" with every option under it commented out */
+                } else if (!o) {
                     snprintf(err, errlen, "%s:%zu: unknown option '%s'", path, line, name);
                     result = FH_ERR_CONFIG;
                     done = true;

@@ -114,6 +114,9 @@ _TXT_FLOW = re.compile(
     r"(?:\[VLAN: (\d+)\])?.*?\[proto: (?:([A-Za-z]+):)?([0-9.]+)/([^\]]*)\]")
 
 
+_TXT_CONF = re.compile(r"\[Confidence: ([^\]]*)\]")
+
+
 def run_ndpireader(pcap, workdir, timeout=600):
     """Runs ndpiReader on pcap; returns (flows, seconds). flows: list of dicts with
     proto, vlan, src, sport, dst, dport, ndpi_proto, tunnel."""
@@ -155,6 +158,9 @@ def parse_ndpireader(csv_path, txt_path):
                                % (fl, m.group(0)[:200]))
         fl["vlan"] = int(m.group(7) or 0)
         fl["tunnel"] = m.group(8).lower() if m.group(8) else None
+        c = _TXT_CONF.search(m.string)
+        fl["confidence"] = c.group(1) if c else None
+        fl["line"] = m.string
     return flows
 
 
@@ -197,6 +203,8 @@ def sensor_flows(events):
                     "start": ev["flow"]["start"], "reason": ev["flow"]["reason"],
                     "pkts": ev["flow"]["pkts_toserver"] + ev["flow"]["pkts_toclient"],
                     "guessed": ev["ndpi"].get("guessed"),
+                    "confidence": ev["ndpi"].get("confidence"),
+                    "end": ev["flow"]["end"],
                     "flow_id": ev["flow_id"]})
     return out
 
