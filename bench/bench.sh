@@ -101,8 +101,9 @@ if [ -s "$GEOIP_DIR/country.mmdb" ] && [ -s "$GEOIP_DIR/asn.mmdb" ]; then
 else
     GEO_COUNTRY=$SHARED/mmdb/GeoLite2-Country-Test.mmdb
     GEO_ASN=$SHARED/mmdb/GeoLite2-ASN-Test.mmdb
-    [ -s "$GEO_COUNTRY" ] && [ -s "$GEO_ASN" ] ||
+    if [ ! -s "$GEO_COUNTRY" ] || [ ! -s "$GEO_ASN" ]; then
         die "no GeoIP data: neither $GEOIP_DIR/{country,asn}.mmdb nor the MaxMind test DBs"
+    fi
     GEO_NOTE="FALLBACK $SHARED/mmdb/GeoLite2-{Country,ASN}-Test.mmdb ($GEOIP_DIR has no data; run 'make geoip-data'); these tiny test DBs match few addresses, so lookups are cheaper than with real data"
 fi
 GEO_ARGS=(--geoip-country "$GEO_COUNTRY" --geoip-asn "$GEO_ASN")
@@ -166,7 +167,8 @@ NDPI_WALL=
 if run ndpi ndpiReader -q -i "$BIG"; then
     NDPI_WALL=$R_WALL
     # -q prints nothing: count the flows in one more, untimed, run without it.
-    NDPI_FLOWS=$(ndpiReader -i "$BIG" 2>&1 | awk '/Unique flows:/ {print $3; exit}') || NDPI_FLOWS=
+    ndpiReader -i "$BIG" >"$TMP/ndpi.full" 2>&1 || true
+    NDPI_FLOWS=$(awk '/Unique flows:/ && !n++ {print $3}' "$TMP/ndpi.full")
     row ndpi "ndpiReader -q (1 thread)" "${NDPI_FLOWS:-?}" "-"
 else
     failed_row "ndpiReader -q (1 thread)"
@@ -174,7 +176,7 @@ fi
 
 # sensor_row NAME LABEL [OPTIONS...]: times the sensor with OPTIONS and adds a row.
 sensor_row() {
-    local name=$1 label=$2 s flows=? events=?
+    local name=$1 label=$2 s flows='?' events='?'
     shift 2
     if ! run "$name" "$SENSOR" -r "$BIG" -w /dev/null "$@"; then
         failed_row "$label"
@@ -260,7 +262,7 @@ profile() {
         echo
         echo "Hot spots of 'fenghuo DPI + GeoIP' (perf record -e cpu-clock, self time, top 20):"
         perf report -i "$TMP/perf.data" --stdio --no-children --sort dso,sym -q 2>/dev/null |
-            grep -E '^ +[0-9.]+%' | head -n 20 | sed -e 's/[[:space:]]*$//' -e 's/^ */  /'
+            awk '/^ +[0-9.]+%/ && ++n <= 20 {sub(/[ \t]+$/, ""); sub(/^ +/, "  "); print}'
     fi
 }
 if [ "$PROFILE" = 1 ] && command -v perf >/dev/null &&

@@ -174,7 +174,8 @@ void jbuf_escape(jbuf *b, const char *str, size_t n)
         } else if ((k = utf8_seq(s + i, n - i)) == 0) {
             put(b, "\\ufffd", 6);
             i++;
-        } else if (k == 3 && s[i] == 0xE2 && s[i + 1] == 0x80 && (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) {
+        } else if (k == 3 && s[i] == 0xE2 && s[i + 1] == 0x80 &&
+                   (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) {
             put(b, s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
             i += 3;
         } else {

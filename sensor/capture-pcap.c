@@ -3,7 +3,9 @@
  */
 #include "capture.h"
 
+#include <errno.h>
 #include <pcap/pcap.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,8 +78,7 @@ static void any_close(capture *c)
 
 static const capture_ops file_ops = {file_run, file_stats, any_close};
 
-fh_err capture_open_file(capture **out, const char *path, const char *bpf, char *err,
-                         size_t errlen)
+fh_err capture_open_file(capture **out, const char *path, const char *bpf, char *err, size_t errlen)
 {
     char perr[PCAP_ERRBUF_SIZE] = "";
     capture *c;
@@ -141,9 +142,18 @@ static fh_err live_run(capture *c, pipeline *p, volatile sig_atomic_t *stop, cha
     struct timeval now;
     int rc;
 
+    struct pollfd pfd = {.fd = pcap_get_selectable_fd(c->pcap), .events = POLLIN};
+
     p->refresh_capture = live_refresh;
     p->refresh_arg = c;
     while (!*stop) {
+        /* The capture is non-blocking: on Linux (TPACKET_V3) the read timeout does
+         * not fire on an idle link, so wait in poll() and stay responsive to
+         * signals (poll returns EINTR) and to the clock. */
+        if (poll(&pfd, 1, LIVE_TIMEOUT_MS) < 0 && errno != EINTR) {
+            snprintf(err, errlen, "poll() on '%s' failed: %s", c->name, strerror(errno));
+            return FH_ERR_CAPTURE;
+        }
         rc = pcap_dispatch(c->pcap, 4096, live_cb, (u_char *)&a);
         if (rc == PCAP_ERROR_BREAK)
             break;
@@ -200,6 +210,11 @@ fh_err capture_open_live(capture **out, const char *iface, uint32_t snaplen, boo
     if (rc < 0) {
         snprintf(err, errlen, "cannot capture on '%s': %s", iface,
                  rc == PCAP_ERROR ? pcap_geterr(c->pcap) : pcap_statustostr(rc));
+        any_close(c);
+        return FH_ERR_CAPTURE;
+    }
+    if (pcap_setnonblock(c->pcap, 1, perr) != 0 || pcap_get_selectable_fd(c->pcap) < 0) {
+        snprintf(err, errlen, "cannot poll interface '%s': %s", iface, perr);
         any_close(c);
         return FH_ERR_CAPTURE;
     }

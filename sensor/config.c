@@ -29,20 +29,20 @@ static const opt_def options[] = {
     {"capture.promisc", OPT_BOOL, OFF(promisc), 0, "promiscuous mode on live capture"},
     {"capture.bpf", OPT_STR, OFF(bpf), 0, "BPF filter expression (-f)"},
     {"capture.buffer_mb", OPT_U32, OFF(buffer_mb), 4096, "kernel capture buffer, MiB"},
-    {"flow.max_flows", OPT_U32, OFF(flow.max_flows), 0, "flows tracked at once; past it the "
-                                                        "least recently active is evicted"},
+    {"flow.max_flows", OPT_U32, OFF(flow.max_flows), 0,
+     "flows tracked at once; past it the "
+     "least recently active is evicted"},
     {"flow.memcap", OPT_SIZE, OFF(flow.memcap), 0, "memory for flows and their DPI state"},
     {"flow.update_interval", OPT_SECONDS, OFF(flow.update_interval_s), 0,
      "seconds between update events of a long flow (0 = none)"},
     {"flow.timeouts.tcp_new", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_TCP_NEW]), 0,
      "idle timeout of a TCP flow before its handshake completes"},
-    {"flow.timeouts.tcp_established", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_TCP_ESTABLISHED]),
-     0, "idle timeout of an established TCP flow"},
+    {"flow.timeouts.tcp_established", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_TCP_ESTABLISHED]), 0,
+     "idle timeout of an established TCP flow"},
     {"flow.timeouts.tcp_closed", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_TCP_CLOSED]), 0,
      "time a TCP flow is kept after FIN/RST"},
     {"flow.timeouts.udp", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_UDP]), 0, "UDP idle timeout"},
-    {"flow.timeouts.icmp", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_ICMP]), 0,
-     "ICMP idle timeout"},
+    {"flow.timeouts.icmp", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_ICMP]), 0, "ICMP idle timeout"},
     {"flow.timeouts.other", OPT_SECONDS, OFF(flow.timeout_s[FLOW_TC_OTHER]), 0,
      "idle timeout of other IP protocols"},
     {"defrag.memcap", OPT_SIZE, OFF(frag_memcap), 0, "memory for IP fragment reassembly"},
@@ -187,8 +187,7 @@ static fh_err set_option(sensor_config *c, const opt_def *o, const char *value, 
                  !strcasecmp(value, "off") || !strcmp(value, "0"))
             *(bool *)field = false;
         else {
-            snprintf(err, errlen, "option '%s': expected true or false, got '%s'", o->name,
-                     value);
+            snprintf(err, errlen, "option '%s': expected true or false, got '%s'", o->name, value);
             return FH_ERR_CONFIG;
         }
         return FH_OK;
@@ -196,13 +195,14 @@ static fh_err set_option(sensor_config *c, const opt_def *o, const char *value, 
     case OPT_SECONDS:
         if (!parse_u64(value, o->type, &v) || v > UINT32_MAX || (o->max && v > o->max)) {
             if (o->max)
-                snprintf(err, errlen, "option '%s': expected a whole number from 0 to %llu%s, "
-                         "got '%s'", o->name, (unsigned long long)o->max,
+                snprintf(err, errlen,
+                         "option '%s': expected a whole number from 0 to %llu%s, "
+                         "got '%s'",
+                         o->name, (unsigned long long)o->max,
                          o->type == OPT_SECONDS ? " (seconds, or with s/m/h)" : "", value);
             else
-                snprintf(err, errlen, "option '%s': expected a whole number%s, got '%s'",
-                         o->name, o->type == OPT_SECONDS ? " of seconds (or with s/m/h)" : "",
-                         value);
+                snprintf(err, errlen, "option '%s': expected a whole number%s, got '%s'", o->name,
+                         o->type == OPT_SECONDS ? " of seconds (or with s/m/h)" : "", value);
             return FH_ERR_CONFIG;
         }
         *(uint32_t *)field = (uint32_t)v;
@@ -219,8 +219,7 @@ static fh_err set_option(sensor_config *c, const opt_def *o, const char *value, 
     return FH_ERR_CONFIG;
 }
 
-fh_err config_set(sensor_config *c, const char *name, const char *value, char *err,
-                  size_t errlen)
+fh_err config_set(sensor_config *c, const char *name, const char *value, char *err, size_t errlen)
 {
     const opt_def *o = find_option(name);
 

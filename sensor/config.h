@@ -61,8 +61,7 @@ void config_free(sensor_config *c);
 fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t errlen);
 
 /* Sets one option from "name=value" (or name and value). */
-fh_err config_set(sensor_config *c, const char *name, const char *value, char *err,
-                  size_t errlen);
+fh_err config_set(sensor_config *c, const char *name, const char *value, char *err, size_t errlen);
 
 /* Prints every option with its default and help to f (for --help-config). */
 void config_print_options(FILE *f);

@@ -23,19 +23,19 @@
 #endif
 #define LINKTYPE_RAW 101 /* some files carry the LINKTYPE value, not DLT_RAW */
 
-#define ETH_P_IPV4    0x0800
-#define ETH_P_ARP     0x0806
-#define ETH_P_VLAN    0x8100
-#define ETH_P_QINQ    0x88a8
+#define ETH_P_IPV4      0x0800
+#define ETH_P_ARP       0x0806
+#define ETH_P_VLAN      0x8100
+#define ETH_P_QINQ      0x88a8
 #define ETH_P_QINQ_9100 0x9100
-#define ETH_P_IPV6    0x86dd
-#define ETH_P_MPLS_UC 0x8847
-#define ETH_P_MPLS_MC 0x8848
-#define ETH_P_PPPOE_S 0x8864
-#define ETH_P_TEB     0x6558 /* transparent Ethernet bridging (GRE, Geneve) */
-#define ETH_P_ERSPAN2 0x88be
-#define ETH_P_ERSPAN3 0x22eb
-#define ETH_P_PPP     0x880b
+#define ETH_P_IPV6      0x86dd
+#define ETH_P_MPLS_UC   0x8847
+#define ETH_P_MPLS_MC   0x8848
+#define ETH_P_PPPOE_S   0x8864
+#define ETH_P_TEB       0x6558 /* transparent Ethernet bridging (GRE, Geneve) */
+#define ETH_P_ERSPAN2   0x88be
+#define ETH_P_ERSPAN3   0x22eb
+#define ETH_P_PPP       0x880b
 
 #define PPP_IPV4 0x0021
 #define PPP_IPV6 0x0057

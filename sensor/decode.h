@@ -95,11 +95,19 @@ typedef struct {
     uint64_t errors[DECODE_ERR_COUNT];
 } decode_stats;
 
-enum { TUNNEL_NONE = 0, TUNNEL_GRE, TUNNEL_VXLAN, TUNNEL_IPIP, TUNNEL_IPV6, TUNNEL_ERSPAN,
-       TUNNEL_GENEVE, TUNNEL_GTP };
+enum {
+    TUNNEL_NONE = 0,
+    TUNNEL_GRE,
+    TUNNEL_VXLAN,
+    TUNNEL_IPIP,
+    TUNNEL_IPV6,
+    TUNNEL_ERSPAN,
+    TUNNEL_GENEVE,
+    TUNNEL_GTP
+};
 const char *decode_tunnel_name(int type);
 
-#define DECODE_MAX_VLAN 3
+#define DECODE_MAX_VLAN         3
 #define DECODE_MAX_TUNNEL_DEPTH 4
 
 /* A decoded packet. Addresses are in network order; IPv4 uses the first 4 bytes. */
@@ -114,9 +122,9 @@ typedef struct {
     uint8_t icmp_type, icmp_code;
     uint8_t tcp_flags;
 
-    const uint8_t *l3; /* innermost IP header, for nDPI */
-    uint32_t l3_len;   /* its datagram length (clipped to what was captured) */
-    uint32_t ip_bytes; /* IP-layer bytes this packet counts for */
+    const uint8_t *l3;      /* innermost IP header, for nDPI */
+    uint32_t l3_len;        /* its datagram length (clipped to what was captured) */
+    uint32_t ip_bytes;      /* IP-layer bytes this packet counts for */
     const uint8_t *payload; /* L4 payload */
     uint32_t payload_len;
 
@@ -134,10 +142,10 @@ typedef struct {
 } decode_pkt;
 
 typedef enum {
-    DECODE_OK = 0,    /* pkt holds an IP packet with its L4 header decoded */
-    DECODE_NON_IP,    /* not IP (ARP, LLDP, STP, ...): counted, nothing to do */
-    DECODE_HELD,      /* an IP fragment stored for reassembly */
-    DECODE_ERROR,     /* malformed: *reason says why, already counted */
+    DECODE_OK = 0, /* pkt holds an IP packet with its L4 header decoded */
+    DECODE_NON_IP, /* not IP (ARP, LLDP, STP, ...): counted, nothing to do */
+    DECODE_HELD,   /* an IP fragment stored for reassembly */
+    DECODE_ERROR,  /* malformed: *reason says why, already counted */
 } decode_result;
 
 /* One decoder per thread: counters plus the fragment reassembly context. */

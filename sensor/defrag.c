@@ -12,15 +12,15 @@
 #define DEFRAG_OUT_SIZE    (60u + DEFRAG_MAX_PAYLOAD)
 
 struct defrag_dgram {
-    defrag_dgram *hnext;          /* hash chain */
-    defrag_dgram *older, *newer;  /* arrival list */
+    defrag_dgram *hnext;         /* hash chain */
+    defrag_dgram *older, *newer; /* arrival list */
     uint8_t version, proto;
     uint32_t id;
     uint8_t src[16], dst[16];
     uint64_t first_us;
-    uint8_t hdr[60];   /* header of the offset-0 fragment (IPv4 with options, or IPv6 base) */
-    uint32_t hdr_len;  /* 0 until the first fragment has arrived */
-    uint32_t total;    /* payload length once the last fragment is known, else 0 */
+    uint8_t hdr[60];  /* header of the offset-0 fragment (IPv4 with options, or IPv6 base) */
+    uint32_t hdr_len; /* 0 until the first fragment has arrived */
+    uint32_t total;   /* payload length once the last fragment is known, else 0 */
     uint32_t have_last;
     uint8_t *data;
     uint32_t cap;
@@ -264,9 +264,9 @@ static defrag_result finish(defrag_ctx *c, defrag_dgram *d, defrag_result stored
     return stored == DEFRAG_OVERLAP ? DEFRAG_OVERLAP_DONE : DEFRAG_DONE;
 }
 
-defrag_result defrag_add_ipv4(defrag_ctx *c, const uint8_t *ip, uint32_t hlen,
-                              const uint8_t *data, uint32_t len, uint32_t off, int more,
-                              uint64_t now_us, const uint8_t **out, uint32_t *outlen)
+defrag_result defrag_add_ipv4(defrag_ctx *c, const uint8_t *ip, uint32_t hlen, const uint8_t *data,
+                              uint32_t len, uint32_t off, int more, uint64_t now_us,
+                              const uint8_t **out, uint32_t *outlen)
 {
     uint32_t id = (uint32_t)(ip[4] << 8 | ip[5]);
     bool nomem;

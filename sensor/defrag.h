@@ -31,19 +31,19 @@ typedef struct {
     size_t mem_used, memcap;
     uint32_t count, max_count;
     uint64_t timeout_us;
-    uint8_t *out; /* reassembly output, 64 KiB + header */
+    uint8_t *out;     /* reassembly output, 64 KiB + header */
     uint64_t expired; /* datagrams dropped by timeout */
     uint64_t evicted; /* datagrams dropped by memcap/count */
 } defrag_ctx;
 
 typedef enum {
-    DEFRAG_HELD = 0,    /* stored; datagram not complete yet */
-    DEFRAG_DONE,        /* complete: out and outlen hold the datagram */
-    DEFRAG_OVERLAP,     /* stored, but it overlapped earlier data (maybe also complete) */
+    DEFRAG_HELD = 0, /* stored; datagram not complete yet */
+    DEFRAG_DONE,     /* complete: out and outlen hold the datagram */
+    DEFRAG_OVERLAP,  /* stored, but it overlapped earlier data (maybe also complete) */
     DEFRAG_OVERLAP_DONE,
-    DEFRAG_TOO_LARGE,   /* would exceed 65535 bytes: datagram dropped */
-    DEFRAG_MEMCAP,      /* no memory within the cap even after eviction: fragment dropped */
-    DEFRAG_BAD_LEN,     /* non-final fragment whose length is not a multiple of 8 */
+    DEFRAG_TOO_LARGE, /* would exceed 65535 bytes: datagram dropped */
+    DEFRAG_MEMCAP,    /* no memory within the cap even after eviction: fragment dropped */
+    DEFRAG_BAD_LEN,   /* non-final fragment whose length is not a multiple of 8 */
 } defrag_result;
 
 /* Returns 0, or -1 if the hash table or output buffer cannot be allocated. */
@@ -55,9 +55,9 @@ void defrag_free(defrag_ctx *c);
  * validated), `data`/`len` the fragment's payload, `off` its byte offset and
  * `more` the MF flag.
  */
-defrag_result defrag_add_ipv4(defrag_ctx *c, const uint8_t *ip, uint32_t hlen,
-                              const uint8_t *data, uint32_t len, uint32_t off, int more,
-                              uint64_t now_us, const uint8_t **out, uint32_t *outlen);
+defrag_result defrag_add_ipv4(defrag_ctx *c, const uint8_t *ip, uint32_t hlen, const uint8_t *data,
+                              uint32_t len, uint32_t off, int more, uint64_t now_us,
+                              const uint8_t **out, uint32_t *outlen);
 
 /*
  * Adds an IPv6 fragment. `ip6` is the 40-byte base header, `nh` the next

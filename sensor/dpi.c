@@ -261,9 +261,9 @@ void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p)
         return;
     df->pkts++;
     e->stats.packets_inspected++;
-    df->proto = ndpi_detection_process_packet(e->ndpi, df->nf, p->l3,
-                                              (unsigned short)(p->l3_len > 65535 ? 65535 : p->l3_len),
-                                              p->ts_us / 1000);
+    df->proto = ndpi_detection_process_packet(
+        e->ndpi, df->nf, p->l3, (unsigned short)(p->l3_len > 65535 ? 65535 : p->l3_len),
+        p->ts_us / 1000);
     enough = (p->l4_proto == IPPROTO_TCP && df->pkts > e->cfg.max_tcp_packets) ||
              (p->l4_proto == IPPROTO_UDP && df->pkts > e->cfg.max_udp_packets) ||
              df->nf->fail_with_unknown;
@@ -448,12 +448,13 @@ void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
         uint8_t unknown = 0;
 
         jbuf_obj_open(b, "tls");
-        if (m->hostname && (is_proto(df->proto, NDPI_PROTOCOL_TLS) ||
-                            is_proto(df->proto, NDPI_PROTOCOL_QUIC) ||
-                            df->proto.master_protocol == NDPI_PROTOCOL_UNKNOWN))
+        if (m->hostname &&
+            (is_proto(df->proto, NDPI_PROTOCOL_TLS) || is_proto(df->proto, NDPI_PROTOCOL_QUIC) ||
+             df->proto.master_protocol == NDPI_PROTOCOL_UNKNOWN))
             jbuf_str(b, "sni", m->hostname);
         if (m->tls_version)
-            jbuf_str(b, "version", ndpi_ssl_version2str(buf, sizeof(buf), m->tls_version, &unknown));
+            jbuf_str(b, "version",
+                     ndpi_ssl_version2str(buf, sizeof(buf), m->tls_version, &unknown));
         if (m->ja3c[0]) {
             jbuf_obj_open(b, "ja3");
             jbuf_str(b, "hash", m->ja3c);

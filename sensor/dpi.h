@@ -24,8 +24,8 @@
 
 typedef struct {
     bool enabled;
-    uint32_t max_tcp_packets; /* give up after this many packets (default 80) */
-    uint32_t max_udp_packets; /* default 24 */
+    uint32_t max_tcp_packets;    /* give up after this many packets (default 80) */
+    uint32_t max_udp_packets;    /* default 24 */
     const char *protos_file;     /* optional nDPI custom protocols file */
     const char *categories_file; /* optional nDPI custom categories file */
 } dpi_config;

@@ -201,9 +201,9 @@ void flow_flush(flow_table *t)
 
         /* End in order of last activity so output order is deterministic. */
         for (int c = 0; c < FLOW_TC_COUNT; c++)
-            if (t->head[c] && (!oldest || t->head[c]->touch < oldest->touch ||
-                               (t->head[c]->touch == oldest->touch &&
-                                t->head[c]->flow_id < oldest->flow_id)))
+            if (t->head[c] &&
+                (!oldest || t->head[c]->touch < oldest->touch ||
+                 (t->head[c]->touch == oldest->touch && t->head[c]->flow_id < oldest->flow_id)))
                 oldest = t->head[c];
         if (!oldest)
             break;
@@ -311,7 +311,7 @@ static void tcp_track(flow_table *t, flow *f, uint8_t flags, int dir)
             st = TCP_ST_ESTABLISHED;
         else if (st == TCP_ST_NONE && f->pkts[0] && f->pkts[1])
             st = TCP_ST_ESTABLISHED; /* picked up mid-stream, both sides talk */
-        if (flags & 0x01) { /* FIN */
+        if (flags & 0x01) {          /* FIN */
             f->fin_seen[dir] = 1;
             st = (f->fin_seen[0] && f->fin_seen[1]) ? TCP_ST_CLOSED : TCP_ST_CLOSING;
         }

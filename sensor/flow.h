@@ -84,7 +84,7 @@ struct flow {
     flow_key key;
     uint8_t tclass;
     uint8_t tcp_state;
-    uint8_t tcp_flags[2];   /* ORed flags per direction */
+    uint8_t tcp_flags[2]; /* ORed flags per direction */
     uint8_t fin_seen[2];
 
     /* Endpoints as reported: client first. */

@@ -33,38 +33,38 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: fenghuo-sensor [options] -r PCAP|DIR [PCAP|DIR ...]\n"
-            "       fenghuo-sensor [options] -i INTERFACE\n"
-            "\n"
-            "Fenghuo (烽火) packet sensor: decodes traffic, classifies flows with nDPI,\n"
-            "enriches addresses with GeoIP and writes EVE-compatible JSON events.\n"
-            "烽火流量探针：解码流量，用 nDPI 识别应用，用 GeoIP 补充地址信息，输出 EVE 兼容的 JSON 事件。\n"
-            "\n"
-            "Input:\n"
-            "  -r, --read PATH          pcap/pcapng file or directory of them (repeatable)\n"
-            "  -i, --interface IFACE    capture live from IFACE\n"
-            "  -f, --filter EXPR        BPF filter\n"
-            "  -s, --snaplen N          bytes captured per packet (live)\n"
-            "      --no-promisc         do not put the interface in promiscuous mode\n"
-            "Output:\n"
-            "  -w, --write FILE         NDJSON events to FILE ('-' = stdout, the default)\n"
-            "Enrichment:\n"
-            "      --geoip-country FILE country database (.mmdb)\n"
-            "      --geoip-asn FILE     ASN database (.mmdb)\n"
-            "      --geoip-city FILE    city database (.mmdb)\n"
-            "Identity:\n"
-            "      --sensor-id ID       sensor id written in every event\n"
-            "      --segment NAME       network segment written in every event\n"
-            "Configuration:\n"
-            "  -c, --config FILE        YAML configuration file\n"
-            "      --set NAME=VALUE     set any configuration option\n"
-            "      --help-config        list every option with its default\n"
-            "  -v, --verbose            more log output;  -q, --quiet  errors only\n"
-            "  -h, --help               this help;  -V, --version  version\n"
-            "\n"
-            "Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n"
-            "Events are described in docs/events.md.\n");
+    fprintf(f, "Usage: fenghuo-sensor [options] -r PCAP|DIR [PCAP|DIR ...]\n"
+               "       fenghuo-sensor [options] -i INTERFACE\n"
+               "\n"
+               "Fenghuo (烽火) packet sensor: decodes traffic, classifies flows with nDPI,\n"
+               "enriches addresses with GeoIP and writes EVE-compatible JSON events.\n"
+               "烽火流量探针：解码流量，用 nDPI 识别应用，用 GeoIP 补充地址信息，输出 EVE 兼容的 "
+               "JSON 事件。\n"
+               "\n"
+               "Input:\n"
+               "  -r, --read PATH          pcap/pcapng file or directory of them (repeatable)\n"
+               "  -i, --interface IFACE    capture live from IFACE\n"
+               "  -f, --filter EXPR        BPF filter\n"
+               "  -s, --snaplen N          bytes captured per packet (live)\n"
+               "      --no-promisc         do not put the interface in promiscuous mode\n"
+               "Output:\n"
+               "  -w, --write FILE         NDJSON events to FILE ('-' = stdout, the default)\n"
+               "Enrichment:\n"
+               "      --geoip-country FILE country database (.mmdb)\n"
+               "      --geoip-asn FILE     ASN database (.mmdb)\n"
+               "      --geoip-city FILE    city database (.mmdb)\n"
+               "Identity:\n"
+               "      --sensor-id ID       sensor id written in every event\n"
+               "      --segment NAME       network segment written in every event\n"
+               "Configuration:\n"
+               "  -c, --config FILE        YAML configuration file\n"
+               "      --set NAME=VALUE     set any configuration option\n"
+               "      --help-config        list every option with its default\n"
+               "  -v, --verbose            more log output;  -q, --quiet  errors only\n"
+               "  -h, --help               this help;  -V, --version  version\n"
+               "\n"
+               "Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n"
+               "Events are described in docs/events.md.\n");
 }
 
 enum {
@@ -229,7 +229,7 @@ int main(int argc, char **argv)
 #define ADD_SET(n, v)                                                                              \
     do {                                                                                           \
         if (nsets == sizeof(sets) / sizeof(sets[0])) {                                             \
-            fh_error("too many options");                                                         \
+            fh_error("too many options");                                                          \
             goto usage_error;                                                                      \
         }                                                                                          \
         sets[nsets].name = (n);                                                                    \

@@ -15,7 +15,7 @@
 
 #include "community_id.h"
 
-#define SCHEMA_VERSION "1.0"
+#define SCHEMA_VERSION  "1.0"
 #define EXPIRE_EVERY_US 100000 /* look at the timeout lists at most 10 times a second */
 
 void format_timestamp(uint64_t ts_us, char *out, size_t len)
@@ -329,10 +329,9 @@ void pipeline_write_stats(pipeline *p, uint64_t now_us)
         jbuf_u64(b, "kernel_drops", p->cap.kernel_drops);
         jbuf_u64(b, "ifdrops", p->cap.ifdrops);
         jbuf_fixed(b, "drop_ratio",
-                   p->cap.kernel_packets
-                       ? (double)(p->cap.kernel_drops + p->cap.ifdrops) /
-                             (double)(p->cap.kernel_packets + p->cap.ifdrops)
-                       : 0.0,
+                   p->cap.kernel_packets ? (double)(p->cap.kernel_drops + p->cap.ifdrops) /
+                                               (double)(p->cap.kernel_packets + p->cap.ifdrops)
+                                         : 0.0,
                    6);
     }
     if (p->cap.truncated_files)
@@ -466,8 +465,8 @@ static void write_anomaly(pipeline *p, const decode_pkt *k, decode_reason r)
 
 /* ---- the packet path -------------------------------------------------------- */
 
-fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_sink *sink,
-                     char *err, size_t errlen)
+fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_sink *sink, char *err,
+                     size_t errlen)
 {
     fh_err e;
 

@@ -66,8 +66,8 @@ typedef struct {
 } pipeline;
 
 /* Sets up a pipeline; on failure writes the reason to err. */
-fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_sink *sink,
-                     char *err, size_t errlen);
+fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_sink *sink, char *err,
+                     size_t errlen);
 /* Ends all flows, writes nothing more, frees everything it owns. */
 void pipeline_free(pipeline *p);
 

@@ -26,21 +26,31 @@ typedef struct {
 } cid_vector;
 
 static const cid_vector vectors[] = {
-    {0, 6, "fe80::200:86ff:fe05:80da", "fe80::260:97ff:fe07:69ea", 58, 135, 136, "1:dGHyGvjMfljg6Bppwm3bg0LO8TY="},
-    {0, 6, "fe80::260:97ff:fe07:69ea", "fe80::200:86ff:fe05:80da", 58, 136, 135, "1:dGHyGvjMfljg6Bppwm3bg0LO8TY="},
-    {0, 6, "fe80::260:97ff:fe07:69ea", "fe80::200:86ff:fe05:80da", 58, 135, 136, "1:zavyT/cezQr1fmImYCwYnMXbgck="},
-    {0, 6, "fe80::200:86ff:fe05:80da", "fe80::260:97ff:fe07:69ea", 58, 136, 135, "1:zavyT/cezQr1fmImYCwYnMXbgck="},
-    {0, 6, "3ffe:501:1800:2345::2", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 3, 0, "1:2ObVBgIn28oZvibYZhZMBgh7WdQ="},
-    {0, 6, "3ffe:501:410:0:2c0:dfff:fe47:33e", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 1, 4, "1:hLZd0XGWojozrvxqE0dWB1iM6R0="},
-    {0, 6, "3ffe:507:0:1:200:86ff:fe05:80da", "3ffe:501:0:1001::2", 58, 128, 129, "1:+TW+HtLHvV1xnGhV1lv7XoJrqQg="},
-    {0, 6, "3ffe:501:0:1001::2", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 129, 128, "1:+TW+HtLHvV1xnGhV1lv7XoJrqQg="},
+    {0, 6, "fe80::200:86ff:fe05:80da", "fe80::260:97ff:fe07:69ea", 58, 135, 136,
+     "1:dGHyGvjMfljg6Bppwm3bg0LO8TY="},
+    {0, 6, "fe80::260:97ff:fe07:69ea", "fe80::200:86ff:fe05:80da", 58, 136, 135,
+     "1:dGHyGvjMfljg6Bppwm3bg0LO8TY="},
+    {0, 6, "fe80::260:97ff:fe07:69ea", "fe80::200:86ff:fe05:80da", 58, 135, 136,
+     "1:zavyT/cezQr1fmImYCwYnMXbgck="},
+    {0, 6, "fe80::200:86ff:fe05:80da", "fe80::260:97ff:fe07:69ea", 58, 136, 135,
+     "1:zavyT/cezQr1fmImYCwYnMXbgck="},
+    {0, 6, "3ffe:501:1800:2345::2", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 3, 0,
+     "1:2ObVBgIn28oZvibYZhZMBgh7WdQ="},
+    {0, 6, "3ffe:501:410:0:2c0:dfff:fe47:33e", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 1, 4,
+     "1:hLZd0XGWojozrvxqE0dWB1iM6R0="},
+    {0, 6, "3ffe:507:0:1:200:86ff:fe05:80da", "3ffe:501:0:1001::2", 58, 128, 129,
+     "1:+TW+HtLHvV1xnGhV1lv7XoJrqQg="},
+    {0, 6, "3ffe:501:0:1001::2", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 129, 128,
+     "1:+TW+HtLHvV1xnGhV1lv7XoJrqQg="},
     {0, 6, "fe80::200:86ff:fe05:80da", "ff02::2", 58, 133, 134, "1:hO+sN4H+MG5MY/8hIrXPqc4ZQz0="},
     {0, 6, "fe80::260:97ff:fe07:69ea", "ff02::1", 58, 134, 133, "1:pkvHqCL88/tg1k4cPigmZXUtL00="},
     {0, 4, "192.168.0.89", "192.168.0.1", 1, 8, 0, "1:X0snYXpgwiv9TZtqg64sgzUn6Dk="},
     {0, 4, "192.168.0.1", "192.168.0.89", 1, 0, 8, "1:X0snYXpgwiv9TZtqg64sgzUn6Dk="},
     {0, 4, "10.0.0.1", "10.0.0.2", 1, 11, 0, "1:YHxtAirCG//0OzkcVAukqKQN9xM="},
-    {0, 6, "2001:470:e5bf:dead:4957:2174:e82c:4887", "2607:f8b0:400c:c03::1a", 6, 63943, 25, "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4="},
-    {0, 6, "2607:f8b0:400c:c03::1a", "2001:470:e5bf:dead:4957:2174:e82c:4887", 6, 25, 63943, "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4="},
+    {0, 6, "2001:470:e5bf:dead:4957:2174:e82c:4887", "2607:f8b0:400c:c03::1a", 6, 63943, 25,
+     "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4="},
+    {0, 6, "2607:f8b0:400c:c03::1a", "2001:470:e5bf:dead:4957:2174:e82c:4887", 6, 25, 63943,
+     "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4="},
     {0, 4, "192.168.170.8", "192.168.170.56", 132, 7, 7, "1:MP2EtRCAUIZvTw6MxJHLV7N7JDs="},
     {0, 4, "192.168.170.56", "192.168.170.8", 132, 7, 7, "1:MP2EtRCAUIZvTw6MxJHLV7N7JDs="},
     {0, 4, "128.232.110.120", "66.35.250.204", 6, 34855, 80, "1:LQU9qZlK+B5F3KDmev6m5PMibrg="},
@@ -49,21 +59,31 @@ static const cid_vector vectors[] = {
     {0, 4, "8.8.8.8", "192.168.1.52", 17, 53, 54585, "1:d/FP5EW3wiY1vCndhwleRRKHowQ="},
     {0, 4, "10.1.12.1", "10.1.12.2", 46, 0, 0, "1:KHlLkgoJW7ifUTyTSgyVfkFHzKw="},
     {0, 4, "10.1.12.2", "10.1.12.1", 46, 0, 0, "1:KHlLkgoJW7ifUTyTSgyVfkFHzKw="},
-    {1, 6, "fe80::200:86ff:fe05:80da", "fe80::260:97ff:fe07:69ea", 58, 135, 136, "1:kHa1FhMYIT6Ym2Vm2AOtoOARDzY="},
-    {1, 6, "fe80::260:97ff:fe07:69ea", "fe80::200:86ff:fe05:80da", 58, 136, 135, "1:kHa1FhMYIT6Ym2Vm2AOtoOARDzY="},
-    {1, 6, "fe80::260:97ff:fe07:69ea", "fe80::200:86ff:fe05:80da", 58, 135, 136, "1:2hSqmsDZ2kdcY9kbiUzOEBic0iM="},
-    {1, 6, "fe80::200:86ff:fe05:80da", "fe80::260:97ff:fe07:69ea", 58, 136, 135, "1:2hSqmsDZ2kdcY9kbiUzOEBic0iM="},
-    {1, 6, "3ffe:501:1800:2345::2", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 3, 0, "1:lVEtCZpYu84Xqaa++3lXFyuu2n4="},
-    {1, 6, "3ffe:501:410:0:2c0:dfff:fe47:33e", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 1, 4, "1:W8MHwXpWzpoSTD+cGcaJr4u0ys8="},
-    {1, 6, "3ffe:507:0:1:200:86ff:fe05:80da", "3ffe:501:0:1001::2", 58, 128, 129, "1:GfZxjAkDk2MkegpBYHV6tadtFXQ="},
-    {1, 6, "3ffe:501:0:1001::2", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 129, 128, "1:GfZxjAkDk2MkegpBYHV6tadtFXQ="},
+    {1, 6, "fe80::200:86ff:fe05:80da", "fe80::260:97ff:fe07:69ea", 58, 135, 136,
+     "1:kHa1FhMYIT6Ym2Vm2AOtoOARDzY="},
+    {1, 6, "fe80::260:97ff:fe07:69ea", "fe80::200:86ff:fe05:80da", 58, 136, 135,
+     "1:kHa1FhMYIT6Ym2Vm2AOtoOARDzY="},
+    {1, 6, "fe80::260:97ff:fe07:69ea", "fe80::200:86ff:fe05:80da", 58, 135, 136,
+     "1:2hSqmsDZ2kdcY9kbiUzOEBic0iM="},
+    {1, 6, "fe80::200:86ff:fe05:80da", "fe80::260:97ff:fe07:69ea", 58, 136, 135,
+     "1:2hSqmsDZ2kdcY9kbiUzOEBic0iM="},
+    {1, 6, "3ffe:501:1800:2345::2", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 3, 0,
+     "1:lVEtCZpYu84Xqaa++3lXFyuu2n4="},
+    {1, 6, "3ffe:501:410:0:2c0:dfff:fe47:33e", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 1, 4,
+     "1:W8MHwXpWzpoSTD+cGcaJr4u0ys8="},
+    {1, 6, "3ffe:507:0:1:200:86ff:fe05:80da", "3ffe:501:0:1001::2", 58, 128, 129,
+     "1:GfZxjAkDk2MkegpBYHV6tadtFXQ="},
+    {1, 6, "3ffe:501:0:1001::2", "3ffe:507:0:1:200:86ff:fe05:80da", 58, 129, 128,
+     "1:GfZxjAkDk2MkegpBYHV6tadtFXQ="},
     {1, 6, "fe80::200:86ff:fe05:80da", "ff02::2", 58, 133, 134, "1:L7Ka0ZMYu+J3bL4ulW2PrqyXNo8="},
     {1, 6, "fe80::260:97ff:fe07:69ea", "ff02::1", 58, 134, 133, "1:K/ee5UCqAMAQXDorP5nSa2CGLjc="},
     {1, 4, "192.168.0.89", "192.168.0.1", 1, 8, 0, "1:03g6IloqVBdcZlPyX8r0hgoE7kA="},
     {1, 4, "192.168.0.1", "192.168.0.89", 1, 0, 8, "1:03g6IloqVBdcZlPyX8r0hgoE7kA="},
     {1, 4, "10.0.0.1", "10.0.0.2", 1, 11, 0, "1:XjUibYHaafLQ3pxQeiMI8g25q20="},
-    {1, 6, "2001:470:e5bf:dead:4957:2174:e82c:4887", "2607:f8b0:400c:c03::1a", 6, 63943, 25, "1:eJYTW6AOzFLlSUoESovMjnu7rMw="},
-    {1, 6, "2607:f8b0:400c:c03::1a", "2001:470:e5bf:dead:4957:2174:e82c:4887", 6, 25, 63943, "1:eJYTW6AOzFLlSUoESovMjnu7rMw="},
+    {1, 6, "2001:470:e5bf:dead:4957:2174:e82c:4887", "2607:f8b0:400c:c03::1a", 6, 63943, 25,
+     "1:eJYTW6AOzFLlSUoESovMjnu7rMw="},
+    {1, 6, "2607:f8b0:400c:c03::1a", "2001:470:e5bf:dead:4957:2174:e82c:4887", 6, 25, 63943,
+     "1:eJYTW6AOzFLlSUoESovMjnu7rMw="},
     {1, 4, "192.168.170.8", "192.168.170.56", 132, 7, 7, "1:5w3ZRjeKBzqT3zsaEECDGjUbYeg="},
     {1, 4, "192.168.170.56", "192.168.170.8", 132, 7, 7, "1:5w3ZRjeKBzqT3zsaEECDGjUbYeg="},
     {1, 4, "128.232.110.120", "66.35.250.204", 6, 34855, 80, "1:3V71V58M3Ksw/yuFALMcW0LAHvc="},
@@ -85,8 +105,8 @@ static void test_baseline_vectors(void **state)
 
         assert_int_equal(inet_pton(af, v->saddr, s), 1);
         assert_int_equal(inet_pton(af, v->daddr, d), 1);
-        community_id_v1((uint16_t)v->seed, v->version, s, d, (uint8_t)v->proto,
-                        (uint16_t)v->sport, (uint16_t)v->dport, out);
+        community_id_v1((uint16_t)v->seed, v->version, s, d, (uint8_t)v->proto, (uint16_t)v->sport,
+                        (uint16_t)v->dport, out);
         if (strcmp(out, v->expect) != 0)
             fail_msg("vector %zu (%s -> %s proto %d %d/%d seed %d): got %s, want %s", i, v->saddr,
                      v->daddr, v->proto, v->sport, v->dport, v->seed, out, v->expect);
@@ -113,8 +133,7 @@ static void test_symmetric(void **state)
 static void test_icmp_mapping(void **state)
 {
     uint8_t a[4], b[4];
-    char req[COMMUNITY_ID_LEN], rep[COMMUNITY_ID_LEN], u1[COMMUNITY_ID_LEN],
-        u2[COMMUNITY_ID_LEN];
+    char req[COMMUNITY_ID_LEN], rep[COMMUNITY_ID_LEN], u1[COMMUNITY_ID_LEN], u2[COMMUNITY_ID_LEN];
 
     (void)state;
     inet_pton(AF_INET, "192.168.0.89", a);

@@ -141,7 +141,8 @@ static void test_errors(void **state)
     expect_error("flow:\n  timeouts:\n    udp: soon\n",
                  "3: option 'flow.timeouts.udp': expected a whole number of seconds (or with "
                  "s/m/h), got 'soon'");
-    expect_error("sensor:\n  id: [a, b]\n", "2: option 'sensor.id' takes a single value, not a list");
+    expect_error("sensor:\n  id: [a, b]\n",
+                 "2: option 'sensor.id' takes a single value, not a list");
     expect_error("sensor:\n  id: a\n   segment: b\n",
                  "3: YAML syntax error: mapping values are not allowed in this context");
     expect_error("just a string\n", "1: expected a mapping of options");
@@ -180,8 +181,8 @@ static void test_packaged_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),    cmocka_unit_test(test_load_all_types),
-        cmocka_unit_test(test_empty_file),  cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_load_all_types),
+        cmocka_unit_test(test_empty_file),   cmocka_unit_test(test_errors),
         cmocka_unit_test(test_missing_file), cmocka_unit_test(test_packaged_config),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -152,8 +152,7 @@ static int teardown(void **state)
 
 static decode_result run(int dlt, const frame *f, decode_pkt *p, decode_reason *r)
 {
-    return decode_frame(&dec, dlt, f->b, (uint32_t)f->n, (uint32_t)f->n, 1700000000000000ULL, p,
-                        r);
+    return decode_frame(&dec, dlt, f->b, (uint32_t)f->n, (uint32_t)f->n, 1700000000000000ULL, p, r);
 }
 
 static void assert_ip4(const uint8_t *a, const char *s)
@@ -269,8 +268,8 @@ static void test_mpls_and_pppoe(void **state)
 
     (void)state;
     eth(&f, 0x8847);
-    put32(&f, (100u << 12) | 64);            /* label 100, not bottom */
-    put32(&f, (200u << 12) | 0x100 | 64);    /* label 200, bottom of stack */
+    put32(&f, (100u << 12) | 64);         /* label 100, not bottom */
+    put32(&f, (200u << 12) | 0x100 | 64); /* label 200, bottom of stack */
     ipv4(&f, "10.1.0.1", "10.1.0.2", IPPROTO_TCP, 20, 1, 0);
     tcp(&f, 1234, 23, 0x02, NULL);
     assert_int_equal(run(DLT_EN10MB, &f, &p, &r), DECODE_OK);
@@ -641,8 +640,7 @@ static void test_mutation_fuzz(void **state)
         {
             uint8_t *copy = malloc(n);
             memcpy(copy, buf, n);
-            decode_frame(&dec, DLT_EN10MB, copy, (uint32_t)n, (uint32_t)n, (uint64_t)iter, &p,
-                         &r);
+            decode_frame(&dec, DLT_EN10MB, copy, (uint32_t)n, (uint32_t)n, (uint64_t)iter, &p, &r);
             free(copy);
         }
     }

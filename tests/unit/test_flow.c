@@ -213,8 +213,9 @@ static void test_eviction_by_count(void **state)
     (void)state;
     table(&t, &r, max3);
     for (int i = 0; i < 5; i++)
-        feed(&t, pkt("10.0.0.1", (uint16_t)(10000 + i), "10.0.0.2", 53, IPPROTO_UDP, 0,
-                     (uint64_t)(i + 1) * SEC),
+        feed(&t,
+             pkt("10.0.0.1", (uint16_t)(10000 + i), "10.0.0.2", 53, IPPROTO_UDP, 0,
+                 (uint64_t)(i + 1) * SEC),
              NULL);
     assert_int_equal(t.stats.active, 3);
     assert_int_equal(t.stats.evicted, 2);
@@ -241,8 +242,9 @@ static void test_eviction_by_memory(void **state)
     (void)state;
     table(&t, &r, memcap_small);
     for (int i = 0; i < 10; i++) {
-        f = feed(&t, pkt("10.0.1.1", (uint16_t)(20000 + i), "10.0.1.2", 80, IPPROTO_UDP, 0,
-                         (uint64_t)(i + 1) * SEC),
+        f = feed(&t,
+                 pkt("10.0.1.1", (uint16_t)(20000 + i), "10.0.1.2", 80, IPPROTO_UDP, 0,
+                     (uint64_t)(i + 1) * SEC),
                  NULL);
         flow_set_extra_mem(&t, f, 50); /* e.g. DPI state */
         assert_true(t.mem_used <= t.memcap + 50);

@@ -49,11 +49,11 @@ static void test_escape_utf8(void **state)
     /* Invalid bytes: each becomes U+FFFD. */
     assert_string_equal(esc(&b, "\xff", 1), "\\ufffd");
     assert_string_equal(esc(&b, "\xc3\x28", 2), "\\ufffd(");
-    assert_string_equal(esc(&b, "\xc0\xaf", 2), "\\ufffd\\ufffd");           /* overlong '/' */
+    assert_string_equal(esc(&b, "\xc0\xaf", 2), "\\ufffd\\ufffd");            /* overlong '/' */
     assert_string_equal(esc(&b, "\xe0\x80\xaf", 3), "\\ufffd\\ufffd\\ufffd"); /* overlong */
     assert_string_equal(esc(&b, "\xed\xa0\x80", 3), "\\ufffd\\ufffd\\ufffd"); /* surrogate */
     assert_string_equal(esc(&b, "\xf4\x90\x80\x80", 4),
-                        "\\ufffd\\ufffd\\ufffd\\ufffd"); /* > U+10FFFF */
+                        "\\ufffd\\ufffd\\ufffd\\ufffd");           /* > U+10FFFF */
     assert_string_equal(esc(&b, "\xe6\x94", 2), "\\ufffd\\ufffd"); /* cut sequence */
     /* Line and paragraph separators are escaped for JavaScript consumers. */
     assert_string_equal(esc(&b, "\xe2\x80\xa8\xe2\x80\xa9", 6), "\\u2028\\u2029");
@@ -141,8 +141,8 @@ static void test_depth_and_nan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escape_ascii), cmocka_unit_test(test_escape_utf8),
-        cmocka_unit_test(test_document),     cmocka_unit_test(test_ceiling),
+        cmocka_unit_test(test_escape_ascii),  cmocka_unit_test(test_escape_utf8),
+        cmocka_unit_test(test_document),      cmocka_unit_test(test_ceiling),
         cmocka_unit_test(test_depth_and_nan),
     };
     return cmocka_run_group_tests_name("jbuf", tests, NULL, NULL);
