@@ -205,7 +205,7 @@ NDPI_VERSION=$(dpkg-query -W -f '${Version}' libndpi-bin 2>/dev/null) || NDPI_VE
     echo "sensor:  $SENSOR ($SENSOR_VERSION)"
     echo "nDPI:    ndpiReader, libndpi-bin $NDPI_VERSION, one thread (-n is ignored with pcap files)"
     echo "capture: $BIG"
-    echo "         $PKTS packets, $((BYTES / 1000000)) MB, $COPIES copies (see bench/README.md)"
+    echo "         $PKTS packets, $((BYTES / 1000000)) MB, K = $COPIES copies of the base capture (see bench/README.md)"
     echo "GeoIP:   $GEO_NOTE"
     echo "timing:  wall clock, median of $RUNS runs (min-max); user/sys CPU of the median run;"
     echo "         RSS = peak resident set, largest of the runs; sensor output -w /dev/null"

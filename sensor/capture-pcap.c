@@ -37,6 +37,31 @@ static fh_err apply_filter(capture *c, const char *bpf, char *err, size_t errlen
     return FH_OK;
 }
 
+static void any_close(capture *c);
+
+/* Checks the link type, applies the filter, hands the capture out (or closes it). */
+static fh_err finish_open(capture **out, capture *c, const char *bpf, char *err, size_t errlen)
+{
+    fh_err e;
+
+    c->linktype = pcap_datalink(c->pcap);
+    if (!decode_linktype_supported(c->linktype)) {
+        const char *n = pcap_datalink_val_to_name(c->linktype);
+
+        snprintf(err, errlen, "%s '%s': unsupported link type %d (%s)",
+                 c->live ? "interface" : "pcap", c->name, c->linktype, n ? n : "unknown");
+        any_close(c);
+        return FH_ERR_CAPTURE;
+    }
+    e = apply_filter(c, bpf, err, errlen);
+    if (e) {
+        any_close(c);
+        return e;
+    }
+    *out = c;
+    return FH_OK;
+}
+
 static fh_err file_run(capture *c, pipeline *p, volatile sig_atomic_t *stop, char *err,
                        size_t errlen)
 {
@@ -82,7 +107,6 @@ fh_err capture_open_file(capture **out, const char *path, const char *bpf, char 
 {
     char perr[PCAP_ERRBUF_SIZE] = "";
     capture *c;
-    fh_err e;
 
     *out = NULL;
     c = calloc(1, sizeof(*c));
@@ -96,22 +120,7 @@ fh_err capture_open_file(capture **out, const char *path, const char *bpf, char 
         free(c);
         return FH_ERR_CAPTURE;
     }
-    c->linktype = pcap_datalink(c->pcap);
-    if (!decode_linktype_supported(c->linktype)) {
-        const char *n = pcap_datalink_val_to_name(c->linktype);
-
-        snprintf(err, errlen, "'%s': unsupported link type %d (%s)", path, c->linktype,
-                 n ? n : "unknown");
-        any_close(c);
-        return FH_ERR_CAPTURE;
-    }
-    e = apply_filter(c, bpf, err, errlen);
-    if (e) {
-        any_close(c);
-        return e;
-    }
-    *out = c;
-    return FH_OK;
+    return finish_open(out, c, bpf, err, errlen);
 }
 
 /* ---- live ------------------------------------------------------------------ */
@@ -187,7 +196,6 @@ fh_err capture_open_live(capture **out, const char *iface, uint32_t snaplen, boo
     char perr[PCAP_ERRBUF_SIZE] = "";
     capture *c;
     int rc;
-    fh_err e;
 
     *out = NULL;
     c = calloc(1, sizeof(*c));
@@ -218,17 +226,5 @@ fh_err capture_open_live(capture **out, const char *iface, uint32_t snaplen, boo
         any_close(c);
         return FH_ERR_CAPTURE;
     }
-    c->linktype = pcap_datalink(c->pcap);
-    if (!decode_linktype_supported(c->linktype)) {
-        snprintf(err, errlen, "interface '%s': unsupported link type %d", iface, c->linktype);
-        any_close(c);
-        return FH_ERR_CAPTURE;
-    }
-    e = apply_filter(c, bpf, err, errlen);
-    if (e) {
-        any_close(c);
-        return e;
-    }
-    *out = c;
-    return FH_OK;
+    return finish_open(out, c, bpf, err, errlen);
 }

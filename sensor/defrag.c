@@ -116,23 +116,20 @@ static bool make_room(defrag_ctx *c, size_t need, const defrag_dgram *keep)
     return c->mem_used + need <= c->memcap && c->count < c->max_count;
 }
 
+/* Finds the datagram of this key, or creates it; NULL when no room can be made. */
 static defrag_dgram *dgram_find(defrag_ctx *c, uint8_t version, uint8_t proto, uint32_t id,
-                                const uint8_t *src, const uint8_t *dst, uint64_t now_us,
-                                bool *nomem)
+                                const uint8_t *src, const uint8_t *dst, uint64_t now_us)
 {
     int alen = version == 4 ? 4 : 16;
     uint32_t b = dgram_hash(version, proto, id, src, dst) & (c->nbuckets - 1);
     defrag_dgram *d;
 
-    *nomem = false;
     for (d = c->buckets[b]; d; d = d->hnext)
         if (d->version == version && d->proto == proto && d->id == id &&
             memcmp(d->src, src, alen) == 0 && memcmp(d->dst, dst, alen) == 0)
             return d;
-    if (!make_room(c, sizeof(*d), NULL) || !(d = calloc(1, sizeof(*d)))) {
-        *nomem = true;
+    if (!make_room(c, sizeof(*d), NULL) || !(d = calloc(1, sizeof(*d))))
         return NULL;
-    }
     d->version = version;
     d->proto = proto;
     d->id = id;
@@ -264,13 +261,13 @@ static defrag_result finish(defrag_ctx *c, defrag_dgram *d, defrag_result stored
     return stored == DEFRAG_OVERLAP ? DEFRAG_OVERLAP_DONE : DEFRAG_DONE;
 }
 
-defrag_result defrag_add_ipv4(defrag_ctx *c, const uint8_t *ip, uint32_t hlen, const uint8_t *data,
-                              uint32_t len, uint32_t off, int more, uint64_t now_us,
-                              const uint8_t **out, uint32_t *outlen)
+/* Common to both versions: find or create the datagram, store, complete. */
+static defrag_result add_fragment(defrag_ctx *c, uint8_t version, uint8_t proto, uint32_t id,
+                                  const uint8_t *src, const uint8_t *dst, const uint8_t *hdr,
+                                  uint32_t hlen, const uint8_t *data, uint32_t len, uint32_t off,
+                                  int more, uint64_t now_us, const uint8_t **out, uint32_t *outlen)
 {
-    uint32_t id = (uint32_t)(ip[4] << 8 | ip[5]);
-    bool nomem;
-    defrag_dgram *d = dgram_find(c, 4, ip[9], id, ip + 12, ip + 16, now_us, &nomem);
+    defrag_dgram *d = dgram_find(c, version, proto, id, src, dst, now_us);
     defrag_result r;
 
     if (!d)
@@ -280,31 +277,26 @@ defrag_result defrag_add_ipv4(defrag_ctx *c, const uint8_t *ip, uint32_t hlen, c
         dgram_unlink(c, d);
         return r;
     }
+    /* The offset-0 fragment's header becomes the reassembled datagram's. */
     if (off == 0 && !d->hdr_len && hlen <= sizeof(d->hdr)) {
-        memcpy(d->hdr, ip, hlen);
+        memcpy(d->hdr, hdr, hlen);
         d->hdr_len = hlen;
     }
     return finish(c, d, r, out, outlen);
+}
+
+defrag_result defrag_add_ipv4(defrag_ctx *c, const uint8_t *ip, uint32_t hlen, const uint8_t *data,
+                              uint32_t len, uint32_t off, int more, uint64_t now_us,
+                              const uint8_t **out, uint32_t *outlen)
+{
+    return add_fragment(c, 4, ip[9], (uint32_t)(ip[4] << 8 | ip[5]), ip + 12, ip + 16, ip, hlen,
+                        data, len, off, more, now_us, out, outlen);
 }
 
 defrag_result defrag_add_ipv6(defrag_ctx *c, const uint8_t *ip6, uint8_t nh, uint32_t id,
                               const uint8_t *data, uint32_t len, uint32_t off, int more,
                               uint64_t now_us, const uint8_t **out, uint32_t *outlen)
 {
-    bool nomem;
-    defrag_dgram *d = dgram_find(c, 6, nh, id, ip6 + 8, ip6 + 24, now_us, &nomem);
-    defrag_result r;
-
-    if (!d)
-        return DEFRAG_MEMCAP;
-    r = dgram_store(c, d, data, len, off, more);
-    if (r != DEFRAG_HELD && r != DEFRAG_OVERLAP) {
-        dgram_unlink(c, d);
-        return r;
-    }
-    if (off == 0 && !d->hdr_len) {
-        memcpy(d->hdr, ip6, 40);
-        d->hdr_len = 40;
-    }
-    return finish(c, d, r, out, outlen);
+    return add_fragment(c, 6, nh, id, ip6 + 8, ip6 + 24, ip6, 40, data, len, off, more, now_us, out,
+                        outlen);
 }
