@@ -111,89 +111,104 @@ echo "bench: GeoIP data: $GEO_NOTE"
 
 # ---- 2. runs -------------------------------------------------------------------------------
 
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 cat "$BIG" >/dev/null # page cache: every run reads the file from memory
-FAILED=0
 
-# run NAME CMD... : RUNS timed runs. On success sets R_WALL (median, s), R_MIN, R_MAX,
-# R_USER, R_SYS (of the median run), R_RSS (largest, KiB) and returns 0; on the first failing
-# run sets R_FAIL, shows the tool's last words and returns 1. Output stays in $TMP/NAME.*.
-run() {
-    local name=$1 i t0 t1 st line
-    shift
-    : >"$TMP/$name.runs"
-    for ((i = 0; i < RUNS; i++)); do
-        t0=$(date +%s%N)
-        st=0
-        /usr/bin/time -f '%M %U %S' -o "$TMP/$name.time" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || st=$?
-        t1=$(date +%s%N)
-        if [ "$st" -ne 0 ]; then
-            if grep -q 'terminated by signal' "$TMP/$name.time" 2>/dev/null; then
-                R_FAIL="killed by signal $(grep -o 'signal [0-9]*' "$TMP/$name.time" | head -1 | cut -d' ' -f2)"
-            else
-                R_FAIL="exit status $st"
-            fi
-            {
-                echo "bench: FAILED ($R_FAIL): $*"
-                tail -n 5 "$TMP/$name.err" | sed 's/^/  | /'
-            } >&2
-            return 1
+# The configurations: NAME, row label, command. Runs are interleaved (round r runs every
+# configuration once), so a change in background load hits all rows alike.
+NAMES=(ndpi full nogeo nodpi bare)
+declare -A LABEL=(
+    [ndpi]="ndpiReader -q (1 thread)"
+    [full]="fenghuo DPI + GeoIP"
+    [nogeo]="fenghuo DPI, no GeoIP"
+    [nodpi]="fenghuo GeoIP, no DPI"
+    [bare]="fenghuo no DPI, no GeoIP"
+)
+# cmd NAME: sets CMD to the command line of configuration NAME.
+cmd() {
+    case $1 in
+    ndpi) CMD=(ndpiReader -q -i "$BIG") ;;
+    full) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}") ;;
+    nogeo) CMD=("$SENSOR" -r "$BIG" -w /dev/null) ;;
+    nodpi) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set dpi.enabled=false) ;;
+    bare) CMD=("$SENSOR" -r "$BIG" -w /dev/null --set dpi.enabled=false) ;;
+    esac
+}
+
+# run_once NAME: one timed run; appends "wall_us maxrss_kib user_s sys_s" to $TMP/NAME.runs.
+# On failure records the reason in $TMP/NAME.fail and prints the tool's last stderr lines.
+# Output stays in $TMP/NAME.{out,err,time}.
+run_once() {
+    local name=$1 t0 t1 st=0 why
+    cmd "$name"
+    t0=$(date +%s%N)
+    /usr/bin/time -f '%M %U %S' -o "$TMP/$name.time" "${CMD[@]}" >"$TMP/$name.out" 2>"$TMP/$name.err" || st=$?
+    t1=$(date +%s%N)
+    if [ "$st" -ne 0 ]; then
+        if grep -q 'terminated by signal' "$TMP/$name.time" 2>/dev/null; then
+            why="killed by signal $(grep -o 'signal [0-9]*' "$TMP/$name.time" | head -n 1 | cut -d' ' -f2)"
+        else
+            why="exit status $st"
         fi
-        echo "$(((t1 - t0) / 1000)) $(tail -n 1 "$TMP/$name.time")" >>"$TMP/$name.runs"
-    done
-    line=$(sort -n "$TMP/$name.runs" | sed -n "$(((RUNS + 1) / 2))p")
-    read -r R_WALL _ R_USER R_SYS <<<"$line"
-    R_WALL=$(awk -v u="$R_WALL" 'BEGIN {printf "%.3f", u / 1e6}')
-    R_MIN=$(sort -n "$TMP/$name.runs" | awk 'NR == 1 {printf "%.3f", $1 / 1e6}')
-    R_MAX=$(sort -n "$TMP/$name.runs" | awk 'END {printf "%.3f", $1 / 1e6}')
-    R_RSS=$(awk 'BEGIN {m = 0} $2 > m {m = $2} END {print m}' "$TMP/$name.runs")
-    return 0
-}
-
-ROWS=()
-RAW=()
-# row NAME LABEL FLOWS EVENTS   (after a successful run NAME)
-row() {
-    ROWS+=("ok|$2|$R_WALL|$R_MIN|$R_MAX|$R_USER|$R_SYS|$R_RSS|$3|$4")
-    RAW+=("$(printf '  %-26s %s' "$2" "$(awk '{printf "%.3f ", $1 / 1e6}' "$TMP/$1.runs")")")
-}
-failed_row() {
-    ROWS+=("fail|$1|$R_FAIL")
-    FAILED=1
-}
-
-echo "bench: $PKTS packets in $BIG; $RUNS timed runs per configuration"
-
-NDPI_WALL=
-if run ndpi ndpiReader -q -i "$BIG"; then
-    NDPI_WALL=$R_WALL
-    # -q prints nothing: count the flows in one more, untimed, run without it.
-    ndpiReader -i "$BIG" >"$TMP/ndpi.full" 2>&1 || true
-    NDPI_FLOWS=$(awk '/Unique flows:/ && !n++ {print $3}' "$TMP/ndpi.full")
-    row ndpi "ndpiReader -q (1 thread)" "${NDPI_FLOWS:-?}" "-"
-else
-    failed_row "ndpiReader -q (1 thread)"
-fi
-
-# sensor_row NAME LABEL [OPTIONS...]: times the sensor with OPTIONS and adds a row.
-sensor_row() {
-    local name=$1 label=$2 s flows='?' events='?'
-    shift 2
-    if ! run "$name" "$SENSOR" -r "$BIG" -w /dev/null "$@"; then
-        failed_row "$label"
+        echo "$why" >"$TMP/$name.fail"
+        {
+            echo "bench: FAILED ($why): ${CMD[*]}"
+            tail -n 5 "$TMP/$name.err" | sed 's/^/  | /'
+        } >&2
         return 0
     fi
-    # "N packets, F flows, E events written (...)", logged at the end of every run
-    s=$(grep -Eo '[0-9]+ packets, [0-9]+ flows, [0-9]+ events written' "$TMP/$name.err" | tail -n 1) || true
-    if [ -n "$s" ]; then
-        flows=$(awk '{print $3}' <<<"$s")
-        events=$(awk '{print $5}' <<<"$s")
-    fi
-    row "$name" "$label" "$flows" "$events"
+    echo "$(((t1 - t0) / 1000)) $(tail -n 1 "$TMP/$name.time")" >>"$TMP/$name.runs"
 }
-sensor_row full "fenghuo DPI + GeoIP" "${GEO_ARGS[@]}"
-sensor_row nogeo "fenghuo DPI, no GeoIP"
-sensor_row nodpi "fenghuo GeoIP, no DPI" "${GEO_ARGS[@]}" --set dpi.enabled=false
-sensor_row bare "fenghuo no DPI, no GeoIP" --set dpi.enabled=false
+
+echo "bench: $PKTS packets in $BIG; $RUNS interleaved rounds of ${#NAMES[@]} configurations"
+for n in "${NAMES[@]}"; do : >"$TMP/$n.runs"; done
+for ((r = 1; r <= RUNS; r++)); do
+    for n in "${NAMES[@]}"; do
+        [ -e "$TMP/$n.fail" ] || run_once "$n"
+    done
+done
+
+# -q prints nothing: ndpiReader's flow count comes from one more, untimed, run without it.
+NDPI_FLOWS='?'
+if [ ! -e "$TMP/ndpi.fail" ]; then
+    ndpiReader -i "$BIG" >"$TMP/ndpi.full" 2>&1 || true
+    NDPI_FLOWS=$(awk '/Unique flows:/ && !n++ {print $3}' "$TMP/ndpi.full")
+fi
+
+# Rows: "ok|label|median|min|max|user|sys|rss|flows|events" or "fail|label|reason".
+FAILED=0
+ROWS=()
+RAW=()
+NDPI_WALL=
+for n in "${NAMES[@]}"; do
+    if [ -e "$TMP/$n.fail" ]; then
+        ROWS+=("fail|${LABEL[$n]}|$(cat "$TMP/$n.fail")")
+        FAILED=1
+        continue
+    fi
+    # median run (by wall time); its user/sys CPU; the largest RSS of all runs
+    read -r wall _ usr sys <<<"$(sort -n "$TMP/$n.runs" | sed -n "$(((RUNS + 1) / 2))p")"
+    wall=$(awk -v u="$wall" 'BEGIN {printf "%.3f", u / 1e6}')
+    mn=$(sort -n "$TMP/$n.runs" | awk 'NR == 1 {printf "%.3f", $1 / 1e6}')
+    mx=$(sort -n "$TMP/$n.runs" | awk 'END {printf "%.3f", $1 / 1e6}')
+    rss=$(awk 'BEGIN {m = 0} $2 > m {m = $2} END {print m}' "$TMP/$n.runs")
+    flows='?' events='-'
+    if [ "$n" = ndpi ]; then
+        NDPI_WALL=$wall
+        flows=${NDPI_FLOWS:-?}
+    else
+        # "N packets, F flows, E events written (...)", logged at the end of every run
+        s=$(grep -Eo '[0-9]+ packets, [0-9]+ flows, [0-9]+ events written' "$TMP/$n.err" | tail -n 1) || s=
+        if [ -n "$s" ]; then
+            flows=$(awk '{print $3}' <<<"$s")
+            events=$(awk '{print $5}' <<<"$s")
+        else
+            events='?'
+        fi
+    fi
+    ROWS+=("ok|${LABEL[$n]}|$wall|$mn|$mx|$usr|$sys|$rss|$flows|$events")
+    RAW+=("$(printf '  %-26s %s' "${LABEL[$n]}" "$(awk '{printf "%.3f ", $1 / 1e6}' "$TMP/$n.runs")")")
+done
 
 # ---- 3. table ------------------------------------------------------------------------------
 
@@ -207,7 +222,8 @@ NDPI_VERSION=$(dpkg-query -W -f '${Version}' libndpi-bin 2>/dev/null) || NDPI_VE
     echo "capture: $BIG"
     echo "         $PKTS packets, $((BYTES / 1000000)) MB, K = $COPIES copies of the base capture (see bench/README.md)"
     echo "GeoIP:   $GEO_NOTE"
-    echo "timing:  wall clock, median of $RUNS runs (min-max); user/sys CPU of the median run;"
+    echo "timing:  wall clock, median of $RUNS interleaved runs (min-max); user/sys CPU of the median"
+    echo "         run; load average before the runs: $LOADAVG"
     echo "         RSS = peak resident set, largest of the runs; sensor output -w /dev/null"
     echo
     printf '%-26s %7s %15s %10s %8s %6s %6s %8s %7s %7s\n' \
@@ -229,7 +245,7 @@ NDPI_VERSION=$(dpkg-query -W -f '${Version}' libndpi-bin 2>/dev/null) || NDPI_VE
     echo "Flows are each tool's own count (e.g. the sensor keeps all ICMP between two hosts in one"
     echo "flow and splits a reused TCP port into a new flow); events = NDJSON lines written."
     echo
-    echo "Wall time of every run, s:"
+    echo "Wall time of every run, s (in round order):"
     printf '%s\n' "${RAW[@]}"
 } >"$TMP/table"
 
@@ -243,22 +259,19 @@ profile() {
         echo
         echo "Instructions per packet (perf stat, one run each):"
         for name in ndpi full bare; do
-            case $name in
-            ndpi) set -- ndpiReader -q -i "$BIG" ;;
-            full) set -- "$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" ;;
-            bare) set -- "$SENSOR" -r "$BIG" -w /dev/null --set dpi.enabled=false ;;
-            esac
-            ipp=$(perf stat -x, -e instructions -o "$TMP/stat" "$@" 2>/dev/null >/dev/null &&
+            cmd "$name"
+            ipp=$(perf stat -x, -e instructions -o "$TMP/stat" "${CMD[@]}" 2>/dev/null >/dev/null &&
                 awk -F, -v p="$PKTS" '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ {printf "%.0f", $1 / p}' "$TMP/stat") || ipp=
-            printf '  %-26s %s\n' "$name" "${ipp:-n/a}"
+            printf '  %-26s %s\n' "${LABEL[$name]}" "${ipp:-n/a}"
         done
     else
         echo
         echo "Instructions per packet: not measured (no hardware counters for perf here)."
     fi
     # Sampling profile: works on the cpu-clock software event even inside a VM.
-    if perf record -q -e cpu-clock -F 10000 -o "$TMP/perf.data" -- \
-        "$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" >/dev/null 2>&1; then
+    cmd full
+    if [ ! -e "$TMP/full.fail" ] &&
+        perf record -q -e cpu-clock -F 10000 -o "$TMP/perf.data" -- "${CMD[@]}" >/dev/null 2>&1; then
         echo
         echo "Hot spots of 'fenghuo DPI + GeoIP' (perf record -e cpu-clock, self time, top 20):"
         perf report -i "$TMP/perf.data" --stdio --no-children --sort dso,sym -q 2>/dev/null |
