@@ -141,7 +141,7 @@ static void list_append(flow_table *t, flow *f)
 
 static void hash_remove(flow_table *t, flow *f)
 {
-    uint32_t b = (uint32_t)key_hash(&f->key, t->hash_seed) & (t->nbuckets - 1);
+    uint32_t b = (uint32_t)f->hash & (t->nbuckets - 1);
     flow **pp = &t->buckets[b];
 
     while (*pp && *pp != f)
@@ -225,7 +225,7 @@ static bool evict_one(flow_table *t)
     return true;
 }
 
-static flow *flow_new(flow_table *t, const decode_pkt *p, const flow_key *k, uint32_t bucket,
+static flow *flow_new(flow_table *t, const decode_pkt *p, const flow_key *k, uint64_t hash,
                       uint64_t now)
 {
     flow *f;
@@ -244,6 +244,7 @@ static flow *flow_new(flow_table *t, const decode_pkt *p, const flow_key *k, uin
     }
     memset(f, 0, sizeof(*f));
     f->key = *k;
+    f->hash = hash;
     f->ip_version = p->ip_version;
     f->proto = p->l4_proto;
     /* A first packet that is a SYN+ACK comes from the server. Without a
@@ -282,8 +283,8 @@ static flow *flow_new(flow_table *t, const decode_pkt *p, const flow_key *k, uin
     f->next_update = t->update_us ? now + t->update_us : UINT64_MAX;
     f->flow_id = mix64(key_hash(k, 0x5eed) ^ mix64(p->ts_us)) & FLOW_ID_MASK;
     f->tclass = initial_class(p->l4_proto);
-    f->hnext = t->buckets[bucket];
-    t->buckets[bucket] = f;
+    f->hnext = t->buckets[hash & (t->nbuckets - 1)];
+    t->buckets[hash & (t->nbuckets - 1)] = f;
     list_append(t, f);
     t->mem_used += sizeof(*f);
     t->stats.created++;
@@ -333,14 +334,14 @@ static void tcp_track(flow_table *t, flow *f, uint8_t flags, int dir)
 flow *flow_packet(flow_table *t, const decode_pkt *p, uint64_t now, int *dir, bool *created)
 {
     flow_key k;
-    uint32_t b;
+    uint64_t h;
     flow *f;
     size_t alen = p->ip_version == 4 ? 4 : 16;
 
     flow_key_of(p, &k);
-    b = (uint32_t)key_hash(&k, t->hash_seed) & (t->nbuckets - 1);
-    for (f = t->buckets[b]; f; f = f->hnext)
-        if (memcmp(&f->key, &k, sizeof(k)) == 0)
+    h = key_hash(&k, t->hash_seed);
+    for (f = t->buckets[h & (t->nbuckets - 1)]; f; f = f->hnext)
+        if (f->hash == h && memcmp(&f->key, &k, sizeof(k)) == 0)
             break;
     *created = false;
     /* A new SYN on a finished connection is a new connection (port reuse). */
@@ -350,7 +351,7 @@ flow *flow_packet(flow_table *t, const decode_pkt *p, uint64_t now, int *dir, bo
         f = NULL;
     }
     if (!f) {
-        f = flow_new(t, p, &k, b, now);
+        f = flow_new(t, p, &k, h, now);
         if (!f)
             return NULL;
         *created = true;

@@ -82,6 +82,7 @@ struct flow {
     flow *hnext;
     flow *lprev, *lnext; /* timeout-class LRU list */
     flow_key key;
+    uint64_t hash; /* of key, kept so lookups and removal need not rehash */
     uint8_t tclass;
     uint8_t tcp_state;
     uint8_t tcp_flags[2]; /* ORed flags per direction */

@@ -93,12 +93,14 @@ static void emit(pipeline *p, uint64_t key)
 /* Looks up one address; returns true when something was found. */
 static bool geo_side(pipeline *p, int version, const uint8_t *a, geoip_result *r)
 {
+    int family = version == 4 ? AF_INET : AF_INET6;
     int rc;
 
-    if (!geoip_is_public(version == 4 ? AF_INET : AF_INET6, a))
+    /* Counted as a lookup only for public addresses (geoip_lookup skips the rest). */
+    if (!geoip_is_public(family, a))
         return false;
     p->geo_lookups++;
-    rc = geoip_lookup(p->geo, version == 4 ? AF_INET : AF_INET6, a, r);
+    rc = geoip_lookup(p->geo, family, a, r);
     if (rc < 0)
         p->geo_errors++;
     if (rc <= 0)

@@ -359,18 +359,17 @@ def scan_pcap(path):
     """What test rules need from the packets themselves (addresses as reader_addr() writes them):
       pairs: set of frozenset({addr, addr}) of every IP header (outermost, and inside IP-in-IP),
       frags: {(version, proto, src, dst, id): datagram} for fragmented datagrams, with
-             has_first, has_last, first_l4 (L4 bytes in the first fragment), ports."""
+             firsts: [(L4 bytes in a first fragment, (sport, dport) or None)], has_last."""
     pairs, frags = set(), {}
 
     def frag(ver, proto, src, dst, ident, offset, mf, l4):
         d = frags.setdefault((ver, proto, src, dst, ident),
-                             {"proto": proto, "src": src, "dst": dst, "has_first": False,
-                              "has_last": False, "first_l4": None, "ports": None})
+                             {"proto": proto, "src": src, "dst": dst, "firsts": [],
+                              "has_last": False})
         if offset == 0:
-            d["has_first"] = True
-            d["first_l4"] = len(l4)
-            if len(l4) >= 4 and proto in (6, 17):
-                d["ports"] = struct.unpack(">HH", l4[:4])
+            # (L4 bytes in this first fragment, its ports); an IP id can be reused
+            ports = struct.unpack(">HH", l4[:4]) if len(l4) >= 4 and proto in (6, 17) else None
+            d["firsts"].append((len(l4), ports))
         if not mf:
             d["has_last"] = True
 
@@ -500,24 +499,26 @@ def compare_pcap(name, ours, theirs, pcap_path=None):
             scan["s"] = scan_pcap(pcap_path) if pcap_path else {"pairs": set(), "frags": {}}
         return scan["s"]
 
-    def frag_match(k, incomplete_or_short):
+    def frag_match(k, side):
         proto, _, (a, ap), (b, bp) = k
         for d in packets()["frags"].values():
             if d["proto"] != proto or {d["src"], d["dst"]} != {a, b}:
                 continue
-            if not d["has_first"]:
-                continue
-            short = d["first_l4"] < {6: 20, 17: 8}.get(proto, 0)
-            ports = tuple(sorted(d["ports"])) if d["ports"] else None
-            if incomplete_or_short == "ours":
-                # We reassembled it; ndpiReader saw a first fragment too short for its ports.
-                if short and ports == tuple(sorted((ap, bp))):
-                    return True
-            else:
-                if short and (ap, bp) == (0, 0):
-                    return True
-                if not d["has_last"] and ports == tuple(sorted((ap, bp))):
-                    return True
+            for l4len, ports in d["firsts"]:
+                short = l4len < {6: 20, 17: 8}.get(proto, 0)
+                ports = tuple(sorted(ports)) if ports else None
+                if side == "ours":
+                    # We reassembled it; ndpiReader saw a first fragment too short for a TCP/UDP
+                    # header and keyed it with ports 0.
+                    if short and ports == tuple(sorted((ap, bp))):
+                        return True
+                else:
+                    if short and (ap, bp) == (0, 0):
+                        return True
+                    # A datagram that never completes: we drop it, ndpiReader keeps its first
+                    # fragment.
+                    if not d["has_last"] and ports == tuple(sorted((ap, bp))):
+                        return True
         return False
 
     for k in sorted(set(by_ours) | set(by_theirs), key=repr):
