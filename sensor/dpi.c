@@ -444,7 +444,10 @@ void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
     if (!m)
         return;
 
-    if (m->has_tls) {
+    /* nDPI may call a flow TLS from records without a parsable hello: then
+     * there is nothing to report and no tls object is written. */
+    if (m->has_tls && (m->hostname || m->tls_version || m->ja3c[0] || m->ja3s[0] || m->cipher ||
+                       m->alpn || m->subject || m->issuer || m->not_before || m->has_fp)) {
         uint8_t unknown = 0;
 
         jbuf_obj_open(b, "tls");

@@ -157,7 +157,7 @@ static const char *tcp_state_name(uint8_t st)
     case TCP_ST_RESET:
         return "reset";
     }
-    return "none";
+    return "midstream"; /* picked up without a handshake, one side seen so far */
 }
 
 static void write_tcp(jbuf *b, const flow *f)

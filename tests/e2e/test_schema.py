@@ -119,7 +119,7 @@ BAD = [
     (FLOW, "vlan", []),
     (FLOW, "vlan", [4096]),
     (FLOW, "ether.src_mac", "02-00-00-00-00-01"),
-    (FLOW, "tunnel.type", "gtp"),
+    (FLOW, "tunnel.type", "l2tp"),
     (FLOW, "flow.pkts_toserver", -1),
     (FLOW, "flow.state", "open"),
     (FLOW, "flow.reason", "eof"),
