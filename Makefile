@@ -27,13 +27,13 @@ endif
 
 # Debian packages: build, run, tests and benchmark. `make deps` installs what is missing.
 DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev libyaml-dev \
-	nettle-dev libcmocka-dev
+	nettle-dev libcmocka-dev librdkafka-dev zlib1g-dev
 DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
-	tshark time
+	tshark time kcat
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
-PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle
+PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
 
@@ -64,7 +64,7 @@ TESTDATA := build/testdata
 .PHONY: all deps geoip-data test test-unit test-e2e testdata run asan asan-tests bench help clean format \
 	check-format check-libs
 
-all: check-libs $(BIN)/fenghuo-sensor
+all: check-libs $(BIN)/fenghuo-sensor $(BIN)/fenghuo-broker
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -83,6 +83,14 @@ geoip-data:
 	$(Q)tools/geoip/fetch.sh $(GEOIP_DIR)
 
 $(BIN)/fenghuo-sensor: $(OBJ)/sensor/main.o $(SENSOR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
+
+BROKER_SRC := $(wildcard broker/*.c)
+BROKER_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o) $(BROKER_SRC:%.c=$(OBJ)/%.o)
+
+$(BIN)/fenghuo-broker: $(BROKER_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
@@ -140,10 +148,10 @@ bench: deps
 	$(Q)bench/bench.sh $(BUILD)
 
 format:
-	$(Q)clang-format -i common/*.[ch] sensor/*.[ch] tests/unit/*.[ch]
+	$(Q)clang-format -i common/*.[ch] sensor/*.[ch] broker/*.[ch] tests/unit/*.[ch]
 
 check-format:
-	$(Q)clang-format --dry-run --Werror common/*.[ch] sensor/*.[ch] tests/unit/*.[ch]
+	$(Q)clang-format --dry-run --Werror common/*.[ch] sensor/*.[ch] broker/*.[ch] tests/unit/*.[ch]
 
 clean:
 	rm -rf build

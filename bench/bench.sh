@@ -180,6 +180,7 @@ FAILED=0
 ROWS=()
 RAW=()
 NDPI_WALL=
+FULL_WALL=
 for n in "${NAMES[@]}"; do
     if [ -e "$TMP/$n.fail" ]; then
         ROWS+=("fail|${LABEL[$n]}|$(cat "$TMP/$n.fail")")
@@ -248,6 +249,61 @@ NDPI_VERSION=$(dpkg-query -W -f '${Version}' libndpi-bin 2>/dev/null) || NDPI_VE
     echo "Wall time of every run, s (in round order):"
     printf '%s\n' "${RAW[@]}"
 } >"$TMP/table"
+
+# ---- 3b. Kafka: the sensor publishing to the embedded broker -------------------------------
+#
+# Same capture, same configuration as "fenghuo DPI + GeoIP", but events go to Kafka
+# (fenghuo-broker, librdkafka's in-process broker) instead of /dev/null. The peer is
+# kcat -P publishing the very same events (the sensor's NDJSON from a file run) to the
+# same broker, also lz4-compressed: events/s of each and their ratio; and the sensor's
+# packets/s with Kafka against file output, to show whether publishing is a bottleneck.
+kafka_bench() {
+    local broker_pid bootstrap events kfile r t0 t1 n
+    BROKER=$BUILD_DIR/bin/fenghuo-broker
+    [ -x "$BROKER" ] || { echo "Kafka: skipped ($BROKER not built)"; return 0; }
+    command -v kcat >/dev/null || { echo "Kafka: skipped (kcat missing)"; return 0; }
+    kfile=$TMP/events.ndjson
+    "$SENSOR" -q -r "$BIG" -w "$kfile" "${GEO_ARGS[@]}"
+    events=$(wc -l <"$kfile")
+    "$BROKER" --partitions 32 --topic bench.sensor --topic bench.kcat >"$TMP/broker.out" \
+        2>"$TMP/broker.err" &
+    broker_pid=$!
+    for _ in $(seq 50); do [ -s "$TMP/broker.out" ] && break; sleep 0.1; done
+    bootstrap=$(head -n 1 "$TMP/broker.out")
+    : >"$TMP/kafka.runs"
+    : >"$TMP/kcat.runs"
+    for ((r = 1; r <= RUNS; r++)); do
+        t0=$(date +%s%N)
+        "$SENSOR" -q -r "$BIG" --kafka "$bootstrap" --topic bench.sensor "${GEO_ARGS[@]}" \
+            --set spool.dir="$TMP/spool" >/dev/null 2>"$TMP/kafka.err" || { echo "Kafka: sensor run failed"; tail -3 "$TMP/kafka.err"; }
+        t1=$(date +%s%N)
+        echo $(((t1 - t0) / 1000)) >>"$TMP/kafka.runs"
+        t0=$(date +%s%N)
+        kcat -P -b "$bootstrap" -t bench.kcat -z lz4 -X linger.ms=5 -l "$kfile" 2>"$TMP/kcat.err" || echo "Kafka: kcat run failed"
+        t1=$(date +%s%N)
+        echo $(((t1 - t0) / 1000)) >>"$TMP/kcat.runs"
+    done
+    n=$(kcat -C -b "$bootstrap" -t bench.sensor -o beginning -e -q -f '.\n' 2>/dev/null | wc -l)
+    kill -TERM "$broker_pid" 2>/dev/null
+    wait "$broker_pid" 2>/dev/null
+    awk -v ev="$events" -v p="$PKTS" -v runs="$RUNS" -v n="$n" -v fw="$FULL_WALL" \
+        -v sk="$(sort -n "$TMP/kafka.runs" | sed -n "$(((RUNS + 1) / 2))p")" \
+        -v kc="$(sort -n "$TMP/kcat.runs" | sed -n "$(((RUNS + 1) / 2))p")" 'BEGIN {
+        sk /= 1e6; kc /= 1e6
+        print ""
+        print "Kafka (embedded broker, lz4, median of " runs " runs; " ev " events per run):"
+        printf "  %-40s %8.3f s %10.0f events/s %10.0f packets/s\n", "fenghuo-sensor -> Kafka (DPI + GeoIP)", sk, ev / sk, p / sk
+        printf "  %-40s %8.3f s %10.0f events/s\n", "kcat -P, the same events from a file", kc, ev / kc
+        printf "  %-40s %.2fx\n", "sensor events/s vs kcat -P", kc / sk
+        if (fw != "") printf "  %-40s %.2fx  (%.0f vs %.0f packets/s)\n", "sensor with Kafka vs file output", fw / sk, p / sk, p / fw
+        printf "  %-40s %d of %d\n", "messages on the topic (all runs)", n, ev * runs
+    }'
+}
+for r in "${ROWS[@]}"; do
+    IFS='|' read -r status label wall _ <<<"$r"
+    [ "$status" = ok ] && [ "$label" = "${LABEL[full]}" ] && FULL_WALL=$wall
+done
+kafka_bench >>"$TMP/table" 2>&1 || echo "  (Kafka benchmark failed)" >>"$TMP/table"
 
 # ---- 4. optional profile -----------------------------------------------------------------
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #define LIVE_TIMEOUT_MS 100
 
@@ -17,6 +18,11 @@ static uint64_t tv_us(const struct timeval *tv)
 {
     return (uint64_t)tv->tv_sec * 1000000u + (uint64_t)tv->tv_usec;
 }
+
+/* Pacing of pcap input (capture.replay_rate), across all files of one run. */
+static struct timespec pace_start;
+static bool pace_started;
+static uint64_t pace_n;
 
 static fh_err apply_filter(capture *c, const char *bpf, char *err, size_t errlen)
 {
@@ -67,12 +73,33 @@ static fh_err file_run(capture *c, pipeline *p, volatile sig_atomic_t *stop, cha
 {
     struct pcap_pkthdr *h;
     const u_char *data;
+    struct timespec now;
     int rc;
 
+    if (c->rate && !pace_started) {
+        clock_gettime(CLOCK_MONOTONIC, &pace_start);
+        pace_started = true;
+    }
     while (!*stop) {
         rc = pcap_next_ex(c->pcap, &h, &data);
         if (rc == 1) {
             pipeline_packet(p, c->linktype, data, h->caplen, h->len, tv_us(&h->ts));
+            if (c->rate) {
+                /* Paced replay (demos, fault tests): sleep until packet n is due. The
+                 * count runs across all input files. */
+                uint64_t due_ns = ++pace_n * 1000000000ull / c->rate, el_ns;
+
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                el_ns = (uint64_t)(now.tv_sec - pace_start.tv_sec) * 1000000000ull +
+                        (uint64_t)(now.tv_nsec - pace_start.tv_nsec);
+                if (due_ns > el_ns) {
+                    struct timespec d = {(time_t)((due_ns - el_ns) / 1000000000ull),
+                                         (long)((due_ns - el_ns) % 1000000000ull)};
+                    nanosleep(&d, NULL);
+                }
+                if (p->sink->poll)
+                    p->sink->poll(p->sink);
+            }
             continue;
         }
         if (rc == PCAP_ERROR_BREAK)

@@ -24,6 +24,7 @@
 typedef struct capture capture;
 
 typedef struct {
+    /* Feeds packets until the end (pcap input paced to capture->rate packets/s if set). */
     fh_err (*run)(capture *c, pipeline *p, volatile sig_atomic_t *stop, char *err, size_t errlen);
     void (*stats)(capture *c, capture_stats *out);
     void (*close)(capture *c);
@@ -36,6 +37,7 @@ struct capture {
     bool live;
     char name[256];
     uint64_t truncated; /* files that ended mid-record */
+    uint32_t rate;      /* pcap input: packets per second, 0 = as fast as possible */
 };
 
 /* Opens a pcap/pcapng file and applies the BPF filter (NULL or "" = none). */

@@ -66,7 +66,29 @@ static const opt_def options[] = {
     {"stats.interval", OPT_SECONDS, OFF(stats_interval), 0,
      "seconds between stats events on live capture (0 = only at the end)"},
     {"log.level", OPT_STR, OFF(log_level), 0, "error, warning, info or debug"},
+    {"capture.replay_rate", OPT_U32, OFF(replay_rate), 0,
+     "pace pcap input to this many packets/s (0 = as fast as possible)"},
+    {"kafka.brokers", OPT_STR, OFF(kafka_brokers), 0,
+     "bootstrap servers (--kafka); unset = no Kafka output"},
+    {"kafka.topic", OPT_STR, OFF(kafka_topic), 0,
+     "topic, or a template such as fenghuo.{event_type} (--topic)"},
+    {"kafka.compression", OPT_STR, OFF(kafka_compression), 0, "none, gzip, snappy, lz4 or zstd"},
+    {"kafka.flush_timeout", OPT_SECONDS, OFF(kafka_flush_timeout), 0,
+     "at shutdown, wait this long for deliveries; the rest is spooled"},
+    {"kafka.startup_timeout", OPT_SECONDS, OFF(kafka_startup_timeout), 0,
+     "time to reach the brokers at start (pcap input fails after it; live capture spools)"},
+    {"kafka.message_timeout", OPT_SECONDS, OFF(kafka_message_timeout), 0,
+     "librdkafka gives a message up after this long; it then goes to the spool"},
+    {"kafka.queue_bytes", OPT_SIZE, OFF(kafka_queue_bytes), 0, "producer queue in memory"},
+    {"spool.dir", OPT_STR, OFF(spool_dir), 0, "where undelivered events wait (Kafka output)"},
+    {"spool.max_bytes", OPT_SIZE, OFF(spool_max_bytes), 0, "disk the spool may use"},
+    {"spool.segment_bytes", OPT_SIZE, OFF(spool_segment_bytes), 0, "size of one spool file"},
+    {"spool.fsync", OPT_STR, OFF(spool_fsync), 0, "none, segment or always"},
+    {"spool.when_full", OPT_STR, OFF(spool_when_full), 0,
+     "live capture with a full spool: drop_oldest or drop_newest (pcap input waits instead)"},
 };
+
+#define KAFKA_PROPS_PREFIX "kafka.properties."
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -87,10 +109,47 @@ void config_defaults(sensor_config *c)
     c->max_event_bytes = (size_t)1 << 20;
     c->stats_interval = 60;
     c->log_level = strdup("info");
+    c->kafka_topic = strdup("fenghuo.events");
+    c->kafka_compression = strdup("lz4");
+    c->kafka_flush_timeout = 10;
+    c->kafka_startup_timeout = 10;
+    c->kafka_message_timeout = 30;
+    c->kafka_queue_bytes = (size_t)128 << 20;
+    c->spool_dir = strdup("/var/spool/fenghuo");
+    c->spool_max_bytes = (size_t)1 << 30;
+    c->spool_segment_bytes = (size_t)16 << 20;
+    c->spool_fsync = strdup("segment");
+    c->spool_when_full = strdup("drop_oldest");
+}
+
+fh_err config_add_kafka_property(sensor_config *c, const char *name, const char *value, char *err,
+                                 size_t errlen)
+{
+    char **v;
+    size_t n = strlen(name) + strlen(value) + 2;
+
+    if (!*name) {
+        snprintf(err, errlen, "empty librdkafka property name");
+        return FH_ERR_CONFIG;
+    }
+    v = realloc(c->kafka_props, (c->kafka_nprops + 1) * sizeof(*v));
+    if (!v)
+        return FH_ERR_NOMEM;
+    c->kafka_props = v;
+    if (!(v[c->kafka_nprops] = malloc(n)))
+        return FH_ERR_NOMEM;
+    snprintf(v[c->kafka_nprops], n, "%s=%s", name, value);
+    c->kafka_nprops++;
+    return FH_OK;
 }
 
 void config_free(sensor_config *c)
 {
+    for (size_t i = 0; i < c->kafka_nprops; i++)
+        free(c->kafka_props[i]);
+    free(c->kafka_props);
+    c->kafka_props = NULL;
+    c->kafka_nprops = 0;
     for (size_t i = 0; i < NOPTIONS; i++)
         if (options[i].type == OPT_STR) {
             char **p = (char **)((char *)c + options[i].offset);
@@ -223,6 +282,8 @@ fh_err config_set(sensor_config *c, const char *name, const char *value, char *e
 {
     const opt_def *o = find_option(name);
 
+    if (!o && strncmp(name, KAFKA_PROPS_PREFIX, strlen(KAFKA_PROPS_PREFIX)) == 0)
+        return config_add_kafka_property(c, name + strlen(KAFKA_PROPS_PREFIX), value, err, errlen);
     if (!o) {
         snprintf(err, errlen, "unknown option '%s' (see --help-config)", name);
         return FH_ERR_CONFIG;
@@ -364,8 +425,15 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
                     strncat(name, keys[i] ? keys[i] : "", sizeof(name) - strlen(name) - 1);
                 }
                 o = find_option(name);
-                if (!o && ev.data.scalar.length == 0 && ev.data.scalar.plain_implicit &&
-                    is_section(name)) {
+                if (!o && strncmp(name, KAFKA_PROPS_PREFIX, strlen(KAFKA_PROPS_PREFIX)) == 0) {
+                    /* kafka: properties: {security.protocol: SASL_SSL}: passed through */
+                    if ((result = config_add_kafka_property(c, name + strlen(KAFKA_PROPS_PREFIX),
+                                                            val, msg, sizeof(msg))) != FH_OK) {
+                        snprintf(err, errlen, "%s:%zu: %s", path, line, msg);
+                        done = true;
+                    }
+                } else if (!o && ev.data.scalar.length == 0 && ev.data.scalar.plain_implicit &&
+                           (is_section(name) || !strcmp(name, "kafka.properties"))) {
                     /* "geoip:" with every option under it commented out */
                 } else if (!o) {
                     snprintf(err, errlen, "%s:%zu: unknown option '%s'", path, line, name);

@@ -51,6 +51,24 @@ typedef struct {
 
     /* Option strings owned by the config (freed by config_free). */
     char *dpi_protos_file, *dpi_categories_file;
+
+    uint32_t replay_rate; /* pcap input paced to this many packets/s; 0 = as fast as possible */
+
+    /* Kafka output (sink-kafka.c); brokers NULL = no Kafka. */
+    char *kafka_brokers;
+    char *kafka_topic; /* literal, or a template with {event_type} */
+    char *kafka_compression;
+    uint32_t kafka_flush_timeout;   /* seconds to wait at shutdown before spooling */
+    uint32_t kafka_startup_timeout; /* seconds to reach the brokers at start */
+    uint32_t kafka_message_timeout; /* seconds before librdkafka gives a message up */
+    size_t kafka_queue_bytes;       /* producer queue */
+    char **kafka_props;             /* "name=value" passed to librdkafka (-X, kafka.properties) */
+    size_t kafka_nprops;
+
+    char *spool_dir;
+    size_t spool_max_bytes, spool_segment_bytes;
+    char *spool_fsync;     /* none | segment | always */
+    char *spool_when_full; /* drop_oldest | drop_newest (live capture; pcap input waits) */
 } sensor_config;
 
 /* Sets every option to its default. */
@@ -62,6 +80,10 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
 
 /* Sets one option from "name=value" (or name and value). */
 fh_err config_set(sensor_config *c, const char *name, const char *value, char *err, size_t errlen);
+
+/* Adds a librdkafka property "name=value" (from -X or kafka.properties.NAME). */
+fh_err config_add_kafka_property(sensor_config *c, const char *name, const char *value, char *err,
+                                 size_t errlen);
 
 /* Prints every option with its default and help to f (for --help-config). */
 void config_print_options(FILE *f);

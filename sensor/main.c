@@ -21,6 +21,7 @@
 #include "config.h"
 #include "geoip.h"
 #include "pipeline.h"
+#include "sink-kafka.h"
 #include "sink.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -48,7 +49,11 @@ static void usage(FILE *f)
                "  -s, --snaplen N          bytes captured per packet (live)\n"
                "      --no-promisc         do not put the interface in promiscuous mode\n"
                "Output:\n"
-               "  -w, --write FILE         NDJSON events to FILE ('-' = stdout, the default)\n"
+               "  -w, --write FILE         NDJSON events to FILE ('-' = stdout; the default\n"
+               "                           when there is no Kafka output)\n"
+               "      --kafka BROKERS      publish events to Kafka (host:port,...)\n"
+               "      --topic TOPIC        topic, or a template such as 'fenghuo.{event_type}'\n"
+               "  -X NAME=VALUE            librdkafka property (TLS, SASL, ...), as kcat -X\n"
                "Enrichment:\n"
                "      --geoip-country FILE country database (.mmdb)\n"
                "      --geoip-asn FILE     ASN database (.mmdb)\n"
@@ -76,6 +81,8 @@ enum {
     OPT_SET,
     OPT_HELP_CONFIG,
     OPT_NO_PROMISC,
+    OPT_KAFKA,
+    OPT_TOPIC,
 };
 
 static const struct option long_opts[] = {
@@ -93,6 +100,8 @@ static const struct option long_opts[] = {
     {"set", required_argument, NULL, OPT_SET},
     {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
     {"no-promisc", no_argument, NULL, OPT_NO_PROMISC},
+    {"kafka", required_argument, NULL, OPT_KAFKA},
+    {"topic", required_argument, NULL, OPT_TOPIC},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -237,7 +246,7 @@ int main(int argc, char **argv)
         nsets++;                                                                                   \
     } while (0)
 
-    while ((opt = getopt_long(argc, argv, "r:i:f:s:w:c:vqhV", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "r:i:f:s:w:c:X:vqhV", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'r':
             strlist_add(&reads, optarg);
@@ -275,6 +284,26 @@ int main(int argc, char **argv)
         case OPT_NO_PROMISC:
             ADD_SET("capture.promisc", "false");
             break;
+        case OPT_KAFKA:
+            ADD_SET("kafka.brokers", optarg);
+            break;
+        case OPT_TOPIC:
+            ADD_SET("kafka.topic", optarg);
+            break;
+        case 'X': {
+            char *eq = strchr(optarg, '=');
+
+            if (!eq || eq == optarg) {
+                fh_error("-X expects NAME=VALUE (a librdkafka property), got '%s'", optarg);
+                goto usage_error;
+            }
+            *eq = '\0';
+            if (config_add_kafka_property(&cfg, optarg, eq + 1, err, sizeof(err)) != FH_OK) {
+                fh_error("%s", err);
+                goto usage_error;
+            }
+            break;
+        }
         case OPT_SET: {
             char *eq = strchr(optarg, '=');
 
@@ -356,10 +385,31 @@ int main(int argc, char **argv)
     cfg.dpi.protos_file = cfg.dpi_protos_file;
     cfg.dpi.categories_file = cfg.dpi_categories_file;
 
-    e = sink_file_open(&sink, cfg.output_file ? cfg.output_file : "-", err, sizeof(err));
-    if (e) {
-        fh_error("%s", err);
-        goto out;
+    /* Outputs: a file (-w), Kafka (--kafka), or both; stdout when neither. */
+    if (cfg.output_file || !cfg.kafka_brokers) {
+        e = sink_file_open(&sink, cfg.output_file ? cfg.output_file : "-", err, sizeof(err));
+        if (e) {
+            fh_error("%s", err);
+            goto out;
+        }
+    }
+    if (cfg.kafka_brokers) {
+        event_sink *ks, *tee;
+
+        sink_kafka_set_stop_flag(&stop_requested);
+        e = sink_kafka_open(&ks, &cfg, cfg.interface != NULL, err, sizeof(err));
+        if (e) {
+            fh_error("%s", err);
+            goto out;
+        }
+        if (!sink) {
+            sink = ks;
+        } else if ((e = sink_tee_new(&tee, sink, ks)) != FH_OK) {
+            ks->close(ks);
+            goto out;
+        } else {
+            sink = tee;
+        }
     }
     e = pipeline_init(&pl, &cfg, geo, sink, err, sizeof(err));
     if (e) {
@@ -403,6 +453,7 @@ int main(int argc, char **argv)
                 rc = 1;
                 break;
             }
+            c->rate = cfg.replay_rate;
             e = c->ops->run(c, &pl, &stop_requested, err, sizeof(err));
             if (e)
                 fh_warn("%s", err); /* truncated file: what was read is kept */

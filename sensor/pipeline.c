@@ -72,20 +72,30 @@ static void common_header(pipeline *p, jbuf *b, uint64_t ts_us, const char *type
     jbuf_obj_close(b);
 }
 
-static void emit(pipeline *p, uint64_t key)
+/*
+ * Hands the event in p->jb to the sink. The key keeps a flow's events
+ * together (one Kafka partition): its Community ID; events of no flow use
+ * the sensor id.
+ */
+static void emit(pipeline *p, const char *event_type, const char *key)
 {
     jbuf *b = &p->jb;
 
+    if (!key)
+        key = p->cfg->sensor_id;
     if (jbuf_failed(b)) {
         p->events_dropped++;
         return;
     }
-    if (p->sink->write(p->sink, b->data, b->len, key) != FH_OK) {
+    if (p->sink->write(p->sink, event_type, b->data, b->len, key, strlen(key)) != FH_OK) {
         p->write_errors++;
         p->events_dropped++;
         return;
     }
     p->events++;
+    /* Delivery reports and spool replay, every so often on the packet path. */
+    if (p->sink->poll && (p->events & 63) == 0)
+        p->sink->poll(p->sink);
 }
 
 /* ---- flow events --------------------------------------------------------- */
@@ -296,7 +306,7 @@ static void on_flow_end(flow *f, flow_reason reason, void *arg)
         write_tcp(b, f);
     write_geo(p, b, f);
     jbuf_obj_close(b);
-    emit(p, f->flow_id);
+    emit(p, "flow", cid);
 
     if (reason != FLOW_REASON_UPDATE) {
         if (p->dpi) {
@@ -422,6 +432,9 @@ void pipeline_write_stats(pipeline *p, uint64_t now_us)
     jbuf_u64(b, "errors", p->geo_errors);
     jbuf_obj_close(b);
 
+    if (p->sink->write_stats)
+        p->sink->write_stats(p->sink, b);
+
     jbuf_obj_open(b, "output");
     jbuf_u64(b, "events", p->events + 1); /* this one included */
     jbuf_u64(b, "dropped", p->events_dropped);
@@ -430,7 +443,7 @@ void pipeline_write_stats(pipeline *p, uint64_t now_us)
 
     jbuf_obj_close(b);
     jbuf_obj_close(b);
-    emit(p, 0);
+    emit(p, "stats", NULL);
 }
 
 static bool is_sample_point(uint64_t n)
@@ -462,7 +475,7 @@ static void write_anomaly(pipeline *p, const decode_pkt *k, decode_reason r)
     jbuf_u64(b, "count", p->dec.stats.errors[r]);
     jbuf_obj_close(b);
     jbuf_obj_close(b);
-    emit(p, 0);
+    emit(p, "anomaly", NULL);
 }
 
 /* ---- the packet path -------------------------------------------------------- */
@@ -573,6 +586,8 @@ void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t c
 
 void pipeline_tick(pipeline *p, uint64_t now_us)
 {
+    if (p->sink->poll)
+        p->sink->poll(p->sink);
     advance_clock(p, now_us);
     periodic_stats(p, now_us);
 }

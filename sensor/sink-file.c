@@ -18,11 +18,14 @@ typedef struct {
     const char *path;
 } file_sink;
 
-static fh_err file_write(event_sink *s, const char *json, size_t len, uint64_t key)
+static fh_err file_write(event_sink *s, const char *event_type, const char *json, size_t len,
+                         const char *key, size_t key_len)
 {
     file_sink *f = (file_sink *)s;
 
+    (void)event_type;
     (void)key;
+    (void)key_len;
     if (fwrite(json, 1, len, f->fp) != len || fputc('\n', f->fp) == EOF)
         return FH_ERR_IO;
     return FH_OK;
@@ -70,5 +73,77 @@ fh_err sink_file_open(event_sink **out, const char *path, char *err, size_t errl
     f->base.flush = file_flush;
     f->base.close = file_close;
     *out = &f->base;
+    return FH_OK;
+}
+
+/* ---- tee ------------------------------------------------------------------- */
+
+typedef struct {
+    event_sink base;
+    event_sink *a, *b;
+} tee_sink;
+
+static fh_err tee_write(event_sink *s, const char *event_type, const char *json, size_t len,
+                        const char *key, size_t key_len)
+{
+    tee_sink *t = (tee_sink *)s;
+    fh_err ea = t->a->write(t->a, event_type, json, len, key, key_len);
+    fh_err eb = t->b->write(t->b, event_type, json, len, key, key_len);
+
+    return ea ? ea : eb;
+}
+
+static fh_err tee_flush(event_sink *s)
+{
+    tee_sink *t = (tee_sink *)s;
+    fh_err ea = t->a->flush(t->a), eb = t->b->flush(t->b);
+
+    return ea ? ea : eb;
+}
+
+static void tee_poll(event_sink *s)
+{
+    tee_sink *t = (tee_sink *)s;
+
+    if (t->a->poll)
+        t->a->poll(t->a);
+    if (t->b->poll)
+        t->b->poll(t->b);
+}
+
+static void tee_write_stats(event_sink *s, jbuf *b)
+{
+    tee_sink *t = (tee_sink *)s;
+
+    if (t->a->write_stats)
+        t->a->write_stats(t->a, b);
+    if (t->b->write_stats)
+        t->b->write_stats(t->b, b);
+}
+
+static void tee_close(event_sink *s)
+{
+    tee_sink *t = (tee_sink *)s;
+
+    t->a->close(t->a);
+    t->b->close(t->b);
+    free(t);
+}
+
+fh_err sink_tee_new(event_sink **out, event_sink *a, event_sink *b)
+{
+    tee_sink *t = calloc(1, sizeof(*t));
+
+    *out = NULL;
+    if (!t)
+        return FH_ERR_NOMEM;
+    t->a = a;
+    t->b = b;
+    t->base.write = tee_write;
+    t->base.flush = tee_flush;
+    t->base.poll = tee_poll;
+    t->base.write_stats = tee_write_stats;
+    t->base.close = tee_close;
+    *out = &t->base;
     return FH_OK;
 }
