@@ -20,8 +20,11 @@ rm -f "$run/bootstrap"
 pids=()
 cleanup() {
     trap - INT TERM EXIT
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    # Newest first: sensors flush into Kafka and kcat stops before the broker goes.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${pids[i]}" 2>/dev/null
+        wait "${pids[i]}" 2>/dev/null
+    done
     echo "== stopped"
 }
 trap cleanup INT TERM EXIT

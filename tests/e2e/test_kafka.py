@@ -219,6 +219,7 @@ def test_corrupt_spool_record_is_skipped(sensor_bin, build_dir, testdata, tmp):
     assert len(p.stderr.splitlines()) < 10, "one line per damaged segment, not per record"
     stats = json.loads(file_events(out)[-1])["stats"]["kafka"]
     assert stats["spool"]["corrupt"] == 1
+    assert stats["pending_at_start"] >= pending - 1
     # Every spooled record but the damaged one arrives (plus this run's stats event).
     assert len(msgs) >= pending - 1 + 1
 
@@ -251,7 +252,7 @@ def test_bad_property_fails(sensor_bin, testdata, tmp):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root")
-def test_live_sensor_with_unreachable_broker_spools(sensor_bin, tmp):
+def test_live_sensor_with_unreachable_broker_spools(sensor_bin, tmp, validator):
     out = os.path.join(tmp, "live.json")
     proc = subprocess.Popen(
         [sensor_bin, "-i", "lo", "-f", "udp port 47998", "--kafka", "127.0.0.1:1",
@@ -270,6 +271,7 @@ def test_live_sensor_with_unreachable_broker_spools(sensor_bin, tmp):
     assert proc.returncode == 0, err
     assert "spooling until they answer" in err
     stats = [json.loads(line) for line in file_events(out)]
+    validator(stats, "live stats event with Kafka counters")
     last = stats[-1]["stats"]["kafka"]
     assert last["brokers_down"] is True
     assert last["spooled"] >= 1 and last["delivered"] == 0
