@@ -93,10 +93,14 @@ static void topic_for(const kafka_sink *k, const char *event_type, char *out, si
 static void spool_now(kafka_sink *k, const char *topic, const void *key, size_t key_len,
                       const void *payload, size_t len)
 {
+    uint64_t dropped_before = spool_get_stats(k->sp)->dropped;
     fh_err e = spool_append(k->sp, topic, strlen(topic), key, key_len, payload, len);
 
     if (e == FH_OK) {
         k->n.spooled++;
+        /* drop_oldest made room by dropping whole old segments: say so once. */
+        if (spool_get_stats(k->sp)->dropped > dropped_before)
+            goto warn;
         return;
     }
     /* DROP_NEWEST counts its refusal in the spool's own dropped counter. */

@@ -277,3 +277,32 @@ def test_live_sensor_with_unreachable_broker_spools(sensor_bin, tmp, validator):
     assert last["spooled"] >= 1 and last["delivered"] == 0
     s = summary(err)
     assert s["produced"] == s["pending"] + s["dropped"] and s["delivered"] == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root")
+def test_live_full_spool_drops_oldest_and_counts(sensor_bin, tmp):
+    """Live capture cannot wait: with the brokers unreachable and a tiny spool, the
+    oldest spooled events are dropped, counted, and the counters still add up."""
+    out = os.path.join(tmp, "live.json")
+    proc = subprocess.Popen(
+        [sensor_bin, "-i", "lo", "-f", "udp port 47997", "--kafka", "127.0.0.1:1",
+         "-w", out, "--set", "kafka.startup_timeout=1", "--set", "stats.interval=1",
+         "--set", "spool.dir=" + tmp + "/spool", "--set", "spool.segment_bytes=1k",
+         "--set", "spool.max_bytes=4k", "--set", "kafka.flush_timeout=1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(6)  # stats events of ~1.5 KiB each fill a 4 KiB spool within seconds
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    s = summary(err)
+    assert s["dropped"] >= 1, err
+    assert "events are being dropped (counted)" in err
+    assert s["produced"] == s["delivered"] + s["pending"] + s["dropped"]
+    size = sum(os.path.getsize(os.path.join(tmp, "spool", f))
+               for f in os.listdir(os.path.join(tmp, "spool")) if f.endswith(".seg"))
+    assert size <= 4096
