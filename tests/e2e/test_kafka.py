@@ -251,16 +251,16 @@ def test_bad_property_fails(sensor_bin, testdata, tmp):
     assert "no.such.property" in p.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root")
-def test_live_sensor_with_unreachable_broker_spools(sensor_bin, tmp, validator):
-    out = os.path.join(tmp, "live.json")
+def _live_unreachable(sensor_bin, tmp, out, seconds, extra):
+    """Captures on lo for `seconds` with an unreachable broker, stops with SIGTERM;
+    returns stderr after checking the exit status."""
     proc = subprocess.Popen(
         [sensor_bin, "-i", "lo", "-f", "udp port 47998", "--kafka", "127.0.0.1:1",
          "-w", out, "--set", "kafka.startup_timeout=1", "--set", "stats.interval=1",
-         "--set", "spool.dir=" + tmp + "/spool", "--set", "kafka.flush_timeout=1"],
+         "--set", "spool.dir=" + tmp + "/spool", "--set", "kafka.flush_timeout=1"] + extra,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3)
+        time.sleep(seconds)
         assert proc.poll() is None, proc.stderr.read()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -269,6 +269,13 @@ def test_live_sensor_with_unreachable_broker_spools(sensor_bin, tmp, validator):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
+    return err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root")
+def test_live_sensor_with_unreachable_broker_spools(sensor_bin, tmp, validator):
+    out = os.path.join(tmp, "live.json")
+    err = _live_unreachable(sensor_bin, tmp, out, 3, [])
     assert "spooling until they answer" in err
     stats = [json.loads(line) for line in file_events(out)]
     validator(stats, "live stats event with Kafka counters")
@@ -284,21 +291,9 @@ def test_live_full_spool_drops_oldest_and_counts(sensor_bin, tmp):
     """Live capture cannot wait: with the brokers unreachable and a tiny spool, the
     oldest spooled events are dropped, counted, and the counters still add up."""
     out = os.path.join(tmp, "live.json")
-    proc = subprocess.Popen(
-        [sensor_bin, "-i", "lo", "-f", "udp port 47997", "--kafka", "127.0.0.1:1",
-         "-w", out, "--set", "kafka.startup_timeout=1", "--set", "stats.interval=1",
-         "--set", "spool.dir=" + tmp + "/spool", "--set", "spool.segment_bytes=1k",
-         "--set", "spool.max_bytes=4k", "--set", "kafka.flush_timeout=1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(6)  # stats events of ~1.5 KiB each fill a 4 KiB spool within seconds
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    # stats events of ~1.5 KiB each fill a 4 KiB spool within seconds
+    err = _live_unreachable(sensor_bin, tmp, out, 6,
+                            ["--set", "spool.segment_bytes=1k", "--set", "spool.max_bytes=4k"])
     s = summary(err)
     assert s["dropped"] >= 1, err
     assert "events are being dropped (counted)" in err
