@@ -27,14 +27,17 @@ endif
 
 # Debian packages: build, run, tests and benchmark. `make deps` installs what is missing.
 DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev libyaml-dev \
-	nettle-dev libcmocka-dev librdkafka-dev zlib1g-dev
+	nettle-dev libcmocka-dev librdkafka-dev zlib1g-dev libpcre2-dev libsimdjson-dev libsqlite3-dev \
+	g++
 DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
 	tshark time kcat
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
 PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
+CORR_PKG_LIBS := libpcre2-8 yaml-0.1 rdkafka sqlite3 simdjson
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) $(CORR_PKG_LIBS) 2>/dev/null)
+CORR_LDLIBS = $(shell pkg-config --libs $(CORR_PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
@@ -42,10 +45,13 @@ WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-pro
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -D_GNU_SOURCE \
 	-DFH_VERSION='"$(VERSION)"' -DFH_GIT_REV='"$(GIT_REV)"' -MMD -MP
+CXX ?= g++
+ALL_CXXFLAGS := -std=gnu++17 -Wall -Wextra -Wshadow $(CFLAGS) $(EXTRA_CFLAGS) -D_GNU_SOURCE -MMD -MP
 LDLIBS := -lm -lpthread
 
 ifeq ($(SAN),1)
 ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+ALL_CXXFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
 
@@ -56,7 +62,12 @@ COMMON_SRC := $(wildcard common/*.c)
 SENSOR_SRC := $(filter-out sensor/main.c,$(wildcard sensor/*.c))
 SENSOR_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o) $(SENSOR_SRC:%.c=$(OBJ)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
-UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/test/%)
+CORR_C_SRC := $(filter-out correlator/main.c,$(wildcard correlator/*.c))
+CORR_CXX_SRC := $(wildcard correlator/*.cpp)
+CORR_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o) $(CORR_C_SRC:%.c=$(OBJ)/%.o) $(CORR_CXX_SRC:%.cpp=$(OBJ)/%.o)
+CORR_UNIT_SRC := $(wildcard tests/unit/correlator/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/test/%) \
+	$(CORR_UNIT_SRC:tests/unit/correlator/%.c=$(BUILD)/test/correlator/%)
 
 GEOIP_DIR := build/geoip
 TESTDATA := build/testdata
@@ -64,7 +75,8 @@ TESTDATA := build/testdata
 .PHONY: all deps geoip-data test test-unit test-e2e testdata run asan asan-tests bench help clean format \
 	check-format check-libs
 
-all: check-libs $(BIN)/fenghuo-sensor $(BIN)/fenghuo-broker
+all: check-libs $(BIN)/fenghuo-sensor $(BIN)/fenghuo-broker \
+	$(if $(wildcard correlator/main.c),$(BIN)/fenghuo-correlator)
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -94,6 +106,21 @@ $(BIN)/fenghuo-broker: $(BROKER_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
+
+$(BIN)/fenghuo-correlator: $(OBJ)/correlator/main.o $(CORR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(CORR_LDLIBS) $(LDLIBS)
+
+$(OBJ)/%.o: %.cpp
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CXX     $<")
+	$(Q)$(CXX) $(ALL_CXXFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/test/correlator/%: $(OBJ)/tests/unit/correlator/%.o $(CORR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(CORR_LDLIBS) -lcmocka $(LDLIBS)
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(@D)
@@ -147,11 +174,14 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/bench.sh $(BUILD)
 
+FORMAT_SRC = $(wildcard common/*.[ch] sensor/*.[ch] broker/*.[ch] correlator/*.[ch] \
+	correlator/*.cpp tests/unit/*.[ch] tests/unit/correlator/*.[ch])
+
 format:
-	$(Q)clang-format -i common/*.[ch] sensor/*.[ch] broker/*.[ch] tests/unit/*.[ch]
+	$(Q)clang-format -i $(FORMAT_SRC)
 
 check-format:
-	$(Q)clang-format --dry-run --Werror common/*.[ch] sensor/*.[ch] broker/*.[ch] tests/unit/*.[ch]
+	$(Q)clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build

@@ -50,6 +50,12 @@ def build_dir():
 
 
 @pytest.fixture(scope="session")
+def shared():
+    """$FH_SHARED: the shared corpus (tests that need it skip when it is absent)."""
+    return _env_path("FH_SHARED", os.path.join("..", "shared", "data"))
+
+
+@pytest.fixture(scope="session")
 def sensor_bin(build_dir):
     path = os.path.join(build_dir, "bin", "fenghuo-sensor")
     if not os.access(path, os.X_OK):
