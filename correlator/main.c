@@ -6,25 +6,46 @@
  * line; the exit status is 1 when anything was refused, so it fits a CI check
  * of a rule repository.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/fh_log.h"
 #include "assets.h"
+#include "correlation.h"
+#include "engine.h"
+#include "pipeline.h"
 #include "event.h"
 #include "lists.h"
 #include "sigma.h"
 
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: fenghuo-correlator --check-rules PATH [--lists DIR] [--assets FILE] "
+    fprintf(f, "Usage: fenghuo-correlator --rules DIR [--assets FILE] --input FILE|- "
+               "[--alerts-out FILE] [--db PATH]\n"
+               "       fenghuo-correlator --check-rules PATH [--lists DIR] [--assets FILE] "
                "[--quiet]\n"
                "\n"
                "Fenghuo (烽火) correlator: Sigma rules over sensor events.\n"
                "烽火关联分析引擎：以 Sigma 规则分析探针事件。\n"
                "\n"
+               "  --rules PATH         the rules to run (file or directory)\n"
+               "  --input FILE         NDJSON events (Fenghuo or Suricata EVE); '-' = stdin\n"
+               "  --alerts-out FILE    alerts as NDJSON, one line per new or updated alert\n"
+               "  --db PATH            SQLite alert store (created with its schema if absent)\n"
+               "  --batch N            events per store transaction (default 500)\n"
                "  --check-rules PATH   validate every rule under PATH (file or directory) and\n"
                "                       print each refused one as file:line: reason\n"
                "  --lists DIR          placeholder lists for |expand (default: the 'lists'\n"
@@ -37,102 +58,156 @@ static void usage(FILE *f)
                "Exit status: 0 when every rule loads, 1 when some are refused, 2 on usage.\n");
 }
 
-/* Placeholders: rules/lists files and the asset inventory; a name in both is an error. */
-typedef struct {
-    list_store lists;
-    assets *inv;
-} placeholders;
-
-static fh_err resolve_placeholder(void *arg, const char *name, const char *const **values,
-                                  size_t *n)
-{
-    placeholders *p = arg;
-    const char *const *lv = NULL;
-    const char **av = NULL;
-    size_t ln = 0, an = 0;
-    fh_err le = lists_get(&p->lists, name, &lv, &ln);
-    fh_err ae = p->inv ? assets_placeholder(p->inv, name, &av, &an) : FH_ERR_NOTFOUND;
-
-    if (le == FH_OK && ae == FH_OK)
-        return FH_ERR_CONFIG;
-    if (le == FH_OK) {
-        *values = lv;
-        *n = ln;
-        return FH_OK;
-    }
-    if (ae == FH_OK) {
-        *values = (const char *const *)av;
-        *n = an;
-        return FH_OK;
-    }
-    return FH_ERR_NOTFOUND;
-}
-
-/* The default lists folder: "lists" beside the rule folder (rules/level3 -> rules/lists). */
-static void default_lists_dir(const char *rules, char *out, size_t len)
-{
-    char tmp[4096];
-    char *slash;
-
-    snprintf(tmp, sizeof(tmp), "%s", rules);
-    while (strlen(tmp) > 1 && tmp[strlen(tmp) - 1] == '/')
-        tmp[strlen(tmp) - 1] = '\0';
-    slash = strrchr(tmp, '/');
-    if (slash)
-        *slash = '\0';
-    else
-        snprintf(tmp, sizeof(tmp), ".");
-    snprintf(out, len, "%s/lists", tmp);
-}
-
 static int check_rules(const char *path, const char *lists_dir, const char *assets_file, bool quiet)
 {
-    field_table ft;
-    ruleset rs;
-    placeholders ph = {0};
-    char err[1024], dflt[4096];
+    engine e;
+    char err[1024], dflt[4096], dflt_assets[4200];
     int rc;
 
+    memset(&e, 0, sizeof(e));
     if (!lists_dir) {
-        default_lists_dir(path, dflt, sizeof(dflt));
+        engine_default_lists_dir(path, dflt, sizeof(dflt));
         lists_dir = dflt;
     }
-    if (lists_load(&ph.lists, lists_dir, err, sizeof(err)) != FH_OK) {
+    if (lists_load(&e.lists, lists_dir, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
         return 1;
     }
-    if (assets_file && assets_load(&ph.inv, assets_file, err, sizeof(err)) != FH_OK) {
-        fh_error("%s", err);
-        lists_free(&ph.lists);
-        return 1;
-    }
-    field_table_init(&ft);
-    if (sigma_load_with(&rs, path, &ft, resolve_placeholder, &ph, err, sizeof(err)) != FH_OK) {
-        fh_error("%s", err);
-        field_table_free(&ft);
-        lists_free(&ph.lists);
-        assets_free(ph.inv);
-        return 1;
-    }
-    for (uint32_t i = 0; i < rs.nerrors; i++) {
-        const load_error *e = &rs.errors[i];
+    if (!assets_file) {
+        /* Default: the inventory beside the rule folder, rules/assets.yaml, else the
+         * shipped example, so placeholders from the inventory resolve. */
+        char *slash;
 
-        if (e->rule)
-            printf("%s:%u: rule '%s': %s\n", e->file, e->line, e->rule, e->reason);
+        snprintf(dflt_assets, sizeof(dflt_assets), "%s", lists_dir);
+        slash = strrchr(dflt_assets, '/');
+        if (slash) {
+            strcpy(slash + 1, "assets.yaml");
+            if (access(dflt_assets, R_OK) != 0)
+                strcpy(slash + 1, "assets.example.yaml");
+            if (access(dflt_assets, R_OK) == 0) {
+                assets_file = dflt_assets;
+                if (!quiet)
+                    printf("asset inventory: %s\n", assets_file);
+            }
+        }
+    }
+    if (assets_file && assets_load(&e.inv, assets_file, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        lists_free(&e.lists);
+        return 1;
+    }
+    field_table_init(&e.ft);
+    if (sigma_load_with(&e.rs, path, &e.ft, engine_placeholder, &e, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        rc = 1;
+        goto out;
+    }
+    for (uint32_t i = 0; i < e.rs.nerrors; i++) {
+        const load_error *le = &e.rs.errors[i];
+
+        if (le->rule)
+            printf("%s:%u: rule '%s': %s\n", le->file, le->line, le->rule, le->reason);
         else
-            printf("%s:%u: %s\n", e->file, e->line, e->reason);
+            printf("%s:%u: %s\n", le->file, le->line, le->reason);
     }
     if (!quiet)
-        for (uint32_t i = 0; i < rs.nrules; i++)
-            printf("%s:%u: ok: %s%s%s\n", rs.rules[i].file, rs.rules[i].line, rs.rules[i].title,
-                   rs.rules[i].id ? " " : "", rs.rules[i].id ? rs.rules[i].id : "");
-    printf("%u rules loaded, %u refused, in %u files; %u distinct fields\n", rs.nrules, rs.nerrors,
-           rs.files, ft.n);
-    rc = rs.nerrors ? 1 : 0;
-    ruleset_free(&rs);
-    field_table_free(&ft);
-    lists_free(&ph.lists);
-    assets_free(ph.inv);
+        for (uint32_t i = 0; i < e.rs.nrules; i++)
+            printf("%s:%u: ok: %s%s%s\n", e.rs.rules[i].file, e.rs.rules[i].line,
+                   e.rs.rules[i].title, e.rs.rules[i].id ? " " : "",
+                   e.rs.rules[i].id ? e.rs.rules[i].id : "");
+    if (!quiet)
+        for (uint32_t i = 0; i < e.rs.ncorrs; i++)
+            printf("%s:%u: ok: %s%s%s (correlation)\n", e.rs.corrs[i].file, e.rs.corrs[i].line,
+                   e.rs.corrs[i].title ? e.rs.corrs[i].title : "", e.rs.corrs[i].id ? " " : "",
+                   e.rs.corrs[i].id ? e.rs.corrs[i].id : "");
+    printf("%u rules loaded (%u correlation), %u refused, in %u files; %u distinct fields\n",
+           e.rs.nrules + e.rs.ncorrs, e.rs.ncorrs, e.rs.nerrors, e.rs.files, e.ft.n);
+    rc = e.rs.nerrors ? 1 : 0;
+out:
+    ruleset_free(&e.rs);
+    field_table_free(&e.ft);
+    lists_free(&e.lists);
+    assets_free(e.inv);
+    return rc;
+}
+
+/* Reads NDJSON events and runs them through the pipeline, a batch per transaction. */
+static int run_file(const char *rules, const char *lists_dir, const char *assets_file,
+                    const char *input, const char *alerts_out, const char *db, uint32_t batch)
+{
+    engine_config ec = {rules, lists_dir, assets_file};
+    engine *e = NULL;
+    store *st = NULL;
+    FILE *in = NULL, *out = NULL;
+    pipeline pl;
+    bool pl_ready = false;
+    char err[1024], *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 1;
+
+    if (engine_open(&e, &ec, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        return 1;
+    }
+    if (db) {
+        store_opts so = {.path = db};
+
+        if (store_open(&st, &so, err, sizeof(err)) != FH_OK) {
+            fh_error("%s", err);
+            goto out;
+        }
+    }
+    if (alerts_out && !(out = strcmp(alerts_out, "-") ? fopen(alerts_out, "w") : stdout)) {
+        fh_error("open(\"%s\") failed: %s", alerts_out, strerror(errno));
+        goto out;
+    }
+    if (!(in = strcmp(input, "-") ? fopen(input, "r") : stdin)) {
+        fh_error("open(\"%s\") failed: %s", input, strerror(errno));
+        goto out;
+    }
+    if (pipeline_init(&pl, e, st, out, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        goto out;
+    }
+    pl_ready = true;
+    rc = 0;
+    while (!stop_requested && (n = getline(&line, &cap, in)) > 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        if (pipeline_event(&pl, line, (size_t)n) != FH_OK || pl.batch_events >= batch) {
+            if (pipeline_commit(&pl, err, sizeof(err)) != FH_OK) {
+                fh_error("%s", err);
+                rc = 1;
+                break;
+            }
+        }
+    }
+    if (ferror(in)) {
+        fh_error("reading '%s' failed: %s", input, strerror(errno));
+        rc = 1;
+    }
+    if (pipeline_commit(&pl, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        rc = 1;
+    }
+    fh_info("%llu events, %llu malformed, %llu rule matches, %llu alert updates written",
+            (unsigned long long)e->stats.events, (unsigned long long)e->stats.malformed,
+            (unsigned long long)e->stats.matches, (unsigned long long)pl.alerts_written);
+out:
+    free(line);
+    if (pl_ready)
+        pipeline_free(&pl);
+    if (in && in != stdin)
+        fclose(in);
+    if (out && out != stdout)
+        fclose(out);
+    else if (out)
+        fflush(out);
+    store_close(st);
+    engine_free(e);
     return rc;
 }
 
@@ -140,6 +215,11 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"check-rules", required_argument, NULL, 'C'},
+        {"rules", required_argument, NULL, 'R'},
+        {"input", required_argument, NULL, 'I'},
+        {"alerts-out", required_argument, NULL, 'O'},
+        {"db", required_argument, NULL, 'D'},
+        {"batch", required_argument, NULL, 'B'},
         {"lists", required_argument, NULL, 'L'},
         {"assets", required_argument, NULL, 'A'},
         {"quiet", no_argument, NULL, 'q'},
@@ -147,7 +227,9 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *check = NULL, *lists_dir = NULL, *assets_file = NULL;
+    const char *check = NULL, *lists_dir = NULL, *assets_file = NULL, *rules = NULL, *input = NULL,
+               *alerts_out = NULL, *db = NULL;
+    uint32_t batch = 500;
     bool quiet = false;
     int opt;
 
@@ -163,6 +245,29 @@ int main(int argc, char **argv)
         case 'L':
             lists_dir = optarg;
             break;
+        case 'R':
+            rules = optarg;
+            break;
+        case 'I':
+            input = optarg;
+            break;
+        case 'O':
+            alerts_out = optarg;
+            break;
+        case 'D':
+            db = optarg;
+            break;
+        case 'B': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+
+            if (*end || v == 0 || v > 1000000) {
+                fh_error("--batch expects a number from 1 to 1000000, got '%s'", optarg);
+                return 2;
+            }
+            batch = (uint32_t)v;
+            break;
+        }
         case 'A':
             assets_file = optarg;
             break;
@@ -181,9 +286,13 @@ int main(int argc, char **argv)
         fh_error("unexpected argument '%s'", argv[optind]);
         return 2;
     }
-    if (!check) {
-        usage(stderr);
+    if (check)
+        return check_rules(check, lists_dir, assets_file, quiet);
+    if (!rules || !input) {
+        fh_error("give --rules DIR and --input FILE (or --check-rules PATH); see --help");
         return 2;
     }
-    return check_rules(check, lists_dir, assets_file, quiet);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    return run_file(rules, lists_dir, assets_file, input, alerts_out, db, batch);
 }

@@ -13,6 +13,8 @@
  */
 #include "sigma.h"
 
+#include "correlation.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -181,14 +183,16 @@ static const struct {
 
 /* EVE paths the events can carry (prefixes ending in '.' cover a whole object). */
 static const char *const eve_fields[] = {
-    "timestamp",    "event_type",  "schema_version", "flow_id",      "src_ip",        "src_port",
-    "dest_ip",      "dest_port",   "proto",          "app_proto",    "community_id",  "vlan",
-    "icmp_type",    "icmp_code",   "in_iface",       "src_internet", "dest_internet", "zone_pair",
-    "zone_allowed", "sensor.",     "ether.",         "tunnel.",      "flow.",         "tcp.",
-    "ndpi.",        "tls.",        "http.",          "dns.",         "ssh.",          "smb.",
-    "geo.",         "yara.",       "stats.",         "anomaly.",     "alert.",        "fileinfo.",
-    "src_asset.",   "dest_asset.", "ftp.",           "smtp.",        "rdp.",          "krb5.",
-    "snmp.",        "dhcp.",       "quic.",          "mqtt.",
+    "timestamp",    "event_type",    "schema_version", "flow_id",      "src_ip",
+    "src_port",     "dest_ip",       "dest_port",      "proto",        "app_proto",
+    "community_id", "vlan",          "icmp_type",      "icmp_code",    "in_iface",
+    "src_internet", "dest_internet", "zone_pair",      "zone_allowed", "egress_allowed",
+    "sensor.",      "ether.",        "tunnel.",        "flow.",        "tcp.",
+    "ndpi.",        "tls.",          "http.",          "dns.",         "ssh.",
+    "smb.",         "geo.",          "yara.",          "stats.",       "anomaly.",
+    "alert.",       "fileinfo.",     "src_asset.",     "dest_asset.",  "ftp.",
+    "smtp.",        "rdp.",          "krb5.",          "snmp.",        "dhcp.",
+    "quic.",        "mqtt.",
 };
 
 /*
@@ -621,9 +625,6 @@ static bool compile_rule(ctx *c, yaml_node_t *root, sigma_rule *r)
     yaml_node_t *tags, *ls;
     bool ok;
 
-    if (map_get(c, root, "correlation"))
-        return fail_at(c, map_get(c, root, "correlation"),
-                       "correlation rules are not supported by this build yet");
     if (map_get(c, root, "action"))
         return fail_at(c, map_get(c, root, "action"),
                        "rule collections ('action: global/repeat/reset') are Sigma v1: write "
@@ -707,6 +708,28 @@ static void load_file(ruleset *rs, const char *path, field_table *ft, const reso
         r.line = (uint32_t)root->start_mark.line + 1;
         if (root->type != YAML_MAPPING_NODE) {
             add_error(rs, path, r.line, NULL, "a rule document must be a map");
+            sigma_rule_free(&r);
+        } else if (map_get(&c, root, "correlation")) {
+            struct corr_rule cr;
+            char e[512];
+            uint32_t el = 0;
+
+            memset(&cr, 0, sizeof(cr));
+            if (corr_compile(&doc, root, ft, &cr, e, sizeof(e), &el) != FH_OK) {
+                add_error(rs, path, el ? el : r.line, cr.title ? cr.title : cr.id, e);
+                corr_rule_free(&cr);
+            } else {
+                struct corr_rule *v = realloc(rs->corrs, (rs->ncorrs + 1) * sizeof(*v));
+
+                cr.file = strdup(path);
+                cr.line = r.line;
+                if (v) {
+                    rs->corrs = v;
+                    rs->corrs[rs->ncorrs++] = cr;
+                } else {
+                    corr_rule_free(&cr);
+                }
+            }
             sigma_rule_free(&r);
         } else if (!compile_rule(&c, root, &r)) {
             add_error(rs, path, c.err_line ? c.err_line : r.line, r.title ? r.title : r.id, c.err);
@@ -794,9 +817,19 @@ fh_err sigma_load_with(ruleset *rs, const char *path, field_table *ft, sigma_pla
         snprintf(err, errlen, "cannot read rules '%s': %s", path, strerror(errno));
         return FH_ERR_IO;
     }
-    if (S_ISDIR(st.st_mode))
-        return load_dir(rs, path, ft, &rv, err, errlen);
-    load_file(rs, path, ft, &rv);
+    if (S_ISDIR(st.st_mode)) {
+        fh_err rc = load_dir(rs, path, ft, &rv, err, errlen);
+
+        if (rc)
+            return rc;
+    } else {
+        load_file(rs, path, ft, &rv);
+    }
+    /* Correlation rules name other rules: resolve once everything is loaded. */
+    if (corr_resolve(rs) != FH_OK) {
+        snprintf(err, errlen, "out of memory resolving correlation rules");
+        return FH_ERR_NOMEM;
+    }
     return FH_OK;
 }
 
@@ -816,5 +849,8 @@ void ruleset_free(ruleset *rs)
         free(rs->errors[i].reason);
     }
     free(rs->errors);
+    for (uint32_t i = 0; i < rs->ncorrs; i++)
+        corr_rule_free(&rs->corrs[i]);
+    free(rs->corrs);
     memset(rs, 0, sizeof(*rs));
 }

@@ -86,7 +86,7 @@ def test_good_rule_loads(correlator, tmp_path):
     (tmp_path / "good.yml").write_text(GOOD)
     p = check(correlator, str(tmp_path))
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "1 rules loaded, 0 refused, in 1 files" in p.stdout
+    assert "1 rules loaded (0 correlation), 0 refused, in 1 files" in p.stdout
 
 
 @pytest.mark.parametrize("body,expect", BAD, ids=[str(i) for i in range(len(BAD))])
@@ -105,7 +105,7 @@ def test_one_bad_document_does_not_hide_the_others(correlator, tmp_path):
                                         GOOD.replace("l3_test_telnet", "other"))
     p = check(correlator, str(tmp_path))
     assert p.returncode == 1
-    assert "2 rules loaded, 1 refused, in 1 files" in p.stdout
+    assert "2 rules loaded (0 correlation), 1 refused, in 1 files" in p.stdout
     # the refused document's line is counted from the start of the file
     assert re.search(r"multi\.yml:%d: rule 'x': condition: unknown selection 'flt'"
                      % (GOOD.count("\n") + 1 + 6), p.stdout), p.stdout
@@ -125,7 +125,8 @@ def test_sigmahq_conformance(correlator, shared):
     p = check(correlator, corpus)
     assert p.returncode in (0, 1), p.stderr
     lines = p.stdout.splitlines()
-    m = re.match(r"(\d+) rules loaded, (\d+) refused, in (\d+) files", lines[-1])
+    m = re.match(r"(\d+) rules loaded \(\d+ correlation\), (\d+) refused, in (\d+) files",
+                 lines[-1])
     assert m, lines[-1]
     loaded, refused, files = map(int, m.groups())
     n_files = sum(1 for root, _, fs in os.walk(corpus) for f in fs
@@ -141,3 +142,13 @@ def test_sigmahq_conformance(correlator, shared):
         print("  %4d  %s" % (n, r))
     assert loaded + refused >= files
     assert loaded >= 50, "most DNS, proxy and webserver rules should load"
+
+
+def test_level3_pack_loads_completely(correlator, repo_root):
+    """Every document of the shipped level-3 pack compiles, correlations included."""
+    p = check(correlator, os.path.join(repo_root, "rules", "level3"))
+    assert p.returncode == 0, p.stdout
+    m = re.search(r"(\d+) rules loaded \((\d+) correlation\), 0 refused, in 28 files",
+                  p.stdout)
+    assert m, p.stdout
+    assert int(m.group(2)) >= 10

@@ -1,0 +1,232 @@
+/*
+ * correlation.h - Sigma correlation rules (specification v2): the model, loading
+ * and the streaming engine that evaluates them on event time.
+ *
+ *   detection match ──corr_feed()──> group table (per correlation rule, keyed by
+ *   (rule i, event ev, ts)            the canonical "field=value,..." group key)
+ *                                       │ condition true for the group's window
+ *                                       ▼
+ *                                     emit(rule, group key, window, count/value, ev)
+ *                                       │ and, chained: the match is fed into every
+ *                                       ▼ correlation rule that references this one
+ *
+ * Loading: sigma_load.c hands each YAML document with a `correlation` key to
+ * corr_compile(); when every file is loaded, corr_resolve() binds the `rules`
+ * references (by name or id, detection or correlation rules), applies `aliases`
+ * to `group-by` and `condition.field` per referenced rule, and refuses unknown
+ * or ambiguous references and cycles.
+ *
+ * Evaluation semantics (README-correlation.md has the details and the reasons):
+ * - Time is EVENT time: the ts_ms passed to corr_feed()/corr_advance(), never
+ *   the wall clock. The engine's watermark is the largest ts it has seen.
+ * - A window of timespan T ending at time t covers [t - T + 1, t] in ms: events
+ *   at 0 ms and 299 999 ms share a 5m window, events at 0 and 300 000 do not.
+ * - "Rising" conditions (only gt/gte; temporal types) are evaluated on a
+ *   sliding window ending at the newest event of the group, at every match.
+ *   When one becomes true the engine emits once and clears the group's state:
+ *   the next emit needs the condition met again by later events.
+ * - Conditions with an upper bound (lt, lte, eq, neq, ranges) cannot be decided
+ *   before the window is over: they use tumbling windows [s, s + T) anchored at
+ *   the group's first event and are evaluated when the window closes (the
+ *   watermark minus the allowed lateness reaches s + T, or the group receives
+ *   an event at or after s + T). A closed window that was empty is evaluated
+ *   (count 0: this is how `lt: 1` detects silence) and the group is then dropped.
+ * - Deterministic: the same sequence of calls gives the same emits.
+ *
+ * Ownership: a corr_rule belongs to the ruleset (corr_rule_free()); the engine
+ * keeps a pointer to the ruleset, which must outlive it. The engine is not
+ * thread-safe: one engine per thread.
+ */
+#ifndef FH_CORRELATION_H
+#define FH_CORRELATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <yaml.h>
+
+#include "../common/fh_error.h"
+#include "event.h"
+#include "sigma.h"
+
+/* ---- the model ------------------------------------------------------------------- */
+
+typedef enum {
+    CORR_EVENT_COUNT,
+    CORR_VALUE_COUNT,
+    CORR_VALUE_SUM,
+    CORR_TEMPORAL,
+    CORR_TEMPORAL_ORDERED,
+} corr_type;
+
+typedef enum { CORR_GT, CORR_GTE, CORR_LT, CORR_LTE, CORR_EQ, CORR_NEQ } corr_op;
+
+typedef struct {
+    corr_op op;
+    double value;
+} corr_cond;
+
+#define CORR_MAX_CONDS   6  /* one of each operator at most */
+#define CORR_MAX_REFS    32 /* referenced rules per correlation */
+#define CORR_MAX_GROUPBY 16 /* group-by fields per correlation */
+
+/* What a reference resolved to. */
+typedef enum { CORR_REF_UNRESOLVED = 0, CORR_REF_RULE, CORR_REF_CORR } corr_ref_kind;
+
+/*
+ * One `aliases` entry as written: group-by name `alias` reads `field` in events
+ * of the rule named `rule`. For a detection rule `field_id` is the interned
+ * field; for a correlation rule the field must be one of its group-by names.
+ */
+typedef struct {
+    char *alias, *rule, *field;
+    field_id fid;
+    uint32_t line;
+} corr_alias;
+
+/*
+ * A referenced rule after corr_resolve(). `gb[k]` is what to read for group-by
+ * entry k in a match of that rule, `value` the same for condition.field:
+ *  - CORR_REF_RULE: field ids of the event (event_get);
+ *  - CORR_REF_CORR: indices into the referenced correlation's group_by list
+ *    (a chained match carries only its group-by values).
+ */
+typedef struct {
+    char *name; /* as written in `rules` */
+    uint32_t line;
+    corr_ref_kind kind;
+    uint32_t index; /* into ruleset.rules (RULE) or ruleset.corrs (CORR) */
+    field_id gb[CORR_MAX_GROUPBY];
+    field_id value; /* FIELD_NONE unless value_count / value_sum */
+} corr_ref;
+
+struct corr_rule {
+    char *id, *name, *title, *description, *status, *author;
+    level lvl;
+    bool level_set; /* `level` was written (else LEVEL_MEDIUM) */
+    char **tags;
+    uint32_t ntags;
+    corr_type type;
+    corr_ref refs[CORR_MAX_REFS];
+    uint32_t nrefs;
+    char *group_by[CORR_MAX_GROUPBY];        /* names as written (aliases or field paths) */
+    field_id group_by_fid[CORR_MAX_GROUPBY]; /* interned, FIELD_NONE for an alias */
+    uint32_t ngroup_by;
+    corr_alias *aliases;
+    uint32_t naliases;
+    int64_t timespan_ms;
+    corr_cond conds[CORR_MAX_CONDS]; /* AND; temporal without condition: gte nrefs */
+    uint32_t nconds;
+    bool at_close;      /* a condition has an upper bound: evaluated when windows close */
+    char *value_field;  /* condition.field (value_count, value_sum), else NULL */
+    field_id value_fid; /* interned value_field, FIELD_NONE if it is an alias name */
+    bool generate;      /* referenced rules also alert on their own */
+    char *file;
+    uint32_t line;      /* of the document */
+    uint32_t corr_line; /* of the `correlation` node (resolve errors point here) */
+};
+
+/*
+ * Compiles one correlation document (root is its mapping; it has a `correlation`
+ * key). Field names are interned verbatim with field_intern(). `out` must be
+ * zeroed; the caller sets out->file and out->line and frees with corr_rule_free()
+ * on success and failure alike. References are left unresolved (corr_resolve).
+ * On error: returns FH_ERR_PARSE (or FH_ERR_LIMIT / FH_ERR_NOMEM), writes the
+ * reason to err ("correlation type 'value_avg' is not supported (event_count,
+ * ...)") and the 1-based line of the offending node to *err_line.
+ */
+fh_err corr_compile(yaml_document_t *doc, yaml_node_t *root, field_table *ft, struct corr_rule *out,
+                    char *err, size_t errlen, uint32_t *err_line);
+
+/*
+ * Resolves every correlation's references against rs->rules and rs->corrs (by
+ * name, then id; a reference matching two rules is ambiguous), applies aliases,
+ * and refuses cycles of correlations. Each refused correlation is added to
+ * rs->errors ("file:line: rule 'title': reason", line of its `correlation`) and
+ * removed from rs->corrs, and so is every correlation that references it;
+ * indices of the others are renumbered. Returns FH_OK, or FH_ERR_NOMEM.
+ */
+fh_err corr_resolve(ruleset *rs);
+
+void corr_rule_free(struct corr_rule *r);
+
+/*
+ * Whether a match of detection rule `rule_index` should raise its own alert:
+ * false when correlations reference it and none of them says `generate: true`
+ * (specification: by default only the correlation is output). Correlation
+ * rules referenced by other correlations are not covered: the caller decides.
+ */
+bool corr_rule_generates(const ruleset *rs, uint32_t rule_index);
+
+/* ---- the engine -------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t max_groups_per_rule;   /* LRU eviction beyond; 0 = 100 000 */
+    size_t max_memory;              /* bytes of state, all rules; 0 = 256 MiB */
+    int64_t allowed_lateness_ms;    /* see README-correlation.md; < 0 = 0 */
+    uint32_t max_entries_per_group; /* timestamps / values kept per group; 0 = 4096 */
+} corr_limits;
+
+typedef struct {
+    uint64_t groups_live;
+    uint64_t groups_created;
+    uint64_t groups_evicted;  /* LRU: per-rule cap or memory ceiling */
+    uint64_t groups_expired;  /* idle past their window, by event time */
+    uint64_t late_dropped;    /* events too late for any open window */
+    uint64_t no_group_value;  /* matches without a usable group-by / value field */
+    uint64_t entries_merged;  /* value_sum entries merged at the per-group cap */
+    uint64_t entries_capped;  /* values / timestamps not held past the per-group cap */
+    uint64_t matches_dropped; /* no room (memory ceiling) for a new group */
+    uint64_t emits;
+    size_t memory_bytes; /* state currently allocated */
+} corr_stats;
+
+typedef struct corr_engine corr_engine;
+
+/*
+ * Called once per group per window when a correlation matches.
+ *  group_key: canonical "name=value,name=value" over the rule's group-by names
+ *    in rule order (',' '=' '\' in values escaped with '\'); "" without group-by.
+ *  window_start_ms: first ms of the window; the window is [start, start + T).
+ *  first_ms, last_ms: oldest and newest event counted (both = window_start_ms
+ *    for an empty at-close window).
+ *  count_or_value: event count, distinct value count, or the sum (value_sum,
+ *    truncated toward zero, negative sums as 0); temporal: rules matched.
+ *  ev: the detection event whose match triggered the emit; for a chained match
+ *    the detection event at the root of the chain; NULL when a window closed
+ *    by the passage of time (corr_advance, or another group's event).
+ * The callback must not call back into the engine.
+ */
+typedef void (*corr_emit_fn)(void *arg, const struct corr_rule *rule, const char *group_key,
+                             int64_t window_start_ms, int64_t first_ms, int64_t last_ms,
+                             uint64_t count_or_value, const event_view *ev);
+
+/* NULL on allocation failure. lim NULL = defaults. rs must outlive the engine. */
+corr_engine *corr_engine_new(const ruleset *rs, const corr_limits *lim);
+void corr_engine_free(corr_engine *e);
+
+/*
+ * Feeds one match of detection rule `detection_rule_index` (into rs->rules) by
+ * event ev at event time ts_ms. Does nothing for rules no correlation uses.
+ */
+void corr_feed(corr_engine *e, uint32_t detection_rule_index, const event_view *ev, int64_t ts_ms,
+               corr_emit_fn emit, void *arg);
+
+/*
+ * Advances the watermark to ts_ms (ignored if older) and closes due at-close
+ * windows. Call it for every event, matched or not, so silence is noticed.
+ */
+void corr_advance(corr_engine *e, int64_t ts_ms, corr_emit_fn emit, void *arg);
+
+/* True if some correlation references detection rule i (cheap filter). */
+bool corr_uses_rule(const corr_engine *e, uint32_t detection_rule_index);
+
+void corr_get_stats(const corr_engine *e, corr_stats *out);
+
+/*
+ * Bytes of one group of the given rule with `entries` timestamps/values held,
+ * as the engine accounts it (allocator overhead not included).
+ */
+size_t corr_memory_per_group(const struct corr_rule *r, uint32_t entries);
+
+#endif

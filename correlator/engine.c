@@ -1,0 +1,145 @@
+/*
+ * engine.c - see engine.h.
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/fh_log.h"
+
+fh_err engine_placeholder(void *arg, const char *name, const char *const **values, size_t *n)
+{
+    engine *e = arg;
+    const char *const *lv = NULL;
+    const char **av = NULL;
+    size_t ln = 0, an = 0;
+    fh_err le = lists_get(&e->lists, name, &lv, &ln);
+    fh_err ae = e->inv ? assets_placeholder(e->inv, name, &av, &an) : FH_ERR_NOTFOUND;
+
+    if (le == FH_OK && ae == FH_OK)
+        return FH_ERR_CONFIG;
+    if (le == FH_OK) {
+        *values = lv;
+        *n = ln;
+        return FH_OK;
+    }
+    if (ae == FH_OK) {
+        *values = (const char *const *)av;
+        *n = an;
+        return FH_OK;
+    }
+    return FH_ERR_NOTFOUND;
+}
+
+void engine_default_lists_dir(const char *rules, char *out, size_t len)
+{
+    char tmp[4096];
+    char *slash;
+
+    snprintf(tmp, sizeof(tmp), "%s", rules);
+    while (strlen(tmp) > 1 && tmp[strlen(tmp) - 1] == '/')
+        tmp[strlen(tmp) - 1] = '\0';
+    slash = strrchr(tmp, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(tmp, sizeof(tmp), ".");
+    snprintf(out, len, "%s/lists", tmp);
+}
+
+fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t errlen)
+{
+    engine *e = calloc(1, sizeof(*e));
+    char dir[4096];
+    fh_err r;
+
+    *out = NULL;
+    if (!e)
+        return FH_ERR_NOMEM;
+    field_table_init(&e->ft);
+    if (cfg->lists_dir)
+        snprintf(dir, sizeof(dir), "%s", cfg->lists_dir);
+    else
+        engine_default_lists_dir(cfg->rules_path, dir, sizeof(dir));
+    if ((r = lists_load(&e->lists, dir, err, errlen)) != FH_OK)
+        goto fail;
+    if (cfg->assets_file && (r = assets_load(&e->inv, cfg->assets_file, err, errlen)) != FH_OK)
+        goto fail;
+    r = sigma_load_with(&e->rs, cfg->rules_path, &e->ft, engine_placeholder, e, err, errlen);
+    if (r)
+        goto fail;
+    for (uint32_t i = 0; i < e->rs.nerrors; i++)
+        fh_error("%s:%u: %s%s%s%s", e->rs.errors[i].file, e->rs.errors[i].line,
+                 e->rs.errors[i].rule ? "rule '" : "",
+                 e->rs.errors[i].rule ? e->rs.errors[i].rule : "",
+                 e->rs.errors[i].rule ? "': " : "", e->rs.errors[i].reason);
+    if (e->rs.nrules == 0) {
+        snprintf(err, errlen, "no usable rule in '%s'", cfg->rules_path);
+        r = FH_ERR_CONFIG;
+        goto fail;
+    }
+    e->f_src_ip = field_intern(&e->ft, "src_ip");
+    e->f_dest_ip = field_intern(&e->ft, "dest_ip");
+    e->f_community_id = field_intern(&e->ft, "community_id");
+    e->f_sensor_id = field_intern(&e->ft, "sensor.id");
+    if ((r = assets_bind(&e->af, &e->ft)) != FH_OK) {
+        snprintf(err, errlen, "too many distinct fields for the asset enrichment");
+        goto fail;
+    }
+    if ((r = event_decoder_new(&e->dec, &e->ft)) != FH_OK) {
+        snprintf(err, errlen, "cannot create the event decoder");
+        goto fail;
+    }
+    fh_info("%u rules loaded (%u refused), %u fields, %zu placeholder lists%s", e->rs.nrules,
+            e->rs.nerrors, e->ft.n, e->lists.n, e->inv ? ", asset inventory loaded" : "");
+    *out = e;
+    return FH_OK;
+fail:
+    engine_free(e);
+    return r;
+}
+
+void engine_free(engine *e)
+{
+    if (!e)
+        return;
+    event_decoder_free(e->dec);
+    ruleset_free(&e->rs);
+    assets_free(e->inv);
+    lists_free(&e->lists);
+    field_table_free(&e->ft);
+    free(e);
+}
+
+static bool is_sample_point(uint64_t n)
+{
+    while (n >= 10 && n % 10 == 0)
+        n /= 10;
+    return n == 1;
+}
+
+fh_err engine_process(engine *e, const char *json, size_t len, engine_match_fn fn, void *arg,
+                      char *err, size_t errlen)
+{
+    event_view ev;
+
+    e->stats.events++;
+    if (event_decode(e->dec, json, len, &ev, err, errlen) != FH_OK) {
+        e->stats.malformed++;
+        if (is_sample_point(e->stats.malformed))
+            fh_warn("event %llu skipped (%llu malformed so far): %s",
+                    (unsigned long long)e->stats.events, (unsigned long long)e->stats.malformed,
+                    err);
+        return FH_ERR_PARSE;
+    }
+    assets_enrich(e->inv, &e->af, event_decoder_slots(e->dec), e->ft.n, ev.ts_ms);
+    for (uint32_t i = 0; i < e->rs.nrules; i++)
+        if (sigma_rule_match(&e->rs.rules[i], &ev)) {
+            e->stats.matches++;
+            if (fn)
+                fn(arg, &e->rs.rules[i], &ev);
+        }
+    return FH_OK;
+}

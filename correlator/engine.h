@@ -1,0 +1,68 @@
+/*
+ * engine.h - the correlator's processing core, independent of where events
+ * come from (NDJSON file, stdin, Kafka) and where alerts go.
+ *
+ *   engine_open():    rules (+ lists, + asset inventory) -> field table -> decoder
+ *   engine_process(): one JSON event -> decode -> enrich -> every rule of the
+ *                     event's type -> callback per matching rule
+ *
+ * Rules that fail to compile are reported (file:line: reason) and left out; the
+ * engine runs with the others. Malformed events are counted, a sample is
+ * logged (the 1st, 10th, 100th, ... with the reason), and processing goes on.
+ */
+#ifndef FH_ENGINE_H
+#define FH_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/fh_error.h"
+#include "assets.h"
+#include "event.h"
+#include "event_json.h"
+#include "lists.h"
+#include "sigma.h"
+
+typedef struct {
+    const char *rules_path;  /* file or directory */
+    const char *lists_dir;   /* NULL: "lists" beside the rule folder */
+    const char *assets_file; /* NULL: no inventory */
+} engine_config;
+
+typedef struct {
+    uint64_t events, malformed, matches;
+} engine_stats;
+
+typedef struct {
+    field_table ft;
+    ruleset rs;
+    list_store lists;
+    assets *inv;
+    assets_fields af;
+    event_decoder *dec;
+    engine_stats stats;
+    /* Always decoded, for alerts: the group key and the evidence. */
+    field_id f_src_ip, f_dest_ip, f_community_id, f_sensor_id;
+} engine;
+
+/* Loads everything; returns an error only if nothing usable can be loaded. */
+fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t errlen);
+void engine_free(engine *e);
+
+typedef void (*engine_match_fn)(void *arg, const sigma_rule *r, const event_view *ev);
+
+/*
+ * Processes one event. Returns FH_OK (fn called for each matching rule, in
+ * rule order) or FH_ERR_PARSE for a malformed event (counted, reason in err).
+ */
+fh_err engine_process(engine *e, const char *json, size_t len, engine_match_fn fn, void *arg,
+                      char *err, size_t errlen);
+
+/* Resolves |expand placeholders: rules/lists files, then the inventory; both = error. */
+fh_err engine_placeholder(void *arg, const char *name, const char *const **values, size_t *n);
+
+/* "lists" beside the rule folder: rules/level3 -> rules/lists. */
+void engine_default_lists_dir(const char *rules, char *out, size_t len);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * pipeline.c - see pipeline.h.
+ */
+#include "pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/fh_log.h"
+
+#define IP_MAX 64
+
+static fh_err book_load(void *ctx, const char *rule_id, const char *group_key, alert *out,
+                        bool *found)
+{
+    pipeline *p = ctx;
+
+    *found = false;
+    if (!p->st)
+        return FH_OK;
+    return store_load_open(p->st, rule_id, group_key, out, found);
+}
+
+static fh_err book_emit(void *ctx, const alert *a)
+{
+    pipeline *p = ctx;
+    fh_err e;
+
+    if (p->st && (e = store_apply(p->st, a)) != FH_OK)
+        return e;
+    if (p->alerts_out && (e = alert_write_ndjson(p->alerts_out, &p->jb, a)) != FH_OK)
+        return e;
+    p->alerts_written++;
+    return FH_OK;
+}
+
+/* Copies a string slot into buf (NUL-terminated); "" when absent or not a string. */
+static const char *slot_str(const event_view *ev, field_id id, char *buf, size_t len)
+{
+    const sv *v = event_get(ev, id);
+    size_t n;
+
+    buf[0] = '\0';
+    if (v->type != SV_STR)
+        return buf;
+    n = v->len < len - 1 ? v->len : len - 1;
+    memcpy(buf, v->s, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void fill_side(const engine *e, const char *ip, alert_side_view *side)
+{
+    const asset_info *ai = e->inv && ip[0] ? assets_lookup_str(e->inv, ip, strlen(ip)) : NULL;
+
+    side->ip = ip[0] ? ip : NULL;
+    side->zone = ai ? ai->zone : NULL;
+    side->department = ai ? ai->department : NULL;
+    side->name = ai ? ai->name : NULL;
+}
+
+/* A detection rule matched: its own alert (when it generates one). */
+static void raise_detection(pipeline *p, const sigma_rule *r, const event_view *ev)
+{
+    engine *e = p->eng;
+    char src[IP_MAX], dst[IP_MAX], cid[64], key[IP_MAX + 160], sid[128];
+    alert_hit h;
+    fh_err err;
+
+    if (p->error)
+        return;
+    memset(&h, 0, sizeof(h));
+    h.rule_id = r->id ? r->id : r->name ? r->name : r->title;
+    h.rule_name = r->name;
+    h.title = r->title;
+    h.level = (int)r->lvl;
+    h.tags = (const char *const *)r->tags;
+    h.ntags = r->ntags;
+    slot_str(ev, e->f_src_ip, src, sizeof(src));
+    slot_str(ev, e->f_dest_ip, dst, sizeof(dst));
+    if (src[0])
+        snprintf(key, sizeof(key), "src_ip=%s", src);
+    else
+        snprintf(key, sizeof(key), "sensor.id=%s", slot_str(ev, e->f_sensor_id, sid, sizeof(sid)));
+    h.group_key = key;
+    h.ts_ms = ev->ts_ms;
+    h.count = 1;
+    h.event = ev->raw;
+    h.event_len = ev->raw_len;
+    h.community_id = slot_str(ev, e->f_community_id, cid, sizeof(cid))[0] ? cid : NULL;
+    fill_side(e, src, &h.src);
+    fill_side(e, dst, &h.dest);
+    err = alert_book_hit(p->book, &h, NULL);
+    if (err)
+        p->error = err;
+}
+
+/* Collects the rules that match the current event (handled in pipeline_event). */
+static void on_match(void *arg, const sigma_rule *r, const event_view *ev)
+{
+    pipeline *p = arg;
+
+    p->ev = *ev; /* the view's data stays valid until the next decode */
+    p->matched[p->nmatched++] = r;
+}
+
+/* A correlation rule's condition held for a group in a window. */
+static void on_corr(void *arg, const struct corr_rule *cr, const char *group_key,
+                    int64_t window_start_ms, int64_t first_ms, int64_t last_ms,
+                    uint64_t count_or_value, const event_view *ev)
+{
+    pipeline *p = arg;
+    engine *e = p->eng;
+    char src[IP_MAX] = "", dst[IP_MAX] = "", cid[64] = "";
+    alert_hit h;
+    fh_err err;
+
+    (void)first_ms;
+    if (p->error)
+        return;
+    memset(&h, 0, sizeof(h));
+    h.rule_id = cr->id ? cr->id : cr->name ? cr->name : cr->title;
+    h.rule_name = cr->name;
+    h.title = cr->title ? cr->title : h.rule_id;
+    h.level = (int)cr->lvl;
+    h.tags = (const char *const *)cr->tags;
+    h.ntags = cr->ntags;
+    h.group_key = group_key;
+    h.ts_ms = last_ms;
+    h.correlation = true;
+    h.window_start_ms = window_start_ms;
+    /* event_count: the events the window counted; sums and distinct counts are not
+     * a number of events, so they stand for one hit each */
+    h.count = cr->type == CORR_EVENT_COUNT ? count_or_value : 1;
+    if (ev) {
+        slot_str(ev, e->f_src_ip, src, sizeof(src));
+        slot_str(ev, e->f_dest_ip, dst, sizeof(dst));
+        slot_str(ev, e->f_community_id, cid, sizeof(cid));
+        h.event = ev->raw;
+        h.event_len = ev->raw_len;
+        h.community_id = cid[0] ? cid : NULL;
+    }
+    fill_side(e, src, &h.src);
+    fill_side(e, dst, &h.dest);
+    err = alert_book_hit(p->book, &h, NULL);
+    if (err)
+        p->error = err;
+}
+
+fh_err pipeline_init(pipeline *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen)
+{
+    alert_book_opts opts = {0};
+    alert_book_ops ops = {book_load, book_emit, p};
+    fh_err r;
+
+    memset(p, 0, sizeof(*p));
+    p->eng = e;
+    p->st = st;
+    p->alerts_out = alerts_out;
+    if (!jbuf_init(&p->jb, 16384, 8u << 20)) {
+        snprintf(err, errlen, "out of memory");
+        return FH_ERR_NOMEM;
+    }
+    r = alert_book_new(&p->book, &opts, &ops);
+    if (r) {
+        snprintf(err, errlen, "cannot create the alert book: %s", fh_strerror(r));
+        jbuf_free(&p->jb);
+        return r;
+    }
+    p->matched = calloc(e->rs.nrules ? e->rs.nrules : 1, sizeof(*p->matched));
+    p->generates = calloc(e->rs.nrules ? e->rs.nrules : 1, sizeof(*p->generates));
+    p->corr = corr_engine_new(&e->rs, &(corr_limits){0});
+    if (!p->matched || !p->generates || !p->corr) {
+        snprintf(err, errlen, "out of memory");
+        pipeline_free(p);
+        return FH_ERR_NOMEM;
+    }
+    for (uint32_t i = 0; i < e->rs.nrules; i++)
+        p->generates[i] = corr_rule_generates(&e->rs, i);
+    return FH_OK;
+}
+
+void pipeline_free(pipeline *p)
+{
+    corr_engine_free(p->corr);
+    free(p->matched);
+    free(p->generates);
+    alert_book_free(p->book);
+    jbuf_free(&p->jb);
+    memset(p, 0, sizeof(*p));
+}
+
+fh_err pipeline_event(pipeline *p, const char *json, size_t len)
+{
+    char err[256];
+
+    if (p->st && !store_in_transaction(p->st)) {
+        fh_err e = store_begin(p->st);
+
+        if (e)
+            return e;
+    }
+    p->batch_events++;
+    p->nmatched = 0;
+    /* A malformed event is counted by the engine and skipped: not an error here. */
+    if (engine_process(p->eng, json, len, on_match, p, err, sizeof(err)) != FH_OK)
+        return p->error;
+    /* Event time moves the correlation windows, matched or not. */
+    if (p->ev.ts_ms)
+        corr_advance(p->corr, p->ev.ts_ms, on_corr, p);
+    for (uint32_t i = 0; i < p->nmatched && !p->error; i++) {
+        const sigma_rule *r = p->matched[i];
+        uint32_t idx = (uint32_t)(r - p->eng->rs.rules);
+
+        if (p->generates[idx])
+            raise_detection(p, r, &p->ev);
+        if (p->ev.ts_ms && corr_uses_rule(p->corr, idx))
+            corr_feed(p->corr, idx, &p->ev, p->ev.ts_ms, on_corr, p);
+    }
+    return p->error;
+}
+
+fh_err pipeline_commit(pipeline *p, char *err, size_t errlen)
+{
+    fh_err e = p->error ? p->error : alert_book_flush(p->book);
+
+    if (!e && p->st && store_in_transaction(p->st))
+        e = store_commit(p->st);
+    if (e) {
+        snprintf(err, errlen, "storing alerts failed: %s%s%s", fh_strerror(e), p->st ? ": " : "",
+                 p->st ? store_errmsg(p->st) : "");
+        if (p->st)
+            store_rollback(p->st);
+        alert_book_reset(p->book);
+        p->error = FH_OK;
+        return e;
+    }
+    if (p->alerts_out)
+        fflush(p->alerts_out);
+    p->batch_events = 0;
+    return FH_OK;
+}

@@ -1,0 +1,53 @@
+/*
+ * pipeline.h - events in, alerts out: the engine's matches become alert hits
+ * in the alert book, which deduplicates them; changed alerts are written to
+ * the store (SQLite) and to an NDJSON file, a batch at a time.
+ *
+ * A batch is one store transaction: the alerts the batch's events produced
+ * and, for Kafka input, the consumer position after the batch are committed
+ * together, so a crash replays the batch instead of losing or doubling it.
+ *
+ * Group key of a detection rule: "src_ip=<address>" (one alert per rule and
+ * source host while it is open), or "sensor.id=<id>" for events without
+ * addresses (stats, anomaly: one alert per rule and sensor). Correlation rules group by their
+ * group-by fields ("src_ip=10.0.0.1,dest_ip=..."). A detection rule that only feeds correlations
+ * raises no alert of its own unless one of them says `generate: true` (Sigma v2).
+ */
+#ifndef FH_CORR_PIPELINE_H
+#define FH_CORR_PIPELINE_H
+
+#include <stdio.h>
+
+#include "../common/jbuf.h"
+#include "alerts.h"
+#include "correlation.h"
+#include "engine.h"
+#include "store.h"
+
+typedef struct {
+    engine *eng;
+    store *st;        /* NULL: no database */
+    FILE *alerts_out; /* NULL: no NDJSON */
+    alert_book *book;
+    corr_engine *corr;
+    bool *generates; /* per detection rule: raises its own alerts (Sigma `generate`) */
+    /* matches of the current event, handled after decoding */
+    const sigma_rule **matched;
+    uint32_t nmatched;
+    event_view ev;
+    jbuf jb;
+    fh_err error; /* first error of the current batch */
+    uint64_t batch_events;
+    uint64_t alerts_written;
+} pipeline;
+
+fh_err pipeline_init(pipeline *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen);
+void pipeline_free(pipeline *p);
+
+/* Processes one event (opens a batch when none is open). */
+fh_err pipeline_event(pipeline *p, const char *json, size_t len);
+
+/* Flushes the book and commits the batch. */
+fh_err pipeline_commit(pipeline *p, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,947 @@
+/*
+ * store_sqlite.c - the alert store on SQLite (WAL); see store.h for the
+ * exactly-once contract and correlator/README-alerts.md for the design.
+ *
+ * The migrations are embedded below as string constants; the readable source
+ * is correlator/migrations/NNNN_name.sql and test_alerts.c fails when the two
+ * differ (README-alerts.md shows how to regenerate the constants).
+ *
+ * Every statement is prepared once at open and every value is bound; no SQL
+ * text is built from data anywhere in this file.
+ */
+#include "store.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+/* ---- embedded migrations (generated from correlator/migrations/NNNN_name.sql) ------------- */
+
+/* BEGIN MIGRATIONS */
+static const char MIGRATION_0001[] =
+    "-- 0001_alerts: alerts, their tags and evidence, and the consumer offsets that are\n"
+    "-- written in the same transaction as the alerts an event produced (store.h).\n"
+    "-- Portable subset of SQLite and PostgreSQL: TEXT, INTEGER, BIGINT, CHECK,\n"
+    "-- composite keys, ON DELETE CASCADE. Times are event time, ms since the epoch.\n"
+    "\n"
+    "CREATE TABLE alerts (\n"
+    "    -- 32 hex digits of SHA-256(rule_id, group_key, window_start): see alerts.h\n"
+    "    id              TEXT PRIMARY KEY,\n"
+    "    rule_id         TEXT NOT NULL,\n"
+    "    rule_name       TEXT,\n"
+    "    title           TEXT NOT NULL,\n"
+    "    level           TEXT NOT NULL CHECK (level IN ('informational', 'low', 'medium',\n"
+    "                                                   'high', 'critical')),\n"
+    "    severity        INTEGER NOT NULL CHECK (severity BETWEEN 0 AND 4), -- level, 0..4\n"
+    "    status          TEXT NOT NULL DEFAULT 'new'\n"
+    "                    CHECK (status IN ('new', 'acknowledged', 'rectifying', 'rectified',\n"
+    "                                      'closed', 'false_positive', 'accepted_risk',\n"
+    "                                      'reopened')),\n"
+    "    category        TEXT,               -- GB/T 20986 category of the first gbt20986 tag\n"
+    "    subcategory     TEXT,\n"
+    "    group_key       TEXT NOT NULL,\n"
+    "    window_start    BIGINT NOT NULL,\n"
+    "    first_seen      BIGINT NOT NULL,\n"
+    "    last_seen       BIGINT NOT NULL,\n"
+    "    count           BIGINT NOT NULL CHECK (count >= 1),\n"
+    "    hits            BIGINT NOT NULL CHECK (hits >= 1),\n"
+    "    src_ip          TEXT,\n"
+    "    dest_ip         TEXT,\n"
+    "    src_zone        TEXT,\n"
+    "    dest_zone       TEXT,\n"
+    "    src_department  TEXT,\n"
+    "    dest_department TEXT,\n"
+    "    src_asset       TEXT,\n"
+    "    dest_asset      TEXT,\n"
+    "    department      TEXT,               -- the owning department (责任单位)\n"
+    "    created_at      BIGINT NOT NULL,\n"
+    "    updated_at      BIGINT NOT NULL\n"
+    ");\n"
+    "\n"
+    "-- The dashboard queue: open alerts by severity, newest first; per department.\n"
+    "CREATE INDEX alerts_queue ON alerts (status, severity, last_seen);\n"
+    "CREATE INDEX alerts_department ON alerts (department, status, last_seen);\n"
+    "CREATE INDEX alerts_level ON alerts (severity, last_seen);\n"
+    "CREATE INDEX alerts_last_seen ON alerts (last_seen);\n"
+    "-- Dedupe after a restart: the open alert of a rule and key.\n"
+    "CREATE INDEX alerts_rule_key ON alerts (rule_id, group_key, first_seen);\n"
+    "CREATE INDEX alerts_category ON alerts (category, subcategory, last_seen);\n"
+    "\n"
+    "CREATE TABLE alert_tags (\n"
+    "    alert_id TEXT NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,\n"
+    "    ord      INTEGER NOT NULL,          -- position in the rule's tag list\n"
+    "    tag      TEXT NOT NULL,             -- as written in the rule\n"
+    "    kind     TEXT NOT NULL CHECK (kind IN ('clause', 'category', 'attack', 'other')),\n"
+    "    value    TEXT NOT NULL,             -- 8.1.4.1.c; malware; t1046\n"
+    "    sub      TEXT,                      -- mining; technique, tactic, group, software\n"
+    "    display  TEXT NOT NULL,             -- 8.1.4.1 c, malware.mining, T1046\n"
+    "    PRIMARY KEY (alert_id, tag)\n"
+    ");\n"
+    "\n"
+    "-- Reports per clause or category: WHERE kind = 'clause' AND value = '8.1.3.3.a'.\n"
+    "CREATE INDEX alert_tags_value ON alert_tags (kind, value, sub);\n"
+    "\n"
+    "-- The first N triggering events of an alert (seq 1..N) plus the latest one.\n"
+    "-- `event` is the sensor's JSON text, attacker-controlled: bound, never parsed here.\n"
+    "CREATE TABLE alert_evidence (\n"
+    "    alert_id     TEXT NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,\n"
+    "    seq          BIGINT NOT NULL,       -- the hit of the alert (1-based)\n"
+    "    ts           BIGINT NOT NULL,\n"
+    "    community_id TEXT,\n"
+    "    event        TEXT NOT NULL,\n"
+    "    truncated    INTEGER NOT NULL DEFAULT 0 CHECK (truncated IN (0, 1)),\n"
+    "    PRIMARY KEY (alert_id, seq)\n"
+    ");\n"
+    "\n"
+    "-- Pivot from a flow to the alerts it raised.\n"
+    "CREATE INDEX alert_evidence_community_id ON alert_evidence (community_id);\n"
+    "\n"
+    "-- Kafka positions applied to this database: next_offset is the offset of the next\n"
+    "-- message to consume (last applied + 1), as in a Kafka offset commit.\n"
+    "CREATE TABLE consumer_offsets (\n"
+    "    topic        TEXT NOT NULL,\n"
+    "    partition_id INTEGER NOT NULL,\n"
+    "    next_offset  BIGINT NOT NULL CHECK (next_offset >= 0),\n"
+    "    updated_at   BIGINT NOT NULL,       -- wall clock, ms\n"
+    "    PRIMARY KEY (topic, partition_id)\n"
+    ");\n";
+
+static const char MIGRATION_0002[] =
+    "-- 0002_alert_outbox: alert updates waiting for the Kafka alerts topic, written in\n"
+    "-- the same transaction as the alerts (transactional outbox). The publisher sends\n"
+    "-- them in seq order and deletes them once the broker acknowledged delivery, so a\n"
+    "-- crash between storing and publishing re-sends rather than loses.\n"
+    "\n"
+    "CREATE TABLE alert_outbox (\n"
+    "    seq        BIGINT PRIMARY KEY,      -- assigned by the store, increasing\n"
+    "    alert_id   TEXT NOT NULL,\n"
+    "    payload    TEXT NOT NULL,           -- the alert update as JSON (alert_to_json)\n"
+    "    created_at BIGINT NOT NULL          -- event time of the update, ms\n"
+    ");\n";
+/* END MIGRATIONS */
+
+static const store_migration migrations[] = {
+    {1, "0001_alerts", MIGRATION_0001},
+    {2, "0002_alert_outbox", MIGRATION_0002},
+};
+#define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+const store_migration *store_migrations(size_t *n)
+{
+    *n = NMIGRATIONS;
+    return migrations;
+}
+
+/* ---- statements ------------------------------------------------------------------- */
+
+#define ALERT_COLS                                                                                 \
+    "id, rule_id, rule_name, title, severity, status, group_key, window_start, first_seen, "       \
+    "last_seen, count, hits, src_ip, dest_ip, src_zone, dest_zone, src_department, "               \
+    "dest_department, src_asset, dest_asset, department, created_at, updated_at"
+
+enum {
+    S_UPSERT,
+    S_TAG,
+    S_EV_INSERT,
+    S_EV_DEL_LATEST,
+    S_OUTBOX_INSERT,
+    S_OUTBOX_READ,
+    S_OUTBOX_DELETE,
+    S_OFFSET_SET,
+    S_OFFSET_GET,
+    S_OFFSETS,
+    S_LOAD_OPEN,
+    S_GET,
+    S_GET_TAGS,
+    S_GET_EVIDENCE,
+    S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_UPSERT] =
+        "INSERT INTO alerts (id, rule_id, rule_name, title, level, severity, category, "
+        "subcategory, group_key, window_start, first_seen, last_seen, count, hits, src_ip, "
+        "dest_ip, src_zone, dest_zone, src_department, dest_department, src_asset, dest_asset, "
+        "department, created_at, updated_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+        "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
+        "ON CONFLICT (id) DO UPDATE SET "
+        /* never backwards: a stale state cannot undo a newer one */
+        "first_seen = CASE WHEN excluded.first_seen < alerts.first_seen "
+        "THEN excluded.first_seen ELSE alerts.first_seen END, "
+        "last_seen = CASE WHEN excluded.last_seen > alerts.last_seen "
+        "THEN excluded.last_seen ELSE alerts.last_seen END, "
+        "count = CASE WHEN excluded.hits > alerts.hits THEN excluded.count ELSE alerts.count END, "
+        "updated_at = CASE WHEN excluded.hits > alerts.hits "
+        "THEN excluded.updated_at ELSE alerts.updated_at END, "
+        "hits = CASE WHEN excluded.hits > alerts.hits THEN excluded.hits ELSE alerts.hits END, "
+        "src_ip = COALESCE(alerts.src_ip, excluded.src_ip), "
+        "dest_ip = COALESCE(alerts.dest_ip, excluded.dest_ip), "
+        "src_zone = COALESCE(alerts.src_zone, excluded.src_zone), "
+        "dest_zone = COALESCE(alerts.dest_zone, excluded.dest_zone), "
+        "src_department = COALESCE(alerts.src_department, excluded.src_department), "
+        "dest_department = COALESCE(alerts.dest_department, excluded.dest_department), "
+        "src_asset = COALESCE(alerts.src_asset, excluded.src_asset), "
+        "dest_asset = COALESCE(alerts.dest_asset, excluded.dest_asset), "
+        "department = COALESCE(alerts.department, excluded.department)",
+    [S_TAG] = "INSERT INTO alert_tags (alert_id, ord, tag, kind, value, sub, display) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (alert_id, tag) DO NOTHING",
+    [S_EV_INSERT] =
+        "INSERT INTO alert_evidence (alert_id, seq, ts, community_id, event, truncated) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (alert_id, seq) DO NOTHING",
+    [S_EV_DEL_LATEST] = "DELETE FROM alert_evidence WHERE alert_id = ?1 AND seq > ?2",
+    [S_OUTBOX_INSERT] = "INSERT INTO alert_outbox (seq, alert_id, payload, created_at) "
+                        "VALUES (?1, ?2, ?3, ?4)",
+    [S_OUTBOX_READ] = "SELECT seq, alert_id, payload FROM alert_outbox WHERE seq > ?1 "
+                      "ORDER BY seq LIMIT ?2",
+    [S_OUTBOX_DELETE] = "DELETE FROM alert_outbox WHERE seq <= ?1",
+    [S_OFFSET_SET] = "INSERT INTO consumer_offsets (topic, partition_id, next_offset, updated_at) "
+                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (topic, partition_id) DO UPDATE SET "
+                     "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
+    [S_OFFSET_GET] = "SELECT next_offset FROM consumer_offsets WHERE topic = ?1 AND "
+                     "partition_id = ?2",
+    [S_OFFSETS] = "SELECT partition_id, next_offset FROM consumer_offsets WHERE topic = ?1 "
+                  "ORDER BY partition_id",
+    [S_LOAD_OPEN] = "SELECT " ALERT_COLS " FROM alerts WHERE rule_id = ?1 AND group_key = ?2 "
+                    "AND status IN ('new', 'acknowledged', 'rectifying', 'reopened') "
+                    "ORDER BY first_seen DESC, id DESC LIMIT 1",
+    [S_GET] = "SELECT " ALERT_COLS " FROM alerts WHERE id = ?1",
+    [S_GET_TAGS] = "SELECT tag FROM alert_tags WHERE alert_id = ?1 ORDER BY ord",
+    [S_GET_EVIDENCE] = "SELECT seq, ts, community_id, event, truncated FROM alert_evidence "
+                       "WHERE alert_id = ?1 ORDER BY seq",
+};
+
+struct store {
+    sqlite3 *db;
+    store_opts o;
+    char *path;
+    bool in_tx;
+    uint64_t next_outbox_seq;
+    jbuf json;
+    sqlite3_stmt *s[S_COUNT];
+    char errmsg[512];
+};
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+__attribute__((format(printf, 2, 3))) static fh_err fail(store *st, const char *fmt, ...)
+{
+    va_list ap;
+    size_t n;
+
+    va_start(ap, fmt);
+    vsnprintf(st->errmsg, sizeof(st->errmsg), fmt, ap);
+    va_end(ap);
+    n = strlen(st->errmsg);
+    if (st->db && n < sizeof(st->errmsg))
+        snprintf(st->errmsg + n, sizeof(st->errmsg) - n, ": %s", sqlite3_errmsg(st->db));
+    return FH_ERR_IO;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static fh_err exec(store *st, const char *sql, const char *what)
+{
+    if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return fail(st, "%s", what);
+    return FH_OK;
+}
+
+/* Binds a NUL-terminated string, or NULL. Values outlive the step (SQLITE_STATIC). */
+static void bind_str(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static fh_err step_done(store *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    fh_err err = FH_OK;
+
+    if (rc != SQLITE_DONE)
+        err = fail(st, "%s", what);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return err;
+}
+
+static void stmt_done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* A copy of a text column, NULL for SQL NULL; *failed on allocation failure. */
+static char *col_dup(sqlite3_stmt *s, int i, bool *failed)
+{
+    const unsigned char *t;
+    int n;
+    char *p;
+
+    if (sqlite3_column_type(s, i) == SQLITE_NULL)
+        return NULL;
+    t = sqlite3_column_text(s, i);
+    n = sqlite3_column_bytes(s, i);
+    p = malloc((size_t)n + 1);
+    if (!p || !t) {
+        free(p);
+        *failed = true;
+        return NULL;
+    }
+    memcpy(p, t, (size_t)n);
+    p[n] = '\0';
+    return p;
+}
+
+/* ---- open, migrate, close --------------------------------------------------------- */
+
+static fh_err migrate(store *st)
+{
+    sqlite3_stmt *s = NULL;
+    int current = 0;
+    fh_err err;
+
+    if ((err = exec(st, "BEGIN IMMEDIATE", "migrations: BEGIN")))
+        return err;
+    if ((err = exec(st,
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                    "migrations: CREATE TABLE schema_migrations")))
+        goto fail;
+    if (sqlite3_prepare_v2(st->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1,
+                           &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        err = fail(st, "migrations: reading schema_migrations");
+        goto fail;
+    }
+    current = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    s = NULL;
+    if (current > migrations[NMIGRATIONS - 1].version) {
+        snprintf(st->errmsg, sizeof(st->errmsg),
+                 "schema version %d is newer than this build knows (%d)", current,
+                 migrations[NMIGRATIONS - 1].version);
+        err = FH_ERR_CONFIG;
+        goto fail;
+    }
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT INTO schema_migrations (version, name, applied_at) "
+                           "VALUES (?1, ?2, ?3)",
+                           -1, &s, NULL) != SQLITE_OK) {
+        err = fail(st, "migrations: prepare");
+        goto fail;
+    }
+    for (size_t i = 0; i < NMIGRATIONS; i++) {
+        const store_migration *m = &migrations[i];
+
+        if (m->version <= current)
+            continue;
+        if (sqlite3_exec(st->db, m->sql, NULL, NULL, NULL) != SQLITE_OK) {
+            err = fail(st, "migration %s", m->name);
+            goto fail;
+        }
+        sqlite3_bind_int(s, 1, m->version);
+        sqlite3_bind_text(s, 2, m->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, wall_ms());
+        if ((err = step_done(st, s, "migrations: INSERT schema_migrations")))
+            goto fail;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if ((err = exec(st, "COMMIT", "migrations: COMMIT")))
+        goto fail;
+    return FH_OK;
+fail:
+    sqlite3_finalize(s);
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
+static fh_err configure(store *st)
+{
+    sqlite3_stmt *s = NULL;
+    bool wal;
+    fh_err err;
+
+    sqlite3_busy_timeout(st->db, st->o.busy_timeout_ms);
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+    if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        return fail(st, "PRAGMA journal_mode=WAL");
+    }
+    wal = strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
+    sqlite3_finalize(s);
+    if (!wal && strcmp(st->path, ":memory:") != 0) {
+        snprintf(st->errmsg, sizeof(st->errmsg), "cannot switch to WAL journal mode");
+        return FH_ERR_IO;
+    }
+    if ((err = exec(st, "PRAGMA foreign_keys=ON", "PRAGMA foreign_keys")))
+        return err;
+    if ((err = exec(st, st->o.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                    "PRAGMA synchronous")))
+        return err;
+    return FH_OK;
+}
+
+fh_err store_open(store **out, const store_opts *opts, char *err, size_t errlen)
+{
+    store *st;
+    sqlite3_stmt *s = NULL;
+    fh_err e;
+    const char *path = opts && opts->path ? opts->path : NULL;
+
+    *out = NULL;
+    if (!path || !*path) {
+        snprintf(err, errlen, "store: no database path");
+        return FH_ERR_CONFIG;
+    }
+    st = calloc(1, sizeof(*st));
+    if (!st || !(st->path = strdup(path)) || !jbuf_init(&st->json, 4096, 1 << 24)) {
+        if (st) {
+            free(st->path);
+            free(st);
+        }
+        snprintf(err, errlen, "store '%s': out of memory", path);
+        return FH_ERR_NOMEM;
+    }
+    st->o = *opts;
+    st->o.path = st->path;
+    if (st->o.busy_timeout_ms <= 0)
+        st->o.busy_timeout_ms = 5000;
+    if (!st->o.evidence_first)
+        st->o.evidence_first = 10;
+
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        e = fail(st, "open");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    if ((e = configure(st)) || (e = migrate(st)))
+        goto fail;
+    for (int i = 0; i < S_COUNT; i++)
+        if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->s[i],
+                               NULL) != SQLITE_OK) {
+            e = fail(st, "prepare statement %d", i);
+            goto fail;
+        }
+    if (sqlite3_prepare_v2(st->db, "SELECT COALESCE(MAX(seq), 0) FROM alert_outbox", -1, &s,
+                           NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        e = fail(st, "reading alert_outbox");
+        goto fail;
+    }
+    st->next_outbox_seq = (uint64_t)sqlite3_column_int64(s, 0) + 1;
+    sqlite3_finalize(s);
+    *out = st;
+    return FH_OK;
+fail:
+    snprintf(err, errlen, "store '%s': %s", path, st->errmsg);
+    store_close(st);
+    return e;
+}
+
+void store_close(store *st)
+{
+    if (!st)
+        return;
+    if (st->in_tx)
+        store_rollback(st);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(st->s[i]);
+    sqlite3_close(st->db);
+    jbuf_free(&st->json);
+    free(st->path);
+    free(st);
+}
+
+const char *store_errmsg(const store *st)
+{
+    return st->errmsg;
+}
+
+int store_schema_version(store *st)
+{
+    sqlite3_stmt *s = NULL;
+    int v = 0;
+
+    if (sqlite3_prepare_v2(st->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1,
+                           &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* ---- transactions ----------------------------------------------------------------- */
+
+fh_err store_begin(store *st)
+{
+    fh_err err;
+
+    if (st->in_tx) {
+        snprintf(st->errmsg, sizeof(st->errmsg), "store_begin: a transaction is already open");
+        return FH_ERR_ARG;
+    }
+    if ((err = exec(st, "BEGIN IMMEDIATE", "store_begin: BEGIN IMMEDIATE")))
+        return err;
+    st->in_tx = true;
+    return FH_OK;
+}
+
+fh_err store_commit(store *st)
+{
+    fh_err err;
+
+    if (!st->in_tx) {
+        snprintf(st->errmsg, sizeof(st->errmsg), "store_commit: no transaction is open");
+        return FH_ERR_ARG;
+    }
+    if ((err = exec(st, "COMMIT", "store_commit: COMMIT"))) {
+        /* SQLite may keep the transaction open after a failed COMMIT (SQLITE_BUSY):
+         * roll it back so the caller's state (rollback + book reset) holds. */
+        store_rollback(st);
+        return err;
+    }
+    st->in_tx = false;
+    return FH_OK;
+}
+
+void store_rollback(store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    st->in_tx = false;
+}
+
+bool store_in_transaction(const store *st)
+{
+    return st->in_tx;
+}
+
+static fh_err need_tx(store *st, const char *what)
+{
+    if (st->in_tx)
+        return FH_OK;
+    snprintf(st->errmsg, sizeof(st->errmsg), "%s: outside a transaction (call store_begin)", what);
+    return FH_ERR_ARG;
+}
+
+/* ---- applying alerts -------------------------------------------------------------- */
+
+static fh_err apply_row(store *st, const alert *a)
+{
+    sqlite3_stmt *s = st->s[S_UPSERT];
+    const char *level = alert_level_name(a->level);
+
+    if (!level) {
+        snprintf(st->errmsg, sizeof(st->errmsg), "store_apply: alert %s: bad level %d", a->id,
+                 a->level);
+        return FH_ERR_ARG;
+    }
+    bind_str(s, 1, a->id);
+    bind_str(s, 2, a->rule_id);
+    bind_str(s, 3, a->rule_name);
+    bind_str(s, 4, a->title);
+    bind_str(s, 5, level);
+    sqlite3_bind_int(s, 6, a->level);
+    bind_str(s, 7, a->category);
+    bind_str(s, 8, a->subcategory);
+    bind_str(s, 9, a->group_key);
+    sqlite3_bind_int64(s, 10, a->window_start_ms);
+    sqlite3_bind_int64(s, 11, a->first_seen_ms);
+    sqlite3_bind_int64(s, 12, a->last_seen_ms);
+    sqlite3_bind_int64(s, 13, (sqlite3_int64)a->count);
+    sqlite3_bind_int64(s, 14, (sqlite3_int64)a->hits);
+    bind_str(s, 15, a->src.ip);
+    bind_str(s, 16, a->dest.ip);
+    bind_str(s, 17, a->src.zone);
+    bind_str(s, 18, a->dest.zone);
+    bind_str(s, 19, a->src.department);
+    bind_str(s, 20, a->dest.department);
+    bind_str(s, 21, a->src.name);
+    bind_str(s, 22, a->dest.name);
+    bind_str(s, 23, a->department);
+    sqlite3_bind_int64(s, 24, a->created_ms);
+    sqlite3_bind_int64(s, 25, a->updated_ms);
+    return step_done(st, s, "store_apply: INSERT alerts");
+}
+
+static fh_err apply_tags(store *st, const alert *a)
+{
+    sqlite3_stmt *s = st->s[S_TAG];
+    fh_err err;
+
+    for (uint32_t i = 0; i < a->ntags; i++) {
+        const alert_tag *t = &a->tags[i];
+
+        bind_str(s, 1, a->id);
+        sqlite3_bind_int(s, 2, (int)i);
+        bind_str(s, 3, t->tag);
+        bind_str(s, 4, alert_tag_kind_name(t->kind));
+        bind_str(s, 5, t->value);
+        bind_str(s, 6, t->sub);
+        bind_str(s, 7, t->display);
+        if ((err = step_done(st, s, "store_apply: INSERT alert_tags")))
+            return err;
+    }
+    return FH_OK;
+}
+
+static fh_err apply_evidence(store *st, const alert *a)
+{
+    fh_err err;
+
+    for (uint32_t i = 0; i < a->nevidence; i++) {
+        const alert_evidence *e = &a->evidence[i];
+        sqlite3_stmt *s;
+
+        if (e->event_len > INT_MAX) {
+            snprintf(st->errmsg, sizeof(st->errmsg), "store_apply: evidence too large");
+            return FH_ERR_LIMIT;
+        }
+        if (e->seq > st->o.evidence_first) {
+            /* the latest item replaces the previous latest one */
+            s = st->s[S_EV_DEL_LATEST];
+            bind_str(s, 1, a->id);
+            sqlite3_bind_int64(s, 2, (sqlite3_int64)st->o.evidence_first);
+            if ((err = step_done(st, s, "store_apply: DELETE alert_evidence")))
+                return err;
+        }
+        s = st->s[S_EV_INSERT];
+        bind_str(s, 1, a->id);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)e->seq);
+        sqlite3_bind_int64(s, 3, e->ts_ms);
+        bind_str(s, 4, e->community_id);
+        sqlite3_bind_text(s, 5, e->event ? e->event : "", e->event ? (int)e->event_len : 0,
+                          SQLITE_STATIC);
+        sqlite3_bind_int(s, 6, e->truncated ? 1 : 0);
+        if ((err = step_done(st, s, "store_apply: INSERT alert_evidence")))
+            return err;
+    }
+    return FH_OK;
+}
+
+static fh_err apply_outbox(store *st, const alert *a)
+{
+    sqlite3_stmt *s = st->s[S_OUTBOX_INSERT];
+    fh_err err;
+
+    if ((err = alert_to_json(a, &st->json))) {
+        snprintf(st->errmsg, sizeof(st->errmsg), "store_apply: alert %s: JSON too large", a->id);
+        return err;
+    }
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)st->next_outbox_seq);
+    bind_str(s, 2, a->id);
+    sqlite3_bind_text(s, 3, st->json.data, (int)st->json.len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, a->updated_ms);
+    if ((err = step_done(st, s, "store_apply: INSERT alert_outbox")))
+        return err;
+    st->next_outbox_seq++;
+    return FH_OK;
+}
+
+fh_err store_apply(store *st, const alert *a)
+{
+    fh_err err;
+
+    if ((err = need_tx(st, "store_apply")))
+        return err;
+    if ((err = apply_row(st, a)))
+        return err;
+    if (a->opened && (err = apply_tags(st, a)))
+        return err;
+    if ((err = apply_evidence(st, a)))
+        return err;
+    if (st->o.outbox && (err = apply_outbox(st, a)))
+        return err;
+    return FH_OK;
+}
+
+/* ---- offsets ---------------------------------------------------------------------- */
+
+fh_err store_set_offset(store *st, const char *topic, int32_t partition, int64_t next_offset)
+{
+    sqlite3_stmt *s = st->s[S_OFFSET_SET];
+    fh_err err;
+
+    if ((err = need_tx(st, "store_set_offset")))
+        return err;
+    if (!topic || next_offset < 0) {
+        snprintf(st->errmsg, sizeof(st->errmsg), "store_set_offset: bad topic or offset");
+        return FH_ERR_ARG;
+    }
+    bind_str(s, 1, topic);
+    sqlite3_bind_int(s, 2, partition);
+    sqlite3_bind_int64(s, 3, next_offset);
+    sqlite3_bind_int64(s, 4, wall_ms());
+    return step_done(st, s, "store_set_offset: INSERT consumer_offsets");
+}
+
+fh_err store_get_offset(store *st, const char *topic, int32_t partition, int64_t *next_offset)
+{
+    sqlite3_stmt *s = st->s[S_OFFSET_GET];
+    int rc;
+    fh_err err = FH_OK;
+
+    bind_str(s, 1, topic);
+    sqlite3_bind_int(s, 2, partition);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *next_offset = sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_DONE)
+        err = FH_ERR_NOTFOUND;
+    else
+        err = fail(st, "store_get_offset");
+    stmt_done(s);
+    return err;
+}
+
+fh_err store_get_offsets(store *st, const char *topic, store_offset_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = st->s[S_OFFSETS];
+    int rc;
+    fh_err err = FH_OK;
+
+    bind_str(s, 1, topic);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fn(ctx, sqlite3_column_int(s, 0), sqlite3_column_int64(s, 1));
+    if (rc != SQLITE_DONE)
+        err = fail(st, "store_get_offsets");
+    stmt_done(s);
+    return err;
+}
+
+/* ---- reading alerts --------------------------------------------------------------- */
+
+/* Fills a from a row of ALERT_COLS. */
+static fh_err read_row(sqlite3_stmt *s, alert *a)
+{
+    bool failed = false;
+    const unsigned char *id = sqlite3_column_text(s, 0);
+
+    snprintf(a->id, sizeof(a->id), "%s", id ? (const char *)id : "");
+    a->rule_id = col_dup(s, 1, &failed);
+    a->rule_name = col_dup(s, 2, &failed);
+    a->title = col_dup(s, 3, &failed);
+    a->level = sqlite3_column_int(s, 4);
+    a->status = col_dup(s, 5, &failed);
+    a->group_key = col_dup(s, 6, &failed);
+    a->window_start_ms = sqlite3_column_int64(s, 7);
+    a->first_seen_ms = sqlite3_column_int64(s, 8);
+    a->last_seen_ms = sqlite3_column_int64(s, 9);
+    a->count = (uint64_t)sqlite3_column_int64(s, 10);
+    a->hits = (uint64_t)sqlite3_column_int64(s, 11);
+    a->src.ip = col_dup(s, 12, &failed);
+    a->dest.ip = col_dup(s, 13, &failed);
+    a->src.zone = col_dup(s, 14, &failed);
+    a->dest.zone = col_dup(s, 15, &failed);
+    a->src.department = col_dup(s, 16, &failed);
+    a->dest.department = col_dup(s, 17, &failed);
+    a->src.name = col_dup(s, 18, &failed);
+    a->dest.name = col_dup(s, 19, &failed);
+    a->department = col_dup(s, 20, &failed);
+    a->created_ms = sqlite3_column_int64(s, 21);
+    a->updated_ms = sqlite3_column_int64(s, 22);
+    return failed ? FH_ERR_NOMEM : FH_OK;
+}
+
+static fh_err read_tags(store *st, alert *a)
+{
+    sqlite3_stmt *s = st->s[S_GET_TAGS];
+    char **tags = NULL;
+    uint32_t n = 0, cap = 0;
+    int rc;
+    fh_err err = FH_OK;
+
+    bind_str(s, 1, a->id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        bool failed = false;
+
+        if (n == cap) {
+            char **t = realloc(tags, (cap ? cap * 2 : 8) * sizeof(*tags));
+
+            if (!t) {
+                err = FH_ERR_NOMEM;
+                break;
+            }
+            tags = t;
+            cap = cap ? cap * 2 : 8;
+        }
+        tags[n] = col_dup(s, 0, &failed);
+        if (failed || !tags[n]) {
+            err = FH_ERR_NOMEM;
+            break;
+        }
+        n++;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = fail(st, "reading alert_tags");
+    stmt_done(s);
+    if (!err)
+        err = alert_set_tags(a, (const char *const *)tags, n);
+    for (uint32_t i = 0; i < n; i++)
+        free(tags[i]);
+    free(tags);
+    return err;
+}
+
+static fh_err read_evidence(store *st, alert *a)
+{
+    sqlite3_stmt *s = st->s[S_GET_EVIDENCE];
+    uint32_t cap = 0;
+    int rc;
+    fh_err err = FH_OK;
+
+    bind_str(s, 1, a->id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        alert_evidence *e;
+        bool failed = false;
+
+        if (a->nevidence == cap) {
+            alert_evidence *t = realloc(a->evidence, (cap ? cap * 2 : 8) * sizeof(*t));
+
+            if (!t) {
+                err = FH_ERR_NOMEM;
+                break;
+            }
+            a->evidence = t;
+            cap = cap ? cap * 2 : 8;
+        }
+        e = &a->evidence[a->nevidence];
+        memset(e, 0, sizeof(*e));
+        e->seq = (uint64_t)sqlite3_column_int64(s, 0);
+        e->ts_ms = sqlite3_column_int64(s, 1);
+        e->community_id = col_dup(s, 2, &failed);
+        e->event = col_dup(s, 3, &failed);
+        e->event_len = (size_t)sqlite3_column_bytes(s, 3);
+        e->truncated = sqlite3_column_int(s, 4) != 0;
+        a->nevidence++;
+        if (failed) {
+            err = FH_ERR_NOMEM;
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = fail(st, "reading alert_evidence");
+    stmt_done(s);
+    return err;
+}
+
+fh_err store_load_open(store *st, const char *rule_id, const char *group_key, alert *out,
+                       bool *found)
+{
+    sqlite3_stmt *s = st->s[S_LOAD_OPEN];
+    int rc;
+    fh_err err = FH_OK;
+
+    *found = false;
+    bind_str(s, 1, rule_id);
+    bind_str(s, 2, group_key);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        err = read_row(s, out);
+        *found = true;
+    } else if (rc != SQLITE_DONE) {
+        err = fail(st, "store_load_open");
+    }
+    stmt_done(s);
+    if (!err && *found)
+        err = read_tags(st, out);
+    if (err) {
+        alert_clear(out);
+        *found = false;
+    }
+    return err;
+}
+
+fh_err store_book_load(void *st, const char *rule_id, const char *group_key, alert *out,
+                       bool *found)
+{
+    return store_load_open(st, rule_id, group_key, out, found);
+}
+
+fh_err store_get_alert(store *st, const char *id, alert *out)
+{
+    sqlite3_stmt *s = st->s[S_GET];
+    int rc;
+    fh_err err = FH_OK;
+
+    memset(out, 0, sizeof(*out));
+    bind_str(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        err = read_row(s, out);
+    else if (rc == SQLITE_DONE)
+        err = FH_ERR_NOTFOUND;
+    else
+        err = fail(st, "store_get_alert");
+    stmt_done(s);
+    if (!err)
+        err = read_tags(st, out);
+    if (!err)
+        err = read_evidence(st, out);
+    if (err)
+        alert_clear(out);
+    return err;
+}
+
+/* ---- outbox ----------------------------------------------------------------------- */
+
+fh_err store_outbox_read(store *st, uint64_t after, uint32_t max, store_outbox_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = st->s[S_OUTBOX_READ];
+    int rc;
+    fh_err err = FH_OK;
+
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)after);
+    sqlite3_bind_int64(s, 2, max);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        err = fn(ctx, (uint64_t)sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+                 (const char *)sqlite3_column_text(s, 2), (size_t)sqlite3_column_bytes(s, 2));
+        if (err)
+            break;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = fail(st, "store_outbox_read");
+    stmt_done(s);
+    return err;
+}
+
+fh_err store_outbox_ack(store *st, uint64_t upto)
+{
+    sqlite3_stmt *s = st->s[S_OUTBOX_DELETE];
+    bool own = !st->in_tx;
+    fh_err err;
+
+    if (own && (err = store_begin(st)))
+        return err;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)upto);
+    err = step_done(st, s, "store_outbox_ack: DELETE alert_outbox");
+    if (own) {
+        if (err)
+            store_rollback(st);
+        else
+            err = store_commit(st);
+    }
+    return err;
+}

@@ -1,0 +1,1039 @@
+/*
+ * test_correlation.c - Sigma correlation rules: compiling each type and each
+ * refusal (message and line), resolving references, and the engine on
+ * hand-made event sequences with exact window boundaries (event time), group
+ * separation, distinct counting, sums, temporal order, chaining (L3-10: brute
+ * force followed by a long session), late events, at-close conditions (lt),
+ * eviction, determinism and the memory a group costs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../../correlator/correlation.h"
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static field_table ft;
+
+/* Compiles the single document in `y`; returns the fh_err and fills err/line. */
+static fh_err compile_doc(const char *y, struct corr_rule *r, char *err, size_t errlen,
+                          uint32_t *line)
+{
+    yaml_parser_t p;
+    yaml_document_t doc;
+    fh_err rc;
+
+    memset(r, 0, sizeof(*r));
+    assert_true(yaml_parser_initialize(&p));
+    yaml_parser_set_input_string(&p, (const unsigned char *)y, strlen(y));
+    assert_true(yaml_parser_load(&p, &doc));
+    rc = corr_compile(&doc, yaml_document_get_root_node(&doc), &ft, r, err, errlen, line);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&p);
+    return rc;
+}
+
+/* A ruleset of named detection rules (no detection: the engine only needs indices). */
+static void rs_init(ruleset *rs, const char *const *names)
+{
+    uint32_t n = 0;
+
+    memset(rs, 0, sizeof(*rs));
+    while (names[n])
+        n++;
+    rs->rules = calloc(n, sizeof(*rs->rules));
+    for (uint32_t i = 0; i < n; i++) {
+        rs->rules[i].name = strdup(names[i]);
+        rs->rules[i].title = strdup(names[i]);
+    }
+    rs->nrules = n;
+}
+
+static void rs_add_corr(ruleset *rs, const char *y)
+{
+    char err[512];
+    uint32_t line;
+    struct corr_rule r;
+
+    if (compile_doc(y, &r, err, sizeof(err), &line) != FH_OK)
+        fail_msg("compile: %u: %s", line, err);
+    r.file = strdup("test.yml");
+    r.line = 1;
+    rs->corrs = realloc(rs->corrs, (rs->ncorrs + 1) * sizeof(*rs->corrs));
+    rs->corrs[rs->ncorrs++] = r;
+}
+
+static void rs_done(ruleset *rs)
+{
+    for (uint32_t i = 0; i < rs->ncorrs; i++)
+        corr_rule_free(&rs->corrs[i]);
+    free(rs->corrs);
+    rs->corrs = NULL;
+    rs->ncorrs = 0;
+    ruleset_free(rs);
+}
+
+/* Hand-made events: one sv slot per interned field. */
+typedef struct {
+    sv vals[FIELD_MAX];
+    event_view ev;
+} tev;
+
+static void ev_clear(tev *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->ev.vals = t->vals;
+    t->ev.nvals = ft.n;
+}
+
+static void ev_str(tev *t, const char *field, const char *v)
+{
+    field_id id = field_lookup(&ft, field);
+
+    assert_int_not_equal(id, FIELD_NONE);
+    t->vals[id].type = SV_STR;
+    t->vals[id].s = v;
+    t->vals[id].len = strlen(v);
+}
+
+static void ev_num(tev *t, const char *field, int64_t v)
+{
+    field_id id = field_lookup(&ft, field);
+
+    assert_int_not_equal(id, FIELD_NONE);
+    t->vals[id].type = SV_NUM;
+    t->vals[id].is_int = true;
+    t->vals[id].i = v;
+    t->vals[id].num = (double)v;
+}
+
+/* src_ip/dest_ip event (the most common shape here). */
+static const event_view *ev_pair(tev *t, const char *src, const char *dst, int64_t ts)
+{
+    ev_clear(t);
+    ev_str(t, "src_ip", src);
+    ev_str(t, "dest_ip", dst);
+    t->ev.ts_ms = ts;
+    return &t->ev;
+}
+
+/* Emits, recorded as text lines ("rule|key|start|first|last|value|ev") for comparison. */
+typedef struct {
+    char lines[64][256];
+    const event_view *evs[64];
+    int n;
+} rec;
+
+static void on_emit(void *arg, const struct corr_rule *r, const char *key, int64_t wstart,
+                    int64_t first, int64_t last, uint64_t v, const event_view *ev)
+{
+    rec *x = arg;
+
+    assert_true(x->n < 64);
+    x->evs[x->n] = ev;
+    snprintf(x->lines[x->n++], sizeof(x->lines[0]), "%s|%s|%lld|%lld|%lld|%llu|%s",
+             r->name ? r->name : r->title, key, (long long)wstart, (long long)first,
+             (long long)last, (unsigned long long)v, ev ? "ev" : "-");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    field_table_init(&ft);
+    /* fixed ids for the fields events below use, whatever the rules intern */
+    field_intern(&ft, "src_ip");
+    field_intern(&ft, "dest_ip");
+    field_intern(&ft, "dest_port");
+    field_intern(&ft, "flow.bytes_toserver");
+    field_intern(&ft, "sensor.id");
+    field_intern(&ft, "user");
+    field_intern(&ft, "client");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    field_table_free(&ft);
+    return 0;
+}
+
+/* ---- compile ------------------------------------------------------------------------- */
+
+static void test_compile_types(void **state)
+{
+    char err[512];
+    uint32_t line;
+    struct corr_rule r;
+
+    (void)state;
+    assert_int_equal(compile_doc("title: Brute force\n"
+                                 "name: bf\n"
+                                 "id: 70b18f73-6383-4f6b-9f9d-fa12b77b13a7\n"
+                                 "correlation:\n"
+                                 "  type: event_count\n"
+                                 "  rules: [short_login]\n"
+                                 "  group-by: [src_ip, dest_ip]\n"
+                                 "  timespan: 5m\n"
+                                 "  condition: {gte: 10}\n"
+                                 "level: high\n"
+                                 "tags: [attack.t1110]\n",
+                                 &r, err, sizeof(err), &line),
+                     FH_OK);
+    assert_int_equal(r.type, CORR_EVENT_COUNT);
+    assert_string_equal(r.name, "bf");
+    assert_int_equal(r.nrefs, 1);
+    assert_string_equal(r.refs[0].name, "short_login");
+    assert_int_equal(r.refs[0].line, 6);
+    assert_int_equal(r.ngroup_by, 2);
+    assert_int_equal(r.group_by_fid[1], field_lookup(&ft, "dest_ip"));
+    assert_int_equal(r.timespan_ms, 300000);
+    assert_int_equal(r.nconds, 1);
+    assert_int_equal(r.conds[0].op, CORR_GTE);
+    assert_false(r.at_close);
+    assert_int_equal(r.lvl, LEVEL_HIGH);
+    assert_int_equal(r.ntags, 1);
+    assert_false(r.generate);
+    assert_int_equal(r.corr_line, 5);
+    corr_rule_free(&r);
+
+    assert_int_equal(compile_doc("title: Scan\n"
+                                 "correlation:\n"
+                                 "  type: value_count\n"
+                                 "  rules: [probe]\n"
+                                 "  group-by: [src_ip]\n"
+                                 "  timespan: 60s\n"
+                                 "  condition:\n"
+                                 "    field: dest_port\n"
+                                 "    gt: 99\n"
+                                 "    lte: 5000\n",
+                                 &r, err, sizeof(err), &line),
+                     FH_OK);
+    assert_int_equal(r.type, CORR_VALUE_COUNT);
+    assert_string_equal(r.value_field, "dest_port");
+    assert_int_equal(r.value_fid, field_lookup(&ft, "dest_port"));
+    assert_int_equal(r.nconds, 2);
+    assert_true(r.at_close); /* an upper bound: decided when the window closes */
+    assert_int_equal(r.timespan_ms, 60000);
+    corr_rule_free(&r);
+
+    assert_int_equal(compile_doc("title: Exfil\n"
+                                 "correlation:\n"
+                                 "  type: value_sum\n"
+                                 "  rules: [out]\n"
+                                 "  group-by: [src_ip]\n"
+                                 "  timespan: 1d\n"
+                                 "  condition: {field: flow.bytes_toserver, gt: 104857600}\n",
+                                 &r, err, sizeof(err), &line),
+                     FH_OK);
+    assert_int_equal(r.type, CORR_VALUE_SUM);
+    assert_int_equal(r.timespan_ms, 86400000);
+    corr_rule_free(&r);
+
+    assert_int_equal(compile_doc("title: Error then connection\n"
+                                 "generate: true\n"
+                                 "correlation:\n"
+                                 "  type: temporal\n"
+                                 "  rules: [internal_error, new_network_connection]\n"
+                                 "  group-by: [internal_ip, remote_ip]\n"
+                                 "  timespan: 10s\n"
+                                 "  aliases:\n"
+                                 "    internal_ip:\n"
+                                 "      internal_error: dest_ip\n"
+                                 "      new_network_connection: src_ip\n"
+                                 "    remote_ip:\n"
+                                 "      internal_error: src_ip\n"
+                                 "      new_network_connection: dest_ip\n",
+                                 &r, err, sizeof(err), &line),
+                     FH_OK);
+    assert_int_equal(r.type, CORR_TEMPORAL);
+    assert_true(r.generate);
+    assert_int_equal(r.naliases, 4);
+    assert_int_equal(r.group_by_fid[0], FIELD_NONE); /* an alias, not a field */
+    assert_int_equal(r.nconds, 1);                   /* default: all rules */
+    assert_int_equal(r.conds[0].value, 2);
+    corr_rule_free(&r);
+
+    assert_int_equal(compile_doc("title: Then\n"
+                                 "correlation:\n"
+                                 "  type: temporal_ordered\n"
+                                 "  rules: [a, b, c]\n"
+                                 "  group-by: [user]\n"
+                                 "  timespan: 1h\n"
+                                 "  generate: false\n",
+                                 &r, err, sizeof(err), &line),
+                     FH_OK);
+    assert_int_equal(r.type, CORR_TEMPORAL_ORDERED);
+    assert_int_equal(r.timespan_ms, 3600000);
+    assert_int_equal(r.nrefs, 3);
+    corr_rule_free(&r);
+}
+
+static void test_compile_errors(void **state)
+{
+    static const struct {
+        const char *yaml;
+        uint32_t line;
+        const char *msg;
+    } cases[] = {
+        {"title: x\ncorrelation:\n  type: value_avg\n  rules: [a]\n  timespan: 5m\n", 3,
+         "correlation type 'value_avg' is not supported (event_count, value_count, value_sum, "
+         "temporal, temporal_ordered)"},
+        {"title: x\ncorrelation:\n  rules: [a]\n", 3, "correlation: missing 'type'"},
+        {"title: x\ncorrelation:\n  type: event_count\n  timespan: 5m\n", 3,
+         "correlation: missing 'rules'"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: a\n", 4,
+         "'rules' must be a list of rule names or ids"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: []\n", 4, "'rules' is empty"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules:\n    - a\n    - a\n", 6,
+         "rule 'a' is listed twice"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5w\n"
+         "  condition: {gte: 1}\n",
+         5, "invalid timespan unit 'w' in '5w' (s, m, h or d)"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 1.5h\n", 5,
+         "invalid timespan '1.5h' (a number and one of s, m, h, d: 30s, 5m, 1h, 1d)"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 0s\n", 5,
+         "timespan '0s' must be longer than zero"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  group-by: [src_ip]\n", 3,
+         "correlation: missing 'timespan'"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n", 3,
+         "correlation: missing 'condition' (event_count needs one, e.g. {gte: 10})"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n"
+         "  condition:\n    above: 3\n",
+         7, "unknown condition 'above' (gt, gte, lt, lte, eq, neq)"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n"
+         "  condition: {gte: ten}\n",
+         6, "condition 'gte': 'ten' is not a number"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n"
+         "  condition: {gte: 2.5}\n",
+         6, "condition 'gte' counts: '2.5' must be a whole number >= 0"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n"
+         "  condition: {field: dest_port, gte: 2}\n",
+         6, "'field' in the condition is only for value_count and value_sum"},
+        {"title: x\ncorrelation:\n  type: value_count\n  rules: [a]\n  timespan: 5m\n"
+         "  condition:\n    gte: 2\n",
+         7, "value_count needs 'field' in the condition"},
+        {"title: x\ncorrelation:\n  type: value_count\n  rules: [a]\n  timespan: 5m\n"
+         "  condition:\n    field: [a, b]\n    gte: 2\n",
+         7, "condition 'field' must be one field name (a list is not supported)"},
+        {"title: x\ncorrelation:\n  type: value_sum\n  rules: [a]\n  timespan: 5m\n"
+         "  condition:\n    field: bytes\n",
+         7, "condition has no comparison (gt, gte, lt, lte, eq, neq)"},
+        {"title: x\ncorrelation:\n  type: temporal\n  rules: [a]\n  timespan: 5m\n", 4,
+         "temporal correlation needs at least two rules"},
+        {"title: x\ncorrelation:\n  type: temporal\n  rules: [a, b]\n  timespan: 5m\n"
+         "  condition: {lt: 2}\n",
+         6,
+         "temporal condition 'lt' is not supported (gt or gte: how many of the rules must "
+         "match)"},
+        {"title: x\ncorrelation:\n  type: temporal\n  rules: [a, b]\n  timespan: 5m\n"
+         "  condition: {gte: 3}\n",
+         6, "temporal condition asks for more rules than the 2 listed"},
+        {"title: x\ncorrelation:\n  type: temporal_ordered\n  rules: [a, b]\n  timespan: 5m\n"
+         "  condition: {gte: 2}\n",
+         6, "temporal_ordered takes no 'condition' (every rule must match, in order)"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n"
+         "  window: 5m\n",
+         6,
+         "unknown key 'window' in 'correlation' (type, rules, group-by, timespan, condition, "
+         "aliases, generate)"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n"
+         "  condition: {gte: 1, gte: 2}\n",
+         6, "condition 'gte' is given twice"},
+        {"title: x\nlogsource: {product: fenghuo}\ncorrelation: {type: event_count}\n", 2,
+         "a correlation rule has no 'logsource' (put the detection rule in its own document "
+         "and reference it in 'rules')"},
+        {"title: x\nseverity: high\ncorrelation: {type: event_count}\n", 2,
+         "unknown key 'severity' in a correlation rule"},
+        {"id: 1\ncorrelation:\n  type: event_count\n", 1, "missing 'title'"},
+        {"title: x\nlevel: urgent\ncorrelation:\n  type: event_count\n", 2,
+         "unknown level 'urgent'"},
+        {"title: x\ngenerate: yes please\ncorrelation:\n  type: event_count\n  rules: [a]\n"
+         "  timespan: 5m\n  condition: {gte: 1}\n",
+         2, "'generate' must be true or false"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n  group-by: [ip]\n"
+         "  timespan: 5m\n  condition: {gte: 1}\n  aliases:\n    ip: {a: src_ip}\n"
+         "    other: {a: dest_ip}\n",
+         10, "alias 'other' is not used in 'group-by'"},
+        {"title: x\ncorrelation:\n  type: event_count\n  rules: [a]\n"
+         "  group-by: [src_ip, src_ip]\n",
+         5, "group-by field 'src_ip' is listed twice"},
+        {"title: x\ncorrelation: [1]\n", 2, "'correlation' must be a map"},
+    };
+    char err[512];
+    uint32_t line;
+    struct corr_rule r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fh_err rc = compile_doc(cases[i].yaml, &r, err, sizeof(err), &line);
+
+        if (rc == FH_OK || strcmp(err, cases[i].msg) || line != cases[i].line)
+            fail_msg("case %zu: rc %d, got %u: '%s', want %u: '%s'", i, rc, line, err,
+                     cases[i].line, cases[i].msg);
+        corr_rule_free(&r);
+    }
+}
+
+/* ---- resolve ------------------------------------------------------------------------- */
+
+static void test_resolve(void **state)
+{
+    static const char *const names[] = {"short_login", "long_login", "dup", "dup", NULL};
+    ruleset rs;
+
+    (void)state;
+    rs_init(&rs, names);
+    rs.rules[1].id = strdup("12611cfa-428b-4b68-8068-efbaedec88e9");
+    rs_add_corr(&rs, "title: BF\nname: bf\ncorrelation:\n  type: event_count\n"
+                     "  rules: [short_login]\n  group-by: [src_ip, dest_ip]\n  timespan: 5m\n"
+                     "  condition: {gte: 10}\n");
+    /* by id, and chained over bf */
+    rs_add_corr(&rs, "title: BF then long\nname: bf_long\ncorrelation:\n"
+                     "  type: temporal_ordered\n"
+                     "  rules: [bf, 12611cfa-428b-4b68-8068-efbaedec88e9]\n"
+                     "  group-by: [src_ip, dest_ip]\n  timespan: 10m\n");
+    rs_add_corr(&rs, "title: Unknown\ncorrelation:\n  type: event_count\n"
+                     "  rules: [nope]\n  timespan: 5m\n  condition: {gte: 1}\n");
+    rs_add_corr(&rs, "title: Ambiguous\ncorrelation:\n  type: event_count\n"
+                     "  rules: [dup]\n  timespan: 5m\n  condition: {gte: 1}\n");
+    rs_add_corr(&rs, "title: Cycle A\nname: ca\ncorrelation:\n  type: temporal\n"
+                     "  rules: [cb, short_login]\n  timespan: 5m\n");
+    rs_add_corr(&rs, "title: Cycle B\nname: cb\ncorrelation:\n  type: temporal\n"
+                     "  rules: [ca, long_login]\n  timespan: 5m\n");
+    rs_add_corr(&rs, "title: Over cycle\ncorrelation:\n  type: event_count\n"
+                     "  rules: [ca]\n  timespan: 5m\n  condition: {gte: 1}\n");
+    rs_add_corr(&rs, "title: Bad chain field\ncorrelation:\n  type: event_count\n"
+                     "  rules: [bf]\n  group-by: [user]\n  timespan: 5m\n"
+                     "  condition: {gte: 1}\n");
+    rs_add_corr(&rs, "title: Alias gap\ncorrelation:\n  type: temporal\n"
+                     "  rules: [short_login, long_login]\n  group-by: [ip]\n  timespan: 5m\n"
+                     "  aliases:\n    ip: {short_login: src_ip}\n");
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+
+    assert_int_equal(rs.ncorrs, 2);
+    assert_string_equal(rs.corrs[0].name, "bf");
+    assert_int_equal(rs.corrs[0].refs[0].kind, CORR_REF_RULE);
+    assert_int_equal(rs.corrs[0].refs[0].index, 0);
+    assert_int_equal(rs.corrs[0].refs[0].gb[0], field_lookup(&ft, "src_ip"));
+    assert_string_equal(rs.corrs[1].name, "bf_long");
+    assert_int_equal(rs.corrs[1].refs[0].kind, CORR_REF_CORR);
+    assert_int_equal(rs.corrs[1].refs[0].index, 0);
+    assert_int_equal(rs.corrs[1].refs[0].gb[1], 1); /* slot: bf's 2nd group-by field */
+    assert_int_equal(rs.corrs[1].refs[1].kind, CORR_REF_RULE);
+    assert_int_equal(rs.corrs[1].refs[1].index, 1);
+
+    assert_int_equal(rs.nerrors, 7);
+    {
+        static const char *const want[] = {
+            "test.yml:3: Unknown: unknown rule 'nope' in 'rules' (no loaded detection or "
+            "correlation rule has this name or id)",
+            "test.yml:3: Ambiguous: rule reference 'dup' is ambiguous (2 rules have this name "
+            "or id)",
+            "test.yml:3: Alias gap: alias 'ip' has no field for rule 'long_login'",
+            "test.yml:4: Cycle A: correlation rules form a cycle: ca -> cb -> ca",
+            "test.yml:4: Cycle B: correlation rules form a cycle: ca -> cb -> ca",
+            "test.yml:3: Bad chain field: field 'user' is not a group-by field of correlation "
+            "'bf' (a chained correlation only carries its group-by values)",
+            "test.yml:3: Over cycle: references correlation 'ca', which was refused",
+        };
+        char got[7][512];
+
+        for (uint32_t i = 0; i < 7; i++)
+            snprintf(got[i], sizeof(got[i]), "%s:%u: %s: %s", rs.errors[i].file, rs.errors[i].line,
+                     rs.errors[i].rule, rs.errors[i].reason);
+        /* order: references, cycles, fields, spread — check as a set */
+        for (uint32_t w = 0; w < 7; w++) {
+            bool found = false;
+
+            for (uint32_t i = 0; i < 7; i++)
+                found |= !strcmp(got[i], want[w]);
+            if (!found)
+                fail_msg("missing error: %s\n first: %s", want[w], got[0]);
+        }
+    }
+    assert_false(corr_rule_generates(&rs, 0)); /* only bf uses it, generate false */
+    assert_true(corr_rule_generates(&rs, 2));  /* no correlation uses it */
+    rs_done(&rs);
+}
+
+/* ---- engine: event_count ------------------------------------------------------------ */
+
+static const char *const BF_NAMES[] = {"short_login", "long_login", NULL};
+
+static const char *BF =
+    "title: Brute force\nname: l3_09_bruteforce\ncorrelation:\n  type: event_count\n"
+    "  rules: [short_login]\n  group-by: [src_ip, dest_ip]\n  timespan: 5m\n"
+    "  condition: {gte: 10}\n";
+
+static void test_event_count_boundaries(void **state)
+{
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+    corr_stats st;
+
+    (void)state;
+    rs_init(&rs, BF_NAMES);
+    rs_add_corr(&rs, BF);
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    assert_non_null(e);
+
+    /* A: 10 events from 0 to 299.999 s: the 10th is in the window of the 1st -> fires */
+    for (int i = 0; i < 9; i++)
+        corr_feed(e, 0, ev_pair(&t, "1.1.1.1", "10.0.0.1", i * 1000), i * 1000, on_emit, &x);
+    assert_int_equal(x.n, 0);
+    corr_feed(e, 0, ev_pair(&t, "1.1.1.1", "10.0.0.1", 299999), 299999, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.lines[0],
+                        "l3_09_bruteforce|src_ip=1.1.1.1,dest_ip=10.0.0.1|0|0|299999|10|ev");
+    assert_ptr_equal(x.evs[0], &t.ev);
+
+    /* B: 9 events from 1000 s, the 10th exactly 300.000 s after the first: no */
+    for (int i = 0; i < 9; i++)
+        corr_feed(e, 0, ev_pair(&t, "2.2.2.2", "10.0.0.1", 1000000 + i), 1000000 + i, on_emit, &x);
+    corr_feed(e, 0, ev_pair(&t, "2.2.2.2", "10.0.0.1", 1300000), 1300000, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    /* C: and 300.001 s after the first: no */
+    for (int i = 0; i < 9; i++)
+        corr_feed(e, 0, ev_pair(&t, "3.3.3.3", "10.0.0.1", 2000000 + i), 2000000 + i, on_emit, &x);
+    corr_feed(e, 0, ev_pair(&t, "3.3.3.3", "10.0.0.1", 2300001), 2300001, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    corr_get_stats(e, &st);
+    assert_int_equal(st.emits, 1);
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+static void test_event_count_groups_and_once(void **state)
+{
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+
+    (void)state;
+    rs_init(&rs, BF_NAMES);
+    rs_add_corr(&rs, BF);
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    /* two sources interleaved, 25 events each in 25 s: each group fires at its 10th and
+     * 20th event (state cleared after an emit), never on the events in between */
+    for (int i = 0; i < 25; i++) {
+        corr_feed(e, 0, ev_pair(&t, "1.1.1.1", "10.0.0.1", i * 1000), i * 1000, on_emit, &x);
+        corr_feed(e, 0, ev_pair(&t, "1.1.1.2", "10.0.0.1", i * 1000 + 1), i * 1000 + 1, on_emit,
+                  &x);
+    }
+    assert_int_equal(x.n, 4);
+    assert_string_equal(x.lines[0],
+                        "l3_09_bruteforce|src_ip=1.1.1.1,dest_ip=10.0.0.1|-290999|0|9000|10|ev");
+    assert_string_equal(x.lines[1],
+                        "l3_09_bruteforce|src_ip=1.1.1.2,dest_ip=10.0.0.1|-290998|1|9001|10|ev");
+    assert_string_equal(
+        x.lines[2], "l3_09_bruteforce|src_ip=1.1.1.1,dest_ip=10.0.0.1|-280999|10000|19000|10|ev");
+    assert_string_equal(
+        x.lines[3], "l3_09_bruteforce|src_ip=1.1.1.2,dest_ip=10.0.0.1|-280998|10001|19001|10|ev");
+    /* a missing group-by field: not counted, counted as such */
+    {
+        corr_stats st;
+
+        ev_clear(&t);
+        ev_str(&t, "src_ip", "9.9.9.9");
+        corr_feed(e, 0, &t.ev, 30000, on_emit, &x);
+        corr_get_stats(e, &st);
+        assert_int_equal(st.no_group_value, 1);
+        assert_int_equal(st.groups_live, 2);
+    }
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+/* ---- value_count, value_sum ------------------------------------------------------------ */
+
+static void test_value_count(void **state)
+{
+    static const char *const names[] = {"probe", NULL};
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+    static const struct {
+        int64_t ts;
+        int port;
+    } seq[] = {
+        {0, 22},      {1000, 22},   {30000, 23}, {59000, 22}, /* 2 distinct so far */
+        {60000, 24},  /* window (0, 60000]: 22 (last seen 59 s), 23 (30 s), 24 -> 3: fires */
+        {100000, 22}, /* state cleared: 1 */
+        {130000, 23}, /* 2 */
+        {190000, 24}, /* window (130000, 190000]: 22 (100 s) and 23 (130 s) are out: 1 */
+        {200000, 25}, {210000, 25}, /* 24, 25 -> 2 */
+        {249999, 26},               /* 24, 25, 26 -> fires */
+    };
+
+    (void)state;
+    rs_init(&rs, names);
+    rs_add_corr(&rs, "title: Port scan\nname: scan\ncorrelation:\n  type: value_count\n"
+                     "  rules: [probe]\n  group-by: [src_ip]\n  timespan: 60s\n"
+                     "  condition: {field: dest_port, gte: 3}\n");
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+        ev_clear(&t);
+        ev_str(&t, "src_ip", "5.5.5.5");
+        ev_num(&t, "dest_port", seq[i].port);
+        corr_feed(e, 0, &t.ev, seq[i].ts, on_emit, &x);
+    }
+    assert_int_equal(x.n, 2);
+    assert_string_equal(x.lines[0], "scan|src_ip=5.5.5.5|1|30000|60000|3|ev");
+    assert_string_equal(x.lines[1], "scan|src_ip=5.5.5.5|190000|190000|249999|3|ev");
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+static void test_value_sum(void **state)
+{
+    static const char *const names[] = {"out", NULL};
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+    static const struct {
+        int64_t ts;
+        int64_t bytes;
+    } seq[] = {
+        {0, 400},
+        {1000, 400},
+        {3600000, 300}, /* the first 400 left the hour: 700 */
+        {3600500, 301}, /* 1001 > 1000: fires */
+    };
+
+    (void)state;
+    rs_init(&rs, names);
+    rs_add_corr(&rs, "title: Upload\nname: upload\ncorrelation:\n  type: value_sum\n"
+                     "  rules: [out]\n  group-by: [src_ip]\n  timespan: 1h\n"
+                     "  condition: {field: flow.bytes_toserver, gt: 1000}\n");
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+        ev_clear(&t);
+        ev_str(&t, "src_ip", "10.1.1.1");
+        ev_num(&t, "flow.bytes_toserver", seq[i].bytes);
+        corr_feed(e, 0, &t.ev, seq[i].ts, on_emit, &x);
+        if (i == 2)
+            assert_int_equal(x.n, 0);
+    }
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.lines[0], "upload|src_ip=10.1.1.1|501|1000|3600500|1001|ev");
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+/* ---- temporal ----------------------------------------------------------------------- */
+
+static void test_temporal_any_order(void **state)
+{
+    static const char *const names[] = {"a", "b", "c", NULL};
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+
+    (void)state;
+    rs_init(&rs, names);
+    rs_add_corr(&rs, "title: Recon\nname: recon\ncorrelation:\n  type: temporal\n"
+                     "  rules: [a, b, c]\n  group-by: [user]\n  timespan: 5m\n");
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    ev_clear(&t);
+    ev_str(&t, "user", "alice");
+    corr_feed(e, 2, &t.ev, 0, on_emit, &x);     /* c */
+    corr_feed(e, 0, &t.ev, 10000, on_emit, &x); /* a */
+    corr_feed(e, 0, &t.ev, 20000, on_emit, &x); /* a again */
+    assert_int_equal(x.n, 0);
+    corr_feed(e, 1, &t.ev, 299999, on_emit, &x); /* b: c at 0 still in (-1, 299999] */
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.lines[0], "recon|user=alice|0|0|299999|3|ev");
+    /* bob: c at 0, a at 100 s, b at 300 s: c has left the window */
+    ev_str(&t, "user", "bob");
+    corr_feed(e, 2, &t.ev, 1000000, on_emit, &x);
+    corr_feed(e, 0, &t.ev, 1100000, on_emit, &x);
+    corr_feed(e, 1, &t.ev, 1300000, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+static void test_temporal_ordered(void **state)
+{
+    static const char *const names[] = {"fail", "success", NULL};
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+
+    (void)state;
+    rs_init(&rs, names);
+    rs_add_corr(&rs, "title: Fail then success\nname: fs\ncorrelation:\n"
+                     "  type: temporal_ordered\n  rules: [fail, success]\n"
+                     "  group-by: [user]\n  timespan: 10m\n");
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    ev_clear(&t);
+    /* order violated: success then fail */
+    ev_str(&t, "user", "u1");
+    corr_feed(e, 1, &t.ev, 0, on_emit, &x);
+    corr_feed(e, 0, &t.ev, 1000, on_emit, &x);
+    assert_int_equal(x.n, 0);
+    /* order respected within 10 min: fail at 0.1 s, success at 600.099 s */
+    ev_str(&t, "user", "u2");
+    corr_feed(e, 0, &t.ev, 100, on_emit, &x);
+    corr_feed(e, 1, &t.ev, 600099, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.lines[0], "fs|user=u2|100|100|600099|2|ev");
+    /* respected but 600.000 s apart: outside */
+    ev_str(&t, "user", "u3");
+    corr_feed(e, 0, &t.ev, 700000, on_emit, &x);
+    corr_feed(e, 1, &t.ev, 1300000, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    /* the u1 fail at 1 s, a success now: in order but 1300 s apart */
+    ev_str(&t, "user", "u1");
+    corr_feed(e, 1, &t.ev, 1300001, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+/* ---- chaining: L3-10 ---------------------------------------------------------------- */
+
+static const char *L3_10 =
+    "title: Brute force followed by a long session\nname: l3_10_bruteforce_then_session\n"
+    "correlation:\n  type: temporal_ordered\n"
+    "  rules: [l3_09_bruteforce, long_login]\n  group-by: [src_ip, dest_ip]\n"
+    "  timespan: 10m\nlevel: critical\n";
+
+static void run_l3_10(rec *x, corr_stats *st)
+{
+    ruleset rs;
+    corr_engine *e;
+    tev t;
+    static const char *const SRC[3] = {"45.155.205.233", "193.32.162.40", "89.248.165.52"};
+    static const char *const DST[3] = {"10.10.1.10", "10.10.1.11", "10.10.1.12"};
+    const int64_t T0 = 1795572000000; /* 2026-11-20T02:00:00Z */
+
+    rs_init(&rs, BF_NAMES);
+    rs_add_corr(&rs, BF);
+    rs_add_corr(&rs, L3_10);
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    /* 89.248.165.52: a long session first (90 s), then the brute force */
+    corr_feed(e, 1, ev_pair(&t, SRC[2], DST[2], T0 + 90000), T0 + 90000, on_emit, x);
+    /* short sessions every 20 s from 103 s for all three; the 10th at 283 s */
+    for (int i = 0; i < 10; i++)
+        for (int s = 0; s < 3; s++) {
+            int64_t ts = T0 + 103000 + i * 20000;
+
+            corr_feed(e, 0, ev_pair(&t, SRC[s], DST[s], ts), ts, on_emit, x);
+        }
+    /* 45.155.205.233: a 200 s session ending at 500 s: 217 s after the brute force */
+    corr_feed(e, 1, ev_pair(&t, SRC[0], DST[0], T0 + 500000), T0 + 500000, on_emit, x);
+    /* 193.32.162.40: the long session ends 917 s after the brute force */
+    corr_feed(e, 1, ev_pair(&t, SRC[1], DST[1], T0 + 1200000), T0 + 1200000, on_emit, x);
+    corr_get_stats(e, st);
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+static void test_chained_l3_10(void **state)
+{
+    rec x = {0};
+    corr_stats st;
+
+    (void)state;
+    run_l3_10(&x, &st);
+    assert_int_equal(x.n, 4);
+    assert_string_equal(x.lines[0], "l3_09_bruteforce|src_ip=45.155.205.233,dest_ip=10.10.1.10|"
+                                    "1795571983001|1795572103000|1795572283000|10|ev");
+    assert_string_equal(x.lines[1], "l3_09_bruteforce|src_ip=193.32.162.40,dest_ip=10.10.1.11|"
+                                    "1795571983001|1795572103000|1795572283000|10|ev");
+    assert_string_equal(x.lines[2], "l3_09_bruteforce|src_ip=89.248.165.52,dest_ip=10.10.1.12|"
+                                    "1795571983001|1795572103000|1795572283000|10|ev");
+    assert_string_equal(x.lines[3],
+                        "l3_10_bruteforce_then_session|src_ip=45.155.205.233,dest_ip=10.10.1.10|"
+                        "1795571900001|1795572283000|1795572500000|2|ev");
+    assert_int_equal(st.emits, 4);
+}
+
+/* ---- late events, at-close (lt), eviction --------------------------------------------- */
+
+static void test_late_events(void **state)
+{
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+    corr_stats st;
+    corr_limits lim = {.allowed_lateness_ms = 0};
+
+    (void)state;
+    rs_init(&rs, BF_NAMES);
+    rs_add_corr(&rs, BF);
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, &lim);
+    /* newest at 400 s; 100 s (= 400 - 300) is outside its window: dropped and counted;
+     * 100.001 s is inside: accepted and counted toward the window ending at 400 s */
+    for (int i = 0; i < 8; i++)
+        corr_feed(e, 0, ev_pair(&t, "6.6.6.6", "10.0.0.1", 390000 + i * 1000), 390000 + i * 1000,
+                  on_emit, &x);
+    corr_feed(e, 0, ev_pair(&t, "6.6.6.6", "10.0.0.1", 400000), 400000, on_emit, &x);
+    corr_feed(e, 0, ev_pair(&t, "6.6.6.6", "10.0.0.1", 100000), 100000, on_emit, &x);
+    corr_get_stats(e, &st);
+    assert_int_equal(st.late_dropped, 1);
+    assert_int_equal(x.n, 0);
+    corr_feed(e, 0, ev_pair(&t, "6.6.6.6", "10.0.0.1", 100001), 100001, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(
+        x.lines[0], "l3_09_bruteforce|src_ip=6.6.6.6,dest_ip=10.0.0.1|100001|100001|400000|10|ev");
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+static void test_at_close_silence(void **state)
+{
+    static const char *const names[] = {"heartbeat", NULL};
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+    corr_stats st;
+
+    (void)state;
+    rs_init(&rs, names);
+    rs_add_corr(&rs, "title: Silent\nname: silent\ncorrelation:\n  type: event_count\n"
+                     "  rules: [heartbeat]\n  group-by: [sensor.id]\n  timespan: 15m\n"
+                     "  condition: {lt: 1}\n");
+    rs_add_corr(&rs, "title: Exactly three\nname: three\ncorrelation:\n  type: event_count\n"
+                     "  rules: [heartbeat]\n  group-by: [sensor.id]\n  timespan: 15m\n"
+                     "  condition: {eq: 3}\n");
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    ev_clear(&t);
+    ev_str(&t, "sensor.id", "s1");
+    /* s1: heartbeats at 0, 60, 120 s, then silence */
+    for (int i = 0; i < 3; i++)
+        corr_feed(e, 0, &t.ev, i * 60000, on_emit, &x);
+    /* window [0, 900000) closes when the watermark reaches 900 000 */
+    corr_advance(e, 899999, on_emit, &x);
+    assert_int_equal(x.n, 0);
+    corr_advance(e, 900000, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.lines[0], "three|sensor.id=s1|0|0|120000|3|-");
+    /* [900000, 1800000) is empty: lt 1 fires once, then the group is dropped */
+    corr_advance(e, 1799999, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    corr_advance(e, 1800000, on_emit, &x);
+    assert_int_equal(x.n, 2);
+    assert_string_equal(x.lines[1], "silent|sensor.id=s1|900000|900000|900000|0|-");
+    corr_advance(e, 9000000, on_emit, &x);
+    assert_int_equal(x.n, 2);
+    corr_get_stats(e, &st);
+    assert_int_equal(st.groups_live, 0);
+    /* an event for an already closed window is late */
+    corr_feed(e, 0, &t.ev, 9000000, on_emit, &x);
+    corr_feed(e, 0, &t.ev, 8999999, on_emit, &x);
+    corr_get_stats(e, &st);
+    assert_int_equal(st.late_dropped, 2);
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+static void test_at_close_value_count(void **state)
+{
+    static const char *const names[] = {"probe", NULL};
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+    static const struct {
+        const char *src;
+        int64_t ts;
+        int port;
+    } seq[] = {
+        {"1.0.0.1", 0, 22},     {"1.0.0.1", 10000, 23}, {"1.0.0.1", 59999, 22},
+        {"1.0.0.2", 5000, 22},  {"1.0.0.2", 6000, 23},  {"1.0.0.2", 7000, 24},
+        {"1.0.0.1", 60000, 25}, /* closes 1.0.0.1's window [0, 60000): 2 distinct */
+    };
+
+    (void)state;
+    rs_init(&rs, names);
+    rs_add_corr(&rs, "title: Two ports\nname: two\ncorrelation:\n  type: value_count\n"
+                     "  rules: [probe]\n  group-by: [src_ip]\n  timespan: 60s\n"
+                     "  condition: {field: dest_port, gt: 1, lte: 2}\n");
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+        ev_clear(&t);
+        ev_str(&t, "src_ip", seq[i].src);
+        ev_num(&t, "dest_port", seq[i].port);
+        corr_feed(e, 0, &t.ev, seq[i].ts, on_emit, &x);
+    }
+    /* the event at 60 s moved the watermark: 1.0.0.2's window [5000, 65000) is still open */
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.lines[0], "two|src_ip=1.0.0.1|0|0|59999|2|-");
+    corr_advance(e, 65000, on_emit, &x);  /* 1.0.0.2: 3 distinct, not in (1, 2] */
+    corr_advance(e, 120000, on_emit, &x); /* 1.0.0.1: [60000, 120000) has 1 value */
+    assert_int_equal(x.n, 1);
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+static void test_eviction(void **state)
+{
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+    corr_stats st;
+    corr_limits lim = {.max_groups_per_rule = 4};
+    char ip[32];
+
+    (void)state;
+    rs_init(&rs, BF_NAMES);
+    rs_add_corr(&rs, BF);
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, &lim);
+    for (int i = 0; i < 6; i++) {
+        snprintf(ip, sizeof(ip), "7.7.7.%d", i);
+        corr_feed(e, 0, ev_pair(&t, ip, "10.0.0.1", 1000 + i), 1000 + i, on_emit, &x);
+    }
+    corr_get_stats(e, &st);
+    assert_int_equal(st.groups_live, 4);
+    assert_int_equal(st.groups_evicted, 2);
+    assert_int_equal(st.groups_created, 6);
+    /* 7.7.7.0 was the least recently used: evicted, its count restarts */
+    for (int i = 0; i < 9; i++)
+        corr_feed(e, 0, ev_pair(&t, "7.7.7.5", "10.0.0.1", 2000 + i), 2000 + i, on_emit, &x);
+    assert_int_equal(x.n, 1); /* 7.7.7.5 kept its first event: 10 */
+    /* idle groups expire once the watermark leaves their window */
+    corr_advance(e, 1005 + 300000, on_emit, &x);
+    corr_get_stats(e, &st);
+    assert_int_equal(st.groups_live, 1); /* 7.7.7.5, fed until 2008 */
+    assert_int_equal(st.groups_expired, 3);
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+/* ---- determinism, memory ----------------------------------------------------------------- */
+
+static uint64_t run_random(uint64_t seed)
+{
+    static const char *const names[] = {"a", "b", NULL};
+    ruleset rs;
+    corr_engine *e;
+    rec x;
+    tev t;
+    uint64_t h = 14695981039346656037ull;
+    char ip[32];
+    int64_t ts = 0;
+
+    rs_init(&rs, names);
+    rs_add_corr(&rs, "title: C\nname: c\ncorrelation:\n  type: event_count\n  rules: [a, b]\n"
+                     "  group-by: [src_ip]\n  timespan: 10s\n  condition: {gte: 3}\n");
+    rs_add_corr(&rs, "title: D\nname: d\ncorrelation:\n  type: temporal\n  rules: [c, b]\n"
+                     "  group-by: [src_ip]\n  timespan: 30s\n");
+    rs_add_corr(&rs, "title: V\nname: v\ncorrelation:\n  type: value_count\n  rules: [a]\n"
+                     "  group-by: [dest_ip]\n  timespan: 20s\n"
+                     "  condition: {field: src_ip, gte: 4}\n");
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    {
+        corr_limits lim = {.max_groups_per_rule = 16};
+
+        e = corr_engine_new(&rs, &lim);
+    }
+    for (int i = 0; i < 5000; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        ts += (int64_t)(seed >> 60) * 300;
+        snprintf(ip, sizeof(ip), "10.0.0.%u", (unsigned)(seed >> 40) % 40);
+        memset(&x, 0, sizeof(x));
+        corr_feed(e, (uint32_t)(seed >> 33) & 1, ev_pair(&t, ip, ip + 3, ts), ts, on_emit, &x);
+        for (int k = 0; k < x.n; k++)
+            for (const char *p = x.lines[k]; *p; p++)
+                h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    }
+    corr_engine_free(e);
+    rs_done(&rs);
+    return h;
+}
+
+static void test_determinism(void **state)
+{
+    (void)state;
+    assert_int_equal(run_random(42), run_random(42));
+    assert_int_not_equal(run_random(42), run_random(43));
+}
+
+static void test_memory_per_group(void **state)
+{
+    ruleset rs;
+    corr_engine *e;
+    tev t;
+    corr_stats st0, st;
+    char ip[32];
+    const int N = 10000;
+
+    (void)state;
+    rs_init(&rs, BF_NAMES);
+    rs_add_corr(&rs, BF);
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    corr_get_stats(e, &st0);
+    /* N groups (src_ip=198.51.x.y,dest_ip=10.10.1.10) with 9 events each: the most an
+     * event_count gte 10 group holds without firing */
+    for (int k = 0; k < 9; k++)
+        for (int i = 0; i < N; i++) {
+            snprintf(ip, sizeof(ip), "198.51.%d.%d", i / 256, i % 256);
+            corr_feed(e, 0, ev_pair(&t, ip, "10.10.1.10", k * 1000 + i), k * 1000 + i, NULL, NULL);
+        }
+    corr_get_stats(e, &st);
+    assert_int_equal(st.groups_live, N);
+    assert_int_equal(st.emits, 0);
+    printf("[ memory ] event_count gte 10, 2 group-by fields, 9 events held: %zu bytes/group "
+           "(incl. hash buckets; struct %zu, 10 entries %zu, 0 entries %zu)\n",
+           (st.memory_bytes - st0.memory_bytes) / (size_t)N, corr_memory_per_group(&rs.corrs[0], 0),
+           corr_memory_per_group(&rs.corrs[0], 10), corr_memory_per_group(&rs.corrs[0], 0));
+    assert_true((st.memory_bytes - st0.memory_bytes) / (size_t)N < 400);
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_compile_types),
+        cmocka_unit_test(test_compile_errors),
+        cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_event_count_boundaries),
+        cmocka_unit_test(test_event_count_groups_and_once),
+        cmocka_unit_test(test_value_count),
+        cmocka_unit_test(test_value_sum),
+        cmocka_unit_test(test_temporal_any_order),
+        cmocka_unit_test(test_temporal_ordered),
+        cmocka_unit_test(test_chained_l3_10),
+        cmocka_unit_test(test_late_events),
+        cmocka_unit_test(test_at_close_silence),
+        cmocka_unit_test(test_at_close_value_count),
+        cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_memory_per_group),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
