@@ -1818,3 +1818,95 @@ void corr_get_stats(const corr_engine *e, corr_stats *out)
     *out = e->st;
     out->groups_live = e->ngroups;
 }
+
+/* ---- reload: keeping window state -------------------------------------------------------- */
+
+static bool str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* Same correlation: identity (id, name) and everything that shapes its windows. */
+static bool same_definition(const struct corr_rule *a, const struct corr_rule *b)
+{
+    if (!str_eq(a->id, b->id) || !str_eq(a->name, b->name) || a->type != b->type ||
+        a->timespan_ms != b->timespan_ms || a->nconds != b->nconds || a->nrefs != b->nrefs ||
+        a->ngroup_by != b->ngroup_by || a->naliases != b->naliases ||
+        !str_eq(a->value_field, b->value_field))
+        return false;
+    for (uint32_t i = 0; i < a->nconds; i++)
+        if (a->conds[i].op != b->conds[i].op || a->conds[i].value != b->conds[i].value)
+            return false;
+    for (uint32_t i = 0; i < a->nrefs; i++)
+        if (!str_eq(a->refs[i].name, b->refs[i].name))
+            return false;
+    for (uint32_t i = 0; i < a->ngroup_by; i++)
+        if (!str_eq(a->group_by[i], b->group_by[i]))
+            return false;
+    for (uint32_t i = 0; i < a->naliases; i++)
+        if (!str_eq(a->aliases[i].alias, b->aliases[i].alias) ||
+            !str_eq(a->aliases[i].rule, b->aliases[i].rule) ||
+            !str_eq(a->aliases[i].field, b->aliases[i].field))
+            return false;
+    return true;
+}
+
+uint64_t corr_engine_adopt(corr_engine *to, corr_engine *from)
+{
+    uint64_t moved = 0;
+    uint32_t *map;
+
+    if (!to || !from)
+        return 0;
+    /* old rule index -> new rule index, or UINT32_MAX when changed or gone */
+    map = malloc((from->rs->ncorrs ? from->rs->ncorrs : 1) * sizeof(*map));
+    if (!map)
+        return 0;
+    for (uint32_t o = 0; o < from->rs->ncorrs; o++) {
+        map[o] = UINT32_MAX;
+        for (uint32_t n = 0; n < to->rs->ncorrs; n++)
+            if (same_definition(&from->rs->corrs[o], &to->rs->corrs[n])) {
+                map[o] = n;
+                break;
+            }
+    }
+    for (uint32_t o = 0; o < from->rs->ncorrs; o++) {
+        rstate *ors = &from->rst[o];
+        cgroup *g;
+
+        if (map[o] == UINT32_MAX)
+            continue;
+        /* Oldest first, so the new LRU keeps the same order. */
+        while ((g = ors->tail)) {
+            uint32_t n = map[o];
+            cgroup **pp = &from->bucket[g->hash & (from->nbucket - 1)];
+
+            while (*pp && *pp != g)
+                pp = &(*pp)->hnext;
+            if (*pp)
+                *pp = g->hnext;
+            lru_unlink(ors, g);
+            ors->ngroups--;
+            from->ngroups--;
+            from->st.memory_bytes -= group_bytes(from, g);
+            g->rule = n;
+            g->hash = fnv1a(fnv1a(FNV_BASIS, &n, sizeof(n)), g->text, g->keylen);
+            g->hnext = to->bucket[g->hash & (to->nbucket - 1)];
+            to->bucket[g->hash & (to->nbucket - 1)] = g;
+            lru_push_head(&to->rst[n], g);
+            to->rst[n].ngroups++;
+            to->ngroups++;
+            to->st.memory_bytes += group_bytes(to, g);
+            if (to->rs->corrs[n].at_close &&
+                g->win_start + to->rs->corrs[n].timespan_ms < to->next_deadline)
+                to->next_deadline = g->win_start + to->rs->corrs[n].timespan_ms;
+            if (to->ngroups > (uint64_t)to->nbucket * 3 / 4)
+                grow_table(to);
+            moved++;
+        }
+    }
+    if (from->wm != NO_TS && (to->wm == NO_TS || from->wm > to->wm))
+        to->wm = from->wm;
+    free(map);
+    return moved;
+}

@@ -229,4 +229,13 @@ void corr_get_stats(const corr_engine *e, corr_stats *out);
  */
 size_t corr_memory_per_group(const struct corr_rule *r, uint32_t entries);
 
+/*
+ * Rule reload: moves the window state of every correlation rule of `from` whose
+ * definition is unchanged in `to`'s rule set (same id and name, type, timespan,
+ * conditions, references, group-by, aliases, value field) into `to`, and the
+ * event-time watermark with it. Returns the number of groups moved; `from`
+ * keeps the rest and is freed by the caller afterwards.
+ */
+uint64_t corr_engine_adopt(corr_engine *to, corr_engine *from);
+
 #endif

@@ -23,12 +23,14 @@
 #include "lists.h"
 #include "sigma.h"
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
 }
 
 static void usage(FILE *f)
@@ -173,6 +175,12 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
     pl_ready = true;
     rc = 0;
     while (!stop_requested && (n = getline(&line, &cap, in)) > 0) {
+        if (reload_requested) {
+            reload_requested = 0;
+            if (pipeline_reload(&pl, &ec, err, sizeof(err)) != FH_OK)
+                fh_error("reload: %s", err);
+            e = pl.eng;
+        }
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = '\0';
         if (n == 0)
@@ -198,8 +206,10 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
             (unsigned long long)e->stats.matches, (unsigned long long)pl.alerts_written);
 out:
     free(line);
-    if (pl_ready)
+    if (pl_ready) {
+        e = pl.eng; /* a reload replaced the engine */
         pipeline_free(&pl);
+    }
     if (in && in != stdin)
         fclose(in);
     if (out && out != stdout)
@@ -294,5 +304,6 @@ int main(int argc, char **argv)
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     return run_file(rules, lists_dir, assets_file, input, alerts_out, db, batch);
 }

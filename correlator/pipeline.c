@@ -220,6 +220,58 @@ fh_err pipeline_event(pipeline *p, const char *json, size_t len)
     return p->error;
 }
 
+fh_err pipeline_reload(pipeline *p, const engine_config *cfg, char *err, size_t errlen)
+{
+    engine *ne = NULL;
+    corr_engine *nc = NULL;
+    const sigma_rule **nm = NULL;
+    bool *ng = NULL;
+    uint64_t moved;
+    fh_err r;
+
+    r = engine_open(&ne, cfg, err, errlen);
+    if (r)
+        return r;
+    if (ne->rs.nerrors) {
+        snprintf(err, errlen, "%u rules refused (see above): the running rule set stays in force",
+                 ne->rs.nerrors);
+        engine_free(ne);
+        return FH_ERR_CONFIG;
+    }
+    nc = corr_engine_new(&ne->rs, &(corr_limits){0});
+    nm = calloc(ne->rs.nrules ? ne->rs.nrules : 1, sizeof(*nm));
+    ng = calloc(ne->rs.nrules ? ne->rs.nrules : 1, sizeof(*ng));
+    if (!nc || !nm || !ng) {
+        snprintf(err, errlen, "out of memory: the running rule set stays in force");
+        corr_engine_free(nc);
+        free(nm);
+        free(ng);
+        engine_free(ne);
+        return FH_ERR_NOMEM;
+    }
+    if ((r = pipeline_commit(p, err, errlen)) != FH_OK) {
+        corr_engine_free(nc);
+        free(nm);
+        free(ng);
+        engine_free(ne);
+        return r;
+    }
+    for (uint32_t i = 0; i < ne->rs.nrules; i++)
+        ng[i] = corr_rule_generates(&ne->rs, i);
+    moved = corr_engine_adopt(nc, p->corr);
+    corr_engine_free(p->corr);
+    engine_free(p->eng);
+    free(p->matched);
+    free(p->generates);
+    p->eng = ne;
+    p->corr = nc;
+    p->matched = nm;
+    p->generates = ng;
+    fh_info("rules reloaded: %u rules (%u correlation); window state of %llu groups kept",
+            ne->rs.nrules + ne->rs.ncorrs, ne->rs.ncorrs, (unsigned long long)moved);
+    return FH_OK;
+}
+
 fh_err pipeline_commit(pipeline *p, char *err, size_t errlen)
 {
     fh_err e = p->error ? p->error : alert_book_flush(p->book);

@@ -50,4 +50,15 @@ fh_err pipeline_event(pipeline *p, const char *json, size_t len);
 /* Flushes the book and commits the batch. */
 fh_err pipeline_commit(pipeline *p, char *err, size_t errlen);
 
+/*
+ * Reloads rules, lists and the asset inventory (SIGHUP). The new set is built
+ * beside the running one; if any rule is refused (reported file:line: reason)
+ * or anything fails to load, the running set stays in force and an error is
+ * returned. Otherwise the current batch is committed, the window state of
+ * correlation rules whose definition did not change moves to the new set,
+ * open alerts stay open, and p->eng is replaced (the old engine is freed: use
+ * p->eng, not a saved pointer, afterwards).
+ */
+fh_err pipeline_reload(pipeline *p, const engine_config *cfg, char *err, size_t errlen);
+
 #endif
