@@ -165,6 +165,7 @@ typedef struct {
     /* The event type the logsource selects ("flow", "dns", "http", ...), NULL = any:
      * a rule is only evaluated on events of that type (sigma_load.c maps logsources). */
     char *event_type;
+    uint32_t event_type_len;
     field_id event_type_field;
     selection *sels;
     uint32_t nsels;

@@ -289,6 +289,7 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
         return fail_at(c, ls, "logsource names no product, category or service");
 done:
     r->event_type = et ? strdup(et) : NULL;
+    r->event_type_len = et ? (uint32_t)strlen(et) : 0;
     r->event_type_field = field_intern(c->ft, "event_type");
     return true;
 }

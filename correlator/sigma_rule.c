@@ -64,9 +64,9 @@ bool sigma_rule_match(const sigma_rule *r, const event_view *ev)
 
     if (r->event_type) {
         const sv *et = event_get(ev, r->event_type_field);
-        size_t n = strlen(r->event_type);
 
-        if (et->type != SV_STR || et->len != n || memcmp(et->s, r->event_type, n) != 0)
+        if (et->type != SV_STR || et->len != r->event_type_len ||
+            memcmp(et->s, r->event_type, r->event_type_len) != 0)
             return false;
     }
     for (uint32_t i = 0; i < r->nconds; i++)
