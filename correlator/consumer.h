@@ -32,6 +32,9 @@
  * was delivered). A failed delivery re-sends from there; what is left at exit
  * is sent by the next run. Consumers of the topic deduplicate by (id, hits).
  *
+ * SIGHUP (*reload): the open batch is committed with its positions, then the rules
+ * are reloaded (pipeline_reload; a refused set leaves the running one in force).
+ *
  * SIGINT/SIGTERM (*stop): commit the batch, close the consumer (leave the
  * group), publish and flush the producer for at most 5 s, return 0.
  * Unreachable brokers at start: an error within 10 s (metadata request),
@@ -58,6 +61,7 @@ typedef struct {
     uint32_t batch;         /* events per transaction (default 500) */
     uint32_t batch_ms;      /* longest a batch stays open, ms (default 200) */
     volatile sig_atomic_t *stop;
+    volatile sig_atomic_t *reload; /* SIGHUP: commit the batch, then pipeline_reload() */
 } consumer_config;
 
 /* Runs until *stop; returns the exit status (0, or 1 with the reason logged). */

@@ -16,6 +16,7 @@
 
 #include "../common/fh_log.h"
 #include "assets.h"
+#include "consumer.h"
 #include "correlation.h"
 #include "engine.h"
 #include "pipeline.h"
@@ -37,6 +38,10 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: fenghuo-correlator --rules DIR [--assets FILE] --input FILE|- "
                "[--alerts-out FILE] [--db PATH]\n"
+               "       fenghuo-correlator --rules DIR --kafka BROKERS [--topic T]... "
+               "[--group ID]\n"
+               "              [--alerts-topic T] [-X name=value]... --db PATH "
+               "[--alerts-out FILE]\n"
                "       fenghuo-correlator --check-rules PATH [--lists DIR] [--assets FILE] "
                "[--quiet]\n"
                "\n"
@@ -48,6 +53,14 @@ static void usage(FILE *f)
                "  --alerts-out FILE    alerts as NDJSON, one line per new or updated alert\n"
                "  --db PATH            SQLite alert store (created with its schema if absent)\n"
                "  --batch N            events per store transaction (default 500)\n"
+               "  --kafka BROKERS      consume Kafka instead of --input (a consumer group; needs\n"
+               "                       --db: positions are stored with the alerts, exactly once)\n"
+               "  --topic T            events topic, repeatable (default fenghuo.events)\n"
+               "  --group ID           consumer group (default fenghuo-correlator)\n"
+               "  --alerts-topic T     publish alerts there, key = alert id (default\n"
+               "                       fenghuo.alerts; Kafka mode only)\n"
+               "  -X name=value        librdkafka property for the consumer and the producer\n"
+               "                       (-X session.timeout.ms=6000, -X auto.offset.reset=latest)\n"
                "  --check-rules PATH   validate every rule under PATH (file or directory) and\n"
                "                       print each refused one as file:line: reason\n"
                "  --lists DIR          placeholder lists for |expand (default: the 'lists'\n"
@@ -232,6 +245,10 @@ int main(int argc, char **argv)
         {"batch", required_argument, NULL, 'B'},
         {"lists", required_argument, NULL, 'L'},
         {"assets", required_argument, NULL, 'A'},
+        {"kafka", required_argument, NULL, 'K'},
+        {"topic", required_argument, NULL, 'T'},
+        {"group", required_argument, NULL, 'G'},
+        {"alerts-topic", required_argument, NULL, 'P'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -242,9 +259,18 @@ int main(int argc, char **argv)
     uint32_t batch = 500;
     bool quiet = false;
     int opt;
+    const char *kafka = NULL, *group = NULL, *alerts_topic = NULL;
+    /* static: still reachable (not a leak) on the early returns below */
+    static const char **topics, **props;
+    size_t ntopics = 0, nprops = 0;
+
+    topics = calloc((size_t)argc + 1, sizeof(char *));
+    props = calloc((size_t)argc + 1, sizeof(char *));
+    if (!topics || !props)
+        return 1;
 
     fh_log_init("fenghuo-correlator", FH_LOG_INFO);
-    while ((opt = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "qhVX:", opts, NULL)) != -1) {
         switch (opt) {
         case 'C':
             check = optarg;
@@ -281,6 +307,25 @@ int main(int argc, char **argv)
         case 'A':
             assets_file = optarg;
             break;
+        case 'K':
+            kafka = optarg;
+            break;
+        case 'T':
+            topics[ntopics++] = optarg;
+            break;
+        case 'G':
+            group = optarg;
+            break;
+        case 'P':
+            alerts_topic = optarg;
+            break;
+        case 'X':
+            if (!strchr(optarg, '=') || optarg[0] == '=') {
+                fh_error("-X expects name=value, got '%s'", optarg);
+                return 2;
+            }
+            props[nprops++] = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -298,12 +343,49 @@ int main(int argc, char **argv)
     }
     if (check)
         return check_rules(check, lists_dir, assets_file, quiet);
-    if (!rules || !input) {
-        fh_error("give --rules DIR and --input FILE (or --check-rules PATH); see --help");
+    if (kafka && input) {
+        fh_error("give either --input FILE or --kafka BROKERS, not both");
+        return 2;
+    }
+    if (!rules || (!input && !kafka)) {
+        fh_error("give --rules DIR and --input FILE or --kafka BROKERS (or --check-rules PATH); "
+                 "see --help");
         return 2;
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGHUP, on_signal);
+    if (kafka) {
+        consumer_config cc = {
+            .rules = rules,
+            .lists_dir = lists_dir,
+            .assets_file = assets_file,
+            .brokers = kafka,
+            .topics = topics,
+            .ntopics = ntopics,
+            .group = group,
+            .alerts_topic = alerts_topic,
+            .props = props,
+            .nprops = nprops,
+            .db = db,
+            .alerts_out = alerts_out,
+            .batch = batch,
+            .stop = &stop_requested,
+            .reload = &reload_requested,
+        };
+        static const char *dflt_topic[] = {"fenghuo.events"};
+        int rc;
+
+        if (!ntopics) {
+            cc.topics = dflt_topic;
+            cc.ntopics = 1;
+        }
+        rc = run_kafka(&cc);
+        free(topics);
+        free(props);
+        return rc;
+    }
+    free(topics);
+    free(props);
     return run_file(rules, lists_dir, assets_file, input, alerts_out, db, batch);
 }
