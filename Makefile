@@ -31,7 +31,7 @@ DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev
 	g++
 DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
-	tshark time kcat
+	tshark time kcat sqlite3
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
 PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib

@@ -2,9 +2,13 @@
 # tools/run.sh BUILD - `make run`: the platform on one machine, on the bundled test traffic.
 #
 #   1. fenghuo-broker: the embedded Kafka-protocol broker (librdkafka's mock cluster)
-#   2. fenghuo-sensor: the crafted test captures (paced, so events flow for a while)
-#      published to topic fenghuo.events, also written to build/run/events.json
-#   3. kcat: consumes the topic and prints the events as they arrive in Kafka
+#   2. fenghuo-correlator: consumes fenghuo.events with the level-3 rule pack and the
+#      example asset inventory, stores alerts in build/run/alerts.db, publishes them to
+#      fenghuo.alerts
+#   3. fenghuo-sensor: the crafted test captures (paced, so events flow for a while)
+#      published to topic fenghuo.events, also written to build/run/events.json;
+#      then the level-3 scenario events (tests/rules) so that every rule has traffic
+#   4. kcat: prints the alerts as they are raised
 #
 # Set RUN_IFACE=eth0 to also capture live on an interface (needs root).
 # Ctrl-C stops everything cleanly; so does the end of the captures + 3 s.
@@ -36,7 +40,14 @@ for _ in $(seq 50); do [ -s "$run/bootstrap" ] && break; sleep 0.1; done
 brokers=$(cat "$run/bootstrap" 2>/dev/null) || { echo "broker did not start"; exit 1; }
 echo "== embedded broker at $brokers (log: $run/broker.log)"
 
-kcat -C -b "$brokers" -t fenghuo.events -o beginning -u -q -f 'kafka p%p key=%k  %s\n' &
+rm -f "$run"/alerts.db*
+"$bin/fenghuo-correlator" --kafka "$brokers" --topic fenghuo.events --group fenghuo-run \
+    --alerts-topic fenghuo.alerts --rules rules/level3 --assets rules/assets.example.yaml \
+    --db "$run/alerts.db" -X session.timeout.ms=6000 2>"$run/correlator.log" &
+pids+=($!)
+echo "== correlator: rules/level3, store $run/alerts.db (log: $run/correlator.log)"
+kcat -C -b "$brokers" -t fenghuo.alerts -o beginning -u -q \
+    -f 'ALERT %s\n' &
 pids+=($!)
 
 geoargs=()
@@ -58,6 +69,13 @@ if [ -n "${RUN_IFACE:-}" ]; then
     wait
 else
     wait "$sensor"
-    sleep 3 # let kcat print the last events
+    echo "== publishing the level-3 scenario events (tests/rules/*/events.ndjson)"
+    cat tests/rules/L3-*/events.ndjson | kcat -P -b "$brokers" -t fenghuo.events -z lz4
+    sleep 8 # let the correlator catch up and kcat print the last alerts
+fi
+if [ -s "$run/alerts.db" ] && command -v sqlite3 >/dev/null; then
+    echo "== alerts by level (sqlite3 $run/alerts.db):"
+    sqlite3 "$run/alerts.db" "select level, count(*), sum(count) from alerts group by level
+                               order by max(severity) desc;"
 fi
 echo "== $(grep -c '"event_type":"flow"' "$run/events.json") flow events written to Kafka and $run/events.json"
