@@ -3,7 +3,7 @@
 #   make            build everything into build/bin/
 #   make deps       install the Debian packages and GeoIP data the build, run and tests need
 #   make test       deps + build + every test (unit, end-to-end, real corpus)
-#   make run        deps + build + run the platform on the bundled test traffic
+#   make run        deps + build + run broker, sensor and correlator on the bundled test traffic
 #   make asan       build with ASan+UBSan into build/asan/ and run the tests under it
 #   make bench      throughput and memory against ndpiReader on the same capture
 #   make help       this list;  V=1 shows the commands
