@@ -128,3 +128,47 @@ def test_replay_creates_no_duplicates(correlator, tmp_path):
     n = subprocess.run(["sqlite3", db, "select count(*) from alerts"], capture_output=True,
                        text=True).stdout.strip()
     assert int(n) == len(first)
+
+
+SURICATA = [
+    # Suricata 7 EVE flow events (its field names and values): telnet and FTP to a DMZ
+    # server, and an unanswered SYN that must not alert.
+    '{"timestamp":"2026-11-20T10:00:00.123456+0800","flow_id":1949306413372581,'
+    '"in_iface":"ens3","event_type":"flow","src_ip":"172.16.5.9","src_port":51000,'
+    '"dest_ip":"10.10.1.10","dest_port":23,"proto":"TCP","app_proto":"telnet",'
+    '"flow":{"pkts_toserver":12,"pkts_toclient":10,"bytes_toserver":900,'
+    '"bytes_toclient":1400,"start":"2026-11-20T09:59:40.000000+0800",'
+    '"end":"2026-11-20T10:00:00.123456+0800","age":20,"state":"closed","reason":"timeout",'
+    '"alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b",'
+    '"syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"},'
+    '"community_id":"1:3sE8QZrKkmQ5ZtqxmJa5eC6XhBo="}',
+    '{"timestamp":"2026-11-20T10:05:00.000000+0800","flow_id":1949306413372582,'
+    '"event_type":"flow","src_ip":"172.16.5.10","src_port":51001,"dest_ip":"10.10.1.10",'
+    '"dest_port":21,"proto":"TCP","app_proto":"ftp","flow":{"pkts_toserver":8,'
+    '"pkts_toclient":8,"bytes_toserver":600,"bytes_toclient":800,"state":"closed",'
+    '"reason":"timeout","alerted":false},"tcp":{"tcp_flags":"1b","state":"closed"}}',
+    '{"timestamp":"2026-11-20T10:06:00.000000+0800","flow_id":1949306413372583,'
+    '"event_type":"flow","src_ip":"172.16.5.11","src_port":51002,"dest_ip":"10.10.1.10",'
+    '"dest_port":23,"proto":"TCP","flow":{"pkts_toserver":1,"pkts_toclient":0,'
+    '"bytes_toserver":60,"bytes_toclient":0,"state":"new","reason":"timeout",'
+    '"alerted":false},"tcp":{"tcp_flags":"02","syn":true,"state":"syn_sent"}}',
+    # a Suricata alert event: not a flow, no flow rule may match it
+    '{"timestamp":"2026-11-20T10:07:00.000000+0800","event_type":"alert",'
+    '"src_ip":"172.16.5.12","dest_ip":"10.10.1.10","dest_port":23,"proto":"TCP",'
+    '"app_proto":"telnet","alert":{"signature_id":2200003,"signature":"SURICATA Ethertype unknown"}}',
+]
+
+
+def test_suricata_eve_input(correlator, tmp_path):
+    """The correlator reads Suricata EVE JSON: the same rules work on its flow events."""
+    case = tmp_path / "suricata"
+    case.mkdir()
+    (case / "events.ndjson").write_text("\n".join(SURICATA) + "\n")
+    alerts, _ = run_case(correlator, str(case), tmp_path)
+    l301 = sorted(alert_fields(a)["src_ip"] for a in alerts
+                  if a["rule"].get("name") == "l3_01_plaintext_remote_admin")
+    assert l301 == ["172.16.5.10", "172.16.5.9"], [
+        (a["rule"].get("name"), a.get("group_key")) for a in alerts]
+    # the department and zone come from the inventory, as for Fenghuo's events
+    a = [a for a in alerts if a["rule"].get("name") == "l3_01_plaintext_remote_admin"][0]
+    assert a["dest"]["zone"] == "dmz" and a["department"]
