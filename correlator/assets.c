@@ -19,61 +19,9 @@
 
 #include <yaml.h>
 
+#include "../common/fh_addr.h"
+
 typedef unsigned __int128 u128;
-
-/* ---- public / special-purpose addresses ---------------------------------- */
-
-/* IANA special-purpose ranges that are not globally reachable (plus multicast,
- * reserved, the deprecated 6to4 relay anycast and IPv6 site-local). */
-static const struct {
-    uint32_t net;
-    uint8_t len;
-} v4_special[] = {
-    {0x00000000u, 8},  {0x0A000000u, 8},  {0x64400000u, 10}, {0x7F000000u, 8},  {0xA9FE0000u, 16},
-    {0xAC100000u, 12}, {0xC0000000u, 24}, {0xC0000200u, 24}, {0xC0586300u, 24}, {0xC0A80000u, 16},
-    {0xC6120000u, 15}, {0xC6336400u, 24}, {0xCB007100u, 24}, {0xE0000000u, 4},  {0xF0000000u, 4},
-};
-
-static const struct {
-    uint8_t net[6];
-    uint8_t len;
-} v6_special[] = {
-    {{0}, 96},                                  /* ::/96 (::, ::1, IPv4-compatible) */
-    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48}, /* 64:ff9b:1::/48 local NAT64 */
-    {{0x01, 0x00}, 64},                         /* 100::/64 discard */
-    {{0x20, 0x01, 0x00, 0x00}, 23},             /* 2001::/23 IETF (exceptions below) */
-    {{0x20, 0x01, 0x0d, 0xb8}, 32},             /* 2001:db8::/32 documentation */
-    {{0x3f, 0xff, 0x00}, 20},                   /* 3fff::/20 documentation */
-    {{0x5f, 0x00}, 16},                         /* 5f00::/16 SRv6 SIDs */
-    {{0xfc}, 7},                                /* fc00::/7 unique local */
-    {{0xfe, 0x80}, 10},                         /* fe80::/10 link-local */
-    {{0xfe, 0xc0}, 10},                         /* fec0::/10 site-local */
-    {{0xff}, 8},                                /* ff00::/8 multicast */
-};
-
-static bool v6_prefix_match(const uint8_t *a, const uint8_t *net, unsigned len)
-{
-    unsigned full = len / 8, rest = len % 8;
-
-    for (unsigned i = 0; i < full; i++)
-        if (a[i] != (i < 6 ? net[i] : 0))
-            return false;
-    if (rest) {
-        uint8_t m = (uint8_t)(0xFFu << (8 - rest));
-        return (a[full] & m) == ((full < 6 ? net[full] : 0) & m);
-    }
-    return true;
-}
-
-static bool v4_public(uint32_t a)
-{
-    if (a == 0xC0000009u || a == 0xC000000Au) /* PCP / TURN anycast */
-        return true;
-    for (size_t i = 0; i < sizeof(v4_special) / sizeof(v4_special[0]); i++)
-        if ((a & (0xFFFFFFFFu << (32 - v4_special[i].len))) == v4_special[i].net)
-            return false;
-    return true;
-}
 
 static uint32_t be32(const uint8_t *b)
 {
@@ -82,35 +30,7 @@ static uint32_t be32(const uint8_t *b)
 
 bool assets_is_public(int family, const uint8_t *a)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
-
-    if (!a)
-        return false;
-    if (family == AF_INET)
-        return v4_public(be32(a));
-    if (family != AF_INET6)
-        return false;
-    if (!memcmp(a, mapped, 12) || !memcmp(a, nat64, 12))
-        return v4_public(be32(a + 12));
-    if (a[0] == 0x20 && a[1] == 0x02) /* 6to4 */
-        return v4_public(be32(a + 2));
-    if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x00) {
-        /* globally reachable exceptions inside 2001::/23 */
-        static const uint8_t anycast[13] = {0x20, 0x01, 0x00, 0x01};
-        if (!memcmp(a, anycast, 13) && a[13] == 0 && a[14] == 0 && a[15] >= 1 && a[15] <= 3)
-            return true; /* 2001:1::1-3 */
-        if (a[3] == 0x03)
-            return true; /* 2001:3::/32 AMT */
-        if (a[3] == 0x04 && a[4] == 0x01 && a[5] == 0x12)
-            return true; /* 2001:4:112::/48 AS112 */
-        if ((a[3] & 0xF0) == 0x20 || (a[3] & 0xF0) == 0x30)
-            return true; /* 2001:20::/28 ORCHIDv2, 2001:30::/28 DRIP */
-    }
-    for (size_t i = 0; i < sizeof(v6_special) / sizeof(v6_special[0]); i++)
-        if (v6_prefix_match(a, v6_special[i].net, v6_special[i].len))
-            return false;
-    return true;
+    return fh_addr_is_public(family, a);
 }
 
 /* ---- address parsing ----------------------------------------------------- */

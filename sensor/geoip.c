@@ -5,26 +5,15 @@
  * geoip_open() the struct is never written again, and libmaxminddb lookups only
  * read the mapping, so any number of threads may call geoip_lookup() at once.
  *
- * Which addresses are "public" follows the IANA IPv4 and IPv6 Special-Purpose
- * Address Registries: a range is skipped unless its "Globally Reachable" column
- * says True. So 192.0.0.9 and 192.0.0.10 (PCP / TURN anycast), 2001:1::1-3,
- * 2001:3::/32 (AMT), 2001:4:112::/48 (AS112), 2001:20::/28 (ORCHIDv2) and
- * 2001:30::/28 (DRIP) are public, the rest of 192.0.0.0/24 and of 2001::/23
- * (Teredo 2001::/32, benchmarking 2001:2::/48, ORCHID 2001:10::/28) is not.
- * Also never looked up: IPv4 multicast 224/4, the deprecated 6to4 relay
- * anycast 192.88.99.0/24, IPv6 multicast ff00::/8, deprecated site-local
- * fec0::/10 and the deprecated IPv4-compatible ::/96 (which holds :: and ::1).
- *
- * IPv6 addresses that carry an IPv4 address are judged and looked up as that
- * IPv4 address: IPv4-mapped ::ffff:0:0/96, the NAT64 well-known prefix
- * 64:ff9b::/96 (RFC 6052; the real peer is the embedded IPv4 address) and 6to4
- * 2002::/16 (the 6to4 router's IPv4 address, as MaxMind's own aliasing does).
- * The local-use NAT64 prefix 64:ff9b:1::/48 is not public.
+ * Which addresses are looked up at all is common/fh_addr.c's rule
+ * (fh_addr_is_public): only globally reachable ones.
  *
  * Strings from the databases are copied bounded; a value longer than its field
  * is cut at a UTF-8 character boundary, never inside a character.
  */
 #include "geoip.h"
+
+#include "../common/fh_addr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,151 +34,9 @@ struct geoip {
     bool has_city;
 };
 
-/* ---- public / special-purpose ranges ---------------------------------- */
-
-typedef struct {
-    uint32_t net; /* host byte order */
-    uint8_t len;
-} v4_range;
-
-typedef struct {
-    uint8_t net[16];
-    uint8_t len;
-} v6_range;
-
-/* IANA IPv4 Special-Purpose Address Registry entries that are not globally
- * reachable, plus multicast and the deprecated 6to4 relay anycast. */
-static const v4_range v4_special[] = {
-    {0x00000000u, 8},  /* 0.0.0.0/8 "this network" (RFC 791) */
-    {0x0A000000u, 8},  /* 10.0.0.0/8 private (RFC 1918) */
-    {0x64400000u, 10}, /* 100.64.0.0/10 shared address space, CGNAT (RFC 6598) */
-    {0x7F000000u, 8},  /* 127.0.0.0/8 loopback */
-    {0xA9FE0000u, 16}, /* 169.254.0.0/16 link-local (RFC 3927) */
-    {0xAC100000u, 12}, /* 172.16.0.0/12 private (RFC 1918) */
-    {0xC0000000u, 24}, /* 192.0.0.0/24 IETF protocol assignments (RFC 6890) */
-    {0xC0000200u, 24}, /* 192.0.2.0/24 TEST-NET-1 documentation (RFC 5737) */
-    {0xC0586300u, 24}, /* 192.88.99.0/24 deprecated 6to4 relay anycast (RFC 7526) */
-    {0xC0A80000u, 16}, /* 192.168.0.0/16 private (RFC 1918) */
-    {0xC6120000u, 15}, /* 198.18.0.0/15 benchmarking (RFC 2544) */
-    {0xC6336400u, 24}, /* 198.51.100.0/24 TEST-NET-2 documentation (RFC 5737) */
-    {0xCB007100u, 24}, /* 203.0.113.0/24 TEST-NET-3 documentation (RFC 5737) */
-    {0xE0000000u, 4},  /* 224.0.0.0/4 multicast (RFC 5771) */
-    {0xF0000000u, 4},  /* 240.0.0.0/4 reserved, incl. 255.255.255.255 broadcast */
-};
-
-/* Globally reachable exceptions inside the ranges above. */
-static const v4_range v4_global[] = {
-    {0xC0000009u, 32}, /* 192.0.0.9 Port Control Protocol anycast (RFC 7723) */
-    {0xC000000Au, 32}, /* 192.0.0.10 TURN anycast (RFC 8155) */
-};
-
-/* IANA IPv6 Special-Purpose Address Registry entries that are not globally
- * reachable, plus multicast and deprecated site-local. The embedded-IPv4
- * prefixes (::ffff:0:0/96, 64:ff9b::/96, 2002::/16) are handled before this. */
-static const v6_range v6_special[] = {
-    {{0}, 96},                                  /* ::/96 IPv4-compatible, ::, ::1 */
-    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48}, /* 64:ff9b:1::/48 local NAT64 */
-    {{0x01, 0x00}, 64},                         /* 100::/64 discard-only (RFC 6666) */
-    {{0x01, 0x00, 0, 0, 0, 0, 0, 1}, 64},       /* 100:0:0:1::/64 dummy (RFC 9780) */
-    {{0x20, 0x01, 0x00, 0x00}, 23},             /* 2001::/23 IETF protocol assignments */
-    {{0x20, 0x01, 0x0d, 0xb8}, 32},             /* 2001:db8::/32 documentation */
-    {{0x3f, 0xff, 0x00}, 20},                   /* 3fff::/20 documentation (RFC 9637) */
-    {{0x5f, 0x00}, 16},                         /* 5f00::/16 SRv6 SIDs (RFC 9602) */
-    {{0xfc}, 7},                                /* fc00::/7 unique local (RFC 4193) */
-    {{0xfe, 0x80}, 10},                         /* fe80::/10 link-local */
-    {{0xfe, 0xc0}, 10},                         /* fec0::/10 deprecated site-local */
-    {{0xff}, 8},                                /* ff00::/8 multicast */
-};
-
-/* Globally reachable sub-blocks of 2001::/23 (IANA registry). */
-static const v6_range v6_global[] = {
-    {{0x20, 0x01, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01}, 128}, /* PCP anycast */
-    {{0x20, 0x01, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02}, 128}, /* TURN anycast */
-    {{0x20, 0x01, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x03}, 128}, /* DNS-SD SRP */
-    {{0x20, 0x01, 0x00, 0x03}, 32},                                         /* AMT */
-    {{0x20, 0x01, 0x00, 0x04, 0x01, 0x12}, 48},                             /* AS112-v6 */
-    {{0x20, 0x01, 0x00, 0x20}, 28},                                         /* ORCHIDv2 */
-    {{0x20, 0x01, 0x00, 0x30}, 28},                                         /* DRIP DETs */
-};
-
-static bool v4_in(uint32_t a, const v4_range *r)
-{
-    uint32_t mask = r->len == 0 ? 0 : 0xFFFFFFFFu << (32 - r->len);
-    return (a & mask) == r->net;
-}
-
-static bool v6_in(const uint8_t *a, const v6_range *r)
-{
-    size_t full = r->len / 8;
-    unsigned rest = r->len % 8;
-
-    if (memcmp(a, r->net, full) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    uint8_t mask = (uint8_t)(0xFFu << (8 - rest));
-    return (a[full] & mask) == (r->net[full] & mask);
-}
-
-static bool v4_public(const uint8_t *b)
-{
-    uint32_t a = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-
-    for (size_t i = 0; i < sizeof(v4_global) / sizeof(v4_global[0]); i++)
-        if (v4_in(a, &v4_global[i]))
-            return true;
-    for (size_t i = 0; i < sizeof(v4_special) / sizeof(v4_special[0]); i++)
-        if (v4_in(a, &v4_special[i]))
-            return false;
-    return true;
-}
-
-/* If the IPv6 address carries an IPv4 address we judge and look up instead,
- * copies it to v4 and returns true. */
-static bool v6_embedded_v4(const uint8_t *a, uint8_t v4[4])
-{
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
-
-    if (memcmp(a, mapped, sizeof(mapped)) == 0 || memcmp(a, nat64, sizeof(nat64)) == 0) {
-        memcpy(v4, a + 12, 4);
-        return true;
-    }
-    if (a[0] == 0x20 && a[1] == 0x02) { /* 6to4: 2002:AABB:CCDD::/48 */
-        memcpy(v4, a + 2, 4);
-        return true;
-    }
-    return false;
-}
-
-static bool v6_public(const uint8_t *a)
-{
-    for (size_t i = 0; i < sizeof(v6_global) / sizeof(v6_global[0]); i++)
-        if (v6_in(a, &v6_global[i]))
-            return true;
-    for (size_t i = 0; i < sizeof(v6_special) / sizeof(v6_special[0]); i++)
-        if (v6_in(a, &v6_special[i]))
-            return false;
-    return true;
-}
-
-/*
- * True if addr (4 bytes for AF_INET, 16 for AF_INET6) is globally reachable
- * per the rules at the top of this file; false for NULL or another family.
- */
 bool geoip_is_public(int family, const void *addr)
 {
-    uint8_t v4[4];
-
-    if (!addr)
-        return false;
-    if (family == AF_INET)
-        return v4_public(addr);
-    if (family != AF_INET6)
-        return false;
-    if (v6_embedded_v4(addr, v4))
-        return v4_public(v4);
-    return v6_public(addr);
+    return fh_addr_is_public(family, addr);
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -408,7 +255,7 @@ static void make_sockaddr(int family, const void *addr, struct sockaddr_storage 
     uint8_t v4[4];
 
     memset(ss, 0, sizeof(*ss));
-    if (family == AF_INET6 && !v6_embedded_v4(addr, v4)) {
+    if (family == AF_INET6 && !fh_addr_embedded_v4(addr, v4)) {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
         s6->sin6_family = AF_INET6;
         memcpy(&s6->sin6_addr, addr, 16);
