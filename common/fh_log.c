@@ -32,3 +32,10 @@ void fh_log(fh_log_level level, const char *fmt, ...)
     /* One write per line so concurrent writers do not interleave mid-line. */
     fprintf(stderr, "%s: %s: %s\n", log_prog, names[level], line);
 }
+
+bool fh_log_sample(uint64_t n)
+{
+    while (n >= 10 && n % 10 == 0)
+        n /= 10;
+    return n == 1;
+}

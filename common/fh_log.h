@@ -7,11 +7,20 @@
 #ifndef FH_LOG_H
 #define FH_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 typedef enum { FH_LOG_ERROR = 0, FH_LOG_WARN, FH_LOG_INFO, FH_LOG_DEBUG } fh_log_level;
 
 void fh_log_init(const char *progname, fh_log_level level);
 void fh_log_set_level(fh_log_level level);
 void fh_log(fh_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Sampling for problems that repeat (one per packet or event, never a log line
+ * each): true at the 1st, 10th, 100th, 1000th, ... occurrence.
+ */
+bool fh_log_sample(uint64_t n);
 
 #define fh_error(...) fh_log(FH_LOG_ERROR, __VA_ARGS__)
 #define fh_warn(...)  fh_log(FH_LOG_WARN, __VA_ARGS__)

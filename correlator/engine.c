@@ -113,13 +113,6 @@ void engine_free(engine *e)
     free(e);
 }
 
-static bool is_sample_point(uint64_t n)
-{
-    while (n >= 10 && n % 10 == 0)
-        n /= 10;
-    return n == 1;
-}
-
 fh_err engine_process(engine *e, const char *json, size_t len, engine_match_fn fn, void *arg,
                       char *err, size_t errlen)
 {
@@ -128,7 +121,7 @@ fh_err engine_process(engine *e, const char *json, size_t len, engine_match_fn f
     e->stats.events++;
     if (event_decode(e->dec, json, len, &ev, err, errlen) != FH_OK) {
         e->stats.malformed++;
-        if (is_sample_point(e->stats.malformed))
+        if (fh_log_sample(e->stats.malformed))
             fh_warn("event %llu skipped (%llu malformed so far): %s",
                     (unsigned long long)e->stats.events, (unsigned long long)e->stats.malformed,
                     err);

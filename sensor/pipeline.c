@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/fh_log.h"
 #include "community_id.h"
 
 #define SCHEMA_VERSION  "1.0"
@@ -446,13 +447,6 @@ void pipeline_write_stats(pipeline *p, uint64_t now_us)
     emit(p, "stats", NULL);
 }
 
-static bool is_sample_point(uint64_t n)
-{
-    while (n >= 10 && n % 10 == 0)
-        n /= 10;
-    return n == 1;
-}
-
 static void write_anomaly(pipeline *p, const decode_pkt *k, decode_reason r)
 {
     jbuf *b = &p->jb;
@@ -568,7 +562,7 @@ void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t c
     periodic_stats(p, ts_us);
     r = decode_frame(&p->dec, linktype, frame, caplen, wire_len, ts_us, &k, &reason);
     if (r == DECODE_ERROR) {
-        if (is_sample_point(p->dec.stats.errors[reason]))
+        if (fh_log_sample(p->dec.stats.errors[reason]))
             write_anomaly(p, &k, reason);
         return;
     }
