@@ -33,6 +33,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "../common/fh_error.h"
+#include "../common/fh_kafka_names.h"
 #include "../common/fh_log.h"
 
 #define PROG              "fenghuo-broker"
@@ -40,7 +41,6 @@
 #define MAX_BROKERS       32
 #define MAX_PARTITIONS    1024
 #define MAX_TOPICS        64
-#define TOPIC_NAME_MAX    249 /* Kafka's limit */
 #define CONTROL_POLL_MS   100
 #define CONTROL_MAX_BYTES 256
 #define EXIT_USAGE        2
@@ -102,22 +102,6 @@ static fh_err parse_int(const char *s, int lo, int hi, int *out)
     return FH_OK;
 }
 
-/* Kafka topic names: 1-249 characters of [a-zA-Z0-9._-], not "." or "..". */
-static int topic_name_ok(const char *name)
-{
-    size_t len = strlen(name);
-
-    if (len == 0 || len > TOPIC_NAME_MAX || !strcmp(name, ".") || !strcmp(name, ".."))
-        return 0;
-    for (const char *p = name; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /*
  * Fills *o from argv. Returns FH_OK to run, or FH_ERR_ARG after printing one line on stderr
  * (the caller exits 2). --help and --version print and set *exit_now (exit 0).
@@ -161,9 +145,9 @@ static fh_err parse_args(int argc, char **argv, struct broker_opts *o, int *exit
             break;
         case OPT_TOPIC: {
             int dup = 0;
-            if (!topic_name_ok(optarg)) {
+            if (!fh_topic_name_valid(optarg)) {
                 fh_error("--topic: '%s' is not a Kafka topic name (1-%d of a-z A-Z 0-9 . _ -)",
-                         optarg, TOPIC_NAME_MAX);
+                         optarg, FH_TOPIC_NAME_MAX);
                 return FH_ERR_ARG;
             }
             for (int i = 0; i < o->ntopics; i++)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/fh_kafka_names.h"
 #include "../common/fh_log.h"
 #include "spool.h"
 
@@ -21,7 +22,6 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 10000
 #define BLOCK_POLL_MS  100
-#define TOPIC_MAX      249 /* Kafka's limit on a topic name */
 
 typedef struct {
     event_sink base;
@@ -57,23 +57,6 @@ static uint64_t now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Kafka topic names: 1-249 of [a-zA-Z0-9._-]. */
-static bool topic_valid(const char *t)
-{
-    size_t n = strlen(t);
-
-    if (n == 0 || n > TOPIC_MAX || !strcmp(t, ".") || !strcmp(t, ".."))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = t[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
 }
 
 /* Expands "{event_type}" in the topic template into out. */
@@ -203,7 +186,7 @@ static void replay(kafka_sink *k)
 
     while (k->inflight_replay < window && spool_has_unread(k->sp)) {
         spool_record r;
-        char topic[TOPIC_MAX + 1];
+        char topic[FH_TOPIC_NAME_MAX + 1];
         rd_kafka_resp_err_t e;
         int rc = spool_next(k->sp, &r, err, sizeof(err));
 
@@ -260,7 +243,7 @@ static fh_err kafka_write(event_sink *s, const char *event_type, const char *jso
                           const char *key, size_t key_len)
 {
     kafka_sink *k = (kafka_sink *)s;
-    char topic[TOPIC_MAX + 64];
+    char topic[FH_TOPIC_NAME_MAX + 64];
     rd_kafka_resp_err_t e;
 
     k->n.produced++;
@@ -420,7 +403,7 @@ static fh_err set_conf(rd_kafka_conf_t *conf, const char *name, const char *valu
 /* Asks the brokers for the topic's metadata: they answer and the topic exists. */
 static fh_err check_brokers(kafka_sink *k, char *err, size_t errlen)
 {
-    char topic[TOPIC_MAX + 64];
+    char topic[FH_TOPIC_NAME_MAX + 64];
     rd_kafka_topic_t *rkt;
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e;
@@ -459,7 +442,7 @@ fh_err sink_kafka_open(event_sink **out, const sensor_config *cfg, bool live, ch
     kafka_sink *k;
     rd_kafka_conf_t *conf = NULL;
     spool_config sc;
-    char v[64], e[512], probe[TOPIC_MAX + 64];
+    char v[64], e[512], probe[FH_TOPIC_NAME_MAX + 64];
     fh_err r;
 
     *out = NULL;
@@ -470,11 +453,11 @@ fh_err sink_kafka_open(event_sink **out, const sensor_config *cfg, bool live, ch
     k->live = live;
     k->templated = strstr(cfg->kafka_topic, "{event_type}") != NULL;
     topic_for(k, "anomaly", probe, sizeof(probe)); /* the longest event type */
-    if (!topic_valid(probe)) {
+    if (!fh_topic_name_valid(probe)) {
         snprintf(err, errlen,
                  "kafka: invalid topic '%s' (1-%d characters of a-z A-Z 0-9 . _ -; "
                  "{event_type} may appear once)",
-                 cfg->kafka_topic, TOPIC_MAX);
+                 cfg->kafka_topic, FH_TOPIC_NAME_MAX);
         r = FH_ERR_CONFIG;
         goto fail;
     }
