@@ -49,26 +49,32 @@ void engine_default_lists_dir(const char *rules, char *out, size_t len)
     snprintf(out, len, "%s/lists", tmp);
 }
 
-fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t errlen)
+fh_err engine_load(engine *e, const engine_config *cfg, char *err, size_t errlen)
 {
-    engine *e = calloc(1, sizeof(*e));
     char dir[4096];
     fh_err r;
 
-    *out = NULL;
-    if (!e)
-        return FH_ERR_NOMEM;
     field_table_init(&e->ft);
     if (cfg->lists_dir)
         snprintf(dir, sizeof(dir), "%s", cfg->lists_dir);
     else
         engine_default_lists_dir(cfg->rules_path, dir, sizeof(dir));
     if ((r = lists_load(&e->lists, dir, err, errlen)) != FH_OK)
-        goto fail;
+        return r;
     if (cfg->assets_file && (r = assets_load(&e->inv, cfg->assets_file, err, errlen)) != FH_OK)
-        goto fail;
-    r = sigma_load_with(&e->rs, cfg->rules_path, &e->ft, engine_placeholder, e, err, errlen);
-    if (r)
+        return r;
+    return sigma_load_with(&e->rs, cfg->rules_path, &e->ft, engine_placeholder, e, err, errlen);
+}
+
+fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t errlen)
+{
+    engine *e = calloc(1, sizeof(*e));
+    fh_err r;
+
+    *out = NULL;
+    if (!e)
+        return FH_ERR_NOMEM;
+    if ((r = engine_load(e, cfg, err, errlen)) != FH_OK)
         goto fail;
     for (uint32_t i = 0; i < e->rs.nerrors; i++)
         fh_error("%s:%u: %s%s%s%s", e->rs.errors[i].file, e->rs.errors[i].line,

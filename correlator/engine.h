@@ -46,6 +46,13 @@ typedef struct {
     field_id f_src_ip, f_dest_ip, f_community_id, f_sensor_id;
 } engine;
 
+/*
+ * Loads the placeholder lists, the inventory and the rules into e (zeroed, or
+ * fresh from calloc). Refused rules are in e->rs.errors, not an error here;
+ * fails only when a list, the inventory or the rule path cannot be read.
+ */
+fh_err engine_load(engine *e, const engine_config *cfg, char *err, size_t errlen);
+
 /* Loads everything; returns an error only if nothing usable can be loaded. */
 fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t errlen);
 void engine_free(engine *e);

@@ -75,50 +75,40 @@ static void usage(FILE *f)
 
 static int check_rules(const char *path, const char *lists_dir, const char *assets_file, bool quiet)
 {
-    engine e;
+    engine_config cfg = {path, lists_dir, assets_file};
+    engine *e = calloc(1, sizeof(*e));
     char err[1024], dflt[4096], dflt_assets[4200];
     int rc;
 
-    memset(&e, 0, sizeof(e));
-    if (!lists_dir) {
-        engine_default_lists_dir(path, dflt, sizeof(dflt));
-        lists_dir = dflt;
-    }
-    if (lists_load(&e.lists, lists_dir, err, sizeof(err)) != FH_OK) {
-        fh_error("%s", err);
+    if (!e)
         return 1;
-    }
     if (!assets_file) {
         /* Default: the inventory beside the rule folder, rules/assets.yaml, else the
          * shipped example, so placeholders from the inventory resolve. */
         char *slash;
 
-        snprintf(dflt_assets, sizeof(dflt_assets), "%s", lists_dir);
+        if (!lists_dir)
+            engine_default_lists_dir(path, dflt, sizeof(dflt));
+        snprintf(dflt_assets, sizeof(dflt_assets), "%s", lists_dir ? lists_dir : dflt);
         slash = strrchr(dflt_assets, '/');
         if (slash) {
             strcpy(slash + 1, "assets.yaml");
             if (access(dflt_assets, R_OK) != 0)
                 strcpy(slash + 1, "assets.example.yaml");
             if (access(dflt_assets, R_OK) == 0) {
-                assets_file = dflt_assets;
+                cfg.assets_file = dflt_assets;
                 if (!quiet)
-                    printf("asset inventory: %s\n", assets_file);
+                    printf("asset inventory: %s\n", dflt_assets);
             }
         }
     }
-    if (assets_file && assets_load(&e.inv, assets_file, err, sizeof(err)) != FH_OK) {
+    if (engine_load(e, &cfg, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
-        lists_free(&e.lists);
+        engine_free(e);
         return 1;
     }
-    field_table_init(&e.ft);
-    if (sigma_load_with(&e.rs, path, &e.ft, engine_placeholder, &e, err, sizeof(err)) != FH_OK) {
-        fh_error("%s", err);
-        rc = 1;
-        goto out;
-    }
-    for (uint32_t i = 0; i < e.rs.nerrors; i++) {
-        const load_error *le = &e.rs.errors[i];
+    for (uint32_t i = 0; i < e->rs.nerrors; i++) {
+        const load_error *le = &e->rs.errors[i];
 
         if (le->rule)
             printf("%s:%u: rule '%s': %s\n", le->file, le->line, le->rule, le->reason);
@@ -126,23 +116,19 @@ static int check_rules(const char *path, const char *lists_dir, const char *asse
             printf("%s:%u: %s\n", le->file, le->line, le->reason);
     }
     if (!quiet)
-        for (uint32_t i = 0; i < e.rs.nrules; i++)
-            printf("%s:%u: ok: %s%s%s\n", e.rs.rules[i].file, e.rs.rules[i].line,
-                   e.rs.rules[i].title, e.rs.rules[i].id ? " " : "",
-                   e.rs.rules[i].id ? e.rs.rules[i].id : "");
+        for (uint32_t i = 0; i < e->rs.nrules; i++)
+            printf("%s:%u: ok: %s%s%s\n", e->rs.rules[i].file, e->rs.rules[i].line,
+                   e->rs.rules[i].title, e->rs.rules[i].id ? " " : "",
+                   e->rs.rules[i].id ? e->rs.rules[i].id : "");
     if (!quiet)
-        for (uint32_t i = 0; i < e.rs.ncorrs; i++)
-            printf("%s:%u: ok: %s%s%s (correlation)\n", e.rs.corrs[i].file, e.rs.corrs[i].line,
-                   e.rs.corrs[i].title ? e.rs.corrs[i].title : "", e.rs.corrs[i].id ? " " : "",
-                   e.rs.corrs[i].id ? e.rs.corrs[i].id : "");
+        for (uint32_t i = 0; i < e->rs.ncorrs; i++)
+            printf("%s:%u: ok: %s%s%s (correlation)\n", e->rs.corrs[i].file, e->rs.corrs[i].line,
+                   e->rs.corrs[i].title ? e->rs.corrs[i].title : "", e->rs.corrs[i].id ? " " : "",
+                   e->rs.corrs[i].id ? e->rs.corrs[i].id : "");
     printf("%u rules loaded (%u correlation), %u refused, in %u files; %u distinct fields\n",
-           e.rs.nrules + e.rs.ncorrs, e.rs.ncorrs, e.rs.nerrors, e.rs.files, e.ft.n);
-    rc = e.rs.nerrors ? 1 : 0;
-out:
-    ruleset_free(&e.rs);
-    field_table_free(&e.ft);
-    lists_free(&e.lists);
-    assets_free(e.inv);
+           e->rs.nrules + e->rs.ncorrs, e->rs.ncorrs, e->rs.nerrors, e->rs.files, e->ft.n);
+    rc = e->rs.nerrors ? 1 : 0;
+    engine_free(e);
     return rc;
 }
 
