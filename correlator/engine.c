@@ -63,7 +63,15 @@ fh_err engine_load(engine *e, const engine_config *cfg, char *err, size_t errlen
         return r;
     if (cfg->assets_file && (r = assets_load(&e->inv, cfg->assets_file, err, errlen)) != FH_OK)
         return r;
-    return sigma_load_with(&e->rs, cfg->rules_path, &e->ft, engine_placeholder, e, err, errlen);
+    if ((r = sigma_load_with(&e->rs, cfg->rules_path, &e->ft, engine_placeholder, e, err,
+                             errlen)) != FH_OK)
+        return r;
+    if ((r = rule_index_build(&e->ix, e->rs.rules, e->rs.nrules)) != FH_OK ||
+        !(e->cand = calloc(e->rs.nrules ? e->rs.nrules : 1, sizeof(*e->cand)))) {
+        snprintf(err, errlen, "out of memory indexing the rules");
+        return FH_ERR_NOMEM;
+    }
+    return FH_OK;
 }
 
 fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t errlen)
@@ -100,6 +108,14 @@ fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t err
     }
     fh_info("%u rules loaded (%u refused), %u fields, %zu placeholder lists%s", e->rs.nrules,
             e->rs.nerrors, e->ft.n, e->lists.n, e->inv ? ", asset inventory loaded" : "");
+    {
+        rule_index_info ri;
+
+        rule_index_get_info(e->ix, &ri);
+        fh_info("rule index: %u fields looked up per event, %u values; %u of %u rules "
+                "evaluated on every event",
+                ri.fields, ri.keys, ri.unindexed, ri.rules);
+    }
     *out = e;
     return FH_OK;
 fail:
@@ -112,6 +128,8 @@ void engine_free(engine *e)
     if (!e)
         return;
     event_decoder_free(e->dec);
+    rule_index_free(e->ix);
+    free(e->cand);
     ruleset_free(&e->rs);
     assets_free(e->inv);
     lists_free(&e->lists);
@@ -123,6 +141,7 @@ fh_err engine_process(engine *e, const char *json, size_t len, engine_match_fn f
                       char *err, size_t errlen)
 {
     event_view ev;
+    uint32_t n;
 
     e->stats.events++;
     if (event_decode(e->dec, json, len, &ev, err, errlen) != FH_OK) {
@@ -134,11 +153,16 @@ fh_err engine_process(engine *e, const char *json, size_t len, engine_match_fn f
         return FH_ERR_PARSE;
     }
     assets_enrich(e->inv, &e->af, event_decoder_slots(e->dec), e->ft.n, ev.ts_ms);
-    for (uint32_t i = 0; i < e->rs.nrules; i++)
-        if (sigma_rule_match(&e->rs.rules[i], &ev)) {
+    n = rule_index_candidates(e->ix, &ev, e->cand);
+    e->stats.evaluated += n;
+    for (uint32_t k = 0; k < n; k++) {
+        const sigma_rule *r = &e->rs.rules[e->cand[k]];
+
+        if (sigma_rule_match(r, &ev)) {
             e->stats.matches++;
             if (fn)
-                fn(arg, &e->rs.rules[i], &ev);
+                fn(arg, r, &ev);
         }
+    }
     return FH_OK;
 }

@@ -22,6 +22,7 @@
 #include "event.h"
 #include "event_json.h"
 #include "lists.h"
+#include "rule_index.h"
 #include "sigma.h"
 
 typedef struct {
@@ -32,6 +33,7 @@ typedef struct {
 
 typedef struct {
     uint64_t events, malformed, matches;
+    uint64_t evaluated; /* rules evaluated: the candidates the rule index let through */
 } engine_stats;
 
 typedef struct {
@@ -41,6 +43,8 @@ typedef struct {
     assets *inv;
     assets_fields af;
     event_decoder *dec;
+    rule_index *ix; /* which rules can match an event (rule_index.h) */
+    uint32_t *cand; /* scratch: the current event's candidates */
     engine_stats stats;
     /* Always decoded, for alerts: the group key and the evidence. */
     field_id f_src_ip, f_dest_ip, f_community_id, f_sensor_id;

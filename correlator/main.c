@@ -206,7 +206,8 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
         fh_error("%s", err);
         rc = 1;
     }
-    fh_info("%llu events, %llu malformed, %llu rule matches, %llu alert updates written",
+    fh_info("%llu events, %llu malformed, %llu rule matches, %llu alert updates written; "
+            "%.2f rules evaluated per event",
             (unsigned long long)e->stats.events, (unsigned long long)e->stats.malformed,
             (unsigned long long)e->stats.matches, (unsigned long long)pl.alerts_written);
 out:

@@ -102,6 +102,15 @@ void sigma_value_free(value_matcher *m);
 /* True if the field value v (of event ev, for fieldref) matches. */
 bool sigma_value_match(const value_matcher *m, const sv *v, const event_view *ev);
 
+/*
+ * The text string, regex and CIDR matchers see for a scalar event value (a number's
+ * JSON text, "true"/"false"), or NULL when it has none; buf holds at least 32 bytes.
+ * sigma_value_bool: the boolean a VM_BOOL matcher sees (a JSON boolean or the
+ * string "true"/"false" in any case); false when v has none.
+ */
+const char *sigma_value_text(const sv *v, char *buf, size_t bufsz, size_t *len);
+bool sigma_value_bool(const sv *v, bool *out);
+
 /* True if mod is a modifier this engine supports (for error messages). */
 bool sigma_modifier_known(const char *mod);
 

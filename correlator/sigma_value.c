@@ -823,6 +823,20 @@ static bool ref_match(const sv *a, const sv *b, bool cased)
     return scalar_equal(a, b, cased);
 }
 
+const char *sigma_value_text(const sv *v, char *buf, size_t bufsz, size_t *len)
+{
+    return sv_text(v, buf, bufsz, len);
+}
+
+bool sigma_value_bool(const sv *v, bool *out)
+{
+    if (v->type == SV_BOOL) {
+        *out = v->b;
+        return true;
+    }
+    return v->type == SV_STR && v->s && parse_bool(v->s, v->len, out);
+}
+
 bool sigma_value_match(const value_matcher *m, const sv *v, const event_view *ev)
 {
     char buf[32];
