@@ -685,6 +685,11 @@ int run_kafka(const consumer_config *cfg)
         goto out;
     }
     k.pl_ready = true;
+    /* windows as of the stored positions: consumption resumes at both together */
+    if (pipeline_restore_windows(&k.pl, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        goto out;
+    }
     if (!(k.prod = new_producer(&k)) || !(k.rk = new_consumer(&k)))
         goto out;
     if (check_brokers(&k) != 0)

@@ -870,18 +870,22 @@ struct cgroup {
     cgroup *prev, *next; /* rule LRU list, head = most recently fed */
     uint64_t hash;
     uint32_t rule;
-    uint32_t keylen;     /* strlen(key) */
-    uint32_t textlen;    /* key + values, NULs included */
-    uint32_t nent, cap;  /* entries held / allocated */
-    int64_t newest;      /* newest event time fed to the group */
-    int64_t win_start;   /* at-close: open window [win_start, win_start + T) */
-    int64_t first, last; /* at-close: oldest / newest event of the open window */
-    uint64_t count;      /* at-close: events (event_count) or distinct values (saturating) */
-    double sum;          /* at-close value_sum */
-    int64_t *ts;         /* entries: event time (value_count: last seen) */
-    uint64_t *val;       /* entries: value hash or value bits (value types), else NULL */
-    int64_t *stage;      /* temporal: [nrefs] last seen; ordered: [2*nrefs] start, end */
-    char text[];         /* key "\0" value0 "\0" value1 "\0" ... */
+    uint32_t keylen;       /* strlen(key) */
+    uint32_t textlen;      /* key + values, NULs included */
+    uint32_t nent, cap;    /* entries held / allocated */
+    int64_t newest;        /* newest event time fed to the group */
+    int64_t win_start;     /* at-close: open window [win_start, win_start + T) */
+    int64_t first, last;   /* at-close: oldest / newest event of the open window */
+    uint64_t count;        /* at-close: events (event_count) or distinct values (saturating) */
+    double sum;            /* at-close value_sum */
+    int64_t *ts;           /* entries: event time (value_count: last seen) */
+    uint64_t *val;         /* entries: value hash or value bits (value types), else NULL */
+    int64_t *stage;        /* temporal: [nrefs] last seen; ordered: [2*nrefs] start, end */
+    cgroup *dprev, *dnext; /* changed since the last checkpoint (engine's dirty list) */
+    bool dirty;
+    bool saved;   /* a checkpoint wrote it: its removal must be written too */
+    uint64_t seq; /* engine's touch counter when last fed: the LRU order, kept in checkpoints */
+    char text[];  /* key "\0" value0 "\0" value1 "\0" ... */
 };
 
 typedef struct {
@@ -895,8 +899,22 @@ typedef struct {
     uint32_t cap;  /* entries per group */
 } rstate;
 
+/* A saved group (or, key NULL, every saved group of a rule) to delete at the next checkpoint. */
+typedef struct {
+    char *rule;
+    char *key;
+    uint32_t keylen;
+} gone;
+
 struct corr_engine {
     const ruleset *rs;
+    char **pkey; /* per correlation: "<id>#<definition hash>", its name in checkpoints */
+    cgroup *dirty;
+    gone *gone;
+    uint32_t ngone, capgone;
+    bool gone_failed; /* a deletion could not be recorded: the next checkpoint fails */
+    bool track;       /* checkpoints are taken: keep the dirty list and the deletions */
+    uint64_t touch;   /* counter behind cgroup.seq */
     corr_limits lim;
     uint32_t *rd_off; /* deps of detection rule i: rd[rd_off[i] .. rd_off[i + 1]) */
     dep *rd;
@@ -1109,6 +1127,64 @@ static void lru_push_head(rstate *rs, cgroup *g)
         rs->tail = g;
 }
 
+static void mark_dirty(corr_engine *e, cgroup *g)
+{
+    if (g->dirty || !e->track)
+        return;
+    g->dirty = true;
+    g->dprev = NULL;
+    g->dnext = e->dirty;
+    if (e->dirty)
+        e->dirty->dprev = g;
+    e->dirty = g;
+}
+
+static void dirty_unlink(corr_engine *e, cgroup *g)
+{
+    if (!g->dirty)
+        return;
+    if (g->dprev)
+        g->dprev->dnext = g->dnext;
+    else
+        e->dirty = g->dnext;
+    if (g->dnext)
+        g->dnext->dprev = g->dprev;
+    g->dprev = g->dnext = NULL;
+    g->dirty = false;
+}
+
+/* Records that a saved group (key NULL: all of rule's) must go from the checkpoint. */
+static void add_gone(corr_engine *e, const char *rule, const char *key, uint32_t keylen)
+{
+    gone *ng;
+
+    if (!e->track)
+        return;
+    if (e->ngone == e->capgone) {
+        uint32_t nc = e->capgone ? e->capgone * 2 : 64;
+
+        if (!(ng = realloc(e->gone, nc * sizeof(*ng)))) {
+            e->gone_failed = true;
+            return;
+        }
+        e->gone = ng;
+        e->capgone = nc;
+    }
+    ng = &e->gone[e->ngone];
+    ng->rule = strdup(rule);
+    ng->key = key ? malloc(keylen ? keylen : 1) : NULL;
+    ng->keylen = keylen;
+    if (!ng->rule || (key && !ng->key)) {
+        free(ng->rule);
+        free(ng->key);
+        e->gone_failed = true;
+        return;
+    }
+    if (key)
+        memcpy(ng->key, key, keylen);
+    e->ngone++;
+}
+
 static void group_free(corr_engine *e, cgroup *g)
 {
     cgroup **pp = &e->bucket[g->hash & (e->nbucket - 1)];
@@ -1116,6 +1192,9 @@ static void group_free(corr_engine *e, cgroup *g)
     while (*pp != g)
         pp = &(*pp)->hnext;
     *pp = g->hnext;
+    dirty_unlink(e, g);
+    if (g->saved)
+        add_gone(e, e->pkey[g->rule], g->text, g->textlen);
     lru_unlink(&e->rst[g->rule], g);
     e->rst[g->rule].ngroups--;
     e->ngroups--;
@@ -1210,6 +1289,7 @@ static cgroup *group_get(corr_engine *e, uint32_t rule, uint64_t h, const char *
     reset_state(r, g);
     g->hnext = e->bucket[h & (e->nbucket - 1)];
     e->bucket[h & (e->nbucket - 1)] = g;
+    g->seq = ++e->touch;
     lru_push_head(rst, g);
     rst->ngroups++;
     e->ngroups++;
@@ -1341,6 +1421,8 @@ static bool close_windows(corr_engine *e, cgroup *g, int64_t upto, const emitter
     const struct corr_rule *r = &e->rs->corrs[ci];
     int64_t T = r->timespan_ms;
 
+    if (g->win_start + T <= upto)
+        mark_dirty(e, g);
     while (g->win_start + T <= upto) {
         bool empty = g->count == 0;
         double x = r->type == CORR_VALUE_SUM ? g->sum : (double)g->count;
@@ -1636,7 +1718,9 @@ static void feed_ref(corr_engine *e, uint32_t ci, uint32_t ri, const src *s, int
         e->st.matches_dropped++;
         return;
     }
+    mark_dirty(e, g);
     lru_unlink(&e->rst[ci], g);
+    g->seq = ++e->touch;
     lru_push_head(&e->rst[ci], g);
     if (r->at_close) {
         if (ts >= g->win_start + r->timespan_ms) {
@@ -1652,6 +1736,7 @@ static void feed_ref(corr_engine *e, uint32_t ci, uint32_t ri, const src *s, int
                     e->st.matches_dropped++;
                     return;
                 }
+                mark_dirty(e, g);
             }
             if (g->win_start + r->timespan_ms < e->next_deadline)
                 e->next_deadline = g->win_start + r->timespan_ms;
@@ -1662,6 +1747,57 @@ static void feed_ref(corr_engine *e, uint32_t ci, uint32_t ri, const src *s, int
         return;
     }
     feed_sliding(e, ci, ri, g, ts, hv, num, em);
+}
+
+static uint64_t fp_str(uint64_t h, const char *s)
+{
+    /* the NUL too: ("ab", "c") and ("a", "bc") differ; NULL differs from "" */
+    return s ? fnv1a(h, s, strlen(s) + 1) : fnv1a(h, "\xff", 1);
+}
+
+/*
+ * The name of correlation r in checkpoints: its id (else name, else title) and a hash
+ * of everything that shapes its windows (what same_definition() compares), so state
+ * saved under another definition of the rule is never restored into this one.
+ */
+static char *rule_pkey(const struct corr_rule *r)
+{
+    const char *id = r->id ? r->id : r->name ? r->name : r->title ? r->title : "";
+    uint64_t h = FNV_BASIS;
+    uint32_t t = (uint32_t)r->type;
+    char *out;
+    size_t n;
+
+    h = fp_str(fp_str(h, r->id), r->name);
+    h = fnv1a(h, &t, sizeof(t));
+    h = fnv1a(h, &r->timespan_ms, sizeof(r->timespan_ms));
+    for (uint32_t i = 0; i < r->nconds; i++) {
+        uint32_t op = (uint32_t)r->conds[i].op;
+
+        h = fnv1a(h, &op, sizeof(op));
+        h = fnv1a(h, &r->conds[i].value, sizeof(r->conds[i].value));
+    }
+    for (uint32_t i = 0; i < r->nrefs; i++)
+        h = fp_str(h, r->refs[i].name);
+    h = fnv1a(h, "|", 1);
+    for (uint32_t i = 0; i < r->ngroup_by; i++)
+        h = fp_str(h, r->group_by[i]);
+    h = fnv1a(h, "|", 1);
+    for (uint32_t i = 0; i < r->naliases; i++)
+        h = fp_str(fp_str(fp_str(h, r->aliases[i].alias), r->aliases[i].rule), r->aliases[i].field);
+    h = fp_str(h, r->value_field);
+    n = strlen(id) + 18;
+    if ((out = malloc(n)))
+        snprintf(out, n, "%s#%016" PRIx64, id, h);
+    return out;
+}
+
+static bool make_pkeys(corr_engine *e)
+{
+    for (uint32_t c = 0; c < e->rs->ncorrs; c++)
+        if (!(e->pkey[c] = rule_pkey(&e->rs->corrs[c])))
+            return false;
+    return true;
 }
 
 /* Count of deps and fill, for a reference predicate. Sorted by (corr asc, ref desc). */
@@ -1723,7 +1859,8 @@ corr_engine *corr_engine_new(const ruleset *rs, const corr_limits *lim)
     e->nbucket = 1024;
     e->bucket = calloc(e->nbucket, sizeof(*e->bucket));
     e->rst = calloc(rs->ncorrs ? rs->ncorrs : 1, sizeof(*e->rst));
-    if (!e->bucket || !e->rst || !build_deps(e)) {
+    e->pkey = calloc(rs->ncorrs ? rs->ncorrs : 1, sizeof(*e->pkey));
+    if (!e->bucket || !e->rst || !e->pkey || !build_deps(e) || !make_pkeys(e)) {
         corr_engine_free(e);
         return NULL;
     }
@@ -1780,6 +1917,14 @@ void corr_engine_free(corr_engine *e)
     }
     free(e->bucket);
     free(e->rst);
+    for (uint32_t i = 0; e->pkey && i < e->rs->ncorrs; i++)
+        free(e->pkey[i]);
+    free(e->pkey);
+    for (uint32_t i = 0; i < e->ngone; i++) {
+        free(e->gone[i].rule);
+        free(e->gone[i].key);
+    }
+    free(e->gone);
     free(e->rd_off);
     free(e->rd);
     free(e->cd_off);
@@ -1889,6 +2034,10 @@ uint64_t corr_engine_adopt(corr_engine *to, corr_engine *from)
             ors->ngroups--;
             from->ngroups--;
             from->st.memory_bytes -= group_bytes(from, g);
+            if (g->dirty) {
+                dirty_unlink(from, g);
+                mark_dirty(to, g);
+            }
             g->rule = n;
             g->hash = fnv1a(fnv1a(FNV_BASIS, &n, sizeof(n)), g->text, g->keylen);
             g->hnext = to->bucket[g->hash & (to->nbucket - 1)];
@@ -1907,6 +2056,248 @@ uint64_t corr_engine_adopt(corr_engine *to, corr_engine *from)
     }
     if (from->wm != NO_TS && (to->wm == NO_TS || from->wm > to->wm))
         to->wm = from->wm;
+    if (from->touch > to->touch)
+        to->touch = from->touch;
+    /* Checkpoint bookkeeping: what `from` still had to delete, and every saved group of
+     * a rule that changed or went away (its state was not carried over). */
+    for (uint32_t i = 0; i < from->ngone; i++) {
+        add_gone(to, from->gone[i].rule, from->gone[i].key, from->gone[i].keylen);
+        free(from->gone[i].rule);
+        free(from->gone[i].key);
+    }
+    from->ngone = 0;
+    to->gone_failed |= from->gone_failed;
+    for (uint32_t o = 0; o < from->rs->ncorrs; o++)
+        if (map[o] == UINT32_MAX || strcmp(from->pkey[o], to->pkey[map[o]]) != 0)
+            add_gone(to, from->pkey[o], NULL, 0);
     free(map);
     return moved;
+}
+
+/* ---- checkpoints: window state in the store ------------------------------------------------- */
+
+/*
+ * A group's state as saved (host byte order: the database travels with the binary's
+ * machine; a foreign or damaged blob fails the size checks and is dropped):
+ *   u32 magic, u32 nent, u32 nstage, u32 pad,
+ *   i64 newest, win_start, first, last, u64 count, f64 sum, u64 seq (LRU order),
+ *   i64 ts[nent], u64 val[nent] (value types only), i64 stage[nstage]
+ */
+#define STATE_MAGIC 0x46484331u /* "FHC1" */
+
+typedef struct {
+    uint32_t magic, nent, nstage, pad;
+    int64_t newest, win_start, first, last;
+    uint64_t count;
+    double sum;
+    uint64_t seq;
+} state_head;
+
+static uint32_t nstage_of(const struct corr_rule *r)
+{
+    return r->type == CORR_TEMPORAL           ? r->nrefs
+           : r->type == CORR_TEMPORAL_ORDERED ? 2 * r->nrefs
+                                              : 0;
+}
+
+static bool has_val(const struct corr_rule *r)
+{
+    return r->type == CORR_VALUE_COUNT || r->type == CORR_VALUE_SUM;
+}
+
+static size_t state_size(const struct corr_rule *r, uint32_t nent)
+{
+    return sizeof(state_head) + (size_t)nent * sizeof(int64_t) * (has_val(r) ? 2 : 1) +
+           nstage_of(r) * sizeof(int64_t);
+}
+
+void corr_engine_track_changes(corr_engine *e, bool on)
+{
+    e->track = on;
+}
+
+fh_err corr_engine_checkpoint(corr_engine *e, corr_put_fn put, corr_del_fn del, void *arg)
+{
+    unsigned char *buf = NULL;
+    size_t cap = 0;
+    fh_err err = FH_OK;
+
+    if (e->gone_failed)
+        return FH_ERR_NOMEM;
+    for (uint32_t i = 0; i < e->ngone && !err; i++)
+        err = del(arg, e->gone[i].rule, e->gone[i].key, e->gone[i].keylen);
+    for (cgroup *g = e->dirty; g && !err; g = g->dnext) {
+        const struct corr_rule *r = &e->rs->corrs[g->rule];
+        size_t n = state_size(r, g->nent);
+        state_head h = {STATE_MAGIC, g->nent, nstage_of(r), 0,      g->newest, g->win_start,
+                        g->first,    g->last, g->count,     g->sum, g->seq};
+        unsigned char *p;
+
+        if (n > cap) {
+            unsigned char *nb = realloc(buf, n);
+
+            if (!nb) {
+                err = FH_ERR_NOMEM;
+                break;
+            }
+            buf = nb;
+            cap = n;
+        }
+        p = buf;
+        memcpy(p, &h, sizeof(h));
+        p += sizeof(h);
+        if (g->nent) { /* (ts and val are NULL until the first entry) */
+            memcpy(p, g->ts, g->nent * sizeof(int64_t));
+            p += g->nent * sizeof(int64_t);
+            if (has_val(r)) {
+                memcpy(p, g->val, g->nent * sizeof(uint64_t));
+                p += g->nent * sizeof(uint64_t);
+            }
+        }
+        if (h.nstage)
+            memcpy(p, g->stage, h.nstage * sizeof(int64_t));
+        err = put(arg, e->pkey[g->rule], g->text, g->textlen, buf, n);
+    }
+    free(buf);
+    if (err)
+        return err;
+    /* Written (the caller commits): clear the books. */
+    for (uint32_t i = 0; i < e->ngone; i++) {
+        free(e->gone[i].rule);
+        free(e->gone[i].key);
+    }
+    e->ngone = 0;
+    while (e->dirty) {
+        cgroup *g = e->dirty;
+
+        g->saved = true;
+        dirty_unlink(e, g);
+    }
+    return FH_OK;
+}
+
+fh_err corr_engine_restore(corr_engine *e, const char *rule, const void *key, size_t keylen,
+                           const void *state, size_t len)
+{
+    const struct corr_rule *r = NULL;
+    const unsigned char *p = state;
+    const char *text = key;
+    uint32_t ci, klen, nul = 0;
+    state_head h;
+    cgroup *g;
+
+    for (ci = 0; ci < e->rs->ncorrs; ci++)
+        if (!strcmp(e->pkey[ci], rule)) {
+            r = &e->rs->corrs[ci];
+            break;
+        }
+    if (!r)
+        return FH_ERR_NOTFOUND;
+    /* the key: "key\0" then one "value\0" per group-by name */
+    if (keylen == 0 || keylen > KEY_MAX || text[keylen - 1] != '\0')
+        return FH_ERR_PARSE;
+    for (size_t i = 0; i < keylen; i++)
+        nul += text[i] == '\0';
+    if (nul != 1 + r->ngroup_by)
+        return FH_ERR_PARSE;
+    klen = (uint32_t)strlen(text);
+    if (len < sizeof(h))
+        return FH_ERR_PARSE;
+    memcpy(&h, p, sizeof(h));
+    if (h.magic != STATE_MAGIC || h.nstage != nstage_of(r) || h.nent > e->rst[ci].cap ||
+        len != state_size(r, h.nent))
+        return FH_ERR_PARSE;
+    g = group_get(e, ci, fnv1a(fnv1a(FNV_BASIS, &ci, sizeof(ci)), text, klen), text, klen,
+                  (uint32_t)keylen, h.newest);
+    if (!g)
+        return FH_ERR_LIMIT;
+    while (g->cap < h.nent) {
+        g->nent = g->cap; /* reserve() grows a full group only */
+        if (!reserve(e, g)) {
+            g->nent = 0;
+            return FH_ERR_LIMIT;
+        }
+    }
+    g->nent = 0;
+    p += sizeof(h);
+    if (h.nent) {
+        memcpy(g->ts, p, h.nent * sizeof(int64_t));
+        p += h.nent * sizeof(int64_t);
+        if (has_val(r)) {
+            memcpy(g->val, p, h.nent * sizeof(uint64_t));
+            p += h.nent * sizeof(uint64_t);
+        }
+    }
+    if (h.nstage)
+        memcpy(g->stage, p, h.nstage * sizeof(int64_t));
+    g->nent = h.nent;
+    g->newest = h.newest;
+    g->win_start = h.win_start;
+    g->first = h.first;
+    g->last = h.last;
+    g->count = h.count;
+    g->sum = h.sum;
+    g->seq = h.seq;
+    g->saved = true;
+    e->st.groups_created--; /* restored, not created by an event */
+    if (r->at_close && g->win_start + r->timespan_ms < e->next_deadline)
+        e->next_deadline = g->win_start + r->timespan_ms;
+    return FH_OK;
+}
+
+void corr_engine_get_clock(const corr_engine *e, corr_clock *c)
+{
+    c->has_watermark = e->wm != NO_TS;
+    c->watermark = c->has_watermark ? e->wm : 0;
+    c->next_deadline = e->next_deadline;
+    c->touch = e->touch;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = (*(cgroup *const *)a)->seq, y = (*(cgroup *const *)b)->seq;
+
+    return x < y ? -1 : x > y;
+}
+
+fh_err corr_engine_restore_done(corr_engine *e, const corr_clock *c)
+{
+    cgroup **v = NULL;
+    size_t cap = 0;
+
+    if (c && c->has_watermark && (e->wm == NO_TS || c->watermark > e->wm))
+        e->wm = c->watermark;
+    if (c) {
+        e->next_deadline = c->next_deadline;
+        if (c->touch > e->touch)
+            e->touch = c->touch;
+    }
+    /* Rows come back in key order: put each rule's LRU list back in touch order. */
+    for (uint32_t ci = 0; ci < e->rs->ncorrs; ci++) {
+        rstate *rs = &e->rst[ci];
+        size_t n = 0;
+
+        if (rs->ngroups > cap) {
+            cgroup **nv = realloc(v, rs->ngroups * sizeof(*nv));
+
+            if (!nv) {
+                free(v);
+                return FH_ERR_NOMEM;
+            }
+            v = nv;
+            cap = rs->ngroups;
+        }
+        if (rs->ngroups < 2)
+            continue;
+        for (cgroup *g = rs->head; g; g = g->next)
+            v[n++] = g;
+        qsort(v, n, sizeof(*v), by_seq);
+        rs->head = rs->tail = NULL;
+        for (size_t i = 0; i < n; i++) {
+            v[i]->prev = v[i]->next = NULL;
+            lru_push_head(rs, v[i]);
+        }
+    }
+    free(v);
+    return FH_OK;
 }

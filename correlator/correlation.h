@@ -238,4 +238,58 @@ size_t corr_memory_per_group(const struct corr_rule *r, uint32_t entries);
  */
 uint64_t corr_engine_adopt(corr_engine *to, corr_engine *from);
 
+/* ---- checkpoints: window state that survives a restart ------------------------------- */
+
+/*
+ * Kafka mode stores the consumer position in the same transaction as the alerts;
+ * the window state must go with them, or a restart would replay from the position
+ * with windows that forgot the events before it. So, per batch:
+ *
+ *   corr_engine_track_changes(e, true)        once: keep a list of changed groups
+ *   ... events ...
+ *   corr_engine_checkpoint(e, put, del, arg)  inside the batch's transaction:
+ *                                             put() every group changed since the last
+ *                                             checkpoint, del() every saved group gone
+ *   commit
+ *
+ * and on start, corr_engine_restore() for every saved group, then
+ * corr_engine_restore_done() with the saved clock. A group is saved as (rule, key, state): rule is
+ * "<id>#<hash of the definition>" (state of an edited rule is not restored: the
+ * rule starts afresh, as on SIGHUP), key the group key and its values, state a
+ * binary blob (layout in correlation.c). del() with key NULL deletes every group
+ * of a rule (a rule that changed or went away on reload).
+ *
+ * After a failed checkpoint the transaction must be rolled back and the process
+ * must not go on with this engine (its books no longer match the store): the
+ * correlator exits, and a restart restores the last committed state.
+ */
+typedef fh_err (*corr_put_fn)(void *arg, const char *rule, const char *key, size_t keylen,
+                              const void *state, size_t len);
+typedef fh_err (*corr_del_fn)(void *arg, const char *rule, const char *key, size_t keylen);
+
+void corr_engine_track_changes(corr_engine *e, bool on);
+fh_err corr_engine_checkpoint(corr_engine *e, corr_put_fn put, corr_del_fn del, void *arg);
+
+/*
+ * Restores one saved group. FH_ERR_NOTFOUND: no loaded rule has that name (the rule
+ * changed or is gone: drop the row); FH_ERR_PARSE: the key or state does not fit the
+ * rule (damaged: drop it); FH_ERR_LIMIT: over the group or memory caps.
+ */
+fh_err corr_engine_restore(corr_engine *e, const char *rule, const void *key, size_t keylen,
+                           const void *state, size_t len);
+
+/* The engine's clock: saved with every checkpoint, given back after the restores. */
+typedef struct {
+    bool has_watermark;    /* false before any event */
+    int64_t watermark;     /* newest event time seen, ms */
+    int64_t next_deadline; /* when the next at-close window may close */
+    uint64_t touch;        /* recency counter (LRU order of groups) */
+} corr_clock;
+
+void corr_engine_get_clock(const corr_engine *e, corr_clock *c);
+
+/* After the last corr_engine_restore(): sets the clock (c may be NULL: none saved) and
+ * puts the groups back in their saved LRU order. */
+fh_err corr_engine_restore_done(corr_engine *e, const corr_clock *c);
+
 #endif

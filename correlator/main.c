@@ -209,7 +209,8 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
     fh_info("%llu events, %llu malformed, %llu rule matches, %llu alert updates written; "
             "%.2f rules evaluated per event",
             (unsigned long long)e->stats.events, (unsigned long long)e->stats.malformed,
-            (unsigned long long)e->stats.matches, (unsigned long long)pl.alerts_written);
+            (unsigned long long)e->stats.matches, (unsigned long long)pl.alerts_written,
+            e->stats.events ? (double)e->stats.evaluated / (double)e->stats.events : 0.0);
 out:
     free(line);
     if (pl_ready) {

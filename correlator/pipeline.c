@@ -194,6 +194,8 @@ fh_err pipeline_event(pipeline *p, const char *json, size_t len)
 {
     char err[256];
 
+    if (p->broken)
+        return FH_ERR_IO;
     if (p->st && !store_in_transaction(p->st)) {
         fh_err e = store_begin(p->st);
 
@@ -239,6 +241,8 @@ fh_err pipeline_reload(pipeline *p, const engine_config *cfg, char *err, size_t 
         return FH_ERR_CONFIG;
     }
     nc = corr_engine_new(&ne->rs, &(corr_limits){0});
+    if (nc)
+        corr_engine_track_changes(nc, p->persist);
     nm = calloc(ne->rs.nrules ? ne->rs.nrules : 1, sizeof(*nm));
     ng = calloc(ne->rs.nrules ? ne->rs.nrules : 1, sizeof(*ng));
     if (!nc || !nm || !ng) {
@@ -272,19 +276,174 @@ fh_err pipeline_reload(pipeline *p, const engine_config *cfg, char *err, size_t 
     return FH_OK;
 }
 
+/* correlator_meta names of the correlation engine's clock */
+#define META_WATERMARK "corr_watermark"
+#define META_DEADLINE  "corr_next_deadline"
+#define META_TOUCH     "corr_touch"
+
+typedef struct {
+    pipeline *p;
+    uint64_t restored, dropped, over;
+    struct stale {
+        char *rule;
+        void *key;
+        size_t keylen;
+    } * stale;
+    size_t nstale, capstale;
+    bool nomem;
+} restore_ctx;
+
+static void restore_row(void *arg, const char *rule, const void *key, size_t keylen,
+                        const void *state, size_t len)
+{
+    restore_ctx *c = arg;
+    fh_err r = corr_engine_restore(c->p->corr, rule, key, keylen, state, len);
+    struct stale *ns;
+
+    if (r == FH_OK) {
+        c->restored++;
+        return;
+    }
+    if (r == FH_ERR_LIMIT) { /* fits the rule, not the caps: kept for a bigger limit */
+        c->over++;
+        return;
+    }
+    c->dropped++;
+    if (c->nstale == c->capstale) {
+        size_t nc = c->capstale ? c->capstale * 2 : 16;
+
+        if (!(ns = realloc(c->stale, nc * sizeof(*ns)))) {
+            c->nomem = true;
+            return;
+        }
+        c->stale = ns;
+        c->capstale = nc;
+    }
+    ns = &c->stale[c->nstale];
+    ns->rule = strdup(rule);
+    ns->key = malloc(keylen ? keylen : 1);
+    ns->keylen = keylen;
+    if (!ns->rule || !ns->key) {
+        free(ns->rule);
+        free(ns->key);
+        c->nomem = true;
+        return;
+    }
+    memcpy(ns->key, key, keylen);
+    c->nstale++;
+}
+
+/* Replaces p->corr by a fresh engine holding the store's last committed windows. */
+static fh_err windows_load(pipeline *p, bool log, char *err, size_t errlen)
+{
+    corr_engine *ce = corr_engine_new(&p->eng->rs, &(corr_limits){0});
+    restore_ctx c = {.p = p};
+    corr_clock clk = {0};
+    int64_t v[3];
+    fh_err r, m[3] = {FH_ERR_NOTFOUND, FH_ERR_NOTFOUND, FH_ERR_NOTFOUND};
+
+    if (!ce) {
+        snprintf(err, errlen, "out of memory");
+        return FH_ERR_NOMEM;
+    }
+    corr_engine_free(p->corr);
+    p->corr = ce;
+    corr_engine_track_changes(ce, true);
+    if ((r = store_corr_load(p->st, restore_row, &c)) == FH_OK && c.nomem)
+        r = FH_ERR_NOMEM;
+    if (r == FH_OK) {
+        m[0] = store_meta_get(p->st, META_WATERMARK, &v[0]);
+        m[1] = store_meta_get(p->st, META_DEADLINE, &v[1]);
+        m[2] = store_meta_get(p->st, META_TOUCH, &v[2]);
+        for (int i = 0; i < 3 && r == FH_OK; i++)
+            if (m[i] != FH_OK && m[i] != FH_ERR_NOTFOUND)
+                r = m[i];
+    }
+    if (r == FH_OK) {
+        clk.has_watermark = m[0] == FH_OK;
+        clk.watermark = v[0];
+        clk.next_deadline = m[1] == FH_OK ? v[1] : INT64_MAX;
+        clk.touch = m[2] == FH_OK ? (uint64_t)v[2] : 0;
+        r = corr_engine_restore_done(ce, m[1] == FH_OK ? &clk : NULL);
+    }
+    /* rows no loaded rule can use: gone for good */
+    if (r == FH_OK && c.nstale && (r = store_begin(p->st)) == FH_OK) {
+        for (size_t i = 0; i < c.nstale && r == FH_OK; i++)
+            r = store_corr_del(p->st, c.stale[i].rule, c.stale[i].key, c.stale[i].keylen);
+        r = r == FH_OK ? store_commit(p->st) : r;
+        if (r != FH_OK)
+            store_rollback(p->st);
+    }
+    for (size_t i = 0; i < c.nstale; i++) {
+        free(c.stale[i].rule);
+        free(c.stale[i].key);
+    }
+    free(c.stale);
+    if (r != FH_OK) {
+        snprintf(err, errlen, "restoring the correlation windows failed: %s: %s", fh_strerror(r),
+                 store_errmsg(p->st));
+        return r;
+    }
+    if (log && (c.restored || c.dropped || c.over))
+        fh_info("correlation windows restored: %llu groups; %llu dropped (rule changed or "
+                "gone); %llu over the state limits",
+                (unsigned long long)c.restored, (unsigned long long)c.dropped,
+                (unsigned long long)c.over);
+    return FH_OK;
+}
+
+fh_err pipeline_restore_windows(pipeline *p, char *err, size_t errlen)
+{
+    fh_err r;
+
+    if (!p->st) {
+        snprintf(err, errlen, "keeping correlation windows needs the store (--db)");
+        return FH_ERR_ARG;
+    }
+    if ((r = windows_load(p, true, err, errlen)) != FH_OK)
+        return r;
+    p->persist = true;
+    return FH_OK;
+}
+
+static fh_err checkpoint(pipeline *p)
+{
+    corr_clock c;
+    fh_err e = corr_engine_checkpoint(p->corr, store_corr_put, store_corr_del, p->st);
+
+    corr_engine_get_clock(p->corr, &c);
+    if (e == FH_OK && c.has_watermark)
+        e = store_meta_set(p->st, META_WATERMARK, c.watermark);
+    if (e == FH_OK)
+        e = store_meta_set(p->st, META_DEADLINE, c.next_deadline);
+    if (e == FH_OK)
+        e = store_meta_set(p->st, META_TOUCH, (int64_t)c.touch);
+    return e;
+}
+
 fh_err pipeline_commit(pipeline *p, char *err, size_t errlen)
 {
     fh_err e = p->error ? p->error : alert_book_flush(p->book);
 
+    if (!e && p->persist && store_in_transaction(p->st))
+        e = checkpoint(p);
     if (!e && p->st && store_in_transaction(p->st))
         e = store_commit(p->st);
     if (e) {
+        char why[512];
+
         snprintf(err, errlen, "storing alerts failed: %s%s%s", fh_strerror(e), p->st ? ": " : "",
                  p->st ? store_errmsg(p->st) : "");
         if (p->st)
             store_rollback(p->st);
         alert_book_reset(p->book);
         p->error = FH_OK;
+        /* the windows counted the batch: back to what the store holds */
+        if (p->persist && windows_load(p, false, why, sizeof(why)) != FH_OK) {
+            snprintf(err, errlen, "%s (after: %s)", why, fh_strerror(e));
+            p->broken = true;
+            return FH_ERR_IO;
+        }
         return e;
     }
     if (p->alerts_out)

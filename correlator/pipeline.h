@@ -37,6 +37,8 @@ typedef struct {
     event_view ev;
     jbuf jb;
     fh_err error; /* first error of the current batch */
+    bool persist; /* correlation windows are checkpointed in the store (Kafka mode) */
+    bool broken;  /* the windows could not be reloaded after a failed batch: stop */
     uint64_t batch_events;
     uint64_t alerts_written;
 } pipeline;
@@ -47,7 +49,22 @@ void pipeline_free(pipeline *p);
 /* Processes one event (opens a batch when none is open). */
 fh_err pipeline_event(pipeline *p, const char *json, size_t len);
 
-/* Flushes the book and commits the batch. */
+/*
+ * Kafka mode: from now on the correlation windows are saved with every batch, in its
+ * transaction, and are restored from the store here (the state of the last committed
+ * batch, matching the stored consumer positions). Rows of rules that changed or are
+ * gone, or that do not fit, are dropped (counted in the log line). Needs p->st.
+ * Not for --input runs: a file has no stored position to resume from, and replaying a
+ * file into windows that already counted it would count it twice.
+ */
+fh_err pipeline_restore_windows(pipeline *p, char *err, size_t errlen);
+
+/*
+ * Flushes the book and commits the batch (with the windows' checkpoint when
+ * persisting). On failure the batch is rolled back, the book forgets it and
+ * persisted windows are reloaded from the store, so consuming the batch again
+ * applies it once.
+ */
 fh_err pipeline_commit(pipeline *p, char *err, size_t errlen);
 
 /*

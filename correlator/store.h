@@ -103,6 +103,22 @@ fh_err store_get_offset(store *st, const char *topic, int32_t partition, int64_t
 typedef void (*store_offset_fn)(void *ctx, int32_t partition, int64_t next_offset);
 fh_err store_get_offsets(store *st, const char *topic, store_offset_fn fn, void *ctx);
 
+/* ---- correlation window state (correlation.h, "checkpoints") ------------------------ */
+
+/* corr_put_fn / corr_del_fn with the store as ctx; inside a transaction. */
+fh_err store_corr_put(void *ctx, const char *rule, const char *key, size_t keylen,
+                      const void *state, size_t len);
+fh_err store_corr_del(void *ctx, const char *rule, const char *key, size_t keylen);
+
+/* Calls fn for every saved group (rule, key order); fn must copy what it keeps. */
+typedef void (*store_corr_fn)(void *ctx, const char *rule, const void *key, size_t keylen,
+                              const void *state, size_t len);
+fh_err store_corr_load(store *st, store_corr_fn fn, void *ctx);
+
+/* Named values of the correlator (correlator_meta); set inside a transaction. */
+fh_err store_meta_set(store *st, const char *name, int64_t value);
+fh_err store_meta_get(store *st, const char *name, int64_t *value); /* FH_ERR_NOTFOUND */
+
 /* ---- reading back ------------------------------------------------------------------- */
 
 /*

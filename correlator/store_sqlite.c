@@ -124,11 +124,31 @@ static const char MIGRATION_0002[] =
     "    payload    TEXT NOT NULL,           -- the alert update as JSON (alert_to_json)\n"
     "    created_at BIGINT NOT NULL          -- event time of the update, ms\n"
     ");\n";
+
+static const char MIGRATION_0003[] =
+    "-- 0003_corr_state: the window state of correlation rules, written in the same\n"
+    "-- transaction as the alerts and the consumer positions, so a restart resumes the\n"
+    "-- windows exactly where the stored positions resume the events (correlation.h,\n"
+    "-- \"checkpoints\").\n"
+    "\n"
+    "CREATE TABLE corr_state (\n"
+    "    rule      TEXT NOT NULL,            -- \"<rule id>#<hash of its definition>\"\n"
+    "    group_key BLOB NOT NULL,            -- group key and group-by values, NUL-separated\n"
+    "    state     BLOB NOT NULL,            -- counts, times, values (correlation.c layout)\n"
+    "    PRIMARY KEY (rule, group_key)\n"
+    ");\n"
+    "\n"
+    "-- Single values of the correlator: 'corr_watermark' = newest event time seen, ms.\n"
+    "CREATE TABLE correlator_meta (\n"
+    "    name  TEXT PRIMARY KEY,\n"
+    "    value BIGINT NOT NULL\n"
+    ");\n";
 /* END MIGRATIONS */
 
 static const store_migration migrations[] = {
     {1, "0001_alerts", MIGRATION_0001},
     {2, "0002_alert_outbox", MIGRATION_0002},
+    {3, "0003_corr_state", MIGRATION_0003},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -160,6 +180,12 @@ enum {
     S_GET,
     S_GET_TAGS,
     S_GET_EVIDENCE,
+    S_CORR_PUT,
+    S_CORR_DEL,
+    S_CORR_DEL_RULE,
+    S_CORR_LOAD,
+    S_META_SET,
+    S_META_GET,
     S_COUNT
 };
 
@@ -215,6 +241,14 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_GET_TAGS] = "SELECT tag FROM alert_tags WHERE alert_id = ?1 ORDER BY ord",
     [S_GET_EVIDENCE] = "SELECT seq, ts, community_id, event, truncated FROM alert_evidence "
                        "WHERE alert_id = ?1 ORDER BY seq",
+    [S_CORR_PUT] = "INSERT INTO corr_state (rule, group_key, state) VALUES (?1, ?2, ?3) "
+                   "ON CONFLICT (rule, group_key) DO UPDATE SET state = excluded.state",
+    [S_CORR_DEL] = "DELETE FROM corr_state WHERE rule = ?1 AND group_key = ?2",
+    [S_CORR_DEL_RULE] = "DELETE FROM corr_state WHERE rule = ?1",
+    [S_CORR_LOAD] = "SELECT rule, group_key, state FROM corr_state ORDER BY rule, group_key",
+    [S_META_SET] = "INSERT INTO correlator_meta (name, value) VALUES (?1, ?2) "
+                   "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    [S_META_GET] = "SELECT value FROM correlator_meta WHERE name = ?1",
 };
 
 struct store {
@@ -727,6 +761,88 @@ fh_err store_get_offsets(store *st, const char *topic, store_offset_fn fn, void 
         fn(ctx, sqlite3_column_int(s, 0), sqlite3_column_int64(s, 1));
     if (rc != SQLITE_DONE)
         err = fail(st, "store_get_offsets");
+    stmt_done(s);
+    return err;
+}
+
+/* ---- correlation window state ------------------------------------------------------ */
+
+fh_err store_corr_put(void *ctx, const char *rule, const char *key, size_t keylen,
+                      const void *state, size_t len)
+{
+    store *st = ctx;
+    sqlite3_stmt *s = st->s[S_CORR_PUT];
+    fh_err err;
+
+    if ((err = need_tx(st, "store_corr_put")))
+        return err;
+    bind_str(s, 1, rule);
+    sqlite3_bind_blob(s, 2, key, (int)keylen, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, state, (int)len, SQLITE_STATIC);
+    return step_done(st, s, "store_corr_put: INSERT corr_state");
+}
+
+fh_err store_corr_del(void *ctx, const char *rule, const char *key, size_t keylen)
+{
+    store *st = ctx;
+    sqlite3_stmt *s = st->s[key ? S_CORR_DEL : S_CORR_DEL_RULE];
+    fh_err err;
+
+    if ((err = need_tx(st, "store_corr_del")))
+        return err;
+    bind_str(s, 1, rule);
+    if (key)
+        sqlite3_bind_blob(s, 2, keylen ? key : "", (int)keylen, SQLITE_STATIC);
+    return step_done(st, s, "store_corr_del: DELETE corr_state");
+}
+
+fh_err store_corr_load(store *st, store_corr_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = st->s[S_CORR_LOAD];
+    fh_err err = FH_OK;
+    int rc;
+
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *rule = (const char *)sqlite3_column_text(s, 0);
+        const void *key = sqlite3_column_blob(s, 1);
+        int keylen = sqlite3_column_bytes(s, 1);
+        const void *state = sqlite3_column_blob(s, 2);
+        int len = sqlite3_column_bytes(s, 2);
+
+        fn(ctx, rule ? rule : "", key ? key : "", (size_t)keylen, state ? state : "", (size_t)len);
+    }
+    if (rc != SQLITE_DONE)
+        err = fail(st, "store_corr_load: SELECT corr_state");
+    stmt_done(s);
+    return err;
+}
+
+fh_err store_meta_set(store *st, const char *name, int64_t value)
+{
+    sqlite3_stmt *s = st->s[S_META_SET];
+    fh_err err;
+
+    if ((err = need_tx(st, "store_meta_set")))
+        return err;
+    bind_str(s, 1, name);
+    sqlite3_bind_int64(s, 2, value);
+    return step_done(st, s, "store_meta_set: INSERT correlator_meta");
+}
+
+fh_err store_meta_get(store *st, const char *name, int64_t *value)
+{
+    sqlite3_stmt *s = st->s[S_META_GET];
+    fh_err err = FH_OK;
+    int rc;
+
+    bind_str(s, 1, name);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *value = sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_DONE)
+        err = FH_ERR_NOTFOUND;
+    else
+        err = fail(st, "store_meta_get: SELECT correlator_meta");
     stmt_done(s);
     return err;
 }

@@ -980,6 +980,393 @@ static void test_determinism(void **state)
     assert_int_not_equal(run_random(42), run_random(43));
 }
 
+/* ---- checkpoints --------------------------------------------------------------------------- */
+
+/* An in-memory stand-in for the corr_state table: (rule, key) -> state. */
+typedef struct {
+    char *rule;
+    void *key, *state;
+    size_t keylen, len;
+} srow;
+
+typedef struct {
+    srow *rows;
+    size_t n;
+    corr_clock clock;
+    uint64_t puts, dels;
+} sstore;
+
+static srow *sfind(sstore *s, const char *rule, const void *key, size_t keylen)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->rows[i].rule, rule) && s->rows[i].keylen == keylen &&
+            !memcmp(s->rows[i].key, key, keylen))
+            return &s->rows[i];
+    return NULL;
+}
+
+static void *dup_bytes(const void *p, size_t n)
+{
+    void *d = malloc(n ? n : 1);
+
+    memcpy(d, p, n);
+    return d;
+}
+
+static fh_err sput(void *arg, const char *rule, const char *key, size_t keylen, const void *st,
+                   size_t len)
+{
+    sstore *s = arg;
+    srow *r = sfind(s, rule, key, keylen);
+
+    s->puts++;
+    if (!r) {
+        s->rows = realloc(s->rows, (s->n + 1) * sizeof(*s->rows));
+        r = &s->rows[s->n++];
+        r->rule = strdup(rule);
+        r->key = dup_bytes(key, keylen);
+        r->keylen = keylen;
+    } else {
+        free(r->state);
+    }
+    r->state = dup_bytes(st, len);
+    r->len = len;
+    return FH_OK;
+}
+
+static fh_err sdel(void *arg, const char *rule, const char *key, size_t keylen)
+{
+    sstore *s = arg;
+
+    s->dels++;
+    for (size_t i = 0; i < s->n;) {
+        srow *r = &s->rows[i];
+
+        if (!strcmp(r->rule, rule) &&
+            (!key || (r->keylen == keylen && !memcmp(r->key, key, keylen)))) {
+            free(r->rule);
+            free(r->key);
+            free(r->state);
+            s->rows[i] = s->rows[--s->n];
+        } else {
+            i++;
+        }
+    }
+    return FH_OK;
+}
+
+static void sstore_copy(sstore *to, const sstore *from)
+{
+    memset(to, 0, sizeof(*to));
+    to->rows = calloc(from->n ? from->n : 1, sizeof(*to->rows));
+    for (size_t i = 0; i < from->n; i++) {
+        to->rows[i].rule = strdup(from->rows[i].rule);
+        to->rows[i].key = dup_bytes(from->rows[i].key, from->rows[i].keylen);
+        to->rows[i].keylen = from->rows[i].keylen;
+        to->rows[i].state = dup_bytes(from->rows[i].state, from->rows[i].len);
+        to->rows[i].len = from->rows[i].len;
+    }
+    to->n = from->n;
+    to->clock = from->clock;
+}
+
+static void sstore_free(sstore *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->rows[i].rule);
+        free(s->rows[i].key);
+        free(s->rows[i].state);
+    }
+    free(s->rows);
+    memset(s, 0, sizeof(*s));
+}
+
+static const char *const CK_NAMES[] = {"a", "b", NULL};
+
+/* Every correlation type, sliding and at-close, chained; small caps so eviction happens. */
+static void ck_rules(ruleset *rs, const char *c_timespan)
+{
+    char c[512];
+
+    rs_init(rs, CK_NAMES);
+    snprintf(c, sizeof(c),
+             "title: C\nname: c\ncorrelation:\n  type: event_count\n  rules: [a, b]\n"
+             "  group-by: [src_ip]\n  timespan: %s\n  condition: {gte: 3}\n",
+             c_timespan);
+    rs_add_corr(rs, c);
+    rs_add_corr(rs, "title: D\nname: d\ncorrelation:\n  type: temporal\n  rules: [c, b]\n"
+                    "  group-by: [src_ip]\n  timespan: 30s\n");
+    rs_add_corr(rs, "title: O\nname: o\ncorrelation:\n  type: temporal_ordered\n"
+                    "  rules: [a, b]\n  group-by: [src_ip]\n  timespan: 20s\n");
+    rs_add_corr(rs, "title: V\nname: v\ncorrelation:\n  type: value_count\n  rules: [a]\n"
+                    "  group-by: [dest_ip]\n  timespan: 20s\n"
+                    "  condition: {field: src_ip, gte: 4}\n");
+    rs_add_corr(rs, "title: S\nname: s\ncorrelation:\n  type: value_sum\n  rules: [b]\n"
+                    "  group-by: [src_ip]\n  timespan: 15s\n"
+                    "  condition: {field: dest_port, gte: 2000}\n");
+    rs_add_corr(rs, "title: Q\nname: q\ncorrelation:\n  type: event_count\n  rules: [b]\n"
+                    "  group-by: [dest_ip]\n  timespan: 12s\n  condition: {lt: 2}\n");
+    rs_add_corr(rs, "title: W\nname: w\ncorrelation:\n  type: value_count\n  rules: [a]\n"
+                    "  group-by: [src_ip]\n  timespan: 10s\n"
+                    "  condition: {field: dest_ip, lte: 1}\n");
+    assert_int_equal(corr_resolve(rs), FH_OK);
+}
+
+#define CK_EVENTS 6000
+#define CK_BATCH  50
+
+/* Event i of the test stream (deterministic). */
+static const event_view *ck_event(tev *t, int i, uint32_t *rule, int64_t *ts)
+{
+    static char src[32], dst[32];
+    uint64_t x = (uint64_t)i * 0x9E3779B97F4A7C15ull;
+
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 32;
+    *ts = (int64_t)i * 137 + (int64_t)(x % 97);
+    *rule = (uint32_t)(x >> 7) & 1;
+    snprintf(src, sizeof(src), "10.0.0.%u", (unsigned)(x >> 17) % 11);
+    snprintf(dst, sizeof(dst), "10.9.0.%u", (unsigned)(x >> 27) % 10);
+    ev_pair(t, src, dst, *ts);
+    ev_num(t, "dest_port", (int64_t)((x >> 40) % 1024));
+    return &t->ev;
+}
+
+/* Feeds events [from, to) with a checkpoint every CK_BATCH; hashes emits into *h. */
+static void ck_run(corr_engine *e, int from, int to, sstore *s, uint64_t *h, uint64_t *n)
+{
+    tev t;
+
+    for (int i = from; i < to; i++) {
+        uint32_t rule;
+        int64_t ts;
+        const event_view *ev = ck_event(&t, i, &rule, &ts);
+        rec x;
+
+        memset(&x, 0, sizeof(x));
+        corr_advance(e, ts, on_emit, &x);
+        corr_feed(e, rule, ev, ts, on_emit, &x);
+        for (int k = 0; k < x.n; k++) {
+            for (const char *p = x.lines[k]; *p; p++)
+                *h = (*h ^ (unsigned char)*p) * 1099511628211ull;
+            (*n)++;
+        }
+        if ((i + 1) % CK_BATCH == 0 && s) {
+            assert_int_equal(corr_engine_checkpoint(e, sput, sdel, s), FH_OK);
+            corr_engine_get_clock(e, &s->clock);
+        }
+    }
+}
+
+static corr_engine *ck_engine(const ruleset *rs)
+{
+    corr_limits lim = {.max_groups_per_rule = 8};
+    corr_engine *e = corr_engine_new(rs, &lim);
+
+    assert_non_null(e);
+    corr_engine_track_changes(e, true);
+    return e;
+}
+
+static corr_engine *ck_restore(const ruleset *rs, const sstore *s)
+{
+    corr_engine *e = ck_engine(rs);
+
+    for (size_t i = 0; i < s->n; i++)
+        assert_int_equal(corr_engine_restore(e, s->rows[i].rule, s->rows[i].key, s->rows[i].keylen,
+                                             s->rows[i].state, s->rows[i].len),
+                         FH_OK);
+    assert_int_equal(corr_engine_restore_done(e, &s->clock), FH_OK);
+    return e;
+}
+
+/*
+ * A crash after any committed checkpoint, then a restart from it: the emits from there on
+ * are exactly those of the run without the crash. Without the restore they are not.
+ */
+static void test_checkpoint_restore(void **state)
+{
+    static const int CRASH[] = {CK_BATCH, 1000, 2950, 4500};
+    ruleset rs;
+    sstore s = {0}, snap[4];
+    corr_engine *a;
+    uint64_t hall = 14695981039346656037ull, nall = 0, rows_max = 0;
+    uint64_t href[4], nref[4];
+    corr_stats st;
+
+    (void)state;
+    ck_rules(&rs, "10s");
+    /* the reference run, with a snapshot of the store at each crash point */
+    a = ck_engine(&rs);
+    {
+        int at = 0;
+
+        for (int c = 0; c < 4; c++) {
+            ck_run(a, at, CRASH[c], &s, &hall, &nall);
+            sstore_copy(&snap[c], &s);
+            if (s.n > rows_max)
+                rows_max = s.n;
+            href[c] = 14695981039346656037ull;
+            nref[c] = 0;
+            at = CRASH[c];
+        }
+        ck_run(a, at, CK_EVENTS, &s, &hall, &nall);
+    }
+    corr_get_stats(a, &st);
+    assert_true(st.emits > 100);        /* the stream exercises the rules */
+    assert_true(st.groups_evicted > 0); /* and the caps */
+    assert_true(rows_max >= 10);
+    assert_true(s.dels > 0);
+    /* the tail of the reference run from each crash point */
+    for (int c = 0; c < 4; c++) {
+        corr_engine *r = ck_engine(&rs);
+        sstore tmp = {0};
+        uint64_t hx = 14695981039346656037ull, nx = 0;
+
+        ck_run(r, 0, CRASH[c], &tmp, &hx, &nx); /* same engine state as `a` at CRASH[c] */
+        ck_run(r, CRASH[c], CK_EVENTS, &tmp, &href[c], &nref[c]);
+        corr_engine_free(r);
+        sstore_free(&tmp);
+    }
+    for (int c = 0; c < 4; c++) {
+        corr_engine *b = ck_restore(&rs, &snap[c]);
+        corr_engine *fresh = ck_engine(&rs);
+        uint64_t hb = 14695981039346656037ull, nb = 0, hf = hb, nf = 0;
+        sstore tmp = {0};
+
+        ck_run(b, CRASH[c], CK_EVENTS, &snap[c], &hb, &nb);
+        ck_run(fresh, CRASH[c], CK_EVENTS, &tmp, &hf, &nf);
+        if (hb != href[c] || nb != nref[c])
+            fail_msg("crash at event %d: %llu emits after the restore, %llu without the crash",
+                     CRASH[c], (unsigned long long)nb, (unsigned long long)nref[c]);
+        assert_true(hf != href[c]); /* the restore is what makes them equal */
+        corr_engine_free(b);
+        corr_engine_free(fresh);
+        sstore_free(&tmp);
+    }
+    /* the stores the restarted engines kept writing equal the reference's final one */
+    for (int c = 0; c < 4; c++) {
+        assert_int_equal(snap[c].n, s.n);
+        assert_int_equal(snap[c].clock.has_watermark, s.clock.has_watermark);
+        assert_int_equal(snap[c].clock.watermark, s.clock.watermark);
+        assert_int_equal(snap[c].clock.next_deadline, s.clock.next_deadline);
+        assert_int_equal(snap[c].clock.touch, s.clock.touch);
+        for (size_t i = 0; i < s.n; i++) {
+            srow *r = sfind(&snap[c], s.rows[i].rule, s.rows[i].key, s.rows[i].keylen);
+
+            if (!r || r->len != s.rows[i].len || memcmp(r->state, s.rows[i].state, r->len))
+                fail_msg("crash at event %d: saved group %s %s differs at the end", CRASH[c],
+                         s.rows[i].rule, (const char *)s.rows[i].key);
+        }
+    }
+    for (int c = 0; c < 4; c++)
+        sstore_free(&snap[c]);
+    sstore_free(&s);
+    corr_engine_free(a);
+    rs_done(&rs);
+}
+
+/* SIGHUP with checkpoints: state of unchanged rules moves on, saved state of a changed
+ * rule is deleted at the next checkpoint, and pending changes are not lost. */
+static void test_adopt_checkpoint(void **state)
+{
+    ruleset rs, rs2;
+    sstore s = {0};
+    corr_engine *a, *b;
+    uint64_t h = 0, n = 0;
+    size_t c_rows = 0, others = 0;
+    char cname[64] = "";
+
+    (void)state;
+    ck_rules(&rs, "10s");
+    a = ck_engine(&rs);
+    ck_run(a, 0, 1000, &s, &h, &n);
+    ck_run(a, 1000, 1020, NULL, &h, &n); /* changed since the last checkpoint */
+    for (size_t i = 0; i < s.n; i++) {
+        if (!strncmp(s.rows[i].rule, "c#", 2)) {
+            c_rows++;
+            snprintf(cname, sizeof(cname), "%s", s.rows[i].rule);
+        } else {
+            others++;
+        }
+    }
+    assert_true(c_rows > 0 && others > 0);
+    ck_rules(&rs2, "11s"); /* c changed; d (which references c) is unchanged */
+    b = ck_engine(&rs2);
+    assert_true(corr_engine_adopt(b, a) > 0);
+    corr_engine_free(a);
+    assert_int_equal(corr_engine_checkpoint(b, sput, sdel, &s), FH_OK);
+    for (size_t i = 0; i < s.n; i++)
+        assert_string_not_equal(s.rows[i].rule, cname);
+    assert_true(s.n >= others - 8); /* the others are still there (evictions aside) */
+    /* and what was restored from the store now equals the adopted engine's state */
+    {
+        corr_engine *r = ck_restore(&rs2, &s);
+        uint64_t h1 = 1, n1 = 0, h2 = 1, n2 = 0;
+        sstore t1 = {0}, t2 = {0};
+
+        ck_run(b, 1020, 3000, &t1, &h1, &n1);
+        ck_run(r, 1020, 3000, &t2, &h2, &n2);
+        assert_int_equal(n1, n2);
+        assert_true(h1 == h2);
+        corr_engine_free(r);
+        sstore_free(&t1);
+        sstore_free(&t2);
+    }
+    corr_engine_free(b);
+    sstore_free(&s);
+    rs_done(&rs2);
+    rs_done(&rs);
+}
+
+/* Rows that do not fit: another definition, an unknown rule, damaged key or state. */
+static void test_restore_refuses(void **state)
+{
+    ruleset rs, rs2;
+    sstore s = {0};
+    corr_engine *a, *b;
+    uint64_t h = 0, n = 0;
+    srow *r = NULL;
+    char *bad;
+
+    (void)state;
+    ck_rules(&rs, "10s");
+    a = ck_engine(&rs);
+    ck_run(a, 0, 500, &s, &h, &n);
+    assert_true(s.n > 0);
+    for (size_t i = 0; i < s.n && !r; i++)
+        if (!strncmp(s.rows[i].rule, "c#", 2))
+            r = &s.rows[i];
+    assert_non_null(r);
+    /* the same rule with another timespan has another name: not restored */
+    ck_rules(&rs2, "11s");
+    b = ck_engine(&rs2);
+    assert_int_equal(corr_engine_restore(b, r->rule, r->key, r->keylen, r->state, r->len),
+                     FH_ERR_NOTFOUND);
+    corr_engine_free(b);
+    b = ck_engine(&rs);
+    assert_int_equal(
+        corr_engine_restore(b, "nosuch#0000000000000000", r->key, r->keylen, r->state, r->len),
+        FH_ERR_NOTFOUND);
+    assert_int_equal(corr_engine_restore(b, r->rule, r->key, r->keylen, r->state, r->len - 1),
+                     FH_ERR_PARSE);
+    assert_int_equal(corr_engine_restore(b, r->rule, r->key, r->keylen - 1, r->state, r->len),
+                     FH_ERR_PARSE); /* no final NUL */
+    assert_int_equal(corr_engine_restore(b, r->rule, "k\0v\0w", 6, r->state, r->len),
+                     FH_ERR_PARSE); /* one group-by value, not two */
+    bad = dup_bytes(r->state, r->len);
+    bad[0] ^= 1; /* magic */
+    assert_int_equal(corr_engine_restore(b, r->rule, r->key, r->keylen, bad, r->len), FH_ERR_PARSE);
+    free(bad);
+    assert_int_equal(corr_engine_restore(b, r->rule, r->key, r->keylen, r->state, r->len), FH_OK);
+    corr_engine_free(b);
+    corr_engine_free(a);
+    sstore_free(&s);
+    rs_done(&rs2);
+    rs_done(&rs);
+}
+
 static void test_memory_per_group(void **state)
 {
     ruleset rs;
@@ -1033,6 +1420,9 @@ int main(void)
         cmocka_unit_test(test_eviction),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_memory_per_group),
+        cmocka_unit_test(test_checkpoint_restore),
+        cmocka_unit_test(test_restore_refuses),
+        cmocka_unit_test(test_adopt_checkpoint),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
