@@ -37,6 +37,8 @@ typedef struct {
     int32_t partition;
     int64_t first; /* offset of the batch's first message from it; -1: none */
     int64_t next;  /* offset after the batch's last message from it */
+    bool assigned; /* in the current assignment (tracked for exit_at_end) */
+    bool eof;      /* reported the end of its log since its last message */
 } part_pos;
 
 typedef struct {
@@ -62,6 +64,11 @@ typedef struct {
     uint32_t fails_in_row;
     bool fatal;
     bool brokers_down;
+
+    /* exit_at_end: assigned partitions and how many of them are at their end */
+    size_t n_assigned, n_eof;
+    bool assigned_once;   /* an assignment arrived */
+    bool awaiting_assign; /* everything was revoked: the next assignment decides */
 
     /* outbox publishing */
     inflight *inf;
@@ -191,6 +198,8 @@ static part_pos *part_get(kctx *k, const char *topic, int32_t partition)
     p->partition = partition;
     p->first = -1;
     p->next = -1;
+    p->assigned = false;
+    p->eof = false;
     k->last = k->nparts++;
     return p;
 }
@@ -210,6 +219,37 @@ static void parts_free(kctx *k)
     k->nparts = k->capparts = k->last = 0;
 }
 
+/* The counters behind at_end(): only assigned partitions count. */
+static void part_set_eof(kctx *k, part_pos *p, bool eof)
+{
+    if (!p->assigned || p->eof == eof)
+        return;
+    p->eof = eof;
+    if (eof)
+        k->n_eof++;
+    else
+        k->n_eof--;
+}
+
+static void part_set_assigned(kctx *k, part_pos *p, bool assigned)
+{
+    if (p->assigned == assigned)
+        return;
+    part_set_eof(k, p, false); /* a new assignment must reach its end again */
+    p->assigned = assigned;
+    if (assigned)
+        k->n_assigned++;
+    else
+        k->n_assigned--;
+}
+
+/* exit_at_end: every partition of the current assignment is at the end of its log. */
+static bool at_end(const kctx *k)
+{
+    return k->cfg->exit_at_end && k->assigned_once && !k->awaiting_assign &&
+           k->n_eof == k->n_assigned;
+}
+
 /* ---- batches ------------------------------------------------------------------------- */
 
 /* Seeks the partitions of the failed batch back to its first messages. */
@@ -219,9 +259,11 @@ static void rewind_batch(kctx *k)
     rd_kafka_error_t *e;
 
     for (size_t i = 0; i < k->nparts; i++)
-        if (k->parts[i].first >= 0)
+        if (k->parts[i].first >= 0) {
             rd_kafka_topic_partition_list_add(l, k->parts[i].topic, k->parts[i].partition)->offset =
                 k->parts[i].first;
+            part_set_eof(k, &k->parts[i], false); /* its messages come again */
+        }
     if (l->cnt && (e = rd_kafka_seek_partitions(k->rk, l, 5000)) != NULL) {
         fh_error("kafka: seeking back after a failed batch: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
@@ -438,6 +480,31 @@ static bool service_producer(kctx *k)
 
 /* ---- rebalance ---------------------------------------------------------------------- */
 
+/* exit_at_end: partitions joining (assigned) or leaving the assignment. Eager
+ * assignments replace the whole set; cooperative ones add to it. */
+static void track_assignment(kctx *k, const rd_kafka_topic_partition_list_t *parts, bool assigned)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        part_pos *p = part_get(k, parts->elems[i].topic, parts->elems[i].partition);
+
+        if (!p) {
+            fh_error("out of memory");
+            k->fatal = true;
+            return;
+        }
+        part_set_assigned(k, p, assigned);
+    }
+    if (assigned) {
+        k->assigned_once = true;
+        k->awaiting_assign = false;
+        if (!k->n_assigned)
+            fh_info("kafka: no partitions assigned: nothing to read (--exit-at-end)");
+    } else if (!k->n_assigned) {
+        /* an eager rebalance revokes everything before the new assignment */
+        k->awaiting_assign = true;
+    }
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -465,6 +532,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         p->topic, (int)p->partition);
             }
         }
+        if (k->cfg->exit_at_end)
+            track_assignment(k, parts, true);
         if (coop)
             ae = rd_kafka_incremental_assign(rk, parts);
         else
@@ -476,6 +545,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         commit_batch(k, false);
         fh_info("kafka: %d partitions revoked%s", parts->cnt,
                 rd_kafka_assignment_lost(rk) ? " (assignment lost)" : "");
+        if (k->cfg->exit_at_end)
+            track_assignment(k, parts, false);
         if (coop)
             ae = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -534,7 +605,7 @@ static rd_kafka_t *new_consumer(kctx *k)
         set_conf(conf, "auto.offset.reset", "earliest") || set_user_props(conf, cfg) ||
         set_conf(conf, "enable.auto.commit", "false") ||
         set_conf(conf, "enable.auto.offset.store", "false") ||
-        set_conf(conf, "enable.partition.eof", "false")) {
+        set_conf(conf, "enable.partition.eof", cfg->exit_at_end ? "true" : "false")) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -588,8 +659,12 @@ static void handle_message(kctx *k, rd_kafka_message_t *m)
 
     if (m->err) {
         now = now_ms();
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            /* only with exit_at_end: delivered in order after the partition's messages */
+            if (m->rkt && (p = part_get(k, rd_kafka_topic_name(m->rkt), m->partition)))
+                part_set_eof(k, p, true);
             return;
+        }
         if (now - k->last_err_log_ms >= 10000 || !k->last_err_log_ms) {
             k->last_err_log_ms = now;
             fh_warn("kafka: consumer: %s%s%s", rd_kafka_message_errstr(m), m->rkt ? ", topic " : "",
@@ -613,6 +688,7 @@ static void handle_message(kctx *k, rd_kafka_message_t *m)
         k->batch_open = true;
         k->batch_start_ms = now_ms();
     }
+    part_set_eof(k, p, false);
     k->consumed++;
     k->last_msg_ms = now_ms();
     if (!k->first_msg_ms)
@@ -729,6 +805,13 @@ int run_kafka(const consumer_config *cfg)
                 service_producer(&k);
         } else if (!k.batch_open && now - k.last_service_ms >= SERVICE_MS) {
             service_producer(&k);
+        }
+        /* a failed commit rewinds, and the partitions must reach their end again */
+        if (at_end(&k) && commit_batch(&k, true) == 0 && at_end(&k)) {
+            fh_info("kafka: all %zu assigned partitions are at the end of their log: stopping "
+                    "(--exit-at-end)",
+                    k.n_assigned);
+            break;
         }
     }
     rc = k.fatal ? 1 : 0;

@@ -37,6 +37,13 @@
  *
  * SIGINT/SIGTERM (*stop): commit the batch, close the consumer (leave the
  * group), publish and flush the producer for at most 5 s, return 0.
+ *
+ * exit_at_end (--exit-at-end, like kcat -e): enable.partition.eof is set, and
+ * the run stops the same way once it holds an assignment and every assigned
+ * partition has reported the end of its log since its last message (an empty
+ * assignment counts as at the end). A partition rewound after a failed commit,
+ * or newly assigned, must reach its end again; after a revoke that leaves
+ * nothing assigned, the next assignment is awaited.
  * Unreachable brokers at start: an error within 10 s (metadata request),
  * never a hang.
  */
@@ -44,6 +51,7 @@
 #define FH_CORR_CONSUMER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,11 +68,13 @@ typedef struct {
     const char *alerts_out; /* NDJSON, appended to; NULL: none; "-": stdout */
     uint32_t batch;         /* events per transaction (default 500) */
     uint32_t batch_ms;      /* longest a batch stays open, ms (default 200) */
+    bool exit_at_end;       /* stop once every assigned partition is at its end */
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *reload; /* SIGHUP: commit the batch, then pipeline_reload() */
 } consumer_config;
 
-/* Runs until *stop; returns the exit status (0, or 1 with the reason logged). */
+/* Runs until *stop (or, with exit_at_end, the end of every assigned partition); returns the
+ * exit status (0, or 1 with the reason logged). */
 int run_kafka(const consumer_config *cfg);
 
 #endif

@@ -42,6 +42,7 @@ static void usage(FILE *f)
                "[--group ID]\n"
                "              [--alerts-topic T] [-X name=value]... --db PATH "
                "[--alerts-out FILE]\n"
+               "              [--exit-at-end]\n"
                "       fenghuo-correlator --check-rules PATH [--lists DIR] [--assets FILE] "
                "[--quiet]\n"
                "\n"
@@ -59,6 +60,8 @@ static void usage(FILE *f)
                "  --group ID           consumer group (default fenghuo-correlator)\n"
                "  --alerts-topic T     publish alerts there, key = alert id (default\n"
                "                       fenghuo.alerts; Kafka mode only)\n"
+               "  --exit-at-end        stop once every assigned partition is at its end (as\n"
+               "                       kcat -e): commit, send the alerts, exit 0 (Kafka mode)\n"
                "  -X name=value        librdkafka property for the consumer and the producer\n"
                "                       (-X session.timeout.ms=6000, -X auto.offset.reset=latest)\n"
                "  --check-rules PATH   validate every rule under PATH (file or directory) and\n"
@@ -243,6 +246,7 @@ int main(int argc, char **argv)
         {"topic", required_argument, NULL, 'T'},
         {"group", required_argument, NULL, 'G'},
         {"alerts-topic", required_argument, NULL, 'P'},
+        {"exit-at-end", no_argument, NULL, 'E'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -251,7 +255,7 @@ int main(int argc, char **argv)
     const char *check = NULL, *lists_dir = NULL, *assets_file = NULL, *rules = NULL, *input = NULL,
                *alerts_out = NULL, *db = NULL;
     uint32_t batch = 500;
-    bool quiet = false;
+    bool quiet = false, exit_at_end = false;
     int opt;
     const char *kafka = NULL, *group = NULL, *alerts_topic = NULL;
     /* static: still reachable (not a leak) on the early returns below */
@@ -313,6 +317,9 @@ int main(int argc, char **argv)
         case 'P':
             alerts_topic = optarg;
             break;
+        case 'E':
+            exit_at_end = true;
+            break;
         case 'X':
             if (!strchr(optarg, '=') || optarg[0] == '=') {
                 fh_error("-X expects name=value, got '%s'", optarg);
@@ -341,6 +348,10 @@ int main(int argc, char **argv)
         fh_error("give either --input FILE or --kafka BROKERS, not both");
         return 2;
     }
+    if (exit_at_end && !kafka) {
+        fh_error("--exit-at-end is for --kafka (an --input run always stops at its end)");
+        return 2;
+    }
     if (!rules || (!input && !kafka)) {
         fh_error("give --rules DIR and --input FILE or --kafka BROKERS (or --check-rules PATH); "
                  "see --help");
@@ -364,6 +375,7 @@ int main(int argc, char **argv)
             .db = db,
             .alerts_out = alerts_out,
             .batch = batch,
+            .exit_at_end = exit_at_end,
             .stop = &stop_requested,
             .reload = &reload_requested,
         };

@@ -24,6 +24,10 @@ store and onto the alerts topic.
   test checks that precondition in file mode. The stream is keyed by source address, so
   each alert's hits stay in order within one partition (a detection alert's id is taken
   from its first hit).
+* --exit-at-end: the detection stream spread by source over three of four partitions
+  (the fourth stays empty); the correlator stops by itself, exit 0, once every partition
+  is at its end, with every position stored, the alerts equal to the file run, the outbox
+  sent to fenghuo.alerts and the file run's counters. On an empty topic it stops too.
 * An unreachable broker is a clear error within the start-up timeout, never a hang.
 * Consumption rate through Kafka vs `kcat -C -e -o beginning` on the same topic (printed;
   run with -s to see it).
@@ -39,6 +43,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import zlib
 
 import pytest
 
@@ -120,6 +125,19 @@ def produce(bootstrap, topic, lines, keyed=False, compress=None):
                    capture_output=True, timeout=120)
 
 
+def produce_by_key(bootstrap, topic, lines, partitions):
+    """Each line to partition crc32(key) % partitions (kcat -p), in order within each;
+    returns {partition: lines}."""
+    parts = {}
+    for line in lines:
+        parts.setdefault(zlib.crc32(key_of(line).encode()) % partitions, []).append(line)
+    for p, part in sorted(parts.items()):
+        subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", str(p), "-z", "lz4"],
+                       input="\n".join(part) + "\n", text=True, check=True,
+                       capture_output=True, timeout=120)
+    return parts
+
+
 def end_offsets(bootstrap, topic, expect):
     """{partition: end offset} of what the broker holds; checks nothing was dropped (the
     embedded broker silently keeps only ~5 MiB per partition)."""
@@ -179,6 +197,17 @@ class Correlator:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=err)
 
+    def wait_exit(self, timeout):
+        """Waits for the process to stop by itself; returns (exit status, stderr)."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail("the correlator did not stop by itself within %d s:\n%s"
+                        % (timeout, self.stderr()))
+        return rc, self.stderr()
+
     def stderr(self):
         with open(self.log, errors="replace") as f:
             return f.read()
@@ -218,6 +247,10 @@ class Correlator:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+FILE_COUNTS = re.compile(r"(\d+) events, (\d+) malformed, (\d+) rule matches")
+KAFKA_COUNTS = re.compile(r"(\d+) events consumed \((\d+) malformed\) .* (\d+) rule matches")
 
 
 def run_file(correlator, events_path, db, alerts_out=None):
@@ -400,6 +433,66 @@ def test_kill9_mid_stream(correlator, build_dir, tmp_path):
                   [k[1] for k in kills], total, len(got), max(a[6] for a in got)))
 
 
+def test_exit_at_end(correlator, build_dir, tmp_path):
+    """--exit-at-end on four partitions, one of them empty: the correlator stops by itself
+    (exit 0) only when all are at their end, with the file run's alerts and counters."""
+    events = detection_stream(6000)
+    events.insert(len(events) // 3, '{"event_type": "flow", "src_ip": ')  # malformed
+    ref_db, ref_out = str(tmp_path / "ref.db"), str(tmp_path / "ref.json")
+    ref_log = run_file(correlator, write_lines(str(tmp_path / "stream.ndjson"), events), ref_db,
+                       ref_out)
+    alerts, _, _ = alerts_table(ref_db)
+    # precondition (as for the kill -9 test): detection alerts only, grouped by source, so
+    # the spread over partitions by source cannot change them
+    assert all(a[2].startswith(("src_ip=", "sensor.id=")) and "," not in a[2] for a in alerts)
+    want = FILE_COUNTS.search(ref_log)
+    assert want, ref_log
+
+    db, out = str(tmp_path / "kafka.db"), str(tmp_path / "kafka.json")
+    topic = "fenghuo.events"
+    with kafkalib.broker(build_dir, partitions=4, topics=(topic,)) as (bootstrap, _):
+        parts = produce_by_key(bootstrap, topic, events, 3)  # partition 3 stays empty
+        assert len(parts) >= 2, "the sources all hash to one partition: %s" % sorted(parts)
+        ends = end_offsets(bootstrap, topic, len(events))
+        t0 = time.monotonic()
+        c = Correlator(correlator, bootstrap, str(tmp_path), db, alerts_out=out,
+                       extra=["--exit-at-end"])
+        try:
+            rc, log = c.wait_exit(RUN_TIMEOUT)
+        finally:
+            c.cleanup()
+        took = time.monotonic() - t0
+        assert rc == 0, "exit status %d:\n%s" % (rc, log)
+        assert "all 4 assigned partitions are at the end of their log" in log, log
+        assert positions(db) == ends, "stored positions %s, ends %s" % (positions(db), ends)
+        got = KAFKA_COUNTS.search(log)
+        assert got, log
+        assert got.groups() == want.groups(), (
+            "events, malformed, rule matches: %s from Kafka, %s from the file"
+            % (got.groups(), want.groups()))
+        assert_same_alerts(db, ref_db)  # also: nothing left in the outbox
+        assert last_updates(out) == last_updates(ref_out)
+        assert_alerts_topic(bootstrap, alerts)
+    print("\nexit at end: %d events on partitions %s (3 empty), stopped by itself in %.1f s, "
+          "%d alerts" % (len(events), {p: len(v) for p, v in sorted(parts.items())}, took,
+                         len(alerts)))
+
+
+def test_exit_at_end_empty_topic(correlator, build_dir, tmp_path):
+    """--exit-at-end on a topic with nothing in it: exit 0 by itself, nothing stored."""
+    db = str(tmp_path / "empty.db")
+    with kafkalib.broker(build_dir, partitions=3, topics=("fenghuo.events",)) as (bootstrap, _):
+        c = Correlator(correlator, bootstrap, str(tmp_path), db, extra=["--exit-at-end"])
+        try:
+            rc, log = c.wait_exit(60)
+        finally:
+            c.cleanup()
+    assert rc == 0, "exit status %d:\n%s" % (rc, log)
+    assert "all 3 assigned partitions are at the end of their log" in log, log
+    assert "0 events consumed (0 malformed)" in log, log
+    assert positions(db) == {}
+
+
 def test_unreachable_broker(correlator, tmp_path):
     """Nothing listens on 127.0.0.1:1: exit 1 with the reason, within the start-up
     timeout (10 s), never a hang."""
@@ -414,7 +507,8 @@ def test_unreachable_broker(correlator, tmp_path):
 
 
 def test_usage_errors(correlator, tmp_path):
-    """--kafka needs --db; --kafka and --input exclude each other; -X needs name=value."""
+    """--kafka needs --db; --kafka and --input exclude each other; -X needs name=value;
+    --exit-at-end is for --kafka."""
     base = [correlator, "--rules", RULES, "--kafka", "127.0.0.1:1"]
     for extra, msg in (([], "--kafka needs --db"),
                        (["--db", "x.db", "--input", "-"], "not both"),
@@ -422,6 +516,10 @@ def test_usage_errors(correlator, tmp_path):
         p = subprocess.run(base + extra, capture_output=True, text=True, timeout=30,
                            cwd=str(tmp_path))
         assert p.returncode == 2 and msg in p.stderr, (extra, p.returncode, p.stderr)
+    p = subprocess.run([correlator, "--rules", RULES, "--input", "-", "--exit-at-end"],
+                       capture_output=True, text=True, timeout=30, cwd=str(tmp_path),
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 2 and "--exit-at-end is for --kafka" in p.stderr, p.stderr
     p = subprocess.run(base + ["--db", "x.db", "-X", "no.such.property=1"], capture_output=True,
                        text=True, timeout=30, cwd=str(tmp_path))
     assert p.returncode == 1 and "no.such.property" in p.stderr, p.stderr
