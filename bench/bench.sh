@@ -4,9 +4,11 @@
 # Builds (once) a large capture of many distinct flows from the shared benchmark pcaps,
 # runs BUILD_DIR/bin/fenghuo-sensor in four configurations and Debian's ndpiReader (same
 # nDPI 4.2, one thread) on it, FH_BENCH_RUNS times each, and prints the median wall time,
-# packets/s, the ratio to ndpiReader and the peak RSS. The table also goes to
-# build/bench/results.txt. Timings are reported, never asserted: the exit status is 1 only
-# when a tool is missing or a run fails (crash, non-zero exit). See bench/README.md.
+# packets/s, the ratio to ndpiReader and the peak RSS; then the sensor publishing to Kafka,
+# and the correlator's level-3 pack from a file and from Kafka (against kcat -C on the same
+# topic). The table also goes to build/bench/results.txt. Timings are reported, never
+# asserted: the exit status is 1 only when a tool is missing or a run fails (crash, non-zero
+# exit). See bench/README.md.
 #
 # Environment (all optional):
 #   FH_BENCH_COPIES  copies of the base capture in the big one (default 5 = 417,855 packets)
@@ -56,7 +58,8 @@ done
 
 mkdir -p "$BENCH_DIR"
 TMP=$(mktemp -d "$BENCH_DIR/.run.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+KBROKER_PID= # the correlator section's broker, stopped on any exit
+trap '[ -z "$KBROKER_PID" ] || kill "$KBROKER_PID" 2>/dev/null; rm -rf "$TMP"' EXIT
 
 # ---- 1. the capture ----------------------------------------------------------------------
 #
@@ -310,7 +313,8 @@ kafka_bench >>"$TMP/table" 2>&1 || echo "  (Kafka benchmark failed)" >>"$TMP/tab
 # The sensor's events of the benchmark capture, repeated 16 times (~500k events of
 # ~1 KB), through fenghuo-correlator with the whole level-3 pack and the example asset
 # inventory, from a file on one thread; alerts to /dev/null (no store), then with the
-# SQLite store. The peer is reading the same file (cat): the I/O floor.
+# SQLite store. The peer is reading the same file (cat): the I/O floor. Then the same
+# events from the embedded broker (corr_kafka_bench).
 corr_bench() {
     local corr=$BUILD_DIR/bin/fenghuo-correlator events n r t0 t1
     [ -x "$corr" ] || { echo "Correlator: skipped ($corr not built)"; return 0; }
@@ -353,6 +357,95 @@ corr_bench() {
         sub(/^[^:]*: [^:]*: /, "", info)
         print "  last run: " info
     }'
+    corr_kafka_bench "$corr" "$events" "$n"
+}
+
+# The same events through the correlator's Kafka mode (the level-3 pack, --exit-at-end)
+# against a plain consumer of the same topic (kcat -C -e, output to /dev/null), both
+# reading from the beginning. Kafka mode needs a store, so every correlator run gets a
+# fresh SQLite file (positions are read from the store first) and a fresh group (whose
+# start is auto.offset.reset=earliest). The embedded broker keeps ~5 MiB of producer
+# batches per partition, so the topic has 64 partitions and kcat compresses with lz4
+# (~1.2 MiB per partition for this file); the script counts what the topic holds.
+KBENCH_PARTITIONS=64
+corr_kafka_bench() {
+    local corr=$1 events=$2 n=$3 broker=$BUILD_DIR/bin/fenghuo-broker bootstrap held rss r t0 t1
+    local st line got rate incomplete=
+    echo
+    [ -x "$broker" ] || { echo "Correlator from Kafka: skipped ($broker not built)"; return 0; }
+    command -v kcat >/dev/null || { echo "Correlator from Kafka: skipped (kcat missing)"; return 0; }
+    "$broker" --partitions "$KBENCH_PARTITIONS" --topic bench.corr >"$TMP/kbroker.out" \
+        2>"$TMP/kbroker.err" &
+    KBROKER_PID=$!
+    for _ in $(seq 50); do [ -s "$TMP/kbroker.out" ] && break; sleep 0.1; done
+    bootstrap=$(head -n 1 "$TMP/kbroker.out")
+    [ -n "$bootstrap" ] || { echo "Correlator from Kafka: the broker did not start"; return 0; }
+    kcat -P -b "$bootstrap" -t bench.corr -z lz4 -X linger.ms=5 -l "$events" 2>"$TMP/kprod.err" ||
+        { echo "Correlator from Kafka: producing failed"; tail -n 3 "$TMP/kprod.err"; }
+    held=$(kcat -C -b "$bootstrap" -t bench.corr -o beginning -e -q -f '.\n' 2>/dev/null | wc -l)
+    rss=$(awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$KBROKER_PID/status" 2>/dev/null) || rss='?'
+    : >"$TMP/kcatc.runs"
+    : >"$TMP/corrk.runs"
+    : >"$TMP/corrk.rates"
+    : >"$TMP/corrk.rounds"
+    for ((r = 1; r <= RUNS; r++)); do
+        t0=$(date +%s%N)
+        kcat -C -b "$bootstrap" -t bench.corr -o beginning -e -q >/dev/null 2>"$TMP/kcatc.err" ||
+            echo "Correlator from Kafka: kcat -C run $r failed"
+        t1=$(date +%s%N)
+        echo $(((t1 - t0) / 1000)) >>"$TMP/kcatc.runs"
+        rm -f "$TMP/kbench.db" "$TMP/kbench.db-wal" "$TMP/kbench.db-shm"
+        st=0
+        t0=$(date +%s%N)
+        # a time limit, so a consumer that never sees the end cannot hang the benchmark
+        timeout 600 "$corr" --rules rules/level3 --assets rules/assets.example.yaml \
+            --kafka "$bootstrap" --topic bench.corr --group "bench-$r" --db "$TMP/kbench.db" \
+            --alerts-out /dev/null --exit-at-end 2>"$TMP/corrk.err" || st=$?
+        t1=$(date +%s%N)
+        echo $(((t1 - t0) / 1000)) >>"$TMP/corrk.runs"
+        if [ "$st" -eq 124 ]; then
+            echo "Correlator from Kafka: run $r FAILED (stopped after 600 s: no end of the topic seen)"
+        elif [ "$st" -ne 0 ]; then
+            echo "Correlator from Kafka: run $r FAILED (exit status $st)"
+            tail -n 3 "$TMP/corrk.err"
+        fi
+        # "N events consumed (M malformed) in B batches, S s from first to last (R events/s), ..."
+        line=$(grep -Eo '[0-9]+ events consumed .*' "$TMP/corrk.err" | tail -n 1) || line=
+        got=$(sed -nE 's/^([0-9]+) events consumed.*/\1/p' <<<"$line")
+        rate=$(sed -nE 's/.*\(([0-9]+) events\/s\).*/\1/p' <<<"$line")
+        echo "${rate:-0}" >>"$TMP/corrk.rates"
+        [ "${got:-?}" = "$held" ] || incomplete+=" run $r: ${got:-?} of $held;"
+        tail -n 1 "$TMP/kcatc.runs" | awk -v r="$r" -v c="$(tail -n 1 "$TMP/corrk.runs")" \
+            -v rate="${rate:-0}" -v held="$held" '{
+            printf "    round %d: kcat -C %.3f s; correlator %.3f s wall, %.0f events/s first to last (%.2f)\n",
+                r, $1 / 1e6, c / 1e6, rate, rate * $1 / 1e6 / held }' >>"$TMP/corrk.rounds"
+    done
+    kill -TERM "$KBROKER_PID" 2>/dev/null
+    wait "$KBROKER_PID" 2>/dev/null
+    KBROKER_PID=
+    awk -v n="$n" -v held="$held" -v runs="$RUNS" -v parts="$KBENCH_PARTITIONS" -v rss="$rss" \
+        -v k="$(sort -n "$TMP/kcatc.runs" | sed -n "$(((RUNS + 1) / 2))p")" \
+        -v c="$(sort -n "$TMP/corrk.runs" | sed -n "$(((RUNS + 1) / 2))p")" \
+        -v rate="$(sort -n "$TMP/corrk.rates" | sed -n "$(((RUNS + 1) / 2))p")" \
+        -v incomplete="$incomplete" -v info="$line" 'BEGIN {
+        k /= 1e6; c /= 1e6; rate += 0
+        print "Correlator from Kafka (level-3 pack, embedded broker, " parts " partitions, lz4, median of " runs " interleaved runs):"
+        printf "  %-40s %d of %d  (broker RSS %s MiB)\n", "messages on the topic (kcat -C -e count)", held, n, rss
+        if (held != n) print "  WARNING: the broker holds " held " of the " n " events produced (more partitions needed)"
+        printf "  %-40s %8.3f s %10.0f events/s\n", "kcat -C -e, the topic to /dev/null", k, held / k
+        printf "  %-40s %8.3f s %10.0f events/s\n", "fenghuo-correlator --kafka, wall clock", c, held / c
+        if (rate > 0) {
+            printf "  %-40s %8.3f s %10.0f events/s\n", "  first to last message (its own figure)", held / rate, rate
+            printf "  %-40s %.2f  (target: at least 0.5)\n", "correlator events/s vs kcat -C", rate * k / held
+        } else
+            printf "  %-40s ?  (no rate in the correlator log)\n", "correlator events/s vs kcat -C"
+        printf "  %-40s %.2f  (start-up and group join included)\n", "  the same by wall clock", k / c
+        if (incomplete != "") print "  INCOMPLETE: the correlator did not consume every event:" incomplete
+        else printf "  %-40s all %d in every run\n", "events consumed by the correlator", held
+        print "  last run: " info
+        print "  every round (ratio to kcat -C in brackets):"
+    }'
+    cat "$TMP/corrk.rounds"
 }
 corr_bench >>"$TMP/table" 2>&1 || echo "  (correlator benchmark failed)" >>"$TMP/table"
 
