@@ -726,7 +726,7 @@ int run_kafka(const consumer_config *cfg)
     rd_kafka_resp_err_t re;
     kctx k;
     char err[1024];
-    uint32_t batch = cfg->batch ? cfg->batch : 500, batch_ms = cfg->batch_ms ? cfg->batch_ms : 200;
+    uint32_t batch = cfg->batch ? cfg->batch : 5000, batch_ms = cfg->batch_ms ? cfg->batch_ms : 200;
     double secs;
     int rc = 1;
 

@@ -66,7 +66,7 @@ typedef struct {
     size_t nprops;
     const char *db;         /* SQLite store: required (positions, outbox) */
     const char *alerts_out; /* NDJSON, appended to; NULL: none; "-": stdout */
-    uint32_t batch;         /* events per transaction (default 500) */
+    uint32_t batch;         /* events per transaction (default 5000) */
     uint32_t batch_ms;      /* longest a batch stays open, ms (default 200) */
     bool exit_at_end;       /* stop once every assigned partition is at its end */
     volatile sig_atomic_t *stop;

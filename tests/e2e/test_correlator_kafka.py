@@ -17,13 +17,13 @@ store and onto the alerts topic.
   monitoring only. The alerts topic is at-least-once (transactional outbox): a message
   may be sent twice across a crash, always with the same (id, hits) content.
 
-  Scope: correlation windows live in memory (README-alerts.md, "Known limits"): a restart
-  forgets partly filled windows, so a crash in the middle of a correlation window can
-  still miss that correlation. The crash stream therefore uses the scenarios whose rules
-  are detection rules (one alert per rule and source, the count being the hits) and the
-  test checks that precondition in file mode. The stream is keyed by source address, so
-  each alert's hits stay in order within one partition (a detection alert's id is taken
-  from its first hit).
+  This stream uses the detection scenarios (one alert per rule and source, the count
+  being the hits; checked in file mode) over three partitions keyed by source address,
+  so each alert's hits stay in order within one partition (a detection alert's id is
+  taken from its first hit) whatever the interleaving of partitions.
+* kill -9 in the middle of correlation windows (twice), one partition: the window state
+  saved with each batch (corr_state) is restored at every restart, and the final alerts,
+  correlation alerts included, equal the uninterrupted run's.
 * --exit-at-end: the detection stream spread by source over three of four partitions
   (the fourth stays empty); the correlator stops by itself, exit 0, once every partition
   is at its end, with every position stored, the alerts equal to the file run, the outbox
@@ -226,8 +226,17 @@ class Correlator:
         pytest.fail("the correlator stored %d of %d events in %d s:\n%s"
                     % (progress(db, ends), at_least, timeout, self.stderr()))
 
+    def wait_started(self, timeout=30):
+        """Waits until it consumes (its signal handlers are in place long before)."""
+        deadline = time.time() + timeout
+        while "kafka: assigned" not in self.stderr():
+            if self.proc.poll() is not None or time.time() > deadline:
+                pytest.fail("the correlator did not start consuming:\n" + self.stderr())
+            time.sleep(0.05)
+
     def stop(self, timeout=30):
-        """SIGTERM; it must exit 0 within the timeout."""
+        """SIGTERM once it consumes; it must exit 0 within the timeout."""
+        self.wait_started()
         self.proc.send_signal(signal.SIGTERM)
         try:
             rc = self.proc.wait(timeout=timeout)
@@ -431,6 +440,101 @@ def test_kill9_mid_stream(correlator, build_dir, tmp_path):
         print("\nkill -9 at %s of %d events (stored positions); %d alerts, counts up to %d, "
               "all equal to the uninterrupted run" % (
                   [k[1] for k in kills], total, len(got), max(a[6] for a in got)))
+
+
+# scenarios of the correlation rules (windows over many events)
+CORRELATION = ["L3-%02d" % i for i in (7, 8, 9, 10, 15, 20, 21, 22, 24, 26, 27, 28)]
+
+
+def correlation_rule_ids():
+    """The ids of the pack's correlation rules (documents with a `correlation` key)."""
+    ids = set()
+    for name in sorted(os.listdir(RULES)):
+        with open(os.path.join(RULES, name)) as f:
+            for doc in re.split(r"(?m)^---\s*$", f.read()):
+                m = re.search(r"(?m)^id:\s*(\S+)", doc)
+                if m and re.search(r"(?m)^correlation:", doc):
+                    ids.add(m.group(1).strip("'\""))
+    assert ids, "no correlation rule found in " + RULES
+    return ids
+
+
+def corr_state_rows(db):
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+    try:
+        return con.execute("SELECT COUNT(*) FROM corr_state").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_kill9_correlation_windows(correlator, build_dir, tmp_path):
+    """kill -9 twice in the middle of correlation windows (the store holds open
+    window state at each kill); every restart restores the windows saved with the stored
+    positions, and the final alerts equal an uninterrupted file run exactly. One
+    partition: the file order is the consumption order, so the comparison is exact."""
+    base = [line for s in CORRELATION for line in scenario(s)]
+    events = [shifted(line, 6 * r) for r in range(3) for line in base]
+    ref_db = str(tmp_path / "ref.db")
+    run_file(correlator, write_lines(str(tmp_path / "stream.ndjson"), events), ref_db)
+    alerts, _, _ = alerts_table(ref_db)
+    con = sqlite3.connect(ref_db)
+    corr_alerts = sum(con.execute("SELECT COUNT(*) FROM alerts WHERE rule_id = ?",
+                                  (i,)).fetchone()[0] for i in correlation_rule_ids())
+    con.close()
+    assert len(alerts) >= 30 and corr_alerts >= 3, (len(alerts), corr_alerts)
+
+    db = str(tmp_path / "kafka.db")
+    topic = "fenghuo.events"
+    with kafkalib.broker(build_dir, partitions=1, topics=(topic,)) as (bootstrap, _):
+        kcat = subprocess.Popen(["kcat", "-P", "-b", bootstrap, "-t", topic, "-z", "lz4"],
+                                stdin=subprocess.PIPE, text=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def pace():
+            try:
+                for i in range(0, len(events), 100):
+                    kcat.stdin.write("".join(e + "\n" for e in events[i:i + 100]))
+                    kcat.stdin.flush()
+                    time.sleep(0.1)  # ~1,000 events/s: the kills land mid-stream
+            finally:
+                kcat.stdin.close()
+
+        feeder = threading.Thread(target=pace, daemon=True)
+        procs, kills = [], []
+        total = len(events)
+        unknown = {(topic, 0): 10 ** 9}
+        try:
+            feeder.start()
+            for fraction in (0.25, 0.6):
+                c = Correlator(correlator, bootstrap, str(tmp_path), db)
+                procs.append(c)
+                c.wait_progress(db, unknown, int(total * fraction))
+                c.kill9()
+                kills.append((progress(db, unknown), corr_state_rows(db), c.stderr()))
+            feeder.join(timeout=60)
+            assert kcat.wait(timeout=60) == 0
+            ends = end_offsets(bootstrap, topic, total)
+            c = Correlator(correlator, bootstrap, str(tmp_path), db)
+            procs.append(c)
+            c.wait_progress(db, ends, total)
+            log = c.stop()
+        finally:
+            for p in procs:
+                p.cleanup()
+            if kcat.poll() is None:
+                kcat.kill()
+                kcat.wait()
+        assert kills[0][0] < total, "the first kill came after the end of the stream"
+        # open windows at every kill, and the restarts restored them
+        assert all(k[1] > 0 for k in kills), [k[1] for k in kills]
+        for k in kills[1:] + [(None, None, log)]:
+            m = re.search(r"correlation windows restored: (\d+) groups", k[2])
+            assert m and int(m.group(1)) > 0, k[2]
+        assert positions(db) == ends
+        got = assert_same_alerts(db, ref_db)
+        print("\nkill -9 at %s of %d events with %s saved window groups; %d alerts (%d from "
+              "correlation windows), all equal to the uninterrupted run"
+              % ([k[0] for k in kills], total, [k[1] for k in kills], len(got), corr_alerts))
 
 
 def test_exit_at_end(correlator, build_dir, tmp_path):
