@@ -1,0 +1,641 @@
+/*
+ * yara_scan.c - YARA rules and per-thread scanners (see yara_scan.h).
+ *
+ * Compiling: the files are listed first (recursive, byte order of names), then
+ * added one by one to a single yr_compiler, each under its own namespace. The
+ * compiler callback appends "FILE:LINE: MESSAGE" to the caller's buffer for
+ * every error (and warning). libyara forbids adding to a compiler once a file
+ * failed, so after the first broken file each remaining file is checked in a
+ * throw-away compiler of its own: one reload reports every broken file, not
+ * only the first. Nothing reaches the caller unless all files compiled.
+ *
+ * Scanning: a yr_scanner per yara_scanner, so threads never share scan state.
+ * The libyara callback copies what the event needs into the scanner's
+ * yara_match (bounded arrays, pointers into the rules and into libyara's
+ * match records) and hands it to the caller's callback: no allocation per
+ * scan beyond what libyara itself does.
+ *
+ * yr_initialize()/yr_finalize() are not thread-safe and not idempotent in
+ * libyara 4.2, so yara_scan_init()/fini() count the calls under a mutex.
+ */
+#include "yara_scan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <yara.h>
+
+#define MAX_DEPTH 8 /* directory levels below the rules path */
+
+struct yara_rules {
+    YR_RULES *y;
+    atomic_uint refs;
+    unsigned n_rules;
+    unsigned n_files;
+};
+
+struct yara_rules_slot {
+    pthread_mutex_t lock;
+    yara_rules *cur;
+    _Atomic uint64_t generation;
+};
+
+struct yara_scanner {
+    YR_SCANNER *y;
+    yara_rules *rules;
+    yara_match_cb cb;
+    void *arg;
+    int n_matches;
+    bool stop;
+    yara_match m;
+};
+
+/* ---- library ------------------------------------------------------------ */
+
+static pthread_mutex_t lib_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned lib_users;
+
+fh_err yara_scan_init(void)
+{
+    fh_err rc = FH_OK;
+
+    pthread_mutex_lock(&lib_lock);
+    if (lib_users == 0 && yr_initialize() != ERROR_SUCCESS)
+        rc = FH_ERR_NOMEM;
+    else
+        lib_users++;
+    pthread_mutex_unlock(&lib_lock);
+    return rc;
+}
+
+void yara_scan_fini(void)
+{
+    pthread_mutex_lock(&lib_lock);
+    if (lib_users > 0 && --lib_users == 0)
+        yr_finalize();
+    pthread_mutex_unlock(&lib_lock);
+}
+
+/* ---- error text ---------------------------------------------------------- */
+
+typedef struct {
+    char *buf;
+    size_t cap;
+    size_t len;
+    unsigned errors;
+    unsigned warnings;
+    bool truncated;
+} msgs;
+
+/* Appends one line to m (a newline before all but the first). */
+static void msg_add(msgs *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void msg_add(msgs *m, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (!m->buf || m->cap == 0 || m->truncated)
+        return;
+    if (m->len > 0 && m->len + 1 < m->cap) {
+        m->buf[m->len++] = '\n';
+        m->buf[m->len] = '\0';
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(m->buf + m->len, m->cap - m->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= m->cap - m->len) {
+        m->len = m->cap - 1;
+        m->truncated = true;
+        return;
+    }
+    m->len += (size_t)n;
+}
+
+static void on_compile_msg(int level, const char *file, int line, const YR_RULE *rule,
+                           const char *message, void *user)
+{
+    msgs *m = user;
+
+    (void)rule;
+    if (level == YARA_ERROR_LEVEL_WARNING)
+        m->warnings++;
+    else
+        m->errors++;
+    msg_add(m, "%s:%d: %s%s", file ? file : "(string)", line,
+            level == YARA_ERROR_LEVEL_WARNING ? "warning: " : "", message ? message : "");
+}
+
+/* ---- listing the files ---------------------------------------------------- */
+
+typedef struct {
+    char **path; /* full path */
+    char **ns;   /* namespace */
+    size_t n;
+    size_t cap;
+} file_list;
+
+static void files_free(file_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->path[i]);
+        free(l->ns[i]);
+    }
+    free(l->path);
+    free(l->ns);
+    memset(l, 0, sizeof(*l));
+}
+
+static bool is_rule_file(const char *name)
+{
+    size_t n = strlen(name);
+
+    return (n > 4 && strcmp(name + n - 4, ".yar") == 0) ||
+           (n > 5 && strcmp(name + n - 5, ".yara") == 0);
+}
+
+/* Adds path with namespace rel minus its .yar/.yara extension. */
+static fh_err files_add(file_list *l, const char *path, const char *rel)
+{
+    if (l->n == YARA_MAX_FILES)
+        return FH_ERR_LIMIT;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **p = realloc(l->path, cap * sizeof(*p));
+        if (!p)
+            return FH_ERR_NOMEM;
+        l->path = p;
+        p = realloc(l->ns, cap * sizeof(*p));
+        if (!p)
+            return FH_ERR_NOMEM;
+        l->ns = p;
+        l->cap = cap;
+    }
+    char *full = strdup(path);
+    char *ns = strdup(rel);
+    if (!full || !ns) {
+        free(full);
+        free(ns);
+        return FH_ERR_NOMEM;
+    }
+    if (is_rule_file(ns))
+        *strrchr(ns, '.') = '\0';
+    l->path[l->n] = full;
+    l->ns[l->n] = ns;
+    l->n++;
+    return FH_OK;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int not_hidden(const struct dirent *d)
+{
+    return d->d_name[0] != '.';
+}
+
+/* Lists the rule files under dir (rel: its path relative to the root, "" for
+ * the root). */
+static fh_err list_dir(file_list *l, const char *dir, const char *rel, int depth, msgs *m)
+{
+    struct dirent **ents = NULL;
+    int n = scandir(dir, &ents, not_hidden, by_name);
+    fh_err rc = FH_OK;
+
+    if (n < 0) {
+        msg_add(m, "scandir(\"%s\") failed: %s", dir, strerror(errno));
+        return FH_ERR_IO;
+    }
+    for (int i = 0; i < n; i++) {
+        char path[4096], sub[4096];
+        struct stat st;
+        const char *name = ents[i]->d_name;
+
+        if (rc)
+            goto next;
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
+            (size_t)snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", name) >=
+                sizeof(sub)) {
+            msg_add(m, "%s/%s: path too long", dir, name);
+            rc = FH_ERR_LIMIT;
+            goto next;
+        }
+        if (stat(path, &st) != 0)
+            goto next; /* dangling link or vanished: not a rule file */
+        if (S_ISDIR(st.st_mode)) {
+            if (depth < MAX_DEPTH)
+                rc = list_dir(l, path, sub, depth + 1, m);
+        } else if (S_ISREG(st.st_mode) && is_rule_file(name)) {
+            rc = files_add(l, path, sub);
+            if (rc == FH_ERR_LIMIT)
+                msg_add(m, "%s: more than %d rule files", dir, YARA_MAX_FILES);
+        }
+    next:
+        free(ents[i]);
+    }
+    free(ents);
+    return rc;
+}
+
+/* Lists path (a file or a directory). */
+static fh_err list_files(file_list *l, const char *path, msgs *m)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        msg_add(m, "stat(\"%s\") failed: %s", path, strerror(errno));
+        return errno == ENOENT ? FH_ERR_NOTFOUND : FH_ERR_IO;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        fh_err rc = list_dir(l, path, "", 0, m);
+        if (rc == FH_OK && l->n == 0) {
+            msg_add(m, "%s: no *.yar or *.yara file", path);
+            rc = FH_ERR_NOTFOUND;
+        }
+        return rc;
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    return files_add(l, path, base); /* named explicitly: any extension */
+}
+
+/* ---- compiling -------------------------------------------------------------- */
+
+/* Adds one file to c; returns FH_OK, FH_ERR_PARSE (errors went to m) or FH_ERR_IO. */
+static fh_err add_file(YR_COMPILER *c, const char *path, const char *ns, msgs *m)
+{
+    FILE *f = fopen(path, "r");
+
+    if (!f) {
+        msg_add(m, "fopen(\"%s\") failed: %s", path, strerror(errno));
+        return FH_ERR_IO;
+    }
+    int errors = yr_compiler_add_file(c, f, ns, path);
+    fclose(f);
+    return errors > 0 ? FH_ERR_PARSE : FH_OK;
+}
+
+fh_err yara_rules_load_flags(const char *path, unsigned flags, yara_rules **out, char *err,
+                             size_t errlen)
+{
+    msgs m = {.buf = err, .cap = errlen};
+    file_list files = {0};
+    YR_COMPILER *c = NULL;
+    YR_RULES *y = NULL;
+    yara_rules *r = NULL;
+    fh_err rc = FH_OK;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (!path || !out)
+        return FH_ERR_ARG;
+    rc = list_files(&files, path, &m);
+    if (rc)
+        goto fail;
+    if (yr_compiler_create(&c) != ERROR_SUCCESS) {
+        rc = FH_ERR_NOMEM;
+        goto fail;
+    }
+    yr_compiler_set_callback(c, on_compile_msg, &m);
+    for (size_t i = 0; i < files.n; i++) {
+        fh_err frc;
+        if (rc == FH_OK) {
+            frc = add_file(c, files.path[i], files.ns[i], &m);
+        } else {
+            /* the main compiler is unusable now: check the rest one by one */
+            YR_COMPILER *check = NULL;
+            if (yr_compiler_create(&check) != ERROR_SUCCESS) {
+                rc = FH_ERR_NOMEM;
+                break;
+            }
+            yr_compiler_set_callback(check, on_compile_msg, &m);
+            frc = add_file(check, files.path[i], files.ns[i], &m);
+            yr_compiler_destroy(check);
+        }
+        if (frc && rc == FH_OK)
+            rc = frc;
+    }
+    if (rc == FH_OK && m.warnings > 0 && !(flags & YARA_LOAD_ALLOW_WARNINGS))
+        rc = FH_ERR_PARSE;
+    if (rc)
+        goto fail;
+    if (yr_compiler_get_rules(c, &y) != ERROR_SUCCESS) {
+        rc = FH_ERR_NOMEM;
+        goto fail;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        rc = FH_ERR_NOMEM;
+        goto fail;
+    }
+    const YR_RULE *rule;
+    yr_rules_foreach(y, rule)
+    {
+        if (!RULE_IS_PRIVATE(rule))
+            r->n_rules++;
+    }
+    r->y = y;
+    r->n_files = (unsigned)files.n;
+    atomic_init(&r->refs, 1);
+    yr_compiler_destroy(c);
+    files_free(&files);
+    *out = r;
+    return FH_OK;
+fail:
+    if (rc == FH_ERR_NOMEM)
+        msg_add(&m, "%s: %s", path, fh_strerror(rc));
+    if (y)
+        yr_rules_destroy(y);
+    if (c)
+        yr_compiler_destroy(c);
+    files_free(&files);
+    return rc;
+}
+
+fh_err yara_rules_load(const char *path, yara_rules **out, char *err, size_t errlen)
+{
+    return yara_rules_load_flags(path, 0, out, err, errlen);
+}
+
+yara_rules *yara_rules_ref(yara_rules *r)
+{
+    if (r)
+        atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    return r;
+}
+
+void yara_rules_unref(yara_rules *r)
+{
+    if (!r)
+        return;
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    yr_rules_destroy(r->y);
+    free(r);
+}
+
+unsigned yara_rules_count(const yara_rules *r)
+{
+    return r ? r->n_rules : 0;
+}
+
+unsigned yara_rules_files(const yara_rules *r)
+{
+    return r ? r->n_files : 0;
+}
+
+/* ---- slot ------------------------------------------------------------------ */
+
+yara_rules_slot *yara_rules_slot_new(void)
+{
+    yara_rules_slot *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_init(&s->generation, 0);
+    return s;
+}
+
+void yara_rules_slot_free(yara_rules_slot *s)
+{
+    if (!s)
+        return;
+    yara_rules_unref(s->cur);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+void yara_rules_slot_set(yara_rules_slot *s, yara_rules *r)
+{
+    yara_rules *old;
+
+    pthread_mutex_lock(&s->lock);
+    old = s->cur;
+    s->cur = r;
+    atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
+    pthread_mutex_unlock(&s->lock);
+    yara_rules_unref(old); /* outside the lock: may destroy a large set */
+}
+
+yara_rules *yara_rules_slot_get(yara_rules_slot *s)
+{
+    yara_rules *r;
+
+    pthread_mutex_lock(&s->lock);
+    r = yara_rules_ref(s->cur);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+uint64_t yara_rules_slot_generation(const yara_rules_slot *s)
+{
+    return atomic_load_explicit(&s->generation, memory_order_acquire);
+}
+
+/* ---- scanning ----------------------------------------------------------------- */
+
+/* Fills s->m from a matching rule. */
+static void fill_match(yara_scanner *s, YR_SCAN_CONTEXT *ctx, const YR_RULE *rule)
+{
+    yara_match *m = &s->m;
+    const char *tag;
+    const YR_META *meta;
+    const YR_STRING *str;
+
+    m->rule = rule->identifier;
+    m->ns = rule->ns && rule->ns->name ? rule->ns->name : "default";
+    m->n_tags = 0;
+    yr_rule_tags_foreach(rule, tag)
+    {
+        if (m->n_tags < YARA_MAX_TAGS)
+            m->tags[m->n_tags++] = tag;
+    }
+    m->n_meta = 0;
+    yr_rule_metas_foreach(rule, meta)
+    {
+        if (m->n_meta == YARA_MAX_META)
+            break;
+        yara_meta *d = &m->meta[m->n_meta];
+        d->key = meta->identifier;
+        d->s = NULL;
+        d->i = meta->integer;
+        d->b = meta->integer != 0;
+        if (meta->type == META_TYPE_STRING) {
+            d->type = YARA_META_STRING;
+            d->s = meta->string ? meta->string : "";
+        } else if (meta->type == META_TYPE_BOOLEAN) {
+            d->type = YARA_META_BOOL;
+        } else {
+            d->type = YARA_META_INT;
+        }
+        m->n_meta++;
+    }
+    m->n_strings = 0;
+    m->strings_total = 0;
+    yr_rule_strings_foreach(rule, str)
+    {
+        const YR_MATCHES *list = &ctx->matches[str->idx];
+        const YR_MATCH *p = list->head;
+
+        if (STRING_IS_PRIVATE(str))
+            continue;
+        m->strings_total += list->count > 0 ? (uint64_t)list->count : 0;
+        while (p && m->n_strings < YARA_MAX_STRINGS) {
+            /* libyara 4.2 hands out match records at unaligned addresses:
+             * copy before reading a field */
+            YR_MATCH mt;
+            memcpy(&mt, p, sizeof(mt));
+            p = mt.next;
+            if (mt.is_private)
+                continue;
+            yara_string_match *d = &m->strings[m->n_strings++];
+            d->id = str->identifier;
+            d->offset = (uint64_t)(mt.base + mt.offset);
+            d->length = mt.match_length > 0 ? (uint32_t)mt.match_length : 0;
+            d->data = mt.data;
+            d->data_len = mt.data_length > 0 ? (uint32_t)mt.data_length : 0;
+        }
+    }
+}
+
+static int on_scan_msg(YR_SCAN_CONTEXT *ctx, int message, void *data, void *user)
+{
+    yara_scanner *s = user;
+    const YR_RULE *rule = data;
+
+    if (message != CALLBACK_MSG_RULE_MATCHING || s->stop)
+        return CALLBACK_CONTINUE; /* includes TOO_MANY_MATCHES: keep what we have */
+    if (RULE_IS_PRIVATE(rule))
+        return CALLBACK_CONTINUE;
+    fill_match(s, ctx, rule);
+    s->n_matches++;
+    if (s->cb && s->cb(&s->m, s->arg) != 0) {
+        s->stop = true;
+        return CALLBACK_ABORT;
+    }
+    return CALLBACK_CONTINUE;
+}
+
+yara_scanner *yara_scanner_new(yara_rules *rules)
+{
+    yara_scanner *s;
+
+    if (!rules)
+        return NULL;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    if (yr_scanner_create(rules->y, &s->y) != ERROR_SUCCESS) {
+        free(s);
+        return NULL;
+    }
+    s->rules = yara_rules_ref(rules);
+    yr_scanner_set_callback(s->y, on_scan_msg, s);
+    yr_scanner_set_timeout(s->y, YARA_DEFAULT_TIMEOUT);
+    return s;
+}
+
+void yara_scanner_free(yara_scanner *s)
+{
+    if (!s)
+        return;
+    yr_scanner_destroy(s->y);
+    yara_rules_unref(s->rules);
+    free(s);
+}
+
+yara_rules *yara_scanner_rules(const yara_scanner *s)
+{
+    return s ? s->rules : NULL;
+}
+
+void yara_scanner_set_timeout(yara_scanner *s, int seconds)
+{
+    if (s)
+        yr_scanner_set_timeout(s->y, seconds > 0 ? seconds : 0);
+}
+
+int yara_scan(yara_scanner *s, const void *data, size_t len, yara_match_cb cb, void *arg)
+{
+    int yrc;
+
+    if (!s || (!data && len > 0))
+        return FH_ERR_ARG;
+    s->cb = cb;
+    s->arg = arg;
+    s->n_matches = 0;
+    s->stop = false;
+    yrc = yr_scanner_scan_mem(s->y, data ? data : (const void *)"", len);
+    s->cb = NULL;
+    s->arg = NULL;
+    switch (yrc) {
+    case ERROR_SUCCESS:
+        return s->n_matches;
+    case ERROR_SCAN_TIMEOUT:
+        return FH_ERR_LIMIT;
+    case ERROR_INSUFFICIENT_MEMORY:
+        return FH_ERR_NOMEM;
+    default:
+        return s->stop ? s->n_matches : FH_ERR_LIMIT;
+    }
+}
+
+/* ---- JSON ------------------------------------------------------------------- */
+
+void yara_match_to_json(jbuf *b, const yara_match *m, yara_direction dir, size_t excerpt_len)
+{
+    jbuf_obj_open(b, "yara");
+    jbuf_str(b, "rule", m->rule);
+    jbuf_str(b, "namespace", m->ns);
+    jbuf_arr_open(b, "tags");
+    for (size_t i = 0; i < m->n_tags; i++)
+        jbuf_str(b, NULL, m->tags[i]);
+    jbuf_arr_close(b);
+    jbuf_obj_open(b, "meta");
+    for (size_t i = 0; i < m->n_meta; i++) {
+        const yara_meta *d = &m->meta[i];
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(m->meta[j].key, d->key) == 0;
+        if (seen)
+            continue; /* YARA allows a key twice; JSON objects should not */
+        if (d->type == YARA_META_STRING)
+            jbuf_str(b, d->key, d->s);
+        else if (d->type == YARA_META_BOOL)
+            jbuf_bool(b, d->key, d->b);
+        else
+            jbuf_i64(b, d->key, d->i);
+    }
+    jbuf_obj_close(b);
+    jbuf_arr_open(b, "strings");
+    for (size_t i = 0; i < m->n_strings; i++) {
+        const yara_string_match *s = &m->strings[i];
+        jbuf_obj_open(b, NULL);
+        jbuf_str(b, "id", s->id);
+        jbuf_u64(b, "offset", s->offset);
+        jbuf_u64(b, "length", s->length);
+        if (excerpt_len > 0 && s->data) {
+            size_t n = s->data_len < excerpt_len ? s->data_len : excerpt_len;
+            jbuf_strn(b, "data", (const char *)s->data, n);
+        }
+        jbuf_obj_close(b);
+    }
+    jbuf_arr_close(b);
+    if (m->strings_total > m->n_strings)
+        jbuf_u64(b, "strings_total", m->strings_total);
+    if (dir == YARA_DIR_TO_SERVER)
+        jbuf_str(b, "direction", "to_server");
+    else if (dir == YARA_DIR_TO_CLIENT)
+        jbuf_str(b, "direction", "to_client");
+    jbuf_obj_close(b);
+}

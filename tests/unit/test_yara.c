@@ -1,0 +1,731 @@
+/*
+ * test_yara.c - unit tests of sensor/yara_scan.c (cmocka).
+ *
+ * Three parts:
+ *  - the rules shipped in rules/yara (path relative to the repo root, where
+ *    `make test-unit` runs; $FH_YARA_RULES overrides): EICAR inside a buffer,
+ *    one sample per web shell rule, clean data;
+ *  - the module's contracts with rules written to a temporary directory:
+ *    compile errors with FILE:LINE for every broken file, warnings as errors,
+ *    the old set still scanning after a failed reload, JSON escaping of
+ *    metadata and matched bytes, bounded string matches, stopping a scan, and
+ *    threads scanning while the set in service is swapped;
+ *  - the third-party rules in $FH_SHARED/yara (default ../shared/data): every
+ *    file loaded on its own (counts of rules loaded and files refused), then
+ *    index.yar against samples/eicar.com as in expected/yara/. Skipped with a
+ *    message when the shared data is absent.
+ *
+ * The EICAR string is assembled at run time from two halves, so this file
+ * itself is not flagged by anti-virus scanners.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../sensor/yara_scan.h"
+
+#define PATH_LEN 1024
+#define MAX_SEEN 16
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static const char eicar_a[] = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-";
+static const char eicar_b[] = "STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+static size_t make_eicar(char *dst, size_t cap)
+{
+    int n = snprintf(dst, cap, "%s%s", eicar_a, eicar_b);
+    assert_true(n == 68 && (size_t)n < cap);
+    return (size_t)n;
+}
+
+static const char *rules_dir(void)
+{
+    const char *env = getenv("FH_YARA_RULES");
+    return env && *env ? env : "rules/yara";
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* $FH_SHARED (default ../shared/data) if it has yara/, or NULL (skip). */
+static const char *shared_dir(void)
+{
+    static char probe[PATH_LEN];
+    const char *env = getenv("FH_SHARED");
+    const char *dir = env && *env ? env : "../shared/data";
+
+    snprintf(probe, sizeof(probe), "%s/yara", dir);
+    if (is_dir(probe))
+        return dir;
+    print_message("SKIP: shared YARA rules not found at %s (set FH_SHARED to the "
+                  "shared/data directory)\n",
+                  probe);
+    return NULL;
+}
+
+static void join(char *dst, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(dst, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        fail_msg("path too long: %s/%s", dir, name);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fail_msg("fopen(%s): %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A fresh temporary directory (removed with rm_tmpdir). */
+static void make_tmpdir(char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s/fh-yara-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir))
+        fail_msg("mkdtemp: %s", strerror(errno));
+}
+
+static void rm_tmpdir(const char *dir, const char *const *names)
+{
+    char path[PATH_LEN];
+    for (size_t i = 0; names[i]; i++) {
+        join(path, sizeof(path), dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static yara_rules *load_ok(const char *path)
+{
+    char err[4096];
+    yara_rules *r = NULL;
+    fh_err rc = yara_rules_load(path, &r, err, sizeof(err));
+    if (rc != FH_OK)
+        fail_msg("yara_rules_load(%s): %s: %s", path, fh_strerror(rc), err);
+    assert_non_null(r);
+    return r;
+}
+
+/* What a scan reported: copies, since a yara_match lives only in the callback. */
+typedef struct {
+    int n;
+    char rule[MAX_SEEN][128];
+    char json[MAX_SEEN][2048];
+    yara_match first;
+    int stop_after; /* stop the scan after this many matches (0: never) */
+} seen_t;
+
+static int collect(const yara_match *m, void *arg)
+{
+    seen_t *s = arg;
+    jbuf b;
+
+    if (s->n == 0)
+        s->first = *m; /* pointers into the rules: valid while they are */
+    if (s->n < MAX_SEEN) {
+        snprintf(s->rule[s->n], sizeof(s->rule[0]), "%s", m->rule);
+        assert_true(jbuf_init(&b, 256, sizeof(s->json[0]) - 1));
+        jbuf_obj_open(&b, NULL);
+        yara_match_to_json(&b, m, YARA_DIR_TO_SERVER, 0);
+        jbuf_obj_close(&b);
+        assert_false(jbuf_failed(&b));
+        snprintf(s->json[s->n], sizeof(s->json[0]), "%s", jbuf_cstr(&b));
+        jbuf_free(&b);
+    }
+    s->n++;
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+static int scan(yara_scanner *sc, const void *data, size_t len, seen_t *seen)
+{
+    int stop_after = seen->stop_after;
+    memset(seen, 0, sizeof(*seen));
+    seen->stop_after = stop_after;
+    return yara_scan(sc, data, len, collect, seen);
+}
+
+static bool seen_rule(const seen_t *s, const char *rule)
+{
+    for (int i = 0; i < s->n && i < MAX_SEEN; i++)
+        if (strcmp(s->rule[i], rule) == 0)
+            return true;
+    return false;
+}
+
+static const yara_meta *find_meta(const yara_match *m, const char *key)
+{
+    for (size_t i = 0; i < m->n_meta; i++)
+        if (strcmp(m->meta[i].key, key) == 0)
+            return &m->meta[i];
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return yara_scan_init() == FH_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    yara_scan_fini();
+    return 0;
+}
+
+/* ---- shipped rules --------------------------------------------------------- */
+
+static void test_load_shipped(void **state)
+{
+    (void)state;
+    yara_rules *r = load_ok(rules_dir());
+    assert_int_equal(yara_rules_files(r), 2);
+    assert_int_equal(yara_rules_count(r), 5);
+    print_message("  %s: %u rules in %u files\n", rules_dir(), yara_rules_count(r),
+                  yara_rules_files(r));
+    yara_rules_unref(r);
+}
+
+static void test_eicar_in_buffer(void **state)
+{
+    (void)state;
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 68\r\n\r\n";
+    char eicar[80], buf[512];
+    size_t n = make_eicar(eicar, sizeof(eicar));
+    size_t off = sizeof(head) - 1;
+    yara_rules *r = load_ok(rules_dir());
+    yara_scanner *sc = yara_scanner_new(r);
+    seen_t seen = {0};
+
+    assert_non_null(sc);
+    yara_rules_unref(r); /* the scanner keeps its own reference */
+    memcpy(buf, head, off);
+    memcpy(buf + off, eicar, n);
+    memcpy(buf + off + n, "\r\ntrailer", 9);
+    assert_int_equal(scan(sc, buf, off + n + 9, &seen), 1);
+    assert_int_equal(seen.n, 1);
+
+    const yara_match *m = &seen.first;
+    assert_string_equal(m->rule, "Fenghuo_EICAR_Test_File");
+    assert_string_equal(m->ns, "eicar");
+    assert_int_equal(m->n_tags, 2);
+    assert_string_equal(m->tags[0], "eicar");
+    assert_string_equal(m->tags[1], "test");
+    const yara_meta *cat = find_meta(m, "category");
+    assert_non_null(cat);
+    assert_int_equal(cat->type, YARA_META_STRING);
+    assert_string_equal(cat->s, "malware.virus");
+    assert_string_equal(find_meta(m, "severity")->s, "low");
+    assert_string_equal(find_meta(m, "author")->s, "Fenghuo");
+    assert_int_equal(find_meta(m, "version")->type, YARA_META_INT);
+    assert_int_equal(find_meta(m, "version")->i, 1);
+    assert_int_equal(m->n_strings, 1);
+    assert_int_equal(m->strings_total, 1);
+    assert_string_equal(m->strings[0].id, "$eicar");
+    assert_int_equal(m->strings[0].offset, off);
+    assert_int_equal(m->strings[0].length, 68);
+
+    /* the event's yara object; no excerpt of the payload by default */
+    assert_string_equal(seen.json[0],
+                        "{\"yara\":{\"rule\":\"Fenghuo_EICAR_Test_File\",\"namespace\":\"eicar\","
+                        "\"tags\":[\"eicar\",\"test\"],\"meta\":{\"description\":\"EICAR "
+                        "anti-virus test string (harmless test file)\",\"author\":\"Fenghuo\","
+                        "\"severity\":\"low\",\"category\":\"malware.virus\",\"version\":1},"
+                        "\"strings\":[{\"id\":\"$eicar\",\"offset\":39,\"length\":68}],"
+                        "\"direction\":\"to_server\"}}");
+    assert_null(strstr(seen.json[0], eicar_b));
+
+    /* the same scanner again: state does not leak between scans */
+    assert_int_equal(scan(sc, eicar, n, &seen), 1);
+    assert_int_equal(seen.first.strings[0].offset, 0);
+    yara_scanner_free(sc);
+}
+
+static void test_webshell_samples(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rule;
+        const char *data;
+    } cases[] = {
+        {"Fenghuo_Webshell_PHP_Eval_Encoded",
+         "POST /upload.php HTTP/1.1\r\nContent-Type: multipart/form-data\r\n\r\n"
+         "<?php $x='aWQ='; eval(base64_decode($x)); ?>"},
+        {"Fenghuo_Webshell_PHP_Eval_Encoded", "<?php\n@eval (gzinflate(base64_decode('8y8o')));\n"},
+        {"Fenghuo_Webshell_PHP_Request_Exec", "<?php echo '<pre>'; system($_GET['cmd']); ?>"},
+        {"Fenghuo_Webshell_PHP_Request_Exec", "<?php array_map('assert', (array)$_REQUEST['x']);"},
+        {"Fenghuo_Webshell_China_Chopper", "<?php @eval($_POST['caidao']);?>"},
+        {"Fenghuo_Webshell_China_Chopper", "<%eval request(\"pass\")%>"},
+        {"Fenghuo_Webshell_China_Chopper",
+         "<%@ Page Language=\"Jscript\"%><%eval(Request.Item[\"z\"],\"unsafe\");%>"},
+        {"Fenghuo_Webshell_China_Chopper",
+         "POST /a.php HTTP/1.1\r\n\r\ncaidao=@eval(base64_decode($_POST[z0]));&z0=QGluaV9zZXQ%3D"},
+        {"Fenghuo_Webshell_JSP_Cmd",
+         "<%@ page import=\"java.io.*\" %><% Process p = Runtime.getRuntime().exec("
+         "request.getParameter(\"cmd\")); %>"},
+    };
+    yara_rules *r = load_ok(rules_dir());
+    yara_scanner *sc = yara_scanner_new(r);
+    seen_t seen = {0};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = scan(sc, cases[i].data, strlen(cases[i].data), &seen);
+        if (rc < 1 || !seen_rule(&seen, cases[i].rule))
+            fail_msg("case %zu: %s not matched (rc %d, %d matches)", i, cases[i].rule, rc, seen.n);
+        for (int j = 0; j < seen.n; j++) {
+            assert_non_null(strstr(seen.json[j], "\"category\":\"webshell\""));
+            assert_non_null(strstr(seen.json[j], "\"severity\":\"high\""));
+        }
+    }
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+}
+
+static void test_clean_data(void **state)
+{
+    (void)state;
+    static const char *const clean[] = {
+        "GET /index.php?id=1 HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        "<?php echo htmlspecialchars($_GET['q']); $v = base64_decode($s); ?>",
+        "<% String name = request.getParameter(\"name\"); out.println(name); %>",
+        "evaluate(base64 text) without the code around it",
+        "",
+    };
+    yara_rules *r = load_ok(rules_dir());
+    yara_scanner *sc = yara_scanner_new(r);
+    seen_t seen = {0};
+    uint8_t rnd[65536];
+    uint32_t x = 2463534242u;
+
+    for (size_t i = 0; i < sizeof(clean) / sizeof(clean[0]); i++) {
+        assert_int_equal(scan(sc, clean[i], strlen(clean[i]), &seen), 0);
+        assert_int_equal(seen.n, 0);
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        rnd[i] = (uint8_t)x;
+    }
+    assert_int_equal(scan(sc, rnd, sizeof(rnd), &seen), 0);
+    assert_int_equal(yara_scan(sc, NULL, 0, collect, &seen), 0);
+    assert_int_equal(yara_scan(sc, NULL, 5, collect, &seen), FH_ERR_ARG);
+    yara_scanner_set_timeout(sc, 0);
+    assert_int_equal(scan(sc, rnd, sizeof(rnd), &seen), 0);
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+}
+
+/* ---- contracts -------------------------------------------------------------- */
+
+static void test_broken_rules_keep_old_set(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"a_good.yar", "b_broken.yar", "c_broken.yara",
+                                        "d_notes.txt", NULL};
+    char dir[PATH_LEN], path[PATH_LEN], err[4096], eicar[80];
+    size_t n = make_eicar(eicar, sizeof(eicar));
+    yara_rules *old = load_ok(rules_dir());
+    yara_rules *r = old;
+    seen_t seen = {0};
+
+    make_tmpdir(dir, sizeof(dir));
+    join(path, sizeof(path), dir, "a_good.yar");
+    write_file(path, "rule good { strings: $a = \"fenghuo-good\" condition: $a }\n");
+    join(path, sizeof(path), dir, "b_broken.yar");
+    write_file(path, "rule broken\n{\n    strings:\n        $a = \"xyz1\"\n"
+                     "    condition:\n        $a and and\n}\n");
+    join(path, sizeof(path), dir, "c_broken.yara");
+    write_file(path, "rule other {\n  condition:\n    $nope }\n");
+    join(path, sizeof(path), dir, "d_notes.txt");
+    write_file(path, "not a rule file: ignored\n");
+
+    fh_err rc = yara_rules_load(dir, &r, err, sizeof(err));
+    print_message("  errors reported:\n%s\n", err);
+    assert_int_equal(rc, FH_ERR_PARSE);
+    assert_ptr_equal(r, old);
+    /* every broken file, with its line */
+    assert_non_null(strstr(err, "b_broken.yar:6: "));
+    assert_non_null(strstr(err, "c_broken.yara:3: "));
+    assert_null(strstr(err, "a_good.yar"));
+
+    /* the old set still scans */
+    yara_scanner *sc = yara_scanner_new(r);
+    assert_int_equal(scan(sc, eicar, n, &seen), 1);
+    assert_string_equal(seen.first.rule, "Fenghuo_EICAR_Test_File");
+    yara_scanner_free(sc);
+
+    /* a bounded error buffer is cut, never overrun */
+    char small[24];
+    assert_int_equal(yara_rules_load(dir, &r, small, sizeof(small)), FH_ERR_PARSE);
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+
+    /* fixing the files makes the reload succeed */
+    join(path, sizeof(path), dir, "b_broken.yar");
+    unlink(path);
+    join(path, sizeof(path), dir, "c_broken.yara");
+    unlink(path);
+    yara_rules *fresh = load_ok(dir);
+    assert_int_equal(yara_rules_files(fresh), 1);
+    assert_int_equal(yara_rules_count(fresh), 1);
+    yara_rules_unref(fresh);
+
+    /* a single file by name, and a missing path */
+    join(path, sizeof(path), dir, "a_good.yar");
+    fresh = load_ok(path);
+    yara_rules_unref(fresh);
+    assert_int_equal(yara_rules_load("/nonexistent-fenghuo/rules", &r, err, sizeof(err)),
+                     FH_ERR_NOTFOUND);
+    assert_non_null(strstr(err, "/nonexistent-fenghuo/rules"));
+    assert_ptr_equal(r, old);
+
+    rm_tmpdir(dir, names);
+    yara_rules_unref(old);
+}
+
+static void test_warnings_are_errors(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"slow.yar", NULL};
+    char dir[PATH_LEN], path[PATH_LEN], err[1024];
+    yara_rules *r = NULL;
+
+    make_tmpdir(dir, sizeof(dir));
+    join(path, sizeof(path), dir, "slow.yar");
+    write_file(path,
+               "rule slow\n{\n  strings:\n    $a = { 01 ?? ?? 02 }\n  condition:\n    $a\n}\n");
+    assert_int_equal(yara_rules_load(dir, &r, err, sizeof(err)), FH_ERR_PARSE);
+    assert_null(r);
+    assert_non_null(strstr(err, "slow.yar:4: warning: "));
+    assert_int_equal(yara_rules_load_flags(dir, YARA_LOAD_ALLOW_WARNINGS, &r, err, sizeof(err)),
+                     FH_OK);
+    assert_non_null(r);
+    assert_non_null(strstr(err, "slow.yar:4: warning: ")); /* still reported */
+    yara_rules_unref(r);
+    rm_tmpdir(dir, names);
+}
+
+/* JSON of the first match in three variants, made inside the callback. */
+typedef struct {
+    char full[2048]; /* to_client, 64-byte excerpts */
+    char cut[2048];  /* no direction, 3-byte excerpts */
+    char none[2048]; /* to_server, no excerpt */
+    bool small_failed;
+} esc_out;
+
+static void json_into(char *dst, size_t cap, const yara_match *m, yara_direction dir, size_t ex)
+{
+    jbuf b;
+    assert_true(jbuf_init(&b, 64, 1 << 16));
+    yara_match_to_json(&b, m, dir, ex);
+    assert_false(jbuf_failed(&b));
+    snprintf(dst, cap, "%s", jbuf_cstr(&b));
+    jbuf_free(&b);
+}
+
+static int esc_json(const yara_match *m, void *arg)
+{
+    esc_out *o = arg;
+    jbuf small;
+
+    json_into(o->full, sizeof(o->full), m, YARA_DIR_TO_CLIENT, 64);
+    json_into(o->cut, sizeof(o->cut), m, YARA_DIR_NONE, 3);
+    json_into(o->none, sizeof(o->none), m, YARA_DIR_TO_SERVER, 0);
+    assert_true(jbuf_init(&small, 16, 64));
+    yara_match_to_json(&small, m, YARA_DIR_TO_SERVER, 0);
+    o->small_failed = jbuf_failed(&small);
+    jbuf_free(&small);
+    return 0;
+}
+
+static void test_json_escaping(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"esc.yar", NULL};
+    /* metadata with a quote, backslash, newline, tab, invalid UTF-8, valid
+     * UTF-8 and U+2028; a repeated key; negative integer; booleans */
+    static const char rule[] =
+        "rule Esc : t1 t2\n"
+        "{\n"
+        "  meta:\n"
+        "    description = \"say \\\"hi\\\" \\\\ line1\\nline2\\tend \\xff\\xfe \\xe7\\x83\\xbd "
+        "\\xe2\\x80\\xa8\"\n"
+        "    description = \"second value of the same key\"\n"
+        "    score = -42\n"
+        "    active = true\n"
+        "    retired = false\n"
+        "  strings:\n"
+        "    $m = { 4D 41 52 4B }\n"
+        "    $q = \"\\\"</script>\"\n"
+        "    $x = { 01 FF 0A }\n"
+        "  condition:\n"
+        "    $m and $q and $x\n"
+        "}\n";
+    static const uint8_t data[] = "xx\"</script>\x01\xff\n MARK";
+    char dir[PATH_LEN], path[PATH_LEN];
+
+    make_tmpdir(dir, sizeof(dir));
+    join(path, sizeof(path), dir, "esc.yar");
+    write_file(path, rule);
+    yara_rules *r = load_ok(path);
+    yara_scanner *sc = yara_scanner_new(r);
+    seen_t seen = {0};
+    assert_int_equal(scan(sc, data, sizeof(data) - 1, &seen), 1);
+    const yara_match *m = &seen.first;
+    assert_int_equal(find_meta(m, "score")->i, -42);
+    assert_int_equal(find_meta(m, "active")->type, YARA_META_BOOL);
+
+    /* matched bytes live only during the callback: the JSON is made there */
+    esc_out out = {0};
+    assert_int_equal(yara_scan(sc, data, sizeof(data) - 1, esc_json, &out), 1);
+    print_message("  %s\n", out.full);
+    assert_string_equal(out.full,
+                        "\"yara\":{\"rule\":\"Esc\",\"namespace\":\"esc\",\"tags\":[\"t1\","
+                        "\"t2\"],\"meta\":{\"description\":\"say \\\"hi\\\" \\\\ "
+                        "line1\\nline2\\tend \\ufffd\\ufffd \xe7\x83\xbd \\u2028\","
+                        "\"score\":-42,\"active\":true,\"retired\":false},"
+                        "\"strings\":[{\"id\":\"$m\",\"offset\":16,\"length\":4,"
+                        "\"data\":\"MARK\"},{\"id\":\"$q\",\"offset\":2,\"length\":10,"
+                        "\"data\":\"\\\"</script>\"},{\"id\":\"$x\",\"offset\":12,"
+                        "\"length\":3,\"data\":\"\\u0001\\ufffd\\n\"}],"
+                        "\"direction\":\"to_client\"}");
+    /* no raw control character or invalid byte ever reaches the output */
+    for (const unsigned char *p = (const unsigned char *)out.full; *p; p++)
+        assert_true(*p >= 0x20 && *p != 0xff && *p != 0xfe);
+    /* an excerpt is cut at excerpt_len; no direction when none is given */
+    assert_non_null(strstr(out.cut, "\"data\":\"MAR\"}"));
+    assert_non_null(strstr(out.cut, "\"data\":\"\\\"</\"}"));
+    assert_null(strstr(out.cut, "direction"));
+    /* without an excerpt, no matched byte at all */
+    assert_null(strstr(out.none, "\"data\""));
+    assert_null(strstr(out.none, "MARK"));
+    /* a ceiling too small fails cleanly */
+    assert_true(out.small_failed);
+
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+    rm_tmpdir(dir, names);
+}
+
+static void test_string_matches_bounded(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"many.yar", NULL};
+    char dir[PATH_LEN], path[PATH_LEN];
+    char data[1000];
+
+    make_tmpdir(dir, sizeof(dir));
+    join(path, sizeof(path), dir, "many.yar");
+    write_file(path, "rule many_a { strings: $a = \"ABCDE\" condition: #a > 10 }\n"
+                     "rule many_b { strings: $b = \"BCDEA\" condition: $b }\n"
+                     "private rule hidden { strings: $c = \"CDEAB\" condition: $c }\n"
+                     "rule uses_hidden { condition: hidden }\n");
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = "ABCDE"[i % 5];
+    yara_rules *r = load_ok(path);
+    assert_int_equal(yara_rules_count(r), 3); /* the private rule is not counted */
+    yara_scanner *sc = yara_scanner_new(r);
+    seen_t seen = {0};
+    assert_int_equal(scan(sc, data, sizeof(data), &seen), 3);
+    assert_false(seen_rule(&seen, "hidden"));
+    assert_string_equal(seen.first.rule, "many_a");
+    assert_int_equal(seen.first.n_strings, YARA_MAX_STRINGS);
+    assert_int_equal(seen.first.strings_total, 200);
+    assert_int_equal(seen.first.strings[15].offset, 75);
+    assert_non_null(strstr(seen.json[0], "\"strings_total\":200"));
+
+    /* the callback stops the scan */
+    seen.stop_after = 1;
+    assert_int_equal(scan(sc, data, sizeof(data), &seen), 1);
+    assert_int_equal(seen.n, 1);
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+    rm_tmpdir(dir, names);
+}
+
+/* Workers scan while the main thread reloads and swaps the set in service. */
+typedef struct {
+    yara_rules_slot *slot;
+    _Atomic int *done;
+    int scans;
+    int swaps;
+    int bad;
+} worker_t;
+
+static int count_only(const yara_match *m, void *arg)
+{
+    (void)m;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void *worker_main(void *p)
+{
+    worker_t *w = p;
+    char eicar[80];
+    size_t n = make_eicar(eicar, sizeof(eicar));
+    uint64_t gen = yara_rules_slot_generation(w->slot);
+    yara_rules *r = yara_rules_slot_get(w->slot);
+    yara_scanner *sc = yara_scanner_new(r);
+
+    yara_rules_unref(r);
+    while (!atomic_load(w->done) || w->scans < 50) {
+        uint64_t now = yara_rules_slot_generation(w->slot);
+        if (now != gen) {
+            gen = now;
+            r = yara_rules_slot_get(w->slot);
+            yara_scanner *fresh = yara_scanner_new(r);
+            yara_rules_unref(r);
+            if (fresh) {
+                yara_scanner_free(sc);
+                sc = fresh;
+                w->swaps++;
+            }
+        }
+        int hits = 0;
+        if (yara_scan(sc, eicar, n, count_only, &hits) != 1 || hits != 1)
+            w->bad++;
+        w->scans++;
+    }
+    yara_scanner_free(sc);
+    return NULL;
+}
+
+static void test_swap_while_scanning(void **state)
+{
+    (void)state;
+    enum { NTHREADS = 4, RELOADS = 8 };
+    pthread_t th[NTHREADS];
+    worker_t w[NTHREADS];
+    _Atomic int done = 0;
+    yara_rules_slot *slot = yara_rules_slot_new();
+    char err[1024];
+
+    assert_non_null(slot);
+    yara_rules_slot_set(slot, load_ok(rules_dir()));
+    for (int i = 0; i < NTHREADS; i++) {
+        w[i] = (worker_t){.slot = slot, .done = &done};
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < RELOADS; i++) {
+        yara_rules *r = NULL;
+        /* a failed reload leaves the slot alone */
+        assert_int_equal(yara_rules_load("/nonexistent-fenghuo", &r, err, sizeof(err)),
+                         FH_ERR_NOTFOUND);
+        yara_rules_slot_set(slot, load_ok(rules_dir()));
+        usleep(2000);
+    }
+    atomic_store(&done, 1);
+    int scans = 0, swaps = 0;
+    for (int i = 0; i < NTHREADS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(w[i].bad, 0);
+        scans += w[i].scans;
+        swaps += w[i].swaps;
+    }
+    assert_int_equal(yara_rules_slot_generation(slot), RELOADS + 1);
+    print_message("  %d threads: %d scans, %d scanner swaps over %d reloads\n", NTHREADS, scans,
+                  swaps, RELOADS);
+    yara_rules_slot_free(slot);
+}
+
+/* ---- shared third-party rules --------------------------------------------------- */
+
+static void test_shared_rules(void **state)
+{
+    (void)state;
+    const char *shared = shared_dir();
+    char list[PATH_LEN], err[8192];
+    if (!shared)
+        skip();
+
+    /* every rule file on its own, as an administrator would drop it in */
+    snprintf(list, sizeof(list), "find '%s/yara' -name '*.yar' -o -name '*.yara' | sort", shared);
+    FILE *p = popen(list, "r");
+    assert_non_null(p);
+    char line[PATH_LEN];
+    int files = 0, loaded = 0, refused = 0;
+    unsigned rules = 0;
+    while (fgets(line, sizeof(line), p)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strstr(line, "/index.yar"))
+            continue; /* includes all the others */
+        yara_rules *r = NULL;
+        files++;
+        if (yara_rules_load(line, &r, err, sizeof(err)) == FH_OK) {
+            loaded++;
+            rules += yara_rules_count(r);
+            yara_rules_unref(r);
+        } else {
+            refused++;
+            print_message("  refused %s:\n%s\n", line, err);
+        }
+    }
+    pclose(p);
+    print_message("  %s/yara: %d rule files, %d loaded (%u rules), %d refused\n", shared, files,
+                  loaded, rules, refused);
+    assert_true(files > 0);
+    assert_int_equal(loaded + refused, files);
+
+    /* index.yar against the EICAR sample: the matches of expected/yara/ */
+    char path[PATH_LEN], sample[PATH_LEN];
+    join(path, sizeof(path), shared, "yara/index.yar");
+    join(sample, sizeof(sample), shared, "yara/samples/eicar.com");
+    yara_rules *r = load_ok(path);
+    print_message("  index.yar: %u rules\n", yara_rules_count(r));
+    FILE *f = fopen(sample, "rb");
+    assert_non_null(f);
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    yara_scanner *sc = yara_scanner_new(r);
+    seen_t seen = {0};
+    assert_int_equal(scan(sc, buf, n, &seen), 2);
+    assert_true(seen_rule(&seen, "SUSP_Just_EICAR"));
+    assert_true(seen_rule(&seen, "eicar"));
+    assert_int_equal(seen.first.strings[0].offset, 0);
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+
+    /* and our own EICAR rule finds the sample too */
+    r = load_ok(rules_dir());
+    sc = yara_scanner_new(r);
+    assert_int_equal(scan(sc, buf, n, &seen), 1);
+    assert_string_equal(seen.rule[0], "Fenghuo_EICAR_Test_File");
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_shipped),
+        cmocka_unit_test(test_eicar_in_buffer),
+        cmocka_unit_test(test_webshell_samples),
+        cmocka_unit_test(test_clean_data),
+        cmocka_unit_test(test_broken_rules_keep_old_set),
+        cmocka_unit_test(test_warnings_are_errors),
+        cmocka_unit_test(test_json_escaping),
+        cmocka_unit_test(test_string_matches_bounded),
+        cmocka_unit_test(test_swap_while_scanning),
+        cmocka_unit_test(test_shared_rules),
+    };
+    return cmocka_run_group_tests_name("yara", tests, setup, teardown);
+}
