@@ -56,6 +56,8 @@ static const opt_def options[] = {
      "UDP packets inspected before nDPI gives up"},
     {"dpi.protos_file", OPT_STR, OFF(dpi_protos_file), 0, "nDPI custom protocols file"},
     {"dpi.categories_file", OPT_STR, OFF(dpi_categories_file), 0, "nDPI custom categories file"},
+    {"dpi.metadata_events", OPT_BOOL, OFF(dpi.metadata_events), 0,
+     "write dns, http, tls and ssh events (docs/events.md) besides the flow event"},
     {"geoip.country", OPT_STR, OFF(geoip_country), 0, "country .mmdb (MaxMind or ip-location-db)"},
     {"geoip.asn", OPT_STR, OFF(geoip_asn), 0, "ASN .mmdb (GeoLite2-ASN layout)"},
     {"geoip.city", OPT_STR, OFF(geoip_city), 0, "city .mmdb (GeoIP2/GeoLite2-City)"},

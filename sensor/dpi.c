@@ -4,6 +4,7 @@
 #include "dpi.h"
 
 #include <ndpi/ndpi_api.h>
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,8 @@ typedef struct {
     bool has_dns;
     uint16_t qtype;
     uint8_t rcode, answers, is_query;
+    uint16_t rsp_type;    /* type of the first A/AAAA answer nDPI kept, 0 = none */
+    uint8_t rsp_addr[16]; /* its address */
     /* SSH */
     char ssh_client[48], ssh_server[48], hassh_c[33], hassh_s[33];
 } dpi_meta;
@@ -44,6 +47,7 @@ typedef struct {
     ndpi_risk risk;
     uint32_t pkts;
     uint8_t done, guessed;
+    uint8_t meta_taken; /* metadata events handed out (dpi_take_meta_events) */
     ndpi_confidence_t confidence;
     dpi_meta *meta;
 } dpi_flow;
@@ -54,6 +58,7 @@ void dpi_config_defaults(dpi_config *cfg)
     cfg->enabled = true;
     cfg->max_tcp_packets = 80;
     cfg->max_udp_packets = 24;
+    cfg->metadata_events = true;
 }
 
 fh_err dpi_engine_new(dpi_engine **out, const dpi_config *cfg, char *err, size_t errlen)
@@ -190,6 +195,11 @@ static void extract(dpi_engine *e, dpi_flow *df)
         m->rcode = nf->protos.dns.reply_code;
         m->answers = nf->protos.dns.num_answers;
         m->is_query = nf->protos.dns.is_query;
+        if (nf->protos.dns.rsp_type == 1 || nf->protos.dns.rsp_type == 28) {
+            m->rsp_type = nf->protos.dns.rsp_type;
+            memcpy(m->rsp_addr, &nf->protos.dns.rsp_addr,
+                   m->rsp_type == 1 ? 4 : sizeof(m->rsp_addr));
+        }
     } else if (is_proto(df->proto, NDPI_PROTOCOL_SSH)) {
         memcpy(m->ssh_client, nf->protos.ssh.client_signature, sizeof(m->ssh_client));
         memcpy(m->ssh_server, nf->protos.ssh.server_signature, sizeof(m->ssh_server));
@@ -408,11 +418,158 @@ static void write_ssh_side(jbuf *b, const char *key, const char *banner)
     jbuf_obj_close(b);
 }
 
+/* True when nDPI saw TLS data worth a tls object. nDPI may call a flow TLS
+ * from records without a parsable hello: then there is nothing to report. */
+static bool has_tls(const dpi_meta *m)
+{
+    return m->has_tls && (m->hostname || m->tls_version || m->ja3c[0] || m->ja3s[0] || m->cipher ||
+                          m->alpn || m->subject || m->issuer || m->not_before || m->has_fp);
+}
+
+static bool has_http(const dpi_meta *m)
+{
+    return m->url || m->user_agent || m->status;
+}
+
+static bool has_ssh(const dpi_meta *m)
+{
+    return m->ssh_client[0] || m->ssh_server[0];
+}
+
+static void write_tls(dpi_engine *e, const dpi_flow *df, const dpi_meta *m, jbuf *b)
+{
+    char buf[64];
+    uint8_t unknown = 0;
+
+    (void)e;
+    jbuf_obj_open(b, "tls");
+    if (m->hostname &&
+        (is_proto(df->proto, NDPI_PROTOCOL_TLS) || is_proto(df->proto, NDPI_PROTOCOL_QUIC) ||
+         df->proto.master_protocol == NDPI_PROTOCOL_UNKNOWN))
+        jbuf_str(b, "sni", m->hostname);
+    if (m->tls_version)
+        jbuf_str(b, "version", ndpi_ssl_version2str(buf, sizeof(buf), m->tls_version, &unknown));
+    if (m->ja3c[0]) {
+        jbuf_obj_open(b, "ja3");
+        jbuf_str(b, "hash", m->ja3c);
+        jbuf_obj_close(b);
+    }
+    if (m->ja3s[0]) {
+        jbuf_obj_open(b, "ja3s");
+        jbuf_str(b, "hash", m->ja3s);
+        jbuf_obj_close(b);
+    }
+    if (m->cipher) {
+        const char *c = ndpi_cipher2str(m->cipher);
+        jbuf_str(b, "cipher", c ? c : "unknown");
+    }
+    if (m->alpn)
+        jbuf_str(b, "alpn", m->alpn);
+    if (m->subject)
+        jbuf_str(b, "subject", m->subject);
+    if (m->issuer)
+        jbuf_str(b, "issuerdn", m->issuer);
+    if (m->not_before)
+        write_time(b, "notbefore", m->not_before);
+    if (m->not_after)
+        write_time(b, "notafter", m->not_after);
+    if (m->has_fp) {
+        char fp[60];
+
+        for (int i = 0; i < 20; i++)
+            snprintf(fp + i * 3, 4, "%02x%s", m->fp[i], i < 19 ? ":" : "");
+        jbuf_str(b, "fingerprint", fp);
+    }
+    jbuf_obj_close(b);
+}
+
+static void write_http(const dpi_meta *m, jbuf *b)
+{
+    jbuf_obj_open(b, "http");
+    if (m->hostname)
+        jbuf_str(b, "hostname", m->hostname);
+    if (m->url) {
+        /* nDPI stores "host/path"; EVE's url is the request target. */
+        const char *u = m->url;
+        size_t hl = m->hostname ? strlen(m->hostname) : 0;
+
+        if (hl && strncmp(u, m->hostname, hl) == 0 && (u[hl] == '/' || u[hl] == '\0'))
+            u += hl;
+        jbuf_str(b, "url", *u ? u : "/");
+    }
+    if (m->user_agent)
+        jbuf_str(b, "http_user_agent", m->user_agent);
+    if (m->method)
+        jbuf_str(b, "http_method", m->method);
+    if (m->status)
+        jbuf_u64(b, "status", m->status);
+    if (m->content_type)
+        jbuf_str(b, "http_content_type", m->content_type);
+    jbuf_obj_close(b);
+}
+
+/*
+ * The dns object. In the flow event: rrname, rrtype, and rcode with the
+ * number of answers once a response was seen. In the dns event (EVE's
+ * layout): type query/answer, rrname, rrtype, rcode, and answers[] with the
+ * one address nDPI 4.2 keeps (the first A/AAAA record of the response).
+ */
+static void write_dns(const dpi_meta *m, jbuf *b, bool event)
+{
+    const char *tn = dns_type_name(m->qtype), *rn = dns_rcode_name(m->rcode);
+    bool answered = !m->is_query || m->answers;
+    char buf[INET6_ADDRSTRLEN];
+
+    jbuf_obj_open(b, "dns");
+    if (event)
+        jbuf_str(b, "type", answered ? "answer" : "query");
+    if (m->hostname)
+        jbuf_str(b, "rrname", m->hostname);
+    if (tn)
+        jbuf_str(b, "rrtype", tn);
+    else if (m->qtype) {
+        snprintf(buf, sizeof(buf), "TYPE%u", m->qtype);
+        jbuf_str(b, "rrtype", buf);
+    }
+    if (answered) {
+        if (rn)
+            jbuf_str(b, "rcode", rn);
+        if (!event) {
+            jbuf_u64(b, "answers", m->answers);
+        } else if (m->rsp_type) {
+            jbuf_arr_open(b, "answers");
+            jbuf_obj_open(b, NULL);
+            jbuf_str(b, "rrtype", dns_type_name(m->rsp_type));
+            inet_ntop(m->rsp_type == 1 ? AF_INET : AF_INET6, m->rsp_addr, buf, sizeof(buf));
+            jbuf_str(b, "rdata", buf);
+            jbuf_obj_close(b);
+            jbuf_arr_close(b);
+        }
+    }
+    jbuf_obj_close(b);
+}
+
+static void write_ssh(const dpi_meta *m, jbuf *b)
+{
+    jbuf_obj_open(b, "ssh");
+    write_ssh_side(b, "client", m->ssh_client);
+    write_ssh_side(b, "server", m->ssh_server);
+    if (m->hassh_c[0] || m->hassh_s[0]) {
+        jbuf_obj_open(b, "hassh");
+        if (m->hassh_c[0])
+            jbuf_str(b, "client", m->hassh_c);
+        if (m->hassh_s[0])
+            jbuf_str(b, "server", m->hassh_s);
+        jbuf_obj_close(b);
+    }
+    jbuf_obj_close(b);
+}
+
 void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
 {
     dpi_flow *df = f->user;
     const dpi_meta *m;
-    char name[64], buf[64];
+    char name[64];
     uint16_t cscore = 0, sscore = 0;
 
     if (!df)
@@ -420,9 +577,6 @@ void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
     if (df->nf) /* update of a flow still in detection: take a fresh look */
         extract(e, df);
     m = df->meta;
-    dpi_app_proto(e, f, buf, sizeof(buf));
-    if (buf[0])
-        jbuf_str(b, "app_proto", buf);
 
     jbuf_obj_open(b, "ndpi");
     ndpi_protocol2name(e->ndpi, df->proto, name, sizeof(name));
@@ -443,108 +597,73 @@ void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
     jbuf_obj_close(b);
     if (!m)
         return;
+    if (has_tls(m))
+        write_tls(e, df, m, b);
+    if (has_http(m))
+        write_http(m, b);
+    if (m->has_dns)
+        write_dns(m, b, false);
+    if (has_ssh(m))
+        write_ssh(m, b);
+}
 
-    /* nDPI may call a flow TLS from records without a parsable hello: then
-     * there is nothing to report and no tls object is written. */
-    if (m->has_tls && (m->hostname || m->tls_version || m->ja3c[0] || m->ja3s[0] || m->cipher ||
-                       m->alpn || m->subject || m->issuer || m->not_before || m->has_fp)) {
-        uint8_t unknown = 0;
+/* ---- metadata events ------------------------------------------------------ */
 
-        jbuf_obj_open(b, "tls");
-        if (m->hostname &&
-            (is_proto(df->proto, NDPI_PROTOCOL_TLS) || is_proto(df->proto, NDPI_PROTOCOL_QUIC) ||
-             df->proto.master_protocol == NDPI_PROTOCOL_UNKNOWN))
-            jbuf_str(b, "sni", m->hostname);
-        if (m->tls_version)
-            jbuf_str(b, "version",
-                     ndpi_ssl_version2str(buf, sizeof(buf), m->tls_version, &unknown));
-        if (m->ja3c[0]) {
-            jbuf_obj_open(b, "ja3");
-            jbuf_str(b, "hash", m->ja3c);
-            jbuf_obj_close(b);
-        }
-        if (m->ja3s[0]) {
-            jbuf_obj_open(b, "ja3s");
-            jbuf_str(b, "hash", m->ja3s);
-            jbuf_obj_close(b);
-        }
-        if (m->cipher) {
-            const char *c = ndpi_cipher2str(m->cipher);
-            jbuf_str(b, "cipher", c ? c : "unknown");
-        }
-        if (m->alpn)
-            jbuf_str(b, "alpn", m->alpn);
-        if (m->subject)
-            jbuf_str(b, "subject", m->subject);
-        if (m->issuer)
-            jbuf_str(b, "issuerdn", m->issuer);
-        if (m->not_before)
-            write_time(b, "notbefore", m->not_before);
-        if (m->not_after)
-            write_time(b, "notafter", m->not_after);
-        if (m->has_fp) {
-            char fp[60];
+#define META_TAKEN_ALL 0x80
 
-            for (int i = 0; i < 20; i++)
-                snprintf(fp + i * 3, 4, "%02x%s", m->fp[i], i < 19 ? ":" : "");
-            jbuf_str(b, "fingerprint", fp);
-        }
-        jbuf_obj_close(b);
-    }
-    if (m->url || m->user_agent || m->status) {
-        jbuf_obj_open(b, "http");
-        if (m->hostname)
-            jbuf_str(b, "hostname", m->hostname);
-        if (m->url) {
-            /* nDPI stores "host/path"; EVE's url is the request target. */
-            const char *u = m->url;
-            size_t hl = m->hostname ? strlen(m->hostname) : 0;
+const char *dpi_meta_kind_name(dpi_meta_kind k)
+{
+    static const char *names[DPI_META_KINDS] = {"dns", "http", "tls", "ssh"};
 
-            if (hl && strncmp(u, m->hostname, hl) == 0 && (u[hl] == '/' || u[hl] == '\0'))
-                u += hl;
-            jbuf_str(b, "url", *u ? u : "/");
-        }
-        if (m->user_agent)
-            jbuf_str(b, "http_user_agent", m->user_agent);
-        if (m->method)
-            jbuf_str(b, "http_method", m->method);
-        if (m->status)
-            jbuf_u64(b, "status", m->status);
-        if (m->content_type)
-            jbuf_str(b, "http_content_type", m->content_type);
-        jbuf_obj_close(b);
-    }
-    if (m->has_dns) {
-        const char *tn = dns_type_name(m->qtype), *rn = dns_rcode_name(m->rcode);
+    return (unsigned)k < DPI_META_KINDS ? names[k] : "";
+}
 
-        jbuf_obj_open(b, "dns");
-        if (m->hostname)
-            jbuf_str(b, "rrname", m->hostname);
-        if (tn)
-            jbuf_str(b, "rrtype", tn);
-        else if (m->qtype) {
-            snprintf(buf, sizeof(buf), "TYPE%u", m->qtype);
-            jbuf_str(b, "rrtype", buf);
-        }
-        if (!m->is_query || m->answers) {
-            if (rn)
-                jbuf_str(b, "rcode", rn);
-            jbuf_u64(b, "answers", m->answers);
-        }
-        jbuf_obj_close(b);
-    }
-    if (m->ssh_client[0] || m->ssh_server[0]) {
-        jbuf_obj_open(b, "ssh");
-        write_ssh_side(b, "client", m->ssh_client);
-        write_ssh_side(b, "server", m->ssh_server);
-        if (m->hassh_c[0] || m->hassh_s[0]) {
-            jbuf_obj_open(b, "hassh");
-            if (m->hassh_c[0])
-                jbuf_str(b, "client", m->hassh_c);
-            if (m->hassh_s[0])
-                jbuf_str(b, "server", m->hassh_s);
-            jbuf_obj_close(b);
-        }
-        jbuf_obj_close(b);
+unsigned dpi_take_meta_events(dpi_engine *e, flow *f)
+{
+    dpi_flow *df = f->user;
+    const dpi_meta *m;
+    unsigned ready = 0;
+
+    /* Only once detection is over, and only for what nDPI recognised (a
+     * guess from the port has no dissected data). */
+    if (!e->cfg.metadata_events || !df || !df->done || (df->meta_taken & META_TAKEN_ALL))
+        return 0;
+    df->meta_taken |= META_TAKEN_ALL; /* the metadata does not change after detection */
+    if (!df->meta || df->guessed)
+        return 0;
+    m = df->meta;
+    if (m->has_dns)
+        ready |= 1u << DPI_META_DNS;
+    if (has_http(m))
+        ready |= 1u << DPI_META_HTTP;
+    if (has_tls(m))
+        ready |= 1u << DPI_META_TLS;
+    if (has_ssh(m))
+        ready |= 1u << DPI_META_SSH;
+    return ready;
+}
+
+void dpi_write_meta_event(dpi_engine *e, const flow *f, dpi_meta_kind k, jbuf *b)
+{
+    const dpi_flow *df = f->user;
+    const dpi_meta *m = df ? df->meta : NULL;
+
+    if (!m)
+        return;
+    switch (k) {
+    case DPI_META_DNS:
+        write_dns(m, b, true);
+        break;
+    case DPI_META_HTTP:
+        write_http(m, b);
+        break;
+    case DPI_META_TLS:
+        write_tls(e, df, m, b);
+        break;
+    case DPI_META_SSH:
+        write_ssh(m, b);
+        break;
+    case DPI_META_KINDS:
+        break;
     }
 }

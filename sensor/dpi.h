@@ -28,6 +28,7 @@ typedef struct {
     uint32_t max_udp_packets;    /* default 24 */
     const char *protos_file;     /* optional nDPI custom protocols file */
     const char *categories_file; /* optional nDPI custom categories file */
+    bool metadata_events;        /* separate dns/http/tls/ssh events (default on) */
 } dpi_config;
 
 void dpi_config_defaults(dpi_config *cfg);
@@ -58,11 +59,39 @@ void dpi_finish(dpi_engine *e, flow_table *t, flow *f);
 void dpi_flow_release(dpi_engine *e, flow_table *t, flow *f);
 
 /*
- * Appends the DPI part of the flow event: app_proto, ndpi{}, and tls{},
- * http{}, dns{}, ssh{} where present. Works on a flow still being
- * detected (update events) using what nDPI has so far.
+ * Appends the DPI part of the flow event: ndpi{}, and tls{}, http{}, dns{},
+ * ssh{} where present (app_proto is the caller's, see dpi_app_proto). Works
+ * on a flow still being detected (update events) using what nDPI has so far.
  */
 void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b);
+
+/*
+ * Application metadata events: one event per kind and flow, written once
+ * nDPI's detection of the flow is over (it has decided and done its extra
+ * dissection, gave up, or the flow ended), because only then is the data
+ * complete.
+ */
+typedef enum {
+    DPI_META_DNS,
+    DPI_META_HTTP,
+    DPI_META_TLS,
+    DPI_META_SSH,
+    DPI_META_KINDS
+} dpi_meta_kind;
+
+/* The event_type of a kind: "dns", "http", "tls", "ssh". */
+const char *dpi_meta_kind_name(dpi_meta_kind k);
+
+/*
+ * Returns a bit (1u << kind) for each metadata event flow f has ready: its
+ * detection is over and nDPI gave data of that kind. Each kind is returned
+ * once per flow (later calls return 0). Returns 0 while detection goes on,
+ * and always when cfg.metadata_events is off.
+ */
+unsigned dpi_take_meta_events(dpi_engine *e, flow *f);
+
+/* Appends the object of one metadata event ("dns": {...}, ...) for flow f. */
+void dpi_write_meta_event(dpi_engine *e, const flow *f, dpi_meta_kind k, jbuf *b);
 
 /* Lower-case app_proto of the flow ("" when none), for statistics. */
 const char *dpi_app_proto(dpi_engine *e, const flow *f, char *buf, size_t len);

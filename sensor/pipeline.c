@@ -2,7 +2,9 @@
  * pipeline.c - decode -> flow -> DPI -> enrichment -> events; see pipeline.h.
  *
  * Events are built here (the EVE layout of docs/events.md): flow events when
- * a flow ends or updates, stats events, and sampled anomaly events.
+ * a flow ends or updates, application metadata events (dns, http, tls, ssh)
+ * when nDPI's detection of a flow is over, stats events, and sampled anomaly
+ * events.
  */
 #include "pipeline.h"
 
@@ -232,17 +234,18 @@ static void app_stat_add(pipeline *p, const char *name)
     }
 }
 
-static void on_flow_end(flow *f, flow_reason reason, void *arg)
+/*
+ * Opens an event of flow f: the common header, then the fields every event of
+ * a flow carries (flow_id, endpoints with the client as src, proto, ICMP
+ * type/code, vlan, community_id, app_proto). Leaves the object open; cid gets
+ * the Community ID (the event's key).
+ */
+static void flow_header(pipeline *p, jbuf *b, const flow *f, uint64_t ts_us, const char *type,
+                        char cid[COMMUNITY_ID_LEN])
 {
-    pipeline *p = arg;
-    jbuf *b = &p->jb;
-    char a[INET6_ADDRSTRLEN], ts[48], cid[COMMUNITY_ID_LEN], pbuf[8], app[32];
+    char a[INET6_ADDRSTRLEN], pbuf[8], app[32];
 
-    if (reason != FLOW_REASON_UPDATE && p->dpi)
-        dpi_finish(p->dpi, &p->flows, f);
-
-    jbuf_reset(b);
-    common_header(p, b, f->last_us, "flow");
+    common_header(p, b, ts_us, type);
     jbuf_u64(b, "flow_id", f->flow_id);
     format_ip(f->ip_version, f->cli, a, sizeof(a));
     jbuf_str(b, "src_ip", a);
@@ -267,6 +270,48 @@ static void on_flow_end(flow *f, flow_reason reason, void *arg)
         jbuf_arr_close(b);
     }
     jbuf_str(b, "community_id", cid);
+    if (p->dpi && dpi_app_proto(p->dpi, f, app, sizeof(app))[0])
+        jbuf_str(b, "app_proto", app);
+}
+
+/*
+ * Writes the application metadata events (dns, http, tls, ssh) of flow f that
+ * are ready and not yet written: once per flow and kind, as soon as nDPI's
+ * detection is over. ts_us is the time of the packet that ended detection,
+ * or of the flow's last packet when the flow ends first.
+ */
+static void write_meta_events(pipeline *p, flow *f, uint64_t ts_us)
+{
+    jbuf *b = &p->jb;
+    char cid[COMMUNITY_ID_LEN];
+    unsigned ready = dpi_take_meta_events(p->dpi, f);
+
+    for (int k = 0; k < DPI_META_KINDS; k++) {
+        const char *type = dpi_meta_kind_name((dpi_meta_kind)k);
+
+        if (!(ready & (1u << k)))
+            continue;
+        jbuf_reset(b);
+        flow_header(p, b, f, ts_us, type, cid);
+        dpi_write_meta_event(p->dpi, f, (dpi_meta_kind)k, b);
+        jbuf_obj_close(b);
+        emit(p, type, cid);
+    }
+}
+
+static void on_flow_end(flow *f, flow_reason reason, void *arg)
+{
+    pipeline *p = arg;
+    jbuf *b = &p->jb;
+    char a[INET6_ADDRSTRLEN], ts[48], cid[COMMUNITY_ID_LEN], app[32];
+
+    if (reason != FLOW_REASON_UPDATE && p->dpi) {
+        dpi_finish(p->dpi, &p->flows, f);
+        write_meta_events(p, f, f->last_us);
+    }
+
+    jbuf_reset(b);
+    flow_header(p, b, f, f->last_us, "flow", cid);
     if (p->dpi)
         dpi_write_json(p->dpi, f, b);
     if (f->has_mac) {
@@ -573,8 +618,10 @@ void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t c
         p->flows_unaccounted++;
         return;
     }
-    if (p->dpi)
+    if (p->dpi) {
         dpi_packet(p->dpi, &p->flows, f, &k);
+        write_meta_events(p, f, k.ts_us);
+    }
     flow_maybe_update(&p->flows, f, p->clock);
 }
 

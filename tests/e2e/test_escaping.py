@@ -74,6 +74,19 @@ def test_decoded_strings(run):
     assert "政务云" in http["hostname"]
 
 
+def test_http_event_strings(run):
+    """The separate http event carries the same attacker-controlled strings, escaped alike."""
+    evs = [e for e in run.events() if e["event_type"] == "http"]
+    assert len(evs) == 1
+    http = evs[0]["http"]
+    assert http.get("hostname") == expected(gen_pcaps.ESC_HOST)
+    assert http.get("url") == expected(gen_pcaps.ESC_URL)
+    assert http.get("http_user_agent") == expected(gen_pcaps.ESC_UA)
+    assert http.get("http_method") == "GET" and http.get("status") == 200
+    line = [l for l in run.lines if b'"event_type":"http"' in l.replace(b" ", b"")][0]
+    assert b'/a\\"b\\\\c\\u0001d\\u001be\\rf' in line.lower()
+
+
 def test_escapes_are_json_standard(run):
     """Quotes/backslashes are escaped; control characters appear as \\u00XX or \\r."""
     line = [l for l in run.lines if b'"event_type":"flow"' in l.replace(b" ", b"")][0]

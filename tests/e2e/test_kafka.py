@@ -73,8 +73,8 @@ def _equal_run(sensor_bin, build_dir, tmp, inputs, topic="fenghuo.events"):
     assert got == sorted(kafkalib.canonical(e) for e in want)
     for key, value in msgs:
         e = json.loads(value)
-        if e["event_type"] == "flow":
-            assert key == e["community_id"], "flow events are keyed by their Community ID"
+        if "community_id" in e:  # flow and its dns/http/tls/ssh events
+            assert key == e["community_id"], "events of a flow are keyed by its Community ID"
         else:
             assert key == e["sensor"]["id"]
     return len(msgs)

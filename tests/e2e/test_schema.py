@@ -49,6 +49,21 @@ ICMP6_FLOW = copy.deepcopy(UDP_FLOW)
 del ICMP6_FLOW["dns"]
 ICMP6_FLOW.update(proto="IPv6-ICMP", src_ip="2001:db8:1::10", dest_ip="2001:db8:1::1",
                   src_port=0, dest_port=0, icmp_type=128, icmp_code=0, app_proto="icmpv6")
+# Application metadata events: the flow's header fields and one object.
+META_HEAD = {k: FLOW[k] for k in ("timestamp", "schema_version", "sensor", "flow_id", "src_ip",
+                                  "src_port", "dest_ip", "dest_port", "proto", "vlan",
+                                  "community_id")}
+HTTP_EV = dict(copy.deepcopy(META_HEAD), event_type="http", app_proto="http",
+               http=copy.deepcopy(FLOW["http"]))
+TLS_EV = dict(copy.deepcopy(META_HEAD), event_type="tls", app_proto="tls",
+              tls=copy.deepcopy(TLS_FLOW["tls"]))
+SSH_EV = dict(copy.deepcopy(META_HEAD), event_type="ssh", app_proto="ssh",
+              ssh=copy.deepcopy(SSH_DNS_FLOW["ssh"]))
+DNS_EV = dict(copy.deepcopy(META_HEAD), event_type="dns", app_proto="dns", proto="UDP",
+              dns={"type": "answer", "rrname": "www.example.gov.cn", "rrtype": "A",
+                   "rcode": "NOERROR", "answers": [{"rrtype": "A", "rdata": "203.0.113.10"}]})
+DNS_QUERY_EV = dict(copy.deepcopy(DNS_EV), dns={"type": "query", "rrname": "x.example",
+                                                 "rrtype": "AAAA"})
 # A live-capture stats event: kernel counters and the drop ratio are present.
 C = dict({k: 0 for k in ("packets", "bytes", "kernel_packets", "kernel_drops", "ifdrops")},
          drop_ratio=0.0)
@@ -78,8 +93,11 @@ ANOMALY = {"timestamp": TS, "event_type": "anomaly", "schema_version": "1.0",
            "anomaly": {"type": "decode", "event": "tcp.bad_offset", "count": 10, "layer": "tcp"}}
 
 
-@pytest.mark.parametrize("ev", [FLOW, TLS_FLOW, SSH_DNS_FLOW, UDP_FLOW, ICMP6_FLOW, STATS, ANOMALY],
-                         ids=["http", "tls", "ssh", "dns", "icmp6", "stats", "anomaly"])
+@pytest.mark.parametrize("ev", [FLOW, TLS_FLOW, SSH_DNS_FLOW, UDP_FLOW, ICMP6_FLOW, STATS, ANOMALY,
+                                HTTP_EV, TLS_EV, SSH_EV, DNS_EV, DNS_QUERY_EV],
+                         ids=["http", "tls", "ssh", "dns", "icmp6", "stats", "anomaly",
+                              "http-event", "tls-event", "ssh-event", "dns-event",
+                              "dns-query-event"])
 def test_valid(validator, ev):
     validator([ev])
 
@@ -156,6 +174,18 @@ BAD = [
     (ANOMALY, "anomaly.count", 0),
     (ANOMALY, "anomaly.layer", KeyError),
     (ANOMALY, "anomaly.event", "bad"),
+    (HTTP_EV, "http", KeyError),               # metadata event without its object
+    (HTTP_EV, "community_id", KeyError),
+    (HTTP_EV, "flow", FLOW["flow"]),           # not a flow event
+    (HTTP_EV, "http.status", "401"),
+    (HTTP_EV, "http.uri", "/"),
+    (TLS_EV, "tls.ja3.hash", "xyz"),
+    (SSH_EV, "ssh.client.version", "x"),
+    (DNS_EV, "dns.type", "response"),
+    (DNS_EV, "dns.answers", [{"rrtype": "A", "rdata": "not-an-ip"}]),
+    (DNS_EV, "dns.answers", 1),
+    (DNS_QUERY_EV, "dns.rcode", "NOERROR"),    # a query has no rcode
+    (DNS_EV, "dns.type", KeyError),
 ]
 
 

@@ -398,6 +398,25 @@ def http_basic_auth():
     return p
 
 
+HTTP_401 = (b"HTTP/1.1 401 Unauthorized\r\nServer: nginx/1.24.0\r\n"
+            b"WWW-Authenticate: Basic realm=\"admin\"\r\nContent-Type: text/html\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@case
+def http_401():
+    """A failed HTTP Basic login: wrong credentials, 401 Unauthorized."""
+    p = Pcap("http-401")
+    c = TcpConv(p, "http", CLI, "10.1.1.80", 49154, 80)
+    t = c.handshake(BASE)
+    c.seg(C, t + ms(1), "PA", http_get(b"portal.example.gov.cn", b"/admin/",
+                                       b"Authorization: Basic YWRtaW46d3Jvbmc=\r\n"))
+    c.seg(S, t + ms(3), "PA", HTTP_401)
+    c.seg(C, t + ms(4), "A")
+    c.fin(t + ms(10))
+    return p
+
+
 @case
 def dns():
     p = Pcap("dns")
