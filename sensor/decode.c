@@ -294,6 +294,7 @@ static decode_result decode_tcp(dctx *x, const uint8_t *p, uint32_t len)
     k->sport = rd16(p);
     k->dport = rd16(p + 2);
     k->tcp_flags = p[13];
+    k->tcp_seq = ((uint32_t)p[4] << 24) | ((uint32_t)p[5] << 16) | ((uint32_t)p[6] << 8) | p[7];
     k->payload = p + off;
     k->payload_len = len - off;
     x->d->stats.tcp++;

@@ -121,6 +121,7 @@ typedef struct {
     uint16_t sport, dport; /* host order; 0 for protocols without ports */
     uint8_t icmp_type, icmp_code;
     uint8_t tcp_flags;
+    uint32_t tcp_seq; /* TCP sequence number (host order) */
 
     const uint8_t *l3;      /* innermost IP header, for nDPI */
     uint32_t l3_len;        /* its datagram length (clipped to what was captured) */

@@ -164,7 +164,7 @@ static void flow_end(flow_table *t, flow *f, flow_reason reason)
         t->stats.evicted++;
     hash_remove(t, f);
     list_remove(t, f);
-    t->mem_used -= sizeof(*f) + f->extra_mem;
+    t->mem_used -= sizeof(*f) + f->extra_mem + f->payload_mem;
     t->stats.active--;
     f->hnext = t->free_list;
     t->free_list = f;
@@ -396,4 +396,10 @@ void flow_set_extra_mem(flow_table *t, flow *f, uint32_t bytes)
 {
     t->mem_used = t->mem_used - f->extra_mem + bytes;
     f->extra_mem = bytes;
+}
+
+void flow_set_payload_mem(flow_table *t, flow *f, uint32_t bytes)
+{
+    t->mem_used = t->mem_used - f->payload_mem + bytes;
+    f->payload_mem = bytes;
 }

@@ -106,8 +106,10 @@ struct flow {
     uint64_t pkts[2], bytes[2]; /* [FLOW_TOSERVER], [FLOW_TOCLIENT] */
     uint64_t flow_id;
     uint32_t updates;
-    uint32_t extra_mem; /* bytes the owner holds for this flow (counted in memcap) */
-    void *user;         /* owner's per-flow state (DPI) */
+    uint32_t extra_mem;   /* bytes the owner holds for this flow (counted in memcap) */
+    void *user;           /* owner's per-flow state (DPI) */
+    void *payload;        /* owner's payload inspection state (reassembly, scan buffers) */
+    uint32_t payload_mem; /* bytes of that state (counted in memcap, as extra_mem) */
 };
 
 typedef struct {
@@ -166,6 +168,9 @@ void flow_maybe_update(flow_table *t, flow *f, uint64_t now);
 
 /* Records how many bytes the owner holds for f (counted against memcap). */
 void flow_set_extra_mem(flow_table *t, flow *f, uint32_t bytes);
+
+/* Records how many bytes the owner's payload inspection holds for f (counted against memcap). */
+void flow_set_payload_mem(flow_table *t, flow *f, uint32_t bytes);
 
 /* Ends flows whose timeout has passed at clock `now`. */
 void flow_expire(flow_table *t, uint64_t now);
