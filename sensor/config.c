@@ -88,6 +88,18 @@ static const opt_def options[] = {
     {"spool.fsync", OPT_STR, OFF(spool_fsync), 0, "none, segment or always"},
     {"spool.when_full", OPT_STR, OFF(spool_when_full), 0,
      "live capture with a full spool: drop_oldest or drop_newest (pcap input waits instead)"},
+    {"yara.rules", OPT_STR, OFF(yara_rules), 0,
+     "YARA rule file or directory (--yara-rules); unset = no payload inspection"},
+    {"yara.max_bytes", OPT_SIZE, OFF(yara_max_bytes), 0,
+     "first bytes of each TCP direction and of each UDP payload scanned (--yara-max-bytes)"},
+    {"yara.excerpt_bytes", OPT_SIZE, OFF(yara_excerpt_bytes), 0,
+     "matched bytes written in yara events per string (0 = none)"},
+    {"yara.memcap", OPT_SIZE, OFF(yara_memcap), 0,
+     "scan buffers of all flows; past it payload is not buffered (counted)"},
+    {"reassembly.memcap", OPT_SIZE, OFF(reasm_memcap), 0,
+     "out-of-order TCP segments of all flows (YARA on)"},
+    {"reassembly.dir_cap", OPT_SIZE, OFF(reasm_dir_cap), 0,
+     "out-of-order TCP segments per flow direction (YARA on)"},
 };
 
 #define KAFKA_PROPS_PREFIX "kafka.properties."
@@ -122,6 +134,11 @@ void config_defaults(sensor_config *c)
     c->spool_segment_bytes = (size_t)16 << 20;
     c->spool_fsync = strdup("segment");
     c->spool_when_full = strdup("drop_oldest");
+    c->yara_max_bytes = 65536;
+    c->yara_excerpt_bytes = 0;
+    c->yara_memcap = (size_t)256 << 20;
+    c->reasm_memcap = (size_t)64 << 20;
+    c->reasm_dir_cap = (size_t)1 << 20;
 }
 
 fh_err config_add_kafka_property(sensor_config *c, const char *name, const char *value, char *err,

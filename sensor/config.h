@@ -69,6 +69,14 @@ typedef struct {
     size_t spool_max_bytes, spool_segment_bytes;
     char *spool_fsync;     /* none | segment | always */
     char *spool_when_full; /* drop_oldest | drop_newest (live capture; pcap input waits) */
+
+    /* Payload inspection (docs/events.md, yara): off while yara_rules is NULL. */
+    char *yara_rules;          /* rule file or directory */
+    size_t yara_max_bytes;     /* first bytes of each TCP direction / UDP payload scanned */
+    size_t yara_excerpt_bytes; /* matched bytes written per string (0 = none) */
+    size_t yara_memcap;        /* scan buffers of all flows */
+    size_t reasm_memcap;       /* out-of-order TCP segments of all flows */
+    size_t reasm_dir_cap;      /* out-of-order TCP segments per direction */
 } sensor_config;
 
 /* Sets every option to its default. */

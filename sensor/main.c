@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "pipeline.h"
 #include "sink-kafka.h"
 #include "sink.h"
+#include "yara_scan.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -30,6 +32,53 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+/*
+ * SIGHUP reloads the YARA rules. SIGHUP is blocked in every thread (the mask
+ * is set before any thread exists) and taken by sigwait() in this thread,
+ * which compiles the rules while the packet loop runs on; only a set that
+ * compiled is published to the slot, where the loop picks it up before its
+ * next scan. A broken rule file is logged (FILE:LINE) and the old set stays.
+ */
+typedef struct {
+    const char *path; /* NULL: YARA off, nothing to reload */
+    yara_rules_slot *slot;
+    volatile sig_atomic_t quit;
+    pthread_t thread;
+    bool running;
+} reloader;
+
+static void *reload_main(void *arg)
+{
+    reloader *r = arg;
+    sigset_t set;
+    int sig;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    for (;;) {
+        yara_rules *rules = NULL;
+        char err[2048];
+        fh_err e;
+
+        if (sigwait(&set, &sig) != 0 || r->quit)
+            break;
+        if (!r->path) {
+            fh_info("SIGHUP: nothing to reload (yara.rules is not set)");
+            continue;
+        }
+        fh_info("SIGHUP: reloading YARA rules from %s", r->path);
+        e = yara_rules_load(r->path, &rules, err, sizeof(err));
+        if (e != FH_OK) {
+            fh_error("YARA reload failed, keeping the rules in service:\n%s", err);
+            continue;
+        }
+        fh_info("YARA rules reloaded: %u rules from %u files", yara_rules_count(rules),
+                yara_rules_files(rules));
+        yara_rules_slot_set(r->slot, rules);
+    }
+    return NULL;
 }
 
 static void usage(FILE *f)
@@ -54,6 +103,11 @@ static void usage(FILE *f)
                "      --kafka BROKERS      publish events to Kafka (host:port,...)\n"
                "      --topic TOPIC        topic, or a template such as 'fenghuo.{event_type}'\n"
                "  -X NAME=VALUE            librdkafka property (TLS, SASL, ...), as kcat -X\n"
+               "Payload inspection:\n"
+               "      --yara-rules PATH    YARA rule file or directory (yara.rules); SIGHUP\n"
+               "                           reloads it (a broken file keeps the old rules)\n"
+               "      --yara-max-bytes N   scan the first N bytes of each TCP direction and\n"
+               "                           UDP payload (yara.max_bytes, default 65536)\n"
                "Enrichment:\n"
                "      --geoip-country FILE country database (.mmdb)\n"
                "      --geoip-asn FILE     ASN database (.mmdb)\n"
@@ -83,6 +137,8 @@ enum {
     OPT_NO_PROMISC,
     OPT_KAFKA,
     OPT_TOPIC,
+    OPT_YARA_RULES,
+    OPT_YARA_MAX_BYTES,
 };
 
 static const struct option long_opts[] = {
@@ -102,6 +158,8 @@ static const struct option long_opts[] = {
     {"no-promisc", no_argument, NULL, OPT_NO_PROMISC},
     {"kafka", required_argument, NULL, OPT_KAFKA},
     {"topic", required_argument, NULL, OPT_TOPIC},
+    {"yara-rules", required_argument, NULL, OPT_YARA_RULES},
+    {"yara-max-bytes", required_argument, NULL, OPT_YARA_MAX_BYTES},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -222,7 +280,9 @@ int main(int argc, char **argv)
     geoip *geo = NULL;
     event_sink *sink = NULL;
     pipeline pl;
-    bool pl_ready = false;
+    bool pl_ready = false, yara_inited = false;
+    reloader rl = {0};
+    sigset_t hup;
     int verbosity = 0, rc = 1, opt;
     fh_err e;
     /* Command-line settings are replayed over the configuration file. */
@@ -234,6 +294,10 @@ int main(int argc, char **argv)
 
     fh_log_init("fenghuo-sensor", FH_LOG_INFO);
     config_defaults(&cfg);
+    /* Before any thread (librdkafka, the reloader) exists, so all inherit it. */
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
 
 #define ADD_SET(n, v)                                                                              \
     do {                                                                                           \
@@ -289,6 +353,12 @@ int main(int argc, char **argv)
             break;
         case OPT_TOPIC:
             ADD_SET("kafka.topic", optarg);
+            break;
+        case OPT_YARA_RULES:
+            ADD_SET("yara.rules", optarg);
+            break;
+        case OPT_YARA_MAX_BYTES:
+            ADD_SET("yara.max_bytes", optarg);
             break;
         case 'X': {
             char *eq = strchr(optarg, '=');
@@ -382,6 +452,34 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (cfg.yara_max_bytes == 0 || cfg.yara_max_bytes > YARA_MAX_SCAN_BYTES) {
+        fh_error("option 'yara.max_bytes': expected 1 to %u bytes, got %zu", YARA_MAX_SCAN_BYTES,
+                 cfg.yara_max_bytes);
+        goto usage_error;
+    }
+    if (cfg.yara_rules && cfg.yara_rules[0]) {
+        yara_rules *rules = NULL;
+        static char yerr[8192];
+
+        if (yara_scan_init() != FH_OK) {
+            fh_error("YARA: libyara initialisation failed");
+            goto out;
+        }
+        yara_inited = true;
+        e = yara_rules_load(cfg.yara_rules, &rules, yerr, sizeof(yerr));
+        if (e != FH_OK) {
+            fh_error("YARA rules %s:\n%s", cfg.yara_rules, yerr);
+            goto usage_error;
+        }
+        if (!(rl.slot = yara_rules_slot_new())) {
+            yara_rules_unref(rules);
+            goto out;
+        }
+        fh_info("YARA: %u rules from %u files in %s", yara_rules_count(rules),
+                yara_rules_files(rules), cfg.yara_rules);
+        yara_rules_slot_set(rl.slot, rules);
+        rl.path = cfg.yara_rules;
+    }
     cfg.dpi.protos_file = cfg.dpi_protos_file;
     cfg.dpi.categories_file = cfg.dpi_categories_file;
 
@@ -417,6 +515,14 @@ int main(int argc, char **argv)
         goto out;
     }
     pl_ready = true;
+    if (rl.slot && (e = pipeline_set_yara(&pl, rl.slot, err, sizeof(err))) != FH_OK) {
+        fh_error("%s", err);
+        goto out;
+    }
+    if (pthread_create(&rl.thread, NULL, reload_main, &rl) == 0)
+        rl.running = true;
+    else
+        fh_warn("cannot start the SIGHUP reload thread; SIGHUP is ignored");
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -472,8 +578,16 @@ int main(int argc, char **argv)
 usage_error:
     rc = 2;
 out:
+    if (rl.running) {
+        rl.quit = 1;
+        pthread_kill(rl.thread, SIGHUP);
+        pthread_join(rl.thread, NULL);
+    }
     if (pl_ready)
         pipeline_free(&pl);
+    yara_rules_slot_free(rl.slot);
+    if (yara_inited)
+        yara_scan_fini();
     if (sink)
         sink->close(sink);
     geoip_close(geo);

@@ -23,9 +23,12 @@
 #include "dpi.h"
 #include "flow.h"
 #include "geoip.h"
+#include "reassembly.h"
 #include "sink.h"
+#include "yara_scan.h"
 
-#define APP_STATS_SLOTS 1024
+#define APP_STATS_SLOTS     1024
+#define YARA_MAX_SCAN_BYTES (64u << 20) /* largest yara.max_bytes */
 
 typedef struct {
     char name[32];
@@ -39,6 +42,28 @@ typedef struct {
     uint64_t kernel_packets, kernel_drops, ifdrops;
     uint64_t truncated_files;
 } capture_stats;
+
+/*
+ * Payload inspection state of one worker (the pipeline is single-threaded for
+ * now; a worker thread would own one of these): the TCP reassembly context,
+ * the YARA scanner and their counters. The rules slot is shared with whoever
+ * reloads the rules (main.c's SIGHUP thread); the worker notices a new
+ * generation before its next scan and builds a new scanner.
+ */
+typedef struct {
+    yara_rules_slot *slot; /* NULL = payload inspection off */
+    yara_scanner *scanner;
+    uint64_t generation; /* of the slot, when the scanner was made */
+    reasm_ctx reasm;
+    uint32_t max_bytes;           /* yara.max_bytes */
+    size_t excerpt_bytes;         /* yara.excerpt_bytes */
+    size_t memcap;                /* yara.memcap: scan buffers */
+    size_t buf_mem, buf_mem_peak; /* scan buffers held now / at most */
+    uint64_t scans, scanned_bytes, matches, timeouts, errors, rule_sets;
+    uint64_t tcp_scans, udp_scans, udp_duplicates;
+    uint64_t memcap_drops, memcap_drop_bytes; /* payload not buffered: yara.memcap */
+    uint64_t scans_with_gaps;
+} payload_worker;
 
 typedef struct {
     const sensor_config *cfg;
@@ -63,11 +88,19 @@ typedef struct {
     void (*refresh_capture)(void *arg, capture_stats *cap);
     void *refresh_arg;
     app_stat apps[APP_STATS_SLOTS];
+    payload_worker pw;
 } pipeline;
 
 /* Sets up a pipeline; on failure writes the reason to err. */
 fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_sink *sink, char *err,
                      size_t errlen);
+/*
+ * Turns payload inspection (reassembly + YARA) on with the rules in slot
+ * (shared, not owned; it must outlive the pipeline). Call before the first
+ * packet. FH_ERR_NOMEM if no scanner can be made.
+ */
+fh_err pipeline_set_yara(pipeline *p, yara_rules_slot *slot, char *err, size_t errlen);
+
 /* Ends all flows, writes nothing more, frees everything it owns. */
 void pipeline_free(pipeline *p);
 

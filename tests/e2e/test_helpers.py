@@ -121,8 +121,10 @@ def test_generator_is_deterministic(tmp_path):
     gen = os.path.join(REPO, "tests", "traffic", "gen_pcaps.py")
     for d in (a, b):
         subprocess.run([sys.executable, gen, str(d)], check=True)
-    names = sorted(os.listdir(a))
-    assert names == sorted(os.listdir(b)) and len(names) >= 20
+    names = sorted(os.path.relpath(os.path.join(r, f), a)
+                   for r, _, fs in os.walk(a) for f in fs)  # with payload/
+    assert names == sorted(os.path.relpath(os.path.join(r, f), b)
+                           for r, _, fs in os.walk(b) for f in fs) and len(names) >= 20
     for n in names:
         assert (a / n).read_bytes() == (b / n).read_bytes(), n
 

@@ -5,6 +5,9 @@
     /usr/bin/python3 tests/traffic/gen_pcaps.py --expect        prints the per-flow packet
                                                                 and IP-byte counts (JSON)
 
+Payload-inspection cases (YARA) go to OUTDIR/payload/, so that reading OUTDIR as a
+directory (the paced Kafka outage tests replay all of it) keeps its size and duration.
+
 Every case is one classic pcap (microsecond timestamps) written by this file's own writer:
 fixed addresses, fixed timestamps from 2024-03-01T08:00:00Z, fixed TCP sequence numbers and
 IP ids, no randomness, so the output is byte-identical on every run (scapy only builds the
@@ -56,6 +59,7 @@ class Pcap:
 
     def write(self, outdir):
         path = os.path.join(outdir, self.name + ".pcap")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, self.linktype))
             for t, data, wire in self.records:
@@ -203,6 +207,15 @@ class TcpConv(Conv):
             tcp = tcp / Raw(data)
         self.emit(d, t, tcp)
         self.seq[d] += len(data) + (1 if ("S" in flags or "F" in flags) else 0)
+
+    def seg_at(self, d, t, flags, seq, data=b""):
+        """A segment at an explicit sequence number (out of order, retransmitted,
+        overlapping); self.seq is not moved."""
+        tcp = TCP(sport=self.port[d], dport=self.port[1 - d], flags=flags, seq=seq,
+                  ack=self.seq[1 - d] if "A" in flags else 0, window=64240)
+        if data:
+            tcp = tcp / Raw(data)
+        self.emit(d, t, tcp)
 
     def handshake(self, t, rtt=Decimal("0.001")):
         self.seg(C, t, "S")
@@ -733,6 +746,158 @@ def long_flow():
         c.seg(C, t, "PA", b"tick %02d\n" % k)
         c.seg(S, t + ms(1), "A")
     c.fin(BASE + 700)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# payload inspection (YARA): the EICAR test string, split across scrambled TCP segments
+
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+assert len(EICAR) == 68
+
+
+def scrambled(c, d, t, data, chunk=40, skip=None):
+    """Sends data from side d as chunk-byte segments in a hostile order: every piece
+    but the first, last to second; then a segment overlapping pieces 1 and 2 (same
+    bytes); then piece 0, which makes the stream contiguous; then retransmissions of
+    pieces 0 and 2. Piece `skip` is never sent (a hole). Returns the time after it."""
+    base = c.seq[d]
+    pieces = [(i, data[i:i + chunk]) for i in range(0, len(data), chunk)]
+    step = ms(1)
+    for i, piece in reversed(pieces[1:]):
+        if i // chunk != skip:
+            c.seg_at(d, t, "PA", base + i, piece)
+            t += step
+    if len(pieces) > 2 and skip not in (1, 2):
+        c.seg_at(d, t, "PA", base + chunk // 2, data[chunk // 2:chunk // 2 + chunk + 10])
+        t += step
+    if skip != 0:
+        c.seg_at(d, t, "PA", base, pieces[0][1])
+        t += step
+        c.seg_at(d, t, "PA", base, pieces[0][1])
+        t += step
+    if len(pieces) > 2 and skip != 2:
+        c.seg_at(d, t, "PA", base + 2 * chunk, pieces[2][1])
+        t += step
+    c.seq[d] = base + len(data)
+    return t
+
+
+def eicar_http(pcap, label, sport, body_prefix=b"", skip=None):
+    body = body_prefix + EICAR + b"\r\n"
+    resp = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.24.0\r\nContent-Type: application/octet-stream"
+            b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+            + body)
+    c = TcpConv(pcap, label, CLI, "10.1.1.80", sport, 80)
+    t = c.handshake(BASE)
+    c.seg(C, t + ms(1), "PA", http_get(b"files.example.gov.cn", b"/eicar.com"))
+    t = scrambled(c, S, t + ms(2), resp, skip=skip)
+    c.seg(C, t, "A")
+    c.fin(t + ms(1), first=S)
+    return c
+
+
+@case
+def yara_http():
+    p = Pcap("payload/yara-http")
+    eicar_http(p, "eicar-http", 49500)
+    return p
+
+
+@case
+def yara_ftp():
+    """Passive FTP: the control connection asks for eicar.com, the server sends it on
+    the data connection (the client connects to 10.1.1.21:50021)."""
+    p = Pcap("payload/yara-ftp")
+    ctl = TcpConv(p, "ftp-control", CLI, "10.1.1.21", 49510, 21)
+    t = ctl.handshake(BASE)
+    for d, line in ((S, b"220 FTP server ready\r\n"), (C, b"USER anonymous\r\n"),
+                    (S, b"331 Please specify the password.\r\n"), (C, b"PASS guest@\r\n"),
+                    (S, b"230 Login successful.\r\n"), (C, b"TYPE I\r\n"),
+                    (S, b"200 Switching to Binary mode.\r\n"), (C, b"PASV\r\n"),
+                    (S, b"227 Entering Passive Mode (10,1,1,21,195,165).\r\n"),
+                    (C, b"RETR eicar.com\r\n"),
+                    (S, b"150 Opening BINARY mode data connection for eicar.com (68 bytes).\r\n")):
+        t += ms(1)
+        ctl.seg(d, t, "PA", line)
+    data = TcpConv(p, "ftp-data", CLI, "10.1.1.21", 49511, 50021)
+    t = data.handshake(t + ms(1))
+    t = scrambled(data, S, t + ms(1), EICAR, chunk=20)
+    data.fin(t + ms(1), first=S)
+    ctl.seg(S, t + ms(5), "PA", b"226 Transfer complete.\r\n")
+    ctl.seg(C, t + ms(6), "PA", b"QUIT\r\n")
+    ctl.seg(S, t + ms(7), "PA", b"221 Goodbye.\r\n")
+    ctl.fin(t + ms(8), first=S)
+    return p
+
+
+@case
+def yara_smtp():
+    """SMTP: the client sends a message whose body holds the EICAR string; the whole
+    DATA part arrives in scrambled segments."""
+    p = Pcap("payload/yara-smtp")
+    c = TcpConv(p, "smtp", CLI, "10.1.1.25", 49520, 25)
+    t = c.handshake(BASE)
+    for d, line in ((S, b"220 mail.example.gov.cn ESMTP Postfix\r\n"),
+                    (C, b"EHLO client.example.gov.cn\r\n"), (S, b"250 mail.example.gov.cn\r\n"),
+                    (C, b"MAIL FROM:<alice@example.gov.cn>\r\n"), (S, b"250 2.1.0 Ok\r\n"),
+                    (C, b"RCPT TO:<bob@example.gov.cn>\r\n"), (S, b"250 2.1.5 Ok\r\n"),
+                    (C, b"DATA\r\n"), (S, b"354 End data with <CR><LF>.<CR><LF>\r\n")):
+        t += ms(1)
+        c.seg(d, t, "PA", line)
+    msg = (b"From: alice@example.gov.cn\r\nTo: bob@example.gov.cn\r\nSubject: test file\r\n"
+           b"\r\nThe test file follows.\r\n" + EICAR + b"\r\n.\r\n")
+    t = scrambled(c, C, t + ms(1), msg)
+    c.seg(S, t, "PA", b"250 2.0.0 Ok: queued\r\n")
+    c.seg(C, t + ms(1), "PA", b"QUIT\r\n")
+    c.seg(S, t + ms(2), "PA", b"221 2.0.0 Bye\r\n")
+    c.fin(t + ms(3))
+    return p
+
+
+@case
+def yara_limit():
+    """The EICAR string at stream offset 1500-1700 of the server's direction: found with
+    yara.max_bytes 4096, not found with 1024."""
+    p = Pcap("payload/yara-limit")
+    eicar_http(p, "eicar-deep", 49530, body_prefix=b"A" * 1400 + b"\r\n")
+    return p
+
+
+@case
+def yara_gap():
+    """A segment of the response before the EICAR string never arrives: the flow ends
+    with a hole, the scan is of what was buffered and notes the gap."""
+    p = Pcap("payload/yara-gap")
+    eicar_http(p, "eicar-gap", 49540, body_prefix=b"B" * 200 + b"\r\n", skip=1)
+    return p
+
+
+@case
+def yara_udp():
+    """UDP: the string in two client datagrams and one server datagram: one event per
+    direction."""
+    p = Pcap("payload/yara-udp")
+    u = UdpConv(p, "eicar-udp", CLI, "10.1.1.69", 41069, 6969)
+    u.send(C, BASE, Raw(b"PUT eicar.com\n" + EICAR))
+    u.send(C, BASE + ms(10), Raw(b"PUT eicar.com again\n" + EICAR))
+    u.send(S, BASE + ms(20), Raw(b"ECHO " + EICAR))
+    return p
+
+
+RELOAD_MARK = b"FENGHUO-RELOAD-MARK"
+RELOAD_DATAGRAMS = 60
+
+
+@case
+def yara_reload():
+    """One UDP flow per datagram (source ports 42000..), each holding the EICAR string
+    and a marker: paced with capture.replay_rate, the sensor is given new rules halfway
+    (tests/e2e/test_yara.py)."""
+    p = Pcap("payload/yara-reload")
+    for i in range(RELOAD_DATAGRAMS):
+        u = UdpConv(p, "reload-%d" % i, CLI, "10.1.1.69", 42000 + i, 6969)
+        u.send(C, BASE + ms(100 * i), Raw(b"%03d " % i + RELOAD_MARK + b" " + EICAR))
     return p
 
 

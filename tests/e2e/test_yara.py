@@ -1,0 +1,232 @@
+"""Payload inspection with YARA, beyond the per-pcap cases in tests/cases/yara-*:
+
+  * a rule file that does not compile stops the sensor at start (exit 2, FILE:LINE);
+  * SIGHUP while a paced pcap is read (capture.replay_rate): a broken rule file is
+    reported and the rules in service stay; a good one replaces them;
+  * excerpts (yara.excerpt_bytes) and the options in --help-config;
+  * sensor -> correlator: EICAR over HTTP raises the L3-12 virus alert.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+RULES = os.path.join(REPO, "rules", "yara")
+EICAR_RULE = "Fenghuo_EICAR_Test_File"
+MARK_RULE = """rule Fenghuo_Reload_Mark : test
+{
+    meta:
+        category = "test"
+    strings:
+        $m = "FENGHUO-RELOAD-MARK"
+    condition:
+        $m
+}
+"""
+BROKEN_RULE = """rule Broken
+{
+    strings:
+        $a = "abc"
+    condition:
+        $a and $undefined
+}
+"""
+
+
+def pcap(testdata, name):
+    path = os.path.join(testdata, "pcap", "payload", name)
+    if not os.path.exists(path):
+        pytest.skip("%s missing (make testdata)" % path)
+    return path
+
+
+def yara_events(events):
+    return [e for e in events if e["event_type"] == "yara"]
+
+
+def test_broken_rules_exit_2(sensor_run, testdata, tmp_path):
+    bad = tmp_path / "bad.yar"
+    bad.write_text(BROKEN_RULE)
+    r = sensor_run(["-r", pcap(testdata, "yara-http.pcap"), "--yara-rules", str(bad)])
+    assert r.returncode == 2, r.stderr
+    assert re.search(re.escape(str(bad)) + r":\d+: undefined string", r.stderr), r.stderr
+    assert r.raw == b""  # nothing was read
+
+
+def test_broken_rules_in_directory_exit_2(sensor_run, testdata, tmp_path):
+    (tmp_path / "good.yar").write_text(MARK_RULE)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "bad.yara").write_text(BROKEN_RULE)
+    r = sensor_run(["-r", pcap(testdata, "yara-http.pcap"), "--set",
+                    "yara.rules=%s" % tmp_path])
+    assert r.returncode == 2, r.stderr
+    assert re.search(re.escape(str(tmp_path / "sub" / "bad.yara")) + r":\d+: ", r.stderr), r.stderr
+
+
+def test_missing_rules_exit_2(sensor_run, testdata, tmp_path):
+    r = sensor_run(["-r", pcap(testdata, "yara-http.pcap"), "--yara-rules",
+                    str(tmp_path / "nothing-here")])
+    assert r.returncode == 2, r.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "128m"])
+def test_bad_max_bytes(sensor_run, testdata, value):
+    r = sensor_run(["-r", pcap(testdata, "yara-http.pcap"), "--yara-rules", RULES,
+                    "--yara-max-bytes", value])
+    assert r.returncode == 2, r.stderr
+    assert "yara.max_bytes" in r.stderr
+
+
+def test_help_config_lists_options(sensor_run):
+    r = sensor_run(["--help-config"], output=False)
+    assert r.returncode == 0
+    text = r.raw.decode()
+    for opt in ("yara.rules", "yara.max_bytes", "yara.excerpt_bytes", "yara.memcap",
+                "reassembly.memcap", "reassembly.dir_cap"):
+        assert opt in text, opt
+    r = sensor_run(["--help"], output=False)
+    assert "--yara-rules" in r.raw.decode() and "--yara-max-bytes" in r.raw.decode()
+
+
+def test_excerpt(run_sensor, testdata, validator):
+    events, err, rc = run_sensor(["-r", pcap(testdata, "yara-http.pcap")],
+                                 config={"yara": {"rules": RULES, "excerpt_bytes": 20}})
+    assert rc == 0, err
+    validator(events)
+    (ev,) = yara_events(events)
+    assert ev["yara"]["strings"] == [{"id": "$eicar", "offset": 120, "length": 68,
+                                      "data": "X5O!P%@AP[4\\PZX54(P^"}]
+
+
+def test_same_pcap_same_events(sensor_run, testdata):
+    """Deterministic: two runs give byte-identical yara events."""
+    runs = [sensor_run(["-r", pcap(testdata, "yara-smtp.pcap"), "--yara-rules", RULES])
+            for _ in range(2)]
+    lines = [[l for l in r.lines if b'"event_type":"yara"' in l] for r in runs]
+    assert len(lines[0]) == 1 and lines[0] == lines[1]
+
+
+def test_memcap_counted(run_sensor, testdata, validator):
+    """yara.memcap too small for one buffer: nothing buffered, counted, no crash."""
+    events, err, rc = run_sensor(["-r", pcap(testdata, "yara-http.pcap"), "--yara-rules", RULES,
+                                  "--set", "yara.memcap=100"])
+    assert rc == 0, err
+    validator(events)
+    assert yara_events(events) == []
+    stats = events[-1]["stats"]["yara"]
+    assert stats["drops"]["memcap"] > 0 and stats["buffer_memory_peak"] == 0
+    flow = [e for e in events if e["event_type"] == "flow"][0]
+    assert flow["reassembly"]["toclient"]["truncated"] is True
+
+
+def wait_for(pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sighup_reload(sensor_bin, testdata, tmp_path, validator):
+    """The pcap has 60 one-datagram UDP flows, each with the EICAR string and a marker,
+    paced at 20 packets/s. Halfway through, a broken rule file and SIGHUP: logged with
+    FILE:LINE, the EICAR rule stays in force. Then a good file (the marker rule only)
+    and SIGHUP: the rest of the datagrams match the new rule. Every datagram is matched
+    by exactly one of the two sets, all EICAR matches before all marker matches."""
+    path = pcap(testdata, "yara-reload.pcap")
+    rules = tmp_path / "rules.yar"
+    rules.write_text(open(os.path.join(RULES, "eicar.yar")).read())
+    out, errf = tmp_path / "out.ndjson", tmp_path / "stderr.txt"
+    with open(errf, "w") as err_w:
+        p = subprocess.Popen([sensor_bin, "-r", path, "--yara-rules", str(rules),
+                              "--set", "capture.replay_rate=20", "-w", str(out)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_w)
+    try:
+        def log():
+            return errf.read_text(errors="replace")
+        assert wait_for(lambda: "YARA: " in log(), 20), log()
+        time.sleep(0.6)
+        rules.write_text(BROKEN_RULE)
+        p.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload failed" in log(), 10), log()
+        assert re.search(re.escape(str(rules)) + r":\d+: undefined string", log()), log()
+        time.sleep(0.5)
+        rules.write_text(MARK_RULE)
+        p.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "rules reloaded" in log(), 10), log()
+        assert p.poll() is None, "the pcap ended before the reload: the test proves nothing"
+        assert p.wait(timeout=60) == 0, log()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    events = [json.loads(l) for l in out.read_text().splitlines()]
+    validator(events)
+    ys = yara_events(events)
+    eicar = [e for e in ys if e["yara"]["rule"] == EICAR_RULE]
+    mark = [e for e in ys if e["yara"]["rule"] == "Fenghuo_Reload_Mark"]
+    assert len(eicar) + len(mark) == len(ys) == 60, [e["yara"]["rule"] for e in ys]
+    assert len(eicar) >= 10 and len(mark) >= 5, (len(eicar), len(mark))
+    assert max(e["timestamp"] for e in eicar) < min(e["timestamp"] for e in mark)
+    assert sorted(e["src_port"] for e in ys) == list(range(42000, 42060))
+    stats = events[-1]["stats"]["yara"]
+    assert stats["rule_sets"] == 2 and stats["rules"] == 1 and stats["matches"] == 60
+
+
+def test_sighup_without_yara_is_harmless(sensor_bin, testdata, tmp_path):
+    out, errf = tmp_path / "out.ndjson", tmp_path / "stderr.txt"
+    with open(errf, "w") as err_w:
+        p = subprocess.Popen([sensor_bin, "-r", pcap(testdata, "yara-reload.pcap"),
+                              "--set", "capture.replay_rate=50", "-w", str(out)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_w)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGHUP)
+    assert p.wait(timeout=60) == 0
+    assert "nothing to reload" in errf.read_text()
+    events = [json.loads(l) for l in out.read_text().splitlines()]
+    assert not yara_events(events) and events[-1]["event_type"] == "stats"
+
+
+@pytest.fixture(scope="module")
+def correlator(build_dir):
+    path = os.path.join(build_dir, "bin", "fenghuo-correlator")
+    if not os.access(path, os.X_OK):
+        pytest.skip("fenghuo-correlator not built")
+    return path
+
+
+def test_sensor_to_correlator_l3_12(sensor_bin, correlator, testdata, tmp_path):
+    """EICAR over HTTP, through both binaries: one L3-12 virus alert (malware.virus)
+    whose evidence is the sensor's yara event."""
+    events = tmp_path / "events.ndjson"
+    s = subprocess.run([sensor_bin, "-q", "-r", pcap(testdata, "yara-http.pcap"),
+                        "--yara-rules", RULES, "-w", str(events)],
+                       capture_output=True, text=True, timeout=120)
+    assert s.returncode == 0, s.stderr
+    out = tmp_path / "alerts.json"
+    c = subprocess.run(
+        [correlator, "--rules", os.path.join(REPO, "rules", "level3"),
+         "--assets", os.path.join(REPO, "rules", "assets.example.yaml"),
+         "--input", str(events), "--alerts-out", str(out), "--db", str(tmp_path / "a.db")],
+        capture_output=True, text=True, timeout=300)
+    assert c.returncode == 0, c.stderr
+    alerts = {}
+    for line in out.read_text().splitlines():
+        a = json.loads(line)
+        alerts[a["id"]] = a
+    alerts = list(alerts.values())
+    assert [a["rule"]["name"] for a in alerts] == ["l3_12_yara_virus"], alerts
+    (a,) = alerts
+    assert a["category"] == "malware" and a["subcategory"] == "virus"
+    assert a["src"]["ip"] == "10.1.1.10" and a["dest"]["ip"] == "10.1.1.80"
+    ev = json.loads(a["evidence"][0]["event"])
+    assert ev["event_type"] == "yara" and ev["yara"]["rule"] == EICAR_RULE
+    assert a["evidence"][0]["community_id"] == ev["community_id"]
