@@ -161,58 +161,140 @@ static void live_cb(u_char *user, const struct pcap_pkthdr *h, const u_char *dat
 {
     live_arg *a = (live_arg *)user;
 
+    a->c->packets++;
+    a->c->bytes += h->len;
     pipeline_packet(a->p, a->c->linktype, data, h->caplen, h->len, tv_us(&h->ts));
 }
 
+/*
+ * Reads pcap_stats() into the handle's 64-bit totals. libpcap's counters are
+ * u_int and wrap (on Linux it sums the kernel's, which reset on every read):
+ * the unsigned difference since the previous read is added.
+ */
+static void live_read_stats(capture *c)
+{
+    struct pcap_stat st;
+
+    if (pcap_stats(c->pcap, &st) != 0)
+        return;
+    c->kernel_packets += (unsigned)(st.ps_recv - c->last_recv);
+    c->kernel_drops += (unsigned)(st.ps_drop - c->last_drop);
+    c->ifdrops += (unsigned)(st.ps_ifdrop - c->last_ifdrop);
+    c->last_recv = st.ps_recv;
+    c->last_drop = st.ps_drop;
+    c->last_ifdrop = st.ps_ifdrop;
+}
+
+typedef struct {
+    capture **cs;
+    size_t n;
+} live_set;
+
+/* Before each stats event: every handle's counters, and their sums. */
 static void live_refresh(void *arg, capture_stats *out)
 {
-    capture *c = arg;
+    live_set *ls = arg;
 
-    c->ops->stats(c, out);
+    out->has_kernel = true;
+    out->kernel_packets = out->kernel_drops = out->ifdrops = 0;
+    out->n_ifaces = (unsigned)ls->n;
+    for (size_t i = 0; i < ls->n; i++) {
+        capture *c = ls->cs[i];
+        capture_iface_stats *s = &out->ifaces[i];
+
+        live_read_stats(c);
+        s->packets = c->packets;
+        s->bytes = c->bytes;
+        s->kernel_packets = c->kernel_packets;
+        s->kernel_drops = c->kernel_drops;
+        s->ifdrops = c->ifdrops;
+        out->kernel_packets += c->kernel_packets;
+        out->kernel_drops += c->kernel_drops;
+        out->ifdrops += c->ifdrops;
+    }
+}
+
+fh_err capture_run_live_set(capture **cs, size_t n, pipeline *p, volatile sig_atomic_t *stop,
+                            char *err, size_t errlen)
+{
+    struct pollfd pfd[CAPTURE_MAX_IFACES];
+    live_set ls = {cs, n};
+    struct timeval now;
+    fh_err e = FH_OK;
+    int rc, got;
+
+    if (n == 0 || n > CAPTURE_MAX_IFACES) {
+        snprintf(err, errlen, "%zu interfaces: expected 1 to %d", n, CAPTURE_MAX_IFACES);
+        return FH_ERR_CAPTURE;
+    }
+    p->cap.n_ifaces = (unsigned)n;
+    for (size_t i = 0; i < n; i++) {
+        cs[i]->index = (unsigned)i;
+        snprintf(p->cap.ifaces[i].name, sizeof(p->cap.ifaces[i].name), "%.63s", cs[i]->name);
+        pfd[i].fd = pcap_get_selectable_fd(cs[i]->pcap);
+        pfd[i].events = POLLIN;
+    }
+    p->refresh_capture = live_refresh;
+    p->refresh_arg = &ls;
+    while (!*stop && !e) {
+        /* The captures are non-blocking: on Linux (TPACKET_V3) the read timeout
+         * does not fire on an idle link, so wait in poll() and stay responsive
+         * to signals (poll returns EINTR) and to the clock. Every handle is then
+         * read (at most 4096 packets each) whether or not poll flagged it, so a
+         * block retired by its timeout is not left waiting. */
+        if (poll(pfd, (nfds_t)n, LIVE_TIMEOUT_MS) < 0 && errno != EINTR) {
+            snprintf(err, errlen, "poll() on the capture interfaces failed: %s", strerror(errno));
+            e = FH_ERR_CAPTURE;
+            break;
+        }
+        got = 0;
+        for (size_t i = 0; i < n && !*stop; i++) {
+            live_arg a = {p, cs[i]};
+
+            p->iface = (int)i;
+            rc = pcap_dispatch(cs[i]->pcap, 4096, live_cb, (u_char *)&a);
+            if (rc > 0)
+                got += rc;
+            if (rc == PCAP_ERROR_BREAK)
+                continue;
+            if (rc < 0) {
+                snprintf(err, errlen, "capture on '%s' failed: %s", cs[i]->name,
+                         pcap_geterr(cs[i]->pcap));
+                e = FH_ERR_CAPTURE;
+                break;
+            }
+        }
+        p->iface = -1;
+        /* Idle link: write out the buffered events (a file sink's buffer would
+         * otherwise hold a quiet link's events until it fills). */
+        if (!got && !e)
+            p->sink->flush(p->sink);
+        gettimeofday(&now, NULL);
+        pipeline_tick(p, tv_us(&now));
+    }
+    p->iface = -1;
+    /* The final stats event (pipeline_end_of_input) still reads the counters:
+     * the caller clears refresh_capture before the handles are closed, but ls
+     * lives on this stack, so take a last reading now and detach. */
+    live_refresh(&ls, &p->cap);
+    p->refresh_capture = NULL;
+    p->refresh_arg = NULL;
+    return e;
 }
 
 static fh_err live_run(capture *c, pipeline *p, volatile sig_atomic_t *stop, char *err,
                        size_t errlen)
 {
-    live_arg a = {p, c};
-    struct timeval now;
-    int rc;
-
-    struct pollfd pfd = {.fd = pcap_get_selectable_fd(c->pcap), .events = POLLIN};
-
-    p->refresh_capture = live_refresh;
-    p->refresh_arg = c;
-    while (!*stop) {
-        /* The capture is non-blocking: on Linux (TPACKET_V3) the read timeout does
-         * not fire on an idle link, so wait in poll() and stay responsive to
-         * signals (poll returns EINTR) and to the clock. */
-        if (poll(&pfd, 1, LIVE_TIMEOUT_MS) < 0 && errno != EINTR) {
-            snprintf(err, errlen, "poll() on '%s' failed: %s", c->name, strerror(errno));
-            return FH_ERR_CAPTURE;
-        }
-        rc = pcap_dispatch(c->pcap, 4096, live_cb, (u_char *)&a);
-        if (rc == PCAP_ERROR_BREAK)
-            break;
-        if (rc < 0) {
-            snprintf(err, errlen, "capture on '%s' failed: %s", c->name, pcap_geterr(c->pcap));
-            return FH_ERR_CAPTURE;
-        }
-        gettimeofday(&now, NULL);
-        pipeline_tick(p, tv_us(&now));
-    }
-    return FH_OK;
+    return capture_run_live_set(&c, 1, p, stop, err, errlen);
 }
 
 static void live_stats(capture *c, capture_stats *out)
 {
-    struct pcap_stat st;
-
-    if (pcap_stats(c->pcap, &st) == 0) {
-        out->has_kernel = true;
-        out->kernel_packets = st.ps_recv;
-        out->kernel_drops = st.ps_drop;
-        out->ifdrops = st.ps_ifdrop;
-    }
+    live_read_stats(c);
+    out->has_kernel = true;
+    out->kernel_packets = c->kernel_packets;
+    out->kernel_drops = c->kernel_drops;
+    out->ifdrops = c->ifdrops;
 }
 
 static const capture_ops live_ops = {live_run, live_stats, any_close};

@@ -4,6 +4,8 @@
  *
  *   capture_open_file()  pcap or pcapng file (libpcap reads both)
  *   capture_open_live()  live interface: promiscuous, snaplen, kernel buffer
+ *   capture_run_live_set()  several live interfaces, one pcap handle each,
+ *                        polled together (-i eth0 -i eth1)
  *
  * capture_run() feeds every packet to the pipeline until the source ends, a
  * stop is requested (the flag is set from a signal handler), or an error.
@@ -38,6 +40,12 @@ struct capture {
     char name[256];
     uint64_t truncated; /* files that ended mid-record */
     uint32_t rate;      /* pcap input: packets per second, 0 = as fast as possible */
+    /* Live: frames read from this handle, and pcap_stats() made 64-bit (libpcap's
+     * counters are 32-bit and wrap; the differences between reads are summed). */
+    uint64_t packets, bytes;
+    uint64_t kernel_packets, kernel_drops, ifdrops;
+    unsigned last_recv, last_drop, last_ifdrop;
+    unsigned index; /* in the set: the event's in_iface */
 };
 
 /* Opens a pcap/pcapng file and applies the BPF filter (NULL or "" = none). */
@@ -47,5 +55,15 @@ fh_err capture_open_file(capture **out, const char *path, const char *bpf, char 
 /* Opens a live interface. */
 fh_err capture_open_live(capture **out, const char *iface, uint32_t snaplen, bool promisc,
                          uint32_t buffer_mb, const char *bpf, char *err, size_t errlen);
+
+/*
+ * Feeds packets from n live captures (n <= CAPTURE_MAX_IFACES) to one pipeline
+ * until stop or an error: one poll() over every handle's descriptor, then up to
+ * 4096 packets from each handle in turn, so a busy interface cannot starve
+ * another. Stats events carry each handle's counters (capture.interfaces).
+ * With n == 1 this is c->ops->run().
+ */
+fh_err capture_run_live_set(capture **cs, size_t n, pipeline *p, volatile sig_atomic_t *stop,
+                            char *err, size_t errlen);
 
 #endif

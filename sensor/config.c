@@ -9,7 +9,9 @@
 #include <strings.h>
 #include <yaml.h>
 
-typedef enum { OPT_STR, OPT_U32, OPT_BOOL, OPT_SIZE, OPT_SECONDS } opt_type;
+/* OPT_LIST: a string option that a YAML sequence may also give; its items are joined
+ * with commas (capture.interfaces: [eth0, eth1] is "eth0,eth1"). */
+typedef enum { OPT_STR, OPT_U32, OPT_BOOL, OPT_SIZE, OPT_SECONDS, OPT_LIST } opt_type;
 
 typedef struct {
     const char *name;
@@ -24,7 +26,10 @@ typedef struct {
 static const opt_def options[] = {
     {"sensor.id", OPT_STR, OFF(sensor_id), 0, "sensor identifier written in every event"},
     {"sensor.segment", OPT_STR, OFF(segment), 0, "network segment this sensor watches"},
-    {"capture.interface", OPT_STR, OFF(interface), 0, "live capture interface (-i)"},
+    {"capture.interface", OPT_STR, OFF(interface), 0,
+     "live capture interface (-i); several: comma-separated"},
+    {"capture.interfaces", OPT_LIST, OFF(interface), 0,
+     "live capture interfaces, a YAML list (the same setting as capture.interface)"},
     {"capture.snaplen", OPT_U32, OFF(snaplen), 262144, "bytes captured per packet"},
     {"capture.promisc", OPT_BOOL, OFF(promisc), 0, "promiscuous mode on live capture"},
     {"capture.bpf", OPT_STR, OFF(bpf), 0, "BPF filter expression (-f)"},
@@ -100,6 +105,9 @@ static const opt_def options[] = {
      "out-of-order TCP segments of all flows (YARA on)"},
     {"reassembly.dir_cap", OPT_SIZE, OFF(reasm_dir_cap), 0,
      "out-of-order TCP segments per flow direction (YARA on)"},
+    {"run.user", OPT_STR, OFF(run_user), 0,
+     "live capture as root: become this user once the interfaces and outputs are open"},
+    {"run.group", OPT_STR, OFF(run_group), 0, "group for run.user (default: the user's group)"},
 };
 
 #define KAFKA_PROPS_PREFIX "kafka.properties."
@@ -170,7 +178,7 @@ void config_free(sensor_config *c)
     c->kafka_props = NULL;
     c->kafka_nprops = 0;
     for (size_t i = 0; i < NOPTIONS; i++)
-        if (options[i].type == OPT_STR) {
+        if (options[i].type == OPT_STR) { /* OPT_LIST fields are OPT_STR ones too */
             char **p = (char **)((char *)c + options[i].offset);
             free(*p);
             *p = NULL;
@@ -247,7 +255,8 @@ static fh_err set_option(sensor_config *c, const opt_def *o, const char *value, 
     uint64_t v;
 
     switch (o->type) {
-    case OPT_STR: {
+    case OPT_STR:
+    case OPT_LIST: {
         char **p = field;
         char *dup = strdup(value);
 
@@ -322,6 +331,7 @@ void config_print_options(FILE *f)
 
         switch (o->type) {
         case OPT_STR:
+        case OPT_LIST:
             snprintf(def, sizeof(def), "%s", *(char *const *)field ? *(char *const *)field : "");
             break;
         case OPT_BOOL:
@@ -341,6 +351,57 @@ void config_print_options(FILE *f)
 }
 
 #define MAX_DEPTH 8
+
+/* The items of a YAML sequence (plain scalars) for an OPT_LIST option, up to its end. */
+static fh_err load_list(yaml_parser_t *parser, sensor_config *c, const opt_def *o, const char *path,
+                        char *err, size_t errlen)
+{
+    char joined[4096] = "", msg[384];
+    size_t used = 0, items = 0;
+    yaml_event_t ev;
+    fh_err e = FH_OK;
+
+    for (;;) {
+        size_t line, n;
+
+        if (!yaml_parser_parse(parser, &ev)) {
+            snprintf(err, errlen, "%s:%zu: YAML syntax error: %s", path,
+                     parser->problem_mark.line + 1, parser->problem ? parser->problem : "unknown");
+            return FH_ERR_PARSE;
+        }
+        line = ev.start_mark.line + 1;
+        if (ev.type == YAML_SEQUENCE_END_EVENT) {
+            yaml_event_delete(&ev);
+            break;
+        }
+        if (ev.type != YAML_SCALAR_EVENT) {
+            snprintf(err, errlen, "%s:%zu: option '%s': expected a list of names", path, line,
+                     o->name);
+            yaml_event_delete(&ev);
+            return FH_ERR_CONFIG;
+        }
+        n = ev.data.scalar.length;
+        if (n == 0 || memchr(ev.data.scalar.value, ',', n) || used + n + 2 > sizeof(joined)) {
+            snprintf(err, errlen, "%s:%zu: option '%s': bad item '%s'", path, line, o->name,
+                     (const char *)ev.data.scalar.value);
+            yaml_event_delete(&ev);
+            return FH_ERR_CONFIG;
+        }
+        if (items++)
+            joined[used++] = ',';
+        memcpy(joined + used, ev.data.scalar.value, n);
+        used += n;
+        joined[used] = '\0';
+        yaml_event_delete(&ev);
+    }
+    if (!items) {
+        snprintf(err, errlen, "%s: option '%s': empty list", path, o->name);
+        return FH_ERR_CONFIG;
+    }
+    if ((e = set_option(c, o, joined, msg, sizeof(msg))) != FH_OK)
+        snprintf(err, errlen, "%s: %s", path, msg);
+    return e;
+}
 
 fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t errlen)
 {
@@ -413,6 +474,17 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
                     strncat(name, ".", sizeof(name) - strlen(name) - 1);
                 strncat(name, keys[i], sizeof(name) - strlen(name) - 1);
             }
+            if (depth >= 0 && !expect_key[depth] && find_option(name) &&
+                find_option(name)->type == OPT_LIST) {
+                /* capture.interfaces: [eth0, eth1]: joined with commas */
+                result = load_list(&parser, c, find_option(name), path, err, errlen);
+                free(keys[depth]);
+                keys[depth] = NULL;
+                expect_key[depth] = true;
+                if (result != FH_OK)
+                    done = true;
+                break;
+            }
             snprintf(err, errlen, "%s:%zu: option '%s' takes a single value, not a list", path,
                      line, name[0] ? name : "(top level)");
             result = FH_ERR_CONFIG;
@@ -459,7 +531,7 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
                     result = FH_ERR_CONFIG;
                     done = true;
                 } else if (ev.data.scalar.length == 0 && ev.data.scalar.plain_implicit &&
-                           o->type != OPT_STR) {
+                           o->type != OPT_STR && o->type != OPT_LIST) {
                     snprintf(err, errlen, "%s:%zu: option '%s' has no value", path, line, name);
                     result = FH_ERR_CONFIG;
                     done = true;

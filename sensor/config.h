@@ -29,7 +29,7 @@ typedef struct {
     char *sensor_id;
     char *segment;
 
-    char *interface; /* live capture; NULL for pcap input */
+    char *interface; /* live capture: one interface or several, comma-separated; NULL = pcap */
     uint32_t snaplen;
     bool promisc;
     char *bpf;
@@ -77,6 +77,9 @@ typedef struct {
     size_t yara_memcap;        /* scan buffers of all flows */
     size_t reasm_memcap;       /* out-of-order TCP segments of all flows */
     size_t reasm_dir_cap;      /* out-of-order TCP segments per direction */
+
+    /* Privilege drop once the captures and outputs are open (main.c); NULL = stay. */
+    char *run_user, *run_group;
 } sensor_config;
 
 /* Sets every option to its default. */

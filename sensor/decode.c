@@ -788,6 +788,7 @@ decode_result decode_frame(decoder *d, int linktype, const uint8_t *frame, uint3
     pkt->tunnel_type = 0;
     pkt->tunnel_depth = 0;
     pkt->reassembled = false;
+    pkt->iface = 0;
     pkt->ts_us = ts_us;
     pkt->wire_len = wire_len;
     d->stats.packets++;

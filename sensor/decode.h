@@ -140,6 +140,7 @@ typedef struct {
     uint8_t tunnel_src[16], tunnel_dst[16];
 
     bool reassembled; /* built from IP fragments */
+    uint8_t iface;    /* set by the caller: 1 + live interface index, 0 = pcap (flow_key.iface) */
 } decode_pkt;
 
 typedef enum {

@@ -78,6 +78,7 @@ void flow_key_of(const decode_pkt *p, flow_key *k)
     k->vlan[1] = p->vlan_count > 1 ? p->vlan[1] : 0;
     k->ip_version = p->ip_version;
     k->proto = p->l4_proto;
+    k->iface = p->iface; /* the same 5-tuple on two interfaces is two flows */
 }
 
 static flow_tclass initial_class(uint8_t proto)

@@ -74,7 +74,8 @@ typedef struct flow_key {
     uint16_t lo_port, hi_port;
     uint16_t vlan[2];
     uint8_t ip_version, proto;
-    uint8_t pad[2];
+    uint8_t iface; /* live capture: 1 + index of the interface (-i), 0 = pcap input */
+    uint8_t pad;
 } flow_key;
 
 typedef struct flow flow;

@@ -9,12 +9,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "../common/fh_log.h"
@@ -84,7 +87,7 @@ static void *reload_main(void *arg)
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: fenghuo-sensor [options] -r PCAP|DIR [PCAP|DIR ...]\n"
-               "       fenghuo-sensor [options] -i INTERFACE\n"
+               "       fenghuo-sensor [options] -i INTERFACE [-i INTERFACE ...]\n"
                "\n"
                "Fenghuo (烽火) packet sensor: decodes traffic, classifies flows with nDPI,\n"
                "enriches addresses with GeoIP and writes EVE-compatible JSON events.\n"
@@ -93,7 +96,8 @@ static void usage(FILE *f)
                "\n"
                "Input:\n"
                "  -r, --read PATH          pcap/pcapng file or directory of them (repeatable)\n"
-               "  -i, --interface IFACE    capture live from IFACE\n"
+               "  -i, --interface IFACE    capture live from IFACE (repeatable: several\n"
+               "                           interfaces, polled together)\n"
                "  -f, --filter EXPR        BPF filter\n"
                "  -s, --snaplen N          bytes captured per packet (live)\n"
                "      --no-promisc         do not put the interface in promiscuous mode\n"
@@ -115,6 +119,9 @@ static void usage(FILE *f)
                "Identity:\n"
                "      --sensor-id ID       sensor id written in every event\n"
                "      --segment NAME       network segment written in every event\n"
+               "Service:\n"
+               "      --user USER          once the capture and outputs are open, switch to\n"
+               "                           USER (run.user); --group GROUP (run.group)\n"
                "Configuration:\n"
                "  -c, --config FILE        YAML configuration file\n"
                "      --set NAME=VALUE     set any configuration option\n"
@@ -139,6 +146,8 @@ enum {
     OPT_TOPIC,
     OPT_YARA_RULES,
     OPT_YARA_MAX_BYTES,
+    OPT_USER,
+    OPT_GROUP,
 };
 
 static const struct option long_opts[] = {
@@ -160,6 +169,8 @@ static const struct option long_opts[] = {
     {"topic", required_argument, NULL, OPT_TOPIC},
     {"yara-rules", required_argument, NULL, OPT_YARA_RULES},
     {"yara-max-bytes", required_argument, NULL, OPT_YARA_MAX_BYTES},
+    {"user", required_argument, NULL, OPT_USER},
+    {"group", required_argument, NULL, OPT_GROUP},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -248,6 +259,123 @@ static int expand_input(strlist *out, const char *path, char *err, size_t errlen
     return 0;
 }
 
+/*
+ * Splits the interface setting ("eth0,eth1"; spaces around names ignored) into
+ * out. Empty names, duplicates and more than CAPTURE_MAX_IFACES are errors.
+ */
+static int split_interfaces(strlist *out, const char *list, char *err, size_t errlen)
+{
+    const char *s = list;
+
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        char name[256];
+
+        while (n && (*s == ' ' || *s == '\t'))
+            s++, n--;
+        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        if (n == 0 || n >= sizeof(name)) {
+            snprintf(err, errlen, "capture.interface '%s': empty or overlong interface name", list);
+            return -1;
+        }
+        memcpy(name, s, n);
+        name[n] = '\0';
+        for (size_t i = 0; i < out->n; i++)
+            if (!strcmp(out->v[i], name)) {
+                snprintf(err, errlen, "interface '%s' given twice", name);
+                return -1;
+            }
+        if (out->n == CAPTURE_MAX_IFACES) {
+            snprintf(err, errlen, "more than %d capture interfaces", CAPTURE_MAX_IFACES);
+            return -1;
+        }
+        if (strlist_add(out, name) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    if (!out->n) {
+        snprintf(err, errlen, "capture.interface is empty");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * run.user / run.group: called once every capture handle, the output file and
+ * the Kafka spool are open. Supplementary groups are cleared (setgroups to the
+ * one group), then setgid, then setuid (glibc applies both to every thread:
+ * librdkafka's and the reloader). The result is checked with getuid() & co.,
+ * and a process that was root must not be able to become root again. Any
+ * failure is an error: the caller stops rather than run on as root.
+ */
+static int drop_privileges(const sensor_config *cfg, char *err, size_t errlen)
+{
+    struct passwd *pw;
+    uid_t uid;
+    gid_t gid;
+
+    errno = 0;
+    if (!(pw = getpwnam(cfg->run_user))) {
+        snprintf(err, errlen, "run.user '%s': %s", cfg->run_user,
+                 errno ? strerror(errno) : "no such user");
+        return -1;
+    }
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+    if (cfg->run_group && cfg->run_group[0]) {
+        struct group *gr;
+
+        errno = 0;
+        if (!(gr = getgrnam(cfg->run_group))) {
+            snprintf(err, errlen, "run.group '%s': %s", cfg->run_group,
+                     errno ? strerror(errno) : "no such group");
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid) {
+        if (setgroups(1, &gid) != 0 && geteuid() == 0) {
+            snprintf(err, errlen, "run.user '%s': setgroups(%u) failed: %s", cfg->run_user,
+                     (unsigned)gid, strerror(errno));
+            return -1;
+        }
+        if (setgid(gid) != 0) {
+            snprintf(err, errlen, "run.user '%s': setgid(%u) failed: %s", cfg->run_user,
+                     (unsigned)gid, strerror(errno));
+            return -1;
+        }
+        if (setuid(uid) != 0) {
+            snprintf(err, errlen, "run.user '%s': setuid(%u) failed: %s", cfg->run_user,
+                     (unsigned)uid, strerror(errno));
+            return -1;
+        }
+    }
+    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid) {
+        snprintf(err, errlen, "run.user '%s': still uid %u/%u gid %u/%u after the switch",
+                 cfg->run_user, (unsigned)getuid(), (unsigned)geteuid(), (unsigned)getgid(),
+                 (unsigned)getegid());
+        return -1;
+    }
+    if (uid != 0 && setuid(0) == 0) {
+        snprintf(err, errlen, "run.user '%s': root could be regained after the switch",
+                 cfg->run_user);
+        return -1;
+    }
+    if (cfg->kafka_brokers && cfg->spool_dir && access(cfg->spool_dir, W_OK | X_OK) != 0) {
+        snprintf(err, errlen, "run.user '%s' cannot write the spool (spool.dir '%s'): %s",
+                 cfg->run_user, cfg->spool_dir, strerror(errno));
+        return -1;
+    }
+    fh_info("running as user %s (uid %u, gid %u)", cfg->run_user, (unsigned)uid, (unsigned)gid);
+    return 0;
+}
+
 static fh_log_level parse_level(const char *s)
 {
     if (!strcmp(s, "error"))
@@ -274,7 +402,9 @@ static void summary(const pipeline *p)
 int main(int argc, char **argv)
 {
     sensor_config cfg;
-    strlist reads = {0}, inputs = {0};
+    strlist reads = {0}, inputs = {0}, ifaces_cli = {0}, ifaces = {0};
+    capture *caps[CAPTURE_MAX_IFACES] = {0};
+    size_t ncaps = 0;
     const char *config_path = NULL;
     char err[1024] = "";
     geoip *geo = NULL;
@@ -315,8 +445,8 @@ int main(int argc, char **argv)
         case 'r':
             strlist_add(&reads, optarg);
             break;
-        case 'i':
-            ADD_SET("capture.interface", optarg);
+        case 'i': /* repeatable; together they replace the configuration's list */
+            strlist_add(&ifaces_cli, optarg);
             break;
         case 'f':
             ADD_SET("capture.bpf", optarg);
@@ -359,6 +489,12 @@ int main(int argc, char **argv)
             break;
         case OPT_YARA_MAX_BYTES:
             ADD_SET("yara.max_bytes", optarg);
+            break;
+        case OPT_USER:
+            ADD_SET("run.user", optarg);
+            break;
+        case OPT_GROUP:
+            ADD_SET("run.group", optarg);
             break;
         case 'X': {
             char *eq = strchr(optarg, '=');
@@ -418,6 +554,16 @@ int main(int argc, char **argv)
         strlist_add(&reads, argv[optind]);
     }
 
+    if (ifaces_cli.n) {
+        char joined[4096] = "";
+
+        for (size_t i = 0; i < ifaces_cli.n; i++) {
+            if (i)
+                strncat(joined, ",", sizeof(joined) - strlen(joined) - 1);
+            strncat(joined, ifaces_cli.v[i], sizeof(joined) - strlen(joined) - 1);
+        }
+        ADD_SET("capture.interface", joined);
+    }
     if (config_path && (e = config_load_file(&cfg, config_path, err, sizeof(err))) != FH_OK) {
         fh_error("%s", err);
         goto out;
@@ -437,6 +583,14 @@ int main(int argc, char **argv)
     }
     if (!reads.n && !cfg.interface) {
         fh_error("no input: give -r PCAP or -i INTERFACE (see --help)");
+        goto usage_error;
+    }
+    if (cfg.interface && split_interfaces(&ifaces, cfg.interface, err, sizeof(err)) != 0) {
+        fh_error("%s", err);
+        goto usage_error;
+    }
+    if (cfg.run_group && cfg.run_group[0] && !(cfg.run_user && cfg.run_user[0])) {
+        fh_error("run.group is set without run.user");
         goto usage_error;
     }
     for (size_t i = 0; i < reads.n; i++)
@@ -530,26 +684,35 @@ int main(int argc, char **argv)
 
     rc = 0;
     if (cfg.interface) {
-        capture *c;
-
-        e = capture_open_live(&c, cfg.interface, cfg.snaplen, cfg.promisc, cfg.buffer_mb, cfg.bpf,
-                              err, sizeof(err));
-        if (e) {
-            fh_error("%s", err);
+        for (ncaps = 0; ncaps < ifaces.n; ncaps++) {
+            e = capture_open_live(&caps[ncaps], ifaces.v[ncaps], cfg.snaplen, cfg.promisc,
+                                  cfg.buffer_mb, cfg.bpf, err, sizeof(err));
+            if (e) {
+                fh_error("%s", err);
+                rc = 1;
+                goto out;
+            }
+        }
+        if (cfg.run_user && cfg.run_user[0] && drop_privileges(&cfg, err, sizeof(err)) != 0) {
+            fh_error("%s; not running on as %s", err, geteuid() == 0 ? "root" : "this user");
             rc = 1;
             goto out;
         }
         pl.stats_us = (uint64_t)cfg.stats_interval * 1000000u;
         fh_info("capturing on %s", cfg.interface);
-        e = c->ops->run(c, &pl, &stop_requested, err, sizeof(err));
+        e = capture_run_live_set(caps, ncaps, &pl, &stop_requested, err, sizeof(err));
         if (e) {
             fh_error("%s", err);
             rc = 1;
         }
         pipeline_end_of_input(&pl);
         pl.refresh_capture = NULL;
-        c->ops->close(c);
     } else {
+        if (cfg.run_user && cfg.run_user[0] && drop_privileges(&cfg, err, sizeof(err)) != 0) {
+            fh_error("%s; not running on as %s", err, geteuid() == 0 ? "root" : "this user");
+            rc = 1;
+            goto out;
+        }
         for (size_t i = 0; i < inputs.n && !stop_requested; i++) {
             capture *c;
 
@@ -578,6 +741,8 @@ int main(int argc, char **argv)
 usage_error:
     rc = 2;
 out:
+    for (size_t i = 0; i < ncaps; i++)
+        caps[i]->ops->close(caps[i]);
     if (rl.running) {
         rl.quit = 1;
         pthread_kill(rl.thread, SIGHUP);
@@ -595,6 +760,8 @@ out:
         free(sets[i].value);
     strlist_free(&reads);
     strlist_free(&inputs);
+    strlist_free(&ifaces_cli);
+    strlist_free(&ifaces);
     config_free(&cfg);
     return rc;
 }

@@ -60,7 +60,8 @@ static const char *proto_name(uint8_t proto, char *buf, size_t len)
     return buf;
 }
 
-static void common_header(pipeline *p, jbuf *b, uint64_t ts_us, const char *type)
+/* iface: index in p->cap.ifaces of the live interface the event comes from, -1 = none. */
+static void common_header(pipeline *p, jbuf *b, uint64_t ts_us, const char *type, int iface)
 {
     char ts[48];
 
@@ -73,6 +74,8 @@ static void common_header(pipeline *p, jbuf *b, uint64_t ts_us, const char *type
     jbuf_str(b, "id", p->cfg->sensor_id);
     jbuf_str(b, "segment", p->cfg->segment);
     jbuf_obj_close(b);
+    if (iface >= 0 && (unsigned)iface < p->cap.n_ifaces)
+        jbuf_str(b, "in_iface", p->cap.ifaces[iface].name);
 }
 
 /*
@@ -245,7 +248,7 @@ static void flow_header(pipeline *p, jbuf *b, const flow *f, uint64_t ts_us, con
 {
     char a[INET6_ADDRSTRLEN], pbuf[8], app[32];
 
-    common_header(p, b, ts_us, type);
+    common_header(p, b, ts_us, type, (int)f->key.iface - 1);
     jbuf_u64(b, "flow_id", f->flow_id);
     format_ip(f->ip_version, f->cli, a, sizeof(a));
     jbuf_str(b, "src_ip", a);
@@ -790,6 +793,51 @@ static void on_flow_release(flow *f, flow_reason reason, void *arg)
 
 /* ---- stats and anomaly events --------------------------------------------- */
 
+/* Dropped / (delivered + dropped); on Linux ps_recv already counts ps_drop. */
+static double drop_ratio(uint64_t recv, uint64_t drop, uint64_t ifdrop)
+{
+    double r = recv + ifdrop ? (double)(drop + ifdrop) / (double)(recv + ifdrop) : 0.0;
+
+    return r > 1.0 ? 1.0 : r;
+}
+
+static void write_iface_counters(jbuf *b, uint64_t packets, uint64_t bytes, uint64_t recv,
+                                 uint64_t drop, uint64_t ifdrop)
+{
+    jbuf_u64(b, "packets", packets);
+    jbuf_u64(b, "bytes", bytes);
+    jbuf_u64(b, "kernel_packets", recv);
+    jbuf_u64(b, "kernel_drops", drop);
+    jbuf_u64(b, "ifdrops", ifdrop);
+    jbuf_fixed(b, "drop_ratio", drop_ratio(recv, drop, ifdrop), 6);
+}
+
+/*
+ * capture.interfaces: per live interface, totals since it was opened and, in
+ * "delta", the change since the previous stats event (which becomes the base).
+ */
+static void write_iface_stats(pipeline *p, jbuf *b)
+{
+    jbuf_arr_open(b, "interfaces");
+    for (unsigned i = 0; i < p->cap.n_ifaces && i < CAPTURE_MAX_IFACES; i++) {
+        const capture_iface_stats *c = &p->cap.ifaces[i];
+        capture_iface_stats *o = &p->cap_prev[i];
+
+        jbuf_obj_open(b, NULL);
+        jbuf_str(b, "name", c->name);
+        write_iface_counters(b, c->packets, c->bytes, c->kernel_packets, c->kernel_drops,
+                             c->ifdrops);
+        jbuf_obj_open(b, "delta");
+        write_iface_counters(b, c->packets - o->packets, c->bytes - o->bytes,
+                             c->kernel_packets - o->kernel_packets,
+                             c->kernel_drops - o->kernel_drops, c->ifdrops - o->ifdrops);
+        jbuf_obj_close(b);
+        jbuf_obj_close(b);
+        *o = *c;
+    }
+    jbuf_arr_close(b);
+}
+
 void pipeline_write_stats(pipeline *p, uint64_t now_us)
 {
     jbuf *b = &p->jb;
@@ -799,7 +847,7 @@ void pipeline_write_stats(pipeline *p, uint64_t now_us)
     if (p->refresh_capture)
         p->refresh_capture(p->refresh_arg, &p->cap);
     jbuf_reset(b);
-    common_header(p, b, now_us ? now_us : p->last_ts, "stats");
+    common_header(p, b, now_us ? now_us : p->last_ts, "stats", -1);
     jbuf_obj_open(b, "stats");
 
     jbuf_obj_open(b, "capture");
@@ -810,13 +858,12 @@ void pipeline_write_stats(pipeline *p, uint64_t now_us)
         jbuf_u64(b, "kernel_drops", p->cap.kernel_drops);
         jbuf_u64(b, "ifdrops", p->cap.ifdrops);
         jbuf_fixed(b, "drop_ratio",
-                   p->cap.kernel_packets ? (double)(p->cap.kernel_drops + p->cap.ifdrops) /
-                                               (double)(p->cap.kernel_packets + p->cap.ifdrops)
-                                         : 0.0,
-                   6);
+                   drop_ratio(p->cap.kernel_packets, p->cap.kernel_drops, p->cap.ifdrops), 6);
     }
     if (p->cap.truncated_files)
         jbuf_u64(b, "truncated_files", p->cap.truncated_files);
+    if (p->cap.n_ifaces)
+        write_iface_stats(p, b);
     jbuf_obj_close(b);
 
     jbuf_obj_open(b, "decoder");
@@ -926,7 +973,7 @@ static void write_anomaly(pipeline *p, const decode_pkt *k, decode_reason r)
     char a[INET6_ADDRSTRLEN];
 
     jbuf_reset(b);
-    common_header(p, b, k->ts_us, "anomaly");
+    common_header(p, b, k->ts_us, "anomaly", p->iface);
     if (k->ip_version == 4 || k->ip_version == 6) {
         format_ip(k->ip_version, k->src, a, sizeof(a));
         jbuf_str(b, "src_ip", a);
@@ -951,6 +998,7 @@ fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_si
     fh_err e;
 
     memset(p, 0, sizeof(*p));
+    p->iface = -1;
     p->cfg = cfg;
     p->geo = geo;
     p->sink = sink;
@@ -1039,6 +1087,7 @@ static void periodic_stats(pipeline *p, uint64_t ts_us)
     }
     if (p->clock >= p->next_stats) {
         pipeline_write_stats(p, ts_us);
+        p->sink->flush(p->sink); /* a busy link's events are out at least this often */
         while (p->next_stats <= p->clock)
             p->next_stats += p->stats_us;
     }
@@ -1067,6 +1116,7 @@ void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t c
     }
     if (r != DECODE_OK)
         return;
+    k.iface = p->iface >= 0 ? (uint8_t)(p->iface + 1) : 0;
     f = flow_packet(&p->flows, &k, p->clock, &dir, &created);
     if (!f) {
         p->flows_unaccounted++;

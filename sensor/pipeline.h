@@ -35,12 +35,27 @@ typedef struct {
     uint64_t flows;
 } app_stat;
 
+#define CAPTURE_MAX_IFACES 32 /* live interfaces in one sensor (-i, capture.interfaces) */
+
+/*
+ * One live interface's counters (one pcap handle): frames the sensor read from
+ * it, and pcap_stats() as 64-bit totals since the handle was opened. What each
+ * libpcap counter means on Linux is in docs/events.md (stats).
+ */
+typedef struct {
+    char name[64];
+    uint64_t packets, bytes;
+    uint64_t kernel_packets, kernel_drops, ifdrops;
+} capture_iface_stats;
+
 /* Capture-level counters reported in stats events (filled by the source). */
 typedef struct {
     uint64_t packets, bytes;
     bool has_kernel;
-    uint64_t kernel_packets, kernel_drops, ifdrops;
+    uint64_t kernel_packets, kernel_drops, ifdrops; /* sums over the interfaces */
     uint64_t truncated_files;
+    unsigned n_ifaces; /* live capture: the interfaces, in -i order */
+    capture_iface_stats ifaces[CAPTURE_MAX_IFACES];
 } capture_stats;
 
 /*
@@ -84,6 +99,8 @@ typedef struct {
     uint64_t geo_lookups, geo_found, geo_errors;
     uint64_t flows_unaccounted;
     capture_stats cap;
+    capture_iface_stats cap_prev[CAPTURE_MAX_IFACES]; /* at the last stats event (deltas) */
+    int iface; /* index in cap.ifaces of the packet being processed; -1 = pcap input */
     /* Called before each stats event so the source can fill kernel counters. */
     void (*refresh_capture)(void *arg, capture_stats *cap);
     void *refresh_arg;

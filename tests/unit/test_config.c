@@ -110,6 +110,36 @@ static void test_load_all_types(void **state)
     unlink(path);
 }
 
+/* capture.interfaces is a YAML list (joined with commas); run.user/run.group are strings. */
+static void test_interfaces_list(void **state)
+{
+    sensor_config c;
+    char err[512] = "";
+
+    (void)state;
+    config_defaults(&c);
+    write_yaml("capture:\n"
+               "  interfaces: [eth1, eth2]\n"
+               "run:\n"
+               "  user: nobody\n"
+               "  group: nogroup\n");
+    assert_int_equal(config_load_file(&c, path, err, sizeof(err)), FH_OK);
+    assert_string_equal(c.interface, "eth1,eth2");
+    assert_string_equal(c.run_user, "nobody");
+    assert_string_equal(c.run_group, "nogroup");
+    write_yaml("capture:\n  interfaces:\n    - eth3\n  snaplen: 1500\n");
+    assert_int_equal(config_load_file(&c, path, err, sizeof(err)), FH_OK);
+    assert_string_equal(c.interface, "eth3");
+    assert_int_equal(c.snaplen, 1500);
+    config_free(&c);
+    expect_error("capture:\n  interfaces: []\n", " option 'capture.interfaces': empty list");
+    expect_error("capture:\n  interfaces: [a, {b: 1}]\n",
+                 "2: option 'capture.interfaces': expected a list of names");
+    expect_error("capture:\n  bpf: [a]\n",
+                 "2: option 'capture.bpf' takes a single value, not a list");
+    unlink(path);
+}
+
 static void test_empty_file(void **state)
 {
     sensor_config c;
@@ -181,9 +211,10 @@ static void test_packaged_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_load_all_types),
-        cmocka_unit_test(test_empty_file),   cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_missing_file), cmocka_unit_test(test_packaged_config),
+        cmocka_unit_test(test_defaults),        cmocka_unit_test(test_load_all_types),
+        cmocka_unit_test(test_interfaces_list), cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_errors),          cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_packaged_config),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
