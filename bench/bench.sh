@@ -2,9 +2,11 @@
 # bench/bench.sh BUILD_DIR - throughput and memory of fenghuo-sensor against ndpiReader.
 #
 # Builds (once) a large capture of many distinct flows from the shared benchmark pcaps,
-# runs BUILD_DIR/bin/fenghuo-sensor in four configurations and Debian's ndpiReader (same
-# nDPI 4.2, one thread) on it, FH_BENCH_RUNS times each, and prints the median wall time,
-# packets/s, the ratio to ndpiReader and the peak RSS; then the sensor publishing to Kafka,
+# runs BUILD_DIR/bin/fenghuo-sensor in six configurations (two with YARA payload scanning)
+# and Debian's ndpiReader (same nDPI 4.2, one thread) on it, FH_BENCH_RUNS times each, and
+# prints the median wall time, packets/s, the ratio to ndpiReader and the peak RSS; the
+# YARA on/off ratio and scan counters; memory per active flow (DPI on/off, YARA on) against
+# ndpiReader's memory per flow; then the sensor publishing to Kafka,
 # and the correlator's level-3 pack from a file and from Kafka (against kcat -C on the same
 # topic). The table also goes to build/bench/results.txt. Timings are reported, never
 # asserted: the exit status is 1 only when a tool is missing or a run fails (crash, non-zero
@@ -15,6 +17,8 @@
 #   FH_BENCH_RUNS    timed runs per configuration (default 3; the median is reported)
 #   FH_BENCH_DIR     work directory for the capture and results (default <repo>/build/bench)
 #   FH_BENCH_PROFILE 1 (default): also profile the sensor with perf if perf works here; 0: skip
+#   FH_BENCH_YARA_LARGE 1 (default): also time the large shared rule set (FH_SHARED/yara/
+#                    index.yar, about a minute per run); 0: only the shipped rules/yara
 #   FH_SHARED        shared data directory (default <repo>/../shared/data)
 #   FH_GEOIP         directory holding country.mmdb and asn.mmdb (default <repo>/build/geoip)
 set -euo pipefail
@@ -40,6 +44,7 @@ GEOIP_DIR=${FH_GEOIP:-$ROOT/build/geoip}
 COPIES=${FH_BENCH_COPIES:-5}
 RUNS=${FH_BENCH_RUNS:-3}
 PROFILE=${FH_BENCH_PROFILE:-1}
+YARA_LARGE=${FH_BENCH_YARA_LARGE:-1}
 
 [[ $COPIES =~ ^[1-9][0-9]{0,2}$ ]] || die "FH_BENCH_COPIES must be 1..999"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "FH_BENCH_RUNS must be a positive integer"
@@ -112,6 +117,22 @@ fi
 GEO_ARGS=(--geoip-country "$GEO_COUNTRY" --geoip-asn "$GEO_ASN")
 echo "bench: GeoIP data: $GEO_NOTE"
 
+# ---- YARA rule sets -------------------------------------------------------------------------
+#
+# The shipped rules (a handful) and, when the shared data has it, its index.yar (all 20
+# files, ~170 rules): the cost of scanning grows with the rules, so one set alone would
+# say little about a real deployment's rule load.
+
+YARA_SHIPPED=$ROOT/rules/yara
+[ -d "$YARA_SHIPPED" ] || die "shipped YARA rules missing: $YARA_SHIPPED"
+YARA_SHARED=$SHARED/yara/index.yar
+YARA_SHARED_NOTE=
+if [ "$YARA_LARGE" != 1 ]; then
+    YARA_SHARED_NOTE="not timed (FH_BENCH_YARA_LARGE=$YARA_LARGE)"
+elif [ ! -s "$YARA_SHARED" ]; then
+    YARA_SHARED_NOTE="not timed ($YARA_SHARED missing)"
+fi
+
 # ---- 2. runs -------------------------------------------------------------------------------
 
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -119,19 +140,28 @@ cat "$BIG" >/dev/null # page cache: every run reads the file from memory
 
 # The configurations: NAME, row label, command. Runs are interleaved (round r runs every
 # configuration once), so a change in background load hits all rows alike.
-NAMES=(ndpi full nogeo nodpi bare)
+# The YARA rows are "DPI + GeoIP" plus the rules, so that row is their "off" peer.
+NAMES=(ndpi full yara)
+[ -n "$YARA_SHARED_NOTE" ] || NAMES+=(yarabig)
+NAMES+=(nogeo nodpi bare)
 declare -A LABEL=(
     [ndpi]="ndpiReader -q (1 thread)"
     [full]="fenghuo DPI + GeoIP"
+    [yara]="fenghuo DPI + GeoIP + YARA rules/yara"
+    [yarabig]="fenghuo DPI + GeoIP + YARA index.yar"
     [nogeo]="fenghuo DPI, no GeoIP"
     [nodpi]="fenghuo GeoIP, no DPI"
     [bare]="fenghuo no DPI, no GeoIP"
 )
+LW=0 # width of the label column: the longest label of the rows run
+for n in "${NAMES[@]}"; do ((${#LABEL[$n]} <= LW)) || LW=${#LABEL[$n]}; done
 # cmd NAME: sets CMD to the command line of configuration NAME.
 cmd() {
     case $1 in
     ndpi) CMD=(ndpiReader -q -i "$BIG") ;;
     full) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}") ;;
+    yara) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHIPPED") ;;
+    yarabig) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHARED") ;;
     nogeo) CMD=("$SENSOR" -r "$BIG" -w /dev/null) ;;
     nodpi) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set dpi.enabled=false) ;;
     bare) CMD=("$SENSOR" -r "$BIG" -w /dev/null --set dpi.enabled=false) ;;
@@ -178,12 +208,139 @@ if [ ! -e "$TMP/ndpi.fail" ]; then
     NDPI_FLOWS=$(awk '/Unique flows:/ && !n++ {print $3}' "$TMP/ndpi.full")
 fi
 
+# stats_get FILE PATH...: the values at the dotted PATHs (e.g. yara.scans) of the last stats
+# event in the NDJSON FILE, one line, space-separated; '?' for a missing one. python3 is
+# already a dependency (tests); jq is not.
+stats_get() {
+    local f=$1
+    shift
+    grep -F '"event_type":"stats"' "$f" 2>/dev/null | tail -n 1 | python3 -c '
+import json, sys
+line = sys.stdin.readline()
+st = json.loads(line)["stats"] if line.strip() else {}
+out = []
+for path in sys.argv[1:]:
+    v = st
+    for k in path.split("."):
+        v = v.get(k) if isinstance(v, dict) else None
+    out.append("?" if v is None else str(v))
+print(" ".join(out))' "$@"
+}
+
+# ---- 2b. YARA: what the timed runs scanned ------------------------------------------------
+#
+# The timed YARA runs write to /dev/null like the other rows, so their stats event is lost.
+# One more, untimed, run with the shipped rules writes its events to a file for the yara
+# and reassembly counters. What is scanned does not depend on the rules (a direction's
+# buffer is scanned once when full, at FIN/RST or at the flow's end; every UDP payload),
+# so scans and bytes are the same with index.yar; only the matches can differ.
+FAILED=0 # 1: a run failed or a check did not hold; the exit status
+YARA_STATS=
+YARA_CHECK=
+if [ ! -e "$TMP/yara.fail" ]; then
+    if "$SENSOR" -q -r "$BIG" -w "$TMP/yara.ndjson" "${GEO_ARGS[@]}" \
+        --yara-rules "$YARA_SHIPPED" 2>"$TMP/yara-stats.err"; then
+        YARA_STATS=$(stats_get "$TMP/yara.ndjson" yara.rules yara.scans yara.tcp_scans \
+            yara.udp_scans yara.scanned_bytes yara.matches yara.scans_with_gaps yara.timeouts \
+            yara.errors yara.drops.memcap reassembly.segments reassembly.delivered_bytes \
+            reassembly.gaps reassembly.after_depth_bytes reassembly.memory_peak \
+            yara.buffer_memory_peak)
+        read -r y_rules y_scans _ _ y_bytes _ <<<"$YARA_STATS"
+        # A YARA row that scanned nothing measured nothing: fail the benchmark, loudly.
+        if ! [[ $y_scans =~ ^[0-9]+$ && $y_bytes =~ ^[0-9]+$ ]] || [ "$y_scans" -eq 0 ] ||
+            [ "$y_bytes" -eq 0 ]; then
+            YARA_CHECK="NOT SCANNED: the YARA run reports scans=$y_scans, scanned_bytes=$y_bytes (rules=$y_rules)"
+        fi
+    else
+        YARA_CHECK="FAILED: the untimed YARA run exited non-zero: $(tail -n 1 "$TMP/yara-stats.err")"
+    fi
+    rm -f "$TMP/yara.ndjson"
+    if [ -n "$YARA_CHECK" ]; then
+        echo "bench: YARA $YARA_CHECK" >&2
+        FAILED=1
+    fi
+fi
+
+# ---- 2c. memory per active flow ----------------------------------------------------------
+#
+# Flow timeouts of 4e9 s (the most the options take; the capture's packet times span 54
+# years, so 1e9 s would still expire some) keep every flow alive until the end of the
+# capture: the flows alive at the peak are then the stats event's flow.max_active, all the
+# flows of the run. Bytes per active flow = (peak RSS on the big capture - peak RSS of the
+# same configuration on its first 100 packets) / max_active: the baseline takes out the
+# libraries, nDPI's tables and the compiled rules, which do not grow with flows. No GeoIP:
+# the .mmdb pages a run touches are in its RSS and grow with the addresses seen, not with
+# the flows held. One run each: peak RSS hardly varies between runs, unlike time.
+# The peer is ndpiReader: it keeps every flow's record to the end for its report (its
+# "Actual Memory" equals its "Peak Memory" at the end), so its flows held at the peak are
+# its "Unique flows".
+LONG=()
+for c in tcp_new tcp_established tcp_closed udp icmp other; do
+    LONG+=(--set "flow.timeouts.$c=4000000000")
+done
+# no update events: every flow now lives for the whole capture (54 years of packet time)
+LONG+=(--set flow.update_interval=0)
+TINY=$TMP/tiny.pcap
+editcap -F pcap -r "$BIG" "$TINY" 1-100
+MEM_NAMES=(mdpi mnodpi myara ndpi)
+declare -A MEM_LABEL=(
+    [mdpi]="fenghuo DPI"
+    [mnodpi]="fenghuo no DPI"
+    [myara]="fenghuo DPI + YARA rules/yara"
+    [ndpi]="ndpiReader -q"
+)
+# mem_cmd NAME INPUT: sets CMD to memory configuration NAME on INPUT, events to $TMP/m.ndjson.
+mem_cmd() {
+    case $1 in
+    mdpi) CMD=("$SENSOR" -r "$2" -w "$TMP/m.ndjson" "${LONG[@]}") ;;
+    mnodpi) CMD=("$SENSOR" -r "$2" -w "$TMP/m.ndjson" "${LONG[@]}" --set dpi.enabled=false) ;;
+    myara) CMD=("$SENSOR" -r "$2" -w "$TMP/m.ndjson" "${LONG[@]}" --yara-rules "$YARA_SHIPPED") ;;
+    ndpi) CMD=(ndpiReader -q -i "$2") ;;
+    esac
+}
+# Rows: "name|peak KiB|baseline KiB|flows|flow.memory|reassembly peak|scan buffer peak" or
+# "name|FAILED reason".
+MEM_ROWS=()
+for n in "${MEM_NAMES[@]}"; do
+    peak= base= why=
+    for input in "$TINY" "$BIG"; do
+        mem_cmd "$n" "$input"
+        rm -f "$TMP/m.ndjson"
+        if ! /usr/bin/time -f '%M' -o "$TMP/m.time" "${CMD[@]}" >/dev/null 2>"$TMP/m.err"; then
+            why="$(grep -m 1 -E 'exited|terminated' "$TMP/m.time" || echo 'failed') on $(basename "$input")"
+            {
+                echo "bench: FAILED (memory run): ${CMD[*]}"
+                tail -n 5 "$TMP/m.err" | sed 's/^/  | /'
+            } >&2
+            break
+        fi
+        if [ "$input" = "$TINY" ]; then base=$(tail -n 1 "$TMP/m.time"); else peak=$(tail -n 1 "$TMP/m.time"); fi
+    done
+    if [ -n "$why" ]; then
+        MEM_ROWS+=("$n|FAILED ($why)")
+        FAILED=1
+        continue
+    fi
+    if [ "$n" = ndpi ]; then
+        MEM_ROWS+=("$n|$peak|$base|${NDPI_FLOWS:-?}|-|-|-")
+    else
+        read -r flows fmem rpeak ypeak <<<"$(stats_get "$TMP/m.ndjson" flow.max_active flow.memory \
+            reassembly.memory_peak yara.buffer_memory_peak)"
+        MEM_ROWS+=("$n|$peak|$base|$flows|$fmem|$rpeak|$ypeak")
+    fi
+done
+rm -f "$TMP/m.ndjson"
+# ndpiReader's own accounting (its malloc wrapper), from the untimed run without -q
+NDPI_PEAKMEM=$(awk '/Peak Memory:/ {v = $3; u = $4
+    f = u == "KB" ? 1024 : u == "MB" ? 1048576 : u == "GB" ? 1073741824 : 1
+    printf "%.0f", v * f; exit}' "$TMP/ndpi.full" 2>/dev/null) || NDPI_PEAKMEM=
+
 # Rows: "ok|label|median|min|max|user|sys|rss|flows|events" or "fail|label|reason".
-FAILED=0
 ROWS=()
 RAW=()
 NDPI_WALL=
 FULL_WALL=
+declare -A WALL=() # median wall time by configuration, for the YARA on/off ratios
 for n in "${NAMES[@]}"; do
     if [ -e "$TMP/$n.fail" ]; then
         ROWS+=("fail|${LABEL[$n]}|$(cat "$TMP/$n.fail")")
@@ -210,11 +367,99 @@ for n in "${NAMES[@]}"; do
             events='?'
         fi
     fi
+    WALL[$n]=$wall
     ROWS+=("ok|${LABEL[$n]}|$wall|$mn|$mx|$usr|$sys|$rss|$flows|$events")
-    RAW+=("$(printf '  %-26s %s' "${LABEL[$n]}" "$(awk '{printf "%.3f ", $1 / 1e6}' "$TMP/$n.runs")")")
+    RAW+=("$(printf '  %-*s %s' "$LW" "${LABEL[$n]}" "$(awk '{printf "%.3f ", $1 / 1e6}' "$TMP/$n.runs")")")
 done
 
 # ---- 3. table ------------------------------------------------------------------------------
+
+# yara_report: the YARA on/off ratios (YARA row against "DPI + GeoIP", its configuration
+# without the rules) and the counters of the untimed YARA run.
+yara_report() {
+    local n
+    echo
+    echo "YARA: the YARA rows are 'fenghuo DPI + GeoIP' plus --yara-rules: rules/yara = the shipped"
+    echo "rules (${YARA_SHIPPED#"$ROOT"/}), index.yar = all the shared rule files (${YARA_SHARED#"$ROOT"/})."
+    for n in yara yarabig; do
+        if [ "$n" = yarabig ] && [ -n "$YARA_SHARED_NOTE" ]; then
+            printf '  %-38s %s\n' "YARA on vs off, index.yar:" "$YARA_SHARED_NOTE"
+            continue
+        fi
+        if [ -z "${WALL[$n]:-}" ] || [ -z "${WALL[full]:-}" ]; then
+            printf '  %-38s ? (a run failed)\n' "YARA on vs off, ${LABEL[$n]##* }:"
+            continue
+        fi
+        awk -v l="YARA on vs off, ${LABEL[$n]##* }:" -v on="${WALL[$n]}" -v off="${WALL[full]}" \
+            -v p="$PKTS" 'BEGIN {
+            printf "  %-38s %.2fx  (%.0f vs %.0f packets/s)\n", l, off / on, p / on, p / off }'
+    done
+    echo "  (on/off = packets/s with the rules divided by packets/s without; below 1: YARA costs)"
+    if [ -n "$YARA_STATS" ]; then
+        read -r rules scans tscans uscans bytes matches wgaps tmo errs ydrop segs deliv gaps \
+            after rpeak ypeak <<<"$YARA_STATS"
+        echo "  counters of one more run with rules/yara (its final stats event):"
+        echo "    yara: $rules rules, $scans scans ($tscans TCP directions, $uscans UDP payloads),"
+        echo "          $bytes bytes scanned, $matches matches, $wgaps scans with gaps,"
+        echo "          $tmo timeouts, $errs errors, $ydrop deliveries not buffered (yara.memcap)"
+        echo "    reassembly: $segs segments, $deliv bytes delivered in order, $gaps gaps,"
+        echo "          $after bytes past yara.max_bytes (not kept)"
+        echo "    peak memory: scan buffers $ypeak bytes, out-of-order segments $rpeak bytes"
+    fi
+    if [ -n "$YARA_CHECK" ]; then
+        echo "  CHECK FAILED: $YARA_CHECK"
+    elif [ -n "$YARA_STATS" ]; then
+        echo "  check: the YARA run scanned (scans > 0, bytes scanned > 0)"
+    fi
+}
+
+# memory_report: the memory-per-active-flow table (section 2c) and its differences.
+memory_report() {
+    local r n peak base flows fmem rpeak ypeak
+    declare -A per=()
+    echo
+    echo "Memory per active flow (one run each, no GeoIP; flow timeouts 4e9 s keep every flow"
+    echo "alive to the end; baseline = the same configuration on the capture's first 100 packets):"
+    printf '  %-30s %12s %12s %11s %10s\n' configuration "peak RSS MiB" "baseline MiB" "flows alive" "bytes/flow"
+    for r in "${MEM_ROWS[@]}"; do
+        IFS='|' read -r n peak base flows fmem rpeak ypeak <<<"$r"
+        if [[ $peak == FAILED* ]]; then
+            printf '  %-30s %s\n' "${MEM_LABEL[$n]}" "$peak"
+            continue
+        fi
+        if ! [[ $flows =~ ^[1-9][0-9]*$ ]]; then
+            printf '  %-30s %12.1f %12.1f %11s %10s\n' "${MEM_LABEL[$n]}" \
+                "$(awk -v k="$peak" 'BEGIN {print k / 1024}')" "$(awk -v k="$base" 'BEGIN {print k / 1024}')" "$flows" "?"
+            continue
+        fi
+        per[$n]=$(awk -v p="$peak" -v b="$base" -v f="$flows" 'BEGIN {printf "%.0f", (p - b) * 1024 / f}')
+        awk -v l="${MEM_LABEL[$n]}" -v p="$peak" -v b="$base" -v f="$flows" -v x="${per[$n]}" 'BEGIN {
+            printf "  %-30s %12.1f %12.1f %11d %10d\n", l, p / 1024, b / 1024, f, x }'
+        [ "$n" = mdpi ] && MEM_FMEM=$fmem
+        [ "$n" = myara ] && MEM_PEAKS="scan buffers $ypeak bytes, out-of-order segments $rpeak bytes"
+    done
+    if [ -n "${per[mdpi]:-}" ] && [ -n "${per[mnodpi]:-}" ]; then
+        printf '  %-46s %6d bytes\n' "DPI state per flow (DPI minus no DPI):" "$((per[mdpi] - per[mnodpi]))"
+    fi
+    if [ -n "${per[myara]:-}" ] && [ -n "${per[mdpi]:-}" ]; then
+        printf '  %-46s %6d bytes  (peaks: %s)\n' "YARA per flow (DPI + YARA minus DPI):" \
+            "$((per[myara] - per[mdpi]))" "${MEM_PEAKS:-?}"
+    fi
+    if [ -n "${per[mdpi]:-}" ] && [ -n "${per[ndpi]:-}" ] && [ "${per[ndpi]}" -gt 0 ]; then
+        awk -v s="${per[mdpi]}" -v n="${per[ndpi]}" 'BEGIN {
+            printf "  %-46s %.2fx  (below 1: the sensor holds less per flow)\n",
+                "fenghuo DPI vs ndpiReader, bytes per flow:", s / n }'
+    fi
+    echo "  the sensor's own accounting: flow.memory in the final stats event = ${MEM_FMEM:-?} bytes; the"
+    echo "    event reports the memory held when it is written, after every flow has ended at the end"
+    echo "    of the input, and no peak, so RSS is the measure here"
+    if [[ ${NDPI_PEAKMEM:-} =~ ^[0-9]+$ ]] && [[ ${NDPI_FLOWS:-} =~ ^[1-9][0-9]*$ ]]; then
+        awk -v m="$NDPI_PEAKMEM" -v f="$NDPI_FLOWS" 'BEGIN {
+            printf "  ndpiReader'"'"'s own accounting: Peak Memory %.1f MiB / %d flows = %.0f bytes per flow\n",
+                m / 1048576, f, m / f }'
+    fi
+}
+
 
 SENSOR_VERSION=$("$SENSOR" --version 2>/dev/null | head -n 1) || SENSOR_VERSION=unknown
 NDPI_VERSION=$(dpkg-query -W -f '${Version}' libndpi-bin 2>/dev/null) || NDPI_VERSION=unknown
@@ -230,24 +475,26 @@ NDPI_VERSION=$(dpkg-query -W -f '${Version}' libndpi-bin 2>/dev/null) || NDPI_VE
     echo "         run; load average before the runs: $LOADAVG"
     echo "         RSS = peak resident set, largest of the runs; sensor output -w /dev/null"
     echo
-    printf '%-26s %7s %15s %10s %8s %6s %6s %8s %7s %7s\n' \
+    printf '%-*s %7s %15s %10s %8s %6s %6s %8s %7s %7s\n' "$LW" \
         configuration "wall s" "(min-max)" "packets/s" "vs nDPI" "user s" "sys s" "RSS MiB" flows events
     for r in "${ROWS[@]}"; do
         IFS='|' read -r status label wall mn mx usr sys rss flows events <<<"$r"
         if [ "$status" = fail ]; then
-            printf '%-26s FAILED (%s)\n' "$label" "$wall"
+            printf '%-*s FAILED (%s)\n' "$LW" "$label" "$wall"
             continue
         fi
-        awk -v l="$label" -v w="$wall" -v mn="$mn" -v mx="$mx" -v u="$usr" -v s="$sys" \
+        awk -v lw="$LW" -v l="$label" -v w="$wall" -v mn="$mn" -v mx="$mx" -v u="$usr" -v s="$sys" \
             -v rss="$rss" -v f="$flows" -v e="$events" -v p="$PKTS" -v nw="$NDPI_WALL" 'BEGIN {
                 ratio = nw == "" ? "-" : sprintf("%.2fx", nw / w)
-                printf "%-26s %7.3f %15s %10.0f %8s %6.2f %6.2f %8.1f %7s %7s\n",
-                    l, w, "(" mn "-" mx ")", p / w, ratio, u, s, rss / 1024, f, e }'
+                printf "%-*s %7.3f %15s %10.0f %8s %6.2f %6.2f %8.1f %7s %7s\n",
+                    lw, l, w, "(" mn "-" mx ")", p / w, ratio, u, s, rss / 1024, f, e }'
     done
     echo
     echo "vs nDPI = sensor packets/s divided by ndpiReader packets/s (above 1: the sensor is faster)."
     echo "Flows are each tool's own count (e.g. the sensor keeps all ICMP between two hosts in one"
     echo "flow and splits a reused TCP port into a new flow); events = NDJSON lines written."
+    yara_report
+    memory_report
     echo
     echo "Wall time of every run, s (in round order):"
     printf '%s\n' "${RAW[@]}"
