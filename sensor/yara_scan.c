@@ -542,6 +542,10 @@ yara_scanner *yara_scanner_new(yara_rules *rules)
     s->rules = yara_rules_ref(rules);
     yr_scanner_set_callback(s->y, on_scan_msg, s);
     yr_scanner_set_timeout(s->y, YARA_DEFAULT_TIMEOUT);
+    /* libyara's try/catch guards against SIGBUS on memory-mapped files; it installs
+     * signal handlers around every scan (4 rt_sigaction + 2 rt_sigprocmask per scan).
+     * The sensor only scans its own heap buffers, which cannot fault that way. */
+    yr_scanner_set_flags(s->y, SCAN_FLAGS_NO_TRYCATCH);
     return s;
 }
 
