@@ -39,6 +39,10 @@ typedef struct {
     uint8_t rsp_addr[16]; /* its address */
     /* SSH */
     char ssh_client[48], ssh_server[48], hassh_c[33], hassh_s[33];
+    /* SMB: 1 = nDPI's SMBv1, 2 = SMBv2/3, 0 = not SMB */
+    uint8_t smb;
+    /* FTP: nDPI's auth_failed (a 4xx/5xx reply to PASS) */
+    bool login_failed;
 } dpi_meta;
 
 typedef struct {
@@ -47,7 +51,10 @@ typedef struct {
     ndpi_risk risk;
     uint32_t pkts;
     uint8_t done, guessed;
-    uint8_t meta_taken; /* metadata events handed out (dpi_take_meta_events) */
+    uint8_t meta_taken;   /* metadata events handed out (dpi_take_meta_events) */
+    uint8_t smb_wait;     /* SMB2/3 detected: waiting for the server's first payload */
+    uint16_t smb_dialect; /* DialectRevision of the NEGOTIATE response, 0 = none */
+    uint32_t smb_pkts;    /* packets seen while waiting */
     ndpi_confidence_t confidence;
     dpi_meta *meta;
 } dpi_flow;
@@ -209,6 +216,13 @@ static void extract(dpi_engine *e, dpi_flow *df)
             m->hassh_s[i] = (char)tolower((unsigned char)nf->protos.ssh.hassh_server[i]);
         }
         m->ssh_client[47] = m->ssh_server[47] = m->hassh_c[32] = m->hassh_s[32] = '\0';
+    } else if (is_proto(df->proto, NDPI_PROTOCOL_SMBV1)) {
+        m->smb = 1;
+    } else if (is_proto(df->proto, NDPI_PROTOCOL_SMBV23)) {
+        m->smb = 2;
+    } else if (is_proto(df->proto, NDPI_PROTOCOL_FTP_CONTROL) && nf->l4_proto == IPPROTO_TCP) {
+        /* nDPI 4.2's ftp_control.c sets it for a 4xx/5xx reply to PASS */
+        m->login_failed = nf->l4.tcp.ftp_imap_pop_smtp.auth_failed;
     }
     (void)e;
     meta_free(df->meta);
@@ -236,6 +250,8 @@ static void conclude(dpi_engine *e, flow_table *t, flow *f, dpi_flow *df)
     }
     extract(e, df);
     df->done = 1;
+    if (e->cfg.metadata_events && df->meta && df->meta->smb == 2 && !df->guessed)
+        df->smb_wait = 1;
     if (df->proto.app_protocol == NDPI_PROTOCOL_UNKNOWN &&
         df->proto.master_protocol == NDPI_PROTOCOL_UNKNOWN)
         e->stats.flows_unknown++;
@@ -246,7 +262,62 @@ static void conclude(dpi_engine *e, flow_table *t, flow *f, dpi_flow *df)
     release_ndpi(e, t, f, df);
 }
 
-void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p)
+/*
+ * DialectRevision of an SMB2 NEGOTIATE response at the start of payload (one
+ * NetBIOS session message, [MS-SMB2] 2.2.2 and 2.2.4), or 0 when the payload
+ * is not a successful one. Reads only the first 74 bytes, all length-checked.
+ */
+static uint16_t smb2_dialect(const uint8_t *d, uint32_t len)
+{
+    const uint8_t *h = d + 4; /* SMB2 header after the 4-byte NetBIOS header */
+    uint32_t nb_len, status, flags;
+
+    if (len < 4 + 64 + 6 || d[0] != 0x00)
+        return 0;
+    nb_len = ((uint32_t)d[1] << 16) | ((uint32_t)d[2] << 8) | d[3];
+    if (nb_len < 64 + 6 || memcmp(h, "\xfeSMB", 4) != 0)
+        return 0;
+    status = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 | (uint32_t)h[11] << 24;
+    flags = (uint32_t)h[16] | (uint32_t)h[17] << 8 | (uint32_t)h[18] << 16 | (uint32_t)h[19] << 24;
+    if ((h[4] | h[5] << 8) != 64 || (h[12] | h[13] << 8) != 0 /* NEGOTIATE */ ||
+        !(flags & 1) /* SMB2_FLAGS_SERVER_TO_REDIR */ || status != 0 ||
+        (h[64] | h[65] << 8) != 65 /* response StructureSize */)
+        return 0;
+    return (uint16_t)(h[68] | h[69] << 8);
+}
+
+static const char *smb2_dialect_name(uint16_t d)
+{
+    switch (d) {
+    case 0x0202:
+        return "2.0.2";
+    case 0x0210:
+        return "2.1";
+    case 0x0300:
+        return "3.0";
+    case 0x0302:
+        return "3.0.2";
+    case 0x0311:
+        return "3.1.1";
+    }
+    return NULL;
+}
+
+/* After detection of an SMB2/3 flow: the first payload from the server gives
+ * the dialect (when it is the NEGOTIATE response), then the wait is over. */
+static void smb_look(dpi_engine *e, dpi_flow *df, const decode_pkt *p, int dir)
+{
+    if (!df->smb_wait)
+        return;
+    if (dir == FLOW_TOCLIENT && p->payload_len) {
+        df->smb_dialect = smb2_dialect(p->payload, p->payload_len);
+        df->smb_wait = 0;
+    } else if (++df->smb_pkts > e->cfg.max_tcp_packets) {
+        df->smb_wait = 0;
+    }
+}
+
+void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p, int dir)
 {
     dpi_flow *df = f->user;
     bool enough;
@@ -267,8 +338,10 @@ void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p)
         e->stats.ndpi_bytes += SIZEOF_FLOW_STRUCT;
         flow_set_extra_mem(t, f, sizeof(*df) + SIZEOF_FLOW_STRUCT);
     }
-    if (df->done)
+    if (df->done) {
+        smb_look(e, df, p, dir);
         return;
+    }
     df->pkts++;
     e->stats.packets_inspected++;
     df->proto = ndpi_detection_process_packet(
@@ -281,6 +354,7 @@ void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p)
         if (!enough && ndpi_extra_dissection_possible(e->ndpi, df->nf))
             return; /* wait for the certificate, the HTTP response, ... */
         conclude(e, t, f, df);
+        smb_look(e, df, p, dir);
     }
 }
 
@@ -290,6 +364,8 @@ void dpi_finish(dpi_engine *e, flow_table *t, flow *f)
 
     if (df && !df->done)
         conclude(e, t, f, df);
+    if (df)
+        df->smb_wait = 0; /* the flow ends: no dialect seen */
 }
 
 void dpi_flow_release(dpi_engine *e, flow_table *t, flow *f)
@@ -549,6 +625,17 @@ static void write_dns(const dpi_meta *m, jbuf *b, bool event)
     jbuf_obj_close(b);
 }
 
+/* The smb object: the dialect of the NEGOTIATE response ("3.1.1"), else nDPI's
+ * family ("SMB1", "SMB2/3"). */
+static void write_smb(const dpi_flow *df, const dpi_meta *m, jbuf *b)
+{
+    const char *d = smb2_dialect_name(df->smb_dialect);
+
+    jbuf_obj_open(b, "smb");
+    jbuf_str(b, "dialect", d ? d : m->smb == 1 ? "SMB1" : "SMB2/3");
+    jbuf_obj_close(b);
+}
+
 static void write_ssh(const dpi_meta *m, jbuf *b)
 {
     jbuf_obj_open(b, "ssh");
@@ -605,6 +692,11 @@ void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
         write_dns(m, b, false);
     if (has_ssh(m))
         write_ssh(m, b);
+    if (m->login_failed) {
+        jbuf_obj_open(b, "login");
+        jbuf_bool(b, "failed", true);
+        jbuf_obj_close(b);
+    }
 }
 
 /* ---- metadata events ------------------------------------------------------ */
@@ -613,7 +705,7 @@ void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
 
 const char *dpi_meta_kind_name(dpi_meta_kind k)
 {
-    static const char *names[DPI_META_KINDS] = {"dns", "http", "tls", "ssh"};
+    static const char *names[DPI_META_KINDS] = {"dns", "http", "tls", "ssh", "smb"};
 
     return (unsigned)k < DPI_META_KINDS ? names[k] : "";
 }
@@ -626,7 +718,8 @@ unsigned dpi_take_meta_events(dpi_engine *e, flow *f)
 
     /* Only once detection is over, and only for what nDPI recognised (a
      * guess from the port has no dissected data). */
-    if (!e->cfg.metadata_events || !df || !df->done || (df->meta_taken & META_TAKEN_ALL))
+    if (!e->cfg.metadata_events || !df || !df->done || df->smb_wait ||
+        (df->meta_taken & META_TAKEN_ALL))
         return 0;
     df->meta_taken |= META_TAKEN_ALL; /* the metadata does not change after detection */
     if (!df->meta || df->guessed)
@@ -640,6 +733,8 @@ unsigned dpi_take_meta_events(dpi_engine *e, flow *f)
         ready |= 1u << DPI_META_TLS;
     if (has_ssh(m))
         ready |= 1u << DPI_META_SSH;
+    if (m->smb)
+        ready |= 1u << DPI_META_SMB;
     return ready;
 }
 
@@ -662,6 +757,9 @@ void dpi_write_meta_event(dpi_engine *e, const flow *f, dpi_meta_kind k, jbuf *b
         break;
     case DPI_META_SSH:
         write_ssh(m, b);
+        break;
+    case DPI_META_SMB:
+        write_smb(df, m, b);
         break;
     case DPI_META_KINDS:
         break;

@@ -28,7 +28,7 @@ typedef struct {
     uint32_t max_udp_packets;    /* default 24 */
     const char *protos_file;     /* optional nDPI custom protocols file */
     const char *categories_file; /* optional nDPI custom categories file */
-    bool metadata_events;        /* separate dns/http/tls/ssh events (default on) */
+    bool metadata_events;        /* separate dns/http/tls/ssh/smb events (default on) */
 } dpi_config;
 
 void dpi_config_defaults(dpi_config *cfg);
@@ -46,8 +46,13 @@ fh_err dpi_engine_new(dpi_engine **out, const dpi_config *cfg, char *err, size_t
 void dpi_engine_free(dpi_engine *e);
 const dpi_stats *dpi_engine_stats(const dpi_engine *e);
 
-/* Feeds one packet of flow f (which owns the DPI state through f->user). */
-void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p);
+/*
+ * Feeds one packet of flow f (which owns the DPI state through f->user); dir
+ * is FLOW_TOSERVER or FLOW_TOCLIENT. After nDPI's detection of an SMB2/3 flow,
+ * the first server payload is still looked at for the NEGOTIATE response's
+ * dialect (dpi.c smb2_dialect).
+ */
+void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p, int dir);
 
 /*
  * Decides the flow if nDPI has not yet (guess allowed), copies the metadata
@@ -60,7 +65,7 @@ void dpi_flow_release(dpi_engine *e, flow_table *t, flow *f);
 
 /*
  * Appends the DPI part of the flow event: ndpi{}, and tls{}, http{}, dns{},
- * ssh{} where present (app_proto is the caller's, see dpi_app_proto). Works
+ * ssh{}, login{} where present (app_proto is the caller's, see dpi_app_proto). Works
  * on a flow still being detected (update events) using what nDPI has so far.
  */
 void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b);
@@ -76,17 +81,19 @@ typedef enum {
     DPI_META_HTTP,
     DPI_META_TLS,
     DPI_META_SSH,
+    DPI_META_SMB,
     DPI_META_KINDS
 } dpi_meta_kind;
 
-/* The event_type of a kind: "dns", "http", "tls", "ssh". */
+/* The event_type of a kind: "dns", "http", "tls", "ssh", "smb". */
 const char *dpi_meta_kind_name(dpi_meta_kind k);
 
 /*
  * Returns a bit (1u << kind) for each metadata event flow f has ready: its
  * detection is over and nDPI gave data of that kind. Each kind is returned
- * once per flow (later calls return 0). Returns 0 while detection goes on,
- * and always when cfg.metadata_events is off.
+ * once per flow (later calls return 0). Returns 0 while detection goes on
+ * (for SMB2/3, until the server's first payload or the flow's end), and
+ * always when cfg.metadata_events is off.
  */
 unsigned dpi_take_meta_events(dpi_engine *e, flow *f);
 

@@ -2,7 +2,7 @@
  * pipeline.c - decode -> flow -> DPI -> enrichment -> events; see pipeline.h.
  *
  * Events are built here (the EVE layout of docs/events.md): flow events when
- * a flow ends or updates, application metadata events (dns, http, tls, ssh)
+ * a flow ends or updates, application metadata events (dns, http, tls, ssh, smb)
  * when nDPI's detection of a flow is over, stats events, and sampled anomaly
  * events.
  */
@@ -278,7 +278,7 @@ static void flow_header(pipeline *p, jbuf *b, const flow *f, uint64_t ts_us, con
 }
 
 /*
- * Writes the application metadata events (dns, http, tls, ssh) of flow f that
+ * Writes the application metadata events (dns, http, tls, ssh, smb) of flow f that
  * are ready and not yet written: once per flow and kind, as soon as nDPI's
  * detection is over. ts_us is the time of the packet that ended detection,
  * or of the flow's last packet when the flow ends first.
@@ -1123,7 +1123,7 @@ void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t c
         return;
     }
     if (p->dpi) {
-        dpi_packet(p->dpi, &p->flows, f, &k);
+        dpi_packet(p->dpi, &p->flows, f, &k, dir);
         write_meta_events(p, f, k.ts_us);
     }
     if (p->pw.slot)

@@ -49,6 +49,10 @@ ICMP6_FLOW = copy.deepcopy(UDP_FLOW)
 del ICMP6_FLOW["dns"]
 ICMP6_FLOW.update(proto="IPv6-ICMP", src_ip="2001:db8:1::10", dest_ip="2001:db8:1::1",
                   src_port=0, dest_port=0, icmp_type=128, icmp_code=0, app_proto="icmpv6")
+# An FTP flow with a failed login (tests/cases/ftp-login-failed).
+FTP_FLOW = copy.deepcopy(FLOW)
+del FTP_FLOW["http"]
+FTP_FLOW.update(app_proto="ftp_control", dest_port=21, login={"failed": True})
 # Application metadata events: the flow's header fields and one object.
 META_HEAD = {k: FLOW[k] for k in ("timestamp", "schema_version", "sensor", "flow_id", "src_ip",
                                   "src_port", "dest_ip", "dest_port", "proto", "vlan",
@@ -62,6 +66,9 @@ SSH_EV = dict(copy.deepcopy(META_HEAD), event_type="ssh", app_proto="ssh",
 DNS_EV = dict(copy.deepcopy(META_HEAD), event_type="dns", app_proto="dns", proto="UDP",
               dns={"type": "answer", "rrname": "www.example.gov.cn", "rrtype": "A",
                    "rcode": "NOERROR", "answers": [{"rrtype": "A", "rdata": "203.0.113.10"}]})
+SMB_EV = dict(copy.deepcopy(META_HEAD), event_type="smb", app_proto="netbios", dest_port=445,
+              smb={"dialect": "3.1.1"})
+SMB1_EV = dict(copy.deepcopy(SMB_EV), smb={"dialect": "SMB1"})
 DNS_QUERY_EV = dict(copy.deepcopy(DNS_EV), dns={"type": "query", "rrname": "x.example",
                                                  "rrtype": "AAAA"})
 # A live-capture stats event: kernel counters and the drop ratio are present.
@@ -94,10 +101,12 @@ ANOMALY = {"timestamp": TS, "event_type": "anomaly", "schema_version": "1.0",
 
 
 @pytest.mark.parametrize("ev", [FLOW, TLS_FLOW, SSH_DNS_FLOW, UDP_FLOW, ICMP6_FLOW, STATS, ANOMALY,
-                                HTTP_EV, TLS_EV, SSH_EV, DNS_EV, DNS_QUERY_EV],
+                                HTTP_EV, TLS_EV, SSH_EV, DNS_EV, DNS_QUERY_EV, FTP_FLOW, SMB_EV,
+                                SMB1_EV],
                          ids=["http", "tls", "ssh", "dns", "icmp6", "stats", "anomaly",
                               "http-event", "tls-event", "ssh-event", "dns-event",
-                              "dns-query-event"])
+                              "dns-query-event", "ftp-login-failed", "smb-event",
+                              "smb1-event"])
 def test_valid(validator, ev):
     validator([ev])
 
@@ -186,6 +195,15 @@ BAD = [
     (DNS_EV, "dns.answers", 1),
     (DNS_QUERY_EV, "dns.rcode", "NOERROR"),    # a query has no rcode
     (DNS_EV, "dns.type", KeyError),
+    (FTP_FLOW, "login.failed", False),         # written only for a failed login
+    (FTP_FLOW, "login.failed", KeyError),
+    (FTP_FLOW, "login.reply", "530"),
+    (SMB_EV, "smb", KeyError),
+    (SMB_EV, "smb.dialect", "3.11"),
+    (SMB_EV, "smb.dialect", KeyError),
+    (SMB_EV, "smb.signing", True),
+    (SMB_EV, "ndpi", FLOW["ndpi"]),            # not a flow event
+    (SMB_EV, "login", {"failed": True}),       # login is in the flow event only
 ]
 
 

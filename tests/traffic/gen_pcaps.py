@@ -494,6 +494,62 @@ def telnet():
     return p
 
 
+def ftp_login(name, sport, reply):
+    """An FTP login (USER/PASS) answered with reply, then QUIT."""
+    p = Pcap(name)
+    c = TcpConv(p, "ftp", CLI, "10.1.1.21", sport, 21)
+    t = c.handshake(BASE)
+    for d, line in ((S, b"220 FTP server ready\r\n"), (C, b"USER operator\r\n"),
+                    (S, b"331 Please specify the password.\r\n"), (C, b"PASS s3cret\r\n"),
+                    (S, reply), (C, b"QUIT\r\n"), (S, b"221 Goodbye.\r\n")):
+        t += ms(1)
+        c.seg(d, t, "PA", line)
+    c.fin(t + ms(2), first=S)
+    return p
+
+
+@case
+def ftp_login_failed():
+    return ftp_login("ftp-login-failed", 49610, b"530 Login incorrect.\r\n")
+
+
+@case
+def ftp_login_ok():
+    return ftp_login("ftp-login-ok", 49611, b"230 Login successful.\r\n")
+
+
+def smb2_header(cmd, flags):
+    """A 64-byte SMB2 header ([MS-SMB2] 2.2.1.2), status 0, message id 0."""
+    return (b"\xfeSMB" + struct.pack("<HHIHHIIQIIQ", 64, 0, 0, cmd, 1, flags, 0, 0, 0xFEFF, 0, 0)
+            + b"\0" * 16)
+
+
+def netbios(msg):
+    return struct.pack("!I", len(msg)) + msg
+
+
+SMB2_DIALECTS = (0x0202, 0x0210, 0x0300, 0x0302, 0x0311)
+
+
+@case
+def smb2_negotiate():
+    """SMB2 NEGOTIATE offering 2.0.2 .. 3.1.1, answered with 3.1.1, then a SESSION_SETUP."""
+    p = Pcap("smb2-negotiate")
+    c = TcpConv(p, "smb", CLI, "10.1.1.45", 49700, 445)
+    t = c.handshake(BASE)
+    req = (smb2_header(0, 0)
+           + struct.pack("<HHHHI16sQ", 36, len(SMB2_DIALECTS), 1, 0, 0x7F, b"C" * 16, 0)
+           + b"".join(struct.pack("<H", d) for d in SMB2_DIALECTS))
+    rsp = (smb2_header(0, 1)
+           + struct.pack("<HHHH16sIIIIQQHHI", 65, 1, 0x0311, 0, b"S" * 16, 0x2F, 8388608,
+                         8388608, 8388608, 0, 0, 128, 0, 0))
+    c.seg(C, t + ms(1), "PA", netbios(req))
+    c.seg(S, t + ms(2), "PA", netbios(rsp))
+    c.seg(C, t + ms(3), "PA", netbios(smb2_header(1, 0) + b"\x19\x00" + b"\0" * 22))
+    c.fin(t + ms(5))
+    return p
+
+
 @case
 def icmp():
     p = Pcap("icmp")
