@@ -390,56 +390,20 @@ def test_kill9_mid_stream(correlator, build_dir, tmp_path):
 
     db = str(tmp_path / "kafka.db")
     topic = "fenghuo.events"
+    total = len(events)
     with kafkalib.broker(build_dir, partitions=3, topics=(topic,)) as (bootstrap, _):
         # a sensor-like producer: ~2,000 events/s, keyed by source, zstd
-        kcat = subprocess.Popen(["kcat", "-P", "-b", bootstrap, "-t", topic, "-K", "\t",
-                                 "-z", "zstd"], stdin=subprocess.PIPE, text=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def pace():
-            try:
-                for i in range(0, len(events), 100):
-                    kcat.stdin.write("".join(key_of(e) + "\t" + e + "\n"
-                                             for e in events[i:i + 100]))
-                    kcat.stdin.flush()
-                    time.sleep(0.05)
-            finally:
-                kcat.stdin.close()
-
-        feeder = threading.Thread(target=pace, daemon=True)
-        procs = []
-        kills = []
-        try:
-            feeder.start()
-            total = len(events)
-            for fraction in (0.3, 0.6):
-                c = Correlator(correlator, bootstrap, str(tmp_path), db)
-                procs.append(c)
-                done = c.wait_progress(db, {(topic, p): 10 ** 9 for p in range(3)},
-                                       int(total * fraction))
-                c.kill9()
-                kills.append((done, progress(db, {(topic, p): 10 ** 9 for p in range(3)})))
-            feeder.join(timeout=60)
-            assert kcat.wait(timeout=60) == 0
-            ends = end_offsets(bootstrap, topic, total)
-            c = Correlator(correlator, bootstrap, str(tmp_path), db)
-            procs.append(c)
-            c.wait_progress(db, ends, total)
-            log = c.stop()
-        finally:
-            for p in procs:
-                p.cleanup()
-            if kcat.poll() is None:
-                kcat.kill()
-                kcat.wait()
-        assert kills[0][1] < total, "the first kill came after the end of the stream"
+        kills, ends, log = crash_and_finish(correlator, bootstrap, str(tmp_path), db, topic, 3,
+                                            events, keyed=True, compress="zstd", pause=0.05,
+                                            fractions=(0.3, 0.6))
+        assert kills[0][0] < total, "the first kill came after the end of the stream"
         assert positions(db) == ends
         assert "resuming at stored offset" in log
         got = assert_same_alerts(db, ref_db)
         assert_alerts_topic(bootstrap, got)
         print("\nkill -9 at %s of %d events (stored positions); %d alerts, counts up to %d, "
               "all equal to the uninterrupted run" % (
-                  [k[1] for k in kills], total, len(got), max(a[6] for a in got)))
+                  [k[0] for k in kills], total, len(got), max(a[6] for a in got)))
 
 
 # scenarios of the correlation rules (windows over many events)
@@ -467,6 +431,55 @@ def corr_state_rows(db):
         con.close()
 
 
+def crash_and_finish(correlator, bootstrap, tmp, db, topic, partitions, events, keyed,
+                     compress, pause, fractions):
+    """A paced kcat producer writes `events` (100 every `pause` s) while the correlator is
+    killed with SIGKILL once the store holds each fraction of them, restarted each time with
+    the same store and group; a last instance consumes to the end and is stopped.
+    Returns ([(stored events, saved window groups, stderr) per kill], end offsets, the last
+    instance's stderr)."""
+    kcat = subprocess.Popen(["kcat", "-P", "-b", bootstrap, "-t", topic, "-z", compress] +
+                            (["-K", "\t"] if keyed else []),
+                            stdin=subprocess.PIPE, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def pace():
+        try:
+            for i in range(0, len(events), 100):
+                kcat.stdin.write("".join((key_of(e) + "\t" if keyed else "") + e + "\n"
+                                         for e in events[i:i + 100]))
+                kcat.stdin.flush()
+                time.sleep(pause)
+        finally:
+            kcat.stdin.close()
+
+    feeder = threading.Thread(target=pace, daemon=True)
+    unknown = {(topic, p): 10 ** 9 for p in range(partitions)}
+    procs, kills = [], []
+    try:
+        feeder.start()
+        for fraction in fractions:
+            c = Correlator(correlator, bootstrap, tmp, db)
+            procs.append(c)
+            c.wait_progress(db, unknown, int(len(events) * fraction))
+            c.kill9()
+            kills.append((progress(db, unknown), corr_state_rows(db), c.stderr()))
+        feeder.join(timeout=60)
+        assert kcat.wait(timeout=60) == 0
+        ends = end_offsets(bootstrap, topic, len(events))
+        c = Correlator(correlator, bootstrap, tmp, db)
+        procs.append(c)
+        c.wait_progress(db, ends, len(events))
+        log = c.stop()
+    finally:
+        for p in procs:
+            p.cleanup()
+        if kcat.poll() is None:
+            kcat.kill()
+            kcat.wait()
+    return kills, ends, log
+
+
 def test_kill9_correlation_windows(correlator, build_dir, tmp_path):
     """kill -9 twice in the middle of correlation windows (the store holds open
     window state at each kill); every restart restores the windows saved with the stored
@@ -485,45 +498,12 @@ def test_kill9_correlation_windows(correlator, build_dir, tmp_path):
 
     db = str(tmp_path / "kafka.db")
     topic = "fenghuo.events"
+    total = len(events)
     with kafkalib.broker(build_dir, partitions=1, topics=(topic,)) as (bootstrap, _):
-        kcat = subprocess.Popen(["kcat", "-P", "-b", bootstrap, "-t", topic, "-z", "lz4"],
-                                stdin=subprocess.PIPE, text=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def pace():
-            try:
-                for i in range(0, len(events), 100):
-                    kcat.stdin.write("".join(e + "\n" for e in events[i:i + 100]))
-                    kcat.stdin.flush()
-                    time.sleep(0.1)  # ~1,000 events/s: the kills land mid-stream
-            finally:
-                kcat.stdin.close()
-
-        feeder = threading.Thread(target=pace, daemon=True)
-        procs, kills = [], []
-        total = len(events)
-        unknown = {(topic, 0): 10 ** 9}
-        try:
-            feeder.start()
-            for fraction in (0.25, 0.6):
-                c = Correlator(correlator, bootstrap, str(tmp_path), db)
-                procs.append(c)
-                c.wait_progress(db, unknown, int(total * fraction))
-                c.kill9()
-                kills.append((progress(db, unknown), corr_state_rows(db), c.stderr()))
-            feeder.join(timeout=60)
-            assert kcat.wait(timeout=60) == 0
-            ends = end_offsets(bootstrap, topic, total)
-            c = Correlator(correlator, bootstrap, str(tmp_path), db)
-            procs.append(c)
-            c.wait_progress(db, ends, total)
-            log = c.stop()
-        finally:
-            for p in procs:
-                p.cleanup()
-            if kcat.poll() is None:
-                kcat.kill()
-                kcat.wait()
+        # ~1,000 events/s: the kills land mid-stream
+        kills, ends, log = crash_and_finish(correlator, bootstrap, str(tmp_path), db, topic, 1,
+                                            events, keyed=False, compress="lz4", pause=0.1,
+                                            fractions=(0.25, 0.6))
         assert kills[0][0] < total, "the first kill came after the end of the stream"
         # open windows at every kill, and the restarts restored them
         assert all(k[1] > 0 for k in kills), [k[1] for k in kills]
