@@ -21,12 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keys of boolean values: cannot be produced by folding text (\x01 is kept as is,
- * and text is compared only against text keys of the same length... a string event
- * value "\x01t" would also look these up, which only adds candidates). */
+/* Keys of boolean values. Event text "\x01t" would look them up too, which can only add
+ * candidates, never hide one. (Written as two literals: "\x01f" is one hex escape.) */
 #define BOOL_TRUE                                                                                  \
     "\x01"                                                                                         \
-    "t" /* split: "\x01f" would be one hex escape */
+    "t"
 #define BOOL_FALSE                                                                                 \
     "\x01"                                                                                         \
     "f"
@@ -198,9 +197,11 @@ static bool set_or(req_set *a, req_set *b)
 
 /* ---- analysis of a rule ---------------------------------------------------------- */
 
-static inline unsigned char fold(unsigned char c)
+/* dst[0..n) = src[0..n) case-folded as the matchers fold (n <= KEY_MAX). */
+static void fold_copy(char *dst, const char *src, size_t n)
 {
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (char)sigma_fold((unsigned char)src[i]);
 }
 
 /* The requirement a field condition makes, if any: *ok false on allocation failure. */
@@ -227,8 +228,7 @@ static bool cond_req(const field_cond *fc, req *out, bool *ok)
         if (m->kind == VM_BOOL) {
             *ok = req_add(out, m->b ? BOOL_TRUE : BOOL_FALSE, 2);
         } else {
-            for (size_t k = 0; k < m->pattern_len; k++)
-                buf[k] = (char)fold((unsigned char)m->pattern[k]);
+            fold_copy(buf, m->pattern, m->pattern_len);
             *ok = req_add(out, buf, (uint32_t)m->pattern_len);
         }
         if (!*ok) {
@@ -342,8 +342,7 @@ static bool rule_reqs(const sigma_rule *r, req_set *out)
         req et = {.f = r->event_type_field};
         req_set one = {0};
 
-        for (uint32_t k = 0; k < r->event_type_len; k++)
-            buf[k] = (char)fold((unsigned char)r->event_type[k]);
+        fold_copy(buf, r->event_type, r->event_type_len);
         ok = req_add(&et, buf, r->event_type_len);
         if (!ok) {
             req_free(&et);
@@ -525,8 +524,7 @@ static void satisfy(rule_index *ix, uint32_t slot, const sv *v)
     if (fd->has_bool && sigma_value_bool(v, &b))
         or_key(ix, slot, b ? BOOL_TRUE : BOOL_FALSE, 2);
     if (fd->has_text && (t = sigma_value_text(v, num, sizeof(num), &len)) && len <= fd->maxlen) {
-        for (size_t i = 0; i < len; i++)
-            buf[i] = (char)fold((unsigned char)t[i]);
+        fold_copy(buf, t, len);
         or_key(ix, slot, buf, (uint32_t)len);
     }
 }

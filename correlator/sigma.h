@@ -37,6 +37,13 @@
 
 /* ---- values ------------------------------------------------------------------ */
 
+/* The case folding of every case-insensitive comparison (ASCII only), shared by the
+ * matchers and the rule index, which must fold exactly alike. */
+static inline unsigned char sigma_fold(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
 typedef enum {
     VM_STRING,   /* glob pattern (wildcards after modifiers), case per `cased` */
     VM_REGEX,    /* |re (PCRE2), with |i |m |s sub-modifiers */

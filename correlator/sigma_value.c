@@ -169,11 +169,6 @@ static fh_err fail(char *err, size_t errlen, fh_err code, const char *fmt, ...)
 #define QUOTE_LEN(v)  ((int)((v)->len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (v)->len))
 #define QUOTE_MORE(v) ((v)->len > ERR_QUOTE_MAX ? "..." : "")
 
-static inline unsigned char fold(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
 /* Length of the character at s[i]: a valid UTF-8 sequence, else 1 byte. */
 static size_t utf8_len(const char *s, size_t i, size_t n)
 {
@@ -321,7 +316,7 @@ static bool glob_match(const char *p, size_t pn, const char *s, size_t sn, bool 
                 c = (unsigned char)p[pi + 1];
                 adv = 2;
             }
-            if ((cased ? (unsigned char)s[si] : fold((unsigned char)s[si])) == c) {
+            if ((cased ? (unsigned char)s[si] : sigma_fold((unsigned char)s[si])) == c) {
                 pi += adv;
                 si++;
                 continue;
@@ -346,7 +341,7 @@ static bool literal_match(const char *p, size_t pn, const char *s, size_t sn, bo
     if (cased)
         return memcmp(p, s, sn) == 0;
     for (size_t i = 0; i < sn; i++)
-        if (fold((unsigned char)s[i]) != (unsigned char)p[i])
+        if (sigma_fold((unsigned char)s[i]) != (unsigned char)p[i])
             return false;
     return true;
 }
@@ -384,7 +379,7 @@ static fh_err glob_compile(value_matcher *m, const char *t, size_t n, mod_id sha
             *o++ = '?';
             wild = true;
         } else {
-            *o++ = (char)(m->cased ? c : fold(c));
+            *o++ = (char)(m->cased ? c : sigma_fold(c));
         }
     }
     if (trail && !last_star)
@@ -801,7 +796,7 @@ static bool scalar_equal(const sv *a, const sv *b, bool cased)
     if (cased)
         return memcmp(ta, tb, la) == 0;
     for (size_t i = 0; i < la; i++)
-        if (fold((unsigned char)ta[i]) != fold((unsigned char)tb[i]))
+        if (sigma_fold((unsigned char)ta[i]) != sigma_fold((unsigned char)tb[i]))
             return false;
     return true;
 }
