@@ -959,6 +959,12 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 
 #define FNV_BASIS 14695981039346656037ull
 
+/* A group's hash: its rule and its key text (without the values). */
+static uint64_t group_hash(uint32_t rule, const char *key, uint32_t keylen)
+{
+    return fnv1a(fnv1a(FNV_BASIS, &rule, sizeof(rule)), key, keylen);
+}
+
 static bool cond_true(const struct corr_rule *r, double x)
 {
     for (uint32_t i = 0; i < r->nconds; i++) {
@@ -1712,7 +1718,7 @@ static void feed_ref(corr_engine *e, uint32_t ci, uint32_t ri, const src *s, int
         e->st.no_group_value++;
         return;
     }
-    h = fnv1a(fnv1a(FNV_BASIS, &ci, sizeof(ci)), e->keybuf, keylen);
+    h = group_hash(ci, e->keybuf, keylen);
     g = group_get(e, ci, h, e->keybuf, keylen, (uint32_t)textlen, ts);
     if (!g) {
         e->st.matches_dropped++;
@@ -2039,7 +2045,7 @@ uint64_t corr_engine_adopt(corr_engine *to, corr_engine *from)
                 mark_dirty(to, g);
             }
             g->rule = n;
-            g->hash = fnv1a(fnv1a(FNV_BASIS, &n, sizeof(n)), g->text, g->keylen);
+            g->hash = group_hash(n, g->text, g->keylen);
             g->hnext = to->bucket[g->hash & (to->nbucket - 1)];
             to->bucket[g->hash & (to->nbucket - 1)] = g;
             lru_push_head(&to->rst[n], g);
@@ -2207,8 +2213,7 @@ fh_err corr_engine_restore(corr_engine *e, const char *rule, const void *key, si
     if (h.magic != STATE_MAGIC || h.nstage != nstage_of(r) || h.nent > e->rst[ci].cap ||
         len != state_size(r, h.nent))
         return FH_ERR_PARSE;
-    g = group_get(e, ci, fnv1a(fnv1a(FNV_BASIS, &ci, sizeof(ci)), text, klen), text, klen,
-                  (uint32_t)keylen, h.newest);
+    g = group_get(e, ci, group_hash(ci, text, klen), text, klen, (uint32_t)keylen, h.newest);
     if (!g)
         return FH_ERR_LIMIT;
     while (g->cap < h.nent) {
