@@ -2,6 +2,7 @@
  * dpi.c - nDPI 4.2 integration; see dpi.h for the lifecycle of per-flow state.
  */
 #include "dpi.h"
+#include "login.h"
 
 #include <ndpi/ndpi_api.h>
 #include <arpa/inet.h>
@@ -57,6 +58,7 @@ typedef struct {
     uint32_t smb_pkts;    /* packets seen while waiting */
     ndpi_confidence_t confidence;
     dpi_meta *meta;
+    login_state login; /* POP3/IMAP/SMTP/Telnet failed logins (login.h) */
 } dpi_flow;
 
 void dpi_config_defaults(dpi_config *cfg)
@@ -317,6 +319,60 @@ static void smb_look(dpi_engine *e, dpi_flow *df, const decode_pkt *p, int dir)
     }
 }
 
+/* The login parser for nDPI's verdict (master or app protocol), LOGIN_NONE
+ * for protocols without one. */
+static login_proto ndpi_login_proto(ndpi_protocol p)
+{
+    if (is_proto(p, NDPI_PROTOCOL_MAIL_POP))
+        return LOGIN_POP3;
+    if (is_proto(p, NDPI_PROTOCOL_MAIL_IMAP))
+        return LOGIN_IMAP;
+    if (is_proto(p, NDPI_PROTOCOL_MAIL_SMTP))
+        return LOGIN_SMTP;
+    if (is_proto(p, NDPI_PROTOCOL_TELNET))
+        return LOGIN_TELNET;
+    return LOGIN_NONE;
+}
+
+static bool ndpi_decided(const dpi_flow *df)
+{
+    return df->done || df->proto.app_protocol != NDPI_PROTOCOL_UNKNOWN ||
+           df->proto.master_protocol != NDPI_PROTOCOL_UNKNOWN;
+}
+
+/*
+ * The failed-login parser (login.h) sees every TCP packet of a flow whose
+ * protocol has one: by nDPI's verdict once there is one, before that by the
+ * server port (the login can come before nDPI decides). When the verdict
+ * differs from the port's guess, the parser starts over for the verdict. It
+ * goes on after nDPI's detection is over, for at most LOGIN_MAX_PKTS payload
+ * packets, and stops at a successful login.
+ */
+static void login_look(dpi_flow *df, const decode_pkt *p, int dir)
+{
+    login_proto lp;
+
+    if (p->l4_proto != IPPROTO_TCP)
+        return;
+    if (ndpi_decided(df))
+        lp = ndpi_login_proto(df->proto);
+    else
+        lp = login_proto_by_port(dir == FLOW_TOSERVER ? p->dport : p->sport);
+    if (lp != (login_proto)df->login.proto)
+        login_init(&df->login, lp);
+    if (!login_done(&df->login))
+        login_feed(&df->login, dir == FLOW_TOCLIENT, p->tcp_seq, p->payload, p->payload_len);
+}
+
+/* Failed logins the flow event reports from the login parser: 0 when its
+ * protocol is not (or no longer) the flow's. */
+static unsigned login_failures_of(const dpi_flow *df)
+{
+    if (ndpi_decided(df) && ndpi_login_proto(df->proto) != (login_proto)df->login.proto)
+        return 0;
+    return login_failures(&df->login);
+}
+
 void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p, int dir)
 {
     dpi_flow *df = f->user;
@@ -340,6 +396,7 @@ void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p, int 
     }
     if (df->done) {
         smb_look(e, df, p, dir);
+        login_look(df, p, dir);
         return;
     }
     df->pkts++;
@@ -350,12 +407,13 @@ void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p, int 
     enough = (p->l4_proto == IPPROTO_TCP && df->pkts > e->cfg.max_tcp_packets) ||
              (p->l4_proto == IPPROTO_UDP && df->pkts > e->cfg.max_udp_packets) ||
              df->nf->fail_with_unknown;
-    if (enough || df->proto.app_protocol != NDPI_PROTOCOL_UNKNOWN) {
-        if (!enough && ndpi_extra_dissection_possible(e->ndpi, df->nf))
-            return; /* wait for the certificate, the HTTP response, ... */
+    /* Decided, unless nDPI waits for the certificate, the HTTP response, ... */
+    if (enough || (df->proto.app_protocol != NDPI_PROTOCOL_UNKNOWN &&
+                   !ndpi_extra_dissection_possible(e->ndpi, df->nf))) {
         conclude(e, t, f, df);
         smb_look(e, df, p, dir);
     }
+    login_look(df, p, dir);
 }
 
 void dpi_finish(dpi_engine *e, flow_table *t, flow *f)
@@ -652,6 +710,21 @@ static void write_ssh(const dpi_meta *m, jbuf *b)
     jbuf_obj_close(b);
 }
 
+/* login: {failed: true} for FTP (nDPI's auth_failed) or from the login
+ * parser, with failures: N when the parser counted more than one. */
+static void write_login(const dpi_flow *df, const dpi_meta *m, jbuf *b)
+{
+    unsigned n = login_failures_of(df);
+
+    if (!n && !(m && m->login_failed))
+        return;
+    jbuf_obj_open(b, "login");
+    jbuf_bool(b, "failed", true);
+    if (n > 1)
+        jbuf_u64(b, "failures", n);
+    jbuf_obj_close(b);
+}
+
 void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
 {
     dpi_flow *df = f->user;
@@ -682,8 +755,10 @@ void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
     if (m && m->hostname)
         jbuf_str(b, "hostname", m->hostname);
     jbuf_obj_close(b);
-    if (!m)
+    if (!m) {
+        write_login(df, NULL, b);
         return;
+    }
     if (has_tls(m))
         write_tls(e, df, m, b);
     if (has_http(m))
@@ -692,11 +767,7 @@ void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
         write_dns(m, b, false);
     if (has_ssh(m))
         write_ssh(m, b);
-    if (m->login_failed) {
-        jbuf_obj_open(b, "login");
-        jbuf_bool(b, "failed", true);
-        jbuf_obj_close(b);
-    }
+    write_login(df, m, b);
 }
 
 /* ---- metadata events ------------------------------------------------------ */

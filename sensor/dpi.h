@@ -8,6 +8,9 @@
  * the metadata this sensor reports is copied out and nDPI's per-flow state is
  * freed at once, so long flows cost only the small dpi_meta record. A flow
  * that ends undecided is finished with nDPI's port/IP guess (marked guessed).
+ * Flows of POP3, IMAP, SMTP and Telnet (by nDPI's verdict, before it by the
+ * server port) also go through the failed-login parser (login.h), which
+ * reads on after detection for a bounded number of packets.
  *
  * Only this file includes nDPI headers.
  */
@@ -50,7 +53,8 @@ const dpi_stats *dpi_engine_stats(const dpi_engine *e);
  * Feeds one packet of flow f (which owns the DPI state through f->user); dir
  * is FLOW_TOSERVER or FLOW_TOCLIENT. After nDPI's detection of an SMB2/3 flow,
  * the first server payload is still looked at for the NEGOTIATE response's
- * dialect (dpi.c smb2_dialect).
+ * dialect (dpi.c smb2_dialect); POP3/IMAP/SMTP/Telnet payloads go on to the
+ * failed-login parser (dpi.c login_look, login.h).
  */
 void dpi_packet(dpi_engine *e, flow_table *t, flow *f, const decode_pkt *p, int dir);
 

@@ -518,6 +518,159 @@ def ftp_login_ok():
     return ftp_login("ftp-login-ok", 49611, b"230 Login successful.\r\n")
 
 
+def dialogue(c, t, steps, step=ms(1)):
+    """Sends each (direction, bytes) of steps as one PSH segment, step apart; returns
+    the time of the last one."""
+    for d, data in steps:
+        t += step
+        c.seg(d, t, "PA", data)
+    return t
+
+
+def login_conv(p, label, srv, sport, dport, steps, t=BASE, cli=CLI):
+    """A whole TCP login conversation: handshake, steps, the server closes."""
+    c = TcpConv(p, label, cli, srv, sport, dport)
+    t = dialogue(c, c.handshake(t), steps)
+    c.fin(t + ms(2), first=S)
+    return c
+
+
+POP3_GREETING = (S, b"+OK Dovecot ready.\r\n")
+
+
+def pop3_steps(password, reply):
+    return [(C, b"USER operator\r\n"), (S, b"+OK\r\n"), (C, b"PASS " + password + b"\r\n"),
+            (S, reply)]
+
+
+@case
+def pop3_login_failed():
+    """POP3: two USER/PASS attempts answered -ERR, then an AUTH PLAIN refused: three
+    failed logins in one session (login.failures 3)."""
+    p = Pcap("pop3-login-failed")
+    steps = ([POP3_GREETING] + pop3_steps(b"s3cret", b"-ERR [AUTH] Authentication failed.\r\n")
+             + pop3_steps(b"Passw0rd", b"-ERR [AUTH] Authentication failed.\r\n")
+             + [(C, b"AUTH PLAIN\r\n"), (S, b"+ \r\n"),
+                (C, b"AG9wZXJhdG9yAHdyb25n\r\n"),
+                (S, b"-ERR [AUTH] Authentication failed.\r\n"),
+                (C, b"QUIT\r\n"), (S, b"+OK Logging out\r\n")])
+    login_conv(p, "pop3", "10.1.1.110", 49710, 110, steps)
+    return p
+
+
+@case
+def imap_login_failed():
+    """IMAP: a LOGIN refused with a tagged NO; around it a BAD for another tag and an
+    untagged line, which are no failed login (login.failed, no failures count). The
+    same again on port 10143, where only nDPI's verdict names the protocol."""
+    p = Pcap("imap-login-failed")
+    steps = [(S, b"* OK [CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN] Dovecot ready.\r\n"),
+             (C, b"a001 CAPABILITY\r\n"),
+             (S, b"* CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN\r\na001 OK Pre-login capabilities\r\n"),
+             (C, b"a002 NOOP\r\n"), (S, b"a002 BAD Error in IMAP command NOOP\r\n"),
+             (C, b"a003 LOGIN operator s3cret\r\n"),
+             (S, b"* BAD [ALERT] Please wait\r\na003 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"),
+             (C, b"a004 LOGOUT\r\n"), (S, b"* BYE Logging out\r\na004 OK Logout completed.\r\n")]
+    login_conv(p, "imap", "10.1.1.143", 49720, 143, steps)
+    login_conv(p, "imap-10143", "10.1.1.143", 49721, 10143, steps, t=BASE + ms(100))
+    return p
+
+
+SMTP_EHLO = [(S, b"220 mail.example.gov.cn ESMTP Postfix\r\n"),
+             (C, b"EHLO client.example.gov.cn\r\n"),
+             (S, b"250-mail.example.gov.cn\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n")]
+
+
+@case
+def smtp_auth_failed():
+    """SMTP AUTH LOGIN: user name and password in 334 rounds, then a multi-line 535
+    (one failed login); a 550 to RCPT afterwards is no failed login."""
+    p = Pcap("smtp-auth-failed")
+    steps = SMTP_EHLO + [
+        (C, b"AUTH LOGIN\r\n"), (S, b"334 VXNlcm5hbWU6\r\n"), (C, b"b3BlcmF0b3I=\r\n"),
+        (S, b"334 UGFzc3dvcmQ6\r\n"), (C, b"czNjcmV0\r\n"),
+        (S, b"535-5.7.8 Error: authentication failed:\r\n535 5.7.8 UGFzc3dvcmQ6\r\n"),
+        (C, b"MAIL FROM:<operator@example.gov.cn>\r\n"), (S, b"250 2.1.0 Ok\r\n"),
+        (C, b"RCPT TO:<x@example.net>\r\n"), (S, b"554 5.7.1 Relay access denied\r\n"),
+        (C, b"QUIT\r\n"), (S, b"221 2.0.0 Bye\r\n")]
+    login_conv(p, "smtp", "10.1.1.25", 49730, 25, steps)
+    return p
+
+
+TELNET_NEGOTIATION = [(S, TELNET_SERVER_1), (C, TELNET_CLIENT_1), (S, TELNET_SERVER_2),
+                      (C, TELNET_CLIENT_2), (S, TELNET_SERVER_3), (C, TELNET_CLIENT_3)]
+
+
+@case
+def telnet_login_failed():
+    """Telnet: a warning banner mentioning "access denied" before any prompt (no
+    failure), then two passwords refused with "Login incorrect" (login.failures 2); the
+    server echoes the user name one character at a time."""
+    p = Pcap("telnet-login-failed")
+    steps = list(TELNET_NEGOTIATION) + [
+        (S, b"Unauthorized access denied. All sessions are logged.\r\n\r\nrouter login: ")]
+    for _ in range(2):
+        for ch in b"operator":
+            steps += [(C, bytes([ch])), (S, bytes([ch]))]
+        steps += [(C, b"\r\n"), (S, b"\r\n"), (S, b"Password: "), (C, b"wrong\r\n"),
+                  (S, b"\r\n"), (S, b"\r\nLogin incorrect\r\nrouter login: ")]
+    login_conv(p, "telnet", "10.1.1.23", 50024, 23, steps)
+    return p
+
+
+@case
+def login_ok():
+    """Successful logins, one flow per protocol, none with login.failed: POP3 +OK to
+    PASS then -ERR to RETR; IMAP "a1 OK" to LOGIN then "a2 NO" to SELECT; SMTP 235 to
+    AUTH PLAIN then 550 to RCPT; Telnet "Last login:" after the password, then shell
+    output with "access denied"."""
+    p = Pcap("login-ok")
+    login_conv(p, "pop3", "10.1.1.110", 49810, 110, [POP3_GREETING] + pop3_steps(
+        b"s3cret", b"+OK Logged in.\r\n") + [(C, b"RETR 99\r\n"),
+                                             (S, b"-ERR There's no message 99.\r\n"),
+                                             (C, b"QUIT\r\n"), (S, b"+OK Logging out.\r\n")])
+    login_conv(p, "imap", "10.1.1.143", 49820, 143, [
+        (S, b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] Dovecot ready.\r\n"),
+        (C, b"a1 LOGIN operator s3cret\r\n"), (S, b"a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n"),
+        (C, b"a2 SELECT Missing\r\n"), (S, b"a2 NO Mailbox doesn't exist: Missing\r\n"),
+        (C, b"a3 LOGOUT\r\n"), (S, b"* BYE Logging out\r\na3 OK Logout completed.\r\n")],
+        t=BASE + ms(100))
+    login_conv(p, "smtp", "10.1.1.25", 49830, 25, SMTP_EHLO + [
+        (C, b"AUTH PLAIN AG9wZXJhdG9yAHMzY3JldA==\r\n"),
+        (S, b"235 2.7.0 Authentication successful\r\n"),
+        (C, b"MAIL FROM:<operator@example.gov.cn>\r\n"), (S, b"250 2.1.0 Ok\r\n"),
+        (C, b"RCPT TO:<nobody@example.gov.cn>\r\n"),
+        (S, b"550 5.1.1 <nobody@example.gov.cn>: Recipient address rejected\r\n"),
+        (C, b"QUIT\r\n"), (S, b"221 2.0.0 Bye\r\n")], t=BASE + ms(200))
+    login_conv(p, "telnet", "10.1.1.23", 50025, 23, list(TELNET_NEGOTIATION) + [
+        (S, b"Ubuntu 22.04.3 LTS\r\nrouter login: "), (C, b"operator\r\n"),
+        (S, b"operator\r\n"), (S, b"Password: "), (C, b"s3cret\r\n"),
+        (S, b"\r\nLast login: Fri Mar  1 07:59:01 2024 from 10.1.1.10\r\n$ "),
+        (C, b"cat /root/secret\r\n"),
+        (S, b"cat /root/secret\r\ncat: /root/secret: Access denied\r\n$ "),
+        (C, b"exit\r\n"), (S, b"exit\r\nlogout\r\n")], t=BASE + ms(300))
+    return p
+
+
+BRUTE_SRC = "45.155.205.233"
+BRUTE_SESSIONS = 10
+
+
+@case
+def pop3_bruteforce():
+    """Password guessing on POP3 from an outside address: 10 sessions 10 s apart, each
+    one USER/PASS refused with -ERR (tests/e2e/test_login.py: sensor -> correlator,
+    L3-09). In login/, so that the flat pcap directory keeps its size."""
+    p = Pcap("login/pop3-bruteforce")
+    for i in range(BRUTE_SESSIONS):
+        login_conv(p, "pop3-guess-%d" % i, "10.1.1.110", 51000 + i, 110,
+                   [POP3_GREETING] + pop3_steps(b"guess%d" % i,
+                                                b"-ERR [AUTH] Authentication failed.\r\n")
+                   + [(C, b"QUIT\r\n"), (S, b"+OK Logging out\r\n")],
+                   t=BASE + 10 * i, cli=BRUTE_SRC)
+    return p
+
+
 def smb2_header(cmd, flags):
     """A 64-byte SMB2 header ([MS-SMB2] 2.2.1.2), status 0, message id 0."""
     return (b"\xfeSMB" + struct.pack("<HHIHHIIQIIQ", 64, 0, 0, cmd, 1, flags, 0, 0, 0xFEFF, 0, 0)
