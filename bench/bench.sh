@@ -696,6 +696,21 @@ corr_kafka_bench() {
 }
 corr_bench >>"$TMP/table" 2>&1 || echo "  (correlator benchmark failed)" >>"$TMP/table"
 
+# ---- 3d. live capture on a veth pair (bench/live_rate.py) ---------------------------------
+#
+# The highest tcpreplay rate into a veth pair at which the live sensor (default
+# configuration) loses nothing, and the same for ndpiReader -i; see bench/README.md,
+# "Live capture". Needs root and network namespaces (says so and skips otherwise); about
+# two minutes. FH_BENCH_LIVE=0 skips it; FH_BENCH_LIVE_* (in the script) tune it.
+if [ "${FH_BENCH_LIVE:-1}" = 1 ]; then
+    echo "bench: live capture on a veth pair (about two minutes; FH_BENCH_LIVE=0 skips it)"
+    /usr/bin/python3 "$ROOT/bench/live_rate.py" "$SENSOR" "$BIG" >>"$TMP/table" ||
+        echo "  (live capture benchmark failed)" >>"$TMP/table"
+else
+    printf '\nLive capture on a veth pair: skipped (FH_BENCH_LIVE=%s)\n' "$FH_BENCH_LIVE" >>"$TMP/table"
+fi
+# ---- end of 3d ------------------------------------------------------------------------------
+
 # ---- 4. optional profile -----------------------------------------------------------------
 
 profile() {
