@@ -518,6 +518,10 @@ def ftp_login_ok():
     return ftp_login("ftp-login-ok", 49611, b"230 Login successful.\r\n")
 
 
+# Failed-login cases (sensor/login.c) go to OUTDIR/login/, like payload/, so that the flat
+# directory the paced Kafka tests replay keeps its size and duration.
+
+
 def dialogue(c, t, steps, step=ms(1)):
     """Sends each (direction, bytes) of steps as one PSH segment, step apart; returns
     the time of the last one."""
@@ -547,7 +551,7 @@ def pop3_steps(password, reply):
 def pop3_login_failed():
     """POP3: two USER/PASS attempts answered -ERR, then an AUTH PLAIN refused: three
     failed logins in one session (login.failures 3)."""
-    p = Pcap("pop3-login-failed")
+    p = Pcap("login/pop3-login-failed")
     steps = ([POP3_GREETING] + pop3_steps(b"s3cret", b"-ERR [AUTH] Authentication failed.\r\n")
              + pop3_steps(b"Passw0rd", b"-ERR [AUTH] Authentication failed.\r\n")
              + [(C, b"AUTH PLAIN\r\n"), (S, b"+ \r\n"),
@@ -563,7 +567,7 @@ def imap_login_failed():
     """IMAP: a LOGIN refused with a tagged NO; around it a BAD for another tag and an
     untagged line, which are no failed login (login.failed, no failures count). The
     same again on port 10143, where only nDPI's verdict names the protocol."""
-    p = Pcap("imap-login-failed")
+    p = Pcap("login/imap-login-failed")
     steps = [(S, b"* OK [CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN] Dovecot ready.\r\n"),
              (C, b"a001 CAPABILITY\r\n"),
              (S, b"* CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN\r\na001 OK Pre-login capabilities\r\n"),
@@ -585,7 +589,7 @@ SMTP_EHLO = [(S, b"220 mail.example.gov.cn ESMTP Postfix\r\n"),
 def smtp_auth_failed():
     """SMTP AUTH LOGIN: user name and password in 334 rounds, then a multi-line 535
     (one failed login); a 550 to RCPT afterwards is no failed login."""
-    p = Pcap("smtp-auth-failed")
+    p = Pcap("login/smtp-auth-failed")
     steps = SMTP_EHLO + [
         (C, b"AUTH LOGIN\r\n"), (S, b"334 VXNlcm5hbWU6\r\n"), (C, b"b3BlcmF0b3I=\r\n"),
         (S, b"334 UGFzc3dvcmQ6\r\n"), (C, b"czNjcmV0\r\n"),
@@ -606,7 +610,7 @@ def telnet_login_failed():
     """Telnet: a warning banner mentioning "access denied" before any prompt (no
     failure), then two passwords refused with "Login incorrect" (login.failures 2); the
     server echoes the user name one character at a time."""
-    p = Pcap("telnet-login-failed")
+    p = Pcap("login/telnet-login-failed")
     steps = list(TELNET_NEGOTIATION) + [
         (S, b"Unauthorized access denied. All sessions are logged.\r\n\r\nrouter login: ")]
     for _ in range(2):
@@ -624,7 +628,7 @@ def login_ok():
     PASS then -ERR to RETR; IMAP "a1 OK" to LOGIN then "a2 NO" to SELECT; SMTP 235 to
     AUTH PLAIN then 550 to RCPT; Telnet "Last login:" after the password, then shell
     output with "access denied"."""
-    p = Pcap("login-ok")
+    p = Pcap("login/login-ok")
     login_conv(p, "pop3", "10.1.1.110", 49810, 110, [POP3_GREETING] + pop3_steps(
         b"s3cret", b"+OK Logged in.\r\n") + [(C, b"RETR 99\r\n"),
                                              (S, b"-ERR There's no message 99.\r\n"),
@@ -660,7 +664,7 @@ BRUTE_SESSIONS = 10
 def pop3_bruteforce():
     """Password guessing on POP3 from an outside address: 10 sessions 10 s apart, each
     one USER/PASS refused with -ERR (tests/e2e/test_login.py: sensor -> correlator,
-    L3-09). In login/, so that the flat pcap directory keeps its size."""
+    L3-09)."""
     p = Pcap("login/pop3-bruteforce")
     for i in range(BRUTE_SESSIONS):
         login_conv(p, "pop3-guess-%d" % i, "10.1.1.110", 51000 + i, 110,
