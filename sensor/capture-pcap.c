@@ -97,8 +97,7 @@ static fh_err file_run(capture *c, pipeline *p, volatile sig_atomic_t *stop, cha
                                          (long)((due_ns - el_ns) % 1000000000ull)};
                     nanosleep(&d, NULL);
                 }
-                if (p->sink->poll)
-                    p->sink->poll(p->sink);
+                pipeline_poll(p); /* also wakes the workers: a slow replay is not batched */
             }
             continue;
         }
@@ -268,7 +267,7 @@ fh_err capture_run_live_set(capture **cs, size_t n, pipeline *p, volatile sig_at
         /* Idle link: write out the buffered events (a file sink's buffer would
          * otherwise hold a quiet link's events until it fills). */
         if (!got && !e)
-            p->sink->flush(p->sink);
+            pipeline_flush(p);
         gettimeofday(&now, NULL);
         pipeline_tick(p, tv_us(&now));
     }

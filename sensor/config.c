@@ -105,6 +105,10 @@ static const opt_def options[] = {
      "out-of-order TCP segments of all flows (YARA on)"},
     {"reassembly.dir_cap", OPT_SIZE, OFF(reasm_dir_cap), 0,
      "out-of-order TCP segments per flow direction (YARA on)"},
+    {"workers.threads", OPT_U32, OFF(threads), 64,
+     "worker threads (--threads): 0 = one per online CPU, 1 = everything on the capture thread"},
+    {"workers.ring_bytes", OPT_SIZE, OFF(ring_bytes), 0,
+     "packet queue between the capture thread and each worker thread"},
     {"run.user", OPT_STR, OFF(run_user), 0,
      "live capture as root: become this user once the interfaces and outputs are open"},
     {"run.group", OPT_STR, OFF(run_group), 0, "group for run.user (default: the user's group)"},
@@ -147,6 +151,8 @@ void config_defaults(sensor_config *c)
     c->yara_memcap = (size_t)256 << 20;
     c->reasm_memcap = (size_t)64 << 20;
     c->reasm_dir_cap = (size_t)1 << 20;
+    c->threads = 0;
+    c->ring_bytes = (size_t)16 << 20;
 }
 
 fh_err config_add_kafka_property(sensor_config *c, const char *name, const char *value, char *err,

@@ -78,6 +78,10 @@ typedef struct {
     size_t reasm_memcap;       /* out-of-order TCP segments of all flows */
     size_t reasm_dir_cap;      /* out-of-order TCP segments per direction */
 
+    /* Worker threads (pipeline.h): 0 = one per online CPU, 1 = none (capture thread only). */
+    uint32_t threads;
+    size_t ring_bytes; /* packet queue of each worker thread */
+
     /* Privilege drop once the captures and outputs are open (main.c); NULL = stay. */
     char *run_user, *run_group;
 } sensor_config;

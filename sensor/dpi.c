@@ -7,6 +7,7 @@
 #include <ndpi/ndpi_api.h>
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -570,6 +571,32 @@ static bool has_ssh(const dpi_meta *m)
     return m->ssh_client[0] || m->ssh_server[0];
 }
 
+/*
+ * nDPI 4.2 writes the names of unknown ciphers and risks into one static
+ * buffer; with worker threads two flows could be named at once. Names are
+ * copied out under a lock (once per event, not per packet).
+ */
+static pthread_mutex_t ndpi_name_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *cipher_name(uint32_t cipher, char *out, size_t len)
+{
+    const char *c;
+
+    pthread_mutex_lock(&ndpi_name_lock);
+    c = ndpi_cipher2str(cipher);
+    snprintf(out, len, "%s", c ? c : "unknown");
+    pthread_mutex_unlock(&ndpi_name_lock);
+    return out;
+}
+
+static const char *risk_name(ndpi_risk_enum r, char *out, size_t len)
+{
+    pthread_mutex_lock(&ndpi_name_lock);
+    snprintf(out, len, "%s", ndpi_risk2str(r));
+    pthread_mutex_unlock(&ndpi_name_lock);
+    return out;
+}
+
 static void write_tls(dpi_engine *e, const dpi_flow *df, const dpi_meta *m, jbuf *b)
 {
     char buf[64];
@@ -594,8 +621,9 @@ static void write_tls(dpi_engine *e, const dpi_flow *df, const dpi_meta *m, jbuf
         jbuf_obj_close(b);
     }
     if (m->cipher) {
-        const char *c = ndpi_cipher2str(m->cipher);
-        jbuf_str(b, "cipher", c ? c : "unknown");
+        char c[64];
+
+        jbuf_str(b, "cipher", cipher_name(m->cipher, c, sizeof(c)));
     }
     if (m->alpn)
         jbuf_str(b, "alpn", m->alpn);
@@ -749,7 +777,7 @@ void dpi_write_json(dpi_engine *e, const flow *f, jbuf *b)
     jbuf_arr_open(b, "risks");
     for (int i = 1; i < NDPI_MAX_RISK; i++)
         if (df->risk & (1ULL << i))
-            jbuf_str(b, NULL, ndpi_risk2str((ndpi_risk_enum)i));
+            jbuf_str(b, NULL, risk_name((ndpi_risk_enum)i, name, sizeof(name)));
     jbuf_arr_close(b);
     jbuf_u64(b, "risk_score", ndpi_risk2score(df->risk, &cscore, &sscore));
     if (m && m->hostname)

@@ -53,6 +53,11 @@ static uint64_t key_hash(const flow_key *k, uint64_t seed)
     return h;
 }
 
+uint64_t flow_key_hash(const flow_key *k)
+{
+    return key_hash(k, 0x6a09e667f3bcc908ULL);
+}
+
 void flow_key_of(const decode_pkt *p, flow_key *k)
 {
     size_t alen = p->ip_version == 4 ? 4 : 16;
@@ -345,6 +350,13 @@ flow *flow_packet(flow_table *t, const decode_pkt *p, uint64_t now, int *dir, bo
         if (f->hash == h && memcmp(&f->key, &k, sizeof(k)) == 0)
             break;
     *created = false;
+    /* Timed out but not yet collected (flow_expire runs every so often): the
+     * packet starts a new flow, as it would have right after the collection.
+     * This keeps the outcome independent of when expiry runs. */
+    if (f && f->touch + t->timeout_us[f->tclass] <= now) {
+        flow_end(t, f, f->tclass == FLOW_TC_TCP_CLOSED ? FLOW_REASON_CLOSED : FLOW_REASON_TIMEOUT);
+        f = NULL;
+    }
     /* A new SYN on a finished connection is a new connection (port reuse). */
     if (f && p->l4_proto == IPPROTO_TCP && (p->tcp_flags & 0x16) == 0x02 &&
         (f->tcp_state == TCP_ST_CLOSED || f->tcp_state == TCP_ST_RESET)) {

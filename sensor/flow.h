@@ -182,4 +182,8 @@ void flow_flush(flow_table *t);
 /* Builds the normalised key of a packet (exposed for tests). */
 void flow_key_of(const decode_pkt *p, flow_key *k);
 
+/* A hash of a normalised key with a fixed seed: the same in every process and for both directions.
+ */
+uint64_t flow_key_hash(const flow_key *k);
+
 #endif

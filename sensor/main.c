@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ static void on_signal(int sig)
 typedef struct {
     const char *path; /* NULL: YARA off, nothing to reload */
     yara_rules_slot *slot;
-    volatile sig_atomic_t quit;
+    atomic_int quit; /* set by main before it wakes the thread with SIGHUP */
     pthread_t thread;
     bool running;
 } reloader;
@@ -65,7 +66,7 @@ static void *reload_main(void *arg)
         char err[2048];
         fh_err e;
 
-        if (sigwait(&set, &sig) != 0 || r->quit)
+        if (sigwait(&set, &sig) != 0 || atomic_load(&r->quit))
             break;
         if (!r->path) {
             fh_info("SIGHUP: nothing to reload (yara.rules is not set)");
@@ -112,6 +113,9 @@ static void usage(FILE *f)
                "                           reloads it (a broken file keeps the old rules)\n"
                "      --yara-max-bytes N   scan the first N bytes of each TCP direction and\n"
                "                           UDP payload (yara.max_bytes, default 65536)\n"
+               "Threads:\n"
+               "      --threads N          worker threads (workers.threads; default: one per\n"
+               "                           CPU; 1 = everything on the capture thread)\n"
                "Enrichment:\n"
                "      --geoip-country FILE country database (.mmdb)\n"
                "      --geoip-asn FILE     ASN database (.mmdb)\n"
@@ -148,6 +152,7 @@ enum {
     OPT_YARA_MAX_BYTES,
     OPT_USER,
     OPT_GROUP,
+    OPT_THREADS,
 };
 
 static const struct option long_opts[] = {
@@ -171,6 +176,7 @@ static const struct option long_opts[] = {
     {"yara-max-bytes", required_argument, NULL, OPT_YARA_MAX_BYTES},
     {"user", required_argument, NULL, OPT_USER},
     {"group", required_argument, NULL, OPT_GROUP},
+    {"threads", required_argument, NULL, OPT_THREADS},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -387,16 +393,12 @@ static fh_log_level parse_level(const char *s)
     return FH_LOG_INFO;
 }
 
-static void summary(const pipeline *p)
+static void summary(const pipeline_totals *t)
 {
-    uint64_t errors = 0;
-
-    for (int i = 0; i < DECODE_ERR_COUNT; i++)
-        errors += p->dec.stats.errors[i];
     fh_info("%llu packets, %llu flows, %llu events written (%llu dropped), %llu malformed packets",
-            (unsigned long long)p->cap.packets, (unsigned long long)p->flows.stats.created,
-            (unsigned long long)p->events, (unsigned long long)p->events_dropped,
-            (unsigned long long)errors);
+            (unsigned long long)t->packets, (unsigned long long)t->flows,
+            (unsigned long long)t->events, (unsigned long long)t->events_dropped,
+            (unsigned long long)t->malformed);
 }
 
 int main(int argc, char **argv)
@@ -410,6 +412,7 @@ int main(int argc, char **argv)
     geoip *geo = NULL;
     event_sink *sink = NULL;
     pipeline pl;
+    pipeline_totals totals;
     bool pl_ready = false, yara_inited = false;
     reloader rl = {0};
     sigset_t hup;
@@ -495,6 +498,9 @@ int main(int argc, char **argv)
             break;
         case OPT_GROUP:
             ADD_SET("run.group", optarg);
+            break;
+        case OPT_THREADS:
+            ADD_SET("workers.threads", optarg);
             break;
         case 'X': {
             char *eq = strchr(optarg, '=');
@@ -673,6 +679,12 @@ int main(int argc, char **argv)
         fh_error("%s", err);
         goto out;
     }
+    if ((e = pipeline_start(&pl, err, sizeof(err))) != FH_OK) {
+        fh_error("%s", err);
+        goto out;
+    }
+    if (pl.threaded)
+        fh_debug("%u worker threads", pl.nworkers);
     if (pthread_create(&rl.thread, NULL, reload_main, &rl) == 0)
         rl.running = true;
     else
@@ -730,12 +742,14 @@ int main(int argc, char **argv)
             c->ops->close(c);
         }
     }
-    if (sink->flush(sink) != FH_OK || pl.write_errors) {
-        fh_error("writing events failed (%llu write errors)", (unsigned long long)pl.write_errors);
+    pipeline_get_totals(&pl, &totals);
+    if (pipeline_flush(&pl) != FH_OK || totals.write_errors) {
+        fh_error("writing events failed (%llu write errors)",
+                 (unsigned long long)totals.write_errors);
         rc = 1;
     }
     if (rc == 0)
-        summary(&pl);
+        summary(&totals);
     goto out;
 
 usage_error:
@@ -744,7 +758,7 @@ out:
     for (size_t i = 0; i < ncaps; i++)
         caps[i]->ops->close(caps[i]);
     if (rl.running) {
-        rl.quit = 1;
+        atomic_store(&rl.quit, 1);
         pthread_kill(rl.thread, SIGHUP);
         pthread_join(rl.thread, NULL);
     }

@@ -9,11 +9,13 @@
 #include "pipeline.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../common/fh_log.h"
 #include "community_id.h"
@@ -60,8 +62,12 @@ static const char *proto_name(uint8_t proto, char *buf, size_t len)
     return buf;
 }
 
-/* iface: index in p->cap.ifaces of the live interface the event comes from, -1 = none. */
-static void common_header(pipeline *p, jbuf *b, uint64_t ts_us, const char *type, int iface)
+/*
+ * Opens an event: timestamp, type, schema version, sensor; in_iface when the
+ * event comes from live interface `iface` (index in cap->ifaces, -1 = none).
+ */
+static void common_header(const sensor_config *cfg, const capture_stats *cap, jbuf *b,
+                          uint64_t ts_us, const char *type, int iface)
 {
     char ts[48];
 
@@ -71,43 +77,145 @@ static void common_header(pipeline *p, jbuf *b, uint64_t ts_us, const char *type
     jbuf_str(b, "event_type", type);
     jbuf_str(b, "schema_version", SCHEMA_VERSION);
     jbuf_obj_open(b, "sensor");
-    jbuf_str(b, "id", p->cfg->sensor_id);
-    jbuf_str(b, "segment", p->cfg->segment);
+    jbuf_str(b, "id", cfg->sensor_id);
+    jbuf_str(b, "segment", cfg->segment);
     jbuf_obj_close(b);
-    if (iface >= 0 && (unsigned)iface < p->cap.n_ifaces)
-        jbuf_str(b, "in_iface", p->cap.ifaces[iface].name);
+    if (iface >= 0 && (unsigned)iface < cap->n_ifaces)
+        jbuf_str(b, "in_iface", cap->ifaces[iface].name);
+}
+
+/* ---- event output -------------------------------------------------------- */
+
+/*
+ * A batch record: the three lengths, then the event type and the key (each
+ * NUL-terminated) and the JSON, padded to 8 bytes.
+ */
+typedef struct {
+    uint32_t type_len, key_len, json_len, pad;
+} batch_rec;
+
+static size_t batch_rec_size(size_t type_len, size_t key_len, size_t json_len)
+{
+    return (sizeof(batch_rec) + type_len + 1 + key_len + 1 + json_len + 7) & ~(size_t)7;
+}
+
+#define BATCH_BYTES ((size_t)256 << 10) /* handed to the sink when it holds this much */
+
+static void emitter_init(emitter *o, event_sink *sink, pthread_mutex_t *lock)
+{
+    memset(o, 0, sizeof(*o));
+    o->sink = sink;
+    o->lock = lock;
+}
+
+static void emitter_free(emitter *o)
+{
+    free(o->batch);
+    o->batch = NULL;
+    o->len = o->cap = 0;
+}
+
+static void sink_write_one(emitter *o, const char *type, const char *json, size_t len,
+                           const char *key, size_t key_len)
+{
+    if (o->sink->write(o->sink, type, json, len, key, key_len) != FH_OK) {
+        o->write_errors++;
+        o->events_dropped++;
+    }
+}
+
+/* Hands the batch to the sink under the lock (worker threads), then lets the sink poll. */
+static void emitter_flush(emitter *o)
+{
+    size_t off = 0;
+
+    if (!o->len)
+        return;
+    pthread_mutex_lock(o->lock);
+    while (off < o->len) {
+        const batch_rec *r = (const batch_rec *)(o->batch + off);
+        const char *type = (const char *)(r + 1); /* NUL-terminated, as the sink expects */
+        const char *key = type + r->type_len + 1;
+        const char *json = key + r->key_len + 1;
+
+        sink_write_one(o, type, json, r->json_len, key, r->key_len);
+        off += batch_rec_size(r->type_len, r->key_len, r->json_len);
+    }
+    if (o->sink->poll)
+        o->sink->poll(o->sink);
+    pthread_mutex_unlock(o->lock);
+    o->len = 0;
 }
 
 /*
- * Hands the event in p->jb to the sink. The key keeps a flow's events
- * together (one Kafka partition): its Community ID; events of no flow use
- * the sensor id.
+ * Hands the event in b to the sink (through the batch with worker threads).
+ * The key keeps a flow's events together (one Kafka partition): its
+ * Community ID; events of no flow use the sensor id.
  */
-static void emit(pipeline *p, const char *event_type, const char *key)
+static void emit_event(emitter *o, const sensor_config *cfg, jbuf *b, const char *event_type,
+                       const char *key)
 {
-    jbuf *b = &p->jb;
+    size_t tl, kl, need;
+    batch_rec *r;
+    char *d;
 
     if (!key)
-        key = p->cfg->sensor_id;
+        key = cfg->sensor_id;
     if (jbuf_failed(b)) {
-        p->events_dropped++;
+        o->events_dropped++;
         return;
     }
-    if (p->sink->write(p->sink, event_type, b->data, b->len, key, strlen(key)) != FH_OK) {
-        p->write_errors++;
-        p->events_dropped++;
+    o->events++;
+    if (!o->lock) {
+        sink_write_one(o, event_type, b->data, b->len, key, strlen(key));
+        /* Delivery reports and spool replay, every so often on the packet path. */
+        if (o->sink->poll && (o->events & 63) == 0)
+            o->sink->poll(o->sink);
         return;
     }
-    p->events++;
-    /* Delivery reports and spool replay, every so often on the packet path. */
-    if (p->sink->poll && (p->events & 63) == 0)
-        p->sink->poll(p->sink);
+    tl = strlen(event_type);
+    kl = strlen(key);
+    need = batch_rec_size(tl, kl, b->len);
+    if (o->len + need > o->cap) {
+        size_t nc = o->cap ? o->cap : (size_t)64 << 10;
+        uint8_t *nb;
+
+        while (nc < o->len + need)
+            nc *= 2;
+        if (!(nb = realloc(o->batch, nc))) {
+            /* No memory for a larger batch: write what it holds, then this one. */
+            emitter_flush(o);
+            pthread_mutex_lock(o->lock);
+            sink_write_one(o, event_type, b->data, b->len, key, kl);
+            pthread_mutex_unlock(o->lock);
+            return;
+        }
+        o->batch = nb;
+        o->cap = nc;
+    }
+    r = (batch_rec *)(o->batch + o->len);
+    r->type_len = (uint32_t)tl;
+    r->key_len = (uint32_t)kl;
+    r->json_len = (uint32_t)b->len;
+    r->pad = 0;
+    d = (char *)(r + 1);
+    memcpy(d, event_type, tl + 1);
+    memcpy(d + tl + 1, key, kl + 1);
+    memcpy(d + tl + 1 + kl + 1, b->data, b->len);
+    o->len += need;
+    if (o->len >= BATCH_BYTES)
+        emitter_flush(o);
+}
+
+static void emit(pworker *p, const char *event_type, const char *key)
+{
+    emit_event(&p->out, p->cfg, &p->jb, event_type, key);
 }
 
 /* ---- flow events --------------------------------------------------------- */
 
 /* Looks up one address; returns true when something was found. */
-static bool geo_side(pipeline *p, int version, const uint8_t *a, geoip_result *r)
+static bool geo_side(pworker *p, int version, const uint8_t *a, geoip_result *r)
 {
     int family = version == 4 ? AF_INET : AF_INET6;
     int rc;
@@ -139,7 +247,7 @@ static void write_geo_result(jbuf *b, const char *key, const geoip_result *r)
     jbuf_obj_close(b);
 }
 
-static void write_geo(pipeline *p, jbuf *b, const flow *f)
+static void write_geo(pworker *p, jbuf *b, const flow *f)
 {
     geoip_result src, dst;
     bool has_src, has_dst;
@@ -217,24 +325,30 @@ static const char *flow_state_name(const flow *f, flow_reason reason)
     return (f->pkts[0] && f->pkts[1]) ? "established" : "new";
 }
 
-static void app_stat_add(pipeline *p, const char *name)
+/* Adds n flows of app name to an app_proto table (open addressing by name). */
+static void app_table_add(app_stat *tab, const char *name, uint64_t n)
 {
     uint32_t h = 2166136261u, i;
 
     for (const char *s = name; *s; s++)
         h = (h ^ (uint8_t)*s) * 16777619u;
-    for (uint32_t n = 0; n < APP_STATS_SLOTS; n++) {
-        i = (h + n) & (APP_STATS_SLOTS - 1);
-        if (p->apps[i].name[0] == '\0') {
-            snprintf(p->apps[i].name, sizeof(p->apps[i].name), "%s", name);
-            p->apps[i].flows = 1;
+    for (uint32_t k = 0; k < APP_STATS_SLOTS; k++) {
+        i = (h + k) & (APP_STATS_SLOTS - 1);
+        if (tab[i].name[0] == '\0') {
+            snprintf(tab[i].name, sizeof(tab[i].name), "%s", name);
+            tab[i].flows = n;
             return;
         }
-        if (strcmp(p->apps[i].name, name) == 0) {
-            p->apps[i].flows++;
+        if (strcmp(tab[i].name, name) == 0) {
+            tab[i].flows += n;
             return;
         }
     }
+}
+
+static void app_stat_add(pworker *p, const char *name)
+{
+    app_table_add(p->apps, name, 1);
 }
 
 /*
@@ -243,12 +357,12 @@ static void app_stat_add(pipeline *p, const char *name)
  * type/code, vlan, community_id, app_proto). Leaves the object open; cid gets
  * the Community ID (the event's key).
  */
-static void flow_header(pipeline *p, jbuf *b, const flow *f, uint64_t ts_us, const char *type,
+static void flow_header(pworker *p, jbuf *b, const flow *f, uint64_t ts_us, const char *type,
                         char cid[COMMUNITY_ID_LEN])
 {
     char a[INET6_ADDRSTRLEN], pbuf[8], app[32];
 
-    common_header(p, b, ts_us, type, (int)f->key.iface - 1);
+    common_header(p->cfg, &p->front->cap, b, ts_us, type, (int)f->key.iface - 1);
     jbuf_u64(b, "flow_id", f->flow_id);
     format_ip(f->ip_version, f->cli, a, sizeof(a));
     jbuf_str(b, "src_ip", a);
@@ -283,7 +397,7 @@ static void flow_header(pipeline *p, jbuf *b, const flow *f, uint64_t ts_us, con
  * detection is over. ts_us is the time of the packet that ended detection,
  * or of the flow's last packet when the flow ends first.
  */
-static void write_meta_events(pipeline *p, flow *f, uint64_t ts_us)
+static void write_meta_events(pworker *p, flow *f, uint64_t ts_us)
 {
     jbuf *b = &p->jb;
     char cid[COMMUNITY_ID_LEN];
@@ -327,7 +441,7 @@ typedef struct {
 #define SCAN_BUF_MIN 4096
 
 typedef struct {
-    pipeline *p;
+    pworker *p;
     flow *f;
     flow_payload *fp;
     int dir;
@@ -336,7 +450,7 @@ typedef struct {
     bool udp;
 } scan_ctx;
 
-static void payload_account(pipeline *p, flow *f)
+static void payload_account(pworker *p, flow *f)
 {
     const flow_payload *fp = f->payload;
     size_t mem = 0;
@@ -347,7 +461,7 @@ static void payload_account(pipeline *p, flow *f)
     flow_set_payload_mem(&p->flows, f, mem > UINT32_MAX ? UINT32_MAX : (uint32_t)mem);
 }
 
-static flow_payload *payload_of(pipeline *p, flow *f)
+static flow_payload *payload_of(pworker *p, flow *f)
 {
     if (!f->payload) {
         f->payload = calloc(1, sizeof(flow_payload));
@@ -443,7 +557,7 @@ static uint64_t match_hash(const yara_match *m, int dir)
 }
 
 /* UDP: true the first time (rule, direction) matches in this flow. */
-static bool udp_first_match(pipeline *p, scan_ctx *c, const yara_match *m)
+static bool udp_first_match(pworker *p, scan_ctx *c, const yara_match *m)
 {
     flow_payload *fp = payload_of(p, c->f);
     uint64_t h = match_hash(m, c->dir);
@@ -470,7 +584,7 @@ static bool udp_first_match(pipeline *p, scan_ctx *c, const yara_match *m)
 static int on_match(const yara_match *m, void *arg)
 {
     scan_ctx *c = arg;
-    pipeline *p = c->p;
+    pworker *p = c->p;
     jbuf *b = &p->jb;
     char cid[COMMUNITY_ID_LEN];
 
@@ -501,7 +615,7 @@ static int on_match(const yara_match *m, void *arg)
     return 0;
 }
 
-static void run_scan(pipeline *p, scan_ctx *c, const uint8_t *data, uint32_t len)
+static void run_scan(pworker *p, scan_ctx *c, const uint8_t *data, uint32_t len)
 {
     payload_worker *w = &p->pw;
     yara_scanner *s = current_scanner(w);
@@ -520,7 +634,7 @@ static void run_scan(pipeline *p, scan_ctx *c, const uint8_t *data, uint32_t len
 }
 
 /* Scans a TCP direction once with what it holds, then frees its buffers. */
-static void scan_tcp_dir(pipeline *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
+static void scan_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
 {
     payload_worker *w = &p->pw;
     scan_ctx c = {p, f, fp, dir, ts_us, 0, false};
@@ -540,7 +654,7 @@ static void scan_tcp_dir(pipeline *p, flow *f, flow_payload *fp, int dir, uint64
 }
 
 /* Delivers what a direction still buffers (holes become gaps) and scans it. */
-static void close_tcp_dir(pipeline *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
+static void close_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
 {
     scan_ctx c = {p, f, fp, dir, ts_us, 0, false};
 
@@ -550,7 +664,7 @@ static void close_tcp_dir(pipeline *p, flow *f, flow_payload *fp, int dir, uint6
     scan_tcp_dir(p, f, fp, dir, ts_us);
 }
 
-static void payload_tcp(pipeline *p, flow *f, const decode_pkt *k, int dir)
+static void payload_tcp(pworker *p, flow *f, const decode_pkt *k, int dir)
 {
     payload_worker *w = &p->pw;
     flow_payload *fp = payload_of(p, f);
@@ -589,7 +703,7 @@ static void payload_tcp(pipeline *p, flow *f, const decode_pkt *k, int dir)
     payload_account(p, f);
 }
 
-static void payload_udp(pipeline *p, flow *f, const decode_pkt *k, int dir)
+static void payload_udp(pworker *p, flow *f, const decode_pkt *k, int dir)
 {
     scan_ctx c = {p, f, NULL, dir, k->ts_us, 0, true};
     uint32_t n = k->payload_len;
@@ -602,7 +716,7 @@ static void payload_udp(pipeline *p, flow *f, const decode_pkt *k, int dir)
     run_scan(p, &c, k->payload, n);
 }
 
-static void payload_packet(pipeline *p, flow *f, const decode_pkt *k, int dir)
+static void payload_packet(pworker *p, flow *f, const decode_pkt *k, int dir)
 {
     if (k->l4_proto == IPPROTO_TCP)
         payload_tcp(p, f, k, dir);
@@ -611,7 +725,7 @@ static void payload_packet(pipeline *p, flow *f, const decode_pkt *k, int dir)
 }
 
 /* Flow end: scans what each TCP direction still holds (time: the flow's last packet). */
-static void payload_flow_end(pipeline *p, flow *f)
+static void payload_flow_end(pworker *p, flow *f)
 {
     flow_payload *fp = f->payload;
 
@@ -642,7 +756,7 @@ static void write_reassembly(jbuf *b, const flow *f)
 }
 
 /* Frees a flow's payload state without scanning. */
-static void payload_release(pipeline *p, flow *f)
+static void payload_release(pworker *p, flow *f)
 {
     flow_payload *fp = f->payload;
 
@@ -658,61 +772,9 @@ static void payload_release(pipeline *p, flow *f)
     flow_set_payload_mem(&p->flows, f, 0);
 }
 
-static void write_payload_stats(pipeline *p, jbuf *b)
-{
-    const payload_worker *w = &p->pw;
-    const reasm_stats *rs = &w->reasm.stats;
-
-    jbuf_obj_open(b, "reassembly");
-    jbuf_u64(b, "segments", rs->segments);
-    jbuf_u64(b, "delivered_bytes", rs->delivered_bytes);
-    jbuf_u64(b, "midstream", rs->midstream);
-    jbuf_u64(b, "retransmit_bytes", rs->retransmit_bytes);
-    jbuf_u64(b, "overlap_bytes", rs->overlap_bytes);
-    jbuf_u64(b, "overlap_conflict_bytes", rs->overlap_conflict_bytes);
-    jbuf_u64(b, "gaps", rs->gaps);
-    jbuf_u64(b, "gap_bytes", rs->gap_bytes);
-    jbuf_u64(b, "dir_cap_skips", rs->dir_cap_skips);
-    jbuf_u64(b, "after_depth_bytes", rs->after_depth_bytes);
-    jbuf_u64(b, "syn_ignored", rs->syn_ignored);
-    jbuf_u64(b, "memory", w->reasm.mem_used);
-    jbuf_u64(b, "memory_peak", w->reasm.mem_peak);
-    jbuf_obj_open(b, "drops");
-    for (int r = 0; r < REASM_DROP_COUNT; r++)
-        jbuf_u64(b, reasm_drop_name((reasm_drop_reason)r) + 6, rs->drops[r]);
-    jbuf_obj_close(b);
-    jbuf_obj_open(b, "drop_bytes");
-    for (int r = 0; r < REASM_DROP_COUNT; r++)
-        jbuf_u64(b, reasm_drop_name((reasm_drop_reason)r) + 6, rs->drop_bytes[r]);
-    jbuf_obj_close(b);
-    jbuf_obj_close(b);
-
-    jbuf_obj_open(b, "yara");
-    jbuf_u64(b, "rules", w->scanner ? yara_rules_count(yara_scanner_rules(w->scanner)) : 0);
-    jbuf_u64(b, "rule_sets", w->rule_sets);
-    jbuf_u64(b, "scans", w->scans);
-    jbuf_u64(b, "tcp_scans", w->tcp_scans);
-    jbuf_u64(b, "udp_scans", w->udp_scans);
-    jbuf_u64(b, "scans_with_gaps", w->scans_with_gaps);
-    jbuf_u64(b, "scanned_bytes", w->scanned_bytes);
-    jbuf_u64(b, "matches", w->matches);
-    jbuf_u64(b, "udp_duplicates", w->udp_duplicates);
-    jbuf_u64(b, "timeouts", w->timeouts);
-    jbuf_u64(b, "errors", w->errors);
-    jbuf_u64(b, "buffer_memory", w->buf_mem);
-    jbuf_u64(b, "buffer_memory_peak", w->buf_mem_peak);
-    jbuf_obj_open(b, "drops");
-    jbuf_u64(b, "memcap", w->memcap_drops);
-    jbuf_obj_close(b);
-    jbuf_obj_open(b, "drop_bytes");
-    jbuf_u64(b, "memcap", w->memcap_drop_bytes);
-    jbuf_obj_close(b);
-    jbuf_obj_close(b);
-}
-
 static void on_flow_end(flow *f, flow_reason reason, void *arg)
 {
-    pipeline *p = arg;
+    pworker *p = arg;
     jbuf *b = &p->jb;
     char a[INET6_ADDRSTRLEN], ts[48], cid[COMMUNITY_ID_LEN], app[32];
 
@@ -783,7 +845,7 @@ static void on_flow_end(flow *f, flow_reason reason, void *arg)
 /* Teardown without events: frees what the owner hung on the flow. */
 static void on_flow_release(flow *f, flow_reason reason, void *arg)
 {
-    pipeline *p = arg;
+    pworker *p = arg;
 
     (void)reason;
     if (p->dpi)
@@ -838,16 +900,191 @@ static void write_iface_stats(pipeline *p, jbuf *b)
     jbuf_arr_close(b);
 }
 
-void pipeline_write_stats(pipeline *p, uint64_t now_us)
+/*
+ * Counter structs summed over the workers. Each holds only uint64_t counters
+ * (checked below), so they are added as arrays.
+ */
+static void add_counters(void *dst, const void *src, size_t size)
+{
+    uint64_t *d = dst;
+    const uint64_t *s = src;
+
+    for (size_t i = 0; i < size / sizeof(uint64_t); i++)
+        d[i] += s[i];
+}
+_Static_assert(sizeof(reasm_stats) % sizeof(uint64_t) == 0, "reasm_stats: uint64_t only");
+_Static_assert(sizeof(flow_stats) % sizeof(uint64_t) == 0, "flow_stats: uint64_t only");
+_Static_assert(sizeof(dpi_stats) % sizeof(uint64_t) == 0, "dpi_stats: uint64_t only");
+
+static void write_payload_stats(const pipeline *pl, jbuf *b)
+{
+    payload_worker w = {0};
+    reasm_stats rs = {0};
+    size_t rmem = 0, rpeak = 0;
+    uint32_t rules = 0;
+
+    for (unsigned i = 0; i < pl->nworkers; i++) {
+        const payload_worker *x = &pl->workers[i].pw;
+
+        add_counters(&rs, &x->reasm.stats, sizeof(rs));
+        rmem += x->reasm.mem_used;
+        rpeak += x->reasm.mem_peak;
+        w.buf_mem += x->buf_mem;
+        w.buf_mem_peak += x->buf_mem_peak;
+        w.scans += x->scans;
+        w.scanned_bytes += x->scanned_bytes;
+        w.matches += x->matches;
+        w.timeouts += x->timeouts;
+        w.errors += x->errors;
+        w.tcp_scans += x->tcp_scans;
+        w.udp_scans += x->udp_scans;
+        w.udp_duplicates += x->udp_duplicates;
+        w.memcap_drops += x->memcap_drops;
+        w.memcap_drop_bytes += x->memcap_drop_bytes;
+        w.scans_with_gaps += x->scans_with_gaps;
+        /* Rule sets the sensor has used: every worker makes a scanner per set. */
+        if (x->rule_sets > w.rule_sets)
+            w.rule_sets = x->rule_sets;
+        if (x->scanner)
+            rules = yara_rules_count(yara_scanner_rules(x->scanner));
+    }
+
+    jbuf_obj_open(b, "reassembly");
+    jbuf_u64(b, "segments", rs.segments);
+    jbuf_u64(b, "delivered_bytes", rs.delivered_bytes);
+    jbuf_u64(b, "midstream", rs.midstream);
+    jbuf_u64(b, "retransmit_bytes", rs.retransmit_bytes);
+    jbuf_u64(b, "overlap_bytes", rs.overlap_bytes);
+    jbuf_u64(b, "overlap_conflict_bytes", rs.overlap_conflict_bytes);
+    jbuf_u64(b, "gaps", rs.gaps);
+    jbuf_u64(b, "gap_bytes", rs.gap_bytes);
+    jbuf_u64(b, "dir_cap_skips", rs.dir_cap_skips);
+    jbuf_u64(b, "after_depth_bytes", rs.after_depth_bytes);
+    jbuf_u64(b, "syn_ignored", rs.syn_ignored);
+    jbuf_u64(b, "memory", rmem);
+    jbuf_u64(b, "memory_peak", rpeak);
+    jbuf_obj_open(b, "drops");
+    for (int r = 0; r < REASM_DROP_COUNT; r++)
+        jbuf_u64(b, reasm_drop_name((reasm_drop_reason)r) + 6, rs.drops[r]);
+    jbuf_obj_close(b);
+    jbuf_obj_open(b, "drop_bytes");
+    for (int r = 0; r < REASM_DROP_COUNT; r++)
+        jbuf_u64(b, reasm_drop_name((reasm_drop_reason)r) + 6, rs.drop_bytes[r]);
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+
+    jbuf_obj_open(b, "yara");
+    jbuf_u64(b, "rules", rules);
+    jbuf_u64(b, "rule_sets", w.rule_sets);
+    jbuf_u64(b, "scans", w.scans);
+    jbuf_u64(b, "tcp_scans", w.tcp_scans);
+    jbuf_u64(b, "udp_scans", w.udp_scans);
+    jbuf_u64(b, "scans_with_gaps", w.scans_with_gaps);
+    jbuf_u64(b, "scanned_bytes", w.scanned_bytes);
+    jbuf_u64(b, "matches", w.matches);
+    jbuf_u64(b, "udp_duplicates", w.udp_duplicates);
+    jbuf_u64(b, "timeouts", w.timeouts);
+    jbuf_u64(b, "errors", w.errors);
+    jbuf_u64(b, "buffer_memory", w.buf_mem);
+    jbuf_u64(b, "buffer_memory_peak", w.buf_mem_peak);
+    jbuf_obj_open(b, "drops");
+    jbuf_u64(b, "memcap", w.memcap_drops);
+    jbuf_obj_close(b);
+    jbuf_obj_open(b, "drop_bytes");
+    jbuf_u64(b, "memcap", w.memcap_drop_bytes);
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+}
+
+static int cmp_app(const void *a, const void *b)
+{
+    return strcmp((*(const app_stat *const *)a)->name, (*(const app_stat *const *)b)->name);
+}
+
+/* Application protocols seen by all workers, in name order so output is deterministic. */
+static void write_app_stats(pipeline *p, jbuf *b)
+{
+    app_stat *all = p->apps_total;
+    const app_stat *order[APP_STATS_SLOTS];
+    int n = 0;
+
+    memset(all, 0, sizeof(p->apps_total));
+    for (unsigned w = 0; w < p->nworkers; w++)
+        for (int i = 0; i < APP_STATS_SLOTS; i++)
+            if (p->workers[w].apps[i].name[0])
+                app_table_add(all, p->workers[w].apps[i].name, p->workers[w].apps[i].flows);
+    for (int i = 0; i < APP_STATS_SLOTS; i++)
+        if (all[i].name[0])
+            order[n++] = &all[i];
+    qsort(order, (size_t)n, sizeof(order[0]), cmp_app);
+    jbuf_obj_open(b, "app_proto");
+    for (int i = 0; i < n; i++)
+        jbuf_u64(b, order[i]->name, order[i]->flows);
+    jbuf_obj_close(b);
+}
+
+/* "workers": the thread count and, with worker threads, how the load was shared. */
+static void write_worker_stats(const pipeline *p, jbuf *b)
+{
+    jbuf_obj_open(b, "workers");
+    jbuf_u64(b, "threads", p->threaded ? p->nworkers : 0);
+    if (p->threaded) {
+        jbuf_u64(b, "oversize_packets", p->oversize);
+        jbuf_arr_open(b, "per_thread");
+        for (unsigned i = 0; i < p->nworkers; i++) {
+            const pworker *w = &p->workers[i];
+
+            jbuf_obj_open(b, NULL);
+            jbuf_u64(b, "packets", w->packets);
+            jbuf_u64(b, "flows_active", w->flows.stats.active);
+            jbuf_u64(b, "queue_full", w->ring.full_waits);
+            jbuf_obj_close(b);
+        }
+        jbuf_arr_close(b);
+    }
+    jbuf_obj_close(b);
+}
+
+/*
+ * Writes the stats event. The workers must be quiet: no worker threads, or
+ * every worker past a barrier with nothing queued (its counters are read here).
+ */
+static void write_stats_event(pipeline *p, uint64_t now_us)
 {
     jbuf *b = &p->jb;
     const decode_stats *d = &p->dec.stats;
-    const flow_stats *fs = &p->flows.stats;
+    flow_stats fs = {0};
+    dpi_stats ds = {0};
+    uint64_t flow_mem = 0, unaccounted = 0, geo_lookups = 0, geo_found = 0, geo_errors = 0;
+    uint64_t events = p->out.events, dropped = p->out.events_dropped;
+    uint64_t write_errors = p->out.write_errors, max_active = 0;
+    bool yara = false;
+
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        const pworker *w = &p->workers[i];
+
+        add_counters(&fs, &w->flows.stats, sizeof(fs));
+        if (w->flows.stats.max_active > max_active)
+            max_active = w->flows.stats.max_active;
+        if (w->dpi)
+            add_counters(&ds, dpi_engine_stats(w->dpi), sizeof(ds));
+        flow_mem += w->flows.mem_used;
+        unaccounted += w->flows_unaccounted;
+        geo_lookups += w->geo_lookups;
+        geo_found += w->geo_found;
+        geo_errors += w->geo_errors;
+        events += w->out.events;
+        dropped += w->out.events_dropped;
+        write_errors += w->out.write_errors;
+        yara |= w->pw.slot != NULL;
+    }
+    /* The most flows alive at once in one worker; with one worker, in the sensor. */
+    fs.max_active = max_active;
 
     if (p->refresh_capture)
         p->refresh_capture(p->refresh_arg, &p->cap);
     jbuf_reset(b);
-    common_header(p, b, now_us ? now_us : p->last_ts, "stats", -1);
+    common_header(p->cfg, &p->cap, b, now_us ? now_us : p->last_ts, "stats", -1);
     jbuf_obj_open(b, "stats");
 
     jbuf_obj_open(b, "capture");
@@ -896,73 +1133,59 @@ void pipeline_write_stats(pipeline *p, uint64_t now_us)
     jbuf_obj_close(b);
 
     jbuf_obj_open(b, "flow");
-    jbuf_u64(b, "created", fs->created);
-    jbuf_u64(b, "ended", fs->ended);
-    jbuf_u64(b, "evicted", fs->evicted);
-    jbuf_u64(b, "active", fs->active);
-    jbuf_u64(b, "max_active", fs->max_active);
-    jbuf_u64(b, "updates", fs->updates);
-    jbuf_u64(b, "unaccounted_packets", p->flows_unaccounted);
+    jbuf_u64(b, "created", fs.created);
+    jbuf_u64(b, "ended", fs.ended);
+    jbuf_u64(b, "evicted", fs.evicted);
+    jbuf_u64(b, "active", fs.active);
+    jbuf_u64(b, "max_active", fs.max_active);
+    jbuf_u64(b, "updates", fs.updates);
+    jbuf_u64(b, "unaccounted_packets", unaccounted);
     jbuf_obj_open(b, "by_reason");
     for (int r = 0; r < FLOW_REASON_COUNT; r++)
         if (r != FLOW_REASON_UPDATE)
-            jbuf_u64(b, flow_reason_name((flow_reason)r), fs->by_reason[r]);
+            jbuf_u64(b, flow_reason_name((flow_reason)r), fs.by_reason[r]);
     jbuf_obj_close(b);
-    jbuf_u64(b, "memory", p->flows.mem_used);
+    jbuf_u64(b, "memory", flow_mem);
     jbuf_obj_close(b);
 
-    if (p->dpi) {
-        const dpi_stats *ds = dpi_engine_stats(p->dpi);
-
+    if (p->cfg->dpi.enabled) {
         jbuf_obj_open(b, "dpi");
-        jbuf_u64(b, "flows_detected", ds->flows_detected);
-        jbuf_u64(b, "flows_guessed", ds->flows_guessed);
-        jbuf_u64(b, "flows_unknown", ds->flows_unknown);
-        jbuf_u64(b, "packets_inspected", ds->packets_inspected);
+        jbuf_u64(b, "flows_detected", ds.flows_detected);
+        jbuf_u64(b, "flows_guessed", ds.flows_guessed);
+        jbuf_u64(b, "flows_unknown", ds.flows_unknown);
+        jbuf_u64(b, "packets_inspected", ds.packets_inspected);
         jbuf_obj_close(b);
     }
 
-    /* Application protocols seen, in name order so output is deterministic. */
-    {
-        const app_stat *order[APP_STATS_SLOTS];
-        int n = 0;
-
-        for (int i = 0; i < APP_STATS_SLOTS; i++)
-            if (p->apps[i].name[0])
-                order[n++] = &p->apps[i];
-        for (int i = 1; i < n; i++)
-            for (int j = i; j > 0 && strcmp(order[j - 1]->name, order[j]->name) > 0; j--) {
-                const app_stat *t = order[j];
-                order[j] = order[j - 1];
-                order[j - 1] = t;
-            }
-        jbuf_obj_open(b, "app_proto");
-        for (int i = 0; i < n; i++)
-            jbuf_u64(b, order[i]->name, order[i]->flows);
-        jbuf_obj_close(b);
-    }
-
-    if (p->pw.slot)
+    write_app_stats(p, b);
+    if (yara)
         write_payload_stats(p, b);
 
     jbuf_obj_open(b, "geoip");
-    jbuf_u64(b, "lookups", p->geo_lookups);
-    jbuf_u64(b, "found", p->geo_found);
-    jbuf_u64(b, "errors", p->geo_errors);
+    jbuf_u64(b, "lookups", geo_lookups);
+    jbuf_u64(b, "found", geo_found);
+    jbuf_u64(b, "errors", geo_errors);
     jbuf_obj_close(b);
 
-    if (p->sink->write_stats)
+    write_worker_stats(p, b);
+
+    if (p->sink->write_stats) {
+        if (p->threaded)
+            pthread_mutex_lock(&p->sink_lock);
         p->sink->write_stats(p->sink, b);
+        if (p->threaded)
+            pthread_mutex_unlock(&p->sink_lock);
+    }
 
     jbuf_obj_open(b, "output");
-    jbuf_u64(b, "events", p->events + 1); /* this one included */
-    jbuf_u64(b, "dropped", p->events_dropped);
-    jbuf_u64(b, "write_errors", p->write_errors);
+    jbuf_u64(b, "events", events + 1); /* this one included */
+    jbuf_u64(b, "dropped", dropped);
+    jbuf_u64(b, "write_errors", write_errors);
     jbuf_obj_close(b);
 
     jbuf_obj_close(b);
     jbuf_obj_close(b);
-    emit(p, "stats", NULL);
+    emit_event(&p->out, p->cfg, b, "stats", NULL);
 }
 
 static void write_anomaly(pipeline *p, const decode_pkt *k, decode_reason r)
@@ -973,7 +1196,7 @@ static void write_anomaly(pipeline *p, const decode_pkt *k, decode_reason r)
     char a[INET6_ADDRSTRLEN];
 
     jbuf_reset(b);
-    common_header(p, b, k->ts_us, "anomaly", p->iface);
+    common_header(p->cfg, &p->cap, b, k->ts_us, "anomaly", p->iface);
     if (k->ip_version == 4 || k->ip_version == 6) {
         format_ip(k->ip_version, k->src, a, sizeof(a));
         jbuf_str(b, "src_ip", a);
@@ -987,10 +1210,272 @@ static void write_anomaly(pipeline *p, const decode_pkt *k, decode_reason r)
     jbuf_u64(b, "count", p->dec.stats.errors[r]);
     jbuf_obj_close(b);
     jbuf_obj_close(b);
-    emit(p, "anomaly", NULL);
+    emit_event(&p->out, p->cfg, b, "anomaly", NULL);
 }
 
-/* ---- the packet path -------------------------------------------------------- */
+/* ---- a worker: flows, DPI, payload inspection ----------------------------------- */
+
+/* Moves the worker's clock to `now` (never back); looks at the timeout lists when due. */
+static void worker_advance(pworker *w, uint64_t now)
+{
+    if (now > w->clock)
+        w->clock = now;
+    if (w->clock >= w->next_expire) {
+        flow_expire(&w->flows, w->clock);
+        w->next_expire = w->clock + EXPIRE_EVERY_US;
+    }
+}
+
+/* One decoded packet; clock is the capture thread's clock when it was decoded. */
+static void worker_packet(pworker *w, const decode_pkt *k, uint64_t clock)
+{
+    flow *f;
+    int dir;
+    bool created;
+
+    worker_advance(w, clock);
+    f = flow_packet(&w->flows, k, w->clock, &dir, &created);
+    if (!f) {
+        w->flows_unaccounted++;
+        return;
+    }
+    w->packets++;
+    if (w->dpi) {
+        dpi_packet(w->dpi, &w->flows, f, k, dir);
+        write_meta_events(w, f, k->ts_us);
+    }
+    if (w->pw.slot)
+        payload_packet(w, f, k, dir);
+    flow_maybe_update(&w->flows, f, w->clock);
+}
+
+/* End of one input: every flow ends; the next input starts its own clock. */
+static void worker_end_of_input(pworker *w)
+{
+    flow_flush(&w->flows);
+    w->clock = 0;
+    w->next_expire = 0;
+}
+
+static fh_err worker_init(pworker *w, pipeline *p, unsigned index, event_sink *sink, char *err,
+                          size_t errlen)
+{
+    const sensor_config *cfg = p->cfg;
+    flow_config fc = cfg->flow;
+    fh_err e;
+
+    w->front = p;
+    w->cfg = cfg;
+    w->index = index;
+    w->geo = p->geo;
+    emitter_init(&w->out, sink, p->threaded ? &p->sink_lock : NULL);
+    /* The limits are the sensor's: each worker gets its share. */
+    fc.max_flows = cfg->flow.max_flows / p->nworkers ? cfg->flow.max_flows / p->nworkers : 1;
+    fc.memcap = cfg->flow.memcap / p->nworkers;
+    if (!jbuf_init(&w->jb, 8192, cfg->max_event_bytes)) {
+        snprintf(err, errlen, "out of memory setting up worker %u", index);
+        return FH_ERR_NOMEM;
+    }
+    if (flow_table_init(&w->flows, &fc, on_flow_end, w) != 0) {
+        snprintf(err, errlen, "cannot allocate the flow table (flow.max_flows = %u)",
+                 cfg->flow.max_flows);
+        return FH_ERR_NOMEM;
+    }
+    if (cfg->dpi.enabled && (e = dpi_engine_new(&w->dpi, &cfg->dpi, err, errlen)) != FH_OK)
+        return e;
+    if (p->threaded && ring_init(&w->ring, cfg->ring_bytes) != 0) {
+        snprintf(err, errlen, "cannot allocate the packet queue of worker %u (%zu bytes)", index,
+                 cfg->ring_bytes);
+        return FH_ERR_NOMEM;
+    }
+    return FH_OK;
+}
+
+static void worker_free(pworker *w)
+{
+    if (w->flows.buckets) {
+        w->flows.end = on_flow_release; /* no events from teardown */
+        flow_table_free(&w->flows);
+    }
+    yara_scanner_free(w->pw.scanner);
+    w->pw.scanner = NULL;
+    w->pw.slot = NULL;
+    dpi_engine_free(w->dpi);
+    w->dpi = NULL;
+    jbuf_free(&w->jb);
+    emitter_free(&w->out);
+    ring_free(&w->ring);
+}
+
+/* ---- worker threads ------------------------------------------------------------------ */
+
+/*
+ * What the capture thread sends a worker. A packet record is followed by its
+ * bytes: the innermost IP datagram (k.l3, k.l3_len), then the L4 payload if
+ * it does not lie inside it; the worker points k.l3 and k.payload at them.
+ */
+enum { MSG_PACKET = 1, MSG_TICK, MSG_END, MSG_SYNC, MSG_STOP };
+
+typedef struct {
+    uint32_t type;
+    uint32_t payload_off; /* MSG_PACKET: offset of the payload after the header */
+    uint64_t clock;       /* the capture thread's clock */
+    decode_pkt k;
+} worker_msg;
+
+static void worker_ack(pworker *w)
+{
+    atomic_fetch_add(&w->front->acks, 1);
+    ring_wake_word(&w->front->acks);
+}
+
+static void *worker_main(void *arg)
+{
+    pworker *w = arg;
+
+    for (;;) {
+        uint32_t len;
+        worker_msg *m = ring_peek(&w->ring, &len);
+
+        if (!m) {
+            /* Out of work: what this worker wrote so far goes to the sink. */
+            emitter_flush(&w->out);
+            ring_wait(&w->ring, 100);
+            continue;
+        }
+        switch (m->type) {
+        case MSG_PACKET: {
+            decode_pkt k = m->k;
+            uint8_t *data = (uint8_t *)(m + 1);
+
+            k.l3 = k.l3_len ? data : NULL;
+            if (k.payload)
+                k.payload = data + m->payload_off;
+            worker_packet(w, &k, m->clock);
+            break;
+        }
+        case MSG_TICK:
+            worker_advance(w, m->clock);
+            emitter_flush(&w->out);
+            break;
+        case MSG_END:
+            worker_end_of_input(w);
+            emitter_flush(&w->out);
+            ring_release(&w->ring);
+            worker_ack(w);
+            continue;
+        case MSG_SYNC:
+            emitter_flush(&w->out);
+            ring_release(&w->ring);
+            worker_ack(w);
+            continue;
+        case MSG_STOP:
+            emitter_flush(&w->out);
+            ring_release(&w->ring);
+            return NULL;
+        }
+        ring_release(&w->ring);
+    }
+}
+
+static void send_ctrl(pworker *w, uint32_t type, uint64_t clock)
+{
+    worker_msg *m = ring_reserve(&w->ring, sizeof(*m));
+
+    memset(m, 0, sizeof(*m));
+    m->type = type;
+    m->clock = clock;
+    ring_commit(&w->ring);
+    ring_kick(&w->ring);
+}
+
+/*
+ * Sends every worker `type` (MSG_END or MSG_SYNC) and waits until each has
+ * handled it and everything before it, and handed its events to the sink.
+ * The workers are then idle until the next packet: their state can be read.
+ */
+static void barrier(pipeline *p, uint32_t type)
+{
+    uint32_t n;
+
+    atomic_store(&p->acks, 0);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        send_ctrl(&p->workers[i], type, p->clock);
+    while ((n = atomic_load(&p->acks)) < p->nworkers)
+        ring_wait_word(&p->acks, n, 100);
+}
+
+/*
+ * Which worker a packet goes to: a hash of its normalised flow key without
+ * ports and protocol, the same both ways. All flows between two hosts meet in
+ * one worker because nDPI classifies some flows from what it learnt on earlier
+ * flows between the same hosts (its caches: "DPI (cache)" confidence); split
+ * over workers, the same traffic would be classified differently with 1 and N
+ * threads.
+ */
+static pworker *worker_of(pipeline *p, const decode_pkt *k)
+{
+    flow_key key;
+    uint64_t h;
+
+    flow_key_of(k, &key);
+    key.lo_port = key.hi_port = 0;
+    key.proto = 0;
+    h = flow_key_hash(&key);
+    return &p->workers[(uint32_t)(((h >> 32) * p->nworkers) >> 32)];
+}
+
+static void dispatch(pipeline *p, const decode_pkt *k)
+{
+    pworker *w = worker_of(p, k);
+    uint32_t l3n = k->l3 ? k->l3_len : 0;
+    bool inside =
+        k->payload && k->l3 && k->payload >= k->l3 && k->payload + k->payload_len <= k->l3 + l3n;
+    uint32_t extra = (k->payload && !inside) ? k->payload_len : 0;
+    size_t len = sizeof(worker_msg) + (size_t)l3n + extra;
+    worker_msg *m;
+    uint8_t *data;
+
+    if (len > ring_max_record(&w->ring) || !(m = ring_reserve(&w->ring, (uint32_t)len))) {
+        p->oversize++;
+        return;
+    }
+    m->type = MSG_PACKET;
+    m->clock = p->clock;
+    m->k = *k;
+    data = (uint8_t *)(m + 1);
+    if (l3n)
+        memcpy(data, k->l3, l3n);
+    if (inside) {
+        m->payload_off = (uint32_t)(k->payload - k->l3);
+    } else {
+        m->payload_off = l3n;
+        if (extra)
+            memcpy(data + l3n, k->payload, extra);
+    }
+    ring_commit(&w->ring);
+}
+
+static void kick_all(pipeline *p)
+{
+    for (unsigned i = 0; p->threaded && i < p->nworkers; i++)
+        ring_kick(&p->workers[i].ring);
+}
+
+/* ---- the capture side -------------------------------------------------------------- */
+
+static unsigned thread_count(const sensor_config *cfg)
+{
+    long n = cfg->threads;
+
+    if (n == 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    if (n > PIPELINE_MAX_THREADS)
+        n = PIPELINE_MAX_THREADS;
+    return (unsigned)n;
+}
 
 fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_sink *sink, char *err,
                      size_t errlen)
@@ -1002,23 +1487,20 @@ fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_si
     p->cfg = cfg;
     p->geo = geo;
     p->sink = sink;
+    p->nworkers = thread_count(cfg);
+    p->threaded = p->nworkers > 1;
+    pthread_mutex_init(&p->sink_lock, NULL);
+    emitter_init(&p->out, sink, p->threaded ? &p->sink_lock : NULL);
     decoder_init(&p->dec, cfg->frag_memcap, cfg->frag_max_datagrams, cfg->frag_timeout);
-    if (!p->dec.defrag.buckets || !jbuf_init(&p->jb, 8192, cfg->max_event_bytes)) {
+    p->workers = calloc(p->nworkers, sizeof(*p->workers));
+    if (!p->dec.defrag.buckets || !jbuf_init(&p->jb, 8192, cfg->max_event_bytes) || !p->workers) {
         snprintf(err, errlen, "out of memory setting up the pipeline");
         e = FH_ERR_NOMEM;
         goto fail;
     }
-    if (flow_table_init(&p->flows, &cfg->flow, on_flow_end, p) != 0) {
-        snprintf(err, errlen, "cannot allocate the flow table (flow.max_flows = %u)",
-                 cfg->flow.max_flows);
-        e = FH_ERR_NOMEM;
-        goto fail;
-    }
-    if (cfg->dpi.enabled) {
-        e = dpi_engine_new(&p->dpi, &cfg->dpi, err, errlen);
-        if (e)
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if ((e = worker_init(&p->workers[i], p, i, sink, err, errlen)) != FH_OK)
             goto fail;
-    }
     return FH_OK;
 fail:
     pipeline_free(p);
@@ -1027,53 +1509,96 @@ fail:
 
 fh_err pipeline_set_yara(pipeline *p, yara_rules_slot *slot, char *err, size_t errlen)
 {
-    payload_worker *w = &p->pw;
-    reasm_config rc;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        payload_worker *w = &p->workers[i].pw;
+        reasm_config rc;
 
-    reasm_config_defaults(&rc);
-    rc.memcap = p->cfg->reasm_memcap;
-    rc.dir_cap = p->cfg->reasm_dir_cap > UINT32_MAX ? UINT32_MAX : (uint32_t)p->cfg->reasm_dir_cap;
-    w->max_bytes = p->cfg->yara_max_bytes > YARA_MAX_SCAN_BYTES ? YARA_MAX_SCAN_BYTES
-                                                                : (uint32_t)p->cfg->yara_max_bytes;
-    if (!w->max_bytes)
-        w->max_bytes = 1;
-    rc.depth = w->max_bytes; /* bytes past what is scanned are only counted */
-    reasm_ctx_init(&w->reasm, &rc);
-    w->excerpt_bytes = p->cfg->yara_excerpt_bytes;
-    w->memcap = p->cfg->yara_memcap;
-    w->slot = slot;
-    if (!current_scanner(w)) {
-        snprintf(err, errlen, "YARA: cannot make a scanner (no rules, or out of memory)");
-        w->slot = NULL;
-        return FH_ERR_NOMEM;
+        reasm_config_defaults(&rc);
+        rc.memcap = p->cfg->reasm_memcap / p->nworkers;
+        rc.dir_cap =
+            p->cfg->reasm_dir_cap > UINT32_MAX ? UINT32_MAX : (uint32_t)p->cfg->reasm_dir_cap;
+        w->max_bytes = p->cfg->yara_max_bytes > YARA_MAX_SCAN_BYTES
+                           ? YARA_MAX_SCAN_BYTES
+                           : (uint32_t)p->cfg->yara_max_bytes;
+        if (!w->max_bytes)
+            w->max_bytes = 1;
+        rc.depth = w->max_bytes; /* bytes past what is scanned are only counted */
+        reasm_ctx_init(&w->reasm, &rc);
+        w->excerpt_bytes = p->cfg->yara_excerpt_bytes;
+        w->memcap = p->cfg->yara_memcap / p->nworkers;
+        w->slot = slot;
+        if (!current_scanner(w)) {
+            snprintf(err, errlen, "YARA: cannot make a scanner (no rules, or out of memory)");
+            for (unsigned j = 0; j <= i; j++)
+                p->workers[j].pw.slot = NULL;
+            return FH_ERR_NOMEM;
+        }
     }
     return FH_OK;
 }
 
-void pipeline_free(pipeline *p)
+fh_err pipeline_start(pipeline *p, char *err, size_t errlen)
 {
-    if (p->flows.buckets) {
-        p->flows.end = on_flow_release; /* no events from teardown */
-        flow_table_free(&p->flows);
+    sigset_t all, old;
+    fh_err e = FH_OK;
+
+    if (!p->threaded)
+        return FH_OK;
+    /* Signals go to the capture thread (its poll() returns EINTR), not to workers. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        int rc = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
+
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot start worker thread %u: %s", i, strerror(rc));
+            e = FH_ERR_NOMEM;
+            break;
+        }
+        p->workers[i].started = true;
     }
-    yara_scanner_free(p->pw.scanner);
-    p->pw.scanner = NULL;
-    p->pw.slot = NULL;
-    dpi_engine_free(p->dpi);
-    p->dpi = NULL;
-    decoder_free(&p->dec);
-    jbuf_free(&p->jb);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return e;
 }
 
+void pipeline_free(pipeline *p)
+{
+    for (unsigned i = 0; p->workers && i < p->nworkers; i++)
+        if (p->workers[i].started) {
+            send_ctrl(&p->workers[i], MSG_STOP, p->clock);
+            pthread_join(p->workers[i].thread, NULL);
+            p->workers[i].started = false;
+        }
+    for (unsigned i = 0; p->workers && i < p->nworkers; i++)
+        worker_free(&p->workers[i]);
+    free(p->workers);
+    p->workers = NULL;
+    p->nworkers = 0;
+    decoder_free(&p->dec);
+    jbuf_free(&p->jb);
+    emitter_free(&p->out);
+    pthread_mutex_destroy(&p->sink_lock);
+}
+
+/*
+ * The capture clock: fragments expire here; the workers follow (one worker:
+ * at once; worker threads: a tick every EXPIRE_EVERY_US of clock, so a worker
+ * without packets still ends its idle flows).
+ */
 static void advance_clock(pipeline *p, uint64_t now)
 {
     if (now > p->clock)
         p->clock = now;
-    if (p->clock >= p->next_expire) {
-        flow_expire(&p->flows, p->clock);
-        decoder_expire(&p->dec, p->clock);
-        p->next_expire = p->clock + EXPIRE_EVERY_US;
+    if (p->clock < p->next_expire)
+        return;
+    decoder_expire(&p->dec, p->clock);
+    if (!p->threaded) {
+        worker_advance(&p->workers[0], p->clock);
+    } else {
+        for (unsigned i = 0; i < p->nworkers; i++)
+            send_ctrl(&p->workers[i], MSG_TICK, p->clock);
     }
+    p->next_expire = p->clock + EXPIRE_EVERY_US;
 }
 
 /* Periodic stats (live capture): every stats_us of clock, first one an interval in. */
@@ -1087,10 +1612,17 @@ static void periodic_stats(pipeline *p, uint64_t ts_us)
     }
     if (p->clock >= p->next_stats) {
         pipeline_write_stats(p, ts_us);
-        p->sink->flush(p->sink); /* a busy link's events are out at least this often */
+        pipeline_flush(p); /* a busy link's events are out at least this often */
         while (p->next_stats <= p->clock)
             p->next_stats += p->stats_us;
     }
+}
+
+void pipeline_write_stats(pipeline *p, uint64_t now_us)
+{
+    if (p->threaded)
+        barrier(p, MSG_SYNC);
+    write_stats_event(p, now_us);
 }
 
 void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t caplen,
@@ -1099,9 +1631,6 @@ void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t c
     decode_pkt k;
     decode_reason reason;
     decode_result r;
-    flow *f;
-    int dir;
-    bool created;
 
     p->cap.packets++;
     p->cap.bytes += wire_len;
@@ -1117,39 +1646,77 @@ void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t c
     if (r != DECODE_OK)
         return;
     k.iface = p->iface >= 0 ? (uint8_t)(p->iface + 1) : 0;
-    f = flow_packet(&p->flows, &k, p->clock, &dir, &created);
-    if (!f) {
-        p->flows_unaccounted++;
-        return;
-    }
-    if (p->dpi) {
-        dpi_packet(p->dpi, &p->flows, f, &k, dir);
-        write_meta_events(p, f, k.ts_us);
-    }
-    if (p->pw.slot)
-        payload_packet(p, f, &k, dir);
-    flow_maybe_update(&p->flows, f, p->clock);
+    if (p->threaded)
+        dispatch(p, &k);
+    else
+        worker_packet(&p->workers[0], &k, p->clock);
 }
 
 void pipeline_tick(pipeline *p, uint64_t now_us)
 {
-    if (p->sink->poll)
-        p->sink->poll(p->sink);
+    pipeline_poll(p);
     advance_clock(p, now_us);
     periodic_stats(p, now_us);
+    if (p->threaded)
+        emitter_flush(&p->out);
 }
 
 void pipeline_end_of_input(pipeline *p)
 {
-    uint64_t pending = p->dec.defrag.count;
-
-    flow_flush(&p->flows);
+    if (p->threaded)
+        barrier(p, MSG_END);
+    else
+        worker_end_of_input(&p->workers[0]);
     /* Datagrams still incomplete at the end will never complete. */
     decoder_expire(&p->dec, UINT64_MAX);
-    (void)pending;
-    pipeline_write_stats(p, 0);
-    p->sink->flush(p->sink);
+    write_stats_event(p, 0);
+    pipeline_flush(p);
     /* The next input starts its own clock (a new pcap may be older). */
     p->clock = 0;
     p->next_expire = 0;
+}
+
+fh_err pipeline_flush(pipeline *p)
+{
+    fh_err e;
+
+    if (!p->threaded)
+        return p->sink->flush(p->sink);
+    kick_all(p);
+    emitter_flush(&p->out);
+    pthread_mutex_lock(&p->sink_lock);
+    e = p->sink->flush(p->sink);
+    pthread_mutex_unlock(&p->sink_lock);
+    return e;
+}
+
+void pipeline_poll(pipeline *p)
+{
+    kick_all(p);
+    if (!p->sink->poll)
+        return;
+    if (p->threaded)
+        pthread_mutex_lock(&p->sink_lock);
+    p->sink->poll(p->sink);
+    if (p->threaded)
+        pthread_mutex_unlock(&p->sink_lock);
+}
+
+void pipeline_get_totals(pipeline *p, pipeline_totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->packets = p->cap.packets;
+    t->events = p->out.events;
+    t->events_dropped = p->out.events_dropped;
+    t->write_errors = p->out.write_errors;
+    for (int i = 0; i < DECODE_ERR_COUNT; i++)
+        t->malformed += p->dec.stats.errors[i];
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        const pworker *w = &p->workers[i];
+
+        t->flows += w->flows.stats.created;
+        t->events += w->out.events;
+        t->events_dropped += w->out.events_dropped;
+        t->write_errors += w->out.write_errors;
+    }
 }

@@ -14,6 +14,8 @@
 #ifndef FH_PIPELINE_H
 #define FH_PIPELINE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,6 +26,7 @@
 #include "flow.h"
 #include "geoip.h"
 #include "reassembly.h"
+#include "ring.h"
 #include "sink.h"
 #include "yara_scan.h"
 
@@ -59,9 +62,8 @@ typedef struct {
 } capture_stats;
 
 /*
- * Payload inspection state of one worker (the pipeline is single-threaded for
- * now; a worker thread would own one of these): the TCP reassembly context,
- * the YARA scanner and their counters. The rules slot is shared with whoever
+ * Payload inspection state of one worker: the TCP reassembly context, the
+ * YARA scanner and their counters. The rules slot is shared with whoever
  * reloads the rules (main.c's SIGHUP thread); the worker notices a new
  * generation before its next scan and builds a new scanner.
  */
@@ -72,7 +74,7 @@ typedef struct {
     reasm_ctx reasm;
     uint32_t max_bytes;           /* yara.max_bytes */
     size_t excerpt_bytes;         /* yara.excerpt_bytes */
-    size_t memcap;                /* yara.memcap: scan buffers */
+    size_t memcap;                /* this worker's share of yara.memcap: scan buffers */
     size_t buf_mem, buf_mem_peak; /* scan buffers held now / at most */
     uint64_t scans, scanned_bytes, matches, timeouts, errors, rule_sets;
     uint64_t tcp_scans, udp_scans, udp_duplicates;
@@ -80,14 +82,68 @@ typedef struct {
     uint64_t scans_with_gaps;
 } payload_worker;
 
+/*
+ * Where one thread's events go. With one thread (lock NULL) each event goes
+ * straight to the sink. With worker threads every thread collects its events
+ * in a batch and hands the batch to the shared sink under sink_lock when it
+ * is full, when the thread runs out of work, and at every barrier: one lock
+ * per batch, and a flow's events stay in order because one thread writes them.
+ */
 typedef struct {
+    event_sink *sink;
+    pthread_mutex_t *lock; /* NULL: the caller is the sink's only user */
+    uint8_t *batch;
+    size_t len, cap;
+    uint64_t events, events_dropped, write_errors;
+} emitter;
+
+typedef struct pipeline pipeline;
+
+/*
+ * One worker: a flow table, an nDPI engine and the payload inspection state
+ * of the flows dispatched to it, and its own event buffer and counters. With
+ * worker threads (pipeline.threaded), each runs on its own thread and is fed
+ * through its ring; with one worker, the capture thread calls it directly.
+ */
+typedef struct {
+    pipeline *front; /* read-only here: configuration, interface names */
     const sensor_config *cfg;
-    decoder dec;
+    unsigned index;
     flow_table flows;
     dpi_engine *dpi;
     geoip *geo; /* shared, may be NULL */
-    event_sink *sink;
     jbuf jb;
+    emitter out;
+    uint64_t clock;       /* the capture thread's clock at the last packet or tick */
+    uint64_t next_expire; /* clock of the next look at the timeout lists */
+    uint64_t packets;     /* packets this worker accounted to flows */
+    uint64_t geo_lookups, geo_found, geo_errors;
+    uint64_t flows_unaccounted;
+    app_stat apps[APP_STATS_SLOTS];
+    payload_worker pw;
+
+    /* worker threads only */
+    fh_ring ring;
+    pthread_t thread;
+    bool started;
+    uint64_t batches; /* times the event batch was handed to the sink */
+} pworker;
+
+#define PIPELINE_MAX_THREADS 64
+
+/*
+ * The capture side: the decoder (with IP defragmentation, so fragments and
+ * tunnelled packets are dispatched by their innermost flow), the capture
+ * counters, anomaly and stats events, and the workers.
+ */
+struct pipeline {
+    const sensor_config *cfg;
+    decoder dec;
+    geoip *geo; /* shared, may be NULL */
+    event_sink *sink;
+    pthread_mutex_t sink_lock; /* worker threads: the sink's writers take it */
+    jbuf jb;
+    emitter out;
 
     uint64_t clock;      /* microseconds; highest packet time seen */
     uint64_t last_ts;    /* time of the last packet, for stats timestamps */
@@ -95,20 +151,32 @@ typedef struct {
     uint64_t next_stats; /* clock of the next periodic stats event */
     uint64_t next_expire;
 
-    uint64_t events, events_dropped, write_errors;
-    uint64_t geo_lookups, geo_found, geo_errors;
-    uint64_t flows_unaccounted;
     capture_stats cap;
     capture_iface_stats cap_prev[CAPTURE_MAX_IFACES]; /* at the last stats event (deltas) */
     int iface; /* index in cap.ifaces of the packet being processed; -1 = pcap input */
     /* Called before each stats event so the source can fill kernel counters. */
     void (*refresh_capture)(void *arg, capture_stats *cap);
     void *refresh_arg;
-    app_stat apps[APP_STATS_SLOTS];
-    payload_worker pw;
-} pipeline;
 
-/* Sets up a pipeline; on failure writes the reason to err. */
+    pworker *workers;
+    unsigned nworkers;
+    bool threaded;         /* workers run on their own threads, fed through rings */
+    _Atomic uint32_t acks; /* barrier: workers that reached it */
+    uint64_t oversize;     /* packets too large for a ring record (counted, not processed) */
+    app_stat apps_total[APP_STATS_SLOTS]; /* the stats event's merge of the workers' tables */
+};
+
+/* Totals over the workers, for the end-of-run summary. */
+typedef struct {
+    uint64_t packets, flows, events, events_dropped, write_errors, malformed;
+} pipeline_totals;
+
+/*
+ * Sets up a pipeline with cfg->threads workers (0 = one per online CPU; 1 =
+ * no worker thread: the caller's thread does everything). Flow, reassembly
+ * and scan-buffer limits are shared out evenly between the workers. On
+ * failure writes the reason to err.
+ */
 fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_sink *sink, char *err,
                      size_t errlen);
 /*
@@ -118,7 +186,10 @@ fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_si
  */
 fh_err pipeline_set_yara(pipeline *p, yara_rules_slot *slot, char *err, size_t errlen);
 
-/* Ends all flows, writes nothing more, frees everything it owns. */
+/* Starts the worker threads (after pipeline_set_yara, before the first packet). */
+fh_err pipeline_start(pipeline *p, char *err, size_t errlen);
+
+/* Ends all flows, writes nothing more, stops the workers, frees everything it owns. */
 void pipeline_free(pipeline *p);
 
 /* Processes one captured frame. */
@@ -133,6 +204,15 @@ void pipeline_end_of_input(pipeline *p);
 
 /* Writes a stats event now (timestamp: last packet, or now_us if non-zero). */
 void pipeline_write_stats(pipeline *p, uint64_t now_us);
+
+/* Hands buffered events to the sink and flushes it. */
+fh_err pipeline_flush(pipeline *p);
+
+/* Lets the sink do its background work (delivery reports, spool replay). */
+void pipeline_poll(pipeline *p);
+
+/* Sums over the workers (call between inputs or at the end, not while packets flow). */
+void pipeline_get_totals(pipeline *p, pipeline_totals *t);
 
 /* Formats packet time as "YYYY-MM-DDTHH:MM:SS.uuuuuu+0000". */
 void format_timestamp(uint64_t ts_us, char *out, size_t len);

@@ -10,6 +10,7 @@
 """
 
 import base64
+import json
 import hashlib
 import ipaddress
 import re
@@ -285,3 +286,82 @@ def match_value(actual, expected, event=None, ctx=None):
     if actual is MISSING:
         return False
     return strict_equal(actual, expected)
+
+
+# ---- comparing runs: the same events, in any order between flows ----------------------
+
+# Stats fields that measure timing, not traffic: how often the capture thread waited for a
+# worker's queue. Everything else in a stats event is a count of what the input held.
+TIMING_FIELDS = (("stats", "workers", "per_thread", "*", "queue_full"),)
+
+
+def _drop_path(obj, path):
+    if not path or not isinstance(obj, (dict, list)):
+        return
+    head, rest = path[0], path[1:]
+    items = obj if head == "*" and isinstance(obj, list) else (
+        [obj[head]] if isinstance(obj, dict) and head in obj else [])
+    if not rest:
+        if isinstance(obj, dict) and head in obj:
+            del obj[head]
+        return
+    for it in items:
+        _drop_path(it, rest)
+
+
+def canonical_event(ev, drop=()):
+    """The event as sorted-key JSON without the timing fields (and without `drop` paths);
+    worker thread details are left out of stats events (they depend on the thread count)."""
+    ev = json.loads(json.dumps(ev))
+    for path in TIMING_FIELDS + tuple(drop):
+        _drop_path(ev, path)
+    if ev.get("event_type") == "stats":
+        ev.get("stats", {}).pop("workers", None)
+        ev.get("stats", {}).get("flow", {}).pop("max_active", None)
+        yara = ev.get("stats", {}).get("yara")
+        if yara:
+            yara.pop("buffer_memory_peak", None)
+        reasm = ev.get("stats", {}).get("reassembly")
+        if reasm:
+            reasm.pop("memory_peak", None)
+    return json.dumps(ev, sort_keys=True, separators=(",", ":"))
+
+
+def event_streams(events, drop=()):
+    """(multiset of canonical events, {flow_id: [canonical events in output order]},
+    [canonical stats events in order])."""
+    import collections
+    every = collections.Counter()
+    per_flow = collections.defaultdict(list)
+    stats = []
+    for ev in events:
+        c = canonical_event(ev, drop)
+        every[c] += 1
+        if "flow_id" in ev:
+            per_flow[ev["flow_id"]].append(c)
+        if ev.get("event_type") == "stats":
+            stats.append(c)
+    return every, per_flow, stats
+
+
+def compare_runs(a, b, drop=()):
+    """Differences between two runs' event lists (a list of strings, empty if none):
+    events only in one run, flows whose events come in a different order, stats events
+    that differ. The order of events of different flows is not compared."""
+    ea, fa, sa = event_streams(a, drop)
+    eb, fb, sb = event_streams(b, drop)
+    out = []
+    for x in list((ea - eb).elements())[:5]:
+        out.append("only in the first run: " + x[:700])
+    for x in list((eb - ea).elements())[:5]:
+        out.append("only in the second run: " + x[:700])
+    n_only = sum((ea - eb).values()) + sum((eb - ea).values())
+    if n_only > 10:
+        out.append("... %d events in one run only" % n_only)
+    for fid in fa:
+        if fid in fb and fa[fid] != fb[fid] and sorted(fa[fid]) == sorted(fb[fid]):
+            out.append("flow %s: same events in another order" % fid)
+            break
+    if sa != sb:
+        out.append("stats events differ (%d vs %d)" % (len(sa), len(sb)))
+    return out
