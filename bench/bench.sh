@@ -141,12 +141,15 @@ cat "$BIG" >/dev/null # page cache: every run reads the file from memory
 # The configurations: NAME, row label, command. Runs are interleaved (round r runs every
 # configuration once), so a change in background load hits all rows alike.
 # The YARA rows are "DPI + GeoIP" plus the rules, so that row is their "off" peer.
-NAMES=(ndpi full yara)
+# Every fenghuo row runs with --threads 1 (ndpiReader reads a file on one thread), except
+# "2 threads", the same configuration as "DPI + GeoIP" with two worker threads.
+NAMES=(ndpi full full2 yara)
 [ -n "$YARA_SHARED_NOTE" ] || NAMES+=(yarabig)
 NAMES+=(nogeo nodpi bare)
 declare -A LABEL=(
     [ndpi]="ndpiReader -q (1 thread)"
     [full]="fenghuo DPI + GeoIP"
+    [full2]="fenghuo DPI + GeoIP, 2 threads"
     [yara]="fenghuo DPI + GeoIP + YARA rules/yara"
     [yarabig]="fenghuo DPI + GeoIP + YARA index.yar"
     [nogeo]="fenghuo DPI, no GeoIP"
@@ -160,11 +163,16 @@ cmd() {
     case $1 in
     ndpi) CMD=(ndpiReader -q -i "$BIG") ;;
     full) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}") ;;
+    full2) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --threads 2) ;;
     yara) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHIPPED") ;;
     yarabig) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHARED") ;;
     nogeo) CMD=("$SENSOR" -r "$BIG" -w /dev/null) ;;
     nodpi) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set dpi.enabled=false) ;;
     bare) CMD=("$SENSOR" -r "$BIG" -w /dev/null --set dpi.enabled=false) ;;
+    esac
+    case $1 in
+    ndpi | full2) ;;
+    *) CMD+=(--threads 1) ;;
     esac
 }
 
@@ -227,6 +235,17 @@ for path in sys.argv[1:]:
 print(" ".join(out))' "$@"
 }
 
+# ---- 2a. threads: how the 2-thread run shared the packets (one more, untimed, run) --------
+THREAD_SPLIT=
+if [ ! -e "$TMP/full2.fail" ] &&
+    "$SENSOR" -q -r "$BIG" -w "$TMP/full2.ndjson" "${GEO_ARGS[@]}" --threads 2 2>/dev/null; then
+    THREAD_SPLIT=$(grep -F '"event_type":"stats"' "$TMP/full2.ndjson" | tail -n 1 | python3 -c '
+import json, sys
+w = json.loads(sys.stdin.readline())["stats"]["workers"]["per_thread"]
+print(", ".join("%d (queue full %d times)" % (t["packets"], t["queue_full"]) for t in w))')
+fi
+rm -f "$TMP/full2.ndjson"
+
 # ---- 2b. YARA: what the timed runs scanned ------------------------------------------------
 #
 # The timed YARA runs write to /dev/null like the other rows, so their stats event is lost.
@@ -238,7 +257,7 @@ FAILED=0 # 1: a run failed or a check did not hold; the exit status
 YARA_STATS=
 YARA_CHECK=
 if [ ! -e "$TMP/yara.fail" ]; then
-    if "$SENSOR" -q -r "$BIG" -w "$TMP/yara.ndjson" "${GEO_ARGS[@]}" \
+    if "$SENSOR" -q -r "$BIG" -w "$TMP/yara.ndjson" "${GEO_ARGS[@]}" --threads 1 \
         --yara-rules "$YARA_SHIPPED" 2>"$TMP/yara-stats.err"; then
         YARA_STATS=$(stats_get "$TMP/yara.ndjson" yara.rules yara.scans yara.tcp_scans \
             yara.udp_scans yara.scanned_bytes yara.matches yara.scans_with_gaps yara.timeouts \
@@ -292,9 +311,9 @@ declare -A MEM_LABEL=(
 # mem_cmd NAME INPUT: sets CMD to memory configuration NAME on INPUT, events to $TMP/m.ndjson.
 mem_cmd() {
     case $1 in
-    mdpi) CMD=("$SENSOR" -r "$2" -w "$TMP/m.ndjson" "${LONG[@]}") ;;
-    mnodpi) CMD=("$SENSOR" -r "$2" -w "$TMP/m.ndjson" "${LONG[@]}" --set dpi.enabled=false) ;;
-    myara) CMD=("$SENSOR" -r "$2" -w "$TMP/m.ndjson" "${LONG[@]}" --yara-rules "$YARA_SHIPPED") ;;
+    mdpi) CMD=("$SENSOR" -r "$2" -w "$TMP/m.ndjson" "${LONG[@]}" --threads 1) ;;
+    mnodpi) CMD=("$SENSOR" -r "$2" -w "$TMP/m.ndjson" "${LONG[@]}" --threads 1 --set dpi.enabled=false) ;;
+    myara) CMD=("$SENSOR" -r "$2" -w "$TMP/m.ndjson" "${LONG[@]}" --threads 1 --yara-rules "$YARA_SHIPPED") ;;
     ndpi) CMD=(ndpiReader -q -i "$2") ;;
     esac
 }
@@ -373,6 +392,23 @@ for n in "${NAMES[@]}"; do
 done
 
 # ---- 3. table ------------------------------------------------------------------------------
+
+# threads_report: 2 worker threads against 1 (the capture thread decodes and dispatches; see
+# sensor/README.md), and what each worker got.
+threads_report() {
+    echo
+    if [ -z "${WALL[full2]:-}" ] || [ -z "${WALL[full]:-}" ]; then
+        echo "Threads: ? (a run failed)"
+        return
+    fi
+    awk -v one="${WALL[full]}" -v two="${WALL[full2]}" -v p="$PKTS" -v c="$(nproc)" 'BEGIN {
+        printf "Threads: 2 workers vs 1: %.2fx  (%.0f vs %.0f packets/s; %d CPUs: the capture thread\n",
+            one / two, p / two, p / one, c
+        printf "  and both workers share them, so 2x is out of reach here)\n" }'
+    if [ -n "$THREAD_SPLIT" ]; then
+        echo "  packets per worker in the 2-thread run: $THREAD_SPLIT"
+    fi
+}
 
 # yara_report: the YARA on/off ratios (YARA row against "DPI + GeoIP", its configuration
 # without the rules) and the counters of the untimed YARA run.
@@ -493,6 +529,7 @@ NDPI_VERSION=$(dpkg-query -W -f '${Version}' libndpi-bin 2>/dev/null) || NDPI_VE
     echo "vs nDPI = sensor packets/s divided by ndpiReader packets/s (above 1: the sensor is faster)."
     echo "Flows are each tool's own count (e.g. the sensor keeps all ICMP between two hosts in one"
     echo "flow and splits a reused TCP port into a new flow); events = NDJSON lines written."
+    threads_report
     yara_report
     memory_report
     echo

@@ -515,7 +515,7 @@ def main():
           ("the tool", SECONDS))
     print("  network namespace into the other; capture %s" % pcap)
     print("  sensor: %s, default configuration (DPI on, snaplen 65535, 64 MiB ring, promisc%s)" %
-          (version or sensor, "; --threads not given" if threads else ""))
+          (version or sensor, "; default --threads: one worker per CPU" if threads else ""))
     print("  peer:   %s" % ("ndpiReader -i IFACE (nDPI 4.2: snaplen 1536, libpcap's 2 MiB ring; "
                             "no drop counters, loss = sent - its 'packets total')"
                             if peer_tool else "not measured (%s)" % (

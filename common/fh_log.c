@@ -2,20 +2,22 @@
 #include "fh_log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 static const char *log_prog = "fenghuo";
-static fh_log_level log_level = FH_LOG_INFO;
+/* Atomic: SIGHUP changes it (log.level) while other threads log. */
+static _Atomic int log_level = FH_LOG_INFO;
 
 void fh_log_init(const char *progname, fh_log_level level)
 {
     log_prog = progname;
-    log_level = level;
+    atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
 }
 
 void fh_log_set_level(fh_log_level level)
 {
-    log_level = level;
+    atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
 }
 
 void fh_log(fh_log_level level, const char *fmt, ...)
@@ -24,7 +26,7 @@ void fh_log(fh_log_level level, const char *fmt, ...)
     char line[1024];
     va_list ap;
 
-    if (level > log_level)
+    if ((int)level > atomic_load_explicit(&log_level, memory_order_relaxed))
         return;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);

@@ -325,35 +325,77 @@ fh_err config_set(sensor_config *c, const char *name, const char *value, char *e
     return set_option(c, o, value, err, errlen);
 }
 
+/* The value of option o in c as text (strings as they are, "" when unset). */
+static void format_value(const opt_def *o, const sensor_config *c, char *out, size_t len)
+{
+    const void *field = (const char *)c + o->offset;
+
+    switch (o->type) {
+    case OPT_STR:
+    case OPT_LIST:
+        snprintf(out, len, "%s", *(char *const *)field ? *(char *const *)field : "");
+        break;
+    case OPT_BOOL:
+        snprintf(out, len, "%s", *(const bool *)field ? "true" : "false");
+        break;
+    case OPT_U32:
+    case OPT_SECONDS:
+        snprintf(out, len, "%u", *(const uint32_t *)field);
+        break;
+    case OPT_SIZE:
+        snprintf(out, len, "%zu", *(const size_t *)field);
+        break;
+    }
+}
+
 void config_print_options(FILE *f)
 {
     sensor_config d;
 
     config_defaults(&d);
     for (size_t i = 0; i < NOPTIONS; i++) {
-        const opt_def *o = &options[i];
-        const void *field = (const char *)&d + o->offset;
         char def[64];
 
-        switch (o->type) {
-        case OPT_STR:
-        case OPT_LIST:
-            snprintf(def, sizeof(def), "%s", *(char *const *)field ? *(char *const *)field : "");
-            break;
-        case OPT_BOOL:
-            snprintf(def, sizeof(def), "%s", *(const bool *)field ? "true" : "false");
-            break;
-        case OPT_U32:
-        case OPT_SECONDS:
-            snprintf(def, sizeof(def), "%u", *(const uint32_t *)field);
-            break;
-        case OPT_SIZE:
-            snprintf(def, sizeof(def), "%zu", *(const size_t *)field);
-            break;
-        }
-        fprintf(f, "  %-30s %-12s %s\n", o->name, def, o->help);
+        format_value(&options[i], &d, def, sizeof(def));
+        fprintf(f, "  %-30s %-12s %s\n", options[i].name, def, options[i].help);
     }
     config_free(&d);
+}
+
+unsigned config_diff(const sensor_config *a, const sensor_config *b, config_diff_fn fn, void *arg)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt_def *o = &options[i];
+        char va[1024], vb[1024];
+        bool dup = false;
+
+        /* Two names for one field (capture.interface / capture.interfaces): once. */
+        for (size_t j = 0; j < i; j++)
+            dup |= options[j].offset == o->offset;
+        if (dup)
+            continue;
+        format_value(o, a, va, sizeof(va));
+        format_value(o, b, vb, sizeof(vb));
+        if (strcmp(va, vb) != 0) {
+            n++;
+            if (fn)
+                fn(o->name, va, vb, arg);
+        }
+    }
+    {
+        bool same = a->kafka_nprops == b->kafka_nprops;
+
+        for (size_t i = 0; same && i < a->kafka_nprops; i++)
+            same = strcmp(a->kafka_props[i], b->kafka_props[i]) == 0;
+        if (!same) {
+            n++;
+            if (fn)
+                fn("kafka.properties", "", "", arg);
+        }
+    }
+    return n;
 }
 
 #define MAX_DEPTH 8

@@ -100,6 +100,15 @@ fh_err config_set(sensor_config *c, const char *name, const char *value, char *e
 fh_err config_add_kafka_property(sensor_config *c, const char *name, const char *value, char *err,
                                  size_t errlen);
 
+/*
+ * Compares two configurations option by option: calls fn (if not NULL) with
+ * the name and both values as text for each option that differs, and returns
+ * how many differ. librdkafka properties count as one option, "kafka.properties".
+ */
+typedef void (*config_diff_fn)(const char *name, const char *old_value, const char *new_value,
+                               void *arg);
+unsigned config_diff(const sensor_config *a, const sensor_config *b, config_diff_fn fn, void *arg);
+
 /* Prints every option with its default and help to f (for --help-config). */
 void config_print_options(FILE *f);
 

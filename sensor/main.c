@@ -38,20 +38,131 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
+/* A setting from the command line; replayed over the configuration file, also on SIGHUP. */
+typedef struct {
+    char *name, *value;
+} cli_set;
+
 /*
- * SIGHUP reloads the YARA rules. SIGHUP is blocked in every thread (the mask
- * is set before any thread exists) and taken by sigwait() in this thread,
- * which compiles the rules while the packet loop runs on; only a set that
- * compiled is published to the slot, where the loop picks it up before its
- * next scan. A broken rule file is logged (FILE:LINE) and the old set stays.
+ * SIGHUP: the configuration file (-c) is read again and the YARA rules are
+ * reloaded. SIGHUP is blocked in every thread (the mask is set before any
+ * thread exists) and taken by sigwait() in this thread, which does the work
+ * while the packet loop runs on.
+ *
+ * Configuration: the file is parsed into a new configuration, the command
+ * line's settings are replayed over it, and it is compared with the running
+ * one (config_diff). What can change live is applied: log.level,
+ * stats.interval (live capture) and yara.rules (a new path; payload inspection
+ * cannot be turned on or off live). Every other change is logged as waiting
+ * for a restart. A file that does not parse is reported (FILE:LINE: reason)
+ * and nothing changes.
+ *
+ * YARA: only a set that compiled is published to the slot, where each worker
+ * picks it up before its next scan; a broken rule file is logged (FILE:LINE)
+ * and the old set stays.
  */
 typedef struct {
-    const char *path; /* NULL: YARA off, nothing to reload */
-    yara_rules_slot *slot;
-    atomic_int quit; /* set by main before it wakes the thread with SIGHUP */
+    yara_rules_slot *slot; /* NULL: YARA off */
+    char *path;            /* rules in service (owned); NULL when YARA is off */
+    const char *config_path;
+    const sensor_config *start; /* the configuration the sensor started with */
+    const cli_set *sets;
+    size_t nsets;
+    pipeline *pl;
+    char *log_level;         /* in service (owned) */
+    uint32_t stats_interval; /* in service */
+    bool live;               /* live capture: stats.interval applies */
+    atomic_int quit;         /* set by main before it wakes the thread with SIGHUP */
     pthread_t thread;
     bool running;
 } reloader;
+
+static fh_log_level parse_level(const char *s);
+
+typedef struct {
+    reloader *r;
+    const sensor_config *next;
+    unsigned applied, waiting;
+} reload_pass;
+
+/* config_diff callback: applies what can change live, logs the rest. */
+static void reload_option(const char *name, const char *old_value, const char *new_value, void *arg)
+{
+    reload_pass *rp = arg;
+    reloader *r = rp->r;
+    const sensor_config *n = rp->next;
+
+    if (!strcmp(name, "log.level")) {
+        if (strcmp(r->log_level, n->log_level) != 0) {
+            fh_log_set_level(parse_level(n->log_level));
+            fh_info("SIGHUP: log.level %s -> %s", r->log_level, n->log_level);
+            free(r->log_level);
+            r->log_level = strdup(n->log_level);
+            rp->applied++;
+        }
+        return;
+    }
+    if (!strcmp(name, "stats.interval") && r->live) {
+        if (r->stats_interval != n->stats_interval) {
+            atomic_store(&r->pl->stats_us, (uint64_t)n->stats_interval * 1000000u);
+            fh_info("SIGHUP: stats.interval %u -> %u s", r->stats_interval, n->stats_interval);
+            r->stats_interval = n->stats_interval;
+            rp->applied++;
+        }
+        return;
+    }
+    if (!strcmp(name, "yara.rules") && r->slot && n->yara_rules && n->yara_rules[0]) {
+        if (strcmp(r->path, n->yara_rules) != 0) {
+            fh_info("SIGHUP: yara.rules %s -> %s", r->path, n->yara_rules);
+            free(r->path);
+            r->path = strdup(n->yara_rules);
+            rp->applied++;
+        }
+        return;
+    }
+    rp->waiting++;
+    if (!strcmp(name, "kafka.properties"))
+        fh_warn("SIGHUP: the librdkafka properties changed; they take effect at the next start");
+    else
+        fh_warn("SIGHUP: option '%s' changed (%s -> %s); it takes effect at the next start", name,
+                old_value, new_value);
+}
+
+static void reload_config(reloader *r)
+{
+    sensor_config n;
+    char err[1024] = "";
+    reload_pass rp = {r, &n, 0, 0};
+    fh_err e;
+
+    config_defaults(&n);
+    e = config_load_file(&n, r->config_path, err, sizeof(err));
+    for (size_t i = 0; e == FH_OK && i < r->nsets; i++)
+        e = config_set(&n, r->sets[i].name, r->sets[i].value, err, sizeof(err));
+    if (e != FH_OK) {
+        fh_error("SIGHUP: configuration reload failed, the running configuration stays: %s", err);
+    } else {
+        config_diff(r->start, &n, reload_option, &rp);
+        fh_info("SIGHUP: configuration %s read: %u change%s applied, %u waiting for a restart",
+                r->config_path, rp.applied, rp.applied == 1 ? "" : "s", rp.waiting);
+    }
+    config_free(&n);
+}
+
+static void reload_yara(reloader *r)
+{
+    yara_rules *rules = NULL;
+    char err[2048];
+
+    fh_info("SIGHUP: reloading YARA rules from %s", r->path);
+    if (yara_rules_load(r->path, &rules, err, sizeof(err)) != FH_OK) {
+        fh_error("YARA reload failed, keeping the rules in service:\n%s", err);
+        return;
+    }
+    fh_info("YARA rules reloaded: %u rules from %u files", yara_rules_count(rules),
+            yara_rules_files(rules));
+    yara_rules_slot_set(r->slot, rules);
+}
 
 static void *reload_main(void *arg)
 {
@@ -62,25 +173,14 @@ static void *reload_main(void *arg)
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     for (;;) {
-        yara_rules *rules = NULL;
-        char err[2048];
-        fh_err e;
-
         if (sigwait(&set, &sig) != 0 || atomic_load(&r->quit))
             break;
-        if (!r->path) {
-            fh_info("SIGHUP: nothing to reload (yara.rules is not set)");
-            continue;
-        }
-        fh_info("SIGHUP: reloading YARA rules from %s", r->path);
-        e = yara_rules_load(r->path, &rules, err, sizeof(err));
-        if (e != FH_OK) {
-            fh_error("YARA reload failed, keeping the rules in service:\n%s", err);
-            continue;
-        }
-        fh_info("YARA rules reloaded: %u rules from %u files", yara_rules_count(rules),
-                yara_rules_files(rules));
-        yara_rules_slot_set(r->slot, rules);
+        if (r->config_path)
+            reload_config(r);
+        if (r->slot)
+            reload_yara(r);
+        else if (!r->config_path)
+            fh_info("SIGHUP: nothing to reload (no -c configuration file, yara.rules is not set)");
     }
     return NULL;
 }
@@ -419,10 +519,7 @@ int main(int argc, char **argv)
     int verbosity = 0, rc = 1, opt;
     fh_err e;
     /* Command-line settings are replayed over the configuration file. */
-    struct {
-        const char *name;
-        char *value;
-    } sets[256];
+    cli_set sets[256];
     size_t nsets = 0;
 
     fh_log_init("fenghuo-sensor", FH_LOG_INFO);
@@ -438,7 +535,7 @@ int main(int argc, char **argv)
             fh_error("too many options");                                                          \
             goto usage_error;                                                                      \
         }                                                                                          \
-        sets[nsets].name = (n);                                                                    \
+        sets[nsets].name = strdup(n);                                                              \
         sets[nsets].value = strdup(v);                                                             \
         nsets++;                                                                                   \
     } while (0)
@@ -510,10 +607,10 @@ int main(int argc, char **argv)
                 goto usage_error;
             }
             *eq = '\0';
-            if (config_add_kafka_property(&cfg, optarg, eq + 1, err, sizeof(err)) != FH_OK) {
-                fh_error("%s", err);
-                goto usage_error;
-            }
+            /* Replayed over the configuration file (so also on SIGHUP): -X wins. */
+            snprintf(err, sizeof(err), "kafka.properties.%s", optarg);
+            ADD_SET(err, eq + 1);
+            err[0] = '\0';
             break;
         }
         case OPT_SET: {
@@ -638,7 +735,7 @@ int main(int argc, char **argv)
         fh_info("YARA: %u rules from %u files in %s", yara_rules_count(rules),
                 yara_rules_files(rules), cfg.yara_rules);
         yara_rules_slot_set(rl.slot, rules);
-        rl.path = cfg.yara_rules;
+        rl.path = strdup(cfg.yara_rules);
     }
     cfg.dpi.protos_file = cfg.dpi_protos_file;
     cfg.dpi.categories_file = cfg.dpi_categories_file;
@@ -685,6 +782,14 @@ int main(int argc, char **argv)
     }
     if (pl.threaded)
         fh_debug("%u worker threads", pl.nworkers);
+    rl.config_path = config_path;
+    rl.start = &cfg;
+    rl.sets = sets;
+    rl.nsets = nsets;
+    rl.pl = &pl;
+    rl.log_level = strdup(cfg.log_level);
+    rl.stats_interval = cfg.stats_interval;
+    rl.live = cfg.interface != NULL;
     if (pthread_create(&rl.thread, NULL, reload_main, &rl) == 0)
         rl.running = true;
     else
@@ -770,8 +875,12 @@ out:
     if (sink)
         sink->close(sink);
     geoip_close(geo);
-    for (size_t i = 0; i < nsets; i++)
+    for (size_t i = 0; i < nsets; i++) {
+        free(sets[i].name);
         free(sets[i].value);
+    }
+    free(rl.path);
+    free(rl.log_level);
     strlist_free(&reads);
     strlist_free(&inputs);
     strlist_free(&ifaces_cli);

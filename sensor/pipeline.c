@@ -1604,17 +1604,22 @@ static void advance_clock(pipeline *p, uint64_t now)
 /* Periodic stats (live capture): every stats_us of clock, first one an interval in. */
 static void periodic_stats(pipeline *p, uint64_t ts_us)
 {
-    if (!p->stats_us)
+    uint64_t every = atomic_load_explicit(&p->stats_us, memory_order_relaxed);
+
+    if (!every) {
+        p->next_stats = 0;
         return;
-    if (!p->next_stats) {
-        p->next_stats = p->clock + p->stats_us;
+    }
+    if (!p->next_stats || p->next_stats > p->clock + every) {
+        /* First interval, or the interval was shortened (SIGHUP): one interval from now. */
+        p->next_stats = p->clock + every;
         return;
     }
     if (p->clock >= p->next_stats) {
         pipeline_write_stats(p, ts_us);
         pipeline_flush(p); /* a busy link's events are out at least this often */
         while (p->next_stats <= p->clock)
-            p->next_stats += p->stats_us;
+            p->next_stats += every;
     }
 }
 

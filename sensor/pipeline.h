@@ -145,9 +145,10 @@ struct pipeline {
     jbuf jb;
     emitter out;
 
-    uint64_t clock;      /* microseconds; highest packet time seen */
-    uint64_t last_ts;    /* time of the last packet, for stats timestamps */
-    uint64_t stats_us;   /* periodic stats interval; 0 = only at the end of input */
+    uint64_t clock;   /* microseconds; highest packet time seen */
+    uint64_t last_ts; /* time of the last packet, for stats timestamps */
+    _Atomic uint64_t
+        stats_us;        /* periodic stats interval; 0 = only at the end (SIGHUP may change it) */
     uint64_t next_stats; /* clock of the next periodic stats event */
     uint64_t next_expire;
 

@@ -40,9 +40,11 @@ static void futex_wake(_Atomic uint32_t *word)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+#define REC_HDR 8u /* u32 length, u32 unused: the record itself starts 8-byte aligned */
+
 static inline uint32_t rec_size(uint32_t len)
 {
-    return (uint32_t)((4u + len + RING_ALIGN - 1) & ~(RING_ALIGN - 1));
+    return (uint32_t)((REC_HDR + len + RING_ALIGN - 1) & ~(RING_ALIGN - 1));
 }
 
 int ring_init(fh_ring *r, size_t bytes)
@@ -69,7 +71,7 @@ void ring_free(fh_ring *r)
 
 size_t ring_max_record(const fh_ring *r)
 {
-    return r->size / 4 - 8;
+    return r->size / 4 - 2 * REC_HDR;
 }
 
 /* Space free for the producer, refreshing its view of tail when needed. */
@@ -101,41 +103,45 @@ static void producer_wait(fh_ring *r, uint64_t head, uint64_t need, unsigned *ro
     (*round)++;
 }
 
+/*
+ * Producer: waits until `need` bytes are free. Once the ring was found full it
+ * waits for a quarter of the ring (hysteresis): resuming as soon as one record
+ * is freed would make the two threads wake each other for every record.
+ */
+static void wait_for_room(fh_ring *r, uint64_t head, uint64_t need)
+{
+    unsigned round = 0;
+    uint64_t want;
+
+    if (ring_free_bytes(r, head, need) >= need)
+        return;
+    r->full_waits++;
+    want = need > r->size / 4 ? need : r->size / 4;
+    while (ring_free_bytes(r, head, want) < want)
+        producer_wait(r, head, want, &round);
+}
+
 void *ring_reserve(fh_ring *r, uint32_t len)
 {
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint32_t need = rec_size(len);
     uint64_t pos = head & (r->size - 1);
     uint64_t to_end = r->size - pos;
-    unsigned round = 0;
-    bool counted = false;
 
     if (len > ring_max_record(r))
         return NULL;
     if (to_end < need) {
         /* Fill the rest with a wrap mark; the record goes to the start. */
-        while (ring_free_bytes(r, head, to_end + need) < to_end + need) {
-            if (!counted) {
-                r->full_waits++;
-                counted = true;
-            }
-            producer_wait(r, head, to_end + need, &round);
-        }
+        wait_for_room(r, head, to_end + need);
         *(uint32_t *)(r->buf + pos) = RING_WRAP;
         head += to_end;
         pos = 0;
     } else {
-        while (ring_free_bytes(r, head, need) < need) {
-            if (!counted) {
-                r->full_waits++;
-                counted = true;
-            }
-            producer_wait(r, head, need, &round);
-        }
+        wait_for_room(r, head, need);
     }
     *(uint32_t *)(r->buf + pos) = len;
     r->reserved = head + need;
-    return r->buf + pos + 4;
+    return r->buf + pos + REC_HDR;
 }
 
 void ring_commit(fh_ring *r)
@@ -178,15 +184,19 @@ void *ring_peek(fh_ring *r, uint32_t *len)
         }
         *len = n;
         r->peeked = tail + rec_size(n);
-        return r->buf + pos + 4;
+        return r->buf + pos + REC_HDR;
     }
 }
 
 void ring_release(fh_ring *r)
 {
-    atomic_store(&r->tail, r->peeked); /* seq_cst: ordered before the load below */
+    uint64_t tail = r->peeked;
+
+    atomic_store(&r->tail, tail); /* seq_cst: ordered before the load below */
     r->peeked = 0;
-    if (atomic_load(&r->prod_waiting)) {
+    /* A sleeping producer waits for a quarter of the ring (wait_for_room). */
+    if (atomic_load(&r->prod_waiting) &&
+        r->size - (atomic_load_explicit(&r->head, memory_order_acquire) - tail) >= r->size / 4) {
         atomic_fetch_add(&r->prod_seq, 1);
         futex_wake(&r->prod_seq);
     }

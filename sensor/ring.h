@@ -5,7 +5,9 @@
  *   buf: | rec | rec | rec |  free  | wrap | rec | ...
  *          ^tail (consumer)         ^head (producer)
  *
- *   rec: [u32 len][len bytes][pad to 8]   wrap: [u32 RING_WRAP] (rest of the buffer unused)
+ *   rec: [u32 len][u32 -][len bytes][pad to 8]   wrap: [u32 RING_WRAP] (rest of the buffer unused)
+ *
+ * Every record starts 8-byte aligned (decode_pkt and the message header need it).
  *
  * head and tail count bytes since the start and only grow; the position in
  * the buffer is the count modulo the size (a power of two). A record never

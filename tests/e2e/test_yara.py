@@ -181,6 +181,63 @@ def test_sighup_reload(sensor_bin, testdata, tmp_path, validator):
     assert stats["rule_sets"] == 2 and stats["rules"] == 1 and stats["matches"] == 60
 
 
+def test_sighup_rereads_the_configuration(sensor_bin, testdata, tmp_path, validator):
+    """With -c FILE, SIGHUP reads the file again: log.level and yara.rules (a new path) are
+    applied while the sensor runs, flow.max_flows is reported as waiting for a restart, a
+    command-line --set still wins over the file, and a file that does not parse is reported
+    with FILE:LINE while the running configuration stays."""
+    path = pcap(testdata, "yara-reload.pcap")
+    eicar = tmp_path / "eicar.yar"
+    eicar.write_text(open(os.path.join(RULES, "eicar.yar")).read())
+    mark = tmp_path / "mark.yar"
+    mark.write_text(MARK_RULE)
+    cfg = tmp_path / "sensor.yaml"
+    cfg.write_text("log:\n  level: info\nflow:\n  max_flows: 1000\n"
+                   "yara:\n  rules: %s\n  max_bytes: 4k\n" % eicar)
+    out, errf = tmp_path / "out.ndjson", tmp_path / "stderr.txt"
+    with open(errf, "w") as err_w:
+        p = subprocess.Popen([sensor_bin, "-c", str(cfg), "-r", path,
+                              "--set", "capture.replay_rate=20", "--set", "yara.max_bytes=8k",
+                              "-w", str(out)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_w)
+    try:
+        def log():
+            return errf.read_text(errors="replace")
+        assert wait_for(lambda: "YARA: " in log(), 20), log()
+        time.sleep(0.6)
+        cfg.write_text("log:\n  level: debug\nflow:\n  max_flows: 2000\n"
+                       "yara:\n  rules: %s\n  max_bytes: 16k\n" % mark)
+        p.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "YARA rules reloaded" in log(), 10), log()
+        text = log()
+        assert "SIGHUP: log.level info -> debug" in text, text
+        assert "SIGHUP: yara.rules %s -> %s" % (eicar, mark) in text, text
+        assert re.search(r"option 'flow\.max_flows' changed \(1000 -> 2000\); it takes effect at "
+                         r"the next start", text), text
+        # --set yara.max_bytes=8k is replayed over the file: no change to report.
+        assert "yara.max_bytes" not in text, text
+        assert "2 changes applied, 1 waiting for a restart" in text, text
+        time.sleep(0.5)
+        cfg.write_text("log:\n  level: [debug\n")
+        p.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "configuration reload failed" in log(), 10), log()
+        assert re.search(re.escape(str(cfg)) + r":\d+: ", log()), log()
+        assert p.poll() is None, "the pcap ended before the reloads: the test proves nothing"
+        assert p.wait(timeout=60) == 0, log()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    events = [json.loads(l) for l in out.read_text().splitlines()]
+    validator(events)
+    ys = yara_events(events)
+    eicar_ev = [e for e in ys if e["yara"]["rule"] == EICAR_RULE]
+    mark_ev = [e for e in ys if e["yara"]["rule"] == "Fenghuo_Reload_Mark"]
+    assert len(eicar_ev) + len(mark_ev) == len(ys) == 60, [e["yara"]["rule"] for e in ys]
+    assert len(eicar_ev) >= 10 and len(mark_ev) >= 5, (len(eicar_ev), len(mark_ev))
+    assert max(e["timestamp"] for e in eicar_ev) < min(e["timestamp"] for e in mark_ev)
+
+
 def test_sighup_without_yara_is_harmless(sensor_bin, testdata, tmp_path):
     out, errf = tmp_path / "out.ndjson", tmp_path / "stderr.txt"
     with open(errf, "w") as err_w:

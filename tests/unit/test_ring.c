@@ -63,6 +63,7 @@ static void test_single_thread_wrap(void **state)
             uint8_t *p = ring_reserve(&r, n);
 
             assert_non_null(p);
+            assert_int_equal((uintptr_t)p % 8, 0); /* records hold 8-byte aligned structs */
             fill(p, i + k, n);
             ring_commit(&r);
         }
