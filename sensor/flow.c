@@ -53,9 +53,23 @@ static uint64_t key_hash(const flow_key *k, uint64_t seed)
     return h;
 }
 
-uint64_t flow_key_hash(const flow_key *k)
+static uint64_t addr_hash(const uint8_t *a, size_t alen)
 {
-    return key_hash(k, 0x6a09e667f3bcc908ULL);
+    uint64_t w[2] = {0, 0};
+
+    memcpy(w, a, alen);
+    return mix64(w[0] ^ mix64(w[1] ^ 0x6a09e667f3bcc908ULL));
+}
+
+uint64_t flow_pair_hash(const decode_pkt *p)
+{
+    size_t alen = p->ip_version == 4 ? 4 : 16;
+    uint64_t extra = (uint64_t)(p->vlan_count > 0 ? p->vlan[0] : 0) |
+                     (uint64_t)(p->vlan_count > 1 ? p->vlan[1] : 0) << 16 |
+                     (uint64_t)p->iface << 32 | (uint64_t)p->ip_version << 40;
+
+    /* A sum of the two addresses' hashes: the same whichever side sent the packet. */
+    return mix64((addr_hash(p->src, alen) + addr_hash(p->dst, alen)) ^ extra);
 }
 
 void flow_key_of(const decode_pkt *p, flow_key *k)

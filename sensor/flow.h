@@ -182,8 +182,11 @@ void flow_flush(flow_table *t);
 /* Builds the normalised key of a packet (exposed for tests). */
 void flow_key_of(const decode_pkt *p, flow_key *k);
 
-/* A hash of a normalised key with a fixed seed: the same in every process and for both directions.
+/*
+ * A hash of the packet's two addresses and the rest of its flow key except
+ * ports and protocol (VLANs, interface), the same for both directions and in
+ * every process: which worker thread the packet goes to.
  */
-uint64_t flow_key_hash(const flow_key *k);
+uint64_t flow_pair_hash(const decode_pkt *p);
 
 #endif

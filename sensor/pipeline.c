@@ -1332,6 +1332,10 @@ static void worker_ack(pworker *w)
 static void *worker_main(void *arg)
 {
     pworker *w = arg;
+    char name[16];
+
+    snprintf(name, sizeof(name), "fh-worker-%u", w->index);
+    pthread_setname_np(pthread_self(), name); /* top -H, perf, gdb */
 
     for (;;) {
         uint32_t len;
@@ -1406,22 +1410,17 @@ static void barrier(pipeline *p, uint32_t type)
 }
 
 /*
- * Which worker a packet goes to: a hash of its normalised flow key without
- * ports and protocol, the same both ways. All flows between two hosts meet in
- * one worker because nDPI classifies some flows from what it learnt on earlier
- * flows between the same hosts (its caches: "DPI (cache)" confidence); split
- * over workers, the same traffic would be classified differently with 1 and N
- * threads.
+ * Which worker a packet goes to: a hash of its two addresses (and VLANs,
+ * interface) without ports and protocol, the same both ways (flow_pair_hash).
+ * All flows between two hosts meet in one worker because nDPI classifies some
+ * flows from what it learnt on earlier flows between the same hosts (its
+ * caches: "DPI (cache)" confidence); split over workers, the same traffic
+ * would be classified differently with 1 and N threads.
  */
 static pworker *worker_of(pipeline *p, const decode_pkt *k)
 {
-    flow_key key;
-    uint64_t h;
+    uint64_t h = flow_pair_hash(k);
 
-    flow_key_of(k, &key);
-    key.lo_port = key.hi_port = 0;
-    key.proto = 0;
-    h = flow_key_hash(&key);
     return &p->workers[(uint32_t)(((h >> 32) * p->nworkers) >> 32)];
 }
 

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,9 +55,16 @@ int ring_init(fh_ring *r, size_t bytes)
     memset(r, 0, sizeof(*r));
     while (size < bytes && size < ((size_t)1 << 31))
         size <<= 1;
-    r->buf = aligned_alloc(64, size);
-    if (!r->buf)
+    /* Huge pages where the kernel gives them: a 16 MiB ring is 8 faults, not 4096. */
+    r->buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r->buf == MAP_FAILED) {
+        r->buf = NULL;
         return -1;
+    }
+    madvise(r->buf, size, MADV_HUGEPAGE);
+    /* Fault it in now, not on the packet path. */
+    for (size_t off = 0; off < size; off += 4096)
+        ((volatile uint8_t *)r->buf)[off] = 0;
     r->size = size;
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
@@ -65,7 +73,8 @@ int ring_init(fh_ring *r, size_t bytes)
 
 void ring_free(fh_ring *r)
 {
-    free(r->buf);
+    if (r->buf)
+        munmap(r->buf, r->size);
     r->buf = NULL;
 }
 
@@ -146,7 +155,7 @@ void *ring_reserve(fh_ring *r, uint32_t len)
 
 void ring_commit(fh_ring *r)
 {
-    atomic_store(&r->head, r->reserved); /* seq_cst: ordered before the load below */
+    atomic_store_explicit(&r->head, r->reserved, memory_order_release);
     r->reserved = 0;
     if (++r->since_wake >= RING_WAKE_BATCH)
         ring_kick(r);
@@ -156,7 +165,10 @@ void ring_kick(fh_ring *r)
 {
     if (!r->since_wake)
         return;
-    if (atomic_load(&r->cons_waiting)) {
+    /* Pairs with the consumer's store of cons_waiting and load of head (ring_wait): either
+     * it sees the records published so far, or this sees it waiting. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&r->cons_waiting, memory_order_relaxed)) {
         atomic_fetch_add(&r->cons_seq, 1);
         futex_wake(&r->cons_seq);
     }

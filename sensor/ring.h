@@ -23,7 +23,9 @@
  * every RING_WAKE_BATCH records or on ring_kick(), so a consumer that keeps
  * up is not woken (one system call) per packet. Whoever sleeps sets its
  * "waiting" flag, then re-checks the ring (store-load ordering with seq_cst
- * atomics), so no wake-up is lost; the timeout is a second safety net.
+ * atomics and fences). A consumer can fall asleep next to records published
+ * since the last kick; the next kick (at most RING_WAKE_BATCH records later,
+ * and at every pause of the producer) or its timeout wakes it.
  *
  * Ownership: the ring owns its buffer. A reserved record is the producer's
  * until ring_commit(); a peeked record is the consumer's until ring_release().
@@ -60,7 +62,11 @@ typedef struct {
     size_t size; /* power of two */
 } fh_ring;
 
-/* Allocates a ring of at least `bytes` (rounded up to a power of two, >= 64 KiB). 0 or -1. */
+/*
+ * Allocates a ring of at least `bytes` (rounded up to a power of two, >= 64 KiB),
+ * on huge pages where the kernel allows, and touches every page so the packet
+ * path takes no page fault. 0 or -1.
+ */
 int ring_init(fh_ring *r, size_t bytes);
 void ring_free(fh_ring *r);
 
