@@ -562,7 +562,7 @@ kafka_bench() {
     for ((r = 1; r <= RUNS; r++)); do
         t0=$(date +%s%N)
         "$SENSOR" -q -r "$BIG" --kafka "$bootstrap" --topic bench.sensor "${GEO_ARGS[@]}" \
-            --set spool.dir="$TMP/spool" >/dev/null 2>"$TMP/kafka.err" || { echo "Kafka: sensor run failed"; tail -3 "$TMP/kafka.err"; }
+            --threads 1 --set spool.dir="$TMP/spool" >/dev/null 2>"$TMP/kafka.err" || { echo "Kafka: sensor run failed"; tail -3 "$TMP/kafka.err"; }
         t1=$(date +%s%N)
         echo $(((t1 - t0) / 1000)) >>"$TMP/kafka.runs"
         t0=$(date +%s%N)
