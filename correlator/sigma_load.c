@@ -192,7 +192,7 @@ static const char *const eve_fields[] = {
     "smb.",         "geo.",          "yara.",          "stats.",       "anomaly.",
     "alert.",       "fileinfo.",     "src_asset.",     "dest_asset.",  "ftp.",
     "smtp.",        "rdp.",          "krb5.",          "snmp.",        "dhcp.",
-    "quic.",        "mqtt.",
+    "quic.",        "mqtt.",         "login.",
 };
 
 /*

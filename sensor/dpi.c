@@ -59,7 +59,7 @@ typedef struct {
     uint32_t smb_pkts;    /* packets seen while waiting */
     ndpi_confidence_t confidence;
     dpi_meta *meta;
-    login_state login; /* POP3/IMAP/SMTP/Telnet failed logins (login.h) */
+    login_state login; /* POP3/IMAP/SMTP/Telnet/HTTP failed logins (login.h) */
 } dpi_flow;
 
 void dpi_config_defaults(dpi_config *cfg)
@@ -332,6 +332,9 @@ static login_proto ndpi_login_proto(ndpi_protocol p)
         return LOGIN_SMTP;
     if (is_proto(p, NDPI_PROTOCOL_TELNET))
         return LOGIN_TELNET;
+    if (is_proto(p, NDPI_PROTOCOL_HTTP) || is_proto(p, NDPI_PROTOCOL_HTTP_PROXY) ||
+        is_proto(p, NDPI_PROTOCOL_HTTP_CONNECT))
+        return LOGIN_HTTP;
     return LOGIN_NONE;
 }
 
@@ -739,7 +742,8 @@ static void write_ssh(const dpi_meta *m, jbuf *b)
 }
 
 /* login: {failed: true} for FTP (nDPI's auth_failed) or from the login
- * parser, with failures: N when the parser counted more than one. */
+ * parser (POP3, IMAP, SMTP, Telnet, HTTP), with failures: N when the parser
+ * counted more than one. */
 static void write_login(const dpi_flow *df, const dpi_meta *m, jbuf *b)
 {
     unsigned n = login_failures_of(df);

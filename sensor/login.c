@@ -1,6 +1,6 @@
 /*
- * login.c - failed-login detection on clear-text POP3, IMAP, SMTP AUTH and
- * Telnet; what is recognised and the limits are described in login.h.
+ * login.c - failed-login detection on clear-text POP3, IMAP, SMTP AUTH, Telnet
+ * and HTTP; what is recognised and the limits are described in login.h.
  *
  * Every read is bounded by the payload length; nothing is copied but an IMAP
  * tag of at most LOGIN_TAG_MAX bytes.
@@ -15,7 +15,12 @@ enum {
     LOGIN_F_MID_C = 0x04, /* the client's next segment continues a line */
     LOGIN_F_MID_S = 0x08,
     LOGIN_F_DONE = 0x10,
+    LOGIN_F_HDR_C = 0x20, /* HTTP: in the headers of the client's request */
+    LOGIN_F_HDR_S = 0x40, /* HTTP: in the headers of a 401/407 just counted */
 };
+
+/* HTTP: credentials a request carried (login_state.wait) */
+enum { LOGIN_HTTP_AUTH = 0x01, LOGIN_HTTP_PROXY_AUTH = 0x02 };
 
 void login_init(login_state *s, login_proto p)
 {
@@ -47,6 +52,9 @@ login_proto login_proto_by_port(uint16_t server_port)
         return LOGIN_SMTP;
     case 23:
         return LOGIN_TELNET;
+    case 80:
+    case 8080:
+        return LOGIN_HTTP;
     }
     return LOGIN_NONE;
 }
@@ -244,6 +252,185 @@ static void telnet_text(login_state *s, const uint8_t *d, size_t n)
     }
 }
 
+/* ---- HTTP/1.x (RFC 9110, RFC 9112) -------------------------------------- */
+
+/*
+ * True when the payload starts a request: "METHOD target HTTP/1.x" as its
+ * first line, which must end in this payload (a method of 1 to 20 upper-case
+ * letters, '-' or '_', then a space).
+ */
+static bool http_request_start(const uint8_t *d, size_t n)
+{
+    const uint8_t *lf;
+    size_t i, end;
+
+    for (i = 0; i < n && i <= 20; i++)
+        if (!((d[i] >= 'A' && d[i] <= 'Z') || d[i] == '-' || d[i] == '_'))
+            break;
+    if (i == 0 || i > 20 || i >= n || d[i] != ' ')
+        return false;
+    lf = memchr(d, '\n', n);
+    if (!lf)
+        return false;
+    end = (size_t)(lf - d);
+    if (end > 0 && d[end - 1] == '\r')
+        end--;
+    return end >= i + 10 && memcmp(d + end - 8, "HTTP/1.", 7) == 0 && d[end - 9] == ' ' &&
+           d[end - 1] >= '0' && d[end - 1] <= '9';
+}
+
+/* The status code when the payload starts a response ("HTTP/1.x NNN"), else 0. */
+static unsigned http_status(const uint8_t *d, size_t n)
+{
+    if (n < 12 || memcmp(d, "HTTP/1.", 7) != 0 || d[7] < '0' || d[7] > '9' || d[8] != ' ')
+        return 0;
+    for (int i = 9; i < 12; i++)
+        if (d[i] < '0' || d[i] > '9')
+            return 0;
+    if (n > 12 && d[12] != ' ' && d[12] != '\r' && d[12] != '\n')
+        return 0;
+    return (unsigned)((d[9] - '0') * 100 + (d[10] - '0') * 10 + (d[11] - '0'));
+}
+
+/* A request starts: its credentials are read from its header lines. */
+static void http_request(login_state *s)
+{
+    if (s->pending < 255)
+        s->pending++;
+    s->wait = 0;
+    s->flags |= LOGIN_F_HDR_C;
+    s->flags &= (uint8_t) ~(LOGIN_F_HDR_S | LOGIN_F_MID_C);
+}
+
+/*
+ * A response starts. With exactly one request pending, a 401 to a request
+ * with Authorization or a 407 to one with Proxy-Authorization is a failed
+ * login (its headers are then read for a handshake step that takes it back);
+ * a 2xx or 3xx to a request with credentials ends the parsing.
+ */
+static void http_response(login_state *s, unsigned status)
+{
+    s->flags &= (uint8_t) ~(LOGIN_F_HDR_S | LOGIN_F_MID_S);
+    if (status == 101) {
+        s->flags |= LOGIN_F_DONE; /* Upgrade: no longer HTTP */
+        return;
+    }
+    if (status < 200 || !s->pending)
+        return; /* 1xx, or no request to answer (body text, unseen request) */
+    if (--s->pending)
+        return; /* pipelined: this answers an earlier request */
+    if ((status == 401 && (s->wait & LOGIN_HTTP_AUTH)) ||
+        (status == 407 && (s->wait & LOGIN_HTTP_PROXY_AUTH))) {
+        failed(s);
+        s->flags |= LOGIN_F_HDR_S;
+    } else if (status >= 200 && status < 400 && s->wait) {
+        s->flags |= LOGIN_F_DONE;
+    }
+    s->wait = 0;
+}
+
+/* True when the value of a WWW-/Proxy-Authenticate header asks the client to
+ * go on: an NTLM or Negotiate token, or Digest's stale=true. */
+static bool http_continues(const uint8_t *v, size_t n)
+{
+    size_t i = 0, w = 0;
+
+    while (i < n && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    if (prefix(v + i, n - i, "ntlm "))
+        w = 5;
+    else if (prefix(v + i, n - i, "negotiate "))
+        w = 10;
+    if (w) {
+        i += w;
+        while (i < n && v[i] == ' ')
+            i++;
+        return i < n && v[i] > ' ' && v[i] < 0x7f && v[i] != ',';
+    }
+    if (!prefix(v + i, n - i, "digest"))
+        return false;
+    for (; i + 10 <= n; i++) {
+        if (prefix(v + i, n - i, "stale=")) {
+            size_t j = i + 6 + (v[i + 6] == '"');
+
+            return prefix(v + j, n - j, "true");
+        }
+    }
+    return false;
+}
+
+static void http_line(login_state *s, bool from_server, const uint8_t *l, size_t n)
+{
+    size_t w;
+
+    if (!from_server) {
+        if (prefix(l, n, "authorization:"))
+            s->wait |= LOGIN_HTTP_AUTH;
+        else if (prefix(l, n, "proxy-authorization:"))
+            s->wait |= LOGIN_HTTP_PROXY_AUTH;
+        return;
+    }
+    if (prefix(l, n, "www-authenticate:"))
+        w = 17;
+    else if (prefix(l, n, "proxy-authenticate:"))
+        w = 19;
+    else
+        return;
+    if (http_continues(l + w, n - w)) {
+        if (s->failures && s->failures < 255)
+            s->failures--; /* a handshake step, not a refusal */
+        s->flags &= (uint8_t)~LOGIN_F_HDR_S;
+    }
+}
+
+/*
+ * One HTTP payload: a request or response may start it; then its header lines
+ * (this payload and the next ones of the direction, as lines) are read up to
+ * the blank line, after which only a request that follows at once (pipelined
+ * in the same payload) is read. Bodies are never read.
+ */
+static void http_payload(login_state *s, int d, const uint8_t *data, size_t len)
+{
+    uint8_t hdr = d ? LOGIN_F_HDR_S : LOGIN_F_HDR_C;
+    uint8_t midf = d ? LOGIN_F_MID_S : LOGIN_F_MID_C;
+    unsigned status;
+    bool mid;
+    size_t i = 0;
+
+    if (!d && http_request_start(data, len))
+        http_request(s);
+    else if (d && (status = http_status(data, len)))
+        http_response(s, status);
+    if (!(s->flags & hdr) || (s->flags & LOGIN_F_DONE))
+        return;
+    mid = s->flags & midf;
+    while (i < len) {
+        const uint8_t *lf = memchr(data + i, '\n', len - i);
+        size_t end = lf ? (size_t)(lf - data) : len;
+
+        if (!mid) {
+            if (lf && (end == i || (end == i + 1 && data[i] == '\r'))) {
+                /* blank line: the body follows, or a pipelined request */
+                s->flags &= (uint8_t) ~(hdr | midf);
+                if (d || !http_request_start(data + end + 1, len - end - 1))
+                    return;
+                http_request(s);
+                i = end + 1;
+                continue;
+            }
+            http_line(s, d, data + i, end - i);
+            if (!(s->flags & hdr))
+                return;
+        }
+        mid = !lf;
+        i = end + 1;
+    }
+    if (mid)
+        s->flags |= midf;
+    else
+        s->flags &= (uint8_t)~midf;
+}
+
 /* ---- segments and lines ------------------------------------------------- */
 
 /*
@@ -296,6 +483,10 @@ void login_feed(login_state *s, bool from_server, uint32_t seq, const uint8_t *d
     s->pkts++;
     if (s->proto == LOGIN_TELNET) {
         telnet_text(s, data, len);
+        return;
+    }
+    if (s->proto == LOGIN_HTTP) {
+        http_payload(s, d, data, len);
         return;
     }
     mid = s->flags & midf;

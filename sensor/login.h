@@ -1,8 +1,9 @@
 /*
- * login.h - failed-login detection on clear-text POP3, IMAP, SMTP AUTH and Telnet.
+ * login.h - failed-login detection on clear-text POP3, IMAP, SMTP AUTH, Telnet
+ * and HTTP.
  *
  * nDPI 4.2 flags a failed login only for FTP (auth_failed, read in dpi.c); for
- * these four protocols it reads the credentials but not the server's answer.
+ * these five protocols it reads the credentials but not the server's answer.
  * This parser reads that answer from the raw TCP payloads dpi.c hands it, one
  * packet at a time, with a fixed 32-byte state per flow and no buffering:
  *
@@ -23,10 +24,25 @@
  *           good password) ends the wait, so a banner or shell output with
  *           these words is no failure; a su/sudo "Password:" prompt answered
  *           with "Authentication failure" inside the session is one.
+ *   HTTP    a "401" response to a request with an "Authorization:" header, or
+ *           a "407" to one with "Proxy-Authorization:" (any scheme: Basic,
+ *           Digest, NTLM, Negotiate, Bearer...). A 401/407 to a request
+ *           without them is the normal challenge, no failure. A request starts
+ *           a client payload ("METHOD target HTTP/1.x" as its first line), a
+ *           response a server payload ("HTTP/1.x NNN"), and only while a
+ *           request awaits its response, so a body with such text is no
+ *           response. Header names at a line start, any case, up to the blank
+ *           line. A 401/407 whose WWW-/Proxy-Authenticate header carries an
+ *           NTLM or Negotiate token (a handshake step) or Digest "stale=true"
+ *           (a new nonce) is no failure. 1xx responses are skipped (101: the
+ *           flow is no longer HTTP). Keep-alive: each response counts.
+ *           Pipelined requests: only the response to the last request of a
+ *           burst is judged (the others cannot be told apart).
  *
  * Every failure is counted once (a reply closes the pending command; a Telnet
- * failure waits for the next prompt). A positive reply (+OK, tagged OK, 235)
- * ends the parsing for the flow: the login is over.
+ * failure waits for the next prompt). A positive reply (+OK, tagged OK, 235;
+ * HTTP: a 2xx or 3xx to a request with credentials) ends the parsing for the
+ * flow: the login is over.
  *
  * Limits, by design (everything here comes from the network):
  *   - Lines are recognised by their first bytes only, in the packet where the
@@ -41,6 +57,12 @@
  *     directions the protocol needs (Telnet: the server's only); then the
  *     flow is done. Brute-force tools make a few attempts per connection, so
  *     this bounds the CPU without missing them in practice.
+ *   - HTTP: a request line that does not end in its first payload, a status
+ *     line split before its code, a response that shares its payload with a
+ *     1xx response, or a credentials header split across two segments is
+ *     missed; so is HTTP/2, and anything over TLS (port 443). A response
+ *     that goes unseen leaves its request pending: later responses are then
+ *     taken as answers to pipelined requests and not judged.
  *   - LF alone ends a line as well as CRLF; a line without any terminator at
  *     the end of a segment is read, and the next segment of that direction is
  *     taken as its continuation.
@@ -52,7 +74,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { LOGIN_NONE, LOGIN_POP3, LOGIN_IMAP, LOGIN_SMTP, LOGIN_TELNET } login_proto;
+typedef enum {
+    LOGIN_NONE,
+    LOGIN_POP3,
+    LOGIN_IMAP,
+    LOGIN_SMTP,
+    LOGIN_TELNET,
+    LOGIN_HTTP
+} login_proto;
 
 #define LOGIN_MAX_PKTS 64
 #define LOGIN_TAG_MAX  16
@@ -62,10 +91,12 @@ typedef struct {
     uint32_t next_seq[2]; /* [0] client, [1] server: sequence number after the last payload */
     uint8_t proto;        /* login_proto */
     uint8_t flags;        /* LOGIN_F_* (login.c) */
-    uint8_t wait;         /* a login command awaits its reply; Telnet: a prompt was seen */
+    uint8_t wait;         /* a login command awaits its reply; Telnet: a prompt was seen;
+                             HTTP: credentials of the last request (LOGIN_HTTP_*, login.c) */
     uint8_t failures;     /* failed logins seen, saturating at 255 */
     uint8_t pkts;         /* payload packets read */
     uint8_t tag_len;      /* IMAP: tag of the pending LOGIN/AUTHENTICATE */
+    uint8_t pending;      /* HTTP: requests without a response yet (saturating) */
     char tag[LOGIN_TAG_MAX];
 } login_state;
 
@@ -85,7 +116,7 @@ bool login_done(const login_state *s);
 unsigned login_failures(const login_state *s);
 
 /* The parser for an application protocol by its well-known TCP server port
- * (110, 143, 25, 587, 23), LOGIN_NONE for others. */
+ * (110, 143, 25, 587, 23, 80, 8080), LOGIN_NONE for others. */
 login_proto login_proto_by_port(uint16_t server_port);
 
 #endif

@@ -675,6 +675,27 @@ def pop3_bruteforce():
     return p
 
 
+HTTP_401_KEEPALIVE = HTTP_401.replace(b"Connection: close", b"Connection: keep-alive")
+
+
+@case
+def http_login_failed():
+    """HTTP Basic on keep-alive: a first request without credentials gets the 401
+    challenge (no failure), two wrong passwords are refused with 401 (login.failures 2),
+    the third is accepted with 200. A second flow only gets the challenge: no login
+    field."""
+    p = Pcap("login/http-login-failed")
+    get = lambda auth=b"": http_get(b"portal.example.gov.cn", b"/admin/",
+                                    auth and b"Authorization: Basic " + auth + b"\r\n")
+    steps = [(C, get()), (S, HTTP_401_KEEPALIVE),
+             (C, get(b"YWRtaW46YWRtaW4=")), (S, HTTP_401_KEEPALIVE),
+             (C, get(b"YWRtaW46MTIzNDU2")), (S, HTTP_401_KEEPALIVE),
+             (C, get(b"YWRtaW46cGFzc3dvcmQ=")), (S, HTTP_200)]
+    login_conv(p, "http", "10.1.1.80", 49910, 80, steps)
+    login_conv(p, "http-challenge", "10.1.1.80", 49911, 80, steps[:2], t=BASE + ms(100))
+    return p
+
+
 def smb2_header(cmd, flags):
     """A 64-byte SMB2 header ([MS-SMB2] 2.2.1.2), status 0, message id 0."""
     return (b"\xfeSMB" + struct.pack("<HHIHHIIQIIQ", 64, 0, 0, cmd, 1, flags, 0, 0, 0xFEFF, 0, 0)

@@ -1,5 +1,5 @@
 /*
- * test_login.c - the failed-login parser (sensor/login.c): the four protocols,
+ * test_login.c - the failed-login parser (sensor/login.c): the five protocols,
  * successes and errors that are no failed login, lines split across segments,
  * LF without CR, lines without an end, long lines, binary garbage, IMAP tags
  * that do not match, retransmissions, holes, and the packet budget.
@@ -310,6 +310,206 @@ static void test_retransmission_and_holes(void **state)
     assert_int_equal(login_failures(s), 2);
 }
 
+#define REQ(path, hdrs) "GET " path " HTTP/1.1\r\nHost: portal\r\n" hdrs "\r\n"
+#define R401                                                                                       \
+    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"admin\"\r\n"                     \
+    "Content-Length: 0\r\n\r\n"
+#define R200 "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+static void test_http(void **state)
+{
+    conv c;
+
+    (void)state;
+    /* a 401 to a request without credentials is the challenge */
+    conv_init(&c, LOGIN_HTTP);
+    CLI(&c, REQ("/admin/", ""));
+    SRV(&c, R401);
+    assert_int_equal(login_failures(&c.s), 0);
+    /* then the same request with credentials, refused */
+    CLI(&c, REQ("/admin/", "Authorization: Basic YWRtaW46d3Jvbmc=\r\n"));
+    SRV(&c, R401);
+    assert_int_equal(login_failures(&c.s), 1);
+    /* keep-alive: two more refusals (lower-case header name), then a 200 */
+    CLI(&c, REQ("/admin/", "authorization: Basic YWRtaW46eA==\r\n"));
+    SRV(&c, R401);
+    CLI(&c, REQ("/admin/", "AUTHORIZATION: Digest username=\"admin\", response=\"0\"\r\n"));
+    SRV(&c, "HTTP/1.0 401 Unauthorized\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 3);
+    assert_false(login_done(&c.s));
+    CLI(&c, REQ("/admin/", "Authorization: Basic YWRtaW46cGFzc3dvcmQ=\r\n"));
+    SRV(&c, R200);
+    assert_true(login_done(&c.s));
+    CLI(&c, REQ("/admin/", "Authorization: Basic eDp5\r\n"));
+    SRV(&c, R401);
+    assert_int_equal(login_failures(&c.s), 3);
+
+    /* a 200 to a request without credentials goes on */
+    conv_init(&c, LOGIN_HTTP);
+    CLI(&c, REQ("/", ""));
+    SRV(&c, R200);
+    assert_false(login_done(&c.s));
+    CLI(&c, REQ("/api", "Authorization: Bearer eyJhbGciOi.x.y\r\n"));
+    SRV(&c,
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error=\"invalid_token\"\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 1);
+}
+
+static void test_http_proxy(void **state)
+{
+    conv c;
+
+    (void)state;
+    conv_init(&c, LOGIN_HTTP);
+    CLI(&c, "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    SRV(&c, "HTTP/1.1 407 Proxy Authentication Required\r\n"
+            "Proxy-Authenticate: Basic realm=\"proxy\"\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 0);
+    CLI(&c, "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n"
+            "Proxy-Authorization: Basic dXNlcjp3cm9uZw==\r\n\r\n");
+    SRV(&c, "HTTP/1.1 407 Proxy Authentication Required\r\n"
+            "Proxy-Authenticate: Basic realm=\"proxy\"\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 1);
+    /* past the proxy, the origin's challenge: no failure */
+    CLI(&c, "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n"
+            "proxy-authorization: Basic dXNlcjpwYXNz\r\n\r\n");
+    SRV(&c, R401);
+    assert_int_equal(login_failures(&c.s), 1);
+    /* Authorization only, answered 407: the proxy's challenge */
+    CLI(&c, REQ("/", "Authorization: Basic eDp5\r\n"));
+    SRV(&c, "HTTP/1.1 407 Proxy Authentication Required\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 1);
+    /* CONNECT with good proxy credentials: the login is over */
+    CLI(&c, "CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: Basic dXNlcjpwYXNz\r\n\r\n");
+    SRV(&c, "HTTP/1.1 200 Connection established\r\n\r\n");
+    assert_true(login_done(&c.s));
+}
+
+static void test_http_handshakes(void **state)
+{
+    conv c;
+
+    (void)state;
+    /* NTLM: the 401 with the server's challenge token is a step; the 401
+     * without a token after the client's answer is the refusal */
+    conv_init(&c, LOGIN_HTTP);
+    CLI(&c, REQ("/", ""));
+    SRV(&c, "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\n"
+            "WWW-Authenticate: NTLM\r\n\r\n");
+    CLI(&c,
+        REQ("/",
+            "Authorization: NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==\r\n"));
+    SRV(&c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
+            "WWW-Authenticate: NTLM TlRMTVNTUAACAAAADAAMADgAAAAFgomi\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 0);
+    CLI(&c, REQ("/", "Authorization: NTLM TlRMTVNTUAADAAAAGAAYAGgAAAAYABgAgAAAAA==\r\n"));
+    SRV(&c, "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\n"
+            "WWW-Authenticate: NTLM\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 1);
+    /* the challenge header in the next segment of the response */
+    CLI(&c,
+        REQ("/",
+            "Authorization: NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==\r\n"));
+    SRV(&c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n");
+    SRV(&c, "www-authenticate: ntlm TlRMTVNTUAACAAAADAAMADgAAAAFgomi\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 1);
+    /* Digest with a stale nonce: the client retries, no failure */
+    conv_init(&c, LOGIN_HTTP);
+    CLI(&c, REQ("/", "Authorization: Digest username=\"a\", nonce=\"old\"\r\n"));
+    SRV(&c, "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", "
+            "nonce=\"new\", stale=TRUE\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 0);
+    CLI(&c, REQ("/", "Authorization: Digest username=\"a\", nonce=\"new\"\r\n"));
+    SRV(&c, "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", "
+            "nonce=\"newer\", stale=false\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 1);
+}
+
+static void test_http_bodies_and_pipelining(void **state)
+{
+    conv c;
+
+    (void)state;
+    /* status text inside a body, mid-packet or at the start of a body segment */
+    conv_init(&c, LOGIN_HTTP);
+    CLI(&c, REQ("/log.txt", "Authorization: Basic YWRtaW46cGFzc3dvcmQ=\r\n"));
+    SRV(&c, "HTTP/1.1 404 Not Found\r\nContent-Length: 80\r\n\r\nHTTP/1.1 401 Unauthorized\r\n");
+    SRV(&c, "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 0);
+    /* a request body with a credentials line and request text is not read */
+    CLI(&c, "POST /login HTTP/1.1\r\nHost: portal\r\nContent-Length: 60\r\n\r\n"
+            "Authorization: Basic x\r\n");
+    CLI(&c, "GET /x HTTP/1.1 is not a request here\r\n");
+    SRV(&c, R401);
+    assert_int_equal(login_failures(&c.s), 0);
+    /* credentials header in a second segment of the request headers */
+    CLI(&c, "GET /admin/ HTTP/1.1\r\nHost: portal\r\n");
+    CLI(&c, "Authorization: Basic eDp5\r\n\r\n");
+    SRV(&c, R401);
+    assert_int_equal(login_failures(&c.s), 1);
+    /* 100 Continue is no answer; the final response after it is */
+    CLI(&c, "POST /admin/ HTTP/1.1\r\nAuthorization: Basic eDp5\r\nExpect: 100-continue\r\n\r\n");
+    SRV(&c, "HTTP/1.1 100 Continue\r\n\r\n");
+    CLI(&c, "user=x");
+    SRV(&c, R401);
+    assert_int_equal(login_failures(&c.s), 2);
+    /* pipelined: only the answer to the last request is judged */
+    CLI(&c, REQ("/a", "Authorization: Basic eDp5\r\n") REQ("/b", ""));
+    CLI(&c, REQ("/c", ""));
+    SRV(&c, R401);
+    SRV(&c, R401);
+    assert_int_equal(login_failures(&c.s), 2);
+    SRV(&c, R401); /* answers /c, which had no credentials */
+    assert_int_equal(login_failures(&c.s), 2);
+    CLI(&c, REQ("/d", "Authorization: Basic eDp5\r\n"));
+    CLI(&c, REQ("/e", "Authorization: Basic eDp6\r\n"));
+    SRV(&c, R401);
+    SRV(&c, R401);
+    assert_int_equal(login_failures(&c.s), 3);
+    /* Upgrade: the flow is no longer HTTP */
+    CLI(&c, REQ("/ws", "Upgrade: websocket\r\nConnection: Upgrade\r\n"));
+    SRV(&c, "HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    assert_true(login_done(&c.s));
+}
+
+static void test_http_garbage(void **state)
+{
+    conv c;
+    uint8_t junk[1500];
+    uint32_t x = 12345;
+
+    (void)state;
+    conv_init(&c, LOGIN_HTTP);
+    for (int round = 0; round < 30; round++) {
+        for (size_t i = 0; i < sizeof(junk); i++) {
+            x = x * 1103515245u + 12345u;
+            junk[i] = (uint8_t)(x >> 16);
+        }
+        send_n(&c, round & 1, junk, (size_t)(x % sizeof(junk)) + 1);
+    }
+    assert_int_equal(login_failures(&c.s), 0);
+    /* near misses of a request and a status line */
+    conv_init(&c, LOGIN_HTTP);
+    CLI(&c, "GET");
+    CLI(&c, "GET /x HTTP/1.1");
+    CLI(&c, " / HTTP/1.1\r\nAuthorization: x\r\n\r\n");
+    CLI(&c, "get / HTTP/1.1\r\nAuthorization: x\r\n\r\n");
+    CLI(&c, "GET / HTTP/2.0\r\nAuthorization: x\r\n\r\n");
+    SRV(&c, "HTTP/1.1 401");
+    SRV(&c, "HTTP/1.1 4010 x\r\n");
+    SRV(&c, "HTTP/1.1 40");
+    SRV(&c, "HTTP/2 401\r\n");
+    SRV(&c, "\r\nHTTP/1.1 401 Unauthorized\r\n\r\n");
+    assert_int_equal(login_failures(&c.s), 0);
+    /* a status line without a reason phrase ends at the packet */
+    CLI(&c, "GET / HTTP/1.1\r\nAuthorization: x\r\n\r\n");
+    SRV(&c, "HTTP/1.1 401");
+    assert_int_equal(login_failures(&c.s), 1);
+    assert_int_equal(login_proto_by_port(80), LOGIN_HTTP);
+    assert_int_equal(login_proto_by_port(8080), LOGIN_HTTP);
+    assert_int_equal(login_proto_by_port(443), LOGIN_NONE);
+}
+
 static void test_budget_and_none(void **state)
 {
     conv c;
@@ -356,6 +556,11 @@ int main(void)
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_retransmission_and_holes),
         cmocka_unit_test(test_budget_and_none),
+        cmocka_unit_test(test_http),
+        cmocka_unit_test(test_http_proxy),
+        cmocka_unit_test(test_http_handshakes),
+        cmocka_unit_test(test_http_bodies_and_pipelining),
+        cmocka_unit_test(test_http_garbage),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
