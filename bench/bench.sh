@@ -343,7 +343,7 @@ for n in "${MEM_NAMES[@]}"; do
     if [ "$n" = ndpi ]; then
         MEM_ROWS+=("$n|$peak|$base|${NDPI_FLOWS:-?}|-|-|-")
     else
-        read -r flows fmem rpeak ypeak <<<"$(stats_get "$TMP/m.ndjson" flow.max_active flow.memory \
+        read -r flows fmem rpeak ypeak <<<"$(stats_get "$TMP/m.ndjson" flow.max_active flow.memory_peak \
             reassembly.memory_peak yara.buffer_memory_peak)"
         MEM_ROWS+=("$n|$peak|$base|$flows|$fmem|$rpeak|$ypeak")
     fi
@@ -471,7 +471,7 @@ memory_report() {
         per[$n]=$(awk -v p="$peak" -v b="$base" -v f="$flows" 'BEGIN {printf "%.0f", (p - b) * 1024 / f}')
         awk -v l="${MEM_LABEL[$n]}" -v p="$peak" -v b="$base" -v f="$flows" -v x="${per[$n]}" 'BEGIN {
             printf "  %-30s %12.1f %12.1f %11d %10d\n", l, p / 1024, b / 1024, f, x }'
-        [ "$n" = mdpi ] && MEM_FMEM=$fmem
+        [ "$n" = mdpi ] && MEM_FMEM=$fmem && MEM_FLOWS=$flows
         [ "$n" = myara ] && MEM_PEAKS="scan buffers $ypeak bytes, out-of-order segments $rpeak bytes"
     done
     if [ -n "${per[mdpi]:-}" ] && [ -n "${per[mnodpi]:-}" ]; then
@@ -486,9 +486,13 @@ memory_report() {
             printf "  %-46s %.2fx  (below 1: the sensor holds less per flow)\n",
                 "fenghuo DPI vs ndpiReader, bytes per flow:", s / n }'
     fi
-    echo "  the sensor's own accounting: flow.memory in the final stats event = ${MEM_FMEM:-?} bytes; the"
-    echo "    event reports the memory held when it is written, after every flow has ended at the end"
-    echo "    of the input, and no peak, so RSS is the measure here"
+    if [[ ${MEM_FMEM:-} =~ ^[0-9]+$ ]] && [[ ${MEM_FLOWS:-} =~ ^[1-9][0-9]*$ ]]; then
+        awk -v m="$MEM_FMEM" -v f="$MEM_FLOWS" 'BEGIN {
+            printf "  the sensor'"'"'s own accounting (DPI): flow.memory_peak %.1f MiB / %d flows = %.0f bytes per flow\n",
+                m / 1048576, f, m / f }'
+        echo "    (flow records, nDPI flow state and metadata as the sensor counts them against"
+        echo "    flow.memcap; RSS also holds the allocator's overhead, the nDPI engine and the GeoIP pages)"
+    fi
     if [[ ${NDPI_PEAKMEM:-} =~ ^[0-9]+$ ]] && [[ ${NDPI_FLOWS:-} =~ ^[1-9][0-9]*$ ]]; then
         awk -v m="$NDPI_PEAKMEM" -v f="$NDPI_FLOWS" 'BEGIN {
             printf "  ndpiReader'"'"'s own accounting: Peak Memory %.1f MiB / %d flows = %.0f bytes per flow\n",

@@ -307,6 +307,8 @@ static flow *flow_new(flow_table *t, const decode_pkt *p, const flow_key *k, uin
     t->buckets[hash & (t->nbuckets - 1)] = f;
     list_append(t, f);
     t->mem_used += sizeof(*f);
+    if (t->mem_used > t->mem_peak)
+        t->mem_peak = t->mem_used;
     t->stats.created++;
     if (++t->stats.active > t->stats.max_active)
         t->stats.max_active = t->stats.active;
@@ -422,11 +424,15 @@ void flow_maybe_update(flow_table *t, flow *f, uint64_t now)
 void flow_set_extra_mem(flow_table *t, flow *f, uint32_t bytes)
 {
     t->mem_used = t->mem_used - f->extra_mem + bytes;
+    if (t->mem_used > t->mem_peak)
+        t->mem_peak = t->mem_used;
     f->extra_mem = bytes;
 }
 
 void flow_set_payload_mem(flow_table *t, flow *f, uint32_t bytes)
 {
     t->mem_used = t->mem_used - f->payload_mem + bytes;
+    if (t->mem_used > t->mem_peak)
+        t->mem_peak = t->mem_used;
     f->payload_mem = bytes;
 }

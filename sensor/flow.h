@@ -138,6 +138,7 @@ typedef struct {
     uint64_t update_us;
     uint32_t max_flows;
     size_t memcap, mem_used;
+    size_t mem_peak; /* most mem_used ever */
     uint64_t hash_seed;
     flow *free_list; /* recycled records, so steady state allocates nothing */
     uint32_t free_count;

@@ -1055,7 +1055,8 @@ static void write_stats_event(pipeline *p, uint64_t now_us)
     const decode_stats *d = &p->dec.stats;
     flow_stats fs = {0};
     dpi_stats ds = {0};
-    uint64_t flow_mem = 0, unaccounted = 0, geo_lookups = 0, geo_found = 0, geo_errors = 0;
+    uint64_t flow_mem = 0, flow_mem_peak = 0, unaccounted = 0, geo_lookups = 0, geo_found = 0,
+             geo_errors = 0;
     uint64_t events = p->out.events, dropped = p->out.events_dropped;
     uint64_t write_errors = p->out.write_errors, max_active = 0;
     bool yara = false;
@@ -1069,6 +1070,7 @@ static void write_stats_event(pipeline *p, uint64_t now_us)
         if (w->dpi)
             add_counters(&ds, dpi_engine_stats(w->dpi), sizeof(ds));
         flow_mem += w->flows.mem_used;
+        flow_mem_peak += w->flows.mem_peak;
         unaccounted += w->flows_unaccounted;
         geo_lookups += w->geo_lookups;
         geo_found += w->geo_found;
@@ -1146,6 +1148,7 @@ static void write_stats_event(pipeline *p, uint64_t now_us)
             jbuf_u64(b, flow_reason_name((flow_reason)r), fs.by_reason[r]);
     jbuf_obj_close(b);
     jbuf_u64(b, "memory", flow_mem);
+    jbuf_u64(b, "memory_peak", flow_mem_peak);
     jbuf_obj_close(b);
 
     if (p->cfg->dpi.enabled) {

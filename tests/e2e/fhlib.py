@@ -318,6 +318,7 @@ def canonical_event(ev, drop=()):
     if ev.get("event_type") == "stats":
         ev.get("stats", {}).pop("workers", None)
         ev.get("stats", {}).get("flow", {}).pop("max_active", None)
+        ev.get("stats", {}).get("flow", {}).pop("memory_peak", None)
         yara = ev.get("stats", {}).get("yara")
         if yara:
             yara.pop("buffer_memory_peak", None)
