@@ -1,15 +1,25 @@
 /*
- * pipeline.h - one packet-processing pipeline: decode -> flow -> DPI ->
- * enrichment -> events.
+ * pipeline.h - the packet path: decode -> flow -> DPI -> enrichment -> events.
  *
- * A pipeline owns its decoder, flow table, nDPI engine and JSON buffer; it
- * shares the read-only GeoIP databases and writes to a sink. Nothing here
- * allocates per packet: flows are recycled, nDPI state is per flow, the
- * event buffer is reused.
+ *   capture thread: pipeline_packet()        worker (pworker) x N
+ *     decode (defrag, tunnels), anomalies  ─ring─►  flow table, nDPI, reassembly,
+ *     capture clock, stats events                   YARA, flow/metadata/yara events
+ *
+ * The pipeline (the capture side) owns the decoder and the workers; each
+ * worker owns its flow table, nDPI engine, payload inspection state, JSON
+ * buffer and event batch. GeoIP databases are shared read-only. With one
+ * worker there is no thread and no ring: pipeline_packet() calls the worker.
+ * With N > 1 each worker runs on its own thread, fed through a lock-free ring
+ * (ring.h); sensor/README.md explains the dispatch, time and barriers. Nothing
+ * here allocates per packet on the steady path: flows are recycled, nDPI state
+ * is per flow, the event buffers are reused.
  *
  * Time: pipeline_packet() advances the clock to the highest packet time seen;
  * pipeline_tick() lets a live capture advance it without packets. All flow
- * expiry and periodic events run on that clock (see flow.h).
+ * expiry and periodic events run on that clock (see flow.h); workers get it
+ * with every packet and in a tick every 100 ms of clock.
+ *
+ * All functions here are called from the capture thread only.
  */
 #ifndef FH_PIPELINE_H
 #define FH_PIPELINE_H
