@@ -126,6 +126,30 @@ def test_memcap_counted(run_sensor, testdata, validator):
     assert flow["reassembly"]["toclient"]["truncated"] is True
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tight_limits_on_real_traffic(run_sensor, shared, validator, threads):
+    """Real browsing traffic with YARA on and every limit far too small: flows evicted
+    while their directions are still buffered (each is scanned and freed at eviction),
+    scan buffers past yara.memcap: all counted, every event valid, nothing leaks or
+    crashes (the suite also runs under ASan), with and without worker threads."""
+    cap = os.path.join(shared, "pcap", "bench", "pcapplusplus-example-browsing.pcap")
+    if not os.path.exists(cap):
+        pytest.skip("%s absent (the shared corpus)" % cap)
+    events, err, rc = run_sensor(["-r", cap, "--yara-rules", RULES, "--threads", str(threads),
+                                  "--set", "flow.max_flows=8", "--set", "yara.memcap=16k",
+                                  "--set", "reassembly.memcap=8k", "--set", "yara.max_bytes=64k"])
+    assert rc == 0, err
+    validator(events)
+    st = events[-1]["stats"]
+    assert st["flow"]["evicted"] > 100, st["flow"]
+    assert st["flow"]["by_reason"]["forced"] == st["flow"]["evicted"]
+    assert st["yara"]["drops"]["memcap"] > 0 and st["yara"]["scans"] > 0, st["yara"]
+    assert st["yara"]["buffer_memory"] == 0 and st["flow"]["memory"] == 0, st
+    ended = [e for e in events if e["event_type"] == "flow" and e["flow"]["reason"] != "update"]
+    assert len(ended) == st["flow"]["ended"]
+    assert sum(1 for e in ended if e["flow"]["reason"] == "forced") == st["flow"]["evicted"]
+
+
 def wait_for(pred, timeout):
     end = time.time() + timeout
     while time.time() < end:
