@@ -506,8 +506,8 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
         if (nc > w->max_bytes)
             nc = w->max_bytes;
         if (w->buf_mem - fp->cap[d] + nc > w->memcap || !(nb = realloc(fp->buf[d], nc))) {
-            w->memcap_drops++;
-            w->memcap_drop_bytes += n;
+            w->cnt.memcap_drops++;
+            w->cnt.memcap_drop_bytes += n;
             fp->trunc[d] = 1;
             return;
         }
@@ -589,10 +589,10 @@ static int on_match(const yara_match *m, void *arg)
     char cid[COMMUNITY_ID_LEN];
 
     if (c->udp && !udp_first_match(p, c, m)) {
-        p->pw.udp_duplicates++;
+        p->pw.cnt.udp_duplicates++;
         return 0;
     }
-    p->pw.matches++;
+    p->pw.cnt.matches++;
     jbuf_reset(b);
     flow_header(p, b, c->f, c->ts_us, "yara", cid);
     yara_match_to_json(b, m, c->dir == FLOW_TOSERVER ? YARA_DIR_TO_SERVER : YARA_DIR_TO_CLIENT,
@@ -624,13 +624,13 @@ static void run_scan(pworker *p, scan_ctx *c, const uint8_t *data, uint32_t len)
     if (!s || !len)
         return;
     c->scanned = len;
-    w->scans++;
-    w->scanned_bytes += len;
+    w->cnt.scans++;
+    w->cnt.scanned_bytes += len;
     rc = yara_scan(s, data, len, on_match, c);
     if (rc == FH_ERR_LIMIT)
-        w->timeouts++;
+        w->cnt.timeouts++;
     else if (rc < 0)
-        w->errors++;
+        w->cnt.errors++;
 }
 
 /* Scans a TCP direction once with what it holds, then frees its buffers. */
@@ -644,9 +644,9 @@ static void scan_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_
     fp->done[dir] = 1;
     reasm_release(&w->reasm, &fp->rd[dir]);
     if (fp->len[dir]) {
-        w->tcp_scans++;
+        w->cnt.tcp_scans++;
         if (fp->rd[dir].gaps)
-            w->scans_with_gaps++;
+            w->cnt.scans_with_gaps++;
         run_scan(p, &c, fp->buf[dir], fp->len[dir]);
     }
     free_scan_buf(w, fp, dir);
@@ -712,7 +712,7 @@ static void payload_udp(pworker *p, flow *f, const decode_pkt *k, int dir)
         return;
     if (n > p->pw.max_bytes)
         n = p->pw.max_bytes;
-    p->pw.udp_scans++;
+    p->pw.cnt.udp_scans++;
     run_scan(p, &c, k->payload, n);
 }
 
@@ -915,36 +915,28 @@ static void add_counters(void *dst, const void *src, size_t size)
 _Static_assert(sizeof(reasm_stats) % sizeof(uint64_t) == 0, "reasm_stats: uint64_t only");
 _Static_assert(sizeof(flow_stats) % sizeof(uint64_t) == 0, "flow_stats: uint64_t only");
 _Static_assert(sizeof(dpi_stats) % sizeof(uint64_t) == 0, "dpi_stats: uint64_t only");
+_Static_assert(sizeof(payload_counters) % sizeof(uint64_t) == 0, "payload_counters: uint64_t only");
 
 static void write_payload_stats(const pipeline *pl, jbuf *b)
 {
-    payload_worker w = {0};
+    payload_counters w = {0};
     reasm_stats rs = {0};
-    size_t rmem = 0, rpeak = 0;
+    size_t rmem = 0, rpeak = 0, buf_mem = 0, buf_mem_peak = 0;
+    uint64_t rule_sets = 0;
     uint32_t rules = 0;
 
     for (unsigned i = 0; i < pl->nworkers; i++) {
         const payload_worker *x = &pl->workers[i].pw;
 
         add_counters(&rs, &x->reasm.stats, sizeof(rs));
+        add_counters(&w, &x->cnt, sizeof(w));
         rmem += x->reasm.mem_used;
         rpeak += x->reasm.mem_peak;
-        w.buf_mem += x->buf_mem;
-        w.buf_mem_peak += x->buf_mem_peak;
-        w.scans += x->scans;
-        w.scanned_bytes += x->scanned_bytes;
-        w.matches += x->matches;
-        w.timeouts += x->timeouts;
-        w.errors += x->errors;
-        w.tcp_scans += x->tcp_scans;
-        w.udp_scans += x->udp_scans;
-        w.udp_duplicates += x->udp_duplicates;
-        w.memcap_drops += x->memcap_drops;
-        w.memcap_drop_bytes += x->memcap_drop_bytes;
-        w.scans_with_gaps += x->scans_with_gaps;
+        buf_mem += x->buf_mem;
+        buf_mem_peak += x->buf_mem_peak;
         /* Rule sets the sensor has used: every worker makes a scanner per set. */
-        if (x->rule_sets > w.rule_sets)
-            w.rule_sets = x->rule_sets;
+        if (x->rule_sets > rule_sets)
+            rule_sets = x->rule_sets;
         if (x->scanner)
             rules = yara_rules_count(yara_scanner_rules(x->scanner));
     }
@@ -975,7 +967,7 @@ static void write_payload_stats(const pipeline *pl, jbuf *b)
 
     jbuf_obj_open(b, "yara");
     jbuf_u64(b, "rules", rules);
-    jbuf_u64(b, "rule_sets", w.rule_sets);
+    jbuf_u64(b, "rule_sets", rule_sets);
     jbuf_u64(b, "scans", w.scans);
     jbuf_u64(b, "tcp_scans", w.tcp_scans);
     jbuf_u64(b, "udp_scans", w.udp_scans);
@@ -985,8 +977,8 @@ static void write_payload_stats(const pipeline *pl, jbuf *b)
     jbuf_u64(b, "udp_duplicates", w.udp_duplicates);
     jbuf_u64(b, "timeouts", w.timeouts);
     jbuf_u64(b, "errors", w.errors);
-    jbuf_u64(b, "buffer_memory", w.buf_mem);
-    jbuf_u64(b, "buffer_memory_peak", w.buf_mem_peak);
+    jbuf_u64(b, "buffer_memory", buf_mem);
+    jbuf_u64(b, "buffer_memory_peak", buf_mem_peak);
     jbuf_obj_open(b, "drops");
     jbuf_u64(b, "memcap", w.memcap_drops);
     jbuf_obj_close(b);
@@ -1057,8 +1049,8 @@ static void write_stats_event(pipeline *p, uint64_t now_us)
     dpi_stats ds = {0};
     uint64_t flow_mem = 0, flow_mem_peak = 0, unaccounted = 0, geo_lookups = 0, geo_found = 0,
              geo_errors = 0;
-    uint64_t events = p->out.events, dropped = p->out.events_dropped;
-    uint64_t write_errors = p->out.write_errors, max_active = 0;
+    uint64_t max_active = 0;
+    pipeline_totals t;
     bool yara = false;
 
     for (unsigned i = 0; i < p->nworkers; i++) {
@@ -1075,9 +1067,6 @@ static void write_stats_event(pipeline *p, uint64_t now_us)
         geo_lookups += w->geo_lookups;
         geo_found += w->geo_found;
         geo_errors += w->geo_errors;
-        events += w->out.events;
-        dropped += w->out.events_dropped;
-        write_errors += w->out.write_errors;
         yara |= w->pw.slot != NULL;
     }
     /* The most flows alive at once in one worker; with one worker, in the sensor. */
@@ -1181,9 +1170,10 @@ static void write_stats_event(pipeline *p, uint64_t now_us)
     }
 
     jbuf_obj_open(b, "output");
-    jbuf_u64(b, "events", events + 1); /* this one included */
-    jbuf_u64(b, "dropped", dropped);
-    jbuf_u64(b, "write_errors", write_errors);
+    pipeline_get_totals(p, &t);
+    jbuf_u64(b, "events", t.events + 1); /* this one included */
+    jbuf_u64(b, "dropped", t.events_dropped);
+    jbuf_u64(b, "write_errors", t.write_errors);
     jbuf_obj_close(b);
 
     jbuf_obj_close(b);

@@ -71,6 +71,14 @@ typedef struct {
     capture_iface_stats ifaces[CAPTURE_MAX_IFACES];
 } capture_stats;
 
+/* Payload inspection counters of one worker: uint64_t only, summed over the workers. */
+typedef struct {
+    uint64_t scans, scanned_bytes, matches, timeouts, errors;
+    uint64_t tcp_scans, udp_scans, udp_duplicates;
+    uint64_t memcap_drops, memcap_drop_bytes; /* payload not buffered: yara.memcap */
+    uint64_t scans_with_gaps;
+} payload_counters;
+
 /*
  * Payload inspection state of one worker: the TCP reassembly context, the
  * YARA scanner and their counters. The rules slot is shared with whoever
@@ -86,10 +94,8 @@ typedef struct {
     size_t excerpt_bytes;         /* yara.excerpt_bytes */
     size_t memcap;                /* this worker's share of yara.memcap: scan buffers */
     size_t buf_mem, buf_mem_peak; /* scan buffers held now / at most */
-    uint64_t scans, scanned_bytes, matches, timeouts, errors, rule_sets;
-    uint64_t tcp_scans, udp_scans, udp_duplicates;
-    uint64_t memcap_drops, memcap_drop_bytes; /* payload not buffered: yara.memcap */
-    uint64_t scans_with_gaps;
+    uint64_t rule_sets;           /* scanners made: one per rule set taken into service */
+    payload_counters cnt;
 } payload_worker;
 
 /*
