@@ -13,8 +13,10 @@ import base64
 import json
 import hashlib
 import ipaddress
+import os
 import re
 import struct
+import subprocess
 
 # ---------------------------------------------------------------------------------------------
 # Community ID v1
@@ -366,3 +368,27 @@ def compare_runs(a, b, drop=()):
     if sa != sb:
         out.append("stats events differ (%d vs %d)" % (len(sa), len(sb)))
     return out
+
+
+# ---- the correlator over the level-3 pack ----------------------------------------------
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_level3(correlator, events_path, tmp_path):
+    """Runs the correlator with the level-3 pack and the example inventory over an NDJSON
+    file (alerts to tmp_path/alerts.json, store tmp_path/alerts.db). Returns (the last
+    update of each alert, in first-seen order; the correlator's stderr); asserts exit 0."""
+    out = tmp_path / "alerts.json"
+    p = subprocess.run(
+        [correlator, "--rules", os.path.join(_REPO, "rules", "level3"),
+         "--assets", os.path.join(_REPO, "rules", "assets.example.yaml"),
+         "--input", str(events_path), "--alerts-out", str(out),
+         "--db", str(tmp_path / "alerts.db")],
+        capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    alerts = {}
+    for line in out.read_text().splitlines():
+        a = json.loads(line)
+        alerts[a["id"]] = a
+    return list(alerts.values()), p.stderr

@@ -69,13 +69,6 @@ BAD = [
 ]
 
 
-@pytest.fixture(scope="module")
-def correlator(build_dir):
-    path = os.path.join(build_dir, "bin", "fenghuo-correlator")
-    if not os.access(path, os.X_OK):
-        pytest.skip("fenghuo-correlator not built")
-    return path
-
 
 def check(correlator, path):
     return subprocess.run([correlator, "--check-rules", path, "--quiet"], capture_output=True,

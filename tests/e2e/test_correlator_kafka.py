@@ -63,13 +63,6 @@ pytestmark = pytest.mark.skipif(shutil.which("kcat") is None,
                                 reason="kcat is not installed (make deps installs it)")
 
 
-@pytest.fixture(scope="module")
-def correlator(build_dir):
-    path = os.path.join(build_dir, "bin", "fenghuo-correlator")
-    if not os.access(path, os.X_OK):
-        pytest.skip("fenghuo-correlator not built")
-    return path
-
 
 # ---- events ------------------------------------------------------------------------------
 

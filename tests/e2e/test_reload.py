@@ -9,18 +9,10 @@ import signal
 import subprocess
 import time
 
-import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
-
-@pytest.fixture(scope="module")
-def correlator(build_dir):
-    path = os.path.join(build_dir, "bin", "fenghuo-correlator")
-    if not os.access(path, os.X_OK):
-        pytest.skip("fenghuo-correlator not built")
-    return path
 
 
 def wait_for(pred, timeout=15):

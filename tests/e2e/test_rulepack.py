@@ -12,12 +12,13 @@ has one, and the alert's src.ip / dest.ip.
 """
 
 import glob
-import json
 import os
 import subprocess
 
 import pytest
 import yaml
+
+import fhlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -55,27 +56,8 @@ def alert_fields(a):
 
 
 def run_case(correlator, case, tmp_path):
-    out = tmp_path / "alerts.json"
-    p = subprocess.run(
-        [correlator, "--rules", os.path.join(REPO, "rules", "level3"),
-         "--assets", os.path.join(REPO, "rules", "assets.example.yaml"),
-         "--input", os.path.join(case, "events.ndjson"), "--alerts-out", str(out),
-         "--db", str(tmp_path / "alerts.db")],
-        capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    alerts = {}
-    for line in out.read_text().splitlines():
-        a = json.loads(line)
-        alerts[a["id"]] = a  # the last update of each alert
-    return list(alerts.values()), p.stderr
+    return fhlib.run_level3(correlator, os.path.join(case, "events.ndjson"), tmp_path)
 
-
-@pytest.fixture(scope="module")
-def correlator(build_dir):
-    path = os.path.join(build_dir, "bin", "fenghuo-correlator")
-    if not os.access(path, os.X_OK):
-        pytest.skip("fenghuo-correlator not built")
-    return path
 
 
 @pytest.mark.parametrize("case", CASES, ids=[os.path.basename(c) for c in CASES])

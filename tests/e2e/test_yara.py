@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+import fhlib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 RULES = os.path.join(REPO, "rules", "yara")
@@ -159,6 +161,21 @@ def wait_for(pred, timeout):
     return False
 
 
+def assert_rules_switched(events, validator):
+    """The events of yara-reload.pcap (60 datagrams with the EICAR string and a marker)
+    with the EICAR rule replaced by the marker rule mid-run: valid, every datagram matched
+    by exactly one of the two sets, enough of each, all EICAR matches first. Returns the
+    yara events."""
+    validator(events)
+    ys = yara_events(events)
+    eicar = [e for e in ys if e["yara"]["rule"] == EICAR_RULE]
+    mark = [e for e in ys if e["yara"]["rule"] == "Fenghuo_Reload_Mark"]
+    assert len(eicar) + len(mark) == len(ys) == 60, [e["yara"]["rule"] for e in ys]
+    assert len(eicar) >= 10 and len(mark) >= 5, (len(eicar), len(mark))
+    assert max(e["timestamp"] for e in eicar) < min(e["timestamp"] for e in mark)
+    return ys
+
+
 def test_sighup_reload(sensor_bin, testdata, tmp_path, validator):
     """The pcap has 60 one-datagram UDP flows, each with the EICAR string and a marker,
     paced at 20 packets/s. Halfway through, a broken rule file and SIGHUP: logged with
@@ -193,13 +210,7 @@ def test_sighup_reload(sensor_bin, testdata, tmp_path, validator):
             p.kill()
             p.wait()
     events = [json.loads(l) for l in out.read_text().splitlines()]
-    validator(events)
-    ys = yara_events(events)
-    eicar = [e for e in ys if e["yara"]["rule"] == EICAR_RULE]
-    mark = [e for e in ys if e["yara"]["rule"] == "Fenghuo_Reload_Mark"]
-    assert len(eicar) + len(mark) == len(ys) == 60, [e["yara"]["rule"] for e in ys]
-    assert len(eicar) >= 10 and len(mark) >= 5, (len(eicar), len(mark))
-    assert max(e["timestamp"] for e in eicar) < min(e["timestamp"] for e in mark)
+    ys = assert_rules_switched(events, validator)
     assert sorted(e["src_port"] for e in ys) == list(range(42000, 42060))
     stats = events[-1]["stats"]["yara"]
     assert stats["rule_sets"] == 2 and stats["rules"] == 1 and stats["matches"] == 60
@@ -252,14 +263,7 @@ def test_sighup_rereads_the_configuration(sensor_bin, testdata, tmp_path, valida
         if p.poll() is None:
             p.kill()
             p.wait()
-    events = [json.loads(l) for l in out.read_text().splitlines()]
-    validator(events)
-    ys = yara_events(events)
-    eicar_ev = [e for e in ys if e["yara"]["rule"] == EICAR_RULE]
-    mark_ev = [e for e in ys if e["yara"]["rule"] == "Fenghuo_Reload_Mark"]
-    assert len(eicar_ev) + len(mark_ev) == len(ys) == 60, [e["yara"]["rule"] for e in ys]
-    assert len(eicar_ev) >= 10 and len(mark_ev) >= 5, (len(eicar_ev), len(mark_ev))
-    assert max(e["timestamp"] for e in eicar_ev) < min(e["timestamp"] for e in mark_ev)
+    assert_rules_switched([json.loads(l) for l in out.read_text().splitlines()], validator)
 
 
 def test_sighup_without_yara_is_harmless(sensor_bin, testdata, tmp_path):
@@ -276,13 +280,6 @@ def test_sighup_without_yara_is_harmless(sensor_bin, testdata, tmp_path):
     assert not yara_events(events) and events[-1]["event_type"] == "stats"
 
 
-@pytest.fixture(scope="module")
-def correlator(build_dir):
-    path = os.path.join(build_dir, "bin", "fenghuo-correlator")
-    if not os.access(path, os.X_OK):
-        pytest.skip("fenghuo-correlator not built")
-    return path
-
 
 def test_sensor_to_correlator_l3_12(sensor_bin, correlator, testdata, tmp_path):
     """EICAR over HTTP, through both binaries: one L3-12 virus alert (malware.virus)
@@ -292,18 +289,7 @@ def test_sensor_to_correlator_l3_12(sensor_bin, correlator, testdata, tmp_path):
                         "--yara-rules", RULES, "-w", str(events)],
                        capture_output=True, text=True, timeout=120)
     assert s.returncode == 0, s.stderr
-    out = tmp_path / "alerts.json"
-    c = subprocess.run(
-        [correlator, "--rules", os.path.join(REPO, "rules", "level3"),
-         "--assets", os.path.join(REPO, "rules", "assets.example.yaml"),
-         "--input", str(events), "--alerts-out", str(out), "--db", str(tmp_path / "a.db")],
-        capture_output=True, text=True, timeout=300)
-    assert c.returncode == 0, c.stderr
-    alerts = {}
-    for line in out.read_text().splitlines():
-        a = json.loads(line)
-        alerts[a["id"]] = a
-    alerts = list(alerts.values())
+    alerts, _ = fhlib.run_level3(correlator, events, tmp_path)
     assert [a["rule"]["name"] for a in alerts] == ["l3_12_yara_virus"], alerts
     (a,) = alerts
     assert a["category"] == "malware" and a["subcategory"] == "virus"
