@@ -116,6 +116,56 @@ static char *dup_scalar(ctx *c, yaml_node_t *m, const char *k)
     return v ? strdup(v) : NULL;
 }
 
+typedef struct {
+    const char *k;
+    yaml_node_t *n;
+} key_ref;
+
+static int key_ref_cmp(const void *a, const void *b)
+{
+    const key_ref *x = a, *y = b;
+    int c = strcmp(x->k, y->k);
+
+    /* equal names: the later one in the file is the duplicate */
+    if (c)
+        return c;
+    return (x->n->start_mark.index > y->n->start_mark.index) -
+           (x->n->start_mark.index < y->n->start_mark.index);
+}
+
+/*
+ * Refuses a mapping that names one key twice (libyaml keeps both and a
+ * lookup would silently take the first): "duplicate key 'K' (first at line N)"
+ * at the second one. O(n log n), so a map of many keys is no cost either.
+ */
+static bool check_unique_keys(ctx *c, yaml_node_t *m, const char *what)
+{
+    size_t n, k = 0;
+    key_ref *v;
+    bool ok = true;
+
+    if (!m || m->type != YAML_MAPPING_NODE)
+        return true;
+    n = (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
+    if (n < 2)
+        return true;
+    if (!(v = malloc(n * sizeof(*v))))
+        return fail_at(c, m, "out of memory");
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = node(c, p->key);
+
+        if (scalar(kn))
+            v[k++] = (key_ref){scalar(kn), kn};
+    }
+    qsort(v, k, sizeof(*v), key_ref_cmp);
+    for (size_t i = 1; ok && i < k; i++)
+        if (!strcmp(v[i - 1].k, v[i].k))
+            ok = fail_at(c, v[i].n, "duplicate key '%s' in %s (first at line %u)", v[i].k, what,
+                         (unsigned)v[i - 1].n->start_mark.line + 1);
+    free(v);
+    return ok;
+}
+
 /* Classifies a plain scalar as YAML 1.1/1.2 core would: number, bool, null or string. */
 static yaml_value_type scalar_type(yaml_node_t *n)
 {
@@ -381,35 +431,70 @@ static bool compile_expanded(ctx *c, yaml_node_t *kn, yaml_node_t *vn, const cha
     return true;
 }
 
+/*
+ * Splits "field|mod|mod" at its bars into key (a copy) and toks. An empty part
+ * ("a||b", a trailing '|') is refused, as is a key longer than the buffer:
+ * neither may be read as something else.
+ */
+static bool split_key(ctx *c, yaml_node_t *kn, char *key, size_t keylen, char **toks,
+                      size_t *ntoks, size_t maxtoks)
+{
+    const char *k = scalar(kn);
+    size_t len = strlen(k);
+    char *p;
+
+    if (len >= keylen)
+        return fail_at(c, kn, "field name and modifiers longer than %zu bytes", keylen - 1);
+    memcpy(key, k, len + 1);
+    *ntoks = 0;
+    p = key;
+    for (;;) {
+        char *bar = strchr(p, '|');
+
+        if (*ntoks == maxtoks)
+            return fail_at(c, kn, "too many modifiers");
+        toks[(*ntoks)++] = p;
+        if (!bar)
+            break;
+        *bar = '\0';
+        p = bar + 1;
+    }
+    for (size_t i = 1; i < *ntoks; i++)
+        if (!toks[i][0])
+            return fail_at(c, kn, "empty modifier in '%s'", k);
+    return true;
+}
+
 /* "field|mod|mod": value(s) -> one field_cond. */
 static bool compile_field(ctx *c, yaml_node_t *kn, yaml_node_t *vn, field_cond *fc)
 {
-    char key[256], *save = NULL, *tok;
+    char key[256], *toks[MAX_MODS + 4] = {0};
     const char *mods[MAX_MODS];
-    size_t nmods = 0;
+    size_t nmods = 0, ntoks = 0;
     bool expand = false;
 
     memset(fc, 0, sizeof(*fc));
-    snprintf(key, sizeof(key), "%s", scalar(kn));
-    if (key[0] == '|') {
+    if (!split_key(c, kn, key, sizeof(key), toks, &ntoks, MAX_MODS + 4))
+        return false;
+    if (!toks[0][0] && ntoks > 1) {
         /* "|all": keywords with modifiers (no field): searched in the event text */
         fc->field = FIELD_NONE;
         mods[nmods++] = "contains";
-        tok = strtok_r(key, "|", &save); /* skips the leading '|' */
-        if (tok && strcmp(tok, "all") == 0)
+        if (strcmp(toks[1], "all") == 0)
             fc->all = true;
-        else if (tok)
-            return fail_at(c, kn, "keyword modifier '%s' is not supported (only '|all')", tok);
-        if (strtok_r(NULL, "|", &save))
+        else
+            return fail_at(c, kn, "keyword modifier '%s' is not supported (only '|all')", toks[1]);
+        if (ntoks > 2)
             return fail_at(c, kn, "keyword searches take only the '|all' modifier");
         goto values;
     }
-    tok = strtok_r(key, "|", &save);
-    if (!tok)
+    if (!toks[0][0])
         return fail_at(c, kn, "empty field name");
-    if (!resolve_field(c, kn, tok, &fc->field))
+    if (!resolve_field(c, kn, toks[0], &fc->field))
         return false;
-    while ((tok = strtok_r(NULL, "|", &save))) {
+    for (size_t i = 1; i < ntoks; i++) {
+        const char *tok = toks[i];
+
         if (!strcmp(tok, "all"))
             fc->all = true;
         else if (!strcmp(tok, "expand"))
@@ -451,6 +536,8 @@ static bool compile_map(ctx *c, yaml_node_t *mn, sel_map *sm)
 
     if (n == 0)
         return fail_at(c, mn, "empty selection map");
+    if (!check_unique_keys(c, mn, "a selection"))
+        return false;
     sm->conds = calloc(n, sizeof(*sm->conds));
     if (!sm->conds)
         return fail_at(c, mn, "out of memory");
@@ -540,6 +627,8 @@ static bool compile_detection(ctx *c, yaml_node_t *det, yaml_node_t *det_key, si
 
     if (!det || det->type != YAML_MAPPING_NODE)
         return fail_at(c, det, "missing or malformed 'detection'");
+    if (!check_unique_keys(c, det, "'detection'"))
+        return false;
     n = (size_t)(det->data.mapping.pairs.top - det->data.mapping.pairs.start);
     r->sels = calloc(n, sizeof(*r->sels));
     if (!r->sels)
@@ -626,6 +715,9 @@ static bool compile_rule(ctx *c, yaml_node_t *root, sigma_rule *r)
     yaml_node_t *tags, *ls;
     bool ok;
 
+    if (!check_unique_keys(c, root, "the rule") ||
+        !check_unique_keys(c, map_get(c, root, "logsource"), "'logsource'"))
+        return false;
     if (map_get(c, root, "action"))
         return fail_at(c, map_get(c, root, "action"),
                        "rule collections ('action: global/repeat/reset') are Sigma v1: write "

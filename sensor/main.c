@@ -287,24 +287,35 @@ static const struct option long_opts[] = {
 /* A growable list of input file names. */
 typedef struct {
     char **v;
+    bool *in_dir; /* v[i] was found in a -r directory: skipped, not fatal, if unreadable */
     size_t n, cap;
 } strlist;
 
-static int strlist_add(strlist *l, const char *s)
+static int strlist_add_flag(strlist *l, const char *s, bool in_dir)
 {
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 16;
         char **nv = realloc(l->v, nc * sizeof(*nv));
+        bool *nd;
 
         if (!nv)
             return -1;
         l->v = nv;
+        if (!(nd = realloc(l->in_dir, nc * sizeof(*nd))))
+            return -1;
+        l->in_dir = nd;
         l->cap = nc;
     }
     if (!(l->v[l->n] = strdup(s)))
         return -1;
+    l->in_dir[l->n] = in_dir;
     l->n++;
     return 0;
+}
+
+static int strlist_add(strlist *l, const char *s)
+{
+    return strlist_add_flag(l, s, false);
 }
 
 static void strlist_free(strlist *l)
@@ -312,7 +323,12 @@ static void strlist_free(strlist *l)
     for (size_t i = 0; i < l->n; i++)
         free(l->v[i]);
     free(l->v);
+    free(l->in_dir);
 }
+
+/* Inputs passed over: entries of -r directories that are not regular files, and files
+ * in them that libpcap cannot read. Each is logged; the summary gives the count. */
+static uint64_t inputs_skipped;
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -321,7 +337,8 @@ static int cmp_str(const void *a, const void *b)
 
 /*
  * Expands one -r argument: a file is taken as is (it must be readable); a
- * directory gives its regular files in name order (hidden files skipped).
+ * directory gives its regular files in name order (hidden files skipped;
+ * subdirectories, FIFOs and the like are skipped with a warning and counted).
  */
 static int expand_input(strlist *out, const char *path, char *err, size_t errlen)
 {
@@ -351,17 +368,22 @@ static int expand_input(strlist *out, const char *path, char *err, size_t errlen
         if (de->d_name[0] == '.')
             continue;
         snprintf(full, sizeof(full), "%s/%s", path, de->d_name);
-        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode))
+        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) {
+            fh_warn("'%s' is not a regular file: skipped", full);
+            inputs_skipped++;
             continue;
-        if (strlist_add(out, full) != 0) {
+        }
+        if (strlist_add_flag(out, full, true) != 0) {
             closedir(d);
             return -1;
         }
     }
     closedir(d);
-    qsort(out->v + first, out->n - first, sizeof(char *), cmp_str);
+    /* (qsort's pointer must not be NULL, even for no elements) */
     if (out->n == first)
         fh_warn("directory '%s' holds no files", path);
+    else
+        qsort(out->v + first, out->n - first, sizeof(char *), cmp_str);
     return 0;
 }
 
@@ -493,12 +515,34 @@ static fh_log_level parse_level(const char *s)
     return FH_LOG_INFO;
 }
 
-static void summary(const pipeline_totals *t)
+/*
+ * The last lines of a run, once the outputs are closed: events written are
+ * those the outputs kept, dropped those they lost too. Returns the exit status:
+ * 1 (with the reason) when an output failed, or when pcap input lost events
+ * (live capture may drop by its spool policy: said, not an error).
+ */
+static int summary(const pipeline_totals *t, const sink_result *sr, bool live, int rc)
 {
+    uint64_t lost = sr->lost > t->events ? t->events : sr->lost;
+
     fh_info("%llu packets, %llu flows, %llu events written (%llu dropped), %llu malformed packets",
             (unsigned long long)t->packets, (unsigned long long)t->flows,
-            (unsigned long long)t->events, (unsigned long long)t->events_dropped,
+            (unsigned long long)(t->events - lost), (unsigned long long)(t->events_dropped + lost),
             (unsigned long long)t->malformed);
+    if (inputs_skipped)
+        fh_warn("%llu inputs skipped (not regular files, or not readable as pcap)",
+                (unsigned long long)inputs_skipped);
+    if (sr->errors || t->write_errors) {
+        fh_error("writing events failed: %llu write errors, %llu events lost",
+                 (unsigned long long)(sr->errors + t->write_errors),
+                 (unsigned long long)(lost + t->write_errors));
+        return 1;
+    }
+    if (lost && !live) {
+        fh_error("%llu events were lost (see above)", (unsigned long long)lost);
+        return 1;
+    }
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -513,7 +557,7 @@ int main(int argc, char **argv)
     event_sink *sink = NULL;
     pipeline pl;
     pipeline_totals totals;
-    bool pl_ready = false, yara_inited = false;
+    bool pl_ready = false, yara_inited = false, have_totals = false;
     reloader rl = {0};
     sigset_t hup;
     int verbosity = 0, rc = 1, opt;
@@ -760,7 +804,7 @@ int main(int argc, char **argv)
         if (!sink) {
             sink = ks;
         } else if ((e = sink_tee_new(&tee, sink, ks)) != FH_OK) {
-            ks->close(ks);
+            ks->close(ks, NULL);
             goto out;
         } else {
             sink = tee;
@@ -795,8 +839,17 @@ int main(int argc, char **argv)
     else
         fh_warn("cannot start the SIGHUP reload thread; SIGHUP is ignored");
 
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    {
+        /* Without SA_RESTART: a blocking open() or read() (a FIFO with no writer
+         * yet) returns EINTR, so SIGINT and SIGTERM stop the sensor there too. */
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     signal(SIGPIPE, SIG_IGN);
 
     rc = 0;
@@ -834,6 +887,12 @@ int main(int argc, char **argv)
             capture *c;
 
             e = capture_open_file(&c, inputs.v[i], cfg.bpf, err, sizeof(err));
+            if (e && inputs.in_dir[i]) {
+                /* one stray file in a capture folder must not stop the others */
+                fh_warn("%s: skipped", err);
+                inputs_skipped++;
+                continue;
+            }
             if (e) {
                 fh_error("%s", err);
                 rc = 1;
@@ -847,14 +906,9 @@ int main(int argc, char **argv)
             c->ops->close(c);
         }
     }
+    pipeline_flush(&pl); /* what an output loses here is counted by it, and said at its close */
     pipeline_get_totals(&pl, &totals);
-    if (pipeline_flush(&pl) != FH_OK || totals.write_errors) {
-        fh_error("writing events failed (%llu write errors)",
-                 (unsigned long long)totals.write_errors);
-        rc = 1;
-    }
-    if (rc == 0)
-        summary(&totals);
+    have_totals = true;
     goto out;
 
 usage_error:
@@ -872,8 +926,13 @@ out:
     yara_rules_slot_free(rl.slot);
     if (yara_inited)
         yara_scan_fini();
-    if (sink)
-        sink->close(sink);
+    if (sink) {
+        sink_result sr = {0};
+
+        sink->close(sink, &sr);
+        if (have_totals)
+            rc = summary(&totals, &sr, cfg.interface != NULL, rc);
+    }
     geoip_close(geo);
     for (size_t i = 0; i < nsets; i++) {
         free(sets[i].name);

@@ -40,6 +40,9 @@ typedef struct {
 
     kafka_counters n;
     uint64_t purged;
+    uint64_t spool_errors; /* appends that failed on I/O (full disk, ...) */
+    uint64_t requeued;     /* failed deliveries handed back to librdkafka (pcap, spool failing) */
+    bool warned_wait;
     bool warned_drop, warned_io, warned_size;
     char last_error[256];
 } kafka_sink;
@@ -72,9 +75,24 @@ static void topic_for(const kafka_sink *k, const char *event_type, char *out, si
     snprintf(out, len, "%.*s%s%s", (int)(p - t), t, event_type, p + strlen("{event_type}"));
 }
 
-/* Appends to the spool without waiting (delivery reports, live capture). */
-static void spool_now(kafka_sink *k, const char *topic, const void *key, size_t key_len,
-                      const void *payload, size_t len)
+static void warn_full(kafka_sink *k)
+{
+    if (k->warned_drop)
+        return;
+    k->warned_drop = true;
+    fh_warn("kafka: spool full (%zu bytes in %s): %s events are being dropped (counted)",
+            k->cfg->spool_max_bytes, k->cfg->spool_dir,
+            k->live && strcmp(k->cfg->spool_when_full, "drop_newest") ? "the oldest" : "new");
+}
+
+/*
+ * Appends to the spool without waiting (delivery reports, live capture, and pcap
+ * input once told to stop). What cannot be kept is counted as dropped and said
+ * once, with the true reason: the spool's limit (and which events its policy
+ * drops), or the error that stopped the spool from writing.
+ */
+static fh_err spool_put(kafka_sink *k, const char *topic, const void *key, size_t key_len,
+                        const void *payload, size_t len, bool may_wait)
 {
     uint64_t dropped_before = spool_get_stats(k->sp)->dropped;
     fh_err e = spool_append(k->sp, topic, strlen(topic), key, key_len, payload, len);
@@ -83,25 +101,49 @@ static void spool_now(kafka_sink *k, const char *topic, const void *key, size_t 
         k->n.spooled++;
         /* drop_oldest made room by dropping whole old segments: say so once. */
         if (spool_get_stats(k->sp)->dropped > dropped_before)
-            goto warn;
-        return;
+            warn_full(k);
+        return FH_OK;
+    }
+    if (e == FH_ERR_IO && may_wait) {
+        /* pcap input: the caller keeps the event and waits (back-pressure). */
+        k->spool_errors++;
+        if (!k->warned_wait) {
+            k->warned_wait = true;
+            fh_error("kafka: cannot write the spool in %s (the spool said why): waiting until "
+                     "the brokers take events or space comes back",
+                     k->cfg->spool_dir);
+        }
+        return e;
+    }
+    if (e == FH_ERR_IO) {
+        /* The spool counts the records it had buffered and lost; this one is ours. */
+        k->n.dropped++;
+        k->spool_errors++;
+        if (!k->warned_io) {
+            k->warned_io = true;
+            fh_error("kafka: cannot write the spool in %s (the spool said why): events that the "
+                     "brokers do not take are being dropped (counted)",
+                     k->cfg->spool_dir);
+        }
+        return e;
     }
     /* DROP_NEWEST counts its refusal in the spool's own dropped counter. */
-    if (e == FH_ERR_LIMIT && k->live)
-        goto warn;
-    k->n.dropped++;
-    if (e == FH_ERR_IO && !k->warned_io) {
-        k->warned_io = true;
-        fh_error("kafka: cannot write the spool in %s: events are being dropped (counted)",
-                 k->cfg->spool_dir);
+    if (!(e == FH_ERR_LIMIT && k->live))
+        k->n.dropped++;
+    if (e == FH_ERR_LIMIT)
+        warn_full(k);
+    else if (!k->warned_size) {
+        k->warned_size = true;
+        fh_warn("kafka: an event of %zu bytes does not fit in a spool record: dropped (counted)",
+                len);
     }
-warn:
-    if (!k->warned_drop) {
-        k->warned_drop = true;
-        fh_warn("kafka: spool full (%zu bytes): %s events are being dropped (counted)",
-                k->cfg->spool_max_bytes,
-                strcmp(k->cfg->spool_when_full, "drop_newest") ? "the oldest" : "new");
-    }
+    return e;
+}
+
+static fh_err spool_now(kafka_sink *k, const char *topic, const void *key, size_t key_len,
+                        const void *payload, size_t len)
+{
+    return spool_put(k, topic, key, key_len, payload, len, false);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -129,6 +171,21 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         k->inflight_replay--;
         k->replay_failed = true;
         return;
+    }
+    if (!k->live && !(stop_flag && *stop_flag) && k->purged == 0) {
+        /* pcap input loses nothing while it can wait: when the spool cannot take the
+         * event (full disk), it goes back to librdkafka's queue for another try. */
+        if (spool_put(k, rd_kafka_topic_name(m->rkt), m->key, m->key_len, m->payload, m->len,
+                      true) != FH_ERR_IO)
+            return;
+        if (rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(m->rkt),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(m->key, m->key_len),
+                              RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_OPAQUE(NULL),
+                              RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            k->requeued++;
+            return;
+        }
     }
     spool_now(k, rd_kafka_topic_name(m->rkt), m->key, m->key_len, m->payload, m->len);
 }
@@ -255,11 +312,15 @@ static fh_err kafka_write(event_sink *s, const char *event_type, const char *jso
                 spool_now(k, topic, key, key_len, json, len);
                 return FH_OK;
             }
-            /* pcap input: wait while the spool is over its limit (back-pressure). */
-            if (spool_get_stats(k->sp)->bytes < k->spool_soft_max || (stop_flag && *stop_flag)) {
+            /* pcap input: wait while the spool is over its limit or cannot be written
+             * (back-pressure), until the brokers take events again or a stop is asked. */
+            if (stop_flag && *stop_flag) {
                 spool_now(k, topic, key, key_len, json, len);
                 return FH_OK;
             }
+            if (spool_get_stats(k->sp)->bytes < k->spool_soft_max &&
+                spool_put(k, topic, key, key_len, json, len, true) != FH_ERR_IO)
+                return FH_OK;
             rd_kafka_poll(k->rk, BLOCK_POLL_MS);
             kafka_poll(s);
             continue;
@@ -358,34 +419,66 @@ static void kafka_write_stats(event_sink *s, jbuf *b)
     jbuf_obj_close(b);
 }
 
-static void kafka_close(event_sink *s)
+static fh_err kafka_close(event_sink *s, sink_result *res)
 {
     kafka_sink *k = (kafka_sink *)s;
     uint64_t deadline = now_ms() + (uint64_t)k->cfg->kafka_flush_timeout * 1000u;
     kafka_counters c;
+    fh_err e;
+
+    /* Records the spool took but could not write (full disk, pcap input) are only in
+     * memory: with the brokers down, wait for them (or for space) rather than stop. */
+    bool unsaved = !k->live && spool_flush(k->sp) != FH_OK;
+
+    if (unsaved)
+        k->spool_errors++;
 
     /* Deliver what is queued and what the spool holds, for at most flush_timeout. */
     while (now_ms() < deadline) {
         rd_kafka_poll(k->rk, 50);
         kafka_poll(s);
-        if (rd_kafka_outq_len(k->rk) == 0 && (spool_empty(k->sp) || k->brokers_down))
+        if (unsaved && !spool_empty(k->sp))
+            unsaved = spool_flush(k->sp) != FH_OK;
+        if (rd_kafka_outq_len(k->rk) == 0 &&
+            (spool_empty(k->sp) || (k->brokers_down && !unsaved)))
             break;
     }
     /* What librdkafka still holds goes to the spool, not to /dev/null. */
     rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_flush(k->rk, 2000);
     rd_kafka_poll(k->rk, 0);
+    /* The spool's last write: its buffered records reach the disk, or are counted. */
+    {
+        uint64_t before = spool_get_stats(k->sp)->dropped;
+
+        if (spool_sync(k->sp) != FH_OK) {
+            k->spool_errors++;
+            fh_error("kafka: the spool in %s cannot be written and the brokers did not take "
+                     "the events within kafka.flush_timeout: %llu events dropped (counted)",
+                     k->cfg->spool_dir,
+                     (unsigned long long)(spool_get_stats(k->sp)->dropped - before));
+        }
+    }
     fill_counters(k, &c);
     fh_info("kafka: %llu events produced, %llu delivered, %llu spooled (%llu pending in %s), "
-            "%llu replayed, %llu dropped, %llu delivery failures, %llu retries, %llu queue full",
+            "%llu replayed, %llu dropped, %llu delivery failures, %llu retries, %llu queue full, "
+            "%llu spool write errors, %llu requeued",
             (unsigned long long)c.produced, (unsigned long long)c.delivered,
             (unsigned long long)c.spooled, (unsigned long long)c.spool_pending, k->cfg->spool_dir,
             (unsigned long long)c.replayed, (unsigned long long)c.dropped,
             (unsigned long long)c.failed, (unsigned long long)c.retried,
-            (unsigned long long)c.queue_full);
+            (unsigned long long)c.queue_full, (unsigned long long)k->spool_errors,
+            (unsigned long long)k->requeued);
+    /* Spool errors that a wait got over lost nothing: they are said above, not failures. */
+    e = c.dropped ? FH_ERR_IO : FH_OK;
+    if (res) {
+        res->lost += c.dropped;
+        res->errors += c.dropped ? k->spool_errors : 0;
+    }
     rd_kafka_destroy(k->rk);
     spool_close(k->sp);
     free(k);
+    return e;
 }
 
 static fh_err set_conf(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,

@@ -405,7 +405,25 @@ static void wseg_abandon(spool *s)
         seg_remove(s, s->nsegs - 1, false);
 }
 
-/* Writes the append buffer to the write segment. On failure abandons the segment. */
+/*
+ * After a failed write: with the BLOCK policy (pcap input, which waits rather
+ * than drops) the segment is cut back to what was written before and the
+ * records stay in the append buffer, to be written when space comes back
+ * (the reader serves them from memory meanwhile); true if that worked.
+ */
+static bool wseg_keep(spool *s)
+{
+    if (s->cfg.when_full != SPOOL_FULL_BLOCK)
+        return false;
+    if (ftruncate(s->wfd, (off_t)s->wflushed) != 0)
+        return false;
+    return true;
+}
+
+/*
+ * Writes the append buffer to the write segment. On failure keeps the records
+ * (wseg_keep) or abandons the segment, counting them dropped.
+ */
 static fh_err wbuf_flush(spool *s)
 {
     struct iovec iov;
@@ -418,7 +436,8 @@ static fh_err wbuf_flush(spool *s)
         int saved = errno;
 
         write_failed(s, "write", saved);
-        wseg_abandon(s);
+        if (!wseg_keep(s))
+            wseg_abandon(s);
         errno = saved;
         return FH_ERR_IO;
     }
@@ -568,7 +587,8 @@ fh_err spool_append(spool *s, const char *topic, size_t topic_len, const void *k
 
         if (write_all(s->wfd, iov, 4) != 0) {
             write_failed(s, "write", errno);
-            wseg_abandon(s);
+            if (!wseg_keep(s)) /* kept: the record was not appended, the caller retries */
+                wseg_abandon(s);
             return FH_ERR_IO;
         }
         s->wflushed += need;
@@ -594,6 +614,9 @@ fh_err spool_append(spool *s, const char *topic, size_t topic_len, const void *k
 
     if (s->cfg.fsync == SPOOL_FSYNC_ALWAYS) {
         err = wbuf_flush(s);
+        /* BLOCK keeps the record in memory (appended: the caller must not retry) */
+        if (err && s->wlen)
+            return FH_OK;
         if (err)
             return err;
         if (fdatasync(s->wfd) != 0) {
@@ -614,11 +637,12 @@ fh_err spool_append(spool *s, const char *topic, size_t topic_len, const void *k
 /*
  * Makes bytes [off, off + want) of the reader's segment available at *p.
  * Returns how many are (fewer only at the end of the file), or -1 with errno.
- * Flushes the append buffer first when the bytes may still be in it.
+ * Bytes still in the append buffer are served from it.
  */
 static ssize_t rd_get(spool *s, seg_reader *r, uint64_t off, size_t want, const unsigned char **p)
 {
     size_t got = 0;
+    uint64_t disk_end = UINT64_MAX;
 
     if (off >= r->off && off + want <= r->off + r->len) {
         *p = r->buf + (off - r->off);
@@ -638,16 +662,37 @@ static ssize_t rd_get(spool *s, seg_reader *r, uint64_t off, size_t want, const 
         r->buf = n;
         r->cap = cap;
     }
+    /* Bytes of the write segment past wflushed are still in the append buffer. Live
+     * capture writes them out first (a write error drops them, so nothing handed out
+     * is dropped later); the BLOCK policy, which keeps buffered records through a write
+     * error, copies them from there (appends never change bytes already buffered). */
     if (s->wfd >= 0 && r->seq == s->segs[s->nsegs - 1].seq && off + want > s->wflushed &&
-        s->wlen > 0) {
-        if (wbuf_flush(s) != FH_OK)
-            return -1;
-    }
+        s->wlen > 0 && s->cfg.when_full != SPOOL_FULL_BLOCK && wbuf_flush(s) != FH_OK)
+        return -1;
+    if (s->wfd >= 0 && r->seq == s->segs[s->nsegs - 1].seq)
+        disk_end = s->wflushed;
     r->off = off;
     r->len = 0;
     while (got < want) {
-        ssize_t n = pread(r->fd, r->buf + got, r->cap - got, (off_t)(off + got));
+        uint64_t at = off + got;
+        size_t room = r->cap - got;
+        ssize_t n;
 
+        if (at >= disk_end) {
+            uint64_t in = at - disk_end;
+            size_t m = in < s->wlen ? s->wlen - (size_t)in : 0;
+
+            if (m > room)
+                m = room;
+            if (m == 0)
+                break;
+            memcpy(r->buf + got, s->wbuf + in, m);
+            got += m;
+            continue;
+        }
+        if (at + room > disk_end)
+            room = (size_t)(disk_end - at);
+        n = pread(r->fd, r->buf + got, room, (off_t)at);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -1240,11 +1285,25 @@ fail:
     return ret;
 }
 
+fh_err spool_flush(spool *s)
+{
+    return s->wfd >= 0 ? wbuf_flush(s) : FH_OK;
+}
+
+fh_err spool_sync(spool *s)
+{
+    fh_err e = wbuf_flush(s);
+
+    if (e && s->wfd >= 0 && s->wlen)
+        wseg_abandon(s); /* the last chance is gone: what was kept is dropped, counted */
+    return wseg_seal(s) ? FH_ERR_IO : e;
+}
+
 void spool_close(spool *s)
 {
     if (!s)
         return;
-    (void)wseg_seal(s);
+    (void)spool_sync(s);
     reader_close(&s->rd);
     if (s->lock_fd >= 0)
         close(s->lock_fd);

@@ -92,6 +92,21 @@ fh_err spool_open(spool **out, const spool_config *cfg, char *err, size_t errlen
 void spool_close(spool *s);
 
 /*
+ * Writes the append buffer out (the segment stays open). FH_ERR_IO on a write
+ * error: with the BLOCK policy the records stay buffered (a later call may
+ * write them), otherwise they are dropped and counted.
+ */
+fh_err spool_flush(spool *s);
+
+/*
+ * Writes the append buffer and closes the current segment (fsync per policy),
+ * so that the counters are final: records that could not be written are then
+ * counted in dropped. FH_ERR_IO on a write error. The next append starts a new
+ * segment.
+ */
+fh_err spool_sync(spool *s);
+
+/*
  * Appends one record. FH_OK when written (possibly after dropping the oldest
  * segments), FH_ERR_LIMIT when full and the policy is BLOCK or DROP_NEWEST
  * (DROP_NEWEST counts the record as dropped), FH_ERR_IO on a write error.

@@ -928,6 +928,77 @@ static void test_write_error(void **state)
     signal(SIGXFSZ, SIG_DFL);
 }
 
+/*
+ * The BLOCK policy (pcap input waits rather than drops) keeps what a full disk
+ * would not take: the records stay in the append buffer, the reader serves them
+ * from there, nothing is dropped, and once every record is acknowledged the
+ * segment goes and appends work again.
+ */
+static void test_write_error_block_keeps(void **state)
+{
+    fixture *f = *state;
+    spool_config c = cfg_of(f, 1 << 24, 1 << 22, SPOOL_FULL_BLOCK);
+    const spool_stats *st;
+    struct rlimit old, lim;
+    uint64_t n, kept, id;
+    spool *s;
+    fh_err e = FH_OK;
+
+    c.fsync = SPOOL_FSYNC_NONE;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    s = open_ok(f, &c);
+    st = spool_get_stats(s);
+    lim.rlim_cur = 100000; /* less than the 256 KiB append buffer */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (n = 0; n < 5000; n++) {
+        e = append_rec(s, n, SMALL);
+        if (e)
+            break;
+    }
+    /* once more: still refused, still nothing lost */
+    if (e == FH_ERR_IO)
+        e = append_rec(s, n, SMALL);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0); /* before any assert can bail out */
+    assert_int_equal(e, FH_ERR_IO);
+    kept = n; /* records 0 .. n-1 were taken; record n was refused (the caller retries) */
+    assert_true(kept > 400 && kept < 5000);
+    assert_int_equal(st->appended, kept);
+    assert_int_equal(st->dropped, 0);
+    assert_int_equal(st->pending_records, kept);
+    assert_true(disk_bytes(f) <= 100000);
+    /* every record comes back, those on disk and those still buffered, in order */
+    for (n = 0; n < kept; n++) {
+        assert_int_equal(next_ok(f, s, &id), n);
+        spool_ack(s, id);
+    }
+    next_end(f, s);
+    assert_true(spool_empty(s));
+    assert_int_equal(count_segs(f), 0);
+    /* with the disk free again the refused record goes in */
+    assert_int_equal(append_rec(s, kept, SMALL), FH_OK);
+    assert_int_equal(spool_sync(s), FH_OK);
+    drain_expect(f, s, kept, 1);
+    assert_int_equal(st->dropped, 0);
+    spool_close(s);
+
+    /* A final sync that still cannot write drops what was kept, and counts it. */
+    s = open_ok(f, &c);
+    st = spool_get_stats(s);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (n = 0; n < 5000 && append_rec(s, n, SMALL) == FH_OK; n++)
+        ;
+    e = spool_sync(s);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(e, FH_ERR_IO);
+    assert_true(st->dropped > 0);
+    assert_int_equal(st->appended, st->dropped + st->pending_records);
+    assert_int_equal(st->bytes, disk_bytes(f));
+    spool_close(s);
+    signal(SIGXFSZ, SIG_DFL);
+}
+
 static void test_window_cap(void **state)
 {
     fixture *f = *state;
@@ -1063,6 +1134,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_invariant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_error_block_keeps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
