@@ -265,6 +265,85 @@ void alert_clear(alert *a)
     memset(a, 0, sizeof(*a));
 }
 
+/* Escapes v into dst: control bytes as \xHH, '\\' with '\\', and for a key ',' and '=' too. */
+static bool escape(char *dst, size_t dstlen, size_t *off, const char *v, size_t len, bool key)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = *off;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+
+        if (c < 0x20 || c == 0x7f) {
+            if (o + 4 >= dstlen)
+                return false;
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+            continue;
+        }
+        if (c == '\\' || (key && (c == ',' || c == '='))) {
+            if (o + 1 >= dstlen)
+                return false;
+            dst[o++] = '\\';
+        }
+        if (o + 1 >= dstlen)
+            return false;
+        dst[o++] = (char)c;
+    }
+    if (o >= dstlen)
+        return false;
+    dst[o] = '\0';
+    *off = o;
+    return true;
+}
+
+bool alert_key_escape(char *dst, size_t dstlen, size_t *off, const char *v, size_t len)
+{
+    return escape(dst, dstlen, off, v, len, true);
+}
+
+static void bounded_text(char *out, size_t outlen, const char *v, size_t len, bool key)
+{
+    static const char hex[] = "0123456789abcdef";
+    struct sha256_ctx ctx;
+    uint8_t d[SHA256_DIGEST_SIZE];
+    size_t off = 0, keep;
+
+    if (escape(out, outlen, &off, v, len, key))
+        return;
+    /* prefix (whole characters of the escaped text) + "~" + 16 hex digits */
+    keep = outlen > 18 ? outlen - 18 : 0;
+    off = 0;
+    for (size_t i = 0; i < len; i++) {
+        size_t o = off;
+
+        if (!escape(out, keep, &o, v + i, 1, key))
+            break;
+        off = o;
+    }
+    sha256_init(&ctx);
+    sha256_update(&ctx, len, (const uint8_t *)v);
+    sha256_digest(&ctx, sizeof(d), d);
+    out[off++] = '~';
+    for (int i = 0; i < 8; i++) {
+        out[off++] = hex[d[i] >> 4];
+        out[off++] = hex[d[i] & 15];
+    }
+    out[off] = '\0';
+}
+
+void alert_value_text(char *out, size_t outlen, const char *v, size_t len)
+{
+    bounded_text(out, outlen, v, len, false);
+}
+
+void alert_key_text(char *out, size_t outlen, const char *v, size_t len)
+{
+    bounded_text(out, outlen, v, len, true);
+}
+
 void alert_make_id(const char *rule_id, const char *group_key, int64_t window_start_ms,
                    char out[ALERT_ID_LEN + 1])
 {

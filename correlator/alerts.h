@@ -193,6 +193,27 @@ typedef struct {
 /* Frees every string, tag and evidence item, and zeroes *a. */
 void alert_clear(alert *a);
 
+/*
+ * A field value as it stands in a group key, one way for detection and
+ * correlation rules: ',' '=' '\\' are escaped with '\\', bytes below 0x20 and
+ * 0x7f as "\\xHH" (a NUL inside a value must neither end the key nor merge two
+ * values). Appends to dst[*off..dstlen) and NUL-terminates; false, with dst
+ * unchanged past *off, when it does not fit.
+ */
+bool alert_key_escape(char *dst, size_t dstlen, size_t *off, const char *v, size_t len);
+
+/*
+ * Text of a whole value for showing (an address, a Community ID, a sensor id)
+ * in at most outlen - 1 bytes (outlen >= 32): control bytes as "\\xHH" and '\\'
+ * doubled, nothing else changed; a value whose text does not fit ends in "~"
+ * and 16 hex digits of SHA-256 of the whole value, so two values never share a
+ * text.
+ */
+void alert_value_text(char *out, size_t outlen, const char *v, size_t len);
+
+/* The same for a value in a group key: escaped as alert_key_escape() does. */
+void alert_key_text(char *out, size_t outlen, const char *v, size_t len);
+
 /* Writes the 32-hex-digit id for (rule_id, group_key, window_start_ms) into out[33]. */
 void alert_make_id(const char *rule_id, const char *group_key, int64_t window_start_ms,
                    char out[ALERT_ID_LEN + 1]);

@@ -66,14 +66,23 @@ bool assets_parse_ip(const char *s, size_t len, int *family, uint8_t addr[16])
     char buf[64];
     const char *pct;
 
-    if (!s || !len)
-        return false;
+    if (!s || !len || memchr(s, '\0', len))
+        return false; /* "10.0.0.1\0junk" is not an address */
     if (parse_v4(s, len, addr)) {
         *family = AF_INET;
         return true;
     }
-    if ((pct = memchr(s, '%', len)))
+    if ((pct = memchr(s, '%', len))) {
+        /* an IPv6 zone ("fe80::1%eth0"): a short name of visible characters */
+        size_t zl = len - (size_t)(pct - s) - 1;
+
+        if (zl == 0 || zl > 32)
+            return false;
+        for (size_t i = 1; i <= zl; i++)
+            if (pct[i] <= ' ' || pct[i] > '~')
+                return false;
         len = (size_t)(pct - s);
+    }
     if (len == 0 || len >= sizeof(buf) || !memchr(s, ':', len))
         return false;
     memcpy(buf, s, len);

@@ -8,6 +8,8 @@
  */
 #include "consumer.h"
 
+#include "health.h"
+
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
@@ -49,6 +51,7 @@ typedef struct {
 typedef struct {
     const consumer_config *cfg;
     const char *alerts_topic;
+    health hl;
     engine *eng;
     store *st;
     FILE *out;
@@ -742,10 +745,15 @@ int run_kafka(const consumer_config *cfg)
         fh_error("--kafka needs at least one --topic");
         return 2;
     }
+    if (health_init(&k.hl, cfg->instance, cfg->metrics, cfg->strict) != FH_OK)
+        return 1;
     if (engine_open(&k.eng, &ec, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
+        health_free(&k.hl);
         return 1;
     }
+    if (!health_check_refused(k.eng, cfg->strict))
+        goto out;
     if (store_open(&k.st, &so, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
         goto out;
@@ -761,6 +769,14 @@ int run_kafka(const consumer_config *cfg)
         goto out;
     }
     k.pl_ready = true;
+    {
+        corr_limits lim = {.max_ahead_ms = cfg->max_ahead_ms};
+
+        if (pipeline_set_limits(&k.pl, &lim) != FH_OK) {
+            fh_error("out of memory");
+            goto out;
+        }
+    }
     /* windows as of the stored positions: consumption resumes at both together */
     if (pipeline_restore_windows(&k.pl, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
@@ -781,6 +797,7 @@ int run_kafka(const consumer_config *cfg)
     fh_info("kafka: consuming %zu topic%s from '%s' as group '%s'; alerts to '%s'", cfg->ntopics,
             cfg->ntopics == 1 ? "" : "s", cfg->brokers, cfg->group ? cfg->group : DEFAULT_GROUP,
             k.alerts_topic);
+    health_write(&k.hl, &k.pl, k.st, true);
     service_producer(&k); /* what a previous run left in the outbox */
     while (!stopping(&k)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k.rk, POLL_MS);
@@ -797,12 +814,15 @@ int run_kafka(const consumer_config *cfg)
                 pipeline_reload(&k.pl, &ec, err, sizeof(err)) != FH_OK)
                 fh_error("reload: %s", err);
             k.eng = k.pl.eng; /* a reload replaced the engine */
+            health_write(&k.hl, &k.pl, k.st, true);
         }
         now = now_ms();
         if (k.batch_open &&
             (k.pl.batch_events >= batch || now - k.batch_start_ms >= batch_ms || !m)) {
-            if (commit_batch(&k, true) == 0)
+            if (commit_batch(&k, true) == 0) {
                 service_producer(&k);
+                health_write(&k.hl, &k.pl, k.st, false);
+            }
         } else if (!k.batch_open && now - k.last_service_ms >= SERVICE_MS) {
             service_producer(&k);
         }
@@ -829,6 +849,13 @@ int run_kafka(const consumer_config *cfg)
             (unsigned long long)k.batches, secs, secs > 0 ? (double)k.consumed / secs : 0.0,
             (unsigned long long)k.eng->stats.matches, (unsigned long long)k.pl.alerts_written,
             (unsigned long long)k.published, k.alerts_topic, (unsigned long long)k.commit_failures);
+    if (k.eng->rs.nerrors) {
+        char refused[2048];
+
+        health_refused_list(k.eng, refused, sizeof(refused));
+        fh_error("ran without %u refused rules: %s", k.eng->rs.nerrors, refused);
+    }
+    health_write(&k.hl, &k.pl, k.st, true);
 out:
     if (subs)
         rd_kafka_topic_partition_list_destroy(subs);
@@ -847,6 +874,7 @@ out:
         fflush(k.out);
     store_close(k.st);
     engine_free(k.eng);
+    health_free(&k.hl);
     parts_free(&k);
     free(k.inf);
     return rc;

@@ -69,6 +69,10 @@ typedef struct {
     uint32_t batch;         /* events per transaction (default 5000) */
     uint32_t batch_ms;      /* longest a batch stays open, ms (default 200) */
     bool exit_at_end;       /* stop once every assigned partition is at its end */
+    bool strict;            /* do not start with a rule refused (health.h) */
+    const char *metrics;    /* Prometheus text file; NULL: none */
+    const char *instance;   /* name in correlator_health; NULL: the host name */
+    int64_t max_ahead_ms;   /* correlation clock policy (corr_admit); 0: default */
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *reload; /* SIGHUP: commit the batch, then pipeline_reload() */
 } consumer_config;

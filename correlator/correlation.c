@@ -18,6 +18,8 @@
  */
 #include "correlation.h"
 
+#include "alerts.h"
+
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -31,6 +33,8 @@
 #define DEF_MAX_GROUPS 100000u
 #define DEF_MAX_MEM    (256u * 1024 * 1024)
 #define DEF_MAX_ENT    4096u
+#define DEF_MAX_AHEAD  (24 * 3600 * 1000LL) /* 24 h */
+#define DEF_RESYNC     8u
 #define NO_TS          INT64_MIN
 #define SWEEP_STEP_MS  1000 /* event time between two sweeps of at-close windows */
 
@@ -925,6 +929,13 @@ struct corr_engine {
     uint32_t nbucket;
     uint64_t ngroups;
     int64_t wm;            /* watermark: newest event time seen; NO_TS before any */
+    /* clock policy (corr_admit) */
+    bool wm_firm;          /* resync_events events near the watermark confirmed it */
+    uint32_t near_run;     /* events near the watermark since it was set (until firm) */
+    uint32_t ahead_run;    /* far-ahead events in a row, and the oldest of them */
+    int64_t ahead_min;
+    uint32_t behind_run;   /* far-behind events in a row (tentative watermark), the newest */
+    int64_t behind_max;
     int64_t next_deadline; /* earliest end of an open at-close window */
     corr_stats st;
     char keybuf[KEY_MAX];
@@ -1065,22 +1076,28 @@ static size_t build_key(corr_engine *e, const struct corr_rule *r, const corr_re
         }
         vs[k] = v;
         vl[k] = len;
-        if (off + nl + 2 + 2 * len >= KEY_MAX)
+        if (off + nl + 2 >= KEY_MAX)
             return 0;
         if (k)
             b[off++] = ',';
         memcpy(b + off, name, nl);
         off += nl;
         b[off++] = '=';
-        for (size_t i = 0; i < len; i++) {
-            if (v[i] == ',' || v[i] == '=' || v[i] == '\\')
-                b[off++] = '\\';
-            b[off++] = v[i];
-        }
+        /* the same escaping as a detection rule's key (alerts.h): a NUL in a value
+         * neither ends the key nor merges it with another */
+        if (!alert_key_escape(b, KEY_MAX, &off, v, len))
+            return 0;
     }
     b[off++] = '\0';
     *keylen = (uint32_t)off - 1;
     for (uint32_t k = 0; k < r->ngroup_by; k++) {
+        /* values are NUL-separated: one holding a NUL is kept in its escaped form */
+        if (memchr(vs[k], '\0', vl[k])) {
+            if (!alert_key_escape(b, KEY_MAX, &off, vs[k], vl[k]))
+                return 0;
+            off++;
+            continue;
+        }
         if (off + vl[k] + 1 >= KEY_MAX)
             return 0;
         memcpy(b + off, vs[k], vl[k]);
@@ -1502,8 +1519,13 @@ static void expire_idle(corr_engine *e)
 
 static void advance(corr_engine *e, int64_t ts, const emitter *em)
 {
-    if (e->wm != NO_TS && ts <= e->wm)
+    if (e->wm != NO_TS && ts <= e->wm) {
+        if (e->next_deadline == INT64_MIN) { /* corr_admit moved the watermark */
+            sweep(e, em);
+            expire_idle(e);
+        }
         return;
+    }
     e->wm = ts;
     sweep(e, em);
     expire_idle(e);
@@ -1860,6 +1882,10 @@ corr_engine *corr_engine_new(const ruleset *rs, const corr_limits *lim)
         e->lim.max_entries_per_group = DEF_MAX_ENT;
     if (e->lim.allowed_lateness_ms < 0)
         e->lim.allowed_lateness_ms = 0;
+    if (e->lim.max_ahead_ms <= 0)
+        e->lim.max_ahead_ms = DEF_MAX_AHEAD;
+    if (!e->lim.resync_events)
+        e->lim.resync_events = DEF_RESYNC;
     e->wm = NO_TS;
     e->next_deadline = INT64_MAX;
     e->nbucket = 1024;
@@ -1949,6 +1975,58 @@ void corr_feed(corr_engine *e, uint32_t detection_rule_index, const event_view *
     advance(e, ts_ms, &em);
     for (uint32_t d = e->rd_off[detection_rule_index]; d < e->rd_off[detection_rule_index + 1]; d++)
         feed_ref(e, e->rd[d].corr, e->rd[d].ref, &s, ts_ms, &em);
+}
+
+bool corr_admit(corr_engine *e, int64_t ts)
+{
+    int64_t w = e->lim.max_ahead_ms;
+    uint32_t need = e->lim.resync_events;
+
+    if (e->wm == NO_TS) {
+        e->near_run = e->ahead_run = e->behind_run = 0;
+        return true; /* corr_advance sets a tentative watermark */
+    }
+    if (ts > e->wm && ts - e->wm > w) {
+        e->behind_run = 0;
+        if (e->ahead_run == 0 || ts < e->ahead_min)
+            e->ahead_min = ts;
+        if (++e->ahead_run < need) {
+            e->st.clock_ahead++;
+            return false;
+        }
+        /* A run of them: time moved on. The watermark moves to the oldest of the run
+         * (the next corr_advance sweeps); this event counts unless it is itself far
+         * ahead of that. */
+        e->st.clock_resyncs++;
+        e->wm_firm = false;
+        e->near_run = 0;
+        e->ahead_run = 0;
+        e->wm = e->ahead_min;
+        e->next_deadline = INT64_MIN;
+        if (ts - e->wm > w) {
+            e->st.clock_ahead++;
+            return false;
+        }
+        return true;
+    }
+    e->ahead_run = 0;
+    if (!e->wm_firm && ts < e->wm && e->wm - ts > w) {
+        if (e->behind_run == 0 || ts > e->behind_max)
+            e->behind_max = ts;
+        if (++e->behind_run >= need) {
+            /* The tentative watermark came from an odd event: back to the run's time. */
+            e->st.clock_resyncs++;
+            e->wm = e->behind_max;
+            e->next_deadline = INT64_MIN; /* the next advance sweeps */
+            e->behind_run = 0;
+            e->near_run = 0;
+        }
+        return true; /* late, as behind events are */
+    }
+    e->behind_run = 0;
+    if (!e->wm_firm && ++e->near_run >= need)
+        e->wm_firm = true;
+    return true;
 }
 
 void corr_advance(corr_engine *e, int64_t ts_ms, corr_emit_fn emit, void *arg)
@@ -2060,8 +2138,15 @@ uint64_t corr_engine_adopt(corr_engine *to, corr_engine *from)
             moved++;
         }
     }
-    if (from->wm != NO_TS && (to->wm == NO_TS || from->wm > to->wm))
+    if (from->wm != NO_TS && (to->wm == NO_TS || from->wm > to->wm)) {
         to->wm = from->wm;
+        to->wm_firm = from->wm_firm;
+        to->near_run = from->near_run;
+        to->ahead_run = from->ahead_run;
+        to->ahead_min = from->ahead_min;
+        to->behind_run = from->behind_run;
+        to->behind_max = from->behind_max;
+    }
     if (from->touch > to->touch)
         to->touch = from->touch;
     /* Checkpoint bookkeeping: what `from` still had to delete, and every saved group of

@@ -165,6 +165,8 @@ typedef struct {
     size_t max_memory;              /* bytes of state, all rules; 0 = 256 MiB */
     int64_t allowed_lateness_ms;    /* see README-correlation.md; < 0 = 0 */
     uint32_t max_entries_per_group; /* timestamps / values kept per group; 0 = 4096 */
+    int64_t max_ahead_ms;           /* clock policy (corr_admit); 0 = 24 h */
+    uint32_t resync_events;         /* clock policy (corr_admit); 0 = 8 */
 } corr_limits;
 
 typedef struct {
@@ -177,6 +179,8 @@ typedef struct {
     uint64_t entries_merged;  /* value_sum entries merged at the per-group cap */
     uint64_t entries_capped;  /* values / timestamps not held past the per-group cap */
     uint64_t matches_dropped; /* no room (memory ceiling) for a new group */
+    uint64_t clock_ahead;     /* events set aside: too far ahead of the watermark (corr_admit) */
+    uint64_t clock_resyncs;   /* times the watermark followed a run of far-off events */
     uint64_t emits;
     size_t memory_bytes; /* state currently allocated */
 } corr_stats;
@@ -186,7 +190,8 @@ typedef struct corr_engine corr_engine;
 /*
  * Called once per group per window when a correlation matches.
  *  group_key: canonical "name=value,name=value" over the rule's group-by names
- *    in rule order (',' '=' '\' in values escaped with '\'); "" without group-by.
+ *    in rule order (values escaped by alert_key_escape(): ',' '=' '\' with '\', control
+ *    bytes as \xHH); "" without group-by.
  *  window_start_ms: first ms of the window; the window is [start, start + T).
  *  first_ms, last_ms: oldest and newest event counted (both = window_start_ms
  *    for an empty at-close window).
@@ -211,6 +216,29 @@ void corr_engine_free(corr_engine *e);
  */
 void corr_feed(corr_engine *e, uint32_t detection_rule_index, const event_view *ev, int64_t ts_ms,
                corr_emit_fn emit, void *arg);
+
+/*
+ * The clock policy: whether an event at ts_ms may take part in correlation.
+ * Call it once per event before corr_advance() and corr_feed(); false means
+ * the event is set aside (counted in clock_ahead): it neither moves the
+ * watermark nor enters a window. Detection rules still see it.
+ *
+ * The watermark is the newest event time seen, so one event stamped far in the
+ * future (a sensor with a wrong clock, a crafted event) would close or expire
+ * every window of every group at once. So:
+ * - an event more than max_ahead_ms ahead of the watermark is set aside;
+ * - when resync_events such events come in a row, with no event near the
+ *   watermark between them, time really moved on (a pause, a replay of newer
+ *   data): the watermark jumps to the oldest of them, and from this one on they
+ *   count again (those before it stay set aside);
+ * - the first event sets a watermark that is only tentative until resync_events
+ *   events near it have followed: if instead resync_events in a row are more
+ *   than max_ahead_ms behind it, that first event was the odd one, and the
+ *   watermark moves back to the newest of them. (Events behind a firm watermark
+ *   are late events as ever, never a reason to move it back.)
+ * Deterministic: the same events give the same decisions.
+ */
+bool corr_admit(corr_engine *e, int64_t ts_ms);
 
 /*
  * Advances the watermark to ts_ms (ignored if older) and closes due at-close

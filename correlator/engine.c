@@ -138,7 +138,7 @@ void engine_free(engine *e)
 }
 
 fh_err engine_process(engine *e, const char *json, size_t len, engine_match_fn fn, void *arg,
-                      char *err, size_t errlen)
+                      event_view *view, char *err, size_t errlen)
 {
     event_view ev;
     uint32_t n;
@@ -153,6 +153,8 @@ fh_err engine_process(engine *e, const char *json, size_t len, engine_match_fn f
         return FH_ERR_PARSE;
     }
     assets_enrich(e->inv, &e->af, event_decoder_slots(e->dec), e->ft.n, ev.ts_ms);
+    if (view)
+        *view = ev;
     n = rule_index_candidates(e->ix, &ev, e->cand);
     e->stats.evaluated += n;
     for (uint32_t k = 0; k < n; k++) {

@@ -64,11 +64,13 @@ void engine_free(engine *e);
 typedef void (*engine_match_fn)(void *arg, const sigma_rule *r, const event_view *ev);
 
 /*
- * Processes one event. Returns FH_OK (fn called for each matching rule, in
- * rule order) or FH_ERR_PARSE for a malformed event (counted, reason in err).
+ * Processes one event. Returns FH_OK (view, when not NULL, set to the decoded
+ * event before fn is called for each matching rule, in rule order) or
+ * FH_ERR_PARSE for a malformed event (counted, reason in err). The view's data
+ * stays valid until the next call.
  */
 fh_err engine_process(engine *e, const char *json, size_t len, engine_match_fn fn, void *arg,
-                      char *err, size_t errlen);
+                      event_view *view, char *err, size_t errlen);
 
 /* Resolves |expand placeholders: rules/lists files, then the inventory; both = error. */
 fh_err engine_placeholder(void *arg, const char *name, const char *const **values, size_t *n);

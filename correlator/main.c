@@ -22,6 +22,7 @@
 #include "engine.h"
 #include "pipeline.h"
 #include "event.h"
+#include "health.h"
 #include "lists.h"
 #include "sigma.h"
 
@@ -72,6 +73,16 @@ static void usage(FILE *f)
                "                       folder beside the rule folder, when there is one)\n"
                "  --assets FILE        asset inventory (its placeholders: management networks,\n"
                "                       allowed countries, zones, egress lists)\n"
+               "  --strict             do not start while any rule is refused (the packaged\n"
+               "                       service's setting; without it refused rules are named\n"
+               "                       in the log, the store's health row and the metrics)\n"
+               "  --metrics FILE       Prometheus text file of the rules and counters (replaced\n"
+               "                       every 10 s and at exit; node_exporter textfile format)\n"
+               "  --instance NAME      this instance's name in the store's health table\n"
+               "                       (default: the host name)\n"
+               "  --max-clock-ahead D  an event further than D ahead of the newest event time\n"
+               "                       is set aside from correlation (default 24h; 30m, 1h, 2d;\n"
+               "                       see correlator/README-correlation.md)\n"
                "  -q, --quiet          print only the refused rules and the summary\n"
                "  -h, --help           this help;  -V, --version  version\n"
                "\n"
@@ -139,9 +150,42 @@ static int check_rules(const char *path, const char *lists_dir, const char *asse
 
 #define INPUT_BUFFER (1 << 20)
 
+/* Options both modes share: strictness, health and metrics, the clock policy. */
+typedef struct {
+    bool strict;
+    const char *metrics, *instance;
+    int64_t max_ahead_ms;
+} run_opts;
+
+/*
+ * Parses a duration: a number with s, m, h or d (no suffix: seconds). Returns
+ * milliseconds, or -1.
+ */
+static int64_t parse_duration(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    double mul = 1000;
+
+    if (end == s || v <= 0)
+        return -1;
+    if (*end == 's')
+        end++;
+    else if (*end == 'm')
+        mul = 60e3, end++;
+    else if (*end == 'h')
+        mul = 3600e3, end++;
+    else if (*end == 'd')
+        mul = 86400e3, end++;
+    if (*end || v * mul > 3650 * 86400e3)
+        return -1;
+    return (int64_t)(v * mul);
+}
+
 /* Reads NDJSON events and runs them through the pipeline, a batch per transaction. */
 static int run_file(const char *rules, const char *lists_dir, const char *assets_file,
-                    const char *input, const char *alerts_out, const char *db, uint32_t batch)
+                    const char *input, const char *alerts_out, const char *db, uint32_t batch,
+                    const run_opts *ro)
 {
     engine_config ec = {rules, lists_dir, assets_file};
     engine *e = NULL;
@@ -155,10 +199,19 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
     ssize_t n;
     int rc = 1;
 
+    health hl;
+    corr_limits lim = {.max_ahead_ms = ro->max_ahead_ms};
+    char refused[2048];
+
+    if (health_init(&hl, ro->instance, ro->metrics, ro->strict) != FH_OK)
+        return 1;
     if (engine_open(&e, &ec, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
+        health_free(&hl);
         return 1;
     }
+    if (!health_check_refused(e, ro->strict))
+        goto out;
     if (db) {
         store_opts so = {.path = db};
 
@@ -183,6 +236,11 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
         goto out;
     }
     pl_ready = true;
+    if (pipeline_set_limits(&pl, &lim) != FH_OK) {
+        fh_error("out of memory");
+        goto out;
+    }
+    health_write(&hl, &pl, st, true);
     rc = 0;
     while (!stop_requested && (n = getline(&line, &cap, in)) > 0) {
         if (reload_requested) {
@@ -190,6 +248,7 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
             if (pipeline_reload(&pl, &ec, err, sizeof(err)) != FH_OK)
                 fh_error("reload: %s", err);
             e = pl.eng;
+            health_write(&hl, &pl, st, true);
         }
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = '\0';
@@ -201,6 +260,7 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
                 rc = 1;
                 break;
             }
+            health_write(&hl, &pl, st, false);
         }
     }
     if (ferror(in)) {
@@ -211,11 +271,23 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
         fh_error("%s", err);
         rc = 1;
     }
-    fh_info("%llu events, %llu malformed, %llu rule matches, %llu alert updates written; "
-            "%.2f rules evaluated per event",
-            (unsigned long long)e->stats.events, (unsigned long long)e->stats.malformed,
-            (unsigned long long)e->stats.matches, (unsigned long long)pl.alerts_written,
-            e->stats.events ? (double)e->stats.evaluated / (double)e->stats.events : 0.0);
+    {
+        corr_stats cs;
+
+        corr_get_stats(pl.corr, &cs);
+        fh_info("%llu events, %llu malformed, %llu rule matches, %llu alert updates written; "
+                "%.2f rules evaluated per event; %llu events set aside by the correlation "
+                "clock",
+                (unsigned long long)e->stats.events, (unsigned long long)e->stats.malformed,
+                (unsigned long long)e->stats.matches, (unsigned long long)pl.alerts_written,
+                e->stats.events ? (double)e->stats.evaluated / (double)e->stats.events : 0.0,
+                (unsigned long long)cs.clock_ahead);
+    }
+    if (e->rs.nerrors) {
+        health_refused_list(e, refused, sizeof(refused));
+        fh_error("ran without %u refused rules: %s", e->rs.nerrors, refused);
+    }
+    health_write(&hl, &pl, st, true);
 out:
     free(line);
     if (pl_ready) {
@@ -230,6 +302,7 @@ out:
         fflush(out);
     store_close(st);
     engine_free(e);
+    health_free(&hl);
     return rc;
 }
 
@@ -250,6 +323,10 @@ int main(int argc, char **argv)
         {"alerts-topic", required_argument, NULL, 'P'},
         {"exit-at-end", no_argument, NULL, 'E'},
         {"quiet", no_argument, NULL, 'q'},
+        {"strict", no_argument, NULL, 'S'},
+        {"metrics", required_argument, NULL, 'M'},
+        {"instance", required_argument, NULL, 'N'},
+        {"max-clock-ahead", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -258,6 +335,7 @@ int main(int argc, char **argv)
                *alerts_out = NULL, *db = NULL;
     uint32_t batch = 5000;
     bool quiet = false, exit_at_end = false;
+    run_opts ro = {.max_ahead_ms = 24 * 3600 * 1000LL};
     int opt;
     const char *kafka = NULL, *group = NULL, *alerts_topic = NULL;
     /* static: still reachable (not a leak) on the early returns below */
@@ -322,6 +400,22 @@ int main(int argc, char **argv)
         case 'E':
             exit_at_end = true;
             break;
+        case 'S':
+            ro.strict = true;
+            break;
+        case 'M':
+            ro.metrics = optarg;
+            break;
+        case 'N':
+            ro.instance = optarg;
+            break;
+        case 'W':
+            if ((ro.max_ahead_ms = parse_duration(optarg)) < 0) {
+                fh_error("--max-clock-ahead expects a duration such as 30m, 1h or 2d, got '%s'",
+                         optarg);
+                return 2;
+            }
+            break;
         case 'X':
             if (!strchr(optarg, '=') || optarg[0] == '=') {
                 fh_error("-X expects name=value, got '%s'", optarg);
@@ -384,6 +478,10 @@ int main(int argc, char **argv)
             .alerts_out = alerts_out,
             .batch = batch,
             .exit_at_end = exit_at_end,
+            .strict = ro.strict,
+            .metrics = ro.metrics,
+            .instance = ro.instance,
+            .max_ahead_ms = ro.max_ahead_ms,
             .stop = &stop_requested,
             .reload = &reload_requested,
         };
@@ -401,5 +499,5 @@ int main(int argc, char **argv)
     }
     free(topics);
     free(props);
-    return run_file(rules, lists_dir, assets_file, input, alerts_out, db, batch);
+    return run_file(rules, lists_dir, assets_file, input, alerts_out, db, batch, &ro);
 }

@@ -8,7 +8,9 @@
 
 #include "../common/fh_log.h"
 
-#define IP_MAX 64
+/* Texts of event values in an alert (addresses, sensor id, Community ID): longer values
+ * end in a hash of the whole value (alert_value_text). */
+#define VALUE_MAX 256
 
 static fh_err book_load(void *ctx, const char *rule_id, const char *group_key, alert *out,
                         bool *found)
@@ -34,26 +36,38 @@ static fh_err book_emit(void *ctx, const alert *a)
     return FH_OK;
 }
 
-/* Copies a string slot into buf (NUL-terminated); "" when absent or not a string. */
-static const char *slot_str(const event_view *ev, field_id id, char *buf, size_t len)
+/*
+ * The text of a string slot for an alert (alert_value_text: the whole value,
+ * escaped, hashed past len); "" when absent, empty or not a string.
+ */
+static const char *slot_text(const event_view *ev, field_id id, char *buf, size_t len)
 {
     const sv *v = event_get(ev, id);
-    size_t n;
 
     buf[0] = '\0';
-    if (v->type != SV_STR)
-        return buf;
-    n = v->len < len - 1 ? v->len : len - 1;
-    memcpy(buf, v->s, n);
-    buf[n] = '\0';
+    if (v->type == SV_STR && v->len)
+        alert_value_text(buf, len, v->s, v->len);
     return buf;
 }
 
-static void fill_side(const engine *e, const char *ip, alert_side_view *side)
+/*
+ * One side of the alert from the event's address field: the text of the whole
+ * value, and the asset it belongs to only when the whole value is an address
+ * (a value cut at a NUL or at some length must not name an asset).
+ */
+static void fill_side(const engine *e, const event_view *ev, field_id id, char *buf, size_t len,
+                      alert_side_view *side)
 {
-    const asset_info *ai = e->inv && ip[0] ? assets_lookup_str(e->inv, ip, strlen(ip)) : NULL;
+    const sv *v = ev ? event_get(ev, id) : NULL;
+    const asset_info *ai = NULL;
 
-    side->ip = ip[0] ? ip : NULL;
+    memset(side, 0, sizeof(*side));
+    buf[0] = '\0';
+    if (!v || v->type != SV_STR || !v->len)
+        return;
+    side->ip = slot_text(ev, id, buf, len);
+    if (e->inv)
+        ai = assets_lookup_str(e->inv, v->s, v->len);
     side->zone = ai ? ai->zone : NULL;
     side->department = ai ? ai->department : NULL;
     side->name = ai ? ai->name : NULL;
@@ -63,7 +77,7 @@ static void fill_side(const engine *e, const char *ip, alert_side_view *side)
 static void raise_detection(pipeline *p, const sigma_rule *r, const event_view *ev)
 {
     engine *e = p->eng;
-    char src[IP_MAX], dst[IP_MAX], cid[64], key[IP_MAX + 160], sid[128];
+    char src[VALUE_MAX], dst[VALUE_MAX], cid[VALUE_MAX], key[VALUE_MAX + 16];
     alert_hit h;
     fh_err err;
 
@@ -76,20 +90,27 @@ static void raise_detection(pipeline *p, const sigma_rule *r, const event_view *
     h.level = (int)r->lvl;
     h.tags = (const char *const *)r->tags;
     h.ntags = r->ntags;
-    slot_str(ev, e->f_src_ip, src, sizeof(src));
-    slot_str(ev, e->f_dest_ip, dst, sizeof(dst));
-    if (src[0])
-        snprintf(key, sizeof(key), "src_ip=%s", src);
-    else
-        snprintf(key, sizeof(key), "sensor.id=%s", slot_str(ev, e->f_sensor_id, sid, sizeof(sid)));
+    fill_side(e, ev, e->f_src_ip, src, sizeof(src), &h.src);
+    fill_side(e, ev, e->f_dest_ip, dst, sizeof(dst), &h.dest);
+    /* grouped by the whole source value, escaped as correlation keys escape theirs:
+     * values that differ anywhere (after a NUL, past any length) are two alerts */
+    {
+        const sv *v = event_get(ev, e->f_src_ip);
+        bool by_src = v->type == SV_STR && v->len;
+        size_t off;
+
+        if (!by_src)
+            v = event_get(ev, e->f_sensor_id);
+        off = (size_t)snprintf(key, sizeof(key), "%s=", by_src ? "src_ip" : "sensor.id");
+        if (v->type == SV_STR)
+            alert_key_text(key + off, sizeof(key) - off, v->s, v->len);
+    }
     h.group_key = key;
     h.ts_ms = ev->ts_ms;
     h.count = 1;
     h.event = ev->raw;
     h.event_len = ev->raw_len;
-    h.community_id = slot_str(ev, e->f_community_id, cid, sizeof(cid))[0] ? cid : NULL;
-    fill_side(e, src, &h.src);
-    fill_side(e, dst, &h.dest);
+    h.community_id = slot_text(ev, e->f_community_id, cid, sizeof(cid))[0] ? cid : NULL;
     err = alert_book_hit(p->book, &h, NULL);
     if (err)
         p->error = err;
@@ -100,7 +121,7 @@ static void on_match(void *arg, const sigma_rule *r, const event_view *ev)
 {
     pipeline *p = arg;
 
-    p->ev = *ev; /* the view's data stays valid until the next decode */
+    (void)ev; /* the same view as p->ev (engine_process filled it) */
     p->matched[p->nmatched++] = r;
 }
 
@@ -111,7 +132,7 @@ static void on_corr(void *arg, const struct corr_rule *cr, const char *group_key
 {
     pipeline *p = arg;
     engine *e = p->eng;
-    char src[IP_MAX] = "", dst[IP_MAX] = "", cid[64] = "";
+    char src[VALUE_MAX] = "", dst[VALUE_MAX] = "", cid[VALUE_MAX] = "";
     alert_hit h;
     fh_err err;
 
@@ -133,15 +154,13 @@ static void on_corr(void *arg, const struct corr_rule *cr, const char *group_key
      * a number of events, so they stand for one hit each */
     h.count = cr->type == CORR_EVENT_COUNT ? count_or_value : 1;
     if (ev) {
-        slot_str(ev, e->f_src_ip, src, sizeof(src));
-        slot_str(ev, e->f_dest_ip, dst, sizeof(dst));
-        slot_str(ev, e->f_community_id, cid, sizeof(cid));
+        slot_text(ev, e->f_community_id, cid, sizeof(cid));
         h.event = ev->raw;
         h.event_len = ev->raw_len;
         h.community_id = cid[0] ? cid : NULL;
     }
-    fill_side(e, src, &h.src);
-    fill_side(e, dst, &h.dest);
+    fill_side(e, ev, e->f_src_ip, src, sizeof(src), &h.src);
+    fill_side(e, ev, e->f_dest_ip, dst, sizeof(dst), &h.dest);
     err = alert_book_hit(p->book, &h, NULL);
     if (err)
         p->error = err;
@@ -169,7 +188,7 @@ fh_err pipeline_init(pipeline *p, engine *e, store *st, FILE *alerts_out, char *
     }
     p->matched = calloc(e->rs.nrules ? e->rs.nrules : 1, sizeof(*p->matched));
     p->generates = calloc(e->rs.nrules ? e->rs.nrules : 1, sizeof(*p->generates));
-    p->corr = corr_engine_new(&e->rs, &(corr_limits){0});
+    p->corr = corr_engine_new(&e->rs, &p->lim);
     if (!p->matched || !p->generates || !p->corr) {
         snprintf(err, errlen, "out of memory");
         pipeline_free(p);
@@ -177,6 +196,18 @@ fh_err pipeline_init(pipeline *p, engine *e, store *st, FILE *alerts_out, char *
     }
     for (uint32_t i = 0; i < e->rs.nrules; i++)
         p->generates[i] = corr_rule_generates(&e->rs, i);
+    return FH_OK;
+}
+
+fh_err pipeline_set_limits(pipeline *p, const corr_limits *lim)
+{
+    corr_engine *c = corr_engine_new(&p->eng->rs, lim);
+
+    if (!c)
+        return FH_ERR_NOMEM;
+    corr_engine_free(p->corr);
+    p->corr = c;
+    p->lim = *lim;
     return FH_OK;
 }
 
@@ -190,9 +221,31 @@ void pipeline_free(pipeline *p)
     memset(p, 0, sizeof(*p));
 }
 
+/*
+ * An event the clock policy set aside: said on the first one and then at every
+ * power of two, with the sensor it came from (the counter is in the summary).
+ */
+static void clock_aside(pipeline *p)
+{
+    corr_stats st;
+    char sid[VALUE_MAX];
+
+    corr_get_stats(p->corr, &st);
+    if (st.clock_ahead & (st.clock_ahead - 1))
+        return;
+    fh_warn("correlation clock: an event of sensor '%s' at %lld ms is more than %lld s "
+            "(--max-clock-ahead) ahead of the newest event time: set aside from correlation "
+            "(%llu so far; detection rules still see it)",
+            slot_text(&p->ev, p->eng->f_sensor_id, sid, sizeof(sid)), (long long)p->ev.ts_ms,
+            (long long)((p->lim.max_ahead_ms > 0 ? p->lim.max_ahead_ms : 24 * 3600 * 1000LL) /
+                        1000),
+            (unsigned long long)st.clock_ahead);
+}
+
 fh_err pipeline_event(pipeline *p, const char *json, size_t len)
 {
     char err[256];
+    bool in_time;
 
     if (p->broken)
         return FH_ERR_IO;
@@ -205,18 +258,23 @@ fh_err pipeline_event(pipeline *p, const char *json, size_t len)
     p->batch_events++;
     p->nmatched = 0;
     /* A malformed event is counted by the engine and skipped: not an error here. */
-    if (engine_process(p->eng, json, len, on_match, p, err, sizeof(err)) != FH_OK)
+    /* p->ev: this event (matched or not: its time moves the windows) */
+    if (engine_process(p->eng, json, len, on_match, p, &p->ev, err, sizeof(err)) != FH_OK)
         return p->error;
-    /* Event time moves the correlation windows, matched or not. */
-    if (p->ev.ts_ms)
+    /* Event time moves the correlation windows, matched or not, unless the clock
+     * policy sets the event aside (corr_admit: far ahead of the watermark). */
+    in_time = p->ev.ts_ms && corr_admit(p->corr, p->ev.ts_ms);
+    if (in_time)
         corr_advance(p->corr, p->ev.ts_ms, on_corr, p);
+    else if (p->ev.ts_ms)
+        clock_aside(p);
     for (uint32_t i = 0; i < p->nmatched && !p->error; i++) {
         const sigma_rule *r = p->matched[i];
         uint32_t idx = (uint32_t)(r - p->eng->rs.rules);
 
         if (p->generates[idx])
             raise_detection(p, r, &p->ev);
-        if (p->ev.ts_ms && corr_uses_rule(p->corr, idx))
+        if (in_time && corr_uses_rule(p->corr, idx))
             corr_feed(p->corr, idx, &p->ev, p->ev.ts_ms, on_corr, p);
     }
     return p->error;
@@ -240,7 +298,7 @@ fh_err pipeline_reload(pipeline *p, const engine_config *cfg, char *err, size_t 
         engine_free(ne);
         return FH_ERR_CONFIG;
     }
-    nc = corr_engine_new(&ne->rs, &(corr_limits){0});
+    nc = corr_engine_new(&ne->rs, &p->lim);
     if (nc)
         corr_engine_track_changes(nc, p->persist);
     nm = calloc(ne->rs.nrules ? ne->rs.nrules : 1, sizeof(*nm));
@@ -336,7 +394,7 @@ static void restore_row(void *arg, const char *rule, const void *key, size_t key
 /* Replaces p->corr by a fresh engine holding the store's last committed windows. */
 static fh_err windows_load(pipeline *p, bool log, char *err, size_t errlen)
 {
-    corr_engine *ce = corr_engine_new(&p->eng->rs, &(corr_limits){0});
+    corr_engine *ce = corr_engine_new(&p->eng->rs, &p->lim);
     restore_ctx c = {.p = p};
     corr_clock clk = {0};
     int64_t v[3];

@@ -30,6 +30,7 @@ typedef struct {
     FILE *alerts_out; /* NULL: no NDJSON */
     alert_book *book;
     corr_engine *corr;
+    corr_limits lim; /* of every engine this pipeline creates (pipeline_set_limits) */
     bool *generates; /* per detection rule: raises its own alerts (Sigma `generate`) */
     /* matches of the current event, handled after decoding */
     const sigma_rule **matched;
@@ -45,6 +46,12 @@ typedef struct {
 
 fh_err pipeline_init(pipeline *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen);
 void pipeline_free(pipeline *p);
+
+/*
+ * Sets the correlation engine's limits (clock policy, memory): before the first
+ * event and before pipeline_restore_windows(). FH_ERR_NOMEM leaves the old engine.
+ */
+fh_err pipeline_set_limits(pipeline *p, const corr_limits *lim);
 
 /* Processes one event (opens a batch when none is open). */
 fh_err pipeline_event(pipeline *p, const char *json, size_t len);

@@ -119,6 +119,18 @@ fh_err store_corr_load(store *st, store_corr_fn fn, void *ctx);
 fh_err store_meta_set(store *st, const char *name, int64_t value);
 fh_err store_meta_get(store *st, const char *name, int64_t *value); /* FH_ERR_NOTFOUND */
 
+/* One correlator instance's report of itself (correlator_health; health.h builds it). */
+typedef struct {
+    const char *instance;
+    int64_t started_ms, updated_ms; /* wall clock */
+    bool strict;
+    uint32_t rules_loaded, rules_refused;
+    const char *report; /* JSON */
+} store_health;
+
+/* Writes (replaces) the instance's row; in the open transaction, or in its own. */
+fh_err store_health_put(store *st, const store_health *h);
+
 /* ---- reading back ------------------------------------------------------------------- */
 
 /*

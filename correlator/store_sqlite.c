@@ -143,12 +143,29 @@ static const char MIGRATION_0003[] =
     "    name  TEXT PRIMARY KEY,\n"
     "    value BIGINT NOT NULL\n"
     ");\n";
+
+static const char MIGRATION_0004[] =
+    "-- 0004_correlator_health: what each correlator instance says of itself, for the\n"
+    "-- console's health page and metrics: the rules it runs, the rules it refused (a\n"
+    "-- level-3 deployment missing rules must not go unnoticed) and its counters.\n"
+    "-- Wall-clock times, ms. One row per instance (--instance, default the host name).\n"
+    "\n"
+    "CREATE TABLE correlator_health (\n"
+    "    instance      TEXT PRIMARY KEY,\n"
+    "    started_at    BIGINT NOT NULL,\n"
+    "    updated_at    BIGINT NOT NULL,\n"
+    "    strict        INTEGER NOT NULL,     -- 1: would not start with a rule refused\n"
+    "    rules_loaded  INTEGER NOT NULL,\n"
+    "    rules_refused INTEGER NOT NULL,\n"
+    "    report        TEXT NOT NULL         -- the whole report as JSON (correlator/health.h)\n"
+    ");\n";
 /* END MIGRATIONS */
 
 static const store_migration migrations[] = {
     {1, "0001_alerts", MIGRATION_0001},
     {2, "0002_alert_outbox", MIGRATION_0002},
     {3, "0003_corr_state", MIGRATION_0003},
+    {4, "0004_correlator_health", MIGRATION_0004},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -186,6 +203,7 @@ enum {
     S_CORR_LOAD,
     S_META_SET,
     S_META_GET,
+    S_HEALTH_PUT,
     S_COUNT
 };
 
@@ -249,6 +267,12 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_META_SET] = "INSERT INTO correlator_meta (name, value) VALUES (?1, ?2) "
                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     [S_META_GET] = "SELECT value FROM correlator_meta WHERE name = ?1",
+    [S_HEALTH_PUT] =
+        "INSERT INTO correlator_health (instance, started_at, updated_at, strict, rules_loaded, "
+        "rules_refused, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (instance) DO "
+        "UPDATE SET started_at = excluded.started_at, updated_at = excluded.updated_at, "
+        "strict = excluded.strict, rules_loaded = excluded.rules_loaded, "
+        "rules_refused = excluded.rules_refused, report = excluded.report",
 };
 
 struct store {
@@ -844,6 +868,31 @@ fh_err store_meta_get(store *st, const char *name, int64_t *value)
     else
         err = fail(st, "store_meta_get: SELECT correlator_meta");
     stmt_done(s);
+    return err;
+}
+
+fh_err store_health_put(store *st, const store_health *h)
+{
+    sqlite3_stmt *s = st->s[S_HEALTH_PUT];
+    bool own = !st->in_tx;
+    fh_err err;
+
+    if (own && (err = store_begin(st)))
+        return err;
+    bind_str(s, 1, h->instance);
+    sqlite3_bind_int64(s, 2, h->started_ms);
+    sqlite3_bind_int64(s, 3, h->updated_ms);
+    sqlite3_bind_int(s, 4, h->strict ? 1 : 0);
+    sqlite3_bind_int64(s, 5, h->rules_loaded);
+    sqlite3_bind_int64(s, 6, h->rules_refused);
+    bind_str(s, 7, h->report);
+    err = step_done(st, s, "store_health_put: INSERT correlator_health");
+    if (own) {
+        if (err)
+            store_rollback(st);
+        else
+            err = store_commit(st);
+    }
     return err;
 }
 

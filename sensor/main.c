@@ -525,6 +525,9 @@ static int summary(const pipeline_totals *t, const sink_result *sr, bool live, i
 {
     uint64_t lost = sr->lost > t->events ? t->events : sr->lost;
 
+    /* a run that already failed (its reason said) has no summary, unless events were lost */
+    if (rc != 0 && !lost && !sr->errors && !t->write_errors)
+        return rc;
     fh_info("%llu packets, %llu flows, %llu events written (%llu dropped), %llu malformed packets",
             (unsigned long long)t->packets, (unsigned long long)t->flows,
             (unsigned long long)(t->events - lost), (unsigned long long)(t->events_dropped + lost),

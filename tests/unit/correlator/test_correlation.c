@@ -855,6 +855,151 @@ static void test_at_close_silence(void **state)
     rs_done(&rs);
 }
 
+/* Feeds one heartbeat of sensor `sid` at ts through the clock policy, as the pipeline does. */
+static bool beat(corr_engine *e, tev *t, const char *sid, int64_t ts, rec *x)
+{
+    ev_clear(t);
+    ev_str(t, "sensor.id", sid);
+    t->ev.ts_ms = ts;
+    if (!corr_admit(e, ts))
+        return false;
+    corr_advance(e, ts, on_emit, x);
+    corr_feed(e, 0, &t->ev, ts, on_emit, x);
+    return true;
+}
+
+/*
+ * The clock policy (corr_admit): one event far in the future neither moves the
+ * watermark nor closes anyone's window; a run of them is time moving on; a
+ * first event that was the odd one is corrected by the run of events behind it.
+ */
+static void test_clock_policy(void **state)
+{
+    static const char *const names[] = {"heartbeat", NULL};
+    const int64_t H = 3600000, M = 60000;
+    corr_limits lim = {.max_ahead_ms = H, .resync_events = 4};
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+    corr_stats st;
+    corr_clock c;
+
+    (void)state;
+    rs_init(&rs, names);
+    rs_add_corr(&rs, "title: Silent\nname: silent\ncorrelation:\n  type: event_count\n"
+                     "  rules: [heartbeat]\n  group-by: [sensor.id]\n  timespan: 15m\n"
+                     "  condition: {lt: 1}\n");
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+
+    /* 1. A single event stamped 9999 between heartbeats: set aside, nothing closes. */
+    e = corr_engine_new(&rs, &lim);
+    for (int i = 0; i < 10; i++)
+        assert_true(beat(e, &t, "s1", i * M, &x));
+    assert_false(beat(e, &t, "bogus", 253402300799000LL, &x));
+    for (int i = 10; i < 14; i++)
+        assert_true(beat(e, &t, "s1", i * M, &x));
+    assert_int_equal(x.n, 0); /* s1 never went silent */
+    corr_engine_get_clock(e, &c);
+    assert_int_equal(c.watermark, 13 * M);
+    corr_get_stats(e, &st);
+    assert_int_equal(st.clock_ahead, 1);
+    assert_int_equal(st.clock_resyncs, 0);
+
+    /* 2. Exactly one hour ahead is still in time; one ms more is not. */
+    assert_true(beat(e, &t, "s1", 13 * M + H, &x));
+    assert_false(beat(e, &t, "s1", 13 * M + 2 * H + 1, &x));
+    assert_true(beat(e, &t, "s1", 13 * M + H + M, &x)); /* breaks the run */
+
+    /* 3. A pause of a day: the 4th event in a row resyncs to the oldest of the run,
+     * and the silent window of s1 closes then (not before). */
+    x.n = 0;
+    {
+        int64_t base = 13 * M + H + M + 24 * H;
+
+        assert_false(beat(e, &t, "s2", base, &x));
+        assert_false(beat(e, &t, "s2", base + 1000, &x));
+        assert_false(beat(e, &t, "s2", base + 2000, &x));
+        assert_int_equal(x.n, 0);
+        assert_true(beat(e, &t, "s2", base + 3000, &x));
+        corr_engine_get_clock(e, &c);
+        assert_int_equal(c.watermark, base + 3000);
+        assert_int_equal(x.n, 1);
+        assert_string_equal(x.lines[0] + strlen(x.lines[0]) - 2, "|-"); /* closed by time */
+        assert_non_null(strstr(x.lines[0], "silent|sensor.id=s1|"));
+        corr_get_stats(e, &st);
+        assert_int_equal(st.clock_ahead, 1 + 1 + 3);
+        assert_int_equal(st.clock_resyncs, 1);
+    }
+    corr_engine_free(e);
+
+    /* 4. The very first event is the odd one (9999): the run of events far behind it
+     * moves the watermark back, and silence is noticed again as it should be. */
+    x.n = 0;
+    e = corr_engine_new(&rs, &lim);
+    assert_true(beat(e, &t, "bogus", 253402300799000LL, &x));
+    for (int i = 0; i < 4; i++)
+        assert_true(beat(e, &t, "s1", i * M, &x));
+    corr_engine_get_clock(e, &c);
+    assert_int_equal(c.watermark, 3 * M);
+    corr_get_stats(e, &st);
+    assert_int_equal(st.clock_resyncs, 1);
+    /* s1 falls silent; s3 keeps time: 15 to 30 min later s1's silence is reported */
+    for (int i = 4; i < 40; i++)
+        assert_true(beat(e, &t, "s3", i * M, &x));
+    assert_true(x.n >= 1);
+    assert_non_null(strstr(x.lines[0], "silent|sensor.id=s1|"));
+    corr_engine_free(e);
+
+    /* 5. A firm watermark is never moved back: late events stay late. */
+    x.n = 0;
+    e = corr_engine_new(&rs, &lim);
+    for (int i = 0; i < 6; i++)
+        assert_true(beat(e, &t, "s1", 10 * H + i * M, &x));
+    for (int i = 0; i < 6; i++)
+        assert_true(beat(e, &t, "old", i * M, &x));
+    corr_engine_get_clock(e, &c);
+    assert_int_equal(c.watermark, 10 * H + 5 * M);
+    corr_get_stats(e, &st);
+    assert_int_equal(st.clock_resyncs, 0);
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
+/* Group-by values that differ only after a NUL are two groups, and the key says so. */
+static void test_group_key_nul(void **state)
+{
+    static const char *const names[] = {"login", NULL};
+    static const char a[] = "10.0.0.1\0a", b[] = "10.0.0.1\0b";
+    ruleset rs;
+    corr_engine *e;
+    rec x = {0};
+    tev t;
+    field_id id;
+
+    (void)state;
+    rs_init(&rs, names);
+    rs_add_corr(&rs, "title: Two\nname: two\ncorrelation:\n  type: event_count\n"
+                     "  rules: [login]\n  group-by: [src_ip]\n  timespan: 5m\n"
+                     "  condition: {gte: 2}\n");
+    assert_int_equal(corr_resolve(&rs), FH_OK);
+    e = corr_engine_new(&rs, NULL);
+    id = field_lookup(&ft, "src_ip");
+    ev_clear(&t);
+    t.vals[id].type = SV_STR;
+    t.vals[id].s = a;
+    t.vals[id].len = sizeof(a) - 1;
+    corr_feed(e, 0, &t.ev, 1000, on_emit, &x);
+    t.vals[id].s = b;
+    corr_feed(e, 0, &t.ev, 2000, on_emit, &x);
+    assert_int_equal(x.n, 0); /* one event in each of two groups */
+    corr_feed(e, 0, &t.ev, 3000, on_emit, &x);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.lines[0], "two|src_ip=10.0.0.1\\x00b|-296999|2000|3000|2|ev");
+    corr_engine_free(e);
+    rs_done(&rs);
+}
+
 static void test_at_close_value_count(void **state)
 {
     static const char *const names[] = {"probe", NULL};
@@ -1417,6 +1562,8 @@ int main(void)
         cmocka_unit_test(test_late_events),
         cmocka_unit_test(test_at_close_silence),
         cmocka_unit_test(test_at_close_value_count),
+        cmocka_unit_test(test_clock_policy),
+        cmocka_unit_test(test_group_key_nul),
         cmocka_unit_test(test_eviction),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_memory_per_group),

@@ -306,6 +306,120 @@ static void test_sound_on_level3_pack(void **state)
     engine_free(e);
 }
 
+/* Loads the rule text `doc` (one document) into its own rule set and index. */
+static void load_one(const char *doc, field_table *t, ruleset *r, rule_index **x)
+{
+    char path[64], err[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/tmp/fh-test-rix1-%d.yml", (int)getpid());
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(doc, f);
+    fclose(f);
+    field_table_init(t);
+    assert_int_equal(sigma_load(r, path, t, err, sizeof(err)), FH_OK);
+    unlink(path);
+    if (r->nerrors)
+        fail_msg("%s:%u: %s", r->errors[0].file, r->errors[0].line, r->errors[0].reason);
+    assert_int_equal(r->nrules, 1);
+    assert_int_equal(rule_index_build(x, r->rules, r->nrules), FH_OK);
+}
+
+static void free_one(field_table *t, ruleset *r, rule_index *x)
+{
+    rule_index_free(x);
+    ruleset_free(r);
+    field_table_free(t);
+}
+
+/*
+ * Conditions of 100,000 terms ("a or b or a ..."): the chain is walked without
+ * recursion (it once overflowed the stack here, ASan: node_reqs) and gives what the
+ * two-term condition gives.
+ */
+static void test_long_chains(void **state)
+{
+    static const char *const ops[] = {"or", "and"};
+    /* (past 64 keys a requirement's keys are kept sorted) */
+    static const char *const want[] = {
+        "event_type in {flow}; app_proto in {rdp, ssh}",
+        "event_type in {flow}; app_proto in {ssh}; proto in {tcp}"};
+
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        size_t n = 100000, cap = n * 8 + 256, off;
+        char *doc = malloc(cap), got[256] = "";
+        field_table t;
+        ruleset r;
+        rule_index *x;
+
+        assert_non_null(doc);
+        off = (size_t)snprintf(doc, cap,
+                               "title: long\n" FLOW "detection:\n  a: {app_proto: ssh}\n"
+                               "  b: {%s}\n  condition: a",
+                               k == 0 ? "app_proto: rdp" : "proto: TCP");
+        for (size_t i = 1; i < n; i++)
+            off += (size_t)snprintf(doc + off, cap - off, " %s %c", ops[k], i % 2 ? 'b' : 'a');
+        snprintf(doc + off, cap - off, "\n");
+        load_one(doc, &t, &r, &x);
+        rule_index_describe(x, &t, 0, got, sizeof(got));
+        assert_string_equal(got, want[k]);
+        free_one(&t, &r, x);
+        free(doc);
+    }
+}
+
+/*
+ * An inline list of 200,000 values, each twice: every distinct value is one key
+ * (duplicates removed in bulk, not by a scan per value), none is lost.
+ */
+static void test_long_value_list(void **state)
+{
+    size_t n = 100000, cap = n * 2 * 24 + 256, off;
+    char *doc = malloc(cap);
+    field_table t;
+    ruleset r;
+    rule_index *x;
+    rule_index_info info;
+    uint32_t cand[1];
+    event_view ev;
+    event_decoder *d;
+    char err[256];
+
+    (void)state;
+    assert_non_null(doc);
+    off = (size_t)snprintf(doc, cap, "title: iocs\n" FLOW "detection:\n  a:\n    dest_ip:\n");
+    for (size_t rep = 0; rep < 2; rep++)
+        for (size_t i = 0; i < n; i++)
+            off += (size_t)snprintf(doc + off, cap - off, "      - 10.%zu.%zu.%zu\n", i >> 16,
+                                    (i >> 8) & 255, i & 255);
+    snprintf(doc + off, cap - off, "  condition: a\n");
+    load_one(doc, &t, &r, &x);
+    rule_index_get_info(x, &info);
+    assert_int_equal(info.keys, n + 1); /* the addresses and event_type "flow" */
+    assert_int_equal(event_decoder_new(&d, &t), FH_OK);
+    {
+        static const char *const hits[] = {
+            "{\"event_type\":\"flow\",\"dest_ip\":\"10.0.0.0\"}",
+            "{\"event_type\":\"flow\",\"dest_ip\":\"10.1.134.159\"}", /* the last one */
+        };
+        static const char *miss = "{\"event_type\":\"flow\",\"dest_ip\":\"10.1.134.160\"}";
+
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(event_decode(d, hits[i], strlen(hits[i]), &ev, err, sizeof(err)),
+                             FH_OK);
+            assert_int_equal(rule_index_candidates(x, &ev, cand), 1);
+            assert_true(sigma_rule_match(&r.rules[0], &ev));
+        }
+        assert_int_equal(event_decode(d, miss, strlen(miss), &ev, err, sizeof(err)), FH_OK);
+        assert_int_equal(rule_index_candidates(x, &ev, cand), 0);
+    }
+    event_decoder_free(d);
+    free_one(&t, &r, x);
+    free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +427,8 @@ int main(void)
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_sound_on_crafted_events),
         cmocka_unit_test(test_sound_on_level3_pack),
+        cmocka_unit_test(test_long_chains),
+        cmocka_unit_test(test_long_value_list),
     };
 
     return cmocka_run_group_tests_name("rule_index", tests, setup, teardown);

@@ -1,0 +1,256 @@
+/*
+ * health.c - see health.h.
+ */
+#include "health.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/fh_log.h"
+#include "correlation.h"
+
+#define HEALTH_EVERY_MS 10000
+
+#ifndef FH_VERSION
+#define FH_VERSION "0.0.0"
+#endif
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+fh_err health_init(health *h, const char *instance, const char *metrics_path, bool strict)
+{
+    memset(h, 0, sizeof(*h));
+    if (instance)
+        snprintf(h->instance, sizeof(h->instance), "%s", instance);
+    else if (gethostname(h->instance, sizeof(h->instance) - 1) != 0 || !h->instance[0])
+        snprintf(h->instance, sizeof(h->instance), "fenghuo-correlator");
+    h->metrics_path = metrics_path;
+    h->strict = strict;
+    h->started_ms = wall_ms();
+    if (!jbuf_init(&h->json, 4096, 4u << 20)) {
+        health_free(h);
+        return FH_ERR_NOMEM;
+    }
+    return FH_OK;
+}
+
+void health_free(health *h)
+{
+    jbuf_free(&h->json);
+}
+
+static const char *rule_name(const load_error *le)
+{
+    return le->rule ? le->rule : "(untitled)";
+}
+
+void health_refused_list(const engine *e, char *buf, size_t len)
+{
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < e->rs.nerrors && off < len; i++) {
+        const load_error *le = &e->rs.errors[i];
+        int n = snprintf(buf + off, len - off, "%s%s (%s:%u)", i ? ", " : "", rule_name(le),
+                         le->file, le->line);
+
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+}
+
+bool health_check_refused(const engine *e, bool strict)
+{
+    char list[2048];
+
+    if (!e->rs.nerrors)
+        return true;
+    health_refused_list(e, list, sizeof(list));
+    if (strict) {
+        fh_error("strict mode: %u of %u rules refused, not starting: %s", e->rs.nerrors,
+                 e->rs.nerrors + e->rs.nrules + e->rs.ncorrs, list);
+        return false;
+    }
+    fh_error("%u of %u rules refused, running without them (--strict refuses to start): %s",
+             e->rs.nerrors, e->rs.nerrors + e->rs.nrules + e->rs.ncorrs, list);
+    return true;
+}
+
+static void build_report(health *h, const pipeline *p, int64_t now)
+{
+    const engine *e = p->eng;
+    jbuf *b = &h->json;
+    corr_stats cs;
+
+    corr_get_stats(p->corr, &cs);
+    jbuf_reset(b);
+    jbuf_obj_open(b, NULL);
+    jbuf_str(b, "instance", h->instance);
+    jbuf_str(b, "version", FH_VERSION);
+    jbuf_bool(b, "strict", h->strict);
+    jbuf_i64(b, "started", h->started_ms);
+    jbuf_i64(b, "updated", now);
+    jbuf_obj_open(b, "rules");
+    jbuf_u64(b, "loaded", e->rs.nrules + e->rs.ncorrs);
+    jbuf_u64(b, "correlation", e->rs.ncorrs);
+    jbuf_u64(b, "refused", e->rs.nerrors);
+    jbuf_u64(b, "files", e->rs.files);
+    jbuf_obj_close(b);
+    jbuf_arr_open(b, "refused");
+    for (uint32_t i = 0; i < e->rs.nerrors; i++) {
+        const load_error *le = &e->rs.errors[i];
+
+        jbuf_obj_open(b, NULL);
+        jbuf_str(b, "file", le->file);
+        jbuf_u64(b, "line", le->line);
+        if (le->rule)
+            jbuf_str(b, "rule", le->rule);
+        else
+            jbuf_null(b, "rule");
+        jbuf_str(b, "reason", le->reason);
+        jbuf_obj_close(b);
+    }
+    jbuf_arr_close(b);
+    jbuf_obj_open(b, "events");
+    jbuf_u64(b, "total", e->stats.events);
+    jbuf_u64(b, "malformed", e->stats.malformed);
+    jbuf_u64(b, "matches", e->stats.matches);
+    jbuf_obj_close(b);
+    jbuf_u64(b, "alert_updates", p->alerts_written);
+    jbuf_obj_open(b, "clock");
+    jbuf_u64(b, "set_aside", cs.clock_ahead);
+    jbuf_u64(b, "resyncs", cs.clock_resyncs);
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+}
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void label(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fputc('\\', f);
+        if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+static void metric(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+            (unsigned long long)v);
+}
+
+static void put_metrics(FILE *f, const health *h, const pipeline *p)
+{
+    const engine *e = p->eng;
+    corr_stats cs;
+
+    corr_get_stats(p->corr, &cs);
+    metric(f, "fenghuo_correlator_rules_loaded", "gauge", "Rules compiled and running.",
+           e->rs.nrules + e->rs.ncorrs);
+    metric(f, "fenghuo_correlator_rules_refused", "gauge",
+           "Rules refused at load: the running set lacks them.", e->rs.nerrors);
+    fputs("# HELP fenghuo_correlator_rule_refused A refused rule (file, line, title).\n"
+          "# TYPE fenghuo_correlator_rule_refused gauge\n",
+          f);
+    for (uint32_t i = 0; i < e->rs.nerrors; i++) {
+        const load_error *le = &e->rs.errors[i];
+
+        fputs("fenghuo_correlator_rule_refused{file=\"", f);
+        label(f, le->file);
+        fprintf(f, "\",line=\"%u\",rule=\"", le->line);
+        label(f, rule_name(le));
+        fputs("\"} 1\n", f);
+    }
+    metric(f, "fenghuo_correlator_strict", "gauge", "1 when refused rules stop the start.",
+           h->strict);
+    metric(f, "fenghuo_correlator_events_total", "counter", "Events read.", e->stats.events);
+    metric(f, "fenghuo_correlator_events_malformed_total", "counter",
+           "Events skipped as malformed.", e->stats.malformed);
+    metric(f, "fenghuo_correlator_rule_matches_total", "counter", "Detection rule matches.",
+           e->stats.matches);
+    metric(f, "fenghuo_correlator_alert_updates_total", "counter", "Alerts opened or updated.",
+           p->alerts_written);
+    metric(f, "fenghuo_correlator_clock_set_aside_total", "counter",
+           "Events set aside from correlation: too far ahead of event time.", cs.clock_ahead);
+    metric(f, "fenghuo_correlator_clock_resyncs_total", "counter",
+           "Times event time followed a run of far-off events.", cs.clock_resyncs);
+}
+
+/* Replaces the metrics file atomically (a reader sees the old or the new one). */
+static fh_err write_metrics(const health *h, const pipeline *p)
+{
+    char tmp[4096];
+    FILE *f;
+    int saved;
+
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", h->metrics_path) >= (int)sizeof(tmp)) {
+        fh_error("metrics: path too long: %s", h->metrics_path);
+        return FH_ERR_ARG;
+    }
+    if (!(f = fopen(tmp, "w"))) {
+        fh_error("metrics: open(\"%s\") failed: %s", tmp, strerror(errno));
+        return FH_ERR_IO;
+    }
+    put_metrics(f, h, p);
+    if (ferror(f) | (fclose(f) != 0)) {
+        saved = errno;
+        unlink(tmp);
+        fh_error("metrics: write(\"%s\") failed: %s", tmp, strerror(saved));
+        return FH_ERR_IO;
+    }
+    if (rename(tmp, h->metrics_path) != 0) {
+        saved = errno;
+        unlink(tmp);
+        fh_error("metrics: rename(\"%s\") failed: %s", h->metrics_path, strerror(saved));
+        return FH_ERR_IO;
+    }
+    return FH_OK;
+}
+
+fh_err health_write(health *h, const pipeline *p, store *st, bool force)
+{
+    int64_t now = wall_ms();
+    fh_err r = FH_OK, e;
+
+    if (!force && now - h->last_ms < HEALTH_EVERY_MS)
+        return FH_OK;
+    h->last_ms = now;
+    if (st) {
+        store_health sh = {.instance = h->instance,
+                           .started_ms = h->started_ms,
+                           .updated_ms = now,
+                           .strict = h->strict,
+                           .rules_loaded = p->eng->rs.nrules + p->eng->rs.ncorrs,
+                           .rules_refused = p->eng->rs.nerrors};
+
+        build_report(h, p, now);
+        if (jbuf_failed(&h->json)) {
+            fh_error("health: the report does not fit in its buffer");
+            r = FH_ERR_NOMEM;
+        } else {
+            sh.report = jbuf_cstr(&h->json);
+            if ((e = store_health_put(st, &sh)) != FH_OK) {
+                fh_error("health: %s", store_errmsg(st));
+                r = e;
+            }
+        }
+    }
+    if (h->metrics_path && (e = write_metrics(h, p)) != FH_OK && !r)
+        r = e;
+    return r;
+}
