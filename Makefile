@@ -6,6 +6,7 @@
 #   make run        deps + build + run broker, sensor and correlator on the bundled test traffic
 #   make asan       build with ASan+UBSan into build/asan/ and run the tests under it
 #   make bench      throughput and memory against ndpiReader on the same capture
+#   make fuzz       libFuzzer targets (packets, events, rules), FUZZ_SECONDS each (default 300)
 #   make help       this list;  V=1 shows the commands
 #
 # Variables: BUILD (output folder, default build), SAN=1 (sanitizers), CC, EXTRA_CFLAGS.
@@ -31,7 +32,7 @@ DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev
 	libyara-dev g++
 DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
-	tshark time kcat sqlite3
+	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
 PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara
@@ -73,7 +74,7 @@ GEOIP_DIR := build/geoip
 TESTDATA := build/testdata
 
 .PHONY: all deps geoip-data test test-unit test-e2e testdata run asan asan-tests bench help clean format \
-	check-format check-libs
+	check-format check-libs fuzz fuzz-build fuzz-seeds fuzz-smoke
 
 all: check-libs $(BIN)/fenghuo-sensor $(BIN)/fenghuo-broker \
 	$(if $(wildcard correlator/main.c),$(BIN)/fenghuo-correlator)
@@ -142,11 +143,85 @@ $(TESTDATA)/.stamp: tests/traffic/gen_pcaps.py tests/tools/build-test-mmdb.pl
 	@touch $@
 
 # `make test` runs everything twice: a normal build, then ASan+UBSan (the real
-# corpus must not crash under the sanitizers either).
+# corpus must not crash under the sanitizers either); then each fuzz target for a
+# fixed number of runs over its seeds and regression cases.
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory test-unit test-e2e
 	$(Q)$(MAKE) --no-print-directory asan-tests
+	$(Q)$(MAKE) --no-print-directory fuzz-smoke
+
+# ---- fuzzing (libFuzzer, clang 14; tests/fuzz/README.md) ----------------------------------
+# The targets link the project's objects built by clang with ASan+UBSan and the fuzzer's
+# coverage into build/fuzz/. Seeds come from the crafted and shared captures, the rule-pack
+# events and the shipped rules (tests/fuzz/seed.py); tests/fuzz/regress/<target>/ holds every
+# input that once crashed or hung, run each time.
+FUZZ_TARGETS := decode event rules
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 300
+# runs per target in `make test` (fixed seed: the same inputs every time)
+FUZZ_RUNS_decode := 300000
+FUZZ_RUNS_event := 30000
+FUZZ_RUNS_rules := 10000
+FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+ifeq ($(FUZZ),1)
+ALL_CFLAGS += -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) -DFH_REPO='"$(CURDIR)"'
+ALL_CXXFLAGS += -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+FUZZ_LD := -fsanitize=fuzzer $(FUZZ_SAN)
+
+$(BUILD)/fuzz_decode: $(OBJ)/tests/fuzz/fuzz_decode.o $(SENSOR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(FUZZ_LD) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
+
+$(BUILD)/fuzz_event: $(OBJ)/tests/fuzz/fuzz_event.o $(CORR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(FUZZ_LD) -o $@ $^ $(CORR_LDLIBS) $(LDLIBS)
+
+$(BUILD)/fuzz_rules: $(OBJ)/tests/fuzz/fuzz_rules.o $(CORR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(FUZZ_LD) -o $@ $^ $(CORR_LDLIBS) $(LDLIBS)
+endif
+
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 BUILD=$(FUZZ_BUILD) CC=clang-14 CXX=clang++-14 \
+	  $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz-seeds: testdata
+	$(Q)rm -rf $(FUZZ_BUILD)/corpus && $(PY) tests/fuzz/seed.py $(FUZZ_BUILD)/corpus ../shared/data
+
+# A fixed number of runs per target from a fixed seed (part of `make test`). New inputs
+# go to build/fuzz/new/<target>, emptied first, so the corpus read is the same each time.
+fuzz-smoke: fuzz-build fuzz-seeds
+	@echo "== fuzz targets, fixed runs (build/fuzz)"
+	$(Q)for t in $(FUZZ_TARGETS); do \
+	  case $$t in decode) runs=$(FUZZ_RUNS_decode);; event) runs=$(FUZZ_RUNS_event);; \
+	    *) runs=$(FUZZ_RUNS_rules);; esac; \
+	  rm -rf $(FUZZ_BUILD)/new/$$t && mkdir -p $(FUZZ_BUILD)/new/$$t tests/fuzz/regress/$$t && \
+	  $(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_$$t -seed=1 -runs=$$runs -timeout=30 -rss_limit_mb=3072 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+	    $(FUZZ_BUILD)/new/$$t tests/fuzz/regress/$$t $(FUZZ_BUILD)/corpus/$$t \
+	    > $(FUZZ_BUILD)/$$t.log 2>&1 \
+	  || { tail -n 60 $(FUZZ_BUILD)/$$t.log; \
+	       echo "fuzz_$$t: FAILED (the input is in $(FUZZ_BUILD)/crash-$$t-*)"; exit 1; }; \
+	  echo "fuzz_$$t: $$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' $(FUZZ_BUILD)/$$t.log), no crash"; \
+	done
+
+# Longer runs (FUZZ_SECONDS each); new inputs accumulate in build/fuzz/corpus/<target>.
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory testdata fuzz-build
+	$(Q)test -d $(FUZZ_BUILD)/corpus || $(MAKE) --no-print-directory fuzz-seeds
+	$(Q)for t in $(FUZZ_TARGETS); do \
+	  mkdir -p tests/fuzz/regress/$$t && \
+	  $(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+	    -rss_limit_mb=3072 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/regress/$$t > $(FUZZ_BUILD)/$$t.log 2>&1; \
+	  rc=$$?; tail -n 25 $(FUZZ_BUILD)/$$t.log; [ $$rc = 0 ] || exit 1; \
+	done
 
 test-unit: $(UNIT_BIN) testdata
 	$(Q)fail=0; for t in $(UNIT_BIN); do \

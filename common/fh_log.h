@@ -10,7 +10,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum { FH_LOG_ERROR = 0, FH_LOG_WARN, FH_LOG_INFO, FH_LOG_DEBUG } fh_log_level;
+/* FH_LOG_QUIET: nothing at all (the fuzz targets, whose inputs are mostly refused). */
+typedef enum {
+    FH_LOG_QUIET = -1,
+    FH_LOG_ERROR = 0,
+    FH_LOG_WARN,
+    FH_LOG_INFO,
+    FH_LOG_DEBUG
+} fh_log_level;
 
 void fh_log_init(const char *progname, fh_log_level level);
 void fh_log_set_level(fh_log_level level);

@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""Seeds the fuzz corpora: tests/fuzz/seed.py OUTDIR [SHARED]
+
+OUTDIR/decode  frames of the crafted captures (build/testdata/pcap) and of the shared
+               public captures (SHARED/pcap, when present), in fuzz_decode's format:
+               [link type index][length, 2 bytes big endian][frame], up to 8 frames a seed
+OUTDIR/event   the rule-pack scenario events (tests/rules/*/events.ndjson), 20 lines a seed
+OUTDIR/rules   the shipped rule files (rules/level3) and the correlation test rules
+
+Deterministic: the same inputs give the same seeds (file names are content hashes).
+"""
+
+import glob
+import hashlib
+import os
+import sys
+
+from scapy.utils import RawPcapReader
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# fuzz_decode.c's LINKTYPES, in order
+LINKTYPES = [1, 12, 12, 0, 108, 113, 276, 9, 228, 229]
+MAX_FILES_PER_TARGET = 400
+
+
+def put(outdir, data):
+    name = hashlib.sha1(data).hexdigest()
+    with open(os.path.join(outdir, name), "wb") as f:
+        f.write(data)
+
+
+def frames(path, limit):
+    try:
+        r = RawPcapReader(path)
+    except Exception:
+        return None, []
+    out = []
+    try:
+        for pkt, _meta in r:
+            out.append(pkt)
+            if len(out) >= limit:
+                break
+    except Exception:
+        pass
+    lt = getattr(r, "linktype", 1)
+    try:
+        r.close()
+    except Exception:
+        pass
+    return lt, out
+
+
+def seed_decode(outdir, shared):
+    caps = sorted(glob.glob(os.path.join(REPO, "build", "testdata", "pcap", "**", "*.pcap"),
+                            recursive=True))
+    if shared and os.path.isdir(os.path.join(shared, "pcap")):
+        caps += sorted(glob.glob(os.path.join(shared, "pcap", "**", "*.pcap*"), recursive=True))
+    n = 0
+    for cap in caps:
+        lt, fr = frames(cap, 8)
+        if lt not in LINKTYPES or not fr:
+            continue
+        idx = LINKTYPES.index(lt)
+        data = b"".join(bytes([idx]) + len(f[:65535]).to_bytes(2, "big") + f[:65535]
+                        for f in fr)
+        put(outdir, data)
+        n += 1
+        if n >= MAX_FILES_PER_TARGET:
+            break
+    return n
+
+
+def seed_event(outdir):
+    n = 0
+    for path in sorted(glob.glob(os.path.join(REPO, "tests", "rules", "*", "events.ndjson"))):
+        lines = open(path, "rb").read().splitlines()
+        for i in range(0, min(len(lines), 200), 20):
+            put(outdir, b"\n".join(lines[i:i + 20]) + b"\n")
+            n += 1
+    return n
+
+
+def seed_rules(outdir):
+    n = 0
+    for path in sorted(glob.glob(os.path.join(REPO, "rules", "level3", "*.yml"))):
+        put(outdir, open(path, "rb").read())
+        n += 1
+    return n
+
+
+def main():
+    out = sys.argv[1]
+    shared = sys.argv[2] if len(sys.argv) > 2 else None
+    counts = {}
+    for target, fn in (("decode", lambda d: seed_decode(d, shared)), ("event", seed_event),
+                       ("rules", seed_rules)):
+        d = os.path.join(out, target)
+        os.makedirs(d, exist_ok=True)
+        counts[target] = fn(d)
+    print("fuzz seeds: " + ", ".join("%s %d" % kv for kv in counts.items()))
+
+
+if __name__ == "__main__":
+    main()
