@@ -250,7 +250,7 @@ bench: deps
 	$(Q)bench/bench.sh $(BUILD)
 
 FORMAT_SRC = $(wildcard common/*.[ch] sensor/*.[ch] broker/*.[ch] correlator/*.[ch] \
-	correlator/*.cpp tests/unit/*.[ch] tests/unit/correlator/*.[ch])
+	correlator/*.cpp tests/unit/*.[ch] tests/unit/correlator/*.[ch] tests/fuzz/*.c)
 
 format:
 	$(Q)clang-format -i $(FORMAT_SRC)

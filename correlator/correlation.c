@@ -928,13 +928,13 @@ struct corr_engine {
     cgroup **bucket;
     uint32_t nbucket;
     uint64_t ngroups;
-    int64_t wm;            /* watermark: newest event time seen; NO_TS before any */
+    int64_t wm; /* watermark: newest event time seen; NO_TS before any */
     /* clock policy (corr_admit) */
-    bool wm_firm;          /* resync_events events near the watermark confirmed it */
-    uint32_t near_run;     /* events near the watermark since it was set (until firm) */
-    uint32_t ahead_run;    /* far-ahead events in a row, and the oldest of them */
+    bool wm_firm;       /* resync_events events near the watermark confirmed it */
+    uint32_t near_run;  /* events near the watermark since it was set (until firm) */
+    uint32_t ahead_run; /* far-ahead events in a row, and the oldest of them */
     int64_t ahead_min;
-    uint32_t behind_run;   /* far-behind events in a row (tentative watermark), the newest */
+    uint32_t behind_run; /* far-behind events in a row (tentative watermark), the newest */
     int64_t behind_max;
     int64_t next_deadline; /* earliest end of an open at-close window */
     corr_stats st;

@@ -233,13 +233,13 @@ static void clock_aside(pipeline *p)
     corr_get_stats(p->corr, &st);
     if (st.clock_ahead & (st.clock_ahead - 1))
         return;
-    fh_warn("correlation clock: an event of sensor '%s' at %lld ms is more than %lld s "
-            "(--max-clock-ahead) ahead of the newest event time: set aside from correlation "
-            "(%llu so far; detection rules still see it)",
-            slot_text(&p->ev, p->eng->f_sensor_id, sid, sizeof(sid)), (long long)p->ev.ts_ms,
-            (long long)((p->lim.max_ahead_ms > 0 ? p->lim.max_ahead_ms : 24 * 3600 * 1000LL) /
-                        1000),
-            (unsigned long long)st.clock_ahead);
+    fh_warn(
+        "correlation clock: an event of sensor '%s' at %lld ms is more than %lld s "
+        "(--max-clock-ahead) ahead of the newest event time: set aside from correlation "
+        "(%llu so far; detection rules still see it)",
+        slot_text(&p->ev, p->eng->f_sensor_id, sid, sizeof(sid)), (long long)p->ev.ts_ms,
+        (long long)((p->lim.max_ahead_ms > 0 ? p->lim.max_ahead_ms : 24 * 3600 * 1000LL) / 1000),
+        (unsigned long long)st.clock_ahead);
 }
 
 fh_err pipeline_event(pipeline *p, const char *json, size_t len)

@@ -436,8 +436,8 @@ static bool compile_expanded(ctx *c, yaml_node_t *kn, yaml_node_t *vn, const cha
  * ("a||b", a trailing '|') is refused, as is a key longer than the buffer:
  * neither may be read as something else.
  */
-static bool split_key(ctx *c, yaml_node_t *kn, char *key, size_t keylen, char **toks,
-                      size_t *ntoks, size_t maxtoks)
+static bool split_key(ctx *c, yaml_node_t *kn, char *key, size_t keylen, char **toks, size_t *ntoks,
+                      size_t maxtoks)
 {
     const char *k = scalar(kn);
     size_t len = strlen(k);

@@ -871,6 +871,18 @@ fh_err store_meta_get(store *st, const char *name, int64_t *value)
     return err;
 }
 
+/* Ends a transaction the caller opened for itself (own): commit, or roll back on err. */
+static fh_err own_tx_end(store *st, bool own, fh_err err)
+{
+    if (!own)
+        return err;
+    if (err) {
+        store_rollback(st);
+        return err;
+    }
+    return store_commit(st);
+}
+
 fh_err store_health_put(store *st, const store_health *h)
 {
     sqlite3_stmt *s = st->s[S_HEALTH_PUT];
@@ -887,13 +899,7 @@ fh_err store_health_put(store *st, const store_health *h)
     sqlite3_bind_int64(s, 6, h->rules_refused);
     bind_str(s, 7, h->report);
     err = step_done(st, s, "store_health_put: INSERT correlator_health");
-    if (own) {
-        if (err)
-            store_rollback(st);
-        else
-            err = store_commit(st);
-    }
-    return err;
+    return own_tx_end(st, own, err);
 }
 
 /* ---- reading alerts --------------------------------------------------------------- */
@@ -1102,11 +1108,5 @@ fh_err store_outbox_ack(store *st, uint64_t upto)
         return err;
     sqlite3_bind_int64(s, 1, (sqlite3_int64)upto);
     err = step_done(st, s, "store_outbox_ack: DELETE alert_outbox");
-    if (own) {
-        if (err)
-            store_rollback(st);
-        else
-            err = store_commit(st);
-    }
-    return err;
+    return own_tx_end(st, own, err);
 }

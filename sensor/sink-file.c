@@ -96,8 +96,8 @@ static fh_err drain(file_sink *f)
         f->failing = true;
         f->off += keep;
         /* Half a line must not stay at the end of the file: cut it away. */
-        if (f->regular && keep < done && (ftruncate(f->fd, (off_t)f->off) != 0 ||
-                                          lseek(f->fd, (off_t)f->off, SEEK_SET) < 0))
+        if (f->regular && keep < done &&
+            (ftruncate(f->fd, (off_t)f->off) != 0 || lseek(f->fd, (off_t)f->off, SEEK_SET) < 0))
             fh_warn("cannot cut '%s' back to its last whole event: %s", f->path, strerror(errno));
         f->len = 0;
         f->nev = 0;

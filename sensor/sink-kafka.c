@@ -178,11 +178,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         if (spool_put(k, rd_kafka_topic_name(m->rkt), m->key, m->key_len, m->payload, m->len,
                       true) != FH_ERR_IO)
             return;
-        if (rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(m->rkt),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_KEY(m->key, m->key_len),
-                              RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_OPAQUE(NULL),
-                              RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (rd_kafka_producev(
+                k->rk, RD_KAFKA_V_RKT(m->rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+                RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR) {
             k->requeued++;
             return;
         }
@@ -439,8 +438,7 @@ static fh_err kafka_close(event_sink *s, sink_result *res)
         kafka_poll(s);
         if (unsaved && !spool_empty(k->sp))
             unsaved = spool_flush(k->sp) != FH_OK;
-        if (rd_kafka_outq_len(k->rk) == 0 &&
-            (spool_empty(k->sp) || (k->brokers_down && !unsaved)))
+        if (rd_kafka_outq_len(k->rk) == 0 && (spool_empty(k->sp) || (k->brokers_down && !unsaved)))
             break;
     }
     /* What librdkafka still holds goes to the spool, not to /dev/null. */

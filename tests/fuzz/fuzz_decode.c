@@ -24,9 +24,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const int LINKTYPES[] = {DLT_EN10MB, DLT_RAW,       12 /* LINKTYPE_RAW */,
-                                DLT_NULL,   DLT_LOOP,      DLT_LINUX_SLL,
-                                276 /* SLL2 */, DLT_PPP, 228 /* IPV4 */, 229 /* IPV6 */};
+static const int LINKTYPES[] = {
+    DLT_EN10MB,     DLT_RAW, 12 /* LINKTYPE_RAW */, DLT_NULL, DLT_LOOP, DLT_LINUX_SLL,
+    276 /* SLL2 */, DLT_PPP, 228 /* IPV4 */,        229 /* IPV6 */};
 #define NLINK (sizeof(LINKTYPES) / sizeof(LINKTYPES[0]))
 
 /* Refusals counted (reassembly reports excluded when `reports` is false). */

@@ -342,9 +342,8 @@ static void test_long_chains(void **state)
 {
     static const char *const ops[] = {"or", "and"};
     /* (past 64 keys a requirement's keys are kept sorted) */
-    static const char *const want[] = {
-        "event_type in {flow}; app_proto in {rdp, ssh}",
-        "event_type in {flow}; app_proto in {ssh}; proto in {tcp}"};
+    static const char *const want[] = {"event_type in {flow}; app_proto in {rdp, ssh}",
+                                       "event_type in {flow}; app_proto in {ssh}; proto in {tcp}"};
 
     (void)state;
     for (int k = 0; k < 2; k++) {
