@@ -246,8 +246,14 @@ run: deps
 	$(Q)tools/run.sh $(BUILD)
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/micro
 	$(Q)bench/bench.sh $(BUILD)
+
+# Micro-benchmarks of the spool, the inventory lookup and the event decoder (bench/micro.c).
+$(BUILD)/bench/micro: $(OBJ)/bench/micro.o $(CORR_OBJ) $(OBJ)/sensor/spool.o
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(CORR_LDLIBS) -lz $(LDLIBS)
 
 FORMAT_SRC = $(wildcard common/*.[ch] sensor/*.[ch] broker/*.[ch] correlator/*.[ch] \
 	correlator/*.cpp tests/unit/*.[ch] tests/unit/correlator/*.[ch] tests/fuzz/*.c)

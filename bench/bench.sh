@@ -788,6 +788,13 @@ PYEOF
 }
 rules_bench >>"$TMP/table" 2>&1 || echo "  (rule loading benchmark failed)" >>"$TMP/table"
 
+# ---- 3e. micro-benchmarks: spool, inventory lookup, event decoder (bench/micro.c) --------
+if [ -x "$BUILD_DIR/bench/micro" ]; then
+    "$BUILD_DIR/bench/micro" "$ROOT" "$TMP" >>"$TMP/table" 2>&1 ||
+        echo "  (micro-benchmarks failed)" >>"$TMP/table"
+    rm -rf "$TMP/micro-spool"
+fi
+
 # ---- 3d. live capture on a veth pair (bench/live_rate.py) ---------------------------------
 #
 # The highest tcpreplay rate into a veth pair at which the live sensor (default

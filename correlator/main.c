@@ -94,6 +94,7 @@ static int check_rules(const char *path, const char *lists_dir, const char *asse
     engine_config cfg = {path, lists_dir, assets_file};
     engine *e = calloc(1, sizeof(*e));
     char err[1024], dflt[4096], dflt_assets[4200];
+    size_t room;
     int rc;
 
     if (!e)
@@ -108,9 +109,11 @@ static int check_rules(const char *path, const char *lists_dir, const char *asse
         snprintf(dflt_assets, sizeof(dflt_assets), "%s", lists_dir ? lists_dir : dflt);
         slash = strrchr(dflt_assets, '/');
         if (slash) {
-            strcpy(slash + 1, "assets.yaml");
+            /* bounded: the lists path comes from the command line */
+            room = sizeof(dflt_assets) - (size_t)(slash + 1 - dflt_assets);
+            snprintf(slash + 1, room, "%s", "assets.yaml");
             if (access(dflt_assets, R_OK) != 0)
-                strcpy(slash + 1, "assets.example.yaml");
+                snprintf(slash + 1, room, "%s", "assets.example.yaml");
             if (access(dflt_assets, R_OK) == 0) {
                 cfg.assets_file = dflt_assets;
                 if (!quiet)

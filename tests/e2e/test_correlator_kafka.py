@@ -600,33 +600,3 @@ def test_usage_errors(correlator, tmp_path):
     p = subprocess.run(base + ["--db", "x.db", "-X", "no.such.property=1"], capture_output=True,
                        text=True, timeout=30, cwd=str(tmp_path))
     assert p.returncode == 1 and "no.such.property" in p.stderr, p.stderr
-
-
-def test_consume_rate(correlator, build_dir, tmp_path):
-    """Events/s through the correlator's Kafka mode vs a plain kcat reader (printed)."""
-    events = detection_stream(50000)
-    topic = "fenghuo.events"
-    db = str(tmp_path / "rate.db")
-    with kafkalib.broker(build_dir, partitions=3, topics=(topic,)) as (bootstrap, _):
-        produce(bootstrap, topic, events, keyed=True, compress="zstd")
-        ends = end_offsets(bootstrap, topic, len(events))
-        t0 = time.monotonic()
-        subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e",
-                        "-q"], stdout=subprocess.DEVNULL, check=True, timeout=120)
-        kcat_s = time.monotonic() - t0
-        c = Correlator(correlator, bootstrap, str(tmp_path), db)
-        try:
-            c.wait_progress(db, ends, 1, timeout=60)
-            t1 = time.monotonic()
-            c.wait_progress(db, ends, len(events), timeout=120)
-            corr_s = time.monotonic() - t1
-            log = c.stop()
-        finally:
-            c.cleanup()
-    m = re.search(r"(\d+) events consumed .* ([\d.]+) s from first to last \((\d+) events/s\)",
-                  log)
-    print("\nconsume rate, %d events (3 partitions, zstd): kcat -C %.2f s = %.0f events/s; "
-          "correlator --kafka %.2f s from the first stored batch = %.0f events/s; its own "
-          "first-to-last message figure: %s events/s"
-          % (len(events), kcat_s, len(events) / kcat_s, corr_s, len(events) / corr_s,
-             m.group(3) if m else "?"))

@@ -5,7 +5,14 @@ inventory and rules/lists; the alerts must be exactly what expect.yaml lists.
 expect.yaml:
   alerts:    [{rule: NAME, count: N, group: {field: value, ...}}]  N distinct alerts
              of rule NAME whose group matches (count 0: the rule must not alert there)
+  also:      the same form, for the co-alerts: other rules of the pack that fire on
+             these events too
   no_alerts: [NAME, ...]  the rule raises no alert at all in this scenario
+  others:    allowed  (optional) alerts beyond those listed are no failure
+
+The match is exact: every alert raised must be one that alerts: or also: lists with a
+count of at least 1, unless the scenario says `others: allowed`. So a new false positive
+of any rule on any scenario fails its test.
 
 An alert's group fields are its correlation group key ("src_ip=a,dest_ip=b") when it
 has one, and the alert's src.ip / dest.ip.
@@ -65,8 +72,8 @@ def test_rule_scenario(correlator, case, tmp_path):
     with open(os.path.join(case, "expect.yaml")) as f:
         expect = yaml.safe_load(f) or {}
     alerts, stderr = run_case(correlator, case, tmp_path)
-    problems = []
-    for exp in expect.get("alerts") or []:
+    problems, covered = [], set()
+    for exp in (expect.get("alerts") or []) + (expect.get("also") or []):
         rule = exp["rule"]
         group = {k: str(v) for k, v in (exp.get("group") or {}).items()}
         found = [a for a in alerts
@@ -75,6 +82,13 @@ def test_rule_scenario(correlator, case, tmp_path):
         if len(found) != exp.get("count", 1):
             problems.append("rule %s group %s: %d alerts, expected %d"
                             % (rule, group, len(found), exp.get("count", 1)))
+        covered.update(a["id"] for a in found)
+    if expect.get("others") != "allowed":
+        for a in alerts:
+            if a["id"] not in covered:
+                problems.append("alert of rule %s, group %s, is listed nowhere (add it to "
+                                "also:, or say others: allowed)"
+                                % (a["rule"].get("name"), a.get("group_key")))
     for rule in expect.get("no_alerts") or []:
         found = [a for a in alerts if rule in (a["rule"].get("name"), a["rule"].get("id"))]
         if found:

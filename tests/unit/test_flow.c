@@ -283,24 +283,34 @@ static void test_periodic_update(void **state)
     assert_int_equal(r.flow_id[0], r.flow_id[2]);
 }
 
-/* A packet with an old timestamp does not move the clock back. */
-static void test_clock_never_goes_back(void **state)
+/*
+ * The table keeps time by the clock its caller passes, never by a packet's own
+ * stamp: a flow created by a packet stamped 1970 under a clock of 1000 s was
+ * touched at 1000 s, so it is not expired as 995 s idle. (That the pipeline's
+ * clock never goes back is pipeline.c's advance_clock.)
+ */
+static void test_times_from_callers_clock(void **state)
 {
     flow_table t;
     record r;
     bool created;
     int dir;
     decode_pkt p;
+    flow *f;
 
     (void)state;
     table(&t, &r, NULL);
     p = pkt("10.0.0.1", 1, "10.0.0.2", 2, IPPROTO_UDP, 0, 1000 * SEC);
     flow_packet(&t, &p, 1000 * SEC, &dir, &created);
-    /* A packet stamped 1970 arrives: the pipeline passes the clock (1000 s), not 5 s. */
     p = pkt("10.0.0.3", 1, "10.0.0.4", 2, IPPROTO_UDP, 0, 5 * SEC);
-    flow_packet(&t, &p, 1000 * SEC, &dir, &created);
+    f = flow_packet(&t, &p, 1000 * SEC, &dir, &created);
+    assert_true(created);
+    assert_int_equal(f->touch, 1000 * SEC);
     flow_expire(&t, 1030 * SEC);
     assert_int_equal(r.n, 0);
+    /* both end together once the clock passes their idle timeout from 1000 s */
+    flow_expire(&t, 1000 * SEC + 3600 * SEC);
+    assert_int_equal(r.n, 2);
     flow_table_free(&t);
 }
 
@@ -364,7 +374,7 @@ int main(void)
         cmocka_unit_test(test_eviction_by_count),
         cmocka_unit_test(test_eviction_by_memory),
         cmocka_unit_test(test_periodic_update),
-        cmocka_unit_test(test_clock_never_goes_back),
+        cmocka_unit_test(test_times_from_callers_clock),
         cmocka_unit_test(test_vlan_and_icmp_keys),
         cmocka_unit_test(test_flush_order),
     };

@@ -2,8 +2,8 @@
  * test_spool.c - the on-disk spool: byte-exact round trips, order across
  * segments, out-of-order acks and rewind, segment deletion, restart, power
  * loss (torn tail), corruption and garbage files, the three full policies,
- * fsync policies, the counter invariant, the window cap, error messages, and
- * a throughput measurement (printed, not asserted).
+ * fsync policies, the counter invariant, the window cap and error messages.
+ * (Its throughput is measured by bench/micro.c, in `make bench`.)
  *
  * Every test works in its own mkdtemp directory under /tmp, removed at the end.
  */
@@ -1067,56 +1067,6 @@ static void test_errors(void **state)
     spool_close(s);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void test_throughput(void **state)
-{
-    fixture *f = *state;
-    spool_config c = cfg_of(f, 1ull << 30, 64 << 20, SPOOL_FULL_DROP_OLDEST);
-    const uint64_t count = 200000, synced = 2000;
-    uint64_t n, id, ids[1000];
-    double t0, t_app, t_rd, t_sync;
-    spool *s = open_ok(f, &c);
-
-    t0 = now_s();
-    append_ok(s, 0, count, 1024 - 16 - 14 - 7);
-    t_app = now_s() - t0;
-    spool_close(s);
-
-    s = open_ok(f, &c); /* replay from disk, with the scan at open included */
-    t0 = now_s();
-    for (n = 0; n < count; n++) {
-        assert_int_equal(next_ok(f, s, &id), n);
-        ids[n % 1000] = id;
-        if (n % 1000 == 999) { /* delivery reports arrive per batch */
-            for (int i = 0; i < 1000; i++)
-                spool_ack(s, ids[i]);
-        }
-    }
-    t_rd = now_s() - t0;
-    assert_true(spool_empty(s));
-    spool_close(s);
-
-    c.fsync = SPOOL_FSYNC_ALWAYS;
-    s = open_ok(f, &c);
-    t0 = now_s();
-    append_ok(s, 0, synced, 1024 - 16 - 14 - 7);
-    t_sync = now_s() - t0;
-    spool_close(s);
-
-    printf("spool throughput, 1 KiB records: append %.0f rec/s (%.0f MiB/s), "
-           "replay+ack %.0f rec/s (%.0f MiB/s, open scan excluded), append fsync=always %.0f "
-           "rec/s\n",
-           (double)count / t_app, (double)count / 1024 / t_app, (double)count / t_rd,
-           (double)count / 1024 / t_rd, (double)synced / t_sync);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1137,7 +1087,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_error_block_keeps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

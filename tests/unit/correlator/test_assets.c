@@ -3,7 +3,7 @@
  * exact message (file, line, reason) for each mistake, longest-prefix match
  * for IPv4 and IPv6 (checked against a naive scan on random prefixes), the
  * public-address test, enrichment of a hand-built slot array, the zone matrix
- * and placeholders. Prints (does not assert) a lookup rate.
+ * and placeholders. (The lookup rate is measured by bench/micro.c.)
  *
  * Run from the repository root (make test-unit does): it reads
  * rules/assets.example.yaml.
@@ -937,63 +937,6 @@ static void test_devices(void **state)
     assets_free(a);
 }
 
-/* ---- rate (printed, not asserted) ------------------------------------------ */
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void test_rate(void **state)
-{
-    static const char *const used[] = {
-        "src_asset.zone", "dest_asset.zone", "src_asset.department", "dest_asset.department",
-        "dest_internet",  "zone_pair",       "zone_allowed",         NULL};
-    enum { N = 2000000, NADDR = 1024 };
-    static const char *const pool[] = {"10.10.1.10", "10.20.8.5",       "8.8.8.8",
-                                       "10.30.5.10", "172.16.3.4",      "114.114.114.114",
-                                       "10.99.0.10", "2408:8000:10::80"};
-    static uint8_t addrs[NADDR][4];
-    assets *a = load_example();
-    fixture x;
-    double t0, t1;
-    volatile uintptr_t sink = 0;
-
-    (void)state;
-    for (int i = 0; i < NADDR; i++) {
-        uint32_t v = (uint32_t)rnd();
-
-        if (i % 2)
-            v = (v & 0x00FFFFFF) | 0x0A000000; /* half inside 10/8 */
-        addrs[i][0] = (uint8_t)(v >> 24);
-        addrs[i][1] = (uint8_t)(v >> 16);
-        addrs[i][2] = (uint8_t)(v >> 8);
-        addrs[i][3] = (uint8_t)v;
-    }
-    t0 = now_s();
-    for (int i = 0; i < N; i++)
-        sink += (uintptr_t)assets_lookup(a, AF_INET, addrs[i & (NADDR - 1)]);
-    t1 = now_s();
-    print_message("assets_lookup (binary):  %.1f M lookups/s\n", N / (t1 - t0) / 1e6);
-
-    fx_init(&x, used);
-    t0 = now_s();
-    for (int i = 0; i < N / 4; i++) {
-        fx_event(&x, pool[i % 8], pool[(i / 8) % 8], NULL);
-        assets_enrich(a, &x.f, x.slots, x.ft.n, 0);
-        sink += (uintptr_t)x.slots[1].s;
-    }
-    t1 = now_s();
-    print_message("assets_enrich (parse 2 addresses, 7 fields): %.2f M events/s\n",
-                  N / 4 / (t1 - t0) / 1e6);
-    (void)sink;
-    fx_free(&x);
-    assets_free(a);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1002,7 +945,6 @@ int main(void)
         cmocka_unit_test(test_lpm_random),  cmocka_unit_test(test_public),
         cmocka_unit_test(test_bind),        cmocka_unit_test(test_enrich),
         cmocka_unit_test(test_zone_matrix), cmocka_unit_test(test_devices),
-        cmocka_unit_test(test_rate),
     };
 
     return cmocka_run_group_tests_name("assets", tests, NULL, NULL);

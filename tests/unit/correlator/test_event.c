@@ -2,8 +2,8 @@
  * test_event.c - the field table, event time parsing and the JSON event decoder
  * (correlator/event.c, correlator/event_json.cpp): every value type, nested and
  * dotted paths, lists, escapes, numbers, malformed input, reuse of one decoder
- * across events of different shapes, and a throughput figure (printed, not
- * asserted) for realistic sensor flow events with 30 referenced fields.
+ * across events of different shapes. (Its throughput is measured by
+ * bench/micro.c, in `make bench`.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -808,50 +808,6 @@ static void test_raw(void **state)
     fx_free(f);
 }
 
-/* ---- throughput --------------------------------------------------------------------------------
- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void test_throughput(void **state)
-{
-    (void)state;
-    fx *f = fx_new(FLOW_FIELDS);
-    assert_int_equal(f->ft.n, 30);
-    const char *events[] = {FLOW_HTTP_AUTH, FLOW_DNS, FLOW_TLS};
-    size_t lens[3], bytes = 0;
-    for (int i = 0; i < 3; i++) {
-        lens[i] = strlen(events[i]);
-        bytes += lens[i];
-    }
-    /* warm up, then decode for about a second */
-    for (int i = 0; i < 3000; i++)
-        assert_int_equal(dec_n(f, events[i % 3], lens[i % 3]), FH_OK);
-    uint64_t n = 0, present = 0;
-    double t0 = now_s(), t1;
-    do {
-        for (int i = 0; i < 3000; i++) {
-            int k = i % 3;
-            if (event_decode(f->d, events[k], lens[k], &f->ev, f->err, sizeof(f->err)) != FH_OK)
-                fail_msg("decode failed: %s", f->err);
-            present += event_get(&f->ev, 1)->type == SV_STR;
-        }
-        n += 3000;
-        t1 = now_s();
-    } while (t1 - t0 < 1.0);
-    assert_true(present == n);
-    double rate = (double)n / (t1 - t0);
-    print_message("event_decode: %.0f events/s, %.0f MB/s (flow events of %zu-%zu bytes, "
-                  "avg %zu, %u fields)\n",
-                  rate, rate * (double)bytes / 3 / 1e6, lens[2], lens[0], bytes / 3, f->ft.n);
-    fx_free(f);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -861,7 +817,6 @@ int main(void)
         cmocka_unit_test(test_strings),      cmocka_unit_test(test_event_time),
         cmocka_unit_test(test_malformed),    cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_reuse),        cmocka_unit_test(test_raw),
-        cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
