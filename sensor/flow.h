@@ -97,6 +97,7 @@ struct flow {
     uint16_t vlan[DECODE_MAX_VLAN];
     uint8_t vlan_count;
     bool has_mac;
+    bool alerted; /* a yara event was written for the flow (its flow.alerted) */
     uint8_t cli_mac[6], srv_mac[6];
     uint8_t tunnel_type, tunnel_depth, tunnel_ip_version;
     uint8_t tunnel_src[16], tunnel_dst[16];

@@ -20,7 +20,7 @@
 #include "../common/fh_log.h"
 #include "community_id.h"
 
-#define SCHEMA_VERSION  "1.0"
+#define SCHEMA_VERSION  "1.1"
 #define EXPIRE_EVERY_US 100000 /* look at the timeout lists at most 10 times a second */
 
 void format_timestamp(uint64_t ts_us, char *out, size_t len)
@@ -593,6 +593,7 @@ static int on_match(const yara_match *m, void *arg)
         return 0;
     }
     p->pw.cnt.matches++;
+    c->f->alerted = true; /* flow.alerted, as Suricata's: an alert event was raised on it */
     jbuf_reset(b);
     flow_header(p, b, c->f, c->ts_us, "yara", cid);
     yara_match_to_json(b, m, c->dir == FLOW_TOSERVER ? YARA_DIR_TO_SERVER : YARA_DIR_TO_CLIENT,
@@ -821,7 +822,7 @@ static void on_flow_end(flow *f, flow_reason reason, void *arg)
     jbuf_u64(b, "age", (f->last_us - f->first_us) / 1000000u);
     jbuf_str(b, "state", flow_state_name(f, reason));
     jbuf_str(b, "reason", flow_reason_name(reason));
-    jbuf_bool(b, "alerted", false);
+    jbuf_bool(b, "alerted", f->alerted);
     jbuf_obj_close(b);
     if (f->proto == IPPROTO_TCP)
         write_tcp(b, f);
