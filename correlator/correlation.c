@@ -1008,47 +1008,19 @@ static bool cond_true(const struct corr_rule *r, double x)
     return true;
 }
 
-/* Text of a value usable as a group-by or distinct value; false for absent, null, lists. */
+/*
+ * Text of a value usable as a group-by or distinct value (false for absent, null,
+ * lists): what the matchers see, sigma_value_text(), so a number groups by the text
+ * the event carries. Numbers for value_sum: sigma_value_number(), as comparisons.
+ */
 static bool sv_text(const sv *v, char *tmp, size_t tmplen, const char **s, size_t *len)
 {
-    int n;
-
-    switch (v->type) {
-    case SV_STR:
+    if (v->type == SV_STR) {
         *s = v->s ? v->s : "";
         *len = v->len;
         return true;
-    case SV_NUM:
-        if (v->is_int)
-            n = snprintf(tmp, tmplen, "%" PRId64, v->i);
-        else
-            n = snprintf(tmp, tmplen, "%.17g", v->num);
-        *s = tmp;
-        *len = (size_t)n;
-        return true;
-    case SV_BOOL:
-        *s = v->b ? "true" : "false";
-        *len = strlen(*s);
-        return true;
-    default:
-        return false;
     }
-}
-
-static bool sv_number(const sv *v, double *out)
-{
-    char buf[64], *end;
-
-    if (v->type == SV_NUM) {
-        *out = v->num;
-        return true;
-    }
-    if (v->type != SV_STR || v->len == 0 || v->len >= sizeof(buf))
-        return false;
-    memcpy(buf, v->s, v->len);
-    buf[v->len] = '\0';
-    *out = strtod(buf, &end);
-    return *end == '\0' && isfinite(*out);
+    return (*s = sigma_value_text(v, tmp, tmplen, len)) != NULL;
 }
 
 /*
@@ -1736,7 +1708,7 @@ static void feed_ref(corr_engine *e, uint32_t ci, uint32_t ri, const src *s, int
             return;
         }
         hv = fnv1a(FNV_BASIS, v, len);
-    } else if (r->type == CORR_VALUE_SUM && !sv_number(src_get(s, f->value), &num)) {
+    } else if (r->type == CORR_VALUE_SUM && !sigma_value_number(src_get(s, f->value), &num)) {
         e->st.no_group_value++;
         return;
     }

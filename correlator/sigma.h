@@ -117,6 +117,9 @@ bool sigma_value_match(const value_matcher *m, const sv *v, const event_view *ev
  */
 const char *sigma_value_text(const sv *v, char *buf, size_t bufsz, size_t *len);
 bool sigma_value_bool(const sv *v, bool *out);
+/* The numeric value comparisons see: a JSON number, or a string that is a strict decimal
+ * number ([+-]digits[.digits][e[+-]digits]; no spaces, hex, inf or nan). */
+bool sigma_value_number(const sv *v, double *out);
 
 /* True if mod is a modifier this engine supports (for error messages). */
 bool sigma_modifier_known(const char *mod);

@@ -274,8 +274,7 @@ static const char *sv_text(const sv *v, char *buf, size_t bufsz, size_t *len)
     }
 }
 
-/* The numeric value of an event value: a JSON number or a string holding one. */
-static bool sv_number(const sv *v, double *out)
+bool sigma_value_number(const sv *v, double *out)
 {
     if (v->type == SV_NUM) {
         *out = v->num;
@@ -759,7 +758,7 @@ static bool num_match(const value_matcher *m, const sv *v)
 {
     double x;
 
-    if (!sv_number(v, &x))
+    if (!sigma_value_number(v, &x))
         return false;
     switch (m->op) {
     case NUM_EQ:
@@ -784,7 +783,7 @@ static bool scalar_equal(const sv *a, const sv *b, bool cased)
     size_t la, lb;
     double xa, xb;
 
-    if ((a->type == SV_NUM || b->type == SV_NUM) && sv_number(a, &xa) && sv_number(b, &xb)) {
+    if ((a->type == SV_NUM || b->type == SV_NUM) && sigma_value_number(a, &xa) && sigma_value_number(b, &xb)) {
         if (a->type == SV_NUM && b->type == SV_NUM && a->is_int && b->is_int)
             return a->i == b->i;
         return xa == xb;
