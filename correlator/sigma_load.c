@@ -13,7 +13,7 @@
  */
 #include "sigma.h"
 
-#include "correlation.h"
+#include "corr_rule.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -783,7 +783,8 @@ static bool scalar_equal(const sv *a, const sv *b, bool cased)
     size_t la, lb;
     double xa, xb;
 
-    if ((a->type == SV_NUM || b->type == SV_NUM) && sigma_value_number(a, &xa) && sigma_value_number(b, &xb)) {
+    if ((a->type == SV_NUM || b->type == SV_NUM) && sigma_value_number(a, &xa) &&
+        sigma_value_number(b, &xb)) {
         if (a->type == SV_NUM && b->type == SV_NUM && a->is_int && b->is_int)
             return a->i == b->i;
         return xa == xb;

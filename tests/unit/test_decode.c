@@ -647,8 +647,8 @@ static void test_mutation_fuzz(void **state)
             decode_result res;
 
             memcpy(copy, buf, n);
-            res = decode_frame(&dec, DLT_EN10MB, copy, (uint32_t)n, (uint32_t)n, (uint64_t)iter,
-                               &p, &r);
+            res = decode_frame(&dec, DLT_EN10MB, copy, (uint32_t)n, (uint32_t)n, (uint64_t)iter, &p,
+                               &r);
             free(copy);
             /* the decoder's contract: a refusal is one counter, named by r; anything
              * else counts nothing (but an overlap, reported while the fragment is held) */
@@ -657,8 +657,8 @@ static void test_mutation_fuzz(void **state)
                 assert_true(r < DECODE_ERR_COUNT && dec.stats.errors[r] > 0);
                 refused++;
             } else {
-                assert_int_equal(total_errors() - (dec.stats.errors[DECODE_ERR_FRAG_OVERLAP] -
-                                                   overlaps),
+                assert_int_equal(total_errors() -
+                                     (dec.stats.errors[DECODE_ERR_FRAG_OVERLAP] - overlaps),
                                  before);
                 kept++;
             }

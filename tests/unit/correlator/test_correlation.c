@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include <yaml.h>
+
 #include "../../../correlator/correlation.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
