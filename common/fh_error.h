@@ -25,4 +25,19 @@ typedef enum {
 
 const char *fh_strerror(fh_err err);
 
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+/*
+ * The one form of a message about a place in a file: "PATH:LINE: message"
+ * (line 0: "PATH: message"), written to buf (always NUL-terminated). Rule,
+ * inventory and configuration errors all use it, so tools and people read
+ * them alike.
+ */
+void fh_error_at(char *buf, size_t len, const char *path, uint32_t line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void fh_error_atv(char *buf, size_t len, const char *path, uint32_t line, const char *fmt,
+                  va_list ap);
+
 #endif

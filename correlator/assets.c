@@ -9,6 +9,8 @@
  */
 #include "assets.h"
 
+#include "../common/fh_yaml.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -547,10 +549,10 @@ typedef yaml_node_t node;
 
 static size_t line_of(const node *n)
 {
-    return n->start_mark.line + 1;
+    return fh_yaml_line(n);
 }
 
-/* Writes "PATH:LINE: [ctx: ]msg" and returns FH_ERR_CONFIG. */
+/* Writes "PATH:LINE: [ctx: ]msg" (fh_error_at) and returns FH_ERR_CONFIG. */
 __attribute__((format(printf, 4, 5))) static fh_err fail(loader *L, const node *n, const char *ctx,
                                                          const char *fmt, ...)
 {
@@ -560,15 +562,14 @@ __attribute__((format(printf, 4, 5))) static fh_err fail(loader *L, const node *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (L->err && L->errlen)
-        snprintf(L->err, L->errlen, "%s:%zu: %s%s%s", L->path, n ? line_of(n) : (size_t)1,
-                 ctx ? ctx : "", ctx ? ": " : "", msg);
+    fh_error_at(L->err, L->errlen, L->path, n ? fh_yaml_line(n) : 1, "%s%s%s", ctx ? ctx : "",
+                ctx ? ": " : "", msg);
     return FH_ERR_CONFIG;
 }
 
 static node *get(loader *L, int idx)
 {
-    return yaml_document_get_node(L->doc, idx);
+    return fh_yaml_node(L->doc, idx);
 }
 
 static const char *sval(const node *n)
@@ -654,13 +655,7 @@ static fh_err expect_type(loader *L, node *n, const char *ctx, const char *what,
 
 static fh_err get_bool(loader *L, node *v, const char *ctx, const char *key, bool *out)
 {
-    const char *s = is_str(v) ? sval(v) : "";
-
-    if (!strcmp(s, "true") || !strcmp(s, "yes"))
-        *out = true;
-    else if (!strcmp(s, "false") || !strcmp(s, "no"))
-        *out = false;
-    else
+    if (!is_str(v) || !fh_yaml_bool_text(sval(v), out))
         return fail(L, v, ctx, "'%s' must be true or false", key);
     return FH_OK;
 }
@@ -1433,9 +1428,9 @@ fh_err assets_load(assets **out, const char *path, char *err, size_t errlen)
     yaml_parser_set_input_file(&parser, fp);
     if (!yaml_parser_load(&parser, &doc)) {
         if (err && errlen)
-            snprintf(err, errlen, "%s:%zu: YAML syntax error: %s%s%s", path,
-                     parser.problem_mark.line + 1, parser.problem ? parser.problem : "unknown",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
+            fh_error_at(err, errlen, path, (uint32_t)parser.problem_mark.line + 1,
+                        "YAML syntax error: %s%s%s", parser.problem ? parser.problem : "unknown",
+                        parser.context ? " " : "", parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         fclose(fp);
         return FH_ERR_PARSE;
@@ -1449,8 +1444,8 @@ fh_err assets_load(assets **out, const char *path, char *err, size_t errlen)
 
             if (r) {
                 if (err && errlen)
-                    snprintf(err, errlen, "%s:%zu: only one YAML document is allowed", path,
-                             r->start_mark.line + 1);
+                    fh_error_at(err, errlen, path, fh_yaml_line(r),
+                                "only one YAML document is allowed");
                 yaml_document_delete(&extra);
                 yaml_document_delete(&doc);
                 yaml_parser_delete(&parser);

@@ -6,6 +6,8 @@
 
 #include <yaml.h>
 
+#include "../common/fh_yaml.h"
+
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -43,29 +45,6 @@ static bool cfail(cctx *c, yaml_node_t *n, const char *fmt, ...)
     return false;
 }
 
-static yaml_node_t *ynode(cctx *c, int id)
-{
-    return yaml_document_get_node(c->doc, id);
-}
-
-static const char *yscalar(yaml_node_t *n)
-{
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static yaml_node_t *ymap_get(cctx *c, yaml_node_t *m, const char *k)
-{
-    if (!m || m->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        const char *key = yscalar(ynode(c, p->key));
-
-        if (key && strcmp(key, k) == 0)
-            return ynode(c, p->value);
-    }
-    return NULL;
-}
-
 static bool in_list(const char *s, const char *const *list)
 {
     for (; *list; list++)
@@ -77,13 +56,13 @@ static bool in_list(const char *s, const char *const *list)
 /* A string-valued metadata key: scalar or absent. */
 static bool dup_meta(cctx *c, yaml_node_t *root, const char *k, char **out)
 {
-    yaml_node_t *n = ymap_get(c, root, k);
+    yaml_node_t *n = fh_yaml_get(c->doc, root, k);
 
     if (!n)
         return true;
-    if (!yscalar(n))
+    if (!fh_yaml_scalar(n))
         return cfail(c, n, "'%s' must be a string", k);
-    *out = strdup(yscalar(n));
+    *out = strdup(fh_yaml_scalar(n));
     if (!*out) {
         c->code = FH_ERR_NOMEM;
         return cfail(c, n, "out of memory");
@@ -93,23 +72,15 @@ static bool dup_meta(cctx *c, yaml_node_t *root, const char *k, char **out)
 
 static bool parse_bool(cctx *c, yaml_node_t *n, const char *what, bool *out)
 {
-    const char *s = yscalar(n);
-
-    if (s && (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))) {
-        *out = true;
+    if (fh_yaml_bool_text(fh_yaml_scalar(n), out))
         return true;
-    }
-    if (s && (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))) {
-        *out = false;
-        return true;
-    }
     return cfail(c, n, "'%s' must be true or false", what);
 }
 
 /* "30s", "5m", "1h", "1d" -> ms. */
 static bool parse_timespan(cctx *c, yaml_node_t *n, int64_t *ms)
 {
-    const char *s = yscalar(n);
+    const char *s = fh_yaml_scalar(n);
     size_t len;
     int64_t v = 0, unit;
 
@@ -158,8 +129,8 @@ static bool parse_condition(cctx *c, yaml_node_t *cn, struct corr_rule *r)
     if (cn->type != YAML_MAPPING_NODE)
         return cfail(c, cn, "'condition' must be a map such as {gte: 10}");
     for (yaml_node_pair_t *p = cn->data.mapping.pairs.start; p < cn->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = ynode(c, p->key), *vn = ynode(c, p->value);
-        const char *k = yscalar(kn), *v = yscalar(vn);
+        yaml_node_t *kn = fh_yaml_node(c->doc, p->key), *vn = fh_yaml_node(c->doc, p->value);
+        const char *k = fh_yaml_scalar(kn), *v = fh_yaml_scalar(vn);
         int op = -1;
         char *end;
         double d;
@@ -225,8 +196,8 @@ static bool parse_rules(cctx *c, yaml_node_t *rn, struct corr_rule *r)
         return cfail(c, rn, "'rules' must be a list of rule names or ids");
     for (yaml_node_item_t *it = rn->data.sequence.items.start; it < rn->data.sequence.items.top;
          it++) {
-        yaml_node_t *n = ynode(c, *it);
-        const char *s = yscalar(n);
+        yaml_node_t *n = fh_yaml_node(c->doc, *it);
+        const char *s = fh_yaml_scalar(n);
 
         if (!s || !*s)
             return cfail(c, n, "'rules' items must be rule names or ids");
@@ -258,13 +229,13 @@ static bool parse_aliases(cctx *c, yaml_node_t *an, struct corr_rule *r)
     if (an->type != YAML_MAPPING_NODE)
         return cfail(c, an, "'aliases' must be a map: alias -> {rule name: field}");
     for (yaml_node_pair_t *p = an->data.mapping.pairs.start; p < an->data.mapping.pairs.top; p++) {
-        yaml_node_t *vn = ynode(c, p->value);
+        yaml_node_t *vn = fh_yaml_node(c->doc, p->value);
 
-        if (!yscalar(ynode(c, p->key)))
-            return cfail(c, ynode(c, p->key), "alias names must be strings");
+        if (!fh_yaml_scalar(fh_yaml_node(c->doc, p->key)))
+            return cfail(c, fh_yaml_node(c->doc, p->key), "alias names must be strings");
         if (vn->type != YAML_MAPPING_NODE)
             return cfail(c, vn, "alias '%s' must map rule names to fields",
-                         yscalar(ynode(c, p->key)));
+                         fh_yaml_scalar(fh_yaml_node(c->doc, p->key)));
         n += (size_t)(vn->data.mapping.pairs.top - vn->data.mapping.pairs.start);
     }
     r->aliases = calloc(n ? n : 1, sizeof(*r->aliases));
@@ -273,19 +244,19 @@ static bool parse_aliases(cctx *c, yaml_node_t *an, struct corr_rule *r)
         return cfail(c, an, "out of memory");
     }
     for (yaml_node_pair_t *p = an->data.mapping.pairs.start; p < an->data.mapping.pairs.top; p++) {
-        const char *alias = yscalar(ynode(c, p->key));
-        yaml_node_t *vn = ynode(c, p->value);
+        const char *alias = fh_yaml_scalar(fh_yaml_node(c->doc, p->key));
+        yaml_node_t *vn = fh_yaml_node(c->doc, p->value);
 
         for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top;
              q++) {
-            yaml_node_t *rk = ynode(c, q->key), *fv = ynode(c, q->value);
+            yaml_node_t *rk = fh_yaml_node(c->doc, q->key), *fv = fh_yaml_node(c->doc, q->value);
             corr_alias *a = &r->aliases[r->naliases];
 
-            if (!yscalar(rk) || !yscalar(fv) || !*yscalar(fv))
+            if (!fh_yaml_scalar(rk) || !fh_yaml_scalar(fv) || !*fh_yaml_scalar(fv))
                 return cfail(c, fv, "alias '%s': each entry is 'rule name: field'", alias);
             a->alias = strdup(alias);
-            a->rule = strdup(yscalar(rk));
-            a->field = strdup(yscalar(fv));
+            a->rule = strdup(fh_yaml_scalar(rk));
+            a->field = strdup(fh_yaml_scalar(fv));
             a->line = (uint32_t)rk->start_mark.line + 1;
             a->fid = FIELD_NONE;
             r->naliases++;
@@ -322,8 +293,8 @@ static bool parse_group_by(cctx *c, yaml_node_t *gn, struct corr_rule *r)
         return cfail(c, gn, "'group-by' must be a list of field names");
     for (yaml_node_item_t *it = gn->data.sequence.items.start; it < gn->data.sequence.items.top;
          it++) {
-        yaml_node_t *n = ynode(c, *it);
-        const char *s = yscalar(n);
+        yaml_node_t *n = fh_yaml_node(c->doc, *it);
+        const char *s = fh_yaml_scalar(n);
 
         if (!s || !*s)
             return cfail(c, n, "'group-by' items must be field names");
@@ -363,8 +334,8 @@ static bool compile(cctx *c, yaml_node_t *root, struct corr_rule *r)
         return cfail(c, root, "a rule document must be a map");
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
          p++) {
-        yaml_node_t *kn = ynode(c, p->key);
-        const char *k = yscalar(kn);
+        yaml_node_t *kn = fh_yaml_node(c->doc, p->key);
+        const char *k = fh_yaml_scalar(kn);
 
         if (!k)
             return cfail(c, kn, "keys must be strings");
@@ -376,7 +347,7 @@ static bool compile(cctx *c, yaml_node_t *root, struct corr_rule *r)
         if (!in_list(k, top_keys))
             return cfail(c, kn, "unknown key '%s' in a correlation rule", k);
     }
-    cn = ymap_get(c, root, "correlation");
+    cn = fh_yaml_get(c->doc, root, "correlation");
     if (!cn)
         return cfail(c, root, "missing 'correlation'");
     r->corr_line = (uint32_t)cn->start_mark.line + 1;
@@ -385,23 +356,34 @@ static bool compile(cctx *c, yaml_node_t *root, struct corr_rule *r)
         !dup_meta(c, root, "description", &r->description) ||
         !dup_meta(c, root, "author", &r->author))
         return false;
+    /* a key given twice would be read once, silently: refused, in both maps */
+    {
+        yaml_node_t *first = NULL, *dup = fh_yaml_duplicate_key(c->doc, root, &first);
+
+        if (!dup)
+            dup = fh_yaml_duplicate_key(c->doc, cn, &first);
+        if (dup)
+            return cfail(c, dup, "duplicate key '%s' (first at line %u)", fh_yaml_scalar(dup),
+                         fh_yaml_line(first));
+    }
     if (!r->title)
         return cfail(c, root, "missing 'title'");
     r->lvl = LEVEL_MEDIUM;
-    if ((n = ymap_get(c, root, "level"))) {
+    if ((n = fh_yaml_get(c->doc, root, "level"))) {
         static const char *lv[] = {"informational", "low", "medium", "high", "critical"};
         bool ok = false;
 
-        for (int i = 0; yscalar(n) && i < 5; i++)
-            if (!strcasecmp(yscalar(n), lv[i])) {
+        for (int i = 0; fh_yaml_scalar(n) && i < 5; i++)
+            if (!strcasecmp(fh_yaml_scalar(n), lv[i])) {
                 r->lvl = (level)i;
                 ok = true;
             }
         if (!ok)
-            return cfail(c, n, "unknown level '%s'", yscalar(n) ? yscalar(n) : "(not a string)");
+            return cfail(c, n, "unknown level '%s'",
+                         fh_yaml_scalar(n) ? fh_yaml_scalar(n) : "(not a string)");
         r->level_set = true;
     }
-    if ((n = ymap_get(c, root, "tags"))) {
+    if ((n = fh_yaml_get(c->doc, root, "tags"))) {
         size_t nt;
 
         if (n->type != YAML_SEQUENCE_NODE)
@@ -413,11 +395,11 @@ static bool compile(cctx *c, yaml_node_t *root, struct corr_rule *r)
             return cfail(c, n, "out of memory");
         }
         for (size_t i = 0; i < nt; i++) {
-            yaml_node_t *tn = ynode(c, n->data.sequence.items.start[i]);
+            yaml_node_t *tn = fh_yaml_node(c->doc, n->data.sequence.items.start[i]);
 
-            if (!yscalar(tn))
+            if (!fh_yaml_scalar(tn))
                 return cfail(c, tn, "'tags' must be a list of strings");
-            if (!(r->tags[r->ntags] = strdup(yscalar(tn)))) {
+            if (!(r->tags[r->ntags] = strdup(fh_yaml_scalar(tn)))) {
                 c->code = FH_ERR_NOMEM;
                 return cfail(c, tn, "out of memory");
             }
@@ -428,8 +410,8 @@ static bool compile(cctx *c, yaml_node_t *root, struct corr_rule *r)
     if (cn->type != YAML_MAPPING_NODE)
         return cfail(c, cn, "'correlation' must be a map");
     for (yaml_node_pair_t *p = cn->data.mapping.pairs.start; p < cn->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = ynode(c, p->key);
-        const char *k = yscalar(kn);
+        yaml_node_t *kn = fh_yaml_node(c->doc, p->key);
+        const char *k = fh_yaml_scalar(kn);
 
         if (!k || !in_list(k, corr_keys))
             return cfail(c, kn,
@@ -437,10 +419,10 @@ static bool compile(cctx *c, yaml_node_t *root, struct corr_rule *r)
                          "timespan, condition, aliases, generate)",
                          k ? k : "(not a string)");
     }
-    n = ymap_get(c, cn, "type");
+    n = fh_yaml_get(c->doc, cn, "type");
     if (!n)
         return cfail(c, cn, "correlation: missing 'type'");
-    s = yscalar(n);
+    s = fh_yaml_scalar(n);
     {
         int t = -1;
 
@@ -454,15 +436,15 @@ static bool compile(cctx *c, yaml_node_t *root, struct corr_rule *r)
                          s ? s : "(not a string)");
         r->type = (corr_type)t;
     }
-    if (!(n = ymap_get(c, cn, "rules")))
+    if (!(n = fh_yaml_get(c->doc, cn, "rules")))
         return cfail(c, cn, "correlation: missing 'rules'");
     if (!parse_rules(c, n, r))
         return false;
     if ((r->type == CORR_TEMPORAL || r->type == CORR_TEMPORAL_ORDERED) && r->nrefs < 2)
         return cfail(c, n, "%s correlation needs at least two rules", type_names[r->type]);
-    if ((n = ymap_get(c, cn, "aliases")) && !parse_aliases(c, n, r))
+    if ((n = fh_yaml_get(c->doc, cn, "aliases")) && !parse_aliases(c, n, r))
         return false;
-    if ((n = ymap_get(c, cn, "group-by")) && !parse_group_by(c, n, r))
+    if ((n = fh_yaml_get(c->doc, cn, "group-by")) && !parse_group_by(c, n, r))
         return false;
     for (uint32_t i = 0; i < r->naliases; i++) {
         bool used = false;
@@ -470,16 +452,17 @@ static bool compile(cctx *c, yaml_node_t *root, struct corr_rule *r)
         for (uint32_t k = 0; k < r->ngroup_by; k++)
             used |= !strcmp(r->group_by[k], r->aliases[i].alias);
         if (!used)
-            return cfail(c, ymap_get(c, ymap_get(c, cn, "aliases"), r->aliases[i].alias),
-                         "alias '%s' is not used in 'group-by'", r->aliases[i].alias);
-        if (!intern(c, ymap_get(c, cn, "aliases"), r->aliases[i].field, &r->aliases[i].fid))
+            return cfail(
+                c, fh_yaml_get(c->doc, fh_yaml_get(c->doc, cn, "aliases"), r->aliases[i].alias),
+                "alias '%s' is not used in 'group-by'", r->aliases[i].alias);
+        if (!intern(c, fh_yaml_get(c->doc, cn, "aliases"), r->aliases[i].field, &r->aliases[i].fid))
             return false;
     }
-    if (!(n = ymap_get(c, cn, "timespan")))
+    if (!(n = fh_yaml_get(c->doc, cn, "timespan")))
         return cfail(c, cn, "correlation: missing 'timespan'");
     if (!parse_timespan(c, n, &r->timespan_ms))
         return false;
-    n = ymap_get(c, cn, "condition");
+    n = fh_yaml_get(c->doc, cn, "condition");
     if (n) {
         if (r->type == CORR_TEMPORAL_ORDERED)
             return cfail(c, n,
@@ -503,10 +486,10 @@ static bool compile(cctx *c, yaml_node_t *root, struct corr_rule *r)
                              r->nrefs);
     r->value_fid = FIELD_NONE;
     if (r->value_field && !is_alias(r, r->value_field) &&
-        !intern(c, ymap_get(c, n, "field"), r->value_field, &r->value_fid))
+        !intern(c, fh_yaml_get(c->doc, n, "field"), r->value_field, &r->value_fid))
         return false;
-    gen_top = ymap_get(c, root, "generate");
-    gen_corr = ymap_get(c, cn, "generate");
+    gen_top = fh_yaml_get(c->doc, root, "generate");
+    gen_corr = fh_yaml_get(c->doc, cn, "generate");
     if (gen_top && gen_corr)
         return cfail(c, gen_corr, "'generate' is given twice (top level and in 'correlation')");
     if ((gen_top || gen_corr) &&

@@ -13,6 +13,8 @@
  */
 #include "sigma.h"
 
+#include "../common/fh_yaml.h"
+
 #include "corr_rule.h"
 
 #include <dirent.h>
@@ -71,99 +73,22 @@ static bool fail_at(ctx *c, yaml_node_t *n, const char *fmt, ...)
 
 /* ---- YAML helpers --------------------------------------------------------------- */
 
-static yaml_node_t *node(ctx *c, int id)
-{
-    return yaml_document_get_node(c->doc, id);
-}
-
-static const char *scalar(yaml_node_t *n)
-{
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-/* The value of key `k` in mapping m, or NULL. */
-static yaml_node_t *map_get(ctx *c, yaml_node_t *m, const char *k)
-{
-    if (!m || m->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        const char *key = scalar(node(c, p->key));
-
-        if (key && strcmp(key, k) == 0)
-            return node(c, p->value);
-    }
-    return NULL;
-}
-
-/* The key node of `k` in mapping m (for errors about a whole section), or NULL. */
-static yaml_node_t *map_key(ctx *c, yaml_node_t *m, const char *k)
-{
-    if (!m || m->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        const char *key = scalar(node(c, p->key));
-
-        if (key && strcmp(key, k) == 0)
-            return node(c, p->key);
-    }
-    return NULL;
-}
-
 static char *dup_scalar(ctx *c, yaml_node_t *m, const char *k)
 {
-    const char *v = scalar(map_get(c, m, k));
+    const char *v = fh_yaml_scalar(fh_yaml_get(c->doc, m, k));
 
     return v ? strdup(v) : NULL;
 }
 
-typedef struct {
-    const char *k;
-    yaml_node_t *n;
-} key_ref;
-
-static int key_ref_cmp(const void *a, const void *b)
-{
-    const key_ref *x = a, *y = b;
-    int c = strcmp(x->k, y->k);
-
-    /* equal names: the later one in the file is the duplicate */
-    if (c)
-        return c;
-    return (x->n->start_mark.index > y->n->start_mark.index) -
-           (x->n->start_mark.index < y->n->start_mark.index);
-}
-
-/*
- * Refuses a mapping that names one key twice (libyaml keeps both and a
- * lookup would silently take the first): "duplicate key 'K' (first at line N)"
- * at the second one. O(n log n), so a map of many keys is no cost either.
- */
+/* Refuses a mapping that names a key twice, at the second one, with file:line. */
 static bool check_unique_keys(ctx *c, yaml_node_t *m, const char *what)
 {
-    size_t n, k = 0;
-    key_ref *v;
-    bool ok = true;
+    yaml_node_t *first = NULL, *dup = fh_yaml_duplicate_key(c->doc, m, &first);
 
-    if (!m || m->type != YAML_MAPPING_NODE)
+    if (!dup)
         return true;
-    n = (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
-    if (n < 2)
-        return true;
-    if (!(v = malloc(n * sizeof(*v))))
-        return fail_at(c, m, "out of memory");
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = node(c, p->key);
-
-        if (scalar(kn))
-            v[k++] = (key_ref){scalar(kn), kn};
-    }
-    qsort(v, k, sizeof(*v), key_ref_cmp);
-    for (size_t i = 1; ok && i < k; i++)
-        if (!strcmp(v[i - 1].k, v[i].k))
-            ok = fail_at(c, v[i].n, "duplicate key '%s' in %s (first at line %u)", v[i].k, what,
-                         (unsigned)v[i - 1].n->start_mark.line + 1);
-    free(v);
-    return ok;
+    return fail_at(c, dup, "duplicate key '%s' in %s (first at line %u)", fh_yaml_scalar(dup), what,
+                   fh_yaml_line(first));
 }
 
 /* Classifies a plain scalar as YAML 1.1/1.2 core would: number, bool, null or string. */
@@ -379,10 +304,10 @@ static bool compile_expanded(ctx *c, yaml_node_t *kn, yaml_node_t *vn, const cha
     else if (vn->type == YAML_SEQUENCE_NODE)
         for (yaml_node_item_t *it = vn->data.sequence.items.start;
              it < vn->data.sequence.items.top && nitems < 64; it++)
-            items[nitems++] = node(c, *it);
+            items[nitems++] = fh_yaml_node(c->doc, *it);
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < nitems; i++) {
-            const char *t = scalar(items[i]);
+            const char *t = fh_yaml_scalar(items[i]);
             size_t tl = t ? strlen(t) : 0, n = 0;
             const char *const *vals = NULL;
             char name[160];
@@ -422,7 +347,8 @@ static bool compile_expanded(ctx *c, yaml_node_t *kn, yaml_node_t *vn, const cha
         }
         if (pass == 0) {
             if (total == 0)
-                return fail_at(c, vn, "the placeholders of field '%s' are empty lists", scalar(kn));
+                return fail_at(c, vn, "the placeholders of field '%s' are empty lists",
+                               fh_yaml_scalar(kn));
             fc->values = calloc(total, sizeof(*fc->values));
             if (!fc->values)
                 return fail_at(c, vn, "out of memory");
@@ -439,7 +365,7 @@ static bool compile_expanded(ctx *c, yaml_node_t *kn, yaml_node_t *vn, const cha
 static bool split_key(ctx *c, yaml_node_t *kn, char *key, size_t keylen, char **toks, size_t *ntoks,
                       size_t maxtoks)
 {
-    const char *k = scalar(kn);
+    const char *k = fh_yaml_scalar(kn);
     size_t len = strlen(k);
     char *p;
 
@@ -511,13 +437,14 @@ values:
         size_t n = (size_t)(vn->data.sequence.items.top - vn->data.sequence.items.start);
 
         if (n == 0)
-            return fail_at(c, vn, "field '%s' has an empty list of values", scalar(kn));
+            return fail_at(c, vn, "field '%s' has an empty list of values", fh_yaml_scalar(kn));
         fc->values = calloc(n, sizeof(*fc->values));
         if (!fc->values)
             return fail_at(c, vn, "out of memory");
         for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
              it++)
-            if (!compile_value(c, node(c, *it), mods, nmods, &fc->values[fc->nvalues++]))
+            if (!compile_value(c, fh_yaml_node(c->doc, *it), mods, nmods,
+                               &fc->values[fc->nvalues++]))
                 return false;
         return true;
     }
@@ -542,12 +469,12 @@ static bool compile_map(ctx *c, yaml_node_t *mn, sel_map *sm)
     if (!sm->conds)
         return fail_at(c, mn, "out of memory");
     for (yaml_node_pair_t *p = mn->data.mapping.pairs.start; p < mn->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = node(c, p->key), *vn = node(c, p->value);
+        yaml_node_t *kn = fh_yaml_node(c->doc, p->key), *vn = fh_yaml_node(c->doc, p->value);
 
-        if (!scalar(kn))
+        if (!fh_yaml_scalar(kn))
             return fail_at(c, kn, "a field name must be a string");
         if (vn->type == YAML_MAPPING_NODE)
-            return fail_at(c, vn, "field '%s': a map is not a value", scalar(kn));
+            return fail_at(c, vn, "field '%s': a map is not a value", fh_yaml_scalar(kn));
         if (!compile_field(c, kn, vn, &sm->conds[sm->nconds++]))
             return false;
     }
@@ -573,7 +500,7 @@ static bool compile_keywords(ctx *c, yaml_node_t *ln, selection *s)
         return fail_at(c, ln, "out of memory");
     for (yaml_node_item_t *it = ln->data.sequence.items.start; it < ln->data.sequence.items.top;
          it++)
-        if (!compile_value(c, node(c, *it), contains, 1, &fc->values[fc->nvalues++]))
+        if (!compile_value(c, fh_yaml_node(c->doc, *it), contains, 1, &fc->values[fc->nvalues++]))
             return false;
     return true;
 }
@@ -594,12 +521,13 @@ static bool compile_selection(ctx *c, const char *name, yaml_node_t *vn, selecti
 
         if (n == 0)
             return fail_at(c, vn, "selection '%s' is an empty list", name);
-        first = node(c, *vn->data.sequence.items.start);
+        first = fh_yaml_node(c->doc, *vn->data.sequence.items.start);
         if (first->type == YAML_SCALAR_NODE) {
             for (yaml_node_item_t *it = vn->data.sequence.items.start;
                  it < vn->data.sequence.items.top; it++)
-                if (node(c, *it)->type != YAML_SCALAR_NODE)
-                    return fail_at(c, node(c, *it), "selection '%s' mixes keywords and maps", name);
+                if (fh_yaml_node(c->doc, *it)->type != YAML_SCALAR_NODE)
+                    return fail_at(c, fh_yaml_node(c->doc, *it),
+                                   "selection '%s' mixes keywords and maps", name);
             return compile_keywords(c, vn, s);
         }
         s->maps = calloc(n, sizeof(*s->maps));
@@ -607,7 +535,7 @@ static bool compile_selection(ctx *c, const char *name, yaml_node_t *vn, selecti
             return fail_at(c, vn, "out of memory");
         for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
              it++) {
-            yaml_node_t *mn = node(c, *it);
+            yaml_node_t *mn = fh_yaml_node(c->doc, *it);
 
             if (mn->type != YAML_MAPPING_NODE)
                 return fail_at(c, mn, "selection '%s' mixes keywords and maps", name);
@@ -635,8 +563,8 @@ static bool compile_detection(ctx *c, yaml_node_t *det, yaml_node_t *det_key, si
         return fail_at(c, det, "out of memory");
     for (yaml_node_pair_t *p = det->data.mapping.pairs.start; p < det->data.mapping.pairs.top;
          p++) {
-        yaml_node_t *kn = node(c, p->key), *vn = node(c, p->value);
-        const char *k = scalar(kn);
+        yaml_node_t *kn = fh_yaml_node(c->doc, p->key), *vn = fh_yaml_node(c->doc, p->value);
+        const char *k = fh_yaml_scalar(kn);
 
         if (!k)
             return fail_at(c, kn, "a selection name must be a string");
@@ -671,16 +599,17 @@ static bool compile_detection(ctx *c, yaml_node_t *det, yaml_node_t *det_key, si
 
         r->conds = calloc(nc ? nc : 1, sizeof(*r->conds));
         for (size_t i = 0; r->conds && i < nc; i++) {
-            yaml_node_t *cn =
-                cond->type == YAML_SCALAR_NODE ? cond : node(c, cond->data.sequence.items.start[i]);
+            yaml_node_t *cn = cond->type == YAML_SCALAR_NODE
+                                  ? cond
+                                  : fh_yaml_node(c->doc, cond->data.sequence.items.start[i]);
             char e[384];
 
-            if (!scalar(cn)) {
+            if (!fh_yaml_scalar(cn)) {
                 free(names);
                 return fail_at(c, cn, "a condition must be a string");
             }
-            if (sigma_cond_parse(scalar(cn), names, r->nsels, &r->conds[r->nconds], e, sizeof(e)) !=
-                FH_OK) {
+            if (sigma_cond_parse(fh_yaml_scalar(cn), names, r->nsels, &r->conds[r->nconds], e,
+                                 sizeof(e)) != FH_OK) {
                 free(names);
                 return fail_at(c, cn, "%s", e);
             }
@@ -716,10 +645,10 @@ static bool compile_rule(ctx *c, yaml_node_t *root, sigma_rule *r)
     bool ok;
 
     if (!check_unique_keys(c, root, "the rule") ||
-        !check_unique_keys(c, map_get(c, root, "logsource"), "'logsource'"))
+        !check_unique_keys(c, fh_yaml_get(c->doc, root, "logsource"), "'logsource'"))
         return false;
-    if (map_get(c, root, "action"))
-        return fail_at(c, map_get(c, root, "action"),
+    if (fh_yaml_get(c->doc, root, "action"))
+        return fail_at(c, fh_yaml_get(c->doc, root, "action"),
                        "rule collections ('action: global/repeat/reset') are Sigma v1: write "
                        "one document per rule");
     r->title = dup_scalar(c, root, "title");
@@ -730,29 +659,31 @@ static bool compile_rule(ctx *c, yaml_node_t *root, sigma_rule *r)
     r->status = dup_scalar(c, root, "status");
     r->description = dup_scalar(c, root, "description");
     r->author = dup_scalar(c, root, "author");
-    r->lvl = parse_level(scalar(map_get(c, root, "level")), &ok);
+    r->lvl = parse_level(fh_yaml_scalar(fh_yaml_get(c->doc, root, "level")), &ok);
     if (!ok)
-        return fail_at(c, map_get(c, root, "level"), "unknown level '%s'",
-                       scalar(map_get(c, root, "level")));
-    tags = map_get(c, root, "tags");
+        return fail_at(c, fh_yaml_get(c->doc, root, "level"), "unknown level '%s'",
+                       fh_yaml_scalar(fh_yaml_get(c->doc, root, "level")));
+    tags = fh_yaml_get(c->doc, root, "tags");
     if (tags && tags->type == YAML_SEQUENCE_NODE) {
         size_t n = (size_t)(tags->data.sequence.items.top - tags->data.sequence.items.start);
 
         r->tags = calloc(n ? n : 1, sizeof(char *));
         for (size_t i = 0; r->tags && i < n; i++) {
-            const char *t = scalar(node(c, tags->data.sequence.items.start[i]));
+            const char *t =
+                fh_yaml_scalar(fh_yaml_node(c->doc, tags->data.sequence.items.start[i]));
 
             if (t)
                 r->tags[r->ntags++] = strdup(t);
         }
     }
-    ls = map_get(c, root, "logsource");
+    ls = fh_yaml_get(c->doc, root, "logsource");
     r->logsource_product = dup_scalar(c, ls, "product");
     r->logsource_category = dup_scalar(c, ls, "category");
     r->logsource_service = dup_scalar(c, ls, "service");
     if (!logsource_event_type(c, ls, r))
         return false;
-    return compile_detection(c, map_get(c, root, "detection"), map_key(c, root, "detection"), r);
+    return compile_detection(c, fh_yaml_get(c->doc, root, "detection"),
+                             fh_yaml_key(c->doc, root, "detection"), r);
 }
 
 typedef struct {
@@ -802,7 +733,7 @@ static void load_file(ruleset *rs, const char *path, field_table *ft, const reso
         if (root->type != YAML_MAPPING_NODE) {
             add_error(rs, path, r.line, NULL, "a rule document must be a map");
             sigma_rule_free(&r);
-        } else if (map_get(&c, root, "correlation")) {
+        } else if (fh_yaml_get(c.doc, root, "correlation")) {
             struct corr_rule cr;
             char e[512];
             uint32_t el = 0;

@@ -3,6 +3,8 @@
  */
 #include "config.h"
 
+#include "../common/fh_yaml.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,13 +275,7 @@ static fh_err set_option(sensor_config *c, const opt_def *o, const char *value, 
         return FH_OK;
     }
     case OPT_BOOL:
-        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcasecmp(value, "on") ||
-            !strcmp(value, "1"))
-            *(bool *)field = true;
-        else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
-                 !strcasecmp(value, "off") || !strcmp(value, "0"))
-            *(bool *)field = false;
-        else {
+        if (!fh_yaml_bool_text(value, (bool *)field)) {
             snprintf(err, errlen, "option '%s': expected true or false, got '%s'", o->name, value);
             return FH_ERR_CONFIG;
         }
@@ -413,8 +409,8 @@ static fh_err load_list(yaml_parser_t *parser, sensor_config *c, const opt_def *
         size_t line, n;
 
         if (!yaml_parser_parse(parser, &ev)) {
-            snprintf(err, errlen, "%s:%zu: YAML syntax error: %s", path,
-                     parser->problem_mark.line + 1, parser->problem ? parser->problem : "unknown");
+            fh_error_at(err, errlen, path, (uint32_t)(parser->problem_mark.line + 1),
+                        "YAML syntax error: %s", parser->problem ? parser->problem : "unknown");
             return FH_ERR_PARSE;
         }
         line = ev.start_mark.line + 1;
@@ -423,15 +419,15 @@ static fh_err load_list(yaml_parser_t *parser, sensor_config *c, const opt_def *
             break;
         }
         if (ev.type != YAML_SCALAR_EVENT) {
-            snprintf(err, errlen, "%s:%zu: option '%s': expected a list of names", path, line,
-                     o->name);
+            fh_error_at(err, errlen, path, (uint32_t)(line),
+                        "option '%s': expected a list of names", o->name);
             yaml_event_delete(&ev);
             return FH_ERR_CONFIG;
         }
         n = ev.data.scalar.length;
         if (n == 0 || memchr(ev.data.scalar.value, ',', n) || used + n + 2 > sizeof(joined)) {
-            snprintf(err, errlen, "%s:%zu: option '%s': bad item '%s'", path, line, o->name,
-                     (const char *)ev.data.scalar.value);
+            fh_error_at(err, errlen, path, (uint32_t)(line), "option '%s': bad item '%s'", o->name,
+                        (const char *)ev.data.scalar.value);
             yaml_event_delete(&ev);
             return FH_ERR_CONFIG;
         }
@@ -478,8 +474,8 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
         size_t line;
 
         if (!yaml_parser_parse(&parser, &ev)) {
-            snprintf(err, errlen, "%s:%zu: YAML syntax error: %s", path,
-                     parser.problem_mark.line + 1, parser.problem ? parser.problem : "unknown");
+            fh_error_at(err, errlen, path, (uint32_t)(parser.problem_mark.line + 1),
+                        "YAML syntax error: %s", parser.problem ? parser.problem : "unknown");
             result = FH_ERR_PARSE;
             break;
         }
@@ -490,13 +486,13 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
             break;
         case YAML_MAPPING_START_EVENT:
             if (depth >= 0 && expect_key[depth]) {
-                snprintf(err, errlen, "%s:%zu: a mapping cannot be a key", path, line);
+                fh_error_at(err, errlen, path, (uint32_t)(line), "a mapping cannot be a key");
                 result = FH_ERR_PARSE;
                 done = true;
                 break;
             }
             if (depth + 1 >= MAX_DEPTH) {
-                snprintf(err, errlen, "%s:%zu: nesting too deep", path, line);
+                fh_error_at(err, errlen, path, (uint32_t)(line), "nesting too deep");
                 result = FH_ERR_PARSE;
                 done = true;
                 break;
@@ -533,8 +529,9 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
                     done = true;
                 break;
             }
-            snprintf(err, errlen, "%s:%zu: option '%s' takes a single value, not a list", path,
-                     line, name[0] ? name : "(top level)");
+            fh_error_at(err, errlen, path, (uint32_t)(line),
+                        "option '%s' takes a single value, not a list",
+                        name[0] ? name : "(top level)");
             result = FH_ERR_CONFIG;
             done = true;
             break;
@@ -545,7 +542,8 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
             if (depth < 0) {
                 /* A document that is a single scalar (or empty: a null scalar). */
                 if (ev.data.scalar.length != 0) {
-                    snprintf(err, errlen, "%s:%zu: expected a mapping of options", path, line);
+                    fh_error_at(err, errlen, path, (uint32_t)(line),
+                                "expected a mapping of options");
                     result = FH_ERR_CONFIG;
                     done = true;
                 }
@@ -568,23 +566,24 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
                     /* kafka: properties: {security.protocol: SASL_SSL}: passed through */
                     if ((result = config_add_kafka_property(c, name + strlen(KAFKA_PROPS_PREFIX),
                                                             val, msg, sizeof(msg))) != FH_OK) {
-                        snprintf(err, errlen, "%s:%zu: %s", path, line, msg);
+                        fh_error_at(err, errlen, path, (uint32_t)(line), "%s", msg);
                         done = true;
                     }
                 } else if (!o && ev.data.scalar.length == 0 && ev.data.scalar.plain_implicit &&
                            (is_section(name) || !strcmp(name, "kafka.properties"))) {
                     /* "geoip:" with every option under it commented out */
                 } else if (!o) {
-                    snprintf(err, errlen, "%s:%zu: unknown option '%s'", path, line, name);
+                    fh_error_at(err, errlen, path, (uint32_t)(line), "unknown option '%s'", name);
                     result = FH_ERR_CONFIG;
                     done = true;
                 } else if (ev.data.scalar.length == 0 && ev.data.scalar.plain_implicit &&
                            o->type != OPT_STR && o->type != OPT_LIST) {
-                    snprintf(err, errlen, "%s:%zu: option '%s' has no value", path, line, name);
+                    fh_error_at(err, errlen, path, (uint32_t)(line), "option '%s' has no value",
+                                name);
                     result = FH_ERR_CONFIG;
                     done = true;
                 } else if ((result = set_option(c, o, val, msg, sizeof(msg))) != FH_OK) {
-                    snprintf(err, errlen, "%s:%zu: %s", path, line, msg);
+                    fh_error_at(err, errlen, path, (uint32_t)(line), "%s", msg);
                     done = true;
                 }
                 free(keys[depth]);
@@ -594,7 +593,7 @@ fh_err config_load_file(sensor_config *c, const char *path, char *err, size_t er
             break;
         }
         case YAML_ALIAS_EVENT:
-            snprintf(err, errlen, "%s:%zu: YAML aliases are not supported here", path, line);
+            fh_error_at(err, errlen, path, (uint32_t)(line), "YAML aliases are not supported here");
             result = FH_ERR_CONFIG;
             done = true;
             break;

@@ -97,6 +97,17 @@ def test_empty_modifier_and_duplicate_keys_refused(correlator, tmp_path):
            "(first at line 22)" % f in p.stdout
     assert "%s:33: rule 'trailing bar': empty modifier in 'app_proto|'" % f in p.stdout
     assert "0 rules loaded (0 correlation), 4 refused" in p.stdout
+    # correlation rules too (they have their own compiler, the same YAML helper)
+    (rules / "bad.yml").write_text(
+        "title: base\nname: base\nlogsource: {product: fenghuo}\ndetection:\n"
+        "  sel: {app_proto: ssh}\n  condition: sel\nlevel: low\n---\n"
+        "title: corr twice\ncorrelation:\n  type: event_count\n  rules: [base]\n"
+        "  group-by: [src_ip]\n  timespan: 5m\n  timespan: 10m\n  condition: {gte: 3}\n"
+        "level: high\n")
+    p = run(correlator, ["--check-rules", str(rules), "-q"])
+    assert p.returncode == 1
+    assert "%s:15: rule 'corr twice': duplicate key 'timespan' (first at line 14)" % f \
+        in p.stdout, p.stdout
 
 
 def test_inline_list_of_200000_values(correlator, tmp_path):
