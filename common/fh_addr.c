@@ -22,9 +22,127 @@
  */
 #include "fh_addr.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+/* ---- parsing ----------------------------------------------------------------------- */
+
+static bool parse_v4(const char *s, size_t len, uint8_t out[4])
+{
+    size_t i = 0;
+
+    for (int part = 0; part < 4; part++) {
+        unsigned v = 0, digits = 0;
+
+        if (part) {
+            if (i >= len || s[i] != '.')
+                return false;
+            i++;
+        }
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            v = v * 10 + (unsigned)(s[i] - '0');
+            if (++digits > 3 || v > 255)
+                return false;
+            i++;
+        }
+        if (!digits)
+            return false;
+        out[part] = (uint8_t)v;
+    }
+    return i == len;
+}
+
+bool fh_addr_parse(const char *s, size_t len, int *family, uint8_t addr[16])
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    char buf[64];
+    const char *pct;
+
+    if (!s || !len || memchr(s, '\0', len))
+        return false; /* "10.0.0.1\0junk" is not an address */
+    if (parse_v4(s, len, addr)) {
+        *family = AF_INET;
+        return true;
+    }
+    if ((pct = memchr(s, '%', len))) {
+        /* an IPv6 zone ("fe80::1%eth0"): a short name of visible characters */
+        size_t zl = len - (size_t)(pct - s) - 1;
+
+        if (zl == 0 || zl > 32)
+            return false;
+        for (size_t i = 1; i <= zl; i++)
+            if (pct[i] <= ' ' || pct[i] > '~')
+                return false;
+        len = (size_t)(pct - s);
+    }
+    if (len == 0 || len >= sizeof(buf) || !memchr(s, ':', len))
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (inet_pton(AF_INET6, buf, addr) != 1)
+        return false;
+    if (!memcmp(addr, mapped, 12)) {
+        memmove(addr, addr + 12, 4);
+        *family = AF_INET;
+    } else {
+        *family = AF_INET6;
+    }
+    return true;
+}
+
+bool fh_addr_in(const uint8_t *addr, const uint8_t *net, unsigned prefix)
+{
+    unsigned full = prefix / 8, rest = prefix % 8;
+
+    if (memcmp(addr, net, full))
+        return false;
+    return rest == 0 || ((addr[full] ^ net[full]) & (uint8_t)(0xFF00u >> rest)) == 0;
+}
+
+fh_cidr_status fh_cidr_parse(const char *s, size_t len, int *family, uint8_t net[16],
+                             unsigned *prefix)
+{
+    const char *slash = s ? memchr(s, '/', len) : NULL;
+    size_t alen = slash ? (size_t)(slash - s) : len;
+    unsigned bits, n;
+
+    if (!fh_addr_parse(s, alen, family, net))
+        return FH_CIDR_BAD;
+    bits = *family == AF_INET ? 32 : 128;
+    /* "::ffff:10.0.0.0/104" became AF_INET: its length counts 96 bits too many */
+    if (slash && *family == AF_INET && memchr(s, ':', alen))
+        return FH_CIDR_BAD;
+    *prefix = bits;
+    if (slash) {
+        const char *p = slash + 1, *end = s + len;
+        unsigned long v = 0;
+
+        if (p == end || end - p > 3)
+            return FH_CIDR_BAD;
+        for (; p < end; p++) {
+            if (*p < '0' || *p > '9')
+                return FH_CIDR_BAD;
+            v = v * 10 + (unsigned long)(*p - '0');
+        }
+        if (v > bits)
+            return FH_CIDR_BAD;
+        *prefix = (unsigned)v;
+    }
+    n = bits / 8;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned keep = *prefix > i * 8 ? *prefix - i * 8 : 0;
+
+        if (keep < 8 && (net[i] & (uint8_t) ~(0xFF00u >> keep)))
+            return FH_CIDR_HOSTBITS;
+    }
+    return FH_CIDR_OK;
+}
+
+/* ---- public addresses -------------------------------------------------------------- */
 
 typedef struct {
     uint32_t net; /* host byte order */

@@ -37,69 +37,6 @@ bool assets_is_public(int family, const uint8_t *a)
 
 /* ---- address parsing ----------------------------------------------------- */
 
-static bool parse_v4(const char *s, size_t len, uint8_t out[4])
-{
-    size_t i = 0;
-
-    for (int part = 0; part < 4; part++) {
-        unsigned v = 0, digits = 0;
-
-        if (part) {
-            if (i >= len || s[i] != '.')
-                return false;
-            i++;
-        }
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            v = v * 10 + (unsigned)(s[i] - '0');
-            if (++digits > 3 || v > 255)
-                return false;
-            i++;
-        }
-        if (!digits)
-            return false;
-        out[part] = (uint8_t)v;
-    }
-    return i == len;
-}
-
-bool assets_parse_ip(const char *s, size_t len, int *family, uint8_t addr[16])
-{
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    char buf[64];
-    const char *pct;
-
-    if (!s || !len || memchr(s, '\0', len))
-        return false; /* "10.0.0.1\0junk" is not an address */
-    if (parse_v4(s, len, addr)) {
-        *family = AF_INET;
-        return true;
-    }
-    if ((pct = memchr(s, '%', len))) {
-        /* an IPv6 zone ("fe80::1%eth0"): a short name of visible characters */
-        size_t zl = len - (size_t)(pct - s) - 1;
-
-        if (zl == 0 || zl > 32)
-            return false;
-        for (size_t i = 1; i <= zl; i++)
-            if (pct[i] <= ' ' || pct[i] > '~')
-                return false;
-        len = (size_t)(pct - s);
-    }
-    if (len == 0 || len >= sizeof(buf) || !memchr(s, ':', len))
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (inet_pton(AF_INET6, buf, addr) != 1)
-        return false;
-    if (!memcmp(addr, mapped, 12)) {
-        memmove(addr, addr + 12, 4);
-        *family = AF_INET;
-    } else {
-        *family = AF_INET6;
-    }
-    return true;
-}
-
 static u128 addr_to_u128(int family, const uint8_t *a)
 {
     u128 v = 0;
@@ -121,39 +58,15 @@ static u128 host_mask(int family, unsigned len)
     return (((u128)1) << (bits - len)) - 1;
 }
 
-/* "addr/len" or a bare address (a /32 or /128). Rejects host bits set. */
-typedef enum { CIDR_OK, CIDR_BAD, CIDR_HOSTBITS } cidr_status;
-
-static cidr_status parse_cidr(const char *s, int *family, u128 *net, unsigned *plen)
+/* "addr/len" or a bare address (a /32 or /128): fh_cidr_parse (host bits refused). */
+static fh_cidr_status parse_cidr(const char *s, int *family, u128 *net, unsigned *plen)
 {
-    const char *slash = strchr(s, '/');
     uint8_t a[16];
-    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-    unsigned bits;
+    fh_cidr_status st = fh_cidr_parse(s, strlen(s), family, a, plen);
 
-    if (!assets_parse_ip(s, alen, family, a))
-        return CIDR_BAD;
-    bits = *family == AF_INET ? 32 : 128;
-    /* "::ffff:10.0.0.0/104" became AF_INET: its length counts 96 bits too many */
-    if (*family == AF_INET && memchr(s, ':', alen))
-        return CIDR_BAD;
-    *plen = bits;
-    if (slash) {
-        char *end;
-        unsigned long v;
-
-        if (slash[1] < '0' || slash[1] > '9')
-            return CIDR_BAD;
-        errno = 0;
-        v = strtoul(slash + 1, &end, 10);
-        if (errno || *end || v > bits)
-            return CIDR_BAD;
-        *plen = (unsigned)v;
-    }
-    *net = addr_to_u128(*family, a);
-    if (*net & host_mask(*family, *plen))
-        return CIDR_HOSTBITS;
-    return CIDR_OK;
+    if (st == FH_CIDR_OK)
+        *net = addr_to_u128(*family, a);
+    return st;
 }
 
 static bool parse_mac(const char *s, size_t len, uint64_t *out)
@@ -513,7 +426,7 @@ const asset_info *assets_lookup_str(const assets *a, const char *s, size_t len)
     uint8_t addr[16];
     int family;
 
-    if (!assets_parse_ip(s, len, &family, addr))
+    if (!fh_addr_parse(s, len, &family, addr))
         return NULL;
     return assets_lookup(a, family, addr);
 }
@@ -746,7 +659,7 @@ static fh_err load_list(loader *L, node *v, const char *ctx, const char *key, co
         rc = FH_OK;
         if (!is_str(e))
             rc = fail(L, e, ctx, "'%s' items must be strings, not %s", key, type_name(e));
-        else if (kind == LV_CIDR && parse_cidr(sval(e), &fam, &net, &len) != CIDR_OK)
+        else if (kind == LV_CIDR && parse_cidr(sval(e), &fam, &net, &len) != FH_CIDR_OK)
             rc = fail(L, e, ctx, "'%s': invalid address or CIDR '%s'", key, sval(e));
         else if (kind == LV_COUNTRY && (e->data.scalar.length != 2 || sval(e)[0] < 'A' ||
                                         sval(e)[0] > 'Z' || sval(e)[1] < 'A' || sval(e)[1] > 'Z'))
@@ -812,11 +725,11 @@ static fh_err load_cidrs(loader *L, node *v, const char *ctx, const char *key, u
         if (!is_str(e))
             return fail(L, e, ctx, "'%s' items must be strings, not %s", key, type_name(e));
         switch (parse_cidr(sval(e), &fam, &net, &len)) {
-        case CIDR_BAD:
+        case FH_CIDR_BAD:
             return fail(L, e, ctx, "invalid CIDR '%s'", sval(e));
-        case CIDR_HOSTBITS:
+        case FH_CIDR_HOSTBITS:
             return fail(L, e, ctx, "CIDR '%s' has host bits set", sval(e));
-        case CIDR_OK:
+        case FH_CIDR_OK:
             break;
         }
         if (!(n = realloc(*out, (*nout + 1) * sizeof(*n))))
@@ -1040,7 +953,7 @@ static fh_err load_hosts(loader *L, node *v, lpm *segtab)
             (rc = get_str(L, m, ctx, "mac", false, &mac)) ||
             (rc = check_criticality(L, m, ctx, crit)))
             return rc;
-        if (!assets_parse_ip(ip, strlen(ip), &fam, addr))
+        if (!fh_addr_parse(ip, strlen(ip), &fam, addr))
             return fail(L, map_get(L, m, "ip"), ctx, "invalid IP address '%s'", ip);
         if ((seg = lpm_find(segtab, fam, addr)) == UINT32_MAX)
             return fail(L, map_get(L, m, "ip"), ctx, "%s is in no segment", ip);
@@ -1084,7 +997,7 @@ static fh_err load_devices(loader *L, node *v)
             (rc = get_str(L, m, "device", "ip", true, &ip)) ||
             (rc = get_str(L, m, "device", "name", false, &name)))
             return rc;
-        if (!assets_parse_ip(ip, strlen(ip), &fam, addr))
+        if (!fh_addr_parse(ip, strlen(ip), &fam, addr))
             return fail(L, map_get(L, m, "ip"), "device", "invalid IP address '%s'", ip);
         if ((rc = add_device(L, map_get(L, m, "mac"), "device", mac, fam, addr)))
             return rc;
@@ -1568,6 +1481,12 @@ static bool device_known(const assets *a, int family, const uint8_t *addr, uint6
 void assets_enrich(const assets *a, const assets_fields *f, sv *slots, uint32_t nslots,
                    int64_t ts_ms)
 {
+    assets_enrich_seen(a, f, slots, nslots, ts_ms, NULL);
+}
+
+void assets_enrich_seen(const assets *a, const assets_fields *f, sv *slots, uint32_t nslots,
+                        int64_t ts_ms, assets_seen *seen)
+{
     static const sv absent = {0};
     const asset_info *info[2] = {NULL, NULL};
     uint32_t zone[2] = {Z_UNKNOWN, Z_UNKNOWN};
@@ -1575,19 +1494,25 @@ void assets_enrich(const assets *a, const assets_fields *f, sv *slots, uint32_t 
     uint8_t addr[2][16];
     int fam[2] = {0, 0};
 
+    if (seen)
+        memset(seen, 0, sizeof(*seen));
     if (!f || !f->active || !slots)
         return;
     for (int s = 0; s < 2; s++) {
         const sv *ip = f->ip[s] < nslots ? &slots[f->ip[s]] : &absent;
         bool pub;
 
+        if (seen)
+            seen->done[s] = true;
         for (int i = 0; i < ASSET_F_COUNT; i++)
             put(slots, nslots, f->side[s][i], absent);
         put(slots, nslots, f->internet[s], absent);
-        if (ip->type != SV_STR || !assets_parse_ip(ip->s, ip->len, &fam[s], addr[s]))
+        if (ip->type != SV_STR || !fh_addr_parse(ip->s, ip->len, &fam[s], addr[s]))
             continue;
         parsed[s] = true;
         info[s] = assets_lookup(a, fam[s], addr[s]);
+        if (seen)
+            seen->info[s] = info[s];
         pub = !info[s] && assets_is_public(fam[s], addr[s]);
         zone[s] = info[s] ? info[s]->zone_idx : pub ? Z_INTERNET : Z_UNKNOWN;
         put_bool(slots, nslots, f->internet[s], pub);

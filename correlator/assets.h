@@ -95,12 +95,6 @@ const asset_info *assets_lookup(const assets *a, int family, const uint8_t *addr
 const asset_info *assets_lookup_str(const assets *a, const char *s, size_t len);
 
 /*
- * Parses an IPv4 or IPv6 address (not NUL-terminated; an IPv6 zone "%eth0" is
- * ignored). IPv4-mapped IPv6 comes back as AF_INET. Returns false if malformed.
- */
-bool assets_parse_ip(const char *s, size_t len, int *family, uint8_t addr[16]);
-
-/*
  * True if addr is globally reachable per the IANA IPv4/IPv6 Special-Purpose
  * Address Registries (private, loopback, link-local, CGNAT, documentation,
  * benchmarking, multicast, reserved, ULA ... are not). IPv6 that embeds IPv4
@@ -161,5 +155,15 @@ fh_err assets_bind(assets_fields *f, field_table *ft);
  */
 void assets_enrich(const assets *a, const assets_fields *f, sv *slots, uint32_t nslots,
                    int64_t ts_ms);
+
+/* What enrichment found for each side (0 = src, 1 = dest) of the last event. */
+typedef struct {
+    bool done[2];              /* that side was looked at (its address parsed or not) */
+    const asset_info *info[2]; /* the asset, or NULL (no asset, or not an address) */
+} assets_seen;
+
+/* assets_enrich, also telling what it found (seen->done false when nothing was enriched). */
+void assets_enrich_seen(const assets *a, const assets_fields *f, sv *slots, uint32_t nslots,
+                        int64_t ts_ms, assets_seen *seen);
 
 #endif

@@ -152,7 +152,7 @@ fh_err engine_process(engine *e, const char *json, size_t len, engine_match_fn f
                     err);
         return FH_ERR_PARSE;
     }
-    assets_enrich(e->inv, &e->af, event_decoder_slots(e->dec), e->ft.n, ev.ts_ms);
+    assets_enrich_seen(e->inv, &e->af, event_decoder_slots(e->dec), e->ft.n, ev.ts_ms, &e->seen);
     if (view)
         *view = ev;
     n = rule_index_candidates(e->ix, &ev, e->cand);

@@ -46,6 +46,7 @@ typedef struct {
     rule_index *ix; /* which rules can match an event (rule_index.h) */
     uint32_t *cand; /* scratch: the current event's candidates */
     engine_stats stats;
+    assets_seen seen; /* what enrichment found for the current event's src and dest */
     /* Always decoded, for alerts: the group key and the evidence. */
     field_id f_src_ip, f_dest_ip, f_community_id, f_sensor_id;
 } engine;

@@ -61,12 +61,17 @@ static void fill_side(const engine *e, const event_view *ev, field_id id, char *
     const sv *v = ev ? event_get(ev, id) : NULL;
     const asset_info *ai = NULL;
 
+    int s = id == e->f_src_ip ? 0 : 1;
+
     memset(side, 0, sizeof(*side));
     buf[0] = '\0';
     if (!v || v->type != SV_STR || !v->len)
         return;
     side->ip = slot_text(ev, id, buf, len);
-    if (e->inv)
+    /* enrichment already looked this side up when any rule uses the inventory */
+    if (e->seen.done[s])
+        ai = e->seen.info[s];
+    else if (e->inv)
         ai = assets_lookup_str(e->inv, v->s, v->len);
     side->zone = ai ? ai->zone : NULL;
     side->department = ai ? ai->department : NULL;

@@ -34,10 +34,11 @@
  *   (PCRE2_MATCH_INVALID_UTF): no pattern character matches inside it.
  *   The match data lives in the matcher: one matcher must not be used by two threads at
  *   once.
- * - |cidr: IPv4 or IPv6 network; host bits set in the rule are masked off; an address
- *   without "/n" is a single host. An IPv4 network also matches an IPv4-mapped IPv6
- *   address (::ffff:10.1.2.3); an IPv6 network matches IPv6 text only. A zone suffix
- *   (fe80::1%eth0) is ignored.
+ * - |cidr: IPv4 or IPv6 network, parsed as the asset inventory parses it (common/fh_addr):
+ *   host bits set are refused; an address without "/n" is a single host. An IPv4
+ *   network also matches an IPv4-mapped IPv6 address (::ffff:10.1.2.3); an IPv6 network
+ *   matches IPv6 addresses. A zone suffix (fe80::1%eth0) is ignored; a value that is not
+ *   exactly an address (a NUL inside, text after it) matches nothing.
  * - |exists: true or false (YAML boolean or the strings). A field present with JSON null
  *   exists (the key is in the event); use `field: null` to match null or absent.
  * - |fieldref: equal to another field of the same event, compared as text (case per
@@ -61,6 +62,8 @@
 #include <sys/socket.h>
 
 #include "sigma.h"
+
+#include "../common/fh_addr.h"
 
 /* Back-tracking budget of one regex match: a few milliseconds at most. */
 #define SIGMA_RE_MATCH_LIMIT 200000u
@@ -444,96 +447,35 @@ static fh_err re_compile(value_matcher *m, const yaml_value *v, uint32_t flags, 
     return FH_OK;
 }
 
-/* ---- CIDR ------------------------------------------------------------------------- */
-
-static bool parse_prefix(const char *s, unsigned max, uint8_t *out)
-{
-    unsigned val = 0;
-
-    if (!*s || strlen(s) > 3)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        val = val * 10 + (unsigned)(*s - '0');
-    }
-    if (val > max)
-        return false;
-    *out = (uint8_t)val;
-    return true;
-}
-
+/* The network of a |cidr value: fh_cidr_parse, one answer with the inventory's. */
 static fh_err cidr_compile(value_matcher *m, const yaml_value *v, char *err, size_t errlen)
 {
-    char buf[INET6_ADDRSTRLEN + 8];
-    char *slash;
-    unsigned bits;
+    unsigned prefix = 0;
 
-    if (v->len == 0 || v->len >= sizeof(buf) || memchr(v->text, '\0', v->len))
-        goto bad;
-    memcpy(buf, v->text, v->len);
-    buf[v->len] = '\0';
-    slash = strchr(buf, '/');
-    if (slash)
-        *slash = '\0';
-    if (inet_pton(AF_INET, buf, m->net) == 1) {
-        m->family = AF_INET;
-        bits = 32;
-    } else if (inet_pton(AF_INET6, buf, m->net) == 1) {
-        m->family = AF_INET6;
-        bits = 128;
-    } else {
-        goto bad;
+    switch (fh_cidr_parse(v->text, v->len, &m->family, m->net, &prefix)) {
+    case FH_CIDR_OK:
+        m->prefix = (uint8_t)prefix;
+        return FH_OK;
+    case FH_CIDR_HOSTBITS:
+        return fail(err, errlen, FH_ERR_PARSE,
+                    "CIDR '%.*s%s' has host bits set (write the network, or a /32 or /128 "
+                    "for one host)",
+                    QUOTE_LEN(v), v->text, QUOTE_MORE(v));
+    case FH_CIDR_BAD:
+        break;
     }
-    if (slash) {
-        if (!parse_prefix(slash + 1, bits, &m->prefix))
-            goto bad;
-    } else {
-        m->prefix = (uint8_t)bits;
-    }
-    /* Host bits set in the rule are allowed and cleared. */
-    for (unsigned i = 0; i < bits / 8; i++) {
-        unsigned keep = m->prefix > i * 8 ? m->prefix - i * 8 : 0;
-
-        if (keep < 8)
-            m->net[i] &= (uint8_t)(0xFF00u >> keep);
-    }
-    return FH_OK;
-bad:
     return fail(err, errlen, FH_ERR_PARSE, "invalid CIDR '%.*s%s'", QUOTE_LEN(v), v->text,
                 QUOTE_MORE(v));
 }
 
-static bool prefix_equal(const uint8_t *a, const uint8_t *net, unsigned prefix)
-{
-    unsigned full = prefix / 8, rest = prefix % 8;
-
-    if (memcmp(a, net, full))
-        return false;
-    return rest == 0 || (a[full] & (uint8_t)(0xFF00u >> rest)) == net[full];
-}
-
+/* An event value in the network: the whole value must be an address (fh_addr_parse). */
 static bool cidr_match(const value_matcher *m, const char *s, size_t len)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-    char buf[INET6_ADDRSTRLEN + 1];
     uint8_t a[16];
-    const char *pct = memchr(s, '%', len);
+    int family;
 
-    if (pct)
-        len = (size_t)(pct - s); /* zone id */
-    if (len == 0 || len >= sizeof(buf))
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (m->family == AF_INET) {
-        if (inet_pton(AF_INET, buf, a) == 1)
-            return prefix_equal(a, m->net, m->prefix);
-        if (memchr(buf, ':', len) && inet_pton(AF_INET6, buf, a) == 1 && !memcmp(a, mapped, 12))
-            return prefix_equal(a + 12, m->net, m->prefix);
-        return false;
-    }
-    return inet_pton(AF_INET6, buf, a) == 1 && prefix_equal(a, m->net, m->prefix);
+    return fh_addr_parse(s, len, &family, a) && family == m->family &&
+           fh_addr_in(a, m->net, m->prefix);
 }
 
 /* ---- compile ---------------------------------------------------------------------- */

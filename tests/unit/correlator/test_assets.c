@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "../../../common/fh_addr.h"
 #include "../../../correlator/assets.h"
 
 #define EXAMPLE "rules/assets.example.yaml"
@@ -583,7 +584,7 @@ static void test_public(void **state)
         uint8_t addr[16];
         int fam;
 
-        assert_true(assets_parse_ip(cases[i].ip, strlen(cases[i].ip), &fam, addr));
+        assert_true(fh_addr_parse(cases[i].ip, strlen(cases[i].ip), &fam, addr));
         if (assets_is_public(fam, addr) != cases[i].pub)
             fail_msg("%s: public should be %d", cases[i].ip, cases[i].pub);
     }
@@ -592,15 +593,15 @@ static void test_public(void **state)
         uint8_t addr[16];
         int fam;
 
-        assert_true(assets_parse_ip("::ffff:8.8.8.8", 14, &fam, addr));
+        assert_true(fh_addr_parse("::ffff:8.8.8.8", 14, &fam, addr));
         assert_int_equal(fam, AF_INET);
         assert_true(assets_is_public(fam, addr));
-        assert_true(assets_parse_ip("fe80::1%eth0", 12, &fam, addr));
+        assert_true(fh_addr_parse("fe80::1%eth0", 12, &fam, addr));
         assert_int_equal(fam, AF_INET6);
-        assert_false(assets_parse_ip("1.2.3.4.5", 9, &fam, addr));
-        assert_false(assets_parse_ip("1.2.3.256", 9, &fam, addr));
-        assert_false(assets_parse_ip("1.2.3.4", 5, &fam, addr)); /* length honoured */
-        assert_false(assets_parse_ip("", 0, &fam, addr));
+        assert_false(fh_addr_parse("1.2.3.4.5", 9, &fam, addr));
+        assert_false(fh_addr_parse("1.2.3.256", 9, &fam, addr));
+        assert_false(fh_addr_parse("1.2.3.4", 5, &fam, addr)); /* length honoured */
+        assert_false(fh_addr_parse("", 0, &fam, addr));
         assert_false(assets_is_public(AF_UNIX, addr));
     }
 }

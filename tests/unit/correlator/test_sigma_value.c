@@ -617,8 +617,11 @@ static void test_cidr_v4(void **state)
     assert_true(cidr("1.2.3.4", "1.2.3.4")); /* a host */
     assert_false(cidr("1.2.3.4", "1.2.3.5"));
     assert_true(cidr("1.2.3.4/32", "1.2.3.4"));
-    /* Host bits in the rule are masked off. */
-    must_compile(&m, "cidr", YV_STRING, "10.1.2.3/8");
+    /* Host bits in the rule are refused, as the inventory refuses them (common/fh_addr). */
+    assert_string_equal(compile_err("cidr", YV_STRING, "10.1.2.3/8", FH_ERR_PARSE),
+                        "CIDR '10.1.2.3/8' has host bits set (write the network, or a /32 or "
+                        "/128 for one host)");
+    must_compile(&m, "cidr", YV_STRING, "10.0.0.0/8");
     assert_int_equal(m.family, AF_INET);
     assert_int_equal(m.prefix, 8);
     assert_memory_equal(m.net, "\x0a\x00\x00\x00", 4);
@@ -653,7 +656,10 @@ static void test_cidr_v6(void **state)
     assert_false(cidr("::/0", "1.2.3.4")); /* IPv4 text is not IPv6 */
     assert_true(cidr("::1", "::1"));
     assert_true(cidr("::1/128", "0:0:0:0:0:0:0:1"));
-    must_compile(&m, "cidr", YV_STRING, "2001:db8:ffff::1/33");
+    assert_string_equal(compile_err("cidr", YV_STRING, "2001:db8:ffff::1/33", FH_ERR_PARSE),
+                        "CIDR '2001:db8:ffff::1/33' has host bits set (write the network, or a "
+                        "/32 or /128 for one host)");
+    must_compile(&m, "cidr", YV_STRING, "2001:db8:8000::/33");
     assert_int_equal(m.family, AF_INET6);
     assert_int_equal(m.prefix, 33);
     assert_memory_equal(m.net, "\x20\x01\x0d\xb8\x80\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
