@@ -3,6 +3,10 @@
  * (责任单位) an address belongs to, the zone matrix, and the lists rules expand
  * through placeholders (%management_networks%, %allowed_countries%, ...).
  *
+ * Files: assets_load.c reads the YAML (common/fh_yaml, common/fh_addr for
+ * addresses and CIDRs); prefix_table.c is the longest-prefix table; assets.c
+ * holds the object, lookups and enrichment; assets_int.h their shared layout.
+ *
  * Life cycle (reload without restart):
  *
  *   assets_load("assets.yaml")  ──►  assets *  (immutable from here on)
@@ -17,7 +21,7 @@
  * threads may call assets_lookup() / assets_enrich() on it at once.
  *
  * Address lookup is longest-prefix match over every segment CIDR and host
- * address. The prefixes are flattened at load time into sorted, disjoint
+ * address (prefix_table.h). The prefixes are flattened at load time into sorted, disjoint
  * [start, end] intervals, each owned by its most specific prefix, one array
  * for IPv4 and one for IPv6; a lookup is one binary search (about 10 steps for
  * a thousand prefixes, no pointer chasing). Nested prefixes are allowed and
