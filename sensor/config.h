@@ -54,7 +54,7 @@ typedef struct {
 
     uint32_t replay_rate; /* pcap input paced to this many packets/s; 0 = as fast as possible */
 
-    /* Kafka output (sink-kafka.c); brokers NULL = no Kafka. */
+    /* Kafka output (sink_kafka.c); brokers NULL = no Kafka. */
     char *kafka_brokers;
     char *kafka_topic; /* literal, or a template with {event_type} */
     char *kafka_compression;

@@ -26,7 +26,7 @@
 #include "config.h"
 #include "geoip.h"
 #include "pipeline.h"
-#include "sink-kafka.h"
+#include "sink_kafka.h"
 #include "sink.h"
 #include "yara_scan.h"
 

@@ -1,7 +1,7 @@
 /*
  * pipeline.h - the packet path: decode -> flow -> DPI -> enrichment -> events.
  *
- *   capture thread: pipeline_packet()        worker (pworker) x N
+ *   capture thread: pipeline_packet()        worker (pworker, worker.c) x N
  *     decode (defrag, tunnels), anomalies  ─ring─►  flow table, nDPI, reassembly,
  *     capture clock, stats events                   YARA, flow/metadata/yara events
  *
@@ -18,6 +18,9 @@
  * pipeline_tick() lets a live capture advance it without packets. All flow
  * expiry and periodic events run on that clock (see flow.h); workers get it
  * with every packet and in a tick every 100 ms of clock.
+ *
+ * Files: pipeline.c (the capture side), worker.c, payload.c, output_eve.c,
+ * output_stats.c, emitter.c; what they share is pipeline_int.h.
  *
  * All functions here are called from the capture thread only.
  */
@@ -37,11 +40,13 @@
 #include "geoip.h"
 #include "reassembly.h"
 #include "ring.h"
+#include "emitter.h"
 #include "sink.h"
 #include "yara_scan.h"
 
-#define APP_STATS_SLOTS     1024
-#define YARA_MAX_SCAN_BYTES (64u << 20) /* largest yara.max_bytes */
+#define APP_STATS_SLOTS      1024
+#define YARA_MAX_SCAN_BYTES  (64u << 20) /* largest yara.max_bytes */
+#define PIPELINE_MAX_THREADS 64
 
 typedef struct {
     char name[32];
@@ -71,81 +76,8 @@ typedef struct {
     capture_iface_stats ifaces[CAPTURE_MAX_IFACES];
 } capture_stats;
 
-/* Payload inspection counters of one worker: uint64_t only, summed over the workers. */
-typedef struct {
-    uint64_t scans, scanned_bytes, matches, timeouts, errors;
-    uint64_t tcp_scans, udp_scans, udp_duplicates;
-    uint64_t memcap_drops, memcap_drop_bytes; /* payload not buffered: yara.memcap */
-    uint64_t scans_with_gaps;
-} payload_counters;
-
-/*
- * Payload inspection state of one worker: the TCP reassembly context, the
- * YARA scanner and their counters. The rules slot is shared with whoever
- * reloads the rules (main.c's SIGHUP thread); the worker notices a new
- * generation before its next scan and builds a new scanner.
- */
-typedef struct {
-    yara_rules_slot *slot; /* NULL = payload inspection off */
-    yara_scanner *scanner;
-    uint64_t generation; /* of the slot, when the scanner was made */
-    reasm_ctx reasm;
-    uint32_t max_bytes;           /* yara.max_bytes */
-    size_t excerpt_bytes;         /* yara.excerpt_bytes */
-    size_t memcap;                /* this worker's share of yara.memcap: scan buffers */
-    size_t buf_mem, buf_mem_peak; /* scan buffers held now / at most */
-    uint64_t rule_sets;           /* scanners made: one per rule set taken into service */
-    payload_counters cnt;
-} payload_worker;
-
-/*
- * Where one thread's events go. With one thread (lock NULL) each event goes
- * straight to the sink. With worker threads every thread collects its events
- * in a batch and hands the batch to the shared sink under sink_lock when it
- * is full, when the thread runs out of work, and at every barrier: one lock
- * per batch, and a flow's events stay in order because one thread writes them.
- */
-typedef struct {
-    event_sink *sink;
-    pthread_mutex_t *lock; /* NULL: the caller is the sink's only user */
-    uint8_t *batch;
-    size_t len, cap;
-    uint64_t events, events_dropped, write_errors;
-} emitter;
-
 typedef struct pipeline pipeline;
-
-/*
- * One worker: a flow table, an nDPI engine and the payload inspection state
- * of the flows dispatched to it, and its own event buffer and counters. With
- * worker threads (pipeline.threaded), each runs on its own thread and is fed
- * through its ring; with one worker, the capture thread calls it directly.
- */
-typedef struct {
-    pipeline *front; /* read-only here: configuration, interface names */
-    const sensor_config *cfg;
-    unsigned index;
-    flow_table flows;
-    dpi_engine *dpi;
-    geoip *geo; /* shared, may be NULL */
-    jbuf jb;
-    emitter out;
-    uint64_t clock;       /* the capture thread's clock at the last packet or tick */
-    uint64_t next_expire; /* clock of the next look at the timeout lists */
-    uint64_t packets;     /* packets this worker accounted to flows */
-    uint64_t geo_lookups, geo_found, geo_errors;
-    uint64_t flows_unaccounted;
-    app_stat apps[APP_STATS_SLOTS];
-    payload_worker pw;
-
-    /* worker threads only */
-    fh_ring ring;
-    pthread_t thread;
-    bool started;
-    uint64_t batches; /* times the event batch was handed to the sink */
-} pworker;
-
-#define PIPELINE_MAX_THREADS 64
+typedef struct pworker pworker;
 
 /*
  * The capture side: the decoder (with IP defragmentation, so fragments and
@@ -175,7 +107,7 @@ struct pipeline {
     void (*refresh_capture)(void *arg, capture_stats *cap);
     void *refresh_arg;
 
-    pworker *workers;
+    pworker *workers; /* pipeline_int.h */
     unsigned nworkers;
     bool threaded;         /* workers run on their own threads, fed through rings */
     _Atomic uint32_t acks; /* barrier: workers that reached it */
@@ -230,8 +162,5 @@ void pipeline_poll(pipeline *p);
 
 /* Sums over the workers (call between inputs or at the end, not while packets flow). */
 void pipeline_get_totals(pipeline *p, pipeline_totals *t);
-
-/* Formats packet time as "YYYY-MM-DDTHH:MM:SS.uuuuuu+0000". */
-void format_timestamp(uint64_t ts_us, char *out, size_t len);
 
 #endif

@@ -5,7 +5,7 @@
  * its event type and a key that is stable for all events of one flow (the
  * Community ID; the sensor id for stats and anomaly events). The file sink
  * writes NDJSON through a large stdio buffer, so events cost no system call
- * each; the Kafka sink (sink-kafka.c) publishes them with librdkafka and
+ * each; the Kafka sink (sink_kafka.c) publishes them with librdkafka and
  * spools what the broker does not take; the tee sink feeds two sinks.
  *
  * poll() lets a sink do its background work on the caller's thread

@@ -287,7 +287,7 @@ static void test_periodic_update(void **state)
  * The table keeps time by the clock its caller passes, never by a packet's own
  * stamp: a flow created by a packet stamped 1970 under a clock of 1000 s was
  * touched at 1000 s, so it is not expired as 995 s idle. (That the pipeline's
- * clock never goes back is pipeline.c's advance_clock.)
+ * clock never goes back is pipeline.c's advance_clock().)
  */
 static void test_times_from_callers_clock(void **state)
 {

@@ -1,5 +1,5 @@
 /*
- * sink-file.c - NDJSON file sink and the tee; see sink.h.
+ * sink_file.c - NDJSON file sink and the tee; see sink.h.
  *
  * The file sink keeps its own buffer (1 MiB, grown for a larger event) and
  * writes it with write(2) rather than through stdio: a failed write then says

@@ -1,7 +1,7 @@
 /*
- * sink-kafka.h - events to Kafka with librdkafka, and to a disk spool when
+ * sink_kafka.h - events to Kafka with librdkafka, and to a disk spool when
  * the brokers do not take them. The only sensor file that includes librdkafka
- * is sink-kafka.c.
+ * is sink_kafka.c.
  *
  * Delivery model (at-least-once, no silent loss):
  *

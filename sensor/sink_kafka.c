@@ -1,12 +1,12 @@
 /*
- * sink-kafka.c - the Kafka sink with its disk spool; see sink-kafka.h for the
+ * sink_kafka.c - the Kafka sink with its disk spool; see sink_kafka.h for the
  * delivery model and the counting invariant.
  *
  * Everything runs on the pipeline's thread: librdkafka's delivery reports,
  * errors and statistics are served from rd_kafka_poll() inside our poll(),
  * write() and close(), so the counters and the spool need no locks.
  */
-#include "sink-kafka.h"
+#include "sink_kafka.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * capture-pcap.c - file and live capture with libpcap; see capture.h.
+ * capture_pcap.c - file and live capture with libpcap; see capture.h.
  */
 #include "capture.h"
 

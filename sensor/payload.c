@@ -1,0 +1,373 @@
+/*
+ * payload.c - payload inspection for a worker: per-flow scan buffers fed by TCP
+ * reassembly (reassembly.c), YARA scans (yara_scan.c), and each match written
+ * as a yara event; UDP datagrams are scanned one by one.
+ */
+#include "pipeline_int.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/fh_log.h"
+#include "community_id.h"
+
+/*
+ * Per-flow state (flow->payload), made on the flow's first TCP packet or UDP
+ * match while YARA is on. Each TCP direction is reassembled into a scan
+ * buffer of at most yara.max_bytes (grown on demand, bounded by yara.memcap)
+ * and scanned once: when the buffer is full, when the direction's FIN is
+ * reached in order, at RST, or when the flow ends. A UDP datagram is scanned
+ * on its own; `seen` keeps each (rule, direction) to one event per flow.
+ */
+typedef struct {
+    reasm_dir rd[2];
+    uint8_t *buf[2];
+    uint32_t len[2], cap[2];
+    uint64_t fin_off[2]; /* stream offset of the FIN, when fin[dir] */
+    uint8_t fin[2];
+    uint8_t done[2];  /* scanned: nothing more is buffered */
+    uint8_t trunc[2]; /* payload not buffered (yara.memcap) */
+    uint64_t *seen;   /* UDP: hashes of (namespace, rule, direction) reported */
+    uint32_t nseen, capseen;
+} flow_payload;
+
+#define SCAN_BUF_MIN 4096
+
+typedef struct {
+    pworker *p;
+    flow *f;
+    flow_payload *fp;
+    int dir;
+    uint64_t ts_us;
+    uint32_t scanned;
+    bool udp;
+} scan_ctx;
+
+static void payload_account(pworker *p, flow *f)
+{
+    const flow_payload *fp = f->payload;
+    size_t mem = 0;
+
+    if (fp)
+        mem = sizeof(*fp) + fp->rd[0].mem + fp->rd[1].mem + fp->cap[0] + fp->cap[1] +
+              (size_t)fp->capseen * sizeof(uint64_t);
+    flow_set_payload_mem(&p->flows, f, mem > UINT32_MAX ? UINT32_MAX : (uint32_t)mem);
+}
+
+static flow_payload *payload_of(pworker *p, flow *f)
+{
+    if (!f->payload) {
+        f->payload = calloc(1, sizeof(flow_payload));
+        if (f->payload)
+            payload_account(p, f);
+    }
+    return f->payload;
+}
+
+static void free_scan_buf(payload_worker *w, flow_payload *fp, int dir)
+{
+    free(fp->buf[dir]);
+    w->buf_mem -= fp->cap[dir];
+    fp->buf[dir] = NULL;
+    fp->cap[dir] = 0;
+    fp->len[dir] = 0;
+}
+
+/* Reassembly's deliver callback: appends to the direction's scan buffer. */
+static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t len,
+                       unsigned flags)
+{
+    scan_ctx *c = arg;
+    payload_worker *w = &c->p->pw;
+    flow_payload *fp = c->fp;
+    int d = c->dir;
+    uint32_t n;
+
+    (void)offset;
+    (void)flags; /* gaps are counted by the reasm_dir */
+    if (fp->done[d] || fp->len[d] >= w->max_bytes)
+        return;
+    n = w->max_bytes - fp->len[d];
+    if (n > len)
+        n = len;
+    if (fp->len[d] + n > fp->cap[d]) {
+        uint32_t nc = fp->cap[d] ? fp->cap[d] : SCAN_BUF_MIN;
+        uint8_t *nb;
+
+        while (nc < fp->len[d] + n && nc < w->max_bytes)
+            nc *= 2;
+        if (nc > w->max_bytes)
+            nc = w->max_bytes;
+        if (w->buf_mem - fp->cap[d] + nc > w->memcap || !(nb = realloc(fp->buf[d], nc))) {
+            w->cnt.memcap_drops++;
+            w->cnt.memcap_drop_bytes += n;
+            fp->trunc[d] = 1;
+            return;
+        }
+        w->buf_mem = w->buf_mem - fp->cap[d] + nc;
+        if (w->buf_mem > w->buf_mem_peak)
+            w->buf_mem_peak = w->buf_mem;
+        fp->buf[d] = nb;
+        fp->cap[d] = nc;
+    }
+    memcpy(fp->buf[d] + fp->len[d], data, n);
+    fp->len[d] += n;
+}
+
+/* The scanner of the rules in service: a new one when the slot's generation moved. */
+yara_scanner *payload_scanner(payload_worker *w)
+{
+    uint64_t g = yara_rules_slot_generation(w->slot);
+
+    if (w->scanner && g == w->generation)
+        return w->scanner;
+    yara_rules *r = yara_rules_slot_get(w->slot);
+    yara_scanner *s = r ? yara_scanner_new(r) : NULL;
+
+    yara_rules_unref(r);
+    w->generation = g; /* a failure is not retried on every scan */
+    if (!s) {
+        if (r)
+            fh_error("YARA: cannot make a scanner for the new rules; keeping the previous ones");
+        return w->scanner;
+    }
+    yara_scanner_free(w->scanner);
+    w->scanner = s;
+    w->rule_sets++;
+    return s;
+}
+
+static uint64_t match_hash(const yara_match *m, int dir)
+{
+    uint64_t h = 1469598103934665603ull;
+
+    for (const char *s = m->ns; s && *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+    for (const char *s = m->rule; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return (h ^ (uint64_t)dir) * 1099511628211ull;
+}
+
+/* UDP: true the first time (rule, direction) matches in this flow. */
+static bool udp_first_match(pworker *p, scan_ctx *c, const yara_match *m)
+{
+    flow_payload *fp = payload_of(p, c->f);
+    uint64_t h = match_hash(m, c->dir);
+
+    if (!fp)
+        return true;
+    for (uint32_t i = 0; i < fp->nseen; i++)
+        if (fp->seen[i] == h)
+            return false;
+    if (fp->nseen == fp->capseen) {
+        uint32_t nc = fp->capseen ? fp->capseen * 2 : 4;
+        uint64_t *ns = realloc(fp->seen, nc * sizeof(*ns));
+
+        if (!ns)
+            return true;
+        fp->seen = ns;
+        fp->capseen = nc;
+        payload_account(p, c->f);
+    }
+    fp->seen[fp->nseen++] = h;
+    return true;
+}
+
+static int on_match(const yara_match *m, void *arg)
+{
+    scan_ctx *c = arg;
+    pworker *p = c->p;
+    jbuf *b = &p->jb;
+    char cid[COMMUNITY_ID_LEN];
+
+    if (c->udp && !udp_first_match(p, c, m)) {
+        p->pw.cnt.udp_duplicates++;
+        return 0;
+    }
+    p->pw.cnt.matches++;
+    c->f->alerted = true; /* flow.alerted, as Suricata's: an alert event was raised on it */
+    jbuf_reset(b);
+    eve_flow_header(p, b, c->f, c->ts_us, "yara", cid);
+    yara_match_to_json(b, m, c->dir == FLOW_TOSERVER ? YARA_DIR_TO_SERVER : YARA_DIR_TO_CLIENT,
+                       p->pw.excerpt_bytes);
+    jbuf_obj_open(b, "scan");
+    jbuf_u64(b, "bytes", c->scanned);
+    if (!c->udp) {
+        const reasm_dir *rd = &c->fp->rd[c->dir];
+
+        if (rd->gaps) {
+            jbuf_u64(b, "gaps", rd->gaps);
+            jbuf_u64(b, "gap_bytes", rd->gap_bytes);
+        }
+        if (c->fp->trunc[c->dir])
+            jbuf_bool(b, "truncated", true);
+    }
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+    eve_emit(p, "yara", cid);
+    return 0;
+}
+
+static void run_scan(pworker *p, scan_ctx *c, const uint8_t *data, uint32_t len)
+{
+    payload_worker *w = &p->pw;
+    yara_scanner *s = payload_scanner(w);
+    int rc;
+
+    if (!s || !len)
+        return;
+    c->scanned = len;
+    w->cnt.scans++;
+    w->cnt.scanned_bytes += len;
+    rc = yara_scan(s, data, len, on_match, c);
+    if (rc == FH_ERR_LIMIT)
+        w->cnt.timeouts++;
+    else if (rc < 0)
+        w->cnt.errors++;
+}
+
+/* Scans a TCP direction once with what it holds, then frees its buffers. */
+static void scan_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
+{
+    payload_worker *w = &p->pw;
+    scan_ctx c = {p, f, fp, dir, ts_us, 0, false};
+
+    if (fp->done[dir])
+        return;
+    fp->done[dir] = 1;
+    reasm_release(&w->reasm, &fp->rd[dir]);
+    if (fp->len[dir]) {
+        w->cnt.tcp_scans++;
+        if (fp->rd[dir].gaps)
+            w->cnt.scans_with_gaps++;
+        run_scan(p, &c, fp->buf[dir], fp->len[dir]);
+    }
+    free_scan_buf(w, fp, dir);
+    payload_account(p, f);
+}
+
+/* Delivers what a direction still buffers (holes become gaps) and scans it. */
+static void close_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
+{
+    scan_ctx c = {p, f, fp, dir, ts_us, 0, false};
+
+    if (fp->done[dir])
+        return;
+    reasm_close(&p->pw.reasm, &fp->rd[dir], on_deliver, &c);
+    scan_tcp_dir(p, f, fp, dir, ts_us);
+}
+
+static void payload_tcp(pworker *p, flow *f, const decode_pkt *k, int dir)
+{
+    payload_worker *w = &p->pw;
+    flow_payload *fp = payload_of(p, f);
+    reasm_dir *rd;
+    uint32_t seq = k->tcp_seq;
+    scan_ctx c = {p, f, fp, dir, k->ts_us, 0, false};
+
+    if (!fp)
+        return;
+    rd = &fp->rd[dir];
+    if (!fp->done[dir]) {
+        if (k->tcp_flags & 0x02) { /* SYN */
+            reasm_init_dir(&w->reasm, rd, k->tcp_seq);
+            seq++;
+        }
+        if (k->payload_len)
+            reasm_segment(&w->reasm, rd, seq, k->payload, k->payload_len, on_deliver, &c);
+        if ((k->tcp_flags & 0x01) && !fp->fin[dir]) { /* FIN: its stream offset */
+            uint32_t fin_seq = seq + k->payload_len;
+
+            fp->fin[dir] = 1;
+            if (rd->flags & REASM_DIR_STARTED)
+                fp->fin_off[dir] =
+                    rd->next +
+                    (uint64_t)(int64_t)(int32_t)(fin_seq - (rd->base + (uint32_t)rd->next));
+        }
+        if (fp->len[dir] >= w->max_bytes || (rd->flags & REASM_DIR_DEPTH))
+            scan_tcp_dir(p, f, fp, dir, k->ts_us);
+        else if (fp->fin[dir] && (!(rd->flags & REASM_DIR_STARTED) || rd->next >= fp->fin_off[dir]))
+            close_tcp_dir(p, f, fp, dir, k->ts_us); /* every byte before the FIN is in */
+    }
+    if (k->tcp_flags & 0x04) { /* RST: nothing more comes either way */
+        close_tcp_dir(p, f, fp, FLOW_TOSERVER, k->ts_us);
+        close_tcp_dir(p, f, fp, FLOW_TOCLIENT, k->ts_us);
+    }
+    payload_account(p, f);
+}
+
+static void payload_udp(pworker *p, flow *f, const decode_pkt *k, int dir)
+{
+    scan_ctx c = {p, f, NULL, dir, k->ts_us, 0, true};
+    uint32_t n = k->payload_len;
+
+    if (!n)
+        return;
+    if (n > p->pw.max_bytes)
+        n = p->pw.max_bytes;
+    p->pw.cnt.udp_scans++;
+    run_scan(p, &c, k->payload, n);
+}
+
+void payload_packet(pworker *p, flow *f, const decode_pkt *k, int dir)
+{
+    if (k->l4_proto == IPPROTO_TCP)
+        payload_tcp(p, f, k, dir);
+    else if (k->l4_proto == IPPROTO_UDP)
+        payload_udp(p, f, k, dir);
+}
+
+/* Flow end: scans what each TCP direction still holds (time: the flow's last packet). */
+void payload_flow_end(pworker *p, flow *f)
+{
+    flow_payload *fp = f->payload;
+
+    if (!fp || f->proto != IPPROTO_TCP)
+        return;
+    close_tcp_dir(p, f, fp, FLOW_TOSERVER, f->last_us);
+    close_tcp_dir(p, f, fp, FLOW_TOCLIENT, f->last_us);
+}
+
+/* The flow event's "reassembly" summary, when a direction had gaps or lost payload. */
+void payload_write_json(jbuf *b, const flow *f)
+{
+    const flow_payload *fp = f->payload;
+    static const char *const side[2] = {"toserver", "toclient"};
+
+    if (!fp || (!fp->rd[0].gaps && !fp->rd[1].gaps && !fp->trunc[0] && !fp->trunc[1]))
+        return;
+    jbuf_obj_open(b, "reassembly");
+    for (int d = 0; d < 2; d++) {
+        jbuf_obj_open(b, side[d]);
+        jbuf_u64(b, "gaps", fp->rd[d].gaps);
+        jbuf_u64(b, "gap_bytes", fp->rd[d].gap_bytes);
+        if (fp->trunc[d])
+            jbuf_bool(b, "truncated", true);
+        jbuf_obj_close(b);
+    }
+    jbuf_obj_close(b);
+}
+
+/* Frees a flow's payload state without scanning. */
+void payload_release(pworker *p, flow *f)
+{
+    flow_payload *fp = f->payload;
+
+    if (!fp)
+        return;
+    for (int d = 0; d < 2; d++) {
+        reasm_release(&p->pw.reasm, &fp->rd[d]);
+        free_scan_buf(&p->pw, fp, d);
+    }
+    free(fp->seen);
+    free(fp);
+    f->payload = NULL;
+    flow_set_payload_mem(&p->flows, f, 0);
+}
