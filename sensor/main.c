@@ -548,116 +548,124 @@ static int summary(const pipeline_totals *t, const sink_result *sr, bool live, i
     return rc;
 }
 
-int main(int argc, char **argv)
-{
+/* ---- main, in phases ------------------------------------------------------------ */
+
+/* A phase's verdict: go on, or stop with an exit status (EXIT_DONE: stop, status 0). */
+enum { GO_ON = -1, EXIT_DONE = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* Everything one run holds, released by finish(). */
+typedef struct {
     sensor_config cfg;
-    strlist reads = {0}, inputs = {0}, ifaces_cli = {0}, ifaces = {0};
-    capture *caps[CAPTURE_MAX_IFACES] = {0};
-    size_t ncaps = 0;
-    const char *config_path = NULL;
-    char err[1024] = "";
-    geoip *geo = NULL;
-    event_sink *sink = NULL;
+    strlist reads, inputs, ifaces_cli, ifaces;
+    capture *caps[CAPTURE_MAX_IFACES];
+    size_t ncaps;
+    const char *config_path;
+    char err[1024];
+    geoip *geo;
+    event_sink *sink;
     pipeline pl;
     pipeline_totals totals;
-    bool pl_ready = false, yara_inited = false, have_totals = false;
-    reloader rl = {0};
-    sigset_t hup;
-    int verbosity = 0, rc = 1, opt;
-    fh_err e;
-    /* Command-line settings are replayed over the configuration file. */
+    bool pl_ready, yara_inited, have_totals;
+    bool ran; /* packets may have gone through the pipeline: it has totals */
+    reloader rl;
+    int verbosity;
+    /* command-line settings, replayed over the configuration file (also on SIGHUP) */
     cli_set sets[256];
-    size_t nsets = 0;
+    size_t nsets;
+} sensor_run;
 
-    fh_log_init("fenghuo-sensor", FH_LOG_INFO);
-    config_defaults(&cfg);
-    /* Before any thread (librdkafka, the reloader) exists, so all inherit it. */
-    sigemptyset(&hup);
-    sigaddset(&hup, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &hup, NULL);
+static bool add_set(sensor_run *r, const char *name, const char *value)
+{
+    if (r->nsets == sizeof(r->sets) / sizeof(r->sets[0])) {
+        fh_error("too many options");
+        return false;
+    }
+    r->sets[r->nsets].name = strdup(name);
+    r->sets[r->nsets].value = strdup(value);
+    r->nsets++;
+    return true;
+}
 
-#define ADD_SET(n, v)                                                                              \
-    do {                                                                                           \
-        if (nsets == sizeof(sets) / sizeof(sets[0])) {                                             \
-            fh_error("too many options");                                                          \
-            goto usage_error;                                                                      \
-        }                                                                                          \
-        sets[nsets].name = strdup(n);                                                              \
-        sets[nsets].value = strdup(v);                                                             \
-        nsets++;                                                                                   \
-    } while (0)
+/* Phase 1: the command line into settings, inputs and interfaces. */
+static int parse_command_line(sensor_run *r, int argc, char **argv)
+{
+    int opt;
 
     while ((opt = getopt_long(argc, argv, "r:i:f:s:w:c:X:vqhV", long_opts, NULL)) != -1) {
+        const char *name = NULL, *value = optarg;
+
         switch (opt) {
         case 'r':
-            strlist_add(&reads, optarg);
+            strlist_add(&r->reads, optarg);
             break;
         case 'i': /* repeatable; together they replace the configuration's list */
-            strlist_add(&ifaces_cli, optarg);
-            break;
-        case 'f':
-            ADD_SET("capture.bpf", optarg);
-            break;
-        case 's':
-            ADD_SET("capture.snaplen", optarg);
-            break;
-        case 'w':
-            ADD_SET("output.file", optarg);
+            strlist_add(&r->ifaces_cli, optarg);
             break;
         case 'c':
-            config_path = optarg;
+            r->config_path = optarg;
+            break;
+        case 'f':
+            name = "capture.bpf";
+            break;
+        case 's':
+            name = "capture.snaplen";
+            break;
+        case 'w':
+            name = "output.file";
             break;
         case OPT_GEO_COUNTRY:
-            ADD_SET("geoip.country", optarg);
+            name = "geoip.country";
             break;
         case OPT_GEO_ASN:
-            ADD_SET("geoip.asn", optarg);
+            name = "geoip.asn";
             break;
         case OPT_GEO_CITY:
-            ADD_SET("geoip.city", optarg);
+            name = "geoip.city";
             break;
         case OPT_SENSOR_ID:
-            ADD_SET("sensor.id", optarg);
+            name = "sensor.id";
             break;
         case OPT_SEGMENT:
-            ADD_SET("sensor.segment", optarg);
+            name = "sensor.segment";
             break;
         case OPT_NO_PROMISC:
-            ADD_SET("capture.promisc", "false");
+            name = "capture.promisc";
+            value = "false";
             break;
         case OPT_KAFKA:
-            ADD_SET("kafka.brokers", optarg);
+            name = "kafka.brokers";
             break;
         case OPT_TOPIC:
-            ADD_SET("kafka.topic", optarg);
+            name = "kafka.topic";
             break;
         case OPT_YARA_RULES:
-            ADD_SET("yara.rules", optarg);
+            name = "yara.rules";
             break;
         case OPT_YARA_MAX_BYTES:
-            ADD_SET("yara.max_bytes", optarg);
+            name = "yara.max_bytes";
             break;
         case OPT_USER:
-            ADD_SET("run.user", optarg);
+            name = "run.user";
             break;
         case OPT_GROUP:
-            ADD_SET("run.group", optarg);
+            name = "run.group";
             break;
         case OPT_THREADS:
-            ADD_SET("workers.threads", optarg);
+            name = "workers.threads";
             break;
         case 'X': {
             char *eq = strchr(optarg, '=');
 
             if (!eq || eq == optarg) {
                 fh_error("-X expects NAME=VALUE (a librdkafka property), got '%s'", optarg);
-                goto usage_error;
+                return EXIT_USAGE;
             }
             *eq = '\0';
             /* Replayed over the configuration file (so also on SIGHUP): -X wins. */
-            snprintf(err, sizeof(err), "kafka.properties.%s", optarg);
-            ADD_SET(err, eq + 1);
-            err[0] = '\0';
+            snprintf(r->err, sizeof(r->err), "kafka.properties.%s", optarg);
+            if (!add_set(r, r->err, eq + 1))
+                return EXIT_USAGE;
+            r->err[0] = '\0';
             break;
         }
         case OPT_SET: {
@@ -665,288 +673,340 @@ int main(int argc, char **argv)
 
             if (!eq) {
                 fh_error("--set expects NAME=VALUE, got '%s'", optarg);
-                goto usage_error;
+                return EXIT_USAGE;
             }
             *eq = '\0';
-            ADD_SET(optarg, eq + 1);
+            name = optarg;
+            value = eq + 1;
             break;
         }
         case OPT_HELP_CONFIG:
             printf("Configuration options (YAML paths; also --set NAME=VALUE):\n");
             config_print_options(stdout);
-            rc = 0;
-            goto out;
+            return EXIT_DONE;
         case 'v':
-            verbosity++;
+            r->verbosity++;
             break;
         case 'q':
-            verbosity = -1;
+            r->verbosity = -1;
             break;
         case 'h':
             usage(stdout);
-            rc = 0;
-            goto out;
+            return EXIT_DONE;
         case 'V':
             printf("fenghuo-sensor %s (%s)\n", FH_VERSION, FH_GIT_REV);
-            rc = 0;
-            goto out;
+            return EXIT_DONE;
         default:
             usage(stderr);
-            goto usage_error;
+            return EXIT_USAGE;
         }
+        if (name && !add_set(r, name, value))
+            return EXIT_USAGE;
     }
     /* Files after the options are inputs too: -r a.pcap b.pcap dir/ */
     for (; optind < argc; optind++) {
-        if (!reads.n) {
+        if (!r->reads.n) {
             fh_error("unexpected argument '%s' (inputs are given with -r)", argv[optind]);
-            goto usage_error;
+            return EXIT_USAGE;
         }
-        strlist_add(&reads, argv[optind]);
+        strlist_add(&r->reads, argv[optind]);
     }
-
-    if (ifaces_cli.n) {
+    if (r->ifaces_cli.n) {
         char joined[4096] = "";
 
-        for (size_t i = 0; i < ifaces_cli.n; i++) {
+        for (size_t i = 0; i < r->ifaces_cli.n; i++) {
             if (i)
                 strncat(joined, ",", sizeof(joined) - strlen(joined) - 1);
-            strncat(joined, ifaces_cli.v[i], sizeof(joined) - strlen(joined) - 1);
+            strncat(joined, r->ifaces_cli.v[i], sizeof(joined) - strlen(joined) - 1);
         }
-        ADD_SET("capture.interface", joined);
+        if (!add_set(r, "capture.interface", joined))
+            return EXIT_USAGE;
     }
-    if (config_path && (e = config_load_file(&cfg, config_path, err, sizeof(err))) != FH_OK) {
-        fh_error("%s", err);
-        goto out;
-    }
-    for (size_t i = 0; i < nsets; i++)
-        if (config_set(&cfg, sets[i].name, sets[i].value, err, sizeof(err)) != FH_OK) {
-            fh_error("%s", err);
-            goto usage_error;
-        }
-    fh_log_set_level(verbosity < 0   ? FH_LOG_ERROR
-                     : verbosity > 0 ? FH_LOG_DEBUG
-                                     : parse_level(cfg.log_level));
+    return GO_ON;
+}
 
-    if (reads.n && cfg.interface) {
+/* Phase 2: the configuration file, the command line over it, and what it implies. */
+static int configure(sensor_run *r)
+{
+    sensor_config *cfg = &r->cfg;
+
+    if (r->config_path && config_load_file(cfg, r->config_path, r->err, sizeof(r->err)) != FH_OK) {
+        fh_error("%s", r->err);
+        return EXIT_RUNTIME;
+    }
+    for (size_t i = 0; i < r->nsets; i++)
+        if (config_set(cfg, r->sets[i].name, r->sets[i].value, r->err, sizeof(r->err)) != FH_OK) {
+            fh_error("%s", r->err);
+            return EXIT_USAGE;
+        }
+    fh_log_set_level(r->verbosity < 0   ? FH_LOG_ERROR
+                     : r->verbosity > 0 ? FH_LOG_DEBUG
+                                        : parse_level(cfg->log_level));
+    if (r->reads.n && cfg->interface) {
         fh_error("give either -r (files) or -i (interface), not both");
-        goto usage_error;
+        return EXIT_USAGE;
     }
-    if (!reads.n && !cfg.interface) {
+    if (!r->reads.n && !cfg->interface) {
         fh_error("no input: give -r PCAP or -i INTERFACE (see --help)");
-        goto usage_error;
+        return EXIT_USAGE;
     }
-    if (cfg.interface && split_interfaces(&ifaces, cfg.interface, err, sizeof(err)) != 0) {
-        fh_error("%s", err);
-        goto usage_error;
+    if (cfg->interface && split_interfaces(&r->ifaces, cfg->interface, r->err, sizeof(r->err))) {
+        fh_error("%s", r->err);
+        return EXIT_USAGE;
     }
-    if (cfg.run_group && cfg.run_group[0] && !(cfg.run_user && cfg.run_user[0])) {
+    if (cfg->run_group && cfg->run_group[0] && !(cfg->run_user && cfg->run_user[0])) {
         fh_error("run.group is set without run.user");
-        goto usage_error;
+        return EXIT_USAGE;
     }
-    for (size_t i = 0; i < reads.n; i++)
-        if (expand_input(&inputs, reads.v[i], err, sizeof(err)) != 0) {
-            fh_error("%s", err);
-            goto out;
-        }
-
-    if (cfg.geoip_country || cfg.geoip_asn || cfg.geoip_city) {
-        e = geoip_open(&geo, cfg.geoip_country, cfg.geoip_asn, cfg.geoip_city, err, sizeof(err));
-        if (e) {
-            fh_error("GeoIP: %s", err);
-            goto out;
-        }
-    }
-    if (cfg.yara_max_bytes == 0 || cfg.yara_max_bytes > YARA_MAX_SCAN_BYTES) {
+    if (cfg->yara_max_bytes == 0 || cfg->yara_max_bytes > YARA_MAX_SCAN_BYTES) {
         fh_error("option 'yara.max_bytes': expected 1 to %u bytes, got %zu", YARA_MAX_SCAN_BYTES,
-                 cfg.yara_max_bytes);
-        goto usage_error;
+                 cfg->yara_max_bytes);
+        return EXIT_USAGE;
     }
-    if (cfg.yara_rules && cfg.yara_rules[0]) {
-        yara_rules *rules = NULL;
-        static char yerr[8192];
+    for (size_t i = 0; i < r->reads.n; i++)
+        if (expand_input(&r->inputs, r->reads.v[i], r->err, sizeof(r->err)) != 0) {
+            fh_error("%s", r->err);
+            return EXIT_RUNTIME;
+        }
+    cfg->dpi.protos_file = cfg->dpi_protos_file;
+    cfg->dpi.categories_file = cfg->dpi_categories_file;
+    return GO_ON;
+}
 
-        if (yara_scan_init() != FH_OK) {
-            fh_error("YARA: libyara initialisation failed");
-            goto out;
-        }
-        yara_inited = true;
-        e = yara_rules_load(cfg.yara_rules, &rules, yerr, sizeof(yerr));
-        if (e != FH_OK) {
-            fh_error("YARA rules %s:\n%s", cfg.yara_rules, yerr);
-            goto usage_error;
-        }
-        if (!(rl.slot = yara_rules_slot_new())) {
-            yara_rules_unref(rules);
-            goto out;
-        }
-        fh_info("YARA: %u rules from %u files in %s", yara_rules_count(rules),
-                yara_rules_files(rules), cfg.yara_rules);
-        yara_rules_slot_set(rl.slot, rules);
-        rl.path = strdup(cfg.yara_rules);
-    }
-    cfg.dpi.protos_file = cfg.dpi_protos_file;
-    cfg.dpi.categories_file = cfg.dpi_categories_file;
+/* Phase 3: GeoIP databases and YARA rules. */
+static int open_enrichment(sensor_run *r)
+{
+    sensor_config *cfg = &r->cfg;
+    yara_rules *rules = NULL;
+    static char yerr[8192];
 
-    /* Outputs: a file (-w), Kafka (--kafka), or both; stdout when neither. */
-    if (cfg.output_file || !cfg.kafka_brokers) {
-        e = sink_file_open(&sink, cfg.output_file ? cfg.output_file : "-", err, sizeof(err));
-        if (e) {
-            fh_error("%s", err);
-            goto out;
-        }
+    if ((cfg->geoip_country || cfg->geoip_asn || cfg->geoip_city) &&
+        geoip_open(&r->geo, cfg->geoip_country, cfg->geoip_asn, cfg->geoip_city, r->err,
+                   sizeof(r->err)) != FH_OK) {
+        fh_error("GeoIP: %s", r->err);
+        return EXIT_RUNTIME;
     }
-    if (cfg.kafka_brokers) {
-        event_sink *ks, *tee;
+    if (!cfg->yara_rules || !cfg->yara_rules[0])
+        return GO_ON;
+    if (yara_scan_init() != FH_OK) {
+        fh_error("YARA: libyara initialisation failed");
+        return EXIT_RUNTIME;
+    }
+    r->yara_inited = true;
+    if (yara_rules_load(cfg->yara_rules, &rules, yerr, sizeof(yerr)) != FH_OK) {
+        fh_error("YARA rules %s:\n%s", cfg->yara_rules, yerr);
+        return EXIT_USAGE;
+    }
+    if (!(r->rl.slot = yara_rules_slot_new())) {
+        yara_rules_unref(rules);
+        return EXIT_RUNTIME;
+    }
+    fh_info("YARA: %u rules from %u files in %s", yara_rules_count(rules), yara_rules_files(rules),
+            cfg->yara_rules);
+    yara_rules_slot_set(r->rl.slot, rules);
+    r->rl.path = strdup(cfg->yara_rules);
+    return GO_ON;
+}
 
-        sink_kafka_set_stop_flag(&stop_requested);
-        e = sink_kafka_open(&ks, &cfg, cfg.interface != NULL, err, sizeof(err));
-        if (e) {
-            fh_error("%s", err);
-            goto out;
-        }
-        if (!sink) {
-            sink = ks;
-        } else if ((e = sink_tee_new(&tee, sink, ks)) != FH_OK) {
-            ks->close(ks, NULL);
-            goto out;
-        } else {
-            sink = tee;
-        }
+/* Phase 4: the outputs: a file (-w), Kafka (--kafka), or both; stdout when neither. */
+static int open_outputs(sensor_run *r)
+{
+    sensor_config *cfg = &r->cfg;
+    event_sink *ks, *tee;
+
+    if ((cfg->output_file || !cfg->kafka_brokers) &&
+        sink_file_open(&r->sink, cfg->output_file ? cfg->output_file : "-", r->err,
+                       sizeof(r->err)) != FH_OK) {
+        fh_error("%s", r->err);
+        return EXIT_RUNTIME;
     }
-    e = pipeline_init(&pl, &cfg, geo, sink, err, sizeof(err));
-    if (e) {
-        fh_error("%s", err);
-        goto out;
+    if (!cfg->kafka_brokers)
+        return GO_ON;
+    sink_kafka_set_stop_flag(&stop_requested);
+    if (sink_kafka_open(&ks, cfg, cfg->interface != NULL, r->err, sizeof(r->err)) != FH_OK) {
+        fh_error("%s", r->err);
+        return EXIT_RUNTIME;
     }
-    pl_ready = true;
-    if (rl.slot && (e = pipeline_set_yara(&pl, rl.slot, err, sizeof(err))) != FH_OK) {
-        fh_error("%s", err);
-        goto out;
+    if (!r->sink) {
+        r->sink = ks;
+    } else if (sink_tee_new(&tee, r->sink, ks) != FH_OK) {
+        ks->close(ks, NULL);
+        return EXIT_RUNTIME;
+    } else {
+        r->sink = tee;
     }
-    if ((e = pipeline_start(&pl, err, sizeof(err))) != FH_OK) {
-        fh_error("%s", err);
-        goto out;
+    return GO_ON;
+}
+
+/* Phase 5: the pipeline and its workers, the SIGHUP thread, the stop signals. */
+static int start_pipeline(sensor_run *r)
+{
+    sensor_config *cfg = &r->cfg;
+    reloader *rl = &r->rl;
+    struct sigaction sa;
+
+    if (pipeline_init(&r->pl, cfg, r->geo, r->sink, r->err, sizeof(r->err)) != FH_OK) {
+        fh_error("%s", r->err);
+        return EXIT_RUNTIME;
     }
-    if (pl.threaded)
-        fh_debug("%u worker threads", pl.nworkers);
-    rl.config_path = config_path;
-    rl.start = &cfg;
-    rl.sets = sets;
-    rl.nsets = nsets;
-    rl.pl = &pl;
-    rl.log_level = strdup(cfg.log_level);
-    rl.stats_interval = cfg.stats_interval;
-    rl.live = cfg.interface != NULL;
-    if (pthread_create(&rl.thread, NULL, reload_main, &rl) == 0)
-        rl.running = true;
+    r->pl_ready = true;
+    if ((rl->slot && pipeline_set_yara(&r->pl, rl->slot, r->err, sizeof(r->err)) != FH_OK) ||
+        pipeline_start(&r->pl, r->err, sizeof(r->err)) != FH_OK) {
+        fh_error("%s", r->err);
+        return EXIT_RUNTIME;
+    }
+    if (r->pl.threaded)
+        fh_debug("%u worker threads", r->pl.nworkers);
+    rl->config_path = r->config_path;
+    rl->start = cfg;
+    rl->sets = r->sets;
+    rl->nsets = r->nsets;
+    rl->pl = &r->pl;
+    rl->log_level = strdup(cfg->log_level);
+    rl->stats_interval = cfg->stats_interval;
+    rl->live = cfg->interface != NULL;
+    if (pthread_create(&rl->thread, NULL, reload_main, rl) == 0)
+        rl->running = true;
     else
         fh_warn("cannot start the SIGHUP reload thread; SIGHUP is ignored");
-
-    {
-        /* Without SA_RESTART: a blocking open() or read() (a FIFO with no writer
-         * yet) returns EINTR, so SIGINT and SIGTERM stop the sensor there too. */
-        struct sigaction sa;
-
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-    }
+    /* Without SA_RESTART: a blocking open() or read() (a FIFO with no writer yet)
+     * returns EINTR, so SIGINT and SIGTERM stop the sensor there too. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    return GO_ON;
+}
 
-    rc = 0;
-    if (cfg.interface) {
-        for (ncaps = 0; ncaps < ifaces.n; ncaps++) {
-            e = capture_open_live(&caps[ncaps], ifaces.v[ncaps], cfg.snaplen, cfg.promisc,
-                                  cfg.buffer_mb, cfg.bpf, err, sizeof(err));
-            if (e) {
-                fh_error("%s", err);
-                rc = 1;
-                goto out;
-            }
+/* Phase 6a: live capture on the interfaces until a stop signal. */
+static int capture_live(sensor_run *r)
+{
+    sensor_config *cfg = &r->cfg;
+    int rc = EXIT_DONE;
+
+    for (r->ncaps = 0; r->ncaps < r->ifaces.n; r->ncaps++)
+        if (capture_open_live(&r->caps[r->ncaps], r->ifaces.v[r->ncaps], cfg->snaplen, cfg->promisc,
+                              cfg->buffer_mb, cfg->bpf, r->err, sizeof(r->err)) != FH_OK) {
+            fh_error("%s", r->err);
+            return EXIT_RUNTIME;
         }
-        if (cfg.run_user && cfg.run_user[0] && drop_privileges(&cfg, err, sizeof(err)) != 0) {
-            fh_error("%s; not running on as %s", err, geteuid() == 0 ? "root" : "this user");
-            rc = 1;
-            goto out;
+    if (cfg->run_user && cfg->run_user[0] && drop_privileges(cfg, r->err, sizeof(r->err)) != 0) {
+        fh_error("%s; not running on as %s", r->err, geteuid() == 0 ? "root" : "this user");
+        return EXIT_RUNTIME;
+    }
+    r->pl.stats_us = (uint64_t)cfg->stats_interval * 1000000u;
+    r->ran = true;
+    fh_info("capturing on %s", cfg->interface);
+    if (capture_run_live_set(r->caps, r->ncaps, &r->pl, &stop_requested, r->err, sizeof(r->err)) !=
+        FH_OK) {
+        fh_error("%s", r->err);
+        rc = EXIT_RUNTIME;
+    }
+    pipeline_end_of_input(&r->pl);
+    r->pl.refresh_capture = NULL;
+    return rc;
+}
+
+/* Phase 6b: the capture files, in order; a stray file of a -r directory is skipped. */
+static int capture_files(sensor_run *r)
+{
+    sensor_config *cfg = &r->cfg;
+
+    if (cfg->run_user && cfg->run_user[0] && drop_privileges(cfg, r->err, sizeof(r->err)) != 0) {
+        fh_error("%s; not running on as %s", r->err, geteuid() == 0 ? "root" : "this user");
+        return EXIT_RUNTIME;
+    }
+    r->ran = true;
+    for (size_t i = 0; i < r->inputs.n && !stop_requested; i++) {
+        capture *c;
+        fh_err e = capture_open_file(&c, r->inputs.v[i], cfg->bpf, r->err, sizeof(r->err));
+
+        if (e && r->inputs.in_dir[i]) {
+            /* one stray file in a capture folder must not stop the others */
+            fh_warn("%s: skipped", r->err);
+            inputs_skipped++;
+            continue;
         }
-        pl.stats_us = (uint64_t)cfg.stats_interval * 1000000u;
-        fh_info("capturing on %s", cfg.interface);
-        e = capture_run_live_set(caps, ncaps, &pl, &stop_requested, err, sizeof(err));
         if (e) {
-            fh_error("%s", err);
-            rc = 1;
+            fh_error("%s", r->err);
+            return EXIT_RUNTIME;
         }
-        pipeline_end_of_input(&pl);
-        pl.refresh_capture = NULL;
-    } else {
-        if (cfg.run_user && cfg.run_user[0] && drop_privileges(&cfg, err, sizeof(err)) != 0) {
-            fh_error("%s; not running on as %s", err, geteuid() == 0 ? "root" : "this user");
-            rc = 1;
-            goto out;
-        }
-        for (size_t i = 0; i < inputs.n && !stop_requested; i++) {
-            capture *c;
-
-            e = capture_open_file(&c, inputs.v[i], cfg.bpf, err, sizeof(err));
-            if (e && inputs.in_dir[i]) {
-                /* one stray file in a capture folder must not stop the others */
-                fh_warn("%s: skipped", err);
-                inputs_skipped++;
-                continue;
-            }
-            if (e) {
-                fh_error("%s", err);
-                rc = 1;
-                break;
-            }
-            c->rate = cfg.replay_rate;
-            e = c->ops->run(c, &pl, &stop_requested, err, sizeof(err));
-            if (e)
-                fh_warn("%s", err); /* truncated file: what was read is kept */
-            pipeline_end_of_input(&pl);
-            c->ops->close(c);
-        }
+        c->rate = cfg->replay_rate;
+        if (c->ops->run(c, &r->pl, &stop_requested, r->err, sizeof(r->err)) != FH_OK)
+            fh_warn("%s", r->err); /* truncated file: what was read is kept */
+        pipeline_end_of_input(&r->pl);
+        c->ops->close(c);
     }
-    pipeline_flush(&pl); /* what an output loses here is counted by it, and said at its close */
-    pipeline_get_totals(&pl, &totals);
-    have_totals = true;
-    goto out;
+    return EXIT_DONE;
+}
 
-usage_error:
-    rc = 2;
-out:
-    for (size_t i = 0; i < ncaps; i++)
-        caps[i]->ops->close(caps[i]);
-    if (rl.running) {
-        atomic_store(&rl.quit, 1);
-        pthread_kill(rl.thread, SIGHUP);
-        pthread_join(rl.thread, NULL);
+/*
+ * Phase 7: stops everything in order and frees it. The outputs close last, so
+ * the summary counts what they lost at their final flush and close, and the
+ * exit status says so (summary()).
+ */
+static int finish(sensor_run *r, int rc)
+{
+    for (size_t i = 0; i < r->ncaps; i++)
+        r->caps[i]->ops->close(r->caps[i]);
+    if (r->rl.running) {
+        atomic_store(&r->rl.quit, 1);
+        pthread_kill(r->rl.thread, SIGHUP);
+        pthread_join(r->rl.thread, NULL);
     }
-    if (pl_ready)
-        pipeline_free(&pl);
-    yara_rules_slot_free(rl.slot);
-    if (yara_inited)
+    if (r->pl_ready)
+        pipeline_free(&r->pl);
+    yara_rules_slot_free(r->rl.slot);
+    if (r->yara_inited)
         yara_scan_fini();
-    if (sink) {
+    if (r->sink) {
         sink_result sr = {0};
 
-        sink->close(sink, &sr);
-        if (have_totals)
-            rc = summary(&totals, &sr, cfg.interface != NULL, rc);
+        r->sink->close(r->sink, &sr);
+        if (r->have_totals)
+            rc = summary(&r->totals, &sr, r->cfg.interface != NULL, rc);
     }
-    geoip_close(geo);
-    for (size_t i = 0; i < nsets; i++) {
-        free(sets[i].name);
-        free(sets[i].value);
+    geoip_close(r->geo);
+    for (size_t i = 0; i < r->nsets; i++) {
+        free(r->sets[i].name);
+        free(r->sets[i].value);
     }
-    free(rl.path);
-    free(rl.log_level);
-    strlist_free(&reads);
-    strlist_free(&inputs);
-    strlist_free(&ifaces_cli);
-    strlist_free(&ifaces);
-    config_free(&cfg);
+    free(r->rl.path);
+    free(r->rl.log_level);
+    strlist_free(&r->reads);
+    strlist_free(&r->inputs);
+    strlist_free(&r->ifaces_cli);
+    strlist_free(&r->ifaces);
+    config_free(&r->cfg);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static sensor_run run; /* static: large (the settings), zeroed */
+    sensor_run *r = &run;
+    sigset_t hup;
+    int rc;
+
+    fh_log_init("fenghuo-sensor", FH_LOG_INFO);
+    config_defaults(&r->cfg);
+    /* Before any thread (librdkafka, the reloader) exists, so all inherit it. */
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
+
+    if ((rc = parse_command_line(r, argc, argv)) != GO_ON || (rc = configure(r)) != GO_ON ||
+        (rc = open_enrichment(r)) != GO_ON || (rc = open_outputs(r)) != GO_ON ||
+        (rc = start_pipeline(r)) != GO_ON)
+        return finish(r, rc);
+    rc = r->cfg.interface ? capture_live(r) : capture_files(r);
+    if (r->ran) {
+        /* what an output loses here is counted by it, and said at its close */
+        pipeline_flush(&r->pl);
+        pipeline_get_totals(&r->pl, &r->totals);
+        r->have_totals = true;
+    }
+    return finish(r, rc);
 }
