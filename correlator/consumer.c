@@ -4,7 +4,7 @@
  * Everything runs on the calling thread: the rebalance and error callbacks of
  * the consumer are served by rd_kafka_consumer_poll() (the main queue is
  * forwarded to the consumer queue), the producer's delivery reports by
- * rd_kafka_poll(), so the pipeline, the store and the counters need no locks.
+ * rd_kafka_poll(), so the stream, the store and the counters need no locks.
  */
 #include "consumer.h"
 
@@ -20,7 +20,7 @@
 
 #include "../common/fh_log.h"
 #include "engine.h"
-#include "pipeline.h"
+#include "stream.h"
 #include "store.h"
 
 #define DEFAULT_GROUP        "fenghuo-correlator"
@@ -55,7 +55,7 @@ typedef struct {
     engine *eng;
     store *st;
     FILE *out;
-    pipeline pl;
+    stream pl;
     bool pl_ready;
     rd_kafka_t *rk;   /* consumer */
     rd_kafka_t *prod; /* alerts producer */
@@ -297,13 +297,13 @@ static int commit_batch(kctx *k, bool rewind)
     if (!k->batch_open)
         return 0;
     k->batch_open = false;
-    /* pipeline_event() opened the transaction; the positions go into it */
+    /* stream_event() opened the transaction; the positions go into it */
     for (size_t i = 0; i < k->nparts && !e; i++)
         if (k->parts[i].first >= 0)
             e = store_set_offset(k->st, k->parts[i].topic, k->parts[i].partition, k->parts[i].next);
     if (e && !k->pl.error)
-        k->pl.error = e; /* makes pipeline_commit roll back */
-    if (pipeline_commit(&k->pl, err, sizeof(err)) != FH_OK) {
+        k->pl.error = e; /* makes stream_commit roll back */
+    if (stream_commit(&k->pl, err, sizeof(err)) != FH_OK) {
         k->commit_failures++;
         fh_error("%s; the batch will be consumed again", err);
         if (rewind)
@@ -700,7 +700,7 @@ static void handle_message(kctx *k, rd_kafka_message_t *m)
         p->first = m->offset;
     p->next = m->offset + 1;
     /* a malformed event is counted by the engine and skipped; its offset advances */
-    if (pipeline_event(&k->pl, m->payload ? (const char *)m->payload : "", m->len) != FH_OK)
+    if (stream_event(&k->pl, m->payload ? (const char *)m->payload : "", m->len) != FH_OK)
         commit_batch(k, true); /* fails, rolls back and rewinds */
 }
 
@@ -764,7 +764,7 @@ int run_kafka(const consumer_config *cfg)
         fh_error("open(\"%s\") failed: %s", cfg->alerts_out, strerror(errno));
         goto out;
     }
-    if (pipeline_init(&k.pl, k.eng, k.st, k.out, err, sizeof(err)) != FH_OK) {
+    if (stream_init(&k.pl, k.eng, k.st, k.out, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
         goto out;
     }
@@ -772,13 +772,13 @@ int run_kafka(const consumer_config *cfg)
     {
         corr_limits lim = {.max_ahead_ms = cfg->max_ahead_ms};
 
-        if (pipeline_set_limits(&k.pl, &lim) != FH_OK) {
+        if (stream_set_limits(&k.pl, &lim) != FH_OK) {
             fh_error("out of memory");
             goto out;
         }
     }
     /* windows as of the stored positions: consumption resumes at both together */
-    if (pipeline_restore_windows(&k.pl, err, sizeof(err)) != FH_OK) {
+    if (stream_restore_windows(&k.pl, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
         goto out;
     }
@@ -810,8 +810,7 @@ int run_kafka(const consumer_config *cfg)
         if (cfg->reload && *cfg->reload) {
             *cfg->reload = 0;
             /* the positions go into the batch before the reload commits it */
-            if (commit_batch(&k, true) == 0 &&
-                pipeline_reload(&k.pl, &ec, err, sizeof(err)) != FH_OK)
+            if (commit_batch(&k, true) == 0 && stream_reload(&k.pl, &ec, err, sizeof(err)) != FH_OK)
                 fh_error("reload: %s", err);
             k.eng = k.pl.eng; /* a reload replaced the engine */
             health_write(&k.hl, &k.pl, k.st, true);
@@ -865,7 +864,7 @@ out:
         rd_kafka_destroy(k.prod);
     if (k.pl_ready) {
         k.eng = k.pl.eng;
-        pipeline_free(&k.pl);
+        stream_free(&k.pl);
         k.pl_ready = false;
     }
     if (k.out && k.out != stdout)

@@ -1,13 +1,13 @@
 /*
  * consumer.h - the correlator's Kafka mode: events from one or more topics,
- * read as a consumer group, through the pipeline into the store; alerts from
+ * read as a consumer group, through the stream (stream.h) into the store; alerts from
  * the store's outbox to the alerts topic.
  *
  * Exactly once from the events topics to the store (see store.h and
  * README-alerts.md): auto commit and auto offset store are off; the position of
  * every partition (next offset = last consumed + 1) is written with
- * store_set_offset() into the batch's transaction, after pipeline_event() has
- * opened it and before pipeline_commit() commits it, so the alerts a batch
+ * store_set_offset() into the batch's transaction, after stream_event() has
+ * opened it and before stream_commit() commits it, so the alerts a batch
  * produced and the position after the batch are stored together or not at all.
  * On every assignment each partition starts at the store's offset; when the
  * store has none, at the group's committed offset in Kafka, else at
@@ -15,8 +15,8 @@
  * -X auto.offset.reset=latest to skip the backlog). Kafka offset commits
  * (asynchronous, after the store commit) are for lag monitoring only.
  *
- *   poll (100 ms) -> pipeline_event -> every `batch` events or `batch_ms` ms:
- *   store_set_offset per partition -> pipeline_commit -> Kafka commit (async)
+ *   poll (100 ms) -> stream_event -> every `batch` events or `batch_ms` ms:
+ *   store_set_offset per partition -> stream_commit -> Kafka commit (async)
  *   -> publish the outbox.
  *
  * A revoke commits the open batch first (then unassigns). A failed commit rolls
@@ -33,7 +33,7 @@
  * is sent by the next run. Consumers of the topic deduplicate by (id, hits).
  *
  * SIGHUP (*reload): the open batch is committed with its positions, then the rules
- * are reloaded (pipeline_reload; a refused set leaves the running one in force).
+ * are reloaded (stream_reload; a refused set leaves the running one in force).
  *
  * SIGINT/SIGTERM (*stop): commit the batch, close the consumer (leave the
  * group), publish and flush the producer for at most 5 s, return 0.
@@ -74,7 +74,7 @@ typedef struct {
     const char *instance;   /* name in correlator_health; NULL: the host name */
     int64_t max_ahead_ms;   /* correlation clock policy (corr_admit); 0: default */
     volatile sig_atomic_t *stop;
-    volatile sig_atomic_t *reload; /* SIGHUP: commit the batch, then pipeline_reload() */
+    volatile sig_atomic_t *reload; /* SIGHUP: commit the batch, then stream_reload() */
 } consumer_config;
 
 /* Runs until *stop (or, with exit_at_end, the end of every assigned partition); returns the

@@ -1,11 +1,7 @@
 /*
- * event.c - the field table (paths rules reference, interned to small ids),
- * slot access and event time parsing. The JSON decoder that fills the slots is
+ * event.c - an event's value slots and event time parsing. The field table that
+ * gives the slots their ids is field.c; the JSON decoder that fills them is
  * event_json.cpp; see README-event.md for the design.
- *
- * The field table is built once when rules are loaded, so interning and lookup
- * are plain linear scans: nothing here runs per event except event_get() and
- * event_parse_time().
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,40 +9,6 @@
 #include "event.h"
 
 static const sv sv_absent; /* all zero: SV_ABSENT */
-
-void field_table_init(field_table *ft)
-{
-    memset(ft, 0, sizeof(*ft));
-}
-
-void field_table_free(field_table *ft)
-{
-    for (uint32_t i = 0; i < ft->n; i++)
-        free(ft->names[i]);
-    memset(ft, 0, sizeof(*ft));
-}
-
-field_id field_lookup(const field_table *ft, const char *path)
-{
-    for (uint32_t i = 0; i < ft->n; i++)
-        if (strcmp(ft->names[i], path) == 0)
-            return i;
-    return FIELD_NONE;
-}
-
-field_id field_intern(field_table *ft, const char *path)
-{
-    field_id id = field_lookup(ft, path);
-    if (id != FIELD_NONE)
-        return id;
-    if (ft->n >= FIELD_MAX)
-        return FIELD_NONE;
-    char *copy = strdup(path);
-    if (!copy)
-        return FIELD_NONE;
-    ft->names[ft->n] = copy;
-    return ft->n++;
-}
 
 const sv *event_get(const event_view *ev, field_id id)
 {

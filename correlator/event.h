@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "../common/fh_error.h"
+#include "field.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,23 +42,6 @@ struct sv {
     size_t len;      /* SV_STR: bytes; SV_LIST: items */
     const sv *items; /* SV_LIST */
 };
-
-typedef uint32_t field_id;
-#define FIELD_NONE UINT32_MAX
-#define FIELD_MAX  1024 /* distinct paths all loaded rules may reference */
-
-/* Interned field paths. */
-typedef struct {
-    char *names[FIELD_MAX];
-    uint32_t n;
-} field_table;
-
-void field_table_init(field_table *ft);
-void field_table_free(field_table *ft);
-/* Returns the id of `path` (adding it if new), or FIELD_NONE when the table is full. */
-field_id field_intern(field_table *ft, const char *path);
-/* Returns the id of `path`, or FIELD_NONE if no rule references it. */
-field_id field_lookup(const field_table *ft, const char *path);
 
 /* What the rule engine evaluates: one slot per interned field, plus the raw text. */
 typedef struct {

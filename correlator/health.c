@@ -87,7 +87,7 @@ bool health_check_refused(const engine *e, bool strict)
     return true;
 }
 
-static void build_report(health *h, const pipeline *p, int64_t now)
+static void build_report(health *h, const stream *p, int64_t now)
 {
     const engine *e = p->eng;
     jbuf *b = &h->json;
@@ -154,7 +154,7 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
             (unsigned long long)v);
 }
 
-static void put_metrics(FILE *f, const health *h, const pipeline *p)
+static void put_metrics(FILE *f, const health *h, const stream *p)
 {
     const engine *e = p->eng;
     corr_stats cs;
@@ -192,7 +192,7 @@ static void put_metrics(FILE *f, const health *h, const pipeline *p)
 }
 
 /* Replaces the metrics file atomically (a reader sees the old or the new one). */
-static fh_err write_metrics(const health *h, const pipeline *p)
+static fh_err write_metrics(const health *h, const stream *p)
 {
     char tmp[4096];
     FILE *f;
@@ -222,7 +222,7 @@ static fh_err write_metrics(const health *h, const pipeline *p)
     return FH_OK;
 }
 
-fh_err health_write(health *h, const pipeline *p, store *st, bool force)
+fh_err health_write(health *h, const stream *p, store *st, bool force)
 {
     int64_t now = wall_ms();
     fh_err r = FH_OK, e;

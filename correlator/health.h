@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #include "../common/jbuf.h"
-#include "pipeline.h"
+#include "stream.h"
 
 typedef struct {
     char instance[256];
@@ -59,6 +59,6 @@ bool health_check_refused(const engine *e, bool strict);
  * clock). Returns the first error (already logged); a failed write never stops
  * the correlator.
  */
-fh_err health_write(health *h, const pipeline *p, store *st, bool force);
+fh_err health_write(health *h, const stream *p, store *st, bool force);
 
 #endif

@@ -20,7 +20,7 @@
 #include "consumer.h"
 #include "correlation.h"
 #include "engine.h"
-#include "pipeline.h"
+#include "stream.h"
 #include "event.h"
 #include "health.h"
 #include "lists.h"
@@ -185,7 +185,7 @@ static int64_t parse_duration(const char *s)
     return (int64_t)(v * mul);
 }
 
-/* Reads NDJSON events and runs them through the pipeline, a batch per transaction. */
+/* Reads NDJSON events and runs them through the stream, a batch per transaction. */
 static int run_file(const char *rules, const char *lists_dir, const char *assets_file,
                     const char *input, const char *alerts_out, const char *db, uint32_t batch,
                     const run_opts *ro)
@@ -194,7 +194,7 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
     engine *e = NULL;
     store *st = NULL;
     FILE *in = NULL, *out = NULL;
-    pipeline pl;
+    stream pl;
     bool pl_ready = false;
     static char inbuf[INPUT_BUFFER]; /* static: stdin keeps using it until exit */
     char err[1024], *line = NULL;
@@ -234,12 +234,12 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
     /* Large reads: with stdio's 4 KiB default, read(2) calls cost more than the copy.
      * (glibc ignores the size unless it is given the buffer.) */
     setvbuf(in, inbuf, _IOFBF, sizeof(inbuf));
-    if (pipeline_init(&pl, e, st, out, err, sizeof(err)) != FH_OK) {
+    if (stream_init(&pl, e, st, out, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
         goto out;
     }
     pl_ready = true;
-    if (pipeline_set_limits(&pl, &lim) != FH_OK) {
+    if (stream_set_limits(&pl, &lim) != FH_OK) {
         fh_error("out of memory");
         goto out;
     }
@@ -248,7 +248,7 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
     while (!stop_requested && (n = getline(&line, &cap, in)) > 0) {
         if (reload_requested) {
             reload_requested = 0;
-            if (pipeline_reload(&pl, &ec, err, sizeof(err)) != FH_OK)
+            if (stream_reload(&pl, &ec, err, sizeof(err)) != FH_OK)
                 fh_error("reload: %s", err);
             e = pl.eng;
             health_write(&hl, &pl, st, true);
@@ -257,8 +257,8 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
             line[--n] = '\0';
         if (n == 0)
             continue;
-        if (pipeline_event(&pl, line, (size_t)n) != FH_OK || pl.batch_events >= batch) {
-            if (pipeline_commit(&pl, err, sizeof(err)) != FH_OK) {
+        if (stream_event(&pl, line, (size_t)n) != FH_OK || pl.batch_events >= batch) {
+            if (stream_commit(&pl, err, sizeof(err)) != FH_OK) {
                 fh_error("%s", err);
                 rc = 1;
                 break;
@@ -270,7 +270,7 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
         fh_error("reading '%s' failed: %s", input, strerror(errno));
         rc = 1;
     }
-    if (pipeline_commit(&pl, err, sizeof(err)) != FH_OK) {
+    if (stream_commit(&pl, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
         rc = 1;
     }
@@ -295,7 +295,7 @@ out:
     free(line);
     if (pl_ready) {
         e = pl.eng; /* a reload replaced the engine */
-        pipeline_free(&pl);
+        stream_free(&pl);
     }
     if (in && in != stdin)
         fclose(in);

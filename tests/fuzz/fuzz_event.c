@@ -1,6 +1,6 @@
 /*
  * fuzz_event.c - libFuzzer target: the correlator's event path. Each input is
- * NDJSON (one event per line), run through a fresh pipeline over the shipped
+ * NDJSON (one event per line), run through a fresh stream (stream.h) over the shipped
  * level-3 pack and example inventory (loaded once): JSON decoding, asset
  * enrichment, the rule index and every matcher, the clock policy, correlation
  * windows and the alert book with its group keys. No store, no output file.
@@ -12,7 +12,7 @@
 
 #include "../../common/fh_log.h"
 #include "../../correlator/engine.h"
-#include "../../correlator/pipeline.h"
+#include "../../correlator/stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -32,7 +32,7 @@ static engine *load(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    pipeline pl;
+    stream pl;
     char err[256];
     const char *p = (const char *)data, *end = p + size;
 
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fh_log_init("fuzz_event", FH_LOG_QUIET);
         eng = load();
     }
-    if (pipeline_init(&pl, eng, NULL, NULL, err, sizeof(err)) != FH_OK)
+    if (stream_init(&pl, eng, NULL, NULL, err, sizeof(err)) != FH_OK)
         abort();
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -51,11 +51,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!line)
             break;
         memcpy(line, p, n);
-        pipeline_event(&pl, line, n);
+        stream_event(&pl, line, n);
         free(line);
         p += n + 1;
     }
-    pipeline_commit(&pl, err, sizeof(err));
-    pipeline_free(&pl);
+    stream_commit(&pl, err, sizeof(err));
+    stream_free(&pl);
     return 0;
 }

@@ -857,7 +857,7 @@ static void test_at_close_silence(void **state)
     rs_done(&rs);
 }
 
-/* Feeds one heartbeat of sensor `sid` at ts through the clock policy, as the pipeline does. */
+/* Feeds one heartbeat of sensor `sid` at ts through the clock policy, as the stream does. */
 static bool beat(corr_engine *e, tev *t, const char *sid, int64_t ts, rec *x)
 {
     ev_clear(t);

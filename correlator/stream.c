@@ -1,7 +1,7 @@
 /*
- * pipeline.c - see pipeline.h.
+ * stream.c - see stream.h.
  */
-#include "pipeline.h"
+#include "stream.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,7 @@
 static fh_err book_load(void *ctx, const char *rule_id, const char *group_key, alert *out,
                         bool *found)
 {
-    pipeline *p = ctx;
+    stream *p = ctx;
 
     *found = false;
     if (!p->st)
@@ -25,7 +25,7 @@ static fh_err book_load(void *ctx, const char *rule_id, const char *group_key, a
 
 static fh_err book_emit(void *ctx, const alert *a)
 {
-    pipeline *p = ctx;
+    stream *p = ctx;
     fh_err e;
 
     if (p->st && (e = store_apply(p->st, a)) != FH_OK)
@@ -79,7 +79,7 @@ static void fill_side(const engine *e, const event_view *ev, field_id id, char *
 }
 
 /* A detection rule matched: its own alert (when it generates one). */
-static void raise_detection(pipeline *p, const sigma_rule *r, const event_view *ev)
+static void raise_detection(stream *p, const sigma_rule *r, const event_view *ev)
 {
     engine *e = p->eng;
     char src[VALUE_MAX], dst[VALUE_MAX], cid[VALUE_MAX], key[VALUE_MAX + 16];
@@ -121,10 +121,10 @@ static void raise_detection(pipeline *p, const sigma_rule *r, const event_view *
         p->error = err;
 }
 
-/* Collects the rules that match the current event (handled in pipeline_event). */
+/* Collects the rules that match the current event (handled in stream_event). */
 static void on_match(void *arg, const sigma_rule *r, const event_view *ev)
 {
-    pipeline *p = arg;
+    stream *p = arg;
 
     (void)ev; /* the same view as p->ev (engine_process filled it) */
     p->matched[p->nmatched++] = r;
@@ -135,7 +135,7 @@ static void on_corr(void *arg, const struct corr_rule *cr, const char *group_key
                     int64_t window_start_ms, int64_t first_ms, int64_t last_ms,
                     uint64_t count_or_value, const event_view *ev)
 {
-    pipeline *p = arg;
+    stream *p = arg;
     engine *e = p->eng;
     char src[VALUE_MAX] = "", dst[VALUE_MAX] = "", cid[VALUE_MAX] = "";
     alert_hit h;
@@ -171,7 +171,7 @@ static void on_corr(void *arg, const struct corr_rule *cr, const char *group_key
         p->error = err;
 }
 
-fh_err pipeline_init(pipeline *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen)
+fh_err stream_init(stream *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen)
 {
     alert_book_opts opts = {0};
     alert_book_ops ops = {book_load, book_emit, p};
@@ -196,7 +196,7 @@ fh_err pipeline_init(pipeline *p, engine *e, store *st, FILE *alerts_out, char *
     p->corr = corr_engine_new(&e->rs, &p->lim);
     if (!p->matched || !p->generates || !p->corr) {
         snprintf(err, errlen, "out of memory");
-        pipeline_free(p);
+        stream_free(p);
         return FH_ERR_NOMEM;
     }
     for (uint32_t i = 0; i < e->rs.nrules; i++)
@@ -204,7 +204,7 @@ fh_err pipeline_init(pipeline *p, engine *e, store *st, FILE *alerts_out, char *
     return FH_OK;
 }
 
-fh_err pipeline_set_limits(pipeline *p, const corr_limits *lim)
+fh_err stream_set_limits(stream *p, const corr_limits *lim)
 {
     corr_engine *c = corr_engine_new(&p->eng->rs, lim);
 
@@ -216,7 +216,7 @@ fh_err pipeline_set_limits(pipeline *p, const corr_limits *lim)
     return FH_OK;
 }
 
-void pipeline_free(pipeline *p)
+void stream_free(stream *p)
 {
     corr_engine_free(p->corr);
     free(p->matched);
@@ -230,7 +230,7 @@ void pipeline_free(pipeline *p)
  * An event the clock policy set aside: said on the first one and then at every
  * power of two, with the sensor it came from (the counter is in the summary).
  */
-static void clock_aside(pipeline *p)
+static void clock_aside(stream *p)
 {
     corr_stats st;
     char sid[VALUE_MAX];
@@ -247,7 +247,7 @@ static void clock_aside(pipeline *p)
         (unsigned long long)st.clock_ahead);
 }
 
-fh_err pipeline_event(pipeline *p, const char *json, size_t len)
+fh_err stream_event(stream *p, const char *json, size_t len)
 {
     char err[256];
     bool in_time;
@@ -285,7 +285,7 @@ fh_err pipeline_event(pipeline *p, const char *json, size_t len)
     return p->error;
 }
 
-fh_err pipeline_reload(pipeline *p, const engine_config *cfg, char *err, size_t errlen)
+fh_err stream_reload(stream *p, const engine_config *cfg, char *err, size_t errlen)
 {
     engine *ne = NULL;
     corr_engine *nc = NULL;
@@ -316,7 +316,7 @@ fh_err pipeline_reload(pipeline *p, const engine_config *cfg, char *err, size_t 
         engine_free(ne);
         return FH_ERR_NOMEM;
     }
-    if ((r = pipeline_commit(p, err, errlen)) != FH_OK) {
+    if ((r = stream_commit(p, err, errlen)) != FH_OK) {
         corr_engine_free(nc);
         free(nm);
         free(ng);
@@ -345,7 +345,7 @@ fh_err pipeline_reload(pipeline *p, const engine_config *cfg, char *err, size_t 
 #define META_TOUCH     "corr_touch"
 
 typedef struct {
-    pipeline *p;
+    stream *p;
     uint64_t restored, dropped, over;
     struct stale {
         char *rule;
@@ -397,7 +397,7 @@ static void restore_row(void *arg, const char *rule, const void *key, size_t key
 }
 
 /* Replaces p->corr by a fresh engine holding the store's last committed windows. */
-static fh_err windows_load(pipeline *p, bool log, char *err, size_t errlen)
+static fh_err windows_load(stream *p, bool log, char *err, size_t errlen)
 {
     corr_engine *ce = corr_engine_new(&p->eng->rs, &p->lim);
     restore_ctx c = {.p = p};
@@ -455,7 +455,7 @@ static fh_err windows_load(pipeline *p, bool log, char *err, size_t errlen)
     return FH_OK;
 }
 
-fh_err pipeline_restore_windows(pipeline *p, char *err, size_t errlen)
+fh_err stream_restore_windows(stream *p, char *err, size_t errlen)
 {
     fh_err r;
 
@@ -469,7 +469,7 @@ fh_err pipeline_restore_windows(pipeline *p, char *err, size_t errlen)
     return FH_OK;
 }
 
-static fh_err checkpoint(pipeline *p)
+static fh_err checkpoint(stream *p)
 {
     corr_clock c;
     fh_err e = corr_engine_checkpoint(p->corr, store_corr_put, store_corr_del, p->st);
@@ -484,7 +484,7 @@ static fh_err checkpoint(pipeline *p)
     return e;
 }
 
-fh_err pipeline_commit(pipeline *p, char *err, size_t errlen)
+fh_err stream_commit(stream *p, char *err, size_t errlen)
 {
     fh_err e = p->error ? p->error : alert_book_flush(p->book);
 

@@ -1,5 +1,5 @@
 /*
- * pipeline.h - events in, alerts out: the engine's matches become alert hits
+ * stream.h - events in, alerts out: the engine's matches become alert hits
  * in the alert book, which deduplicates them; changed alerts are written to
  * the store (SQLite) and to an NDJSON file, a batch at a time.
  *
@@ -13,8 +13,8 @@
  * group-by fields ("src_ip=10.0.0.1,dest_ip=..."). A detection rule that only feeds correlations
  * raises no alert of its own unless one of them says `generate: true` (Sigma v2).
  */
-#ifndef FH_CORR_PIPELINE_H
-#define FH_CORR_PIPELINE_H
+#ifndef FH_STREAM_H
+#define FH_STREAM_H
 
 #include <stdio.h>
 
@@ -30,7 +30,7 @@ typedef struct {
     FILE *alerts_out; /* NULL: no NDJSON */
     alert_book *book;
     corr_engine *corr;
-    corr_limits lim; /* of every engine this pipeline creates (pipeline_set_limits) */
+    corr_limits lim; /* of every engine this stream creates (stream_set_limits) */
     bool *generates; /* per detection rule: raises its own alerts (Sigma `generate`) */
     /* matches of the current event, handled after decoding */
     const sigma_rule **matched;
@@ -42,19 +42,19 @@ typedef struct {
     bool broken;  /* the windows could not be reloaded after a failed batch: stop */
     uint64_t batch_events;
     uint64_t alerts_written;
-} pipeline;
+} stream;
 
-fh_err pipeline_init(pipeline *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen);
-void pipeline_free(pipeline *p);
+fh_err stream_init(stream *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen);
+void stream_free(stream *p);
 
 /*
  * Sets the correlation engine's limits (clock policy, memory): before the first
- * event and before pipeline_restore_windows(). FH_ERR_NOMEM leaves the old engine.
+ * event and before stream_restore_windows(). FH_ERR_NOMEM leaves the old engine.
  */
-fh_err pipeline_set_limits(pipeline *p, const corr_limits *lim);
+fh_err stream_set_limits(stream *p, const corr_limits *lim);
 
 /* Processes one event (opens a batch when none is open). */
-fh_err pipeline_event(pipeline *p, const char *json, size_t len);
+fh_err stream_event(stream *p, const char *json, size_t len);
 
 /*
  * Kafka mode: from now on the correlation windows are saved with every batch, in its
@@ -64,7 +64,7 @@ fh_err pipeline_event(pipeline *p, const char *json, size_t len);
  * Not for --input runs: a file has no stored position to resume from, and replaying a
  * file into windows that already counted it would count it twice.
  */
-fh_err pipeline_restore_windows(pipeline *p, char *err, size_t errlen);
+fh_err stream_restore_windows(stream *p, char *err, size_t errlen);
 
 /*
  * Flushes the book and commits the batch (with the windows' checkpoint when
@@ -72,7 +72,7 @@ fh_err pipeline_restore_windows(pipeline *p, char *err, size_t errlen);
  * persisted windows are reloaded from the store, so consuming the batch again
  * applies it once.
  */
-fh_err pipeline_commit(pipeline *p, char *err, size_t errlen);
+fh_err stream_commit(stream *p, char *err, size_t errlen);
 
 /*
  * Reloads rules, lists and the asset inventory (SIGHUP). The new set is built
@@ -83,6 +83,6 @@ fh_err pipeline_commit(pipeline *p, char *err, size_t errlen);
  * open alerts stay open, and p->eng is replaced (the old engine is freed: use
  * p->eng, not a saved pointer, afterwards).
  */
-fh_err pipeline_reload(pipeline *p, const engine_config *cfg, char *err, size_t errlen);
+fh_err stream_reload(stream *p, const engine_config *cfg, char *err, size_t errlen);
 
 #endif
