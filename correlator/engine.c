@@ -84,11 +84,12 @@ fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t err
         return FH_ERR_NOMEM;
     if ((r = engine_load(e, cfg, err, errlen)) != FH_OK)
         goto fail;
-    for (uint32_t i = 0; i < e->rs.nerrors; i++)
-        fh_error("%s:%u: %s%s%s%s", e->rs.errors[i].file, e->rs.errors[i].line,
-                 e->rs.errors[i].rule ? "rule '" : "",
-                 e->rs.errors[i].rule ? e->rs.errors[i].rule : "",
-                 e->rs.errors[i].rule ? "': " : "", e->rs.errors[i].reason);
+    for (uint32_t i = 0; i < e->rs.nerrors; i++) {
+        char msg[1024];
+
+        load_error_text(&e->rs.errors[i], msg, sizeof(msg));
+        fh_error("%s", msg);
+    }
     if (e->rs.nrules == 0) {
         snprintf(err, errlen, "no usable rule in '%s'", cfg->rules_path);
         r = FH_ERR_CONFIG;

@@ -128,11 +128,10 @@ static int check_rules(const char *path, const char *lists_dir, const char *asse
     }
     for (uint32_t i = 0; i < e->rs.nerrors; i++) {
         const load_error *le = &e->rs.errors[i];
+        char msg[1024];
 
-        if (le->rule)
-            printf("%s:%u: rule '%s': %s\n", le->file, le->line, le->rule, le->reason);
-        else
-            printf("%s:%u: %s\n", le->file, le->line, le->reason);
+        load_error_text(le, msg, sizeof(msg));
+        printf("%s\n", msg);
     }
     if (!quiet)
         for (uint32_t i = 0; i < e->rs.nrules; i++)

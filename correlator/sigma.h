@@ -239,4 +239,7 @@ fh_err sigma_load_with(ruleset *rs, const char *path, field_table *ft, sigma_pla
                        void *arg, char *err, size_t errlen);
 void ruleset_free(ruleset *rs);
 
+/* "FILE:LINE: rule 'TITLE': reason" (or without the rule part), via fh_error_at. */
+void load_error_text(const load_error *le, char *buf, size_t len);
+
 #endif

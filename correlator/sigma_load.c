@@ -878,3 +878,11 @@ void ruleset_free(ruleset *rs)
     free(rs->corrs);
     memset(rs, 0, sizeof(*rs));
 }
+
+void load_error_text(const load_error *le, char *buf, size_t len)
+{
+    if (le->rule)
+        fh_error_at(buf, len, le->file, le->line, "rule '%s': %s", le->rule, le->reason);
+    else
+        fh_error_at(buf, len, le->file, le->line, "%s", le->reason);
+}
