@@ -76,8 +76,8 @@ TESTDATA := build/testdata
 .PHONY: all deps geoip-data test test-unit test-e2e testdata run asan asan-tests bench help clean format \
 	check-format check-libs fuzz fuzz-build fuzz-seeds fuzz-smoke
 
-all: check-libs $(BIN)/fenghuo-sensor $(BIN)/fenghuo-broker \
-	$(if $(wildcard correlator/main.c),$(BIN)/fenghuo-correlator)
+all: check-libs $(BIN)/fenghuo-sensor $(BIN)/fenghuo-broker $(BIN)/fenghuo-correlator \
+	$(BIN)/fenghuo-console
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -109,6 +109,14 @@ $(BIN)/fenghuo-broker: $(BROKER_OBJ)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
 
 $(BIN)/fenghuo-correlator: $(OBJ)/correlator/main.o $(CORR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(CORR_LDLIBS) $(LDLIBS)
+
+CONSOLE_SRC := $(wildcard console/*.c)
+
+# The console links the correlator's code (the store, the rectification logic).
+$(BIN)/fenghuo-console: $(CONSOLE_SRC:%.c=$(OBJ)/%.o) $(CORR_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(CORR_LDLIBS) $(LDLIBS)
@@ -255,7 +263,7 @@ $(BUILD)/bench/micro: $(OBJ)/bench/micro.o $(CORR_OBJ) $(OBJ)/sensor/spool.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(CORR_LDLIBS) -lz $(LDLIBS)
 
-FORMAT_SRC = $(wildcard common/*.[ch] sensor/*.[ch] broker/*.[ch] correlator/*.[ch] \
+FORMAT_SRC = $(wildcard common/*.[ch] sensor/*.[ch] broker/*.[ch] correlator/*.[ch] console/*.[ch] \
 	correlator/*.cpp tests/unit/*.[ch] tests/unit/correlator/*.[ch] tests/fuzz/*.c)
 
 format:

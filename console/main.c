@@ -1,0 +1,181 @@
+/*
+ * main.c - fenghuo-console command line: the people's side of the platform
+ * (rectification, reports, the HTTP API and the dashboard). It shares the
+ * correlator's code and store. This first piece is the working-day calendar
+ * that rectification deadlines count in (correlator/calendar.h).
+ *
+ *   fenghuo-console calendar YEAR              the year: holidays, make-up working days,
+ *                                              working days, the notice they come from
+ *   fenghuo-console calendar --add DATE N      the date N working days after DATE
+ *
+ * A year without a calendar file has no official answer: Monday to Friday is
+ * used and the output says so loudly (stderr, and "guessed" on stdout).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/fh_log.h"
+#include "../correlator/calendar.h"
+
+#define DEFAULT_CALENDAR_DIR "rules/calendar"
+
+static const char *const WEEKDAY[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+static const char *const WEEKDAY_ZH[7] = {"周一", "周二", "周三", "周四", "周五", "周六", "周日"};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: fenghuo-console calendar [--dir DIR] YEAR\n"
+            "       fenghuo-console calendar [--dir DIR] --add YYYY-MM-DD N\n"
+            "\n"
+            "Fenghuo (烽火) console: rectification of incidents (整改).\n"
+            "烽火控制台：安全事件整改。\n"
+            "\n"
+            "  calendar YEAR        the official working-day calendar of YEAR (Asia/Shanghai):\n"
+            "                       public holidays (法定节假日), make-up working days (调休上班)\n"
+            "  calendar --add D N   the date N working days after D (D itself does not count)\n"
+            "  --dir DIR            calendar files YYYY.yaml (default rules/calendar)\n"
+            "\n"
+            "A year without a calendar file is counted Monday to Friday and flagged\n"
+            "(\"guessed\"): there is no official answer for it.\n"
+            "Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n");
+}
+
+static void warn_guessed(const calendar *c, cal_date from, cal_date to)
+{
+    for (int y = from.y; y <= to.y; y++)
+        if (!calendar_has_year(c, y))
+            fh_warn(
+                "no calendar for %d (no rules/calendar/%d.yaml): Monday to Friday was "
+                "used; the result may be wrong / %d 年无节假日数据，按周一至周五计算，结果可能有误",
+                y, y, y);
+}
+
+static int print_year(const calendar *c, int year)
+{
+    bool guessed = false;
+    int n = calendar_count_year(c, year, &guessed);
+    int64_t d = cal_days((cal_date){year, 1, 1}), end = cal_days((cal_date){year + 1, 1, 1});
+    char ds[11];
+
+    printf("%d: %d working days (工作日)%s\n", year, n, guessed ? ", guessed" : "");
+    if (guessed) {
+        warn_guessed(c, (cal_date){year, 1, 1}, (cal_date){year, 1, 1});
+        return 0;
+    }
+    printf("source (来源): %s\n", calendar_source(c, year));
+    printf("holidays (法定节假日):\n");
+    for (int64_t x = d; x < end; x++) {
+        const char *h;
+        cal_date day = cal_from_days(x);
+
+        if (!calendar_is_workday(c, day, NULL, &h) && h) {
+            cal_format(day, ds);
+            printf("  %s %s %s  %s\n", ds, WEEKDAY[cal_weekday(day)], WEEKDAY_ZH[cal_weekday(day)],
+                   h);
+        }
+    }
+    printf("make-up working days (调休上班):\n");
+    for (int64_t x = d; x < end; x++) {
+        const char *h;
+        cal_date day = cal_from_days(x);
+
+        if (calendar_is_workday(c, day, NULL, &h) && h) {
+            cal_format(day, ds);
+            printf("  %s %s %s  %s\n", ds, WEEKDAY[cal_weekday(day)], WEEKDAY_ZH[cal_weekday(day)],
+                   h);
+        }
+    }
+    return 0;
+}
+
+static int cmd_calendar(int argc, char **argv)
+{
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"add", no_argument, NULL, 'a'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *dir = DEFAULT_CALENDAR_DIR;
+    bool add = false;
+    calendar *c = NULL;
+    char err[1024];
+    int opt, rc;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'a':
+            add = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind != (add ? 2 : 1)) {
+        usage(stderr);
+        return 2;
+    }
+    if (calendar_load(&c, dir, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        return 1;
+    }
+    if (add) {
+        cal_date from, to;
+        char *end;
+        long n = strtol(argv[optind + 1], &end, 10);
+        bool guessed = false;
+        char ds[11];
+
+        if (!cal_parse(argv[optind], &from) || *end || n < 1 || n > 3650) {
+            fh_error("--add expects a date YYYY-MM-DD and a number of working days from 1 to "
+                     "3650, got '%s' '%s'",
+                     argv[optind], argv[optind + 1]);
+            calendar_free(c);
+            return 2;
+        }
+        to = calendar_add_workdays(c, from, (int)n, &guessed);
+        cal_format(to, ds);
+        printf("%s%s\n", ds, guessed ? " guessed" : "");
+        if (guessed)
+            warn_guessed(c, from, to);
+        rc = 0;
+    } else {
+        char *end;
+        long year = strtol(argv[optind], &end, 10);
+
+        if (*end || year < 1970 || year > 9999) {
+            fh_error("expected a year from 1970 to 9999, got '%s'", argv[optind]);
+            calendar_free(c);
+            return 2;
+        }
+        rc = print_year(c, (int)year);
+    }
+    calendar_free(c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    fh_log_init("fenghuo-console", FH_LOG_INFO);
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("fenghuo-console %s (%s)\n", FH_VERSION, FH_GIT_REV);
+        return 0;
+    }
+    if (!strcmp(argv[1], "calendar"))
+        return cmd_calendar(argc - 1, argv + 1);
+    fh_error("unknown command '%s' (see --help)", argv[1]);
+    return 2;
+}
