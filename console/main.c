@@ -7,6 +7,8 @@
  *   fenghuo-console calendar YEAR              the year: holidays, make-up working days,
  *                                              working days, the notice they come from
  *   fenghuo-console calendar --add DATE N      the date N working days after DATE
+ *   fenghuo-console deadline --severity S --first-seen TIME [--department D] [--zone Z]
+ *                                              the rectification deadline of an incident
  *
  * A year without a calendar file has no official answer: Monday to Friday is
  * used and the output says so loudly (stderr, and "guessed" on stdout).
@@ -17,9 +19,13 @@
 #include <string.h>
 
 #include "../common/fh_log.h"
+#include "../correlator/alerts.h"
 #include "../correlator/calendar.h"
+#include "../correlator/deadline.h"
+#include "../correlator/event.h"
 
 #define DEFAULT_CALENDAR_DIR "rules/calendar"
+#define DEFAULT_POLICY       "rules/rectification.yaml"
 
 static const char *const WEEKDAY[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
 static const char *const WEEKDAY_ZH[7] = {"周一", "周二", "周三", "周四", "周五", "周六", "周日"};
@@ -163,6 +169,105 @@ static int cmd_calendar(int argc, char **argv)
     return rc;
 }
 
+/* UTC ms as "YYYY-MM-DDTHH:MM:SS+08:00" (Asia/Shanghai). */
+static void cst_text(int64_t ms, char *out, size_t len)
+{
+    int64_t local = ms / 1000 + DEADLINE_TZ_HOURS * 3600;
+    int64_t day = local >= 0 ? local / 86400 : (local - 86399) / 86400, sec = local - day * 86400;
+    char d[11];
+
+    cal_format(cal_from_days(day), d);
+    snprintf(out, len, "%sT%02d:%02d:%02d+08:00", d, (int)(sec / 3600), (int)(sec / 60 % 60),
+             (int)(sec % 60));
+}
+
+static int cmd_deadline(int argc, char **argv)
+{
+    static const struct option opts[] = {{"severity", required_argument, NULL, 's'},
+                                         {"first-seen", required_argument, NULL, 'f'},
+                                         {"department", required_argument, NULL, 'D'},
+                                         {"zone", required_argument, NULL, 'z'},
+                                         {"policy", required_argument, NULL, 'p'},
+                                         {"dir", required_argument, NULL, 'd'},
+                                         {NULL, 0, NULL, 0}};
+    const char *dir = DEFAULT_CALENDAR_DIR, *policy = DEFAULT_POLICY, *sev = NULL, *first = NULL;
+    const char *dept = NULL, *zone = NULL;
+    deadline_policy p;
+    calendar *c = NULL;
+    char err[1024], due[40], rule[40];
+    int64_t first_ms;
+    int opt, level;
+    deadline d;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            sev = optarg;
+            break;
+        case 'f':
+            first = optarg;
+            break;
+        case 'D':
+            dept = optarg;
+            break;
+        case 'z':
+            zone = optarg;
+            break;
+        case 'p':
+            policy = optarg;
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || !sev || !first) {
+        usage(stderr);
+        return 2;
+    }
+    if ((level = alert_level_parse(sev)) < 0) {
+        fh_error("--severity expects informational, low, medium, high or critical, got '%s'", sev);
+        return 2;
+    }
+    if (!event_parse_time(first, strlen(first), &first_ms)) {
+        fh_error("--first-seen expects a time such as 2026-02-12T10:00:00+08:00, got '%s'", first);
+        return 2;
+    }
+    if (calendar_load(&c, dir, err, sizeof(err)) != FH_OK ||
+        deadline_policy_load(&p, policy, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        calendar_free(c);
+        return 1;
+    }
+    d = deadline_compute(&p, c, first_ms, level, dept, zone);
+    deadline_rule_text(deadline_rule_for(&p, level, dept, zone), rule, sizeof(rule));
+    cst_text(d.due_ms, due, sizeof(due));
+    if (deadline_rule_for(&p, level, dept, zone)->working_days) {
+        char last[11];
+        int64_t local_day = (d.due_ms / 1000 + DEADLINE_TZ_HOURS * 3600) / 86400 - 1;
+
+        cal_format(cal_from_days(local_day), last);
+        printf("due %s (end of %s, %s from first_seen)%s\n", due, last, rule,
+               d.guessed ? " guessed" : "");
+    } else {
+        printf("due %s (%s from first_seen)%s\n", due, rule, d.guessed ? " guessed" : "");
+    }
+    if (d.containment_ms) {
+        cst_text(d.containment_ms, due, sizeof(due));
+        printf("containment %s\n", due);
+    }
+    if (d.guessed)
+        fh_warn("the deadline runs into a year without calendar data: counted Monday to "
+                "Friday / 截止日期所在年度无节假日数据，按周一至周五计算");
+    deadline_policy_free(&p);
+    calendar_free(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     fh_log_init("fenghuo-console", FH_LOG_INFO);
@@ -176,6 +281,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "calendar"))
         return cmd_calendar(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "deadline"))
+        return cmd_deadline(argc - 1, argv + 1);
     fh_error("unknown command '%s' (see --help)", argv[1]);
     return 2;
 }

@@ -85,3 +85,40 @@ def test_bad_calendar_file_names_the_line(console, tmp_path):
     p = run(console, "calendar", "--dir", str(tmp_path), "2030")
     assert p.returncode == 1
     assert "2030.yaml:6: a day given twice" in p.stderr
+
+
+# ---- deadlines (rules/rectification.yaml) ----------------------------------------------------
+
+@pytest.mark.parametrize("severity,first,want", [
+    ("medium", "2026-02-12T10:00:00+08:00",
+     "due 2026-02-27T00:00:00+08:00 (end of 2026-02-26, 5 working days from first_seen)\n"),
+    ("medium", "2026-02-11T16:30:00Z",   # already 02-12 in Shanghai
+     "due 2026-02-27T00:00:00+08:00 (end of 2026-02-26, 5 working days from first_seen)\n"),
+    ("high", "2026-02-14T09:00:00+08:00", "due 2026-02-17T09:00:00+08:00 (72 h from first_seen)\n"),
+    ("critical", "2026-02-12T10:00:00Z",
+     "due 2026-02-13T18:00:00+08:00 (24 h from first_seen)\ncontainment 2026-02-12T20:00:00+08:00\n"),
+    ("low", "2026-04-30T10:00:00+08:00",
+     "due 2026-05-26T00:00:00+08:00 (end of 2026-05-25, 15 working days from first_seen)\n"),
+])
+def test_deadline(console, severity, first, want):
+    p = run(console, "deadline", "--severity", severity, "--first-seen", first)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == want
+    assert p.stderr == ""
+
+
+def test_deadline_in_a_year_without_calendar(console):
+    p = run(console, "deadline", "--severity", "medium", "--first-seen", "2026-12-28T10:00:00+08:00")
+    assert p.returncode == 0
+    assert p.stdout.endswith(" guessed\n")
+    assert "year without calendar data" in p.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["deadline", "--severity", "urgent", "--first-seen", "2026-02-12T10:00:00Z"],
+    ["deadline", "--severity", "low", "--first-seen", "yesterday"],
+    ["deadline", "--severity", "low"],
+])
+def test_deadline_usage(console, args):
+    p = run(console, *args)
+    assert p.returncode == 2 and p.stderr
