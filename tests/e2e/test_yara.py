@@ -1,8 +1,8 @@
 """Payload inspection with YARA, beyond the per-pcap cases in tests/cases/yara-*:
 
   * a rule file that does not compile stops the sensor at start (exit 2, FILE:LINE);
-  * SIGHUP while a paced pcap is read (capture.replay_rate): a broken rule file is
-    reported and the rules in service stay; a good one replaces them;
+  * SIGHUP while a capture comes through a FIFO, at known points of it (no timing): a
+    broken rule file is reported and the rules in service stay; a good one replaces them;
   * excerpts (yara.excerpt_bytes) and the options in --help-config;
   * sensor -> correlator: EICAR over HTTP raises the L3-12 virus alert.
 """
@@ -176,34 +176,73 @@ def assert_rules_switched(events, validator):
     return ys
 
 
+def _pcap_records(path):
+    """(global header, [record bytes]) of a classic pcap file."""
+    data = open(path, "rb").read()
+    head, off, recs = data[:24], 24, []
+    little = data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
+    while off + 16 <= len(data):
+        caplen = int.from_bytes(data[off + 8:off + 12], "little" if little else "big")
+        recs.append(data[off:off + 16 + caplen])
+        off += 16 + caplen
+    return head, recs
+
+
+def _wait_blocked_on_pipe(pid, fd, timeout=30):
+    """Waits until the pipe holds no unread byte and the sensor's main thread (with
+    --threads 1 it reads, decodes and scans) sleeps in read(2): then everything written
+    so far has been scanned. Linux /proc; x86_64 and arm64 number read 0 and 63."""
+    import fcntl
+    import termios
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        unread = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+        with open("/proc/%d/syscall" % pid) as f:
+            call = f.read().split()
+        if int.from_bytes(unread, "little") == 0 and call and call[0] in ("0", "63"):
+            # twice in a row, 20 ms apart, to be sure it is not between two reads
+            time.sleep(0.02)
+            with open("/proc/%d/syscall" % pid) as f:
+                again = f.read().split()
+            if again[:2] == call[:2]:
+                return
+        time.sleep(0.01)
+    raise AssertionError("the sensor did not drain the pipe")
+
+
 def test_sighup_reload(sensor_bin, testdata, tmp_path, validator):
-    """The pcap has 60 one-datagram UDP flows, each with the EICAR string and a marker,
-    paced at 20 packets/s. Halfway through, a broken rule file and SIGHUP: logged with
-    FILE:LINE, the EICAR rule stays in force. Then a good file (the marker rule only)
-    and SIGHUP: the rest of the datagrams match the new rule. Every datagram is matched
-    by exactly one of the two sets, all EICAR matches before all marker matches."""
-    path = pcap(testdata, "yara-reload.pcap")
+    """The pcap has 60 one-datagram UDP flows, each with the EICAR string and a marker. The
+    first 20 go through a FIFO; then a broken rule file and SIGHUP: logged with FILE:LINE,
+    the EICAR rule stays in force; 10 more; then a good file (the marker rule only) and
+    SIGHUP, and the last 30 match the new rule. No timing: before each reload the test
+    waits until the sensor has scanned what was written (_wait_blocked_on_pipe)."""
+    head, recs = _pcap_records(pcap(testdata, "yara-reload.pcap"))
+    fifo = tmp_path / "in.pcap"
+    os.mkfifo(str(fifo))
     rules = tmp_path / "rules.yar"
     rules.write_text(open(os.path.join(RULES, "eicar.yar")).read())
     out, errf = tmp_path / "out.ndjson", tmp_path / "stderr.txt"
     with open(errf, "w") as err_w:
-        p = subprocess.Popen([sensor_bin, "-r", path, "--yara-rules", str(rules),
-                              "--set", "capture.replay_rate=20", "-w", str(out)],
+        p = subprocess.Popen([sensor_bin, "-r", str(fifo), "--threads", "1", "--yara-rules",
+                              str(rules), "-w", str(out)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_w)
     try:
         def log():
             return errf.read_text(errors="replace")
-        assert wait_for(lambda: "YARA: " in log(), 20), log()
-        time.sleep(0.6)
+        w = os.open(str(fifo), os.O_WRONLY)
+        os.write(w, head + b"".join(recs[:20]))
+        _wait_blocked_on_pipe(p.pid, w)
         rules.write_text(BROKEN_RULE)
         p.send_signal(signal.SIGHUP)
         assert wait_for(lambda: "reload failed" in log(), 10), log()
         assert re.search(re.escape(str(rules)) + r":\d+: undefined string", log()), log()
-        time.sleep(0.5)
+        os.write(w, b"".join(recs[20:30]))
+        _wait_blocked_on_pipe(p.pid, w)
         rules.write_text(MARK_RULE)
         p.send_signal(signal.SIGHUP)
         assert wait_for(lambda: "rules reloaded" in log(), 10), log()
-        assert p.poll() is None, "the pcap ended before the reload: the test proves nothing"
+        os.write(w, b"".join(recs[30:]))
+        os.close(w)
         assert p.wait(timeout=60) == 0, log()
     finally:
         if p.poll() is None:
@@ -211,6 +250,7 @@ def test_sighup_reload(sensor_bin, testdata, tmp_path, validator):
             p.wait()
     events = [json.loads(l) for l in out.read_text().splitlines()]
     ys = assert_rules_switched(events, validator)
+    assert [e["yara"]["rule"] for e in ys] == [EICAR_RULE] * 30 + ["Fenghuo_Reload_Mark"] * 30
     assert sorted(e["src_port"] for e in ys) == list(range(42000, 42060))
     stats = events[-1]["stats"]["yara"]
     assert stats["rule_sets"] == 2 and stats["rules"] == 1 and stats["matches"] == 60
@@ -220,8 +260,16 @@ def test_sighup_rereads_the_configuration(sensor_bin, testdata, tmp_path, valida
     """With -c FILE, SIGHUP reads the file again: log.level and yara.rules (a new path) are
     applied while the sensor runs, flow.max_flows is reported as waiting for a restart, a
     command-line --set still wins over the file, and a file that does not parse is reported
-    with FILE:LINE while the running configuration stays."""
-    path = pcap(testdata, "yara-reload.pcap")
+    with FILE:LINE while the running configuration stays.
+
+    Deterministic (no timing): the capture comes through a FIFO. The first 30 datagrams
+    are written, the test waits until the sensor has read and scanned them (the pipe is
+    empty and its only packet thread sleeps in read), reloads, then writes the other 30:
+    exactly 30 EICAR matches, then exactly 30 marker matches."""
+    head, recs = _pcap_records(pcap(testdata, "yara-reload.pcap"))
+    assert len(recs) == 60
+    fifo = tmp_path / "in.pcap"
+    os.mkfifo(str(fifo))
     eicar = tmp_path / "eicar.yar"
     eicar.write_text(open(os.path.join(RULES, "eicar.yar")).read())
     mark = tmp_path / "mark.yar"
@@ -231,15 +279,15 @@ def test_sighup_rereads_the_configuration(sensor_bin, testdata, tmp_path, valida
                    "yara:\n  rules: %s\n  max_bytes: 4k\n" % eicar)
     out, errf = tmp_path / "out.ndjson", tmp_path / "stderr.txt"
     with open(errf, "w") as err_w:
-        p = subprocess.Popen([sensor_bin, "-c", str(cfg), "-r", path,
-                              "--set", "capture.replay_rate=20", "--set", "yara.max_bytes=8k",
-                              "-w", str(out)],
+        p = subprocess.Popen([sensor_bin, "-c", str(cfg), "-r", str(fifo), "--threads", "1",
+                              "--set", "yara.max_bytes=8k", "-w", str(out)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_w)
     try:
         def log():
             return errf.read_text(errors="replace")
-        assert wait_for(lambda: "YARA: " in log(), 20), log()
-        time.sleep(0.6)
+        w = os.open(str(fifo), os.O_WRONLY)  # returns once the sensor opened it
+        os.write(w, head + b"".join(recs[:30]))
+        _wait_blocked_on_pipe(p.pid, w)
         cfg.write_text("log:\n  level: debug\nflow:\n  max_flows: 2000\n"
                        "yara:\n  rules: %s\n  max_bytes: 16k\n" % mark)
         p.send_signal(signal.SIGHUP)
@@ -252,18 +300,19 @@ def test_sighup_rereads_the_configuration(sensor_bin, testdata, tmp_path, valida
         # --set yara.max_bytes=8k is replayed over the file: no change to report.
         assert "yara.max_bytes" not in text, text
         assert "2 changes applied, 1 waiting for a restart" in text, text
-        time.sleep(0.5)
         cfg.write_text("log:\n  level: [debug\n")
         p.send_signal(signal.SIGHUP)
         assert wait_for(lambda: "configuration reload failed" in log(), 10), log()
         assert re.search(re.escape(str(cfg)) + r":\d+: ", log()), log()
-        assert p.poll() is None, "the pcap ended before the reloads: the test proves nothing"
+        os.write(w, b"".join(recs[30:]))
+        os.close(w)
         assert p.wait(timeout=60) == 0, log()
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert_rules_switched([json.loads(l) for l in out.read_text().splitlines()], validator)
+    ys = assert_rules_switched([json.loads(l) for l in out.read_text().splitlines()], validator)
+    assert [e["yara"]["rule"] for e in ys] == [EICAR_RULE] * 30 + ["Fenghuo_Reload_Mark"] * 30
 
 
 def test_sighup_without_yara_is_harmless(sensor_bin, testdata, tmp_path):
