@@ -3,6 +3,9 @@
  */
 #include "fh_yaml.h"
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -108,4 +111,51 @@ yaml_node_t *fh_yaml_duplicate_key(yaml_document_t *doc, yaml_node_t *m, yaml_no
         }
     free(v);
     return dup;
+}
+
+fh_err fh_yaml_load_file(yaml_document_t *doc, const char *path, const char *what, char *err,
+                         size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_document_t extra;
+    FILE *fp = fopen(path, "rb");
+    fh_err rc = FH_OK;
+
+    if (!fp) {
+        fh_error_at(err, errlen, path, 0, "cannot open %s: %s", what, strerror(errno));
+        return FH_ERR_IO;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(fp);
+        return FH_ERR_NOMEM;
+    }
+    yaml_parser_set_input_file(&parser, fp);
+    if (!yaml_parser_load(&parser, doc)) {
+        fh_error_at(err, errlen, path, (uint32_t)parser.problem_mark.line + 1,
+                    "YAML syntax error: %s%s%s", parser.problem ? parser.problem : "unknown",
+                    parser.context ? " " : "", parser.context ? parser.context : "");
+        rc = FH_ERR_PARSE;
+    } else if (yaml_parser_load(&parser, &extra)) {
+        yaml_node_t *r = yaml_document_get_root_node(&extra);
+
+        if (r) {
+            fh_error_at(err, errlen, path, fh_yaml_line(r), "only one YAML document is allowed");
+            yaml_document_delete(doc);
+            rc = FH_ERR_CONFIG;
+        }
+        yaml_document_delete(&extra);
+    }
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    return rc;
+}
+
+fh_err fh_yaml_fail(const fh_yaml_src *src, const yaml_node_t *n, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fh_error_atv(src->err, src->errlen, src->path, n ? fh_yaml_line(n) : 1, fmt, ap);
+    va_end(ap);
+    return FH_ERR_CONFIG;
 }

@@ -13,6 +13,30 @@
 #include <stdint.h>
 #include <yaml.h>
 
+#include "fh_error.h"
+
+/* A document being read, for messages about its nodes. */
+typedef struct {
+    const char *path;
+    yaml_document_t *doc;
+    char *err; /* where messages go (may be NULL) */
+    size_t errlen;
+} fh_yaml_src;
+
+/*
+ * Reads the one YAML document of the file at path into doc (free it with
+ * yaml_document_delete). Errors, written to err: "PATH: cannot open WHAT:
+ * REASON" (FH_ERR_IO), "PATH:LINE: YAML syntax error: ..." (FH_ERR_PARSE), and
+ * "PATH:LINE: only one YAML document is allowed" (FH_ERR_CONFIG: a second one
+ * would be ignored silently).
+ */
+fh_err fh_yaml_load_file(yaml_document_t *doc, const char *path, const char *what, char *err,
+                         size_t errlen);
+
+/* Writes "PATH:LINE: message" about node n (line 1 for NULL) and returns FH_ERR_CONFIG. */
+fh_err fh_yaml_fail(const fh_yaml_src *src, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The node with id `id` of doc, or NULL. */
 yaml_node_t *fh_yaml_node(yaml_document_t *doc, int id);
 

@@ -172,11 +172,11 @@ static int cmd_calendar(int argc, char **argv)
 /* UTC ms as "YYYY-MM-DDTHH:MM:SS+08:00" (Asia/Shanghai). */
 static void cst_text(int64_t ms, char *out, size_t len)
 {
-    int64_t local = ms / 1000 + DEADLINE_TZ_HOURS * 3600;
-    int64_t day = local >= 0 ? local / 86400 : (local - 86399) / 86400, sec = local - day * 86400;
+    int64_t msd, sec;
     char d[11];
 
-    cal_format(cal_from_days(day), d);
+    cal_format(deadline_local_date(ms, &msd), d);
+    sec = msd / 1000;
     snprintf(out, len, "%sT%02d:%02d:%02d+08:00", d, (int)(sec / 3600), (int)(sec / 60 % 60),
              (int)(sec % 60));
 }
@@ -248,9 +248,8 @@ static int cmd_deadline(int argc, char **argv)
     cst_text(d.due_ms, due, sizeof(due));
     if (deadline_rule_for(&p, level, dept, zone)->working_days) {
         char last[11];
-        int64_t local_day = (d.due_ms / 1000 + DEADLINE_TZ_HOURS * 3600) / 86400 - 1;
-
-        cal_format(cal_from_days(local_day), last);
+        /* a working-day deadline is 24:00 local: the end of the day before */
+        cal_format(deadline_local_date(d.due_ms - 1, NULL), last);
         printf("due %s (end of %s, %s from first_seen)%s\n", due, last, rule,
                d.guessed ? " guessed" : "");
     } else {

@@ -6,7 +6,6 @@
 #include "assets_int.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -897,8 +896,6 @@ static fh_err load_doc(loader *L, node *root)
 
 fh_err assets_load(assets **out, const char *path, char *err, size_t errlen)
 {
-    FILE *fp;
-    yaml_parser_t parser;
     yaml_document_t doc;
     loader L = {0};
     fh_err rc;
@@ -906,45 +903,8 @@ fh_err assets_load(assets **out, const char *path, char *err, size_t errlen)
     *out = NULL;
     if (err && errlen)
         err[0] = '\0';
-    if (!(fp = fopen(path, "r"))) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s: cannot open asset inventory: %s", path, strerror(errno));
-        return FH_ERR_IO;
-    }
-    if (!yaml_parser_initialize(&parser)) {
-        fclose(fp);
-        return FH_ERR_NOMEM;
-    }
-    yaml_parser_set_input_file(&parser, fp);
-    if (!yaml_parser_load(&parser, &doc)) {
-        if (err && errlen)
-            fh_error_at(err, errlen, path, (uint32_t)parser.problem_mark.line + 1,
-                        "YAML syntax error: %s%s%s", parser.problem ? parser.problem : "unknown",
-                        parser.context ? " " : "", parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        fclose(fp);
-        return FH_ERR_PARSE;
-    }
-    {
-        /* a second document would be ignored silently: refuse it */
-        yaml_document_t extra;
-
-        if (yaml_parser_load(&parser, &extra)) {
-            yaml_node_t *r = yaml_document_get_root_node(&extra);
-
-            if (r) {
-                if (err && errlen)
-                    fh_error_at(err, errlen, path, fh_yaml_line(r),
-                                "only one YAML document is allowed");
-                yaml_document_delete(&extra);
-                yaml_document_delete(&doc);
-                yaml_parser_delete(&parser);
-                fclose(fp);
-                return FH_ERR_CONFIG;
-            }
-            yaml_document_delete(&extra);
-        }
-    }
+    if ((rc = fh_yaml_load_file(&doc, path, "asset inventory", err, errlen)) != FH_OK)
+        return rc;
     L.path = path;
     L.doc = &doc;
     L.err = err;
@@ -961,8 +921,6 @@ fh_err assets_load(assets **out, const char *path, char *err, size_t errlen)
     free(L.seg_line);
     free(L.seg_node);
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
-    fclose(fp);
     if (rc) {
         assets_free(L.a);
         return rc;

@@ -124,21 +124,9 @@ static int day_cmp(const void *a, const void *b)
 }
 
 typedef struct {
-    const char *path;
-    yaml_document_t *doc;
-    char *err;
-    size_t errlen;
+    fh_yaml_src src;
     cal_year *y;
 } loader;
-
-static fh_err fail(loader *L, const yaml_node_t *n, const char *fmt, const char *arg)
-{
-    char msg[256];
-
-    snprintf(msg, sizeof(msg), fmt, arg ? arg : "");
-    fh_error_at(L->err, L->errlen, L->path, n ? fh_yaml_line(n) : 1, "%s", msg);
-    return FH_ERR_CONFIG;
-}
 
 static const char *intern(loader *L, const char *name)
 {
@@ -162,10 +150,11 @@ static fh_err add_day(loader *L, const yaml_node_t *where, cal_date d, bool work
     int64_t day = cal_days(d);
 
     if (d.y != L->y->year)
-        return fail(L, where, "date outside the file's year: %s", "");
+        return fh_yaml_fail(&L->src, where, "date outside the file's year: ");
     for (size_t i = 0; i < L->y->ndays; i++)
         if (L->y->days[i].day == day)
-            return fail(L, where, "a day given twice (holiday and make-up working day?)%s", "");
+            return fh_yaml_fail(&L->src, where,
+                                "a day given twice (holiday and make-up working day?)");
     if (!(nd = realloc(L->y->days, (L->y->ndays + 1) * sizeof(*nd))))
         return FH_ERR_NOMEM;
     L->y->days = nd;
@@ -179,48 +168,49 @@ static fh_err add_day(loader *L, const yaml_node_t *where, cal_date d, bool work
 
 static fh_err date_of(loader *L, yaml_node_t *m, const char *key, cal_date *out)
 {
-    yaml_node_t *v = fh_yaml_get(L->doc, m, key);
+    yaml_node_t *v = fh_yaml_get(L->src.doc, m, key);
 
     if (!v)
-        return fail(L, m, "missing '%s'", key);
+        return fh_yaml_fail(&L->src, m, "missing '%s'", key);
     if (!cal_parse(fh_yaml_scalar(v), out))
-        return fail(L, v, "'%s' must be a date YYYY-MM-DD", key);
+        return fh_yaml_fail(&L->src, v, "'%s' must be a date YYYY-MM-DD", key);
     return FH_OK;
 }
 
 static fh_err load_list(loader *L, yaml_node_t *root, const char *key, bool workdays)
 {
-    yaml_node_t *list = fh_yaml_get(L->doc, root, key);
+    yaml_node_t *list = fh_yaml_get(L->src.doc, root, key);
     fh_err e;
 
     if (!list)
-        return workdays ? FH_OK : fail(L, root, "missing '%s'", key);
+        return workdays ? FH_OK : fh_yaml_fail(&L->src, root, "missing '%s'", key);
     if (list->type != YAML_SEQUENCE_NODE)
-        return fail(L, list, "'%s' must be a list", key);
+        return fh_yaml_fail(&L->src, list, "'%s' must be a list", key);
     for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
          it++) {
-        yaml_node_t *m = fh_yaml_node(L->doc, *it), *first;
+        yaml_node_t *m = fh_yaml_node(L->src.doc, *it), *first;
         const char *name;
         cal_date a, b;
 
         if (m->type != YAML_MAPPING_NODE)
-            return fail(L, m, "each entry of '%s' must be a map", key);
-        if (fh_yaml_duplicate_key(L->doc, m, &first))
-            return fail(L, m, "a key given twice in an entry of '%s'", key);
-        name = fh_yaml_scalar(fh_yaml_get(L->doc, m, workdays ? "for" : "name"));
+            return fh_yaml_fail(&L->src, m, "each entry of '%s' must be a map", key);
+        if (fh_yaml_duplicate_key(L->src.doc, m, &first))
+            return fh_yaml_fail(&L->src, m, "a key given twice in an entry of '%s'", key);
+        name = fh_yaml_scalar(fh_yaml_get(L->src.doc, m, workdays ? "for" : "name"));
         if (!name || !name[0])
-            return fail(L, m, "missing '%s'", workdays ? "for" : "name");
+            return fh_yaml_fail(&L->src, m, "missing '%s'", workdays ? "for" : "name");
         if (workdays) {
             if ((e = date_of(L, m, "date", &a)) || (e = add_day(L, m, a, true, name)))
                 return e;
             if (cal_weekday(a) < 5)
-                return fail(L, m, "a make-up working day on a weekday: %s", name);
+                return fh_yaml_fail(&L->src, m, "a make-up working day on a weekday: %s", name);
             continue;
         }
         if ((e = date_of(L, m, "from", &a)) || (e = date_of(L, m, "to", &b)))
             return e;
         if (cal_days(b) < cal_days(a) || cal_days(b) - cal_days(a) > 31)
-            return fail(L, m, "'to' must be on or after 'from', within a month: %s", name);
+            return fh_yaml_fail(&L->src, m, "'to' must be on or after 'from', within a month: %s",
+                                name);
         for (int64_t d = cal_days(a); d <= cal_days(b); d++)
             if ((e = add_day(L, m, cal_from_days(d), false, name)))
                 return e;
@@ -230,45 +220,30 @@ static fh_err load_list(loader *L, yaml_node_t *root, const char *key, bool work
 
 static fh_err load_year(calendar *c, const char *path, int year, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    yaml_parser_t p;
     yaml_document_t doc;
-    loader L = {path, &doc, err, errlen, &c->years[c->n]};
+    loader L = {{path, &doc, err, errlen}, &c->years[c->n]};
     yaml_node_t *root, *first;
     const char *s;
-    fh_err e = FH_OK;
+    fh_err e;
 
-    if (!f) {
-        fh_error_at(err, errlen, path, 0, "cannot open: %s", "read error");
-        return FH_ERR_IO;
-    }
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_file(&p, f);
-    if (!yaml_parser_load(&p, &doc)) {
-        fh_error_at(err, errlen, path, (uint32_t)p.problem_mark.line + 1, "YAML: %s",
-                    p.problem ? p.problem : "syntax error");
-        yaml_parser_delete(&p);
-        fclose(f);
-        return FH_ERR_PARSE;
-    }
+    if ((e = fh_yaml_load_file(&doc, path, "a calendar file", err, errlen)) != FH_OK)
+        return e;
     memset(L.y, 0, sizeof(*L.y));
     L.y->year = year;
     root = yaml_document_get_root_node(&doc);
     if (!root || root->type != YAML_MAPPING_NODE)
-        e = fail(&L, root, "a calendar file is a map%s", "");
+        e = fh_yaml_fail(&L.src, root, "a calendar file is a map");
     else if (fh_yaml_duplicate_key(&doc, root, &first))
-        e = fail(&L, root, "a key given twice%s", "");
+        e = fh_yaml_fail(&L.src, root, "a key given twice");
     else if (!(s = fh_yaml_scalar(fh_yaml_get(&doc, root, "year"))) || atoi(s) != year)
-        e = fail(&L, root, "'year' must be the year of the file name%s", "");
+        e = fh_yaml_fail(&L.src, root, "'year' must be the year of the file name");
     else if (!(s = fh_yaml_scalar(fh_yaml_get(&doc, root, "source"))) || !s[0])
-        e = fail(&L, root, "missing 'source' (the notice the dates come from)%s", "");
+        e = fh_yaml_fail(&L.src, root, "missing 'source' (the notice the dates come from)");
     else if (!(L.y->source = strdup(s)))
         e = FH_ERR_NOMEM;
     else if (!(e = load_list(&L, root, "holidays", false)))
         e = load_list(&L, root, "workdays", true);
     yaml_document_delete(&doc);
-    yaml_parser_delete(&p);
-    fclose(f);
     if (e) {
         year_free(L.y);
         return e;

@@ -14,18 +14,7 @@
 #define MS_HOUR (3600 * 1000LL)
 #define MS_DAY  (24 * MS_HOUR)
 
-typedef struct {
-    const char *path;
-    yaml_document_t *doc;
-    char *err;
-    size_t errlen;
-} loader;
-
-static fh_err fail(loader *L, const yaml_node_t *n, const char *msg, const char *arg)
-{
-    fh_error_at(L->err, L->errlen, L->path, n ? fh_yaml_line(n) : 1, msg, arg ? arg : "");
-    return FH_ERR_CONFIG;
-}
+typedef fh_yaml_src loader;
 
 /* A whole number in [min, max] from a scalar node. */
 static fh_err number(loader *L, yaml_node_t *n, const char *what, uint32_t min, uint32_t max,
@@ -36,10 +25,10 @@ static fh_err number(loader *L, yaml_node_t *n, const char *what, uint32_t min, 
     unsigned long v;
 
     if (!s || !*s || *s == '-')
-        return fail(L, n, "'%s' must be a whole number", what);
+        return fh_yaml_fail(L, n, "'%s' must be a whole number", what);
     v = strtoul(s, &end, 10);
     if (*end || v < min || v > max)
-        return fail(L, n, "'%s' is out of range", what);
+        return fh_yaml_fail(L, n, "'%s' is out of range", what);
     *out = (uint32_t)v;
     return FH_OK;
 }
@@ -56,9 +45,9 @@ static fh_err rule_of(loader *L, yaml_node_t *m, deadline_rule *r, bool containm
 
     memset(r, 0, sizeof(*r));
     if (!m || m->type != YAML_MAPPING_NODE)
-        return fail(L, m, "a deadline is a map {hours: N} or {working_days: N}%s", NULL);
+        return fh_yaml_fail(L, m, "a deadline is a map {hours: N} or {working_days: N}");
     if (fh_yaml_duplicate_key(L->doc, m, &first))
-        return fail(L, m, "a key given twice%s", NULL);
+        return fh_yaml_fail(L, m, "a key given twice");
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
         const char *k = fh_yaml_scalar(fh_yaml_node(L->doc, p->key));
         bool known = false;
@@ -66,16 +55,16 @@ static fh_err rule_of(loader *L, yaml_node_t *m, deadline_rule *r, bool containm
         for (int i = 0; i < nkeys && k; i++)
             known |= !strcmp(k, keys[i]);
         if (!known)
-            return fail(L, fh_yaml_node(L->doc, p->key), "unknown key '%s'", k ? k : "");
+            return fh_yaml_fail(L, fh_yaml_node(L->doc, p->key), "unknown key '%s'", k ? k : "");
     }
     if (!h == !w)
-        return fail(L, m, "give either 'hours' or 'working_days'%s", NULL);
+        return fh_yaml_fail(L, m, "give either 'hours' or 'working_days'");
     if (h && (e = number(L, h, "hours", 1, 24 * 366, &r->hours)))
         return e;
     if (w && (e = number(L, w, "working_days", 1, 366, &r->working_days)))
         return e;
     if (c && !containment)
-        return fail(L, c, "'containment_hours' belongs to a severity's deadline%s", NULL);
+        return fh_yaml_fail(L, c, "'containment_hours' belongs to a severity's deadline");
     if (c && (e = number(L, c, "containment_hours", 1, 24 * 366, &r->containment_hours)))
         return e;
     return FH_OK;
@@ -90,7 +79,7 @@ static char *dup_opt(loader *L, yaml_node_t *m, const char *key, bool *bad)
         return NULL;
     if (!s || !*s) {
         *bad = true;
-        fail(L, v, "'%s' must be a name", key);
+        fh_yaml_fail(L, v, "'%s' must be a name", key);
         return NULL;
     }
     return strdup(s);
@@ -103,18 +92,18 @@ static fh_err load_doc(deadline_policy *p, loader *L, yaml_node_t *root)
     fh_err e;
 
     if (!root || root->type != YAML_MAPPING_NODE)
-        return fail(L, root, "the policy is a map%s", NULL);
+        return fh_yaml_fail(L, root, "the policy is a map");
     if ((v = fh_yaml_duplicate_key(L->doc, root, &first)))
-        return fail(L, v, "a key given twice: '%s'", fh_yaml_scalar(v));
+        return fh_yaml_fail(L, v, "a key given twice: '%s'", fh_yaml_scalar(v));
     if (!(s = fh_yaml_scalar(fh_yaml_get(L->doc, root, "version"))) || strcmp(s, "1"))
-        return fail(L, root, "'version: 1' expected%s", NULL);
+        return fh_yaml_fail(L, root, "'version: 1' expected");
     if (!(d = fh_yaml_get(L->doc, root, "deadlines")) || d->type != YAML_MAPPING_NODE)
-        return fail(L, root, "missing 'deadlines' (a map from severity to deadline)%s", NULL);
+        return fh_yaml_fail(L, root, "missing 'deadlines' (a map from severity to deadline)");
     for (int lv = 0; lv < DEADLINE_LEVELS; lv++) {
         yaml_node_t *m = fh_yaml_get(L->doc, d, alert_level_name(lv));
 
         if (!m)
-            return fail(L, d, "no deadline for severity '%s'", alert_level_name(lv));
+            return fh_yaml_fail(L, d, "no deadline for severity '%s'", alert_level_name(lv));
         if ((e = rule_of(L, m, &p->by_level[lv], lv == 4, false)))
             return e;
     }
@@ -122,11 +111,11 @@ static fh_err load_doc(deadline_policy *p, loader *L, yaml_node_t *root)
         yaml_node_t *k = fh_yaml_node(L->doc, q->key);
 
         if (alert_level_parse(fh_yaml_scalar(k)) < 0)
-            return fail(L, k, "unknown severity '%s'", fh_yaml_scalar(k));
+            return fh_yaml_fail(L, k, "unknown severity '%s'", fh_yaml_scalar(k));
     }
     if ((o = fh_yaml_get(L->doc, root, "overrides"))) {
         if (o->type != YAML_SEQUENCE_NODE)
-            return fail(L, o, "'overrides' must be a list%s", NULL);
+            return fh_yaml_fail(L, o, "'overrides' must be a list");
         for (yaml_node_item_t *it = o->data.sequence.items.start; it < o->data.sequence.items.top;
              it++) {
             yaml_node_t *m = fh_yaml_node(L->doc, *it);
@@ -149,9 +138,9 @@ static fh_err load_doc(deadline_policy *p, loader *L, yaml_node_t *root)
                 return FH_ERR_CONFIG;
             if ((v = fh_yaml_get(L->doc, m, "severity")) &&
                 (x->level = alert_level_parse(fh_yaml_scalar(v))) < 0)
-                return fail(L, v, "unknown severity '%s'", fh_yaml_scalar(v));
+                return fh_yaml_fail(L, v, "unknown severity '%s'", fh_yaml_scalar(v));
             if (!x->department && !x->zone && x->level < 0)
-                return fail(L, m, "an override names a department, a zone or a severity%s", NULL);
+                return fh_yaml_fail(L, m, "an override names a department, a zone or a severity");
         }
     }
     p->verification_hours = 24;

@@ -63,6 +63,12 @@ typedef struct {
 deadline deadline_compute(const deadline_policy *p, const calendar *cal, int64_t first_seen_ms,
                           int level, const char *department, const char *zone);
 
+/*
+ * An instant (UTC ms) in Asia/Shanghai: its civil date, and the ms since that
+ * date's midnight (ms_of_day may be NULL). The one place the time zone is applied.
+ */
+cal_date deadline_local_date(int64_t ms, int64_t *ms_of_day);
+
 /* A rule as text: "24 h", "5 working days" (for reports and the CLI). */
 void deadline_rule_text(const deadline_rule *r, char *out, size_t len);
 
