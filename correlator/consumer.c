@@ -848,13 +848,7 @@ int run_kafka(const consumer_config *cfg)
             (unsigned long long)k.batches, secs, secs > 0 ? (double)k.consumed / secs : 0.0,
             (unsigned long long)k.eng->stats.matches, (unsigned long long)k.pl.alerts_written,
             (unsigned long long)k.published, k.alerts_topic, (unsigned long long)k.commit_failures);
-    if (k.eng->rs.nerrors) {
-        char refused[2048];
-
-        health_refused_list(k.eng, refused, sizeof(refused));
-        fh_error("ran without %u refused rules: %s", k.eng->rs.nerrors, refused);
-    }
-    health_write(&k.hl, &k.pl, k.st, true);
+    health_finish(&k.hl, &k.pl, k.st);
 out:
     if (subs)
         rd_kafka_topic_partition_list_destroy(subs);

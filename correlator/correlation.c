@@ -80,21 +80,6 @@ static bool cond_true(const struct corr_rule *r, double x)
 }
 
 /*
- * Text of a value usable as a group-by or distinct value (false for absent, null,
- * lists): what the matchers see, sigma_value_text(), so a number groups by the text
- * the event carries. Numbers for value_sum: sigma_value_number(), as comparisons.
- */
-static bool sv_text(const sv *v, char *tmp, size_t tmplen, const char **s, size_t *len)
-{
-    if (v->type == SV_STR) {
-        *s = v->s ? v->s : "";
-        *len = v->len;
-        return true;
-    }
-    return (*s = sigma_value_text(v, tmp, tmplen, len)) != NULL;
-}
-
-/*
  * Builds "name=value,..." then "\0value0\0value1\0" into e->keybuf. Returns the
  * total length (NULs included) and the key length, or 0 when a value is missing.
  */
@@ -111,7 +96,8 @@ static size_t build_key(corr_engine *e, const struct corr_rule *r, const corr_re
         const char *name = r->group_by[k], *v;
         size_t nl = strlen(name), len;
 
-        if (!sv_text(src_get(s, f->gb[k]), tmp, sizeof(tmp), &v, &len))
+        /* the text the matchers see: a number groups by the text its event carries */
+        if (!(v = sigma_value_text(src_get(s, f->gb[k]), tmp, sizeof(tmp), &len)))
             return 0;
         if (v == tmp) { /* keep number texts for the value part */
             memcpy(vtmp[k], tmp, len < 31 ? len + 1 : 32);
@@ -774,7 +760,7 @@ static void feed_ref(corr_engine *e, uint32_t ci, uint32_t ri, const src *s, int
         char tmp[64];
         size_t len;
 
-        if (!sv_text(src_get(s, f->value), tmp, sizeof(tmp), &v, &len)) {
+        if (!(v = sigma_value_text(src_get(s, f->value), tmp, sizeof(tmp), &len))) {
             e->st.no_group_value++;
             return;
         }

@@ -156,7 +156,7 @@ static fh_err load_doc(deadline_policy *p, loader *L, yaml_node_t *root)
         else if (s && !strcmp(s, "late"))
             p->accepted_risk = ACCEPTED_LATE;
         else
-            return fail(L, v, "'accepted_risk' must be excluded, on_time or late%s", NULL);
+            return fh_yaml_fail(L, v, "'accepted_risk' must be excluded, on_time or late");
     }
     for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < root->data.mapping.pairs.top;
          q++) {
@@ -168,37 +168,22 @@ static fh_err load_doc(deadline_policy *p, loader *L, yaml_node_t *root)
         for (int i = 0; keys[i] && k; i++)
             known |= !strcmp(k, keys[i]);
         if (!known)
-            return fail(L, fh_yaml_node(L->doc, q->key), "unknown key '%s'", k ? k : "");
+            return fh_yaml_fail(L, fh_yaml_node(L->doc, q->key), "unknown key '%s'", k ? k : "");
     }
     return FH_OK;
 }
 
 fh_err deadline_policy_load(deadline_policy *p, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    yaml_parser_t parser;
     yaml_document_t doc;
     loader L = {path, &doc, err, errlen};
     fh_err e;
 
     memset(p, 0, sizeof(*p));
-    if (!f) {
-        fh_error_at(err, errlen, path, 0, "cannot open the deadline policy%s", "");
-        return FH_ERR_IO;
-    }
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
-    if (!yaml_parser_load(&parser, &doc)) {
-        fh_error_at(err, errlen, path, (uint32_t)parser.problem_mark.line + 1, "YAML: %s",
-                    parser.problem ? parser.problem : "syntax error");
-        yaml_parser_delete(&parser);
-        fclose(f);
-        return FH_ERR_PARSE;
-    }
+    if ((e = fh_yaml_load_file(&doc, path, "the deadline policy", err, errlen)) != FH_OK)
+        return e;
     e = load_doc(p, &L, yaml_document_get_root_node(&doc));
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
-    fclose(f);
     if (e)
         deadline_policy_free(p);
     return e;
@@ -248,14 +233,22 @@ deadline deadline_compute(const deadline_policy *p, const calendar *cal, int64_t
     }
     {
         /* the Asia/Shanghai date of first_seen, then the end of the Nth working day after */
-        int64_t local = first_seen_ms + DEADLINE_TZ_HOURS * MS_HOUR;
-        int64_t day = local >= 0 ? local / MS_DAY : (local - MS_DAY + 1) / MS_DAY;
-        cal_date due =
-            calendar_add_workdays(cal, cal_from_days(day), (int)r->working_days, &d.guessed);
+        cal_date due = calendar_add_workdays(cal, deadline_local_date(first_seen_ms, NULL),
+                                             (int)r->working_days, &d.guessed);
 
         d.due_ms = (cal_days(due) + 1) * MS_DAY - DEADLINE_TZ_HOURS * MS_HOUR;
     }
     return d;
+}
+
+cal_date deadline_local_date(int64_t ms, int64_t *ms_of_day)
+{
+    int64_t local = ms + DEADLINE_TZ_HOURS * MS_HOUR;
+    int64_t day = local >= 0 ? local / MS_DAY : (local - MS_DAY + 1) / MS_DAY;
+
+    if (ms_of_day)
+        *ms_of_day = local - day * MS_DAY;
+    return cal_from_days(day);
 }
 
 void deadline_rule_text(const deadline_rule *r, char *out, size_t len)

@@ -54,7 +54,8 @@ static const char *rule_name(const load_error *le)
     return le->rule ? le->rule : "(untitled)";
 }
 
-void health_refused_list(const engine *e, char *buf, size_t len)
+/* The refused rules as one line "R (FILE:LINE), ..." in buf. */
+static void health_refused_list(const engine *e, char *buf, size_t len)
 {
     size_t off = 0;
 
@@ -253,4 +254,15 @@ fh_err health_write(health *h, const stream *p, store *st, bool force)
     if (h->metrics_path && (e = write_metrics(h, p)) != FH_OK && !r)
         r = e;
     return r;
+}
+
+fh_err health_finish(health *h, const stream *p, store *st)
+{
+    if (p->eng->rs.nerrors) {
+        char refused[2048];
+
+        health_refused_list(p->eng, refused, sizeof(refused));
+        fh_error("ran without %u refused rules: %s", p->eng->rs.nerrors, refused);
+    }
+    return health_write(h, p, st, true);
 }

@@ -43,9 +43,6 @@ typedef struct {
 fh_err health_init(health *h, const char *instance, const char *metrics_path, bool strict);
 void health_free(health *h);
 
-/* The refused rules as one line "R (FILE:LINE), ..." in buf. */
-void health_refused_list(const engine *e, char *buf, size_t len);
-
 /*
  * At start and after a reload: when rules were refused, says how many of how
  * many and names them (engine_load logged each with its reason). Returns false
@@ -60,5 +57,9 @@ bool health_check_refused(const engine *e, bool strict);
  * the correlator.
  */
 fh_err health_write(health *h, const stream *p, store *st, bool force);
+
+/* At exit: names the refused rules once more (the run went without them), then writes
+ * the final report (health_write, forced). */
+fh_err health_finish(health *h, const stream *p, store *st);
 
 #endif

@@ -203,7 +203,6 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
 
     health hl;
     corr_limits lim = {.max_ahead_ms = ro->max_ahead_ms};
-    char refused[2048];
 
     if (health_init(&hl, ro->instance, ro->metrics, ro->strict) != FH_OK)
         return 1;
@@ -285,11 +284,7 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
                 e->stats.events ? (double)e->stats.evaluated / (double)e->stats.events : 0.0,
                 (unsigned long long)cs.clock_ahead);
     }
-    if (e->rs.nerrors) {
-        health_refused_list(e, refused, sizeof(refused));
-        fh_error("ran without %u refused rules: %s", e->rs.nerrors, refused);
-    }
-    health_write(&hl, &pl, st, true);
+    health_finish(&hl, &pl, st);
 out:
     free(line);
     if (pl_ready) {

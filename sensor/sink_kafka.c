@@ -85,6 +85,19 @@ static void warn_full(kafka_sink *k)
             k->live && strcmp(k->cfg->spool_when_full, "drop_newest") ? "the oldest" : "new");
 }
 
+/* An event the spool could not write and nothing else can keep: counted, said once. (The
+ * spool counts the records it had buffered and lost itself.) */
+static void dropped_io(kafka_sink *k)
+{
+    k->n.dropped++;
+    if (!k->warned_io) {
+        k->warned_io = true;
+        fh_error("kafka: cannot write the spool in %s (the spool said why): events that the "
+                 "brokers do not take are being dropped (counted)",
+                 k->cfg->spool_dir);
+    }
+}
+
 /*
  * Appends to the spool without waiting (delivery reports, live capture, and pcap
  * input once told to stop). What cannot be kept is counted as dropped and said
@@ -116,15 +129,8 @@ static fh_err spool_put(kafka_sink *k, const char *topic, const void *key, size_
         return e;
     }
     if (e == FH_ERR_IO) {
-        /* The spool counts the records it had buffered and lost; this one is ours. */
-        k->n.dropped++;
         k->spool_errors++;
-        if (!k->warned_io) {
-            k->warned_io = true;
-            fh_error("kafka: cannot write the spool in %s (the spool said why): events that the "
-                     "brokers do not take are being dropped (counted)",
-                     k->cfg->spool_dir);
-        }
+        dropped_io(k);
         return e;
     }
     /* DROP_NEWEST counts its refusal in the spool's own dropped counter. */
@@ -185,6 +191,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
             k->requeued++;
             return;
         }
+        dropped_io(k); /* the spool just failed: no second try */
+        return;
     }
     spool_now(k, rd_kafka_topic_name(m->rkt), m->key, m->key_len, m->payload, m->len);
 }

@@ -643,6 +643,7 @@ static ssize_t rd_get(spool *s, seg_reader *r, uint64_t off, size_t want, const 
 {
     size_t got = 0;
     uint64_t disk_end = UINT64_MAX;
+    bool in_wseg = s->wfd >= 0 && r->seq == s->segs[s->nsegs - 1].seq; /* the write segment */
 
     if (off >= r->off && off + want <= r->off + r->len) {
         *p = r->buf + (off - r->off);
@@ -666,10 +667,10 @@ static ssize_t rd_get(spool *s, seg_reader *r, uint64_t off, size_t want, const 
      * capture writes them out first (a write error drops them, so nothing handed out
      * is dropped later); the BLOCK policy, which keeps buffered records through a write
      * error, copies them from there (appends never change bytes already buffered). */
-    if (s->wfd >= 0 && r->seq == s->segs[s->nsegs - 1].seq && off + want > s->wflushed &&
-        s->wlen > 0 && s->cfg.when_full != SPOOL_FULL_BLOCK && wbuf_flush(s) != FH_OK)
+    if (in_wseg && off + want > s->wflushed && s->wlen > 0 &&
+        s->cfg.when_full != SPOOL_FULL_BLOCK && wbuf_flush(s) != FH_OK)
         return -1;
-    if (s->wfd >= 0 && r->seq == s->segs[s->nsegs - 1].seq)
+    if (in_wseg)
         disk_end = s->wflushed;
     r->off = off;
     r->len = 0;

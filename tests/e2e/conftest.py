@@ -72,6 +72,14 @@ def correlator(build_dir):
 
 
 @pytest.fixture(scope="session")
+def console(build_dir):
+    path = os.path.join(build_dir, "bin", "fenghuo-console")
+    if not os.access(path, os.X_OK):
+        pytest.skip("fenghuo-console not built")
+    return path
+
+
+@pytest.fixture(scope="session")
 def testdata():
     """$FH_TESTDATA, with pcap/ (and geoip/ when the builder exists) generated if missing."""
     root = _env_path("FH_TESTDATA", os.path.join("build", "testdata"))

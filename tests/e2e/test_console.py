@@ -13,14 +13,6 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def console(build_dir):
-    path = os.path.join(build_dir, "bin", "fenghuo-console")
-    if not os.access(path, os.X_OK):
-        pytest.skip("fenghuo-console not built")
-    return path
-
-
 def run(console, *args):
     return subprocess.run([console, *args], capture_output=True, text=True, timeout=30,
                           cwd=REPO)
