@@ -75,6 +75,12 @@ static void topic_for(const kafka_sink *k, const char *event_type, char *out, si
     snprintf(out, len, "%.*s%s%s", (int)(p - t), t, event_type, p + strlen("{event_type}"));
 }
 
+/* Pcap input waits rather than drops (back-pressure), until a stop is asked; live cannot. */
+static bool may_wait(const kafka_sink *k)
+{
+    return !k->live && !(stop_flag && *stop_flag);
+}
+
 static void warn_full(kafka_sink *k)
 {
     if (k->warned_drop)
@@ -102,10 +108,11 @@ static void dropped_io(kafka_sink *k)
  * Appends to the spool without waiting (delivery reports, live capture, and pcap
  * input once told to stop). What cannot be kept is counted as dropped and said
  * once, with the true reason: the spool's limit (and which events its policy
- * drops), or the error that stopped the spool from writing.
+ * drops), or the error that stopped the spool from writing. With caller_waits
+ * (pcap input) an I/O error drops nothing: the caller keeps the event and waits.
  */
 static fh_err spool_put(kafka_sink *k, const char *topic, const void *key, size_t key_len,
-                        const void *payload, size_t len, bool may_wait)
+                        const void *payload, size_t len, bool caller_waits)
 {
     uint64_t dropped_before = spool_get_stats(k->sp)->dropped;
     fh_err e = spool_append(k->sp, topic, strlen(topic), key, key_len, payload, len);
@@ -117,7 +124,7 @@ static fh_err spool_put(kafka_sink *k, const char *topic, const void *key, size_
             warn_full(k);
         return FH_OK;
     }
-    if (e == FH_ERR_IO && may_wait) {
+    if (e == FH_ERR_IO && caller_waits) {
         /* pcap input: the caller keeps the event and waits (back-pressure). */
         k->spool_errors++;
         if (!k->warned_wait) {
@@ -178,7 +185,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         k->replay_failed = true;
         return;
     }
-    if (!k->live && !(stop_flag && *stop_flag) && k->purged == 0) {
+    if (may_wait(k) && k->purged == 0) {
         /* pcap input loses nothing while it can wait: when the spool cannot take the
          * event (full disk), it goes back to librdkafka's queue for another try. */
         if (spool_put(k, rd_kafka_topic_name(m->rkt), m->key, m->key_len, m->payload, m->len,
@@ -315,16 +322,12 @@ static fh_err kafka_write(event_sink *s, const char *event_type, const char *jso
     for (;;) {
         /* Behind anything already spooled (order), or while the brokers are down. */
         if (!spool_empty(k->sp) || k->brokers_down) {
-            if (k->live) {
+            if (!may_wait(k)) {
                 spool_now(k, topic, key, key_len, json, len);
                 return FH_OK;
             }
             /* pcap input: wait while the spool is over its limit or cannot be written
              * (back-pressure), until the brokers take events again or a stop is asked. */
-            if (stop_flag && *stop_flag) {
-                spool_now(k, topic, key, key_len, json, len);
-                return FH_OK;
-            }
             if (spool_get_stats(k->sp)->bytes < k->spool_soft_max &&
                 spool_put(k, topic, key, key_len, json, len, true) != FH_ERR_IO)
                 return FH_OK;
@@ -340,11 +343,7 @@ static fh_err kafka_write(event_sink *s, const char *event_type, const char *jso
             return FH_OK;
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             k->n.queue_full++;
-            if (k->live) {
-                spool_now(k, topic, key, key_len, json, len);
-                return FH_OK;
-            }
-            if (stop_flag && *stop_flag) {
+            if (!may_wait(k)) {
                 spool_now(k, topic, key, key_len, json, len);
                 return FH_OK;
             }
