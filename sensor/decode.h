@@ -14,7 +14,10 @@
  *
  * Every read is preceded by a length check. A packet that cannot be decoded
  * increments exactly one counter in decode_stats.errors[] (the reason) and is
- * otherwise dropped; decoding never logs and never aborts. Reasons are stable
+ * otherwise dropped; decoding never logs and never aborts. Fragment reassembly
+ * also reports, on any packet that feeds it, what it saw besides: an overlap
+ * (frag.overlap: the fragment is still used) and sets it gave up for memory or
+ * time (frag.memcap, frag.timeout). Reasons are stable
  * identifiers that appear in `stats` and `anomaly` events.
  *
  * Ownership: a decode_pkt points into the caller's frame, or into the defrag
