@@ -29,16 +29,20 @@ endif
 # Debian packages: build, run, tests and benchmark. `make deps` installs what is missing.
 DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev libyaml-dev \
 	nettle-dev libcmocka-dev librdkafka-dev zlib1g-dev libpcre2-dev libsimdjson-dev libsqlite3-dev \
-	libyara-dev g++
-DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm
+	libyara-dev g++ libcairo2-dev libpango1.0-dev
+DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm fonts-noto-cjk
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
-	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev
+	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev poppler-utils clang-format
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
 PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara
 CORR_PKG_LIBS := libpcre2-8 yaml-0.1 rdkafka sqlite3 simdjson nettle
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) $(CORR_PKG_LIBS) 2>/dev/null)
 CORR_LDLIBS = $(shell pkg-config --libs $(CORR_PKG_LIBS) 2>/dev/null)
+# The console's PDF reports: cairo + pango (with Debian's fonts-noto-cjk for Chinese).
+CONSOLE_PKG_LIBS := pangocairo
+CONSOLE_CFLAGS = $(shell pkg-config --cflags $(CONSOLE_PKG_LIBS) 2>/dev/null)
+CONSOLE_LDLIBS = $(shell pkg-config --libs $(CONSOLE_PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
@@ -83,8 +87,8 @@ help:
 	@sed -n 's/^#   //p' Makefile
 
 check-libs:
-	@pkg-config --exists $(PKG_LIBS) || { \
-	  echo "missing build libraries ($(PKG_LIBS)): run 'make deps' first (as root or with sudo)"; \
+	@pkg-config --exists $(PKG_LIBS) $(CORR_PKG_LIBS) $(CONSOLE_PKG_LIBS) || { \
+	  echo "missing build libraries: run 'make deps' first (as root or with sudo)"; \
 	  exit 1; }
 
 deps:
@@ -119,7 +123,12 @@ CONSOLE_SRC := $(wildcard console/*.c)
 $(BIN)/fenghuo-console: $(CONSOLE_SRC:%.c=$(OBJ)/%.o) $(CORR_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(CORR_LDLIBS) $(LDLIBS)
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(CORR_LDLIBS) $(CONSOLE_LDLIBS) $(LDLIBS)
+
+$(OBJ)/console/%.o: console/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(CONSOLE_CFLAGS) -c -o $@ $<
 
 $(OBJ)/%.o: %.cpp
 	@mkdir -p $(@D)

@@ -1,14 +1,20 @@
 /*
  * main.c - fenghuo-console command line: the people's side of the platform
  * (rectification, reports, the HTTP API and the dashboard). It shares the
- * correlator's code and store. This first piece is the working-day calendar
- * that rectification deadlines count in (correlator/calendar.h).
+ * correlator's code and store (the logic lives in correlator/incident.h,
+ * rate.h, deadline.h, calendar.h; the commands in incidents.c and report.c).
  *
  *   fenghuo-console calendar YEAR              the year: holidays, make-up working days,
  *                                              working days, the notice they come from
  *   fenghuo-console calendar --add DATE N      the date N working days after DATE
  *   fenghuo-console deadline --severity S --first-seen TIME [--department D] [--zone Z]
  *                                              the rectification deadline of an incident
+ *   fenghuo-console move STATE ID...           move incidents (bulk; one result per id)
+ *   fenghuo-console assign ID...               assign a department and/or an assignee
+ *   fenghuo-console notice ID ...              an official notice (通报) sets the deadline
+ *   fenghuo-console show ID | list             an incident and its history; the incidents
+ *   fenghuo-console sweep                      deadlines, verification by traffic, risk expiry
+ *   fenghuo-console report --from --to ...     the timely rectification rate (json, csv, pdf)
  *
  * A year without a calendar file has no official answer: Monday to Friday is
  * used and the output says so loudly (stderr, and "guessed" on stdout).
@@ -23,30 +29,51 @@
 #include "../correlator/calendar.h"
 #include "../correlator/deadline.h"
 #include "../correlator/event.h"
-
-#define DEFAULT_CALENDAR_DIR "rules/calendar"
-#define DEFAULT_POLICY       "rules/rectification.yaml"
+#include "console.h"
 
 static const char *const WEEKDAY[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
 static const char *const WEEKDAY_ZH[7] = {"周一", "周二", "周三", "周四", "周五", "周六", "周日"};
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: fenghuo-console calendar [--dir DIR] YEAR\n"
-            "       fenghuo-console calendar [--dir DIR] --add YYYY-MM-DD N\n"
-            "\n"
-            "Fenghuo (烽火) console: rectification of incidents (整改).\n"
-            "烽火控制台：安全事件整改。\n"
-            "\n"
-            "  calendar YEAR        the official working-day calendar of YEAR (Asia/Shanghai):\n"
-            "                       public holidays (法定节假日), make-up working days (调休上班)\n"
-            "  calendar --add D N   the date N working days after D (D itself does not count)\n"
-            "  --dir DIR            calendar files YYYY.yaml (default rules/calendar)\n"
-            "\n"
-            "A year without a calendar file is counted Monday to Friday and flagged\n"
-            "(\"guessed\"): there is no official answer for it.\n"
-            "Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n");
+    fprintf(
+        f, "Usage: fenghuo-console COMMAND [OPTIONS]\n"
+           "\n"
+           "Fenghuo (烽火) console: rectification of incidents (整改).\n"
+           "烽火控制台：安全事件整改。\n"
+           "\n"
+           "  calendar [--dir DIR] YEAR\n"
+           "                       the official working-day calendar of YEAR (Asia/Shanghai):\n"
+           "                       public holidays (法定节假日), make-up working days (调休上班)\n"
+           "  calendar [--dir DIR] --add YYYY-MM-DD N\n"
+           "                       the date N working days after it (that day does not count)\n"
+           "  deadline --severity S --first-seen TIME [--department D] [--zone Z]\n"
+           "                       the rectification deadline of an incident (整改时限)\n"
+           "  move STATE ID... [--comment C] [--duplicate-of ID]\n"
+           "       [--reason R --approver A --expires DATE]\n"
+           "                       move incidents: acknowledged, rectifying, rectified, closed,\n"
+           "                       reopened, false_positive, duplicate, accepted_risk; ID - reads\n"
+           "                       ids from stdin; one result line per incident\n"
+           "  assign ID... [--department D] [--assignee A] [--comment C]\n"
+           "  notice ID --number N --issuer I --date YYYY-MM-DD --deadline DATE|TIME\n"
+           "                       an official notice (通报) sets the incident's deadline\n"
+           "  show ID              an incident, its deadline, verification and history\n"
+           "  list [--status S] [--department D] [--overdue]\n"
+           "  sweep                stamp deadlines, close verified incidents, expire risks\n"
+           "                       (run it every few minutes, e.g. by a systemd timer)\n"
+           "  report --from YYYY-MM-DD --to YYYY-MM-DD [--by department|segment|severity|\n"
+           "         clause|category] [--format json|csv|pdf] [--output FILE] [--as-of TIME]\n"
+           "                       the timely rectification rate (及时整改率) of the incidents\n"
+           "                       whose deadline falls in the period\n"
+           "\n"
+           "Store commands take --db PATH (default fenghuo.db), --policy FILE (default\n"
+           "rules/rectification.yaml), --calendar-dir DIR (default rules/calendar) and\n"
+           "--actor NAME (default the login name); moves are recorded with who and when.\n"
+           "Deadlines count from the alert's first_seen.\n"
+           "\n"
+           "A year without a calendar file is counted Monday to Friday and flagged\n"
+           "(\"guessed\"): there is no official answer for it.\n"
+           "Exit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n");
 }
 
 static void warn_guessed(const calendar *c, cal_date from, cal_date to)
@@ -282,6 +309,18 @@ int main(int argc, char **argv)
         return cmd_calendar(argc - 1, argv + 1);
     if (!strcmp(argv[1], "deadline"))
         return cmd_deadline(argc - 1, argv + 1);
+    {
+        static const struct {
+            const char *name;
+            int (*fn)(int, char **);
+        } cmds[] = {{"move", cmd_move},    {"assign", cmd_assign}, {"notice", cmd_notice},
+                    {"show", cmd_show},    {"list", cmd_list},     {"sweep", cmd_sweep},
+                    {"report", cmd_report}};
+
+        for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
+            if (!strcmp(argv[1], cmds[k].name))
+                return cmds[k].fn(argc - 1, argv + 1);
+    }
     fh_error("unknown command '%s' (see --help)", argv[1]);
     return 2;
 }

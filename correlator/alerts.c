@@ -237,6 +237,7 @@ static void side_clear(alert_side *s)
     free(s->zone);
     free(s->department);
     free(s->name);
+    free(s->segment);
     memset(s, 0, sizeof(*s));
 }
 
@@ -259,6 +260,7 @@ void alert_clear(alert *a)
     free(a->title);
     free(a->group_key);
     free(a->department);
+    free(a->sensor);
     free(a->status);
     side_clear(&a->src);
     side_clear(&a->dest);
@@ -401,13 +403,14 @@ static void json_opt(jbuf *b, const char *key, const char *s)
 
 static void json_side(jbuf *b, const char *key, const alert_side *s)
 {
-    if (!s->ip && !s->zone && !s->department && !s->name)
+    if (!s->ip && !s->zone && !s->department && !s->name && !s->segment)
         return;
     jbuf_obj_open(b, key);
     json_opt(b, "ip", s->ip);
     json_opt(b, "zone", s->zone);
     json_opt(b, "department", s->department);
     json_opt(b, "asset", s->name);
+    json_opt(b, "segment", s->segment);
     jbuf_obj_close(b);
 }
 
@@ -431,6 +434,7 @@ fh_err alert_to_json(const alert *a, jbuf *b)
     jbuf_u64(b, "count", a->count);
     jbuf_u64(b, "hits", a->hits);
     json_opt(b, "department", a->department);
+    json_opt(b, "sensor", a->sensor);
     json_side(b, "src", &a->src);
     json_side(b, "dest", &a->dest);
     json_opt(b, "category", a->category);
@@ -727,6 +731,8 @@ static fh_err side_fill(alert_side *s, const alert_side_view *v)
         s->department = dup_or_null(v->department, &failed);
     if (!s->name)
         s->name = dup_or_null(v->name, &failed);
+    if (!s->segment)
+        s->segment = dup_or_null(v->segment, &failed);
     return failed ? FH_ERR_NOMEM : FH_OK;
 }
 
@@ -804,6 +810,8 @@ static fh_err apply_hit(alert_book *b, entry *e, const alert_hit *h)
         a->title = dup_or_null(h->title, &failed);
     if (!a->department)
         a->department = dup_or_null(derive_department(h), &failed);
+    if (!a->sensor)
+        a->sensor = dup_or_null(h->sensor, &failed);
     if (failed)
         return FH_ERR_NOMEM;
     if ((err = side_fill(&a->src, &h->src)) || (err = side_fill(&a->dest, &h->dest)))

@@ -121,7 +121,8 @@ typedef struct {
     const char *ip;
     const char *zone;
     const char *department;
-    const char *name; /* the asset's host name */
+    const char *name;    /* the asset's host name */
+    const char *segment; /* the inventory segment holding the address */
 } alert_side_view;
 
 /*
@@ -148,6 +149,7 @@ typedef struct {
     const char *community_id; /* may be NULL */
 
     alert_side_view src, dest;
+    const char *sensor; /* the triggering event's sensor.id; may be NULL */
     /* The owning department (责任单位). NULL: the side the group key names (the
      * group key equals src.ip or dest.ip), else dest's department, else src's. */
     const char *department;
@@ -156,7 +158,7 @@ typedef struct {
 /* ---- alerts -------------------------------------------------------------------- */
 
 typedef struct {
-    char *ip, *zone, *department, *name;
+    char *ip, *zone, *department, *name, *segment;
 } alert_side;
 
 typedef struct {
@@ -184,6 +186,7 @@ typedef struct {
     uint64_t count, hits;
     alert_side src, dest; /* from the opening hit; a NULL field is filled by a later hit */
     char *department;
+    char *sensor; /* the sensor that saw the first hit naming one (verification asks it) */
     char *status; /* from the store when resumed; NULL for an alert opened here ("new") */
     bool opened;  /* this update opened the alert (its first emit) */
     alert_evidence *evidence; /* new since the previous emit, in seq order */

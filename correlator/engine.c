@@ -99,6 +99,8 @@ fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t err
     e->f_dest_ip = field_intern(&e->ft, "dest_ip");
     e->f_community_id = field_intern(&e->ft, "community_id");
     e->f_sensor_id = field_intern(&e->ft, "sensor.id");
+    e->f_event_type = field_intern(&e->ft, "event_type");
+    e->f_sensor_segment = field_intern(&e->ft, "sensor.segment");
     if ((r = assets_bind(&e->af, &e->ft)) != FH_OK) {
         snprintf(err, errlen, "too many distinct fields for the asset enrichment");
         goto fail;

@@ -48,7 +48,7 @@ typedef struct {
     engine_stats stats;
     assets_seen seen; /* what enrichment found for the current event's src and dest */
     /* Always decoded, for alerts: the group key and the evidence. */
-    field_id f_src_ip, f_dest_ip, f_community_id, f_sensor_id;
+    field_id f_src_ip, f_dest_ip, f_community_id, f_sensor_id, f_event_type, f_sensor_segment;
 } engine;
 
 /*

@@ -62,6 +62,9 @@ typedef struct {
     bool sync_full;          /* PRAGMA synchronous=FULL (default NORMAL, see above) */
     uint32_t evidence_first; /* must equal the book's; default 10 */
     bool outbox;             /* write alert_outbox rows for the Kafka publisher */
+    /* The wall clock of recorded moves (ms); NULL: the real one. Tests inject theirs. */
+    int64_t (*now)(void *ctx);
+    void *now_ctx;
 } store_opts;
 
 /*
@@ -88,10 +91,22 @@ bool store_in_transaction(const store *st);
 
 /*
  * Inserts or updates one alert (row, tags on opening, new evidence, outbox).
- * Must be inside store_begin/commit (FH_ERR_ARG otherwise). Status is never
- * touched here: the lifecycle owns it.
+ * Must be inside store_begin/commit (FH_ERR_ARG otherwise). The status belongs
+ * to the lifecycle (incident.h) with one exception: an update of an alert that
+ * is `rectified` in the store is a recurrence, and reopens it (status
+ * `reopened`, reopen_count + 1, the move recorded with actor "correlator").
  */
 fh_err store_apply(store *st, const alert *a);
+
+/* Records one move of an incident (incident_transitions); inside a transaction. */
+fh_err store_record(store *st, const char *id, int64_t at, const char *actor, const char *kind,
+                    const char *from, const char *to, const char *detail, const char *comment);
+
+/*
+ * Counts one stats event of a sensor (its sensor.segment may be NULL) in the
+ * hour of its event time: what verification by traffic reads. Inside a transaction.
+ */
+fh_err store_sensor_stats(store *st, const char *sensor, const char *segment, int64_t ts_ms);
 
 /* Records that partition's next offset to consume; inside a transaction. */
 fh_err store_set_offset(store *st, const char *topic, int32_t partition, int64_t next_offset);
@@ -135,7 +150,8 @@ fh_err store_health_put(store *st, const store_health *h);
 
 /*
  * The newest alert of (rule_id, group_key) whose status is open (new,
- * acknowledged, rectifying, reopened): the alert book's load callback. Fills
+ * acknowledged, rectifying, reopened) or rectified (a recurrence reopens it,
+ * see store_apply): the alert book's load callback. Fills
  * *out (tags too; no evidence) and *found.
  */
 fh_err store_load_open(store *st, const char *rule_id, const char *group_key, alert *out,

@@ -10,6 +10,7 @@
  * text is built from data anywhere in this file.
  */
 #include "store.h"
+#include "store_int.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -159,13 +160,111 @@ static const char MIGRATION_0004[] =
     "    rules_refused INTEGER NOT NULL,\n"
     "    report        TEXT NOT NULL         -- the whole report as JSON (correlator/health.h)\n"
     ");\n";
+
+static const char MIGRATION_0005[] =
+    "-- 0005_rectification: the rectification (整改) of every incident. An alert is an\n"
+    "-- incident; its status follows the lifecycle of correlator/lifecycle.h, every move\n"
+    "-- is recorded in incident_transitions, and the columns below hold what the moves\n"
+    "-- set: the assignment, the deadline, the side exits' details, the official notice\n"
+    "-- (通报) and the verification by traffic. Wall-clock times (ms) for what people and\n"
+    "-- the console do; event times (ms) for what sensors saw (first_seen, stats).\n"
+    "\n"
+    "-- The status gains 'duplicate'. A CHECK cannot be altered portably and the table\n"
+    "-- cannot be rebuilt without cascading deletes to its children, so the column is\n"
+    "-- replaced: new column, copy, drop, rename.\n"
+    "ALTER TABLE alerts ADD COLUMN state TEXT NOT NULL DEFAULT 'new'\n"
+    "    CHECK (state IN ('new', 'acknowledged', 'rectifying', 'rectified', 'closed', 'reopened',\n"
+    "                     'false_positive', 'duplicate', 'accepted_risk'));\n"
+    "UPDATE alerts SET state = status;\n"
+    "DROP INDEX alerts_queue;\n"
+    "DROP INDEX alerts_department;\n"
+    "ALTER TABLE alerts DROP COLUMN status;\n"
+    "ALTER TABLE alerts RENAME COLUMN state TO status;\n"
+    "\n"
+    "-- Where the incident happened: the inventory segments of both sides and the\n"
+    "-- sensor that saw it first (verification asks that sensor's stats).\n"
+    "ALTER TABLE alerts ADD COLUMN src_segment TEXT;\n"
+    "ALTER TABLE alerts ADD COLUMN dest_segment TEXT;\n"
+    "ALTER TABLE alerts ADD COLUMN sensor TEXT;\n"
+    "\n"
+    "-- Assignment: NULL department = the owning department (alerts.department).\n"
+    "ALTER TABLE alerts ADD COLUMN assigned_department TEXT;\n"
+    "ALTER TABLE alerts ADD COLUMN assignee TEXT;\n"
+    "\n"
+    "-- Milestones (wall clock): the last move, the first acknowledgement, the last\n"
+    "-- rectification and closure; how often the incident was reopened.\n"
+    "ALTER TABLE alerts ADD COLUMN status_at BIGINT;\n"
+    "ALTER TABLE alerts ADD COLUMN acknowledged_at BIGINT;\n"
+    "ALTER TABLE alerts ADD COLUMN rectified_at BIGINT;\n"
+    "ALTER TABLE alerts ADD COLUMN closed_at BIGINT;\n"
+    "ALTER TABLE alerts ADD COLUMN reopen_count INTEGER NOT NULL DEFAULT 0;\n"
+    "\n"
+    "-- The deadline (UTC ms), counted from first_seen by the policy (rules/rectification.yaml)\n"
+    "-- or set by a notice or a risk acceptance's expiry; guessed = counted in a year\n"
+    "-- without calendar data (Monday to Friday).\n"
+    "ALTER TABLE alerts ADD COLUMN deadline_at BIGINT;\n"
+    "ALTER TABLE alerts ADD COLUMN containment_at BIGINT;\n"
+    "ALTER TABLE alerts ADD COLUMN deadline_guessed INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE alerts ADD COLUMN deadline_source TEXT\n"
+    "    CHECK (deadline_source IN ('policy', 'notice', 'risk_expired'));\n"
+    "\n"
+    "-- Side exits.\n"
+    "ALTER TABLE alerts ADD COLUMN duplicate_of TEXT;\n"
+    "ALTER TABLE alerts ADD COLUMN risk_reason TEXT;\n"
+    "ALTER TABLE alerts ADD COLUMN risk_approver TEXT;\n"
+    "ALTER TABLE alerts ADD COLUMN risk_expires BIGINT;\n"
+    "\n"
+    "-- The official notice (通报) that set this incident's deadline.\n"
+    "ALTER TABLE alerts ADD COLUMN notice_no TEXT;\n"
+    "ALTER TABLE alerts ADD COLUMN notice_issuer TEXT;\n"
+    "ALTER TABLE alerts ADD COLUMN notice_date TEXT;\n"
+    "\n"
+    "-- Verification by traffic: the window after `rectified`, its outcome and evidence (JSON:\n"
+    "-- window, sensors, stats seen).\n"
+    "ALTER TABLE alerts ADD COLUMN verify_until BIGINT;\n"
+    "ALTER TABLE alerts ADD COLUMN verification TEXT\n"
+    "    CHECK (verification IN ('verified', 'sensor_gap'));\n"
+    "ALTER TABLE alerts ADD COLUMN verification_evidence TEXT;\n"
+    "\n"
+    "CREATE INDEX alerts_queue ON alerts (status, severity, last_seen);\n"
+    "CREATE INDEX alerts_department ON alerts (department, status, last_seen);\n"
+    "CREATE INDEX alerts_deadline ON alerts (deadline_at);\n"
+    "\n"
+    "-- Every move of an incident: who, when (wall clock), from, to, why. A reassignment,\n"
+    "-- a notice or a verification outcome is recorded too (kind), with from/to the status\n"
+    "-- it left unchanged.\n"
+    "CREATE TABLE incident_transitions (\n"
+    "    alert_id   TEXT NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,\n"
+    "    seq        INTEGER NOT NULL,        -- 1, 2, ... per incident\n"
+    "    at         BIGINT NOT NULL,\n"
+    "    actor      TEXT NOT NULL,\n"
+    "    kind       TEXT NOT NULL CHECK (kind IN ('status', 'assign', 'notice', 'verification')),\n"
+    "    from_state TEXT NOT NULL,\n"
+    "    to_state   TEXT NOT NULL,\n"
+    "    detail     TEXT,                    -- assignment, notice, duplicate of, risk terms\n"
+    "    comment    TEXT,\n"
+    "    PRIMARY KEY (alert_id, seq)\n"
+    ");\n"
+    "\n"
+    "CREATE INDEX incident_transitions_at ON incident_transitions (at);\n"
+    "\n"
+    "-- Stats events per sensor and hour (event time): what verification by traffic\n"
+    "-- reads to decide whether a sensor watched throughout a window.\n"
+    "CREATE TABLE sensor_stats (\n"
+    "    sensor   TEXT NOT NULL,\n"
+    "    hour     BIGINT NOT NULL,           -- event time / 3600000\n"
+    "    segment  TEXT,\n"
+    "    count    BIGINT NOT NULL,\n"
+    "    first_ts BIGINT NOT NULL,\n"
+    "    last_ts  BIGINT NOT NULL,\n"
+    "    PRIMARY KEY (sensor, hour)\n"
+    ");\n";
 /* END MIGRATIONS */
 
 static const store_migration migrations[] = {
-    {1, "0001_alerts", MIGRATION_0001},
-    {2, "0002_alert_outbox", MIGRATION_0002},
-    {3, "0003_corr_state", MIGRATION_0003},
-    {4, "0004_correlator_health", MIGRATION_0004},
+    {1, "0001_alerts", MIGRATION_0001},        {2, "0002_alert_outbox", MIGRATION_0002},
+    {3, "0003_corr_state", MIGRATION_0003},    {4, "0004_correlator_health", MIGRATION_0004},
+    {5, "0005_rectification", MIGRATION_0005},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -180,41 +279,17 @@ const store_migration *store_migrations(size_t *n)
 #define ALERT_COLS                                                                                 \
     "id, rule_id, rule_name, title, severity, status, group_key, window_start, first_seen, "       \
     "last_seen, count, hits, src_ip, dest_ip, src_zone, dest_zone, src_department, "               \
-    "dest_department, src_asset, dest_asset, department, created_at, updated_at"
-
-enum {
-    S_UPSERT,
-    S_TAG,
-    S_EV_INSERT,
-    S_EV_DEL_LATEST,
-    S_OUTBOX_INSERT,
-    S_OUTBOX_READ,
-    S_OUTBOX_DELETE,
-    S_OFFSET_SET,
-    S_OFFSET_GET,
-    S_OFFSETS,
-    S_LOAD_OPEN,
-    S_GET,
-    S_GET_TAGS,
-    S_GET_EVIDENCE,
-    S_CORR_PUT,
-    S_CORR_DEL,
-    S_CORR_DEL_RULE,
-    S_CORR_LOAD,
-    S_META_SET,
-    S_META_GET,
-    S_HEALTH_PUT,
-    S_COUNT
-};
+    "dest_department, src_asset, dest_asset, department, created_at, updated_at, src_segment, "    \
+    "dest_segment, sensor"
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_UPSERT] =
         "INSERT INTO alerts (id, rule_id, rule_name, title, level, severity, category, "
         "subcategory, group_key, window_start, first_seen, last_seen, count, hits, src_ip, "
         "dest_ip, src_zone, dest_zone, src_department, dest_department, src_asset, dest_asset, "
-        "department, created_at, updated_at) "
+        "department, created_at, updated_at, src_segment, dest_segment, sensor) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-        "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
+        "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28) "
         "ON CONFLICT (id) DO UPDATE SET "
         /* never backwards: a stale state cannot undo a newer one */
         "first_seen = CASE WHEN excluded.first_seen < alerts.first_seen "
@@ -233,7 +308,10 @@ static const char *const stmt_sql[S_COUNT] = {
         "dest_department = COALESCE(alerts.dest_department, excluded.dest_department), "
         "src_asset = COALESCE(alerts.src_asset, excluded.src_asset), "
         "dest_asset = COALESCE(alerts.dest_asset, excluded.dest_asset), "
-        "department = COALESCE(alerts.department, excluded.department)",
+        "department = COALESCE(alerts.department, excluded.department), "
+        "src_segment = COALESCE(alerts.src_segment, excluded.src_segment), "
+        "dest_segment = COALESCE(alerts.dest_segment, excluded.dest_segment), "
+        "sensor = COALESCE(alerts.sensor, excluded.sensor)",
     [S_TAG] = "INSERT INTO alert_tags (alert_id, ord, tag, kind, value, sub, display) "
               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (alert_id, tag) DO NOTHING",
     [S_EV_INSERT] =
@@ -253,7 +331,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_OFFSETS] = "SELECT partition_id, next_offset FROM consumer_offsets WHERE topic = ?1 "
                   "ORDER BY partition_id",
     [S_LOAD_OPEN] = "SELECT " ALERT_COLS " FROM alerts WHERE rule_id = ?1 AND group_key = ?2 "
-                    "AND status IN ('new', 'acknowledged', 'rectifying', 'reopened') "
+                    "AND status IN ('new', 'acknowledged', 'rectifying', 'reopened', 'rectified') "
                     "ORDER BY first_seen DESC, id DESC LIMIT 1",
     [S_GET] = "SELECT " ALERT_COLS " FROM alerts WHERE id = ?1",
     [S_GET_TAGS] = "SELECT tag FROM alert_tags WHERE alert_id = ?1 ORDER BY ord",
@@ -273,22 +351,29 @@ static const char *const stmt_sql[S_COUNT] = {
         "UPDATE SET started_at = excluded.started_at, updated_at = excluded.updated_at, "
         "strict = excluded.strict, rules_loaded = excluded.rules_loaded, "
         "rules_refused = excluded.rules_refused, report = excluded.report",
-};
-
-struct store {
-    sqlite3 *db;
-    store_opts o;
-    char *path;
-    bool in_tx;
-    uint64_t next_outbox_seq;
-    jbuf json;
-    sqlite3_stmt *s[S_COUNT];
-    char errmsg[512];
+    [S_STATUS_GET] = "SELECT status FROM alerts WHERE id = ?1",
+    /* a recurrence of a rectified incident: the correlator reopens it */
+    [S_REOPEN] = "UPDATE alerts SET status = 'reopened', status_at = ?2, "
+                 "reopen_count = reopen_count + 1, verify_until = NULL, verification = NULL, "
+                 "verification_evidence = NULL WHERE id = ?1 AND status = 'rectified'",
+    [S_TRANSITION] =
+        "INSERT INTO incident_transitions (alert_id, seq, at, actor, kind, from_state, to_state, "
+        "detail, comment) SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 "
+        "FROM incident_transitions WHERE alert_id = ?1",
+    [S_SENSOR_STATS] =
+        "INSERT INTO sensor_stats (sensor, hour, segment, count, first_ts, last_ts) "
+        "VALUES (?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT (sensor, hour) DO UPDATE SET "
+        "count = sensor_stats.count + 1, segment = COALESCE(excluded.segment, "
+        "sensor_stats.segment), "
+        "first_ts = CASE WHEN excluded.first_ts < sensor_stats.first_ts THEN excluded.first_ts "
+        "ELSE sensor_stats.first_ts END, "
+        "last_ts = CASE WHEN excluded.last_ts > sensor_stats.last_ts THEN excluded.last_ts "
+        "ELSE sensor_stats.last_ts END",
 };
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-__attribute__((format(printf, 2, 3))) static fh_err fail(store *st, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) fh_err store_fail(store *st, const char *fmt, ...)
 {
     va_list ap;
     size_t n;
@@ -302,7 +387,7 @@ __attribute__((format(printf, 2, 3))) static fh_err fail(store *st, const char *
     return FH_ERR_IO;
 }
 
-static int64_t wall_ms(void)
+int64_t store_wall_ms(void)
 {
     struct timespec ts;
 
@@ -310,15 +395,15 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static fh_err exec(store *st, const char *sql, const char *what)
+fh_err store_exec(store *st, const char *sql, const char *what)
 {
     if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return fail(st, "%s", what);
+        return store_fail(st, "%s", what);
     return FH_OK;
 }
 
 /* Binds a NUL-terminated string, or NULL. Values outlive the step (SQLITE_STATIC). */
-static void bind_str(sqlite3_stmt *s, int i, const char *v)
+void store_bind_str(sqlite3_stmt *s, int i, const char *v)
 {
     if (v)
         sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
@@ -327,26 +412,49 @@ static void bind_str(sqlite3_stmt *s, int i, const char *v)
 }
 
 /* Steps a statement that returns no rows, then resets it. */
-static fh_err step_done(store *st, sqlite3_stmt *s, const char *what)
+fh_err store_step_done(store *st, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
     fh_err err = FH_OK;
 
     if (rc != SQLITE_DONE)
-        err = fail(st, "%s", what);
+        err = store_fail(st, "%s", what);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return err;
 }
 
-static void stmt_done(sqlite3_stmt *s)
+void store_bind_ms(sqlite3_stmt *s, int i, int64_t ms)
+{
+    if (ms)
+        sqlite3_bind_int64(s, i, ms);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+sqlite3_stmt *store_lazy(store *st, int i, const char *sql)
+{
+    if (i < 0 || i >= STORE_LAZY_MAX) {
+        snprintf(st->errmsg, sizeof(st->errmsg), "store: statement slot %d out of range", i);
+        return NULL;
+    }
+    if (!st->lazy[i] && sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->lazy[i],
+                                           NULL) != SQLITE_OK) {
+        store_fail(st, "prepare statement %d", i);
+        sqlite3_finalize(st->lazy[i]);
+        st->lazy[i] = NULL;
+    }
+    return st->lazy[i];
+}
+
+void store_stmt_done(sqlite3_stmt *s)
 {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
 }
 
 /* A copy of a text column, NULL for SQL NULL; *failed on allocation failure. */
-static char *col_dup(sqlite3_stmt *s, int i, bool *failed)
+char *store_col_dup(sqlite3_stmt *s, int i, bool *failed)
 {
     const unsigned char *t;
     int n;
@@ -375,17 +483,18 @@ static fh_err migrate(store *st)
     int current = 0;
     fh_err err;
 
-    if ((err = exec(st, "BEGIN IMMEDIATE", "migrations: BEGIN")))
+    if ((err = store_exec(st, "BEGIN IMMEDIATE", "migrations: BEGIN")))
         return err;
-    if ((err = exec(st,
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-                    "migrations: CREATE TABLE schema_migrations")))
+    if ((err = store_exec(
+             st,
+             "CREATE TABLE IF NOT EXISTS schema_migrations ("
+             "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+             "migrations: CREATE TABLE schema_migrations")))
         goto fail;
     if (sqlite3_prepare_v2(st->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1,
                            &s, NULL) != SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW) {
-        err = fail(st, "migrations: reading schema_migrations");
+        err = store_fail(st, "migrations: reading schema_migrations");
         goto fail;
     }
     current = sqlite3_column_int(s, 0);
@@ -402,7 +511,7 @@ static fh_err migrate(store *st)
                            "INSERT INTO schema_migrations (version, name, applied_at) "
                            "VALUES (?1, ?2, ?3)",
                            -1, &s, NULL) != SQLITE_OK) {
-        err = fail(st, "migrations: prepare");
+        err = store_fail(st, "migrations: prepare");
         goto fail;
     }
     for (size_t i = 0; i < NMIGRATIONS; i++) {
@@ -411,18 +520,18 @@ static fh_err migrate(store *st)
         if (m->version <= current)
             continue;
         if (sqlite3_exec(st->db, m->sql, NULL, NULL, NULL) != SQLITE_OK) {
-            err = fail(st, "migration %s", m->name);
+            err = store_fail(st, "migration %s", m->name);
             goto fail;
         }
         sqlite3_bind_int(s, 1, m->version);
         sqlite3_bind_text(s, 2, m->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, wall_ms());
-        if ((err = step_done(st, s, "migrations: INSERT schema_migrations")))
+        sqlite3_bind_int64(s, 3, store_wall_ms());
+        if ((err = store_step_done(st, s, "migrations: INSERT schema_migrations")))
             goto fail;
     }
     sqlite3_finalize(s);
     s = NULL;
-    if ((err = exec(st, "COMMIT", "migrations: COMMIT")))
+    if ((err = store_exec(st, "COMMIT", "migrations: COMMIT")))
         goto fail;
     return FH_OK;
 fail:
@@ -443,7 +552,7 @@ static fh_err configure(store *st)
     if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) != SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_finalize(s);
-        return fail(st, "PRAGMA journal_mode=WAL");
+        return store_fail(st, "PRAGMA journal_mode=WAL");
     }
     wal = strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
     sqlite3_finalize(s);
@@ -451,10 +560,11 @@ static fh_err configure(store *st)
         snprintf(st->errmsg, sizeof(st->errmsg), "cannot switch to WAL journal mode");
         return FH_ERR_IO;
     }
-    if ((err = exec(st, "PRAGMA foreign_keys=ON", "PRAGMA foreign_keys")))
+    if ((err = store_exec(st, "PRAGMA foreign_keys=ON", "PRAGMA foreign_keys")))
         return err;
-    if ((err = exec(st, st->o.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-                    "PRAGMA synchronous")))
+    if ((err = store_exec(st,
+                          st->o.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                          "PRAGMA synchronous")))
         return err;
     return FH_OK;
 }
@@ -489,7 +599,7 @@ fh_err store_open(store **out, const store_opts *opts, char *err, size_t errlen)
 
     if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
-        e = fail(st, "open");
+        e = store_fail(st, "open");
         goto fail;
     }
     sqlite3_extended_result_codes(st->db, 1);
@@ -498,14 +608,14 @@ fh_err store_open(store **out, const store_opts *opts, char *err, size_t errlen)
     for (int i = 0; i < S_COUNT; i++)
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->s[i],
                                NULL) != SQLITE_OK) {
-            e = fail(st, "prepare statement %d", i);
+            e = store_fail(st, "prepare statement %d", i);
             goto fail;
         }
     if (sqlite3_prepare_v2(st->db, "SELECT COALESCE(MAX(seq), 0) FROM alert_outbox", -1, &s,
                            NULL) != SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_finalize(s);
-        e = fail(st, "reading alert_outbox");
+        e = store_fail(st, "reading alert_outbox");
         goto fail;
     }
     st->next_outbox_seq = (uint64_t)sqlite3_column_int64(s, 0) + 1;
@@ -526,6 +636,8 @@ void store_close(store *st)
         store_rollback(st);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->s[i]);
+    for (int i = 0; i < STORE_LAZY_MAX; i++)
+        sqlite3_finalize(st->lazy[i]);
     sqlite3_close(st->db);
     jbuf_free(&st->json);
     free(st->path);
@@ -560,7 +672,7 @@ fh_err store_begin(store *st)
         snprintf(st->errmsg, sizeof(st->errmsg), "store_begin: a transaction is already open");
         return FH_ERR_ARG;
     }
-    if ((err = exec(st, "BEGIN IMMEDIATE", "store_begin: BEGIN IMMEDIATE")))
+    if ((err = store_exec(st, "BEGIN IMMEDIATE", "store_begin: BEGIN IMMEDIATE")))
         return err;
     st->in_tx = true;
     return FH_OK;
@@ -574,7 +686,7 @@ fh_err store_commit(store *st)
         snprintf(st->errmsg, sizeof(st->errmsg), "store_commit: no transaction is open");
         return FH_ERR_ARG;
     }
-    if ((err = exec(st, "COMMIT", "store_commit: COMMIT"))) {
+    if ((err = store_exec(st, "COMMIT", "store_commit: COMMIT"))) {
         /* SQLite may keep the transaction open after a failed COMMIT (SQLITE_BUSY):
          * roll it back so the caller's state (rollback + book reset) holds. */
         store_rollback(st);
@@ -596,7 +708,7 @@ bool store_in_transaction(const store *st)
     return st->in_tx;
 }
 
-static fh_err need_tx(store *st, const char *what)
+fh_err store_need_tx(store *st, const char *what)
 {
     if (st->in_tx)
         return FH_OK;
@@ -616,32 +728,35 @@ static fh_err apply_row(store *st, const alert *a)
                  a->level);
         return FH_ERR_ARG;
     }
-    bind_str(s, 1, a->id);
-    bind_str(s, 2, a->rule_id);
-    bind_str(s, 3, a->rule_name);
-    bind_str(s, 4, a->title);
-    bind_str(s, 5, level);
+    store_bind_str(s, 1, a->id);
+    store_bind_str(s, 2, a->rule_id);
+    store_bind_str(s, 3, a->rule_name);
+    store_bind_str(s, 4, a->title);
+    store_bind_str(s, 5, level);
     sqlite3_bind_int(s, 6, a->level);
-    bind_str(s, 7, a->category);
-    bind_str(s, 8, a->subcategory);
-    bind_str(s, 9, a->group_key);
+    store_bind_str(s, 7, a->category);
+    store_bind_str(s, 8, a->subcategory);
+    store_bind_str(s, 9, a->group_key);
     sqlite3_bind_int64(s, 10, a->window_start_ms);
     sqlite3_bind_int64(s, 11, a->first_seen_ms);
     sqlite3_bind_int64(s, 12, a->last_seen_ms);
     sqlite3_bind_int64(s, 13, (sqlite3_int64)a->count);
     sqlite3_bind_int64(s, 14, (sqlite3_int64)a->hits);
-    bind_str(s, 15, a->src.ip);
-    bind_str(s, 16, a->dest.ip);
-    bind_str(s, 17, a->src.zone);
-    bind_str(s, 18, a->dest.zone);
-    bind_str(s, 19, a->src.department);
-    bind_str(s, 20, a->dest.department);
-    bind_str(s, 21, a->src.name);
-    bind_str(s, 22, a->dest.name);
-    bind_str(s, 23, a->department);
+    store_bind_str(s, 15, a->src.ip);
+    store_bind_str(s, 16, a->dest.ip);
+    store_bind_str(s, 17, a->src.zone);
+    store_bind_str(s, 18, a->dest.zone);
+    store_bind_str(s, 19, a->src.department);
+    store_bind_str(s, 20, a->dest.department);
+    store_bind_str(s, 21, a->src.name);
+    store_bind_str(s, 22, a->dest.name);
+    store_bind_str(s, 23, a->department);
     sqlite3_bind_int64(s, 24, a->created_ms);
     sqlite3_bind_int64(s, 25, a->updated_ms);
-    return step_done(st, s, "store_apply: INSERT alerts");
+    store_bind_str(s, 26, a->src.segment);
+    store_bind_str(s, 27, a->dest.segment);
+    store_bind_str(s, 28, a->sensor);
+    return store_step_done(st, s, "store_apply: INSERT alerts");
 }
 
 static fh_err apply_tags(store *st, const alert *a)
@@ -652,14 +767,14 @@ static fh_err apply_tags(store *st, const alert *a)
     for (uint32_t i = 0; i < a->ntags; i++) {
         const alert_tag *t = &a->tags[i];
 
-        bind_str(s, 1, a->id);
+        store_bind_str(s, 1, a->id);
         sqlite3_bind_int(s, 2, (int)i);
-        bind_str(s, 3, t->tag);
-        bind_str(s, 4, alert_tag_kind_name(t->kind));
-        bind_str(s, 5, t->value);
-        bind_str(s, 6, t->sub);
-        bind_str(s, 7, t->display);
-        if ((err = step_done(st, s, "store_apply: INSERT alert_tags")))
+        store_bind_str(s, 3, t->tag);
+        store_bind_str(s, 4, alert_tag_kind_name(t->kind));
+        store_bind_str(s, 5, t->value);
+        store_bind_str(s, 6, t->sub);
+        store_bind_str(s, 7, t->display);
+        if ((err = store_step_done(st, s, "store_apply: INSERT alert_tags")))
             return err;
     }
     return FH_OK;
@@ -680,49 +795,111 @@ static fh_err apply_evidence(store *st, const alert *a)
         if (e->seq > st->o.evidence_first) {
             /* the latest item replaces the previous latest one */
             s = st->s[S_EV_DEL_LATEST];
-            bind_str(s, 1, a->id);
+            store_bind_str(s, 1, a->id);
             sqlite3_bind_int64(s, 2, (sqlite3_int64)st->o.evidence_first);
-            if ((err = step_done(st, s, "store_apply: DELETE alert_evidence")))
+            if ((err = store_step_done(st, s, "store_apply: DELETE alert_evidence")))
                 return err;
         }
         s = st->s[S_EV_INSERT];
-        bind_str(s, 1, a->id);
+        store_bind_str(s, 1, a->id);
         sqlite3_bind_int64(s, 2, (sqlite3_int64)e->seq);
         sqlite3_bind_int64(s, 3, e->ts_ms);
-        bind_str(s, 4, e->community_id);
+        store_bind_str(s, 4, e->community_id);
         sqlite3_bind_text(s, 5, e->event ? e->event : "", e->event ? (int)e->event_len : 0,
                           SQLITE_STATIC);
         sqlite3_bind_int(s, 6, e->truncated ? 1 : 0);
-        if ((err = step_done(st, s, "store_apply: INSERT alert_evidence")))
+        if ((err = store_step_done(st, s, "store_apply: INSERT alert_evidence")))
             return err;
     }
     return FH_OK;
 }
 
-static fh_err apply_outbox(store *st, const alert *a)
+static fh_err apply_outbox(store *st, const alert *a, const char *status)
 {
     sqlite3_stmt *s = st->s[S_OUTBOX_INSERT];
+    alert shown = *a; /* shallow: the JSON shows the stored status, not the book's copy */
     fh_err err;
 
-    if ((err = alert_to_json(a, &st->json))) {
+    if (status)
+        shown.status = (char *)status;
+    if ((err = alert_to_json(&shown, &st->json))) {
         snprintf(st->errmsg, sizeof(st->errmsg), "store_apply: alert %s: JSON too large", a->id);
         return err;
     }
     sqlite3_bind_int64(s, 1, (sqlite3_int64)st->next_outbox_seq);
-    bind_str(s, 2, a->id);
+    store_bind_str(s, 2, a->id);
     sqlite3_bind_text(s, 3, st->json.data, (int)st->json.len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, a->updated_ms);
-    if ((err = step_done(st, s, "store_apply: INSERT alert_outbox")))
+    if ((err = store_step_done(st, s, "store_apply: INSERT alert_outbox")))
         return err;
     st->next_outbox_seq++;
     return FH_OK;
 }
 
+/*
+ * The incident's status before this update (*status: "" when the alert is new).
+ * A rectified incident that fires again is reopened here, in the transaction of
+ * the event that recurred, and the move is recorded: the console may have moved
+ * it to rectified while the book held it, so the store's word counts.
+ */
+static fh_err apply_recurrence(store *st, const alert *a, char *status, size_t len)
+{
+    sqlite3_stmt *s = st->s[S_STATUS_GET];
+    int64_t now = st->o.now ? st->o.now(st->o.now_ctx) : store_wall_ms();
+    char detail[96];
+    fh_err err;
+    int rc;
+
+    status[0] = '\0';
+    store_bind_str(s, 1, a->id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        snprintf(status, len, "%s", (const char *)sqlite3_column_text(s, 0));
+    else if (rc != SQLITE_DONE)
+        store_fail(st, "store_apply: SELECT status");
+    store_stmt_done(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return FH_ERR_IO;
+    if (strcmp(status, "rectified") != 0)
+        return FH_OK;
+    s = st->s[S_REOPEN];
+    store_bind_str(s, 1, a->id);
+    sqlite3_bind_int64(s, 2, now);
+    if ((err = store_step_done(st, s, "store_apply: UPDATE alerts (reopen)")))
+        return err;
+    snprintf(detail, sizeof(detail), "recurrence at %lld (event time, ms); hits %llu",
+             (long long)a->last_seen_ms, (unsigned long long)a->hits);
+    if ((err = store_record(st, a->id, now, "correlator", "status", "rectified", "reopened", detail,
+                            NULL)))
+        return err;
+    snprintf(status, len, "reopened");
+    return FH_OK;
+}
+
+fh_err store_record(store *st, const char *id, int64_t at, const char *actor, const char *kind,
+                    const char *from, const char *to, const char *detail, const char *comment)
+{
+    sqlite3_stmt *s = st->s[S_TRANSITION];
+
+    store_bind_str(s, 1, id);
+    sqlite3_bind_int64(s, 2, at);
+    store_bind_str(s, 3, actor);
+    store_bind_str(s, 4, kind);
+    store_bind_str(s, 5, from);
+    store_bind_str(s, 6, to);
+    store_bind_str(s, 7, detail);
+    store_bind_str(s, 8, comment);
+    return store_step_done(st, s, "INSERT incident_transitions");
+}
+
 fh_err store_apply(store *st, const alert *a)
 {
+    char status[32];
     fh_err err;
 
-    if ((err = need_tx(st, "store_apply")))
+    if ((err = store_need_tx(st, "store_apply")))
+        return err;
+    if ((err = apply_recurrence(st, a, status, sizeof(status))))
         return err;
     if ((err = apply_row(st, a)))
         return err;
@@ -730,9 +907,25 @@ fh_err store_apply(store *st, const alert *a)
         return err;
     if ((err = apply_evidence(st, a)))
         return err;
-    if (st->o.outbox && (err = apply_outbox(st, a)))
+    if (st->o.outbox && (err = apply_outbox(st, a, status[0] ? status : NULL)))
         return err;
     return FH_OK;
+}
+
+fh_err store_sensor_stats(store *st, const char *sensor, const char *segment, int64_t ts_ms)
+{
+    sqlite3_stmt *s = st->s[S_SENSOR_STATS];
+    fh_err err;
+
+    if ((err = store_need_tx(st, "store_sensor_stats")))
+        return err;
+    if (!sensor || !*sensor || ts_ms <= 0)
+        return FH_OK;
+    store_bind_str(s, 1, sensor);
+    sqlite3_bind_int64(s, 2, ts_ms / 3600000);
+    store_bind_str(s, 3, segment && *segment ? segment : NULL);
+    sqlite3_bind_int64(s, 4, ts_ms);
+    return store_step_done(st, s, "store_sensor_stats: INSERT sensor_stats");
 }
 
 /* ---- offsets ---------------------------------------------------------------------- */
@@ -742,17 +935,17 @@ fh_err store_set_offset(store *st, const char *topic, int32_t partition, int64_t
     sqlite3_stmt *s = st->s[S_OFFSET_SET];
     fh_err err;
 
-    if ((err = need_tx(st, "store_set_offset")))
+    if ((err = store_need_tx(st, "store_set_offset")))
         return err;
     if (!topic || next_offset < 0) {
         snprintf(st->errmsg, sizeof(st->errmsg), "store_set_offset: bad topic or offset");
         return FH_ERR_ARG;
     }
-    bind_str(s, 1, topic);
+    store_bind_str(s, 1, topic);
     sqlite3_bind_int(s, 2, partition);
     sqlite3_bind_int64(s, 3, next_offset);
-    sqlite3_bind_int64(s, 4, wall_ms());
-    return step_done(st, s, "store_set_offset: INSERT consumer_offsets");
+    sqlite3_bind_int64(s, 4, store_wall_ms());
+    return store_step_done(st, s, "store_set_offset: INSERT consumer_offsets");
 }
 
 fh_err store_get_offset(store *st, const char *topic, int32_t partition, int64_t *next_offset)
@@ -761,7 +954,7 @@ fh_err store_get_offset(store *st, const char *topic, int32_t partition, int64_t
     int rc;
     fh_err err = FH_OK;
 
-    bind_str(s, 1, topic);
+    store_bind_str(s, 1, topic);
     sqlite3_bind_int(s, 2, partition);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
@@ -769,8 +962,8 @@ fh_err store_get_offset(store *st, const char *topic, int32_t partition, int64_t
     else if (rc == SQLITE_DONE)
         err = FH_ERR_NOTFOUND;
     else
-        err = fail(st, "store_get_offset");
-    stmt_done(s);
+        err = store_fail(st, "store_get_offset");
+    store_stmt_done(s);
     return err;
 }
 
@@ -780,12 +973,12 @@ fh_err store_get_offsets(store *st, const char *topic, store_offset_fn fn, void 
     int rc;
     fh_err err = FH_OK;
 
-    bind_str(s, 1, topic);
+    store_bind_str(s, 1, topic);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         fn(ctx, sqlite3_column_int(s, 0), sqlite3_column_int64(s, 1));
     if (rc != SQLITE_DONE)
-        err = fail(st, "store_get_offsets");
-    stmt_done(s);
+        err = store_fail(st, "store_get_offsets");
+    store_stmt_done(s);
     return err;
 }
 
@@ -798,12 +991,12 @@ fh_err store_corr_put(void *ctx, const char *rule, const char *key, size_t keyle
     sqlite3_stmt *s = st->s[S_CORR_PUT];
     fh_err err;
 
-    if ((err = need_tx(st, "store_corr_put")))
+    if ((err = store_need_tx(st, "store_corr_put")))
         return err;
-    bind_str(s, 1, rule);
+    store_bind_str(s, 1, rule);
     sqlite3_bind_blob(s, 2, key, (int)keylen, SQLITE_STATIC);
     sqlite3_bind_blob(s, 3, state, (int)len, SQLITE_STATIC);
-    return step_done(st, s, "store_corr_put: INSERT corr_state");
+    return store_step_done(st, s, "store_corr_put: INSERT corr_state");
 }
 
 fh_err store_corr_del(void *ctx, const char *rule, const char *key, size_t keylen)
@@ -812,12 +1005,12 @@ fh_err store_corr_del(void *ctx, const char *rule, const char *key, size_t keyle
     sqlite3_stmt *s = st->s[key ? S_CORR_DEL : S_CORR_DEL_RULE];
     fh_err err;
 
-    if ((err = need_tx(st, "store_corr_del")))
+    if ((err = store_need_tx(st, "store_corr_del")))
         return err;
-    bind_str(s, 1, rule);
+    store_bind_str(s, 1, rule);
     if (key)
         sqlite3_bind_blob(s, 2, keylen ? key : "", (int)keylen, SQLITE_STATIC);
-    return step_done(st, s, "store_corr_del: DELETE corr_state");
+    return store_step_done(st, s, "store_corr_del: DELETE corr_state");
 }
 
 fh_err store_corr_load(store *st, store_corr_fn fn, void *ctx)
@@ -836,8 +1029,8 @@ fh_err store_corr_load(store *st, store_corr_fn fn, void *ctx)
         fn(ctx, rule ? rule : "", key ? key : "", (size_t)keylen, state ? state : "", (size_t)len);
     }
     if (rc != SQLITE_DONE)
-        err = fail(st, "store_corr_load: SELECT corr_state");
-    stmt_done(s);
+        err = store_fail(st, "store_corr_load: SELECT corr_state");
+    store_stmt_done(s);
     return err;
 }
 
@@ -846,11 +1039,11 @@ fh_err store_meta_set(store *st, const char *name, int64_t value)
     sqlite3_stmt *s = st->s[S_META_SET];
     fh_err err;
 
-    if ((err = need_tx(st, "store_meta_set")))
+    if ((err = store_need_tx(st, "store_meta_set")))
         return err;
-    bind_str(s, 1, name);
+    store_bind_str(s, 1, name);
     sqlite3_bind_int64(s, 2, value);
-    return step_done(st, s, "store_meta_set: INSERT correlator_meta");
+    return store_step_done(st, s, "store_meta_set: INSERT correlator_meta");
 }
 
 fh_err store_meta_get(store *st, const char *name, int64_t *value)
@@ -859,20 +1052,20 @@ fh_err store_meta_get(store *st, const char *name, int64_t *value)
     fh_err err = FH_OK;
     int rc;
 
-    bind_str(s, 1, name);
+    store_bind_str(s, 1, name);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *value = sqlite3_column_int64(s, 0);
     else if (rc == SQLITE_DONE)
         err = FH_ERR_NOTFOUND;
     else
-        err = fail(st, "store_meta_get: SELECT correlator_meta");
-    stmt_done(s);
+        err = store_fail(st, "store_meta_get: SELECT correlator_meta");
+    store_stmt_done(s);
     return err;
 }
 
 /* Ends a transaction the caller opened for itself (own): commit, or roll back on err. */
-static fh_err own_tx_end(store *st, bool own, fh_err err)
+fh_err store_own_tx_end(store *st, bool own, fh_err err)
 {
     if (!own)
         return err;
@@ -891,15 +1084,15 @@ fh_err store_health_put(store *st, const store_health *h)
 
     if (own && (err = store_begin(st)))
         return err;
-    bind_str(s, 1, h->instance);
+    store_bind_str(s, 1, h->instance);
     sqlite3_bind_int64(s, 2, h->started_ms);
     sqlite3_bind_int64(s, 3, h->updated_ms);
     sqlite3_bind_int(s, 4, h->strict ? 1 : 0);
     sqlite3_bind_int64(s, 5, h->rules_loaded);
     sqlite3_bind_int64(s, 6, h->rules_refused);
-    bind_str(s, 7, h->report);
-    err = step_done(st, s, "store_health_put: INSERT correlator_health");
-    return own_tx_end(st, own, err);
+    store_bind_str(s, 7, h->report);
+    err = store_step_done(st, s, "store_health_put: INSERT correlator_health");
+    return store_own_tx_end(st, own, err);
 }
 
 /* ---- reading alerts --------------------------------------------------------------- */
@@ -911,28 +1104,31 @@ static fh_err read_row(sqlite3_stmt *s, alert *a)
     const unsigned char *id = sqlite3_column_text(s, 0);
 
     snprintf(a->id, sizeof(a->id), "%s", id ? (const char *)id : "");
-    a->rule_id = col_dup(s, 1, &failed);
-    a->rule_name = col_dup(s, 2, &failed);
-    a->title = col_dup(s, 3, &failed);
+    a->rule_id = store_col_dup(s, 1, &failed);
+    a->rule_name = store_col_dup(s, 2, &failed);
+    a->title = store_col_dup(s, 3, &failed);
     a->level = sqlite3_column_int(s, 4);
-    a->status = col_dup(s, 5, &failed);
-    a->group_key = col_dup(s, 6, &failed);
+    a->status = store_col_dup(s, 5, &failed);
+    a->group_key = store_col_dup(s, 6, &failed);
     a->window_start_ms = sqlite3_column_int64(s, 7);
     a->first_seen_ms = sqlite3_column_int64(s, 8);
     a->last_seen_ms = sqlite3_column_int64(s, 9);
     a->count = (uint64_t)sqlite3_column_int64(s, 10);
     a->hits = (uint64_t)sqlite3_column_int64(s, 11);
-    a->src.ip = col_dup(s, 12, &failed);
-    a->dest.ip = col_dup(s, 13, &failed);
-    a->src.zone = col_dup(s, 14, &failed);
-    a->dest.zone = col_dup(s, 15, &failed);
-    a->src.department = col_dup(s, 16, &failed);
-    a->dest.department = col_dup(s, 17, &failed);
-    a->src.name = col_dup(s, 18, &failed);
-    a->dest.name = col_dup(s, 19, &failed);
-    a->department = col_dup(s, 20, &failed);
+    a->src.ip = store_col_dup(s, 12, &failed);
+    a->dest.ip = store_col_dup(s, 13, &failed);
+    a->src.zone = store_col_dup(s, 14, &failed);
+    a->dest.zone = store_col_dup(s, 15, &failed);
+    a->src.department = store_col_dup(s, 16, &failed);
+    a->dest.department = store_col_dup(s, 17, &failed);
+    a->src.name = store_col_dup(s, 18, &failed);
+    a->dest.name = store_col_dup(s, 19, &failed);
+    a->department = store_col_dup(s, 20, &failed);
     a->created_ms = sqlite3_column_int64(s, 21);
     a->updated_ms = sqlite3_column_int64(s, 22);
+    a->src.segment = store_col_dup(s, 23, &failed);
+    a->dest.segment = store_col_dup(s, 24, &failed);
+    a->sensor = store_col_dup(s, 25, &failed);
     return failed ? FH_ERR_NOMEM : FH_OK;
 }
 
@@ -944,7 +1140,7 @@ static fh_err read_tags(store *st, alert *a)
     int rc;
     fh_err err = FH_OK;
 
-    bind_str(s, 1, a->id);
+    store_bind_str(s, 1, a->id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         bool failed = false;
 
@@ -958,7 +1154,7 @@ static fh_err read_tags(store *st, alert *a)
             tags = t;
             cap = cap ? cap * 2 : 8;
         }
-        tags[n] = col_dup(s, 0, &failed);
+        tags[n] = store_col_dup(s, 0, &failed);
         if (failed || !tags[n]) {
             err = FH_ERR_NOMEM;
             break;
@@ -966,8 +1162,8 @@ static fh_err read_tags(store *st, alert *a)
         n++;
     }
     if (!err && rc != SQLITE_DONE)
-        err = fail(st, "reading alert_tags");
-    stmt_done(s);
+        err = store_fail(st, "reading alert_tags");
+    store_stmt_done(s);
     if (!err)
         err = alert_set_tags(a, (const char *const *)tags, n);
     for (uint32_t i = 0; i < n; i++)
@@ -983,7 +1179,7 @@ static fh_err read_evidence(store *st, alert *a)
     int rc;
     fh_err err = FH_OK;
 
-    bind_str(s, 1, a->id);
+    store_bind_str(s, 1, a->id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         alert_evidence *e;
         bool failed = false;
@@ -1002,8 +1198,8 @@ static fh_err read_evidence(store *st, alert *a)
         memset(e, 0, sizeof(*e));
         e->seq = (uint64_t)sqlite3_column_int64(s, 0);
         e->ts_ms = sqlite3_column_int64(s, 1);
-        e->community_id = col_dup(s, 2, &failed);
-        e->event = col_dup(s, 3, &failed);
+        e->community_id = store_col_dup(s, 2, &failed);
+        e->event = store_col_dup(s, 3, &failed);
         e->event_len = (size_t)sqlite3_column_bytes(s, 3);
         e->truncated = sqlite3_column_int(s, 4) != 0;
         a->nevidence++;
@@ -1013,8 +1209,8 @@ static fh_err read_evidence(store *st, alert *a)
         }
     }
     if (!err && rc != SQLITE_DONE)
-        err = fail(st, "reading alert_evidence");
-    stmt_done(s);
+        err = store_fail(st, "reading alert_evidence");
+    store_stmt_done(s);
     return err;
 }
 
@@ -1026,16 +1222,16 @@ fh_err store_load_open(store *st, const char *rule_id, const char *group_key, al
     fh_err err = FH_OK;
 
     *found = false;
-    bind_str(s, 1, rule_id);
-    bind_str(s, 2, group_key);
+    store_bind_str(s, 1, rule_id);
+    store_bind_str(s, 2, group_key);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         err = read_row(s, out);
         *found = true;
     } else if (rc != SQLITE_DONE) {
-        err = fail(st, "store_load_open");
+        err = store_fail(st, "store_load_open");
     }
-    stmt_done(s);
+    store_stmt_done(s);
     if (!err && *found)
         err = read_tags(st, out);
     if (err) {
@@ -1058,15 +1254,15 @@ fh_err store_get_alert(store *st, const char *id, alert *out)
     fh_err err = FH_OK;
 
     memset(out, 0, sizeof(*out));
-    bind_str(s, 1, id);
+    store_bind_str(s, 1, id);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         err = read_row(s, out);
     else if (rc == SQLITE_DONE)
         err = FH_ERR_NOTFOUND;
     else
-        err = fail(st, "store_get_alert");
-    stmt_done(s);
+        err = store_fail(st, "store_get_alert");
+    store_stmt_done(s);
     if (!err)
         err = read_tags(st, out);
     if (!err)
@@ -1093,8 +1289,8 @@ fh_err store_outbox_read(store *st, uint64_t after, uint32_t max, store_outbox_f
             break;
     }
     if (!err && rc != SQLITE_DONE)
-        err = fail(st, "store_outbox_read");
-    stmt_done(s);
+        err = store_fail(st, "store_outbox_read");
+    store_stmt_done(s);
     return err;
 }
 
@@ -1107,6 +1303,6 @@ fh_err store_outbox_ack(store *st, uint64_t upto)
     if (own && (err = store_begin(st)))
         return err;
     sqlite3_bind_int64(s, 1, (sqlite3_int64)upto);
-    err = step_done(st, s, "store_outbox_ack: DELETE alert_outbox");
-    return own_tx_end(st, own, err);
+    err = store_step_done(st, s, "store_outbox_ack: DELETE alert_outbox");
+    return store_own_tx_end(st, own, err);
 }

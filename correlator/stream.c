@@ -76,13 +76,14 @@ static void fill_side(const engine *e, const event_view *ev, field_id id, char *
     side->zone = ai ? ai->zone : NULL;
     side->department = ai ? ai->department : NULL;
     side->name = ai ? ai->name : NULL;
+    side->segment = ai ? ai->segment : NULL;
 }
 
 /* A detection rule matched: its own alert (when it generates one). */
 static void raise_detection(stream *p, const sigma_rule *r, const event_view *ev)
 {
     engine *e = p->eng;
-    char src[VALUE_MAX], dst[VALUE_MAX], cid[VALUE_MAX], key[VALUE_MAX + 16];
+    char src[VALUE_MAX], dst[VALUE_MAX], cid[VALUE_MAX], key[VALUE_MAX + 16], sid[VALUE_MAX];
     alert_hit h;
     fh_err err;
 
@@ -116,6 +117,7 @@ static void raise_detection(stream *p, const sigma_rule *r, const event_view *ev
     h.event = ev->raw;
     h.event_len = ev->raw_len;
     h.community_id = slot_text(ev, e->f_community_id, cid, sizeof(cid))[0] ? cid : NULL;
+    h.sensor = slot_text(ev, e->f_sensor_id, sid, sizeof(sid))[0] ? sid : NULL;
     err = alert_book_hit(p->book, &h, NULL);
     if (err)
         p->error = err;
@@ -137,7 +139,7 @@ static void on_corr(void *arg, const struct corr_rule *cr, const char *group_key
 {
     stream *p = arg;
     engine *e = p->eng;
-    char src[VALUE_MAX] = "", dst[VALUE_MAX] = "", cid[VALUE_MAX] = "";
+    char src[VALUE_MAX] = "", dst[VALUE_MAX] = "", cid[VALUE_MAX] = "", sid[VALUE_MAX] = "";
     alert_hit h;
     fh_err err;
 
@@ -163,6 +165,7 @@ static void on_corr(void *arg, const struct corr_rule *cr, const char *group_key
         h.event = ev->raw;
         h.event_len = ev->raw_len;
         h.community_id = cid[0] ? cid : NULL;
+        h.sensor = slot_text(ev, e->f_sensor_id, sid, sizeof(sid))[0] ? sid : NULL;
     }
     fill_side(e, ev, e->f_src_ip, src, sizeof(src), &h.src);
     fill_side(e, ev, e->f_dest_ip, dst, sizeof(dst), &h.dest);
@@ -247,6 +250,23 @@ static void clock_aside(stream *p)
         (unsigned long long)st.clock_ahead);
 }
 
+static bool is_stats(const engine *e, const event_view *ev)
+{
+    const sv *v = event_get(ev, e->f_event_type);
+
+    return v->type == SV_STR && v->len == 5 && !memcmp(v->s, "stats", 5);
+}
+
+/* A sensor's stats event: counted per hour for verification by traffic (incident.h). */
+static fh_err stats_seen(stream *p)
+{
+    char sid[VALUE_MAX], seg[VALUE_MAX];
+
+    slot_text(&p->ev, p->eng->f_sensor_id, sid, sizeof(sid));
+    slot_text(&p->ev, p->eng->f_sensor_segment, seg, sizeof(seg));
+    return store_sensor_stats(p->st, sid, seg, p->ev.ts_ms);
+}
+
 fh_err stream_event(stream *p, const char *json, size_t len)
 {
     char err[256];
@@ -273,6 +293,8 @@ fh_err stream_event(stream *p, const char *json, size_t len)
         corr_advance(p->corr, p->ev.ts_ms, on_corr, p);
     else if (p->ev.ts_ms)
         clock_aside(p);
+    if (in_time && p->st && is_stats(p->eng, &p->ev) && (p->error = stats_seen(p)))
+        return p->error;
     for (uint32_t i = 0; i < p->nmatched && !p->error; i++) {
         const sigma_rule *r = p->matched[i];
         uint32_t idx = (uint32_t)(r - p->eng->rs.rules);
