@@ -10,6 +10,7 @@
 
 #include "../common/fh_log.h"
 #include "../correlator/event.h"
+#include "../correlator/incident.h"
 #include "console.h"
 
 bool console_now(int64_t *now)
@@ -68,6 +69,12 @@ bool console_open(console_ctx *c)
     c->have_policy = true;
     if (store_open(&c->st, &so, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
+        console_close(c);
+        return false;
+    }
+    /* alerts the correlators opened since: their deadlines, from the policy */
+    if (incident_stamp_deadlines(c->st, &c->policy, c->cal, &c->stamped) != FH_OK) {
+        fh_error("stamping deadlines: %s", store_errmsg(c->st));
         console_close(c);
         return false;
     }

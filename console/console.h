@@ -29,6 +29,7 @@ typedef struct {
     deadline_policy policy;
     bool have_policy;
     calendar *cal;
+    uint32_t stamped; /* deadlines console_open stamped on new incidents */
 } console_ctx;
 
 /* The wall clock, or FENGHUO_TEST_NOW; false (and a message) when that is malformed. */
@@ -36,7 +37,10 @@ bool console_now(int64_t *now);
 /* Who acts: --actor, else SUDO_USER, USER, or the uid's name. */
 const char *console_actor(const char *given);
 
-/* Opens the store, loads the policy and the calendar; false after saying why. */
+/*
+ * Opens the store, loads the policy and the calendar, and stamps the policy's
+ * deadline on incidents that have none yet; false after saying why.
+ */
 bool console_open(console_ctx *c);
 void console_close(console_ctx *c);
 

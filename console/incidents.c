@@ -481,8 +481,8 @@ int cmd_sweep(int argc, char **argv)
     }
     if (!console_open(&a.c))
         return 1;
-    if (incident_stamp_deadlines(a.c.st, &a.c.policy, a.c.cal, &stamped) != FH_OK ||
-        incident_sweep(a.c.st, &a.c.policy, a.c.cal, a.c.now, &r) != FH_OK) {
+    stamped = a.c.stamped;
+    if (incident_sweep(a.c.st, &a.c.policy, a.c.cal, a.c.now, &r) != FH_OK) {
         fh_error("%s", store_errmsg(a.c.st));
         rc = 1;
     } else {

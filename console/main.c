@@ -62,7 +62,7 @@ static void usage(FILE *f)
            "  sweep                stamp deadlines, close verified incidents, expire risks\n"
            "                       (run it every few minutes, e.g. by a systemd timer)\n"
            "  report --from YYYY-MM-DD --to YYYY-MM-DD [--by department|segment|severity|\n"
-           "         clause|category] [--format json|csv|pdf] [--output FILE] [--as-of TIME]\n"
+           "         clause|category] [--format json|csv|pdf|text] [--output FILE] [--as-of TIME]\n"
            "                       the timely rectification rate (及时整改率) of the incidents\n"
            "                       whose deadline falls in the period\n"
            "\n"

@@ -200,6 +200,13 @@ fh_err report_json(FILE *f, const report_input *in)
             jbuf_null(&b, "department");
         if (i->segment)
             jbuf_str(&b, "segment", i->segment);
+        if (i->assignee)
+            jbuf_str(&b, "assignee", i->assignee);
+        jbuf_str(&b, "group_key", i->group_key ? i->group_key : "");
+        if (i->src_ip)
+            jbuf_str(&b, "src_ip", i->src_ip);
+        if (i->dest_ip)
+            jbuf_str(&b, "dest_ip", i->dest_ip);
         if (i->category)
             jbuf_str(&b, "category", i->category);
         jbuf_arr_open(&b, "clauses");
@@ -358,14 +365,16 @@ fh_err report_csv(FILE *f, const report_input *in)
     }
     fputs("\r\n", f);
     csv_row(f,
-            (const char *[]){"事件 / incident", "标题 / title", "规则 / rule", "级别 / severity",
-                             "状态 / status", "部门 / department", "网段 / segment",
-                             "条款 / clauses", "类别 / category", "首次发现 / first_seen",
-                             "整改时限 / deadline", "时限来源 / deadline source",
-                             "时限推算 / guessed", "整改完成 / rectified", "结果 / outcome",
-                             "原因 / reason", "通报 / notice", "通报单位 / issuer",
-                             "通报日期 / notice date"},
-            19);
+            (const char *[]){
+                "事件 / incident",        "标题 / title",         "规则 / rule",
+                "级别 / severity",        "状态 / status",        "部门 / department",
+                "网段 / segment",         "条款 / clauses",       "类别 / category",
+                "首次发现 / first_seen",  "整改时限 / deadline",  "时限来源 / deadline source",
+                "时限推算 / guessed",     "整改完成 / rectified", "结果 / outcome",
+                "原因 / reason",          "通报 / notice",        "通报单位 / issuer",
+                "通报日期 / notice date", "责任人 / assignee",    "分组 / group key",
+                "源地址 / src_ip",        "目的地址 / dest_ip"},
+            23);
     for (size_t k = 0; ok && k < r->ninc; k++) {
         const incident *i = &r->inc[k];
         char fs[32], dl[32], rt[32], clauses[512] = "";
@@ -380,17 +389,77 @@ fh_err report_csv(FILE *f, const report_input *in)
         console_deadline_text(i->deadline_at, dl, sizeof(dl));
         console_time_text(i->rectified_at, rt, sizeof(rt));
         csv_row(f,
-                (const char *[]){i->id, i->title, i->rule_name ? i->rule_name : i->rule_id,
-                                 alert_level_name(i->level), incident_state_name(i->status),
-                                 incident_department(i), i->segment, clauses, i->category, fs, dl,
+                (const char *[]){i->id,
+                                 i->title,
+                                 i->rule_name ? i->rule_name : i->rule_id,
+                                 alert_level_name(i->level),
+                                 incident_state_name(i->status),
+                                 incident_department(i),
+                                 i->segment,
+                                 clauses,
+                                 i->category,
+                                 fs,
+                                 dl,
                                  i->deadline_source ? i->deadline_source : "policy",
-                                 i->deadline_guessed ? "GUESSED (no calendar data)" : "", rt,
-                                 rate_outcome_name(r->outcome[k]), r->why[k], i->notice_no,
-                                 i->notice_issuer, i->notice_date},
-                19);
+                                 i->deadline_guessed ? "GUESSED (no calendar data)" : "",
+                                 rt,
+                                 rate_outcome_name(r->outcome[k]),
+                                 r->why[k],
+                                 i->notice_no,
+                                 i->notice_issuer,
+                                 i->notice_date,
+                                 i->assignee,
+                                 i->group_key,
+                                 i->src_ip,
+                                 i->dest_ip},
+                23);
     }
     if (!ok)
         return FH_ERR_NOMEM;
+    return ferror(f) ? FH_ERR_IO : FH_OK;
+}
+
+/* ---- text (a terminal) ------------------------------------------------------------ */
+
+static void text_row(FILE *f, const char *key, const rate_row *row, int keyw)
+{
+    char rate[16];
+
+    report_rate_text(row, rate, sizeof(rate));
+    console_pad(f, key, keyw);
+    fprintf(f, "  %7s  %9u  %7u  %5u  %7u  %8u  %8u  %7u\n", rate,
+            row->of[RATE_ON_TIME].n + row->of[RATE_LATE].n + row->of[RATE_PENDING].n,
+            row->of[RATE_ON_TIME].n, row->of[RATE_LATE].n, row->of[RATE_PENDING].n,
+            row->of[RATE_ACCEPTED].n, row->of[RATE_EXCLUDED].n, row->overdue.n);
+}
+
+fh_err report_text(FILE *f, const report_input *in)
+{
+    const rate_report *r = in->r;
+    char from[32], to[32], asof[32], pol[512];
+    int keyw = 24;
+
+    console_time_text(r->from, from, sizeof(from));
+    console_deadline_text(r->to, to, sizeof(to));
+    console_time_text(r->now, asof, sizeof(asof));
+    report_policy_text(in->policy, pol, sizeof(pol));
+    fprintf(f, "网络安全事件及时整改率 / timely rectification rate (target 95%%)\n");
+    fprintf(f, "period (deadlines, Asia/Shanghai): %s - %s; as of %s\n", from, to, asof);
+    fprintf(f, "policy (%s): %s\n\n", in->policy_path, pol);
+    for (size_t k = 0; k < r->nrows; k++)
+        if (console_width(r->rows[k].key) > keyw)
+            keyw = console_width(r->rows[k].key);
+    console_pad(f, rate_by_name(r->by), keyw);
+    fprintf(f, "  %7s  %9s  %7s  %5s  %7s  %8s  %8s  %7s\n", "rate", "incidents", "on_time", "late",
+            "pending", "accepted", "excluded", "overdue");
+    for (size_t k = 0; k < r->nrows; k++)
+        text_row(f, r->rows[k].key, &r->rows[k], keyw);
+    text_row(f, "total", &r->total, keyw);
+    if (r->guessed.n)
+        fprintf(f,
+                "\n%u deadline(s) GUESSED: counted Monday to Friday in a year without "
+                "calendar data\n",
+                r->guessed.n);
     return ferror(f) ? FH_ERR_IO : FH_OK;
 }
 
@@ -410,7 +479,6 @@ int cmd_report(int argc, char **argv)
     int64_t from, to, now;
     incident *list = NULL;
     size_t n = 0;
-    uint32_t stamped;
     rate_report r;
     int opt, by, rc = 0;
     fh_err err;
@@ -451,7 +519,7 @@ int cmd_report(int argc, char **argv)
     }
     if (optind != argc || !from_s || !to_s) {
         fh_error("usage: fenghuo-console report --from YYYY-MM-DD --to YYYY-MM-DD "
-                 "[--by department|segment|severity|clause|category] [--format json|csv|pdf] "
+                 "[--by department|segment|severity|clause|category] [--format json|csv|pdf|text] "
                  "[--output FILE] [--as-of TIME]");
         return 2;
     }
@@ -466,8 +534,9 @@ int cmd_report(int argc, char **argv)
         fh_error("--by expects department, segment, severity, clause or category, got '%s'", by_s);
         return 2;
     }
-    if (strcmp(format, "json") && strcmp(format, "csv") && strcmp(format, "pdf")) {
-        fh_error("--format expects json, csv or pdf, got '%s'", format);
+    if (strcmp(format, "json") && strcmp(format, "csv") && strcmp(format, "pdf") &&
+        strcmp(format, "text")) {
+        fh_error("--format expects json, csv, pdf or text, got '%s'", format);
         return 2;
     }
     if (!strcmp(format, "pdf") && !output) {
@@ -482,8 +551,7 @@ int cmd_report(int argc, char **argv)
         console_close(&c);
         return 2;
     }
-    if ((err = incident_stamp_deadlines(c.st, &c.policy, c.cal, &stamped)) ||
-        (err = incident_list(c.st, from, to, &list, &n))) {
+    if ((err = incident_list(c.st, from, to, &list, &n))) {
         fh_error("%s", store_errmsg(c.st));
         console_close(&c);
         return 1;
@@ -504,7 +572,9 @@ int cmd_report(int argc, char **argv)
                 snprintf(e, sizeof(e), "cannot write '%s'", output);
                 err = FH_ERR_IO;
             } else {
-                err = !strcmp(format, "csv") ? report_csv(f, &in) : report_json(f, &in);
+                err = !strcmp(format, "csv")    ? report_csv(f, &in)
+                      : !strcmp(format, "text") ? report_text(f, &in)
+                                                : report_json(f, &in);
                 if (output && fclose(f) != 0 && !err)
                     err = FH_ERR_IO;
             }

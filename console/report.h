@@ -31,6 +31,8 @@ void report_rate_text(const rate_row *row, char *out, size_t len);
 
 fh_err report_json(FILE *f, const report_input *in);
 fh_err report_csv(FILE *f, const report_input *in);
+/* A table for a terminal (make run prints it). */
+fh_err report_text(FILE *f, const report_input *in);
 /* Writes a PDF file (cairo needs a path). */
 fh_err report_pdf(const char *path, const report_input *in, char *err, size_t errlen);
 

@@ -309,7 +309,7 @@ fh_err report_pdf(const char *path, const report_input *in, char *err, size_t er
     new_page(&p);
     para(&p, "附录：统计的全部事件 Appendix: every incident counted", 12, true);
     {
-        const double w[7] = {150, 95, 50, 70, 55, 45, 50};
+        const double w[7] = {170, 88, 42, 60, 62, 46, 47};
 
         row(&p, w,
             (const char *[]){"事件 incident / 标题 title", "部门 department", "级别 severity",

@@ -7,6 +7,8 @@
  * of a rule repository.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -184,6 +186,89 @@ static int64_t parse_duration(const char *s)
     return (int64_t)(v * mul);
 }
 
+/*
+ * NDJSON input, line by line, with read(2) into one buffer. Before a read that
+ * would block (a pipe or FIFO with nothing waiting) it calls idle(): the open
+ * batch is committed there, so a correlator fed slowly never keeps the
+ * store's write lock while it waits (the console writes to the same store).
+ */
+typedef struct {
+    int fd;
+    char *buf;
+    size_t cap, start, end;
+    bool eof;
+} line_reader;
+
+#define LINE_MAX_BYTES (64u << 20) /* an event longer than this is an input error */
+
+/* The next line (its '\n' replaced by NUL) in *line, its length returned; 0 at the end,
+ * -1 on a read error (errno), -2 when a signal interrupted the wait. */
+static ssize_t reader_next(line_reader *r, char **line, void (*idle)(void *), void *ctx)
+{
+    for (;;) {
+        char *nl = r->start < r->end ? memchr(r->buf + r->start, '\n', r->end - r->start) : NULL;
+        struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+        ssize_t got;
+
+        if (nl || (r->eof && r->start < r->end)) {
+            size_t len = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
+
+            *line = r->buf + r->start;
+            (*line)[len] = '\0'; /* the buffer keeps one spare byte for the last line */
+            r->start += len + (nl ? 1 : 0);
+            return (ssize_t)len;
+        }
+        if (r->eof)
+            return 0;
+        if (r->start > 0) {
+            memmove(r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->start = 0;
+        }
+        if (r->end + 1 >= r->cap) {
+            char *b = r->cap < LINE_MAX_BYTES ? realloc(r->buf, r->cap * 2) : NULL;
+
+            if (!b) {
+                errno = EFBIG;
+                return -1;
+            }
+            r->buf = b;
+            r->cap *= 2;
+        }
+        if (idle && poll(&pfd, 1, 0) == 0)
+            idle(ctx);
+        got = read(r->fd, r->buf + r->end, r->cap - 1 - r->end);
+        if (got < 0 && errno == EINTR)
+            return -2;
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            r->eof = true;
+        r->end += (size_t)got;
+    }
+}
+
+typedef struct {
+    stream *pl;
+    health *hl;
+    store *st;
+    bool failed;
+    char err[1024];
+} idle_ctx;
+
+/* The input has nothing waiting: commit what was read so far. */
+static void commit_idle(void *arg)
+{
+    idle_ctx *c = arg;
+
+    if (c->failed || !c->pl->batch_events)
+        return;
+    if (stream_commit(c->pl, c->err, sizeof(c->err)) != FH_OK)
+        c->failed = true;
+    else
+        health_write(c->hl, c->pl, c->st, false);
+}
+
 /* Reads NDJSON events and runs them through the stream, a batch per transaction. */
 static int run_file(const char *rules, const char *lists_dir, const char *assets_file,
                     const char *input, const char *alerts_out, const char *db, uint32_t batch,
@@ -192,13 +277,13 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
     engine_config ec = {rules, lists_dir, assets_file};
     engine *e = NULL;
     store *st = NULL;
-    FILE *in = NULL, *out = NULL;
+    FILE *out = NULL;
+    line_reader in = {.fd = -1};
+    idle_ctx idle = {0};
     stream pl;
     bool pl_ready = false;
-    static char inbuf[INPUT_BUFFER]; /* static: stdin keeps using it until exit */
     char err[1024], *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
+    ssize_t n = 0;
     int rc = 1;
 
     health hl;
@@ -225,13 +310,14 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
         fh_error("open(\"%s\") failed: %s", alerts_out, strerror(errno));
         goto out;
     }
-    if (!(in = strcmp(input, "-") ? fopen(input, "r") : stdin)) {
+    if ((in.fd = strcmp(input, "-") ? open(input, O_RDONLY | O_CLOEXEC) : STDIN_FILENO) < 0) {
         fh_error("open(\"%s\") failed: %s", input, strerror(errno));
         goto out;
     }
-    /* Large reads: with stdio's 4 KiB default, read(2) calls cost more than the copy.
-     * (glibc ignores the size unless it is given the buffer.) */
-    setvbuf(in, inbuf, _IOFBF, sizeof(inbuf));
+    if (!(in.buf = malloc(in.cap = INPUT_BUFFER))) {
+        fh_error("out of memory");
+        goto out;
+    }
     if (stream_init(&pl, e, st, out, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
         goto out;
@@ -243,7 +329,15 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
     }
     health_write(&hl, &pl, st, true);
     rc = 0;
-    while (!stop_requested && (n = getline(&line, &cap, in)) > 0) {
+    idle.pl = &pl;
+    idle.hl = &hl;
+    idle.st = st;
+    while (!stop_requested && !idle.failed &&
+           (n = reader_next(&in, &line, st ? commit_idle : NULL, &idle)) != 0) {
+        if (n == -2)
+            continue; /* a signal: look at the flags */
+        if (n < 0)
+            break;
         if (reload_requested) {
             reload_requested = 0;
             if (stream_reload(&pl, &ec, err, sizeof(err)) != FH_OK)
@@ -264,7 +358,11 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
             health_write(&hl, &pl, st, false);
         }
     }
-    if (ferror(in)) {
+    if (idle.failed) {
+        fh_error("%s", idle.err);
+        rc = 1;
+    }
+    if (n == -1) {
         fh_error("reading '%s' failed: %s", input, strerror(errno));
         rc = 1;
     }
@@ -286,13 +384,13 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
     }
     health_finish(&hl, &pl, st);
 out:
-    free(line);
+    free(in.buf);
     if (pl_ready) {
         e = pl.eng; /* a reload replaced the engine */
         stream_free(&pl);
     }
-    if (in && in != stdin)
-        fclose(in);
+    if (in.fd > STDIN_FILENO)
+        close(in.fd);
     if (out && out != stdout)
         fclose(out);
     else if (out)

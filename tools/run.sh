@@ -9,6 +9,8 @@
 #      published to topic fenghuo.events, also written to build/run/events.json;
 #      then the level-3 scenario events (tests/rules) so that every rule has traffic
 #   4. kcat: prints the alerts as they are raised
+#   5. fenghuo-console: the timely rectification rate per department of the replayed
+#      period, and the same report as a PDF (build/run/rectification-report.pdf)
 #
 # Set RUN_IFACE=eth0 to also capture live on an interface (needs root).
 # Ctrl-C stops everything cleanly; so does the end of the captures + 3 s.
@@ -80,3 +82,21 @@ if [ -s "$run/alerts.db" ] && command -v sqlite3 >/dev/null; then
                                order by max(severity) desc;"
 fi
 echo "== $(grep -c '"event_type":"flow"' "$run/events.json") flow events written to Kafka and $run/events.json"
+if [ -s "$run/alerts.db" ]; then
+    # Rectification: stamp deadlines (the console does on opening the store), then the
+    # rate per department for the replayed period: from the first alert's day to the
+    # last deadline's, in Asia/Shanghai.
+    "$bin/fenghuo-console" sweep --db "$run/alerts.db" >/dev/null
+    span=$(sqlite3 "$run/alerts.db" "select date(min(first_seen)/1000, 'unixepoch', '+8 hours'),
+        date((max(deadline_at)-1)/1000, 'unixepoch', '+8 hours') from alerts" 2>/dev/null)
+    from=${span%%|*}
+    to=${span##*|}
+    if [ -n "$from" ] && [ -n "$to" ]; then
+        echo "== rectification (整改): fenghuo-console report --from $from --to $to --db $run/alerts.db"
+        "$bin/fenghuo-console" report --db "$run/alerts.db" --from "$from" --to "$to" \
+            --format text
+        "$bin/fenghuo-console" report --db "$run/alerts.db" --from "$from" --to "$to" \
+            --format pdf --output "$run/rectification-report.pdf" &&
+            echo "== PDF report: $run/rectification-report.pdf"
+    fi
+fi
