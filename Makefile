@@ -29,14 +29,14 @@ endif
 # Debian packages: build, run, tests and benchmark. `make deps` installs what is missing.
 DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev libyaml-dev \
 	nettle-dev libcmocka-dev librdkafka-dev zlib1g-dev libpcre2-dev libsimdjson-dev libsqlite3-dev \
-	libyara-dev g++ libcairo2-dev libpango1.0-dev
+	libyara-dev g++ libcairo2-dev libpango1.0-dev libpq-dev
 DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm fonts-noto-cjk
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
-	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev poppler-utils clang-format
+	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev poppler-utils clang-format postgresql
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
 PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara
-CORR_PKG_LIBS := libpcre2-8 yaml-0.1 rdkafka sqlite3 simdjson nettle
+CORR_PKG_LIBS := libpcre2-8 yaml-0.1 rdkafka sqlite3 simdjson nettle libpq
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) $(CORR_PKG_LIBS) 2>/dev/null)
 CORR_LDLIBS = $(shell pkg-config --libs $(CORR_PKG_LIBS) 2>/dev/null)
 # The console's PDF reports: cairo + pango (with Debian's fonts-noto-cjk for Chinese).
@@ -240,10 +240,12 @@ fuzz: deps
 	  rc=$$?; tail -n 25 $(FUZZ_BUILD)/$$t.log; [ $$rc = 0 ] || exit 1; \
 	done
 
+# The store's tests run on SQLite and on a PostgreSQL server that tests/tools/pg.sh starts
+# for the run (initdb and pg_ctl on a free local port, in a temporary directory).
 test-unit: $(UNIT_BIN) testdata
-	$(Q)fail=0; for t in $(UNIT_BIN); do \
+	$(Q)tests/tools/pg.sh run sh -c 'fail=0; for t in $(UNIT_BIN); do \
 	  FH_TESTDATA=$(TESTDATA) FH_SHARED=../shared/data $$t || fail=1; \
-	done; exit $$fail
+	done; exit $$fail'
 
 test-e2e: all testdata
 	$(Q)FH_BUILD=$(BUILD) FH_TESTDATA=$(TESTDATA) FH_GEOIP=$(GEOIP_DIR) FH_SHARED=../shared/data \

@@ -1,6 +1,8 @@
 /*
- * store.h - where alerts live: SQLite (WAL) now, PostgreSQL later with the same
- * schema (correlator/migrations/NNNN_*.sql, embedded in the binary).
+ * store.h - where alerts live: an SQLite file (WAL) or a PostgreSQL database
+ * (opts.path "postgresql://..."), with the same schema from the same files
+ * (correlator/migrations/NNNN_*.sql, embedded in the binary) and the same SQL
+ * (db.h). Several correlators and one console may share one store.
  *
  * Exactly once, from Kafka to the store
  * -------------------------------------

@@ -19,6 +19,7 @@
 /* Lazily prepared statements (store_lazy slots). */
 enum {
     L_GET,
+    L_GET_LOCK,
     L_LIST_ALL,
     L_LIST_RANGE,
     L_CLAUSES,
@@ -53,6 +54,9 @@ enum {
 
 static const char *const SQL[L_COUNT] = {
     [L_GET] = "SELECT " INCIDENT_COLS " FROM alerts WHERE id = ?1",
+    /* PostgreSQL: the row stays locked until the change commits, so a correlator
+     * reopening it at the same time waits instead of being overwritten */
+    [L_GET_LOCK] = "SELECT " INCIDENT_COLS " FROM alerts WHERE id = ?1 FOR UPDATE",
     [L_LIST_ALL] = "SELECT " INCIDENT_COLS " FROM alerts ORDER BY deadline_at, first_seen, id",
     [L_LIST_RANGE] = "SELECT " INCIDENT_COLS " FROM alerts WHERE deadline_at >= ?1 AND "
                      "deadline_at < ?2 ORDER BY deadline_at, first_seen, id",
@@ -83,7 +87,7 @@ static const char *const SQL[L_COUNT] = {
                   "incident_transitions WHERE alert_id = ?1 ORDER BY seq",
 };
 
-static sqlite3_stmt *stmt(store *st, int i)
+static db_stmt *stmt(store *st, int i)
 {
     return store_lazy(st, i, SQL[i]);
 }
@@ -136,21 +140,21 @@ void incident_free_list(incident *list, size_t n)
     free(list);
 }
 
-static int64_t col_ms(sqlite3_stmt *s, int c)
+static int64_t col_ms(db_stmt *s, int c)
 {
-    return sqlite3_column_type(s, c) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, c);
+    return db_column_null(s, c) ? 0 : db_column_int64(s, c);
 }
 
 static fh_err read_clauses(store *st, incident *i)
 {
-    sqlite3_stmt *s = stmt(st, L_CLAUSES);
+    db_stmt *s = stmt(st, L_CLAUSES);
     fh_err err = FH_OK;
     int rc;
 
     if (!s)
         return FH_ERR_IO;
-    store_bind_str(s, 1, i->id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    db_bind_str(s, 1, i->id);
+    while ((rc = db_step(s)) == DB_ROW) {
         bool failed = false;
         char **c = realloc(i->clauses, (i->nclauses + 1) * sizeof(*c));
 
@@ -166,25 +170,25 @@ static fh_err read_clauses(store *st, incident *i)
         }
         i->nclauses++;
     }
-    if (!err && rc != SQLITE_DONE)
+    if (!err && rc != DB_DONE)
         err = store_fail(st, "incident: SELECT alert_tags");
     store_stmt_done(s);
     return err;
 }
 
 /* One row of INCIDENT_COLS. */
-static fh_err read_incident(sqlite3_stmt *s, incident *i)
+static fh_err read_incident(db_stmt *s, incident *i)
 {
     bool failed = false;
     int state;
 
     memset(i, 0, sizeof(*i));
-    snprintf(i->id, sizeof(i->id), "%s", (const char *)sqlite3_column_text(s, 0));
+    snprintf(i->id, sizeof(i->id), "%s", db_column_text(s, 0));
     i->rule_id = store_col_dup(s, 1, &failed);
     i->rule_name = store_col_dup(s, 2, &failed);
     i->title = store_col_dup(s, 3, &failed);
-    i->level = sqlite3_column_int(s, 4);
-    state = incident_state_parse((const char *)sqlite3_column_text(s, 5));
+    i->level = (int)db_column_int64(s, 4);
+    state = incident_state_parse(db_column_text(s, 5));
     i->status = state < 0 ? INC_NEW : (incident_state)state;
     i->category = store_col_dup(s, 6, &failed);
     i->subcategory = store_col_dup(s, 7, &failed);
@@ -196,17 +200,17 @@ static fh_err read_incident(sqlite3_stmt *s, incident *i)
     i->sensor = store_col_dup(s, 13, &failed);
     i->src_ip = store_col_dup(s, 14, &failed);
     i->dest_ip = store_col_dup(s, 15, &failed);
-    i->first_seen = sqlite3_column_int64(s, 16);
-    i->last_seen = sqlite3_column_int64(s, 17);
-    i->count = (uint64_t)sqlite3_column_int64(s, 18);
+    i->first_seen = db_column_int64(s, 16);
+    i->last_seen = db_column_int64(s, 17);
+    i->count = (uint64_t)db_column_int64(s, 18);
     i->status_at = col_ms(s, 19);
     i->acknowledged_at = col_ms(s, 20);
     i->rectified_at = col_ms(s, 21);
     i->closed_at = col_ms(s, 22);
-    i->reopen_count = (uint32_t)sqlite3_column_int(s, 23);
+    i->reopen_count = (uint32_t)(int)db_column_int64(s, 23);
     i->deadline_at = col_ms(s, 24);
     i->containment_at = col_ms(s, 25);
-    i->deadline_guessed = sqlite3_column_int(s, 26) != 0;
+    i->deadline_guessed = (int)db_column_int64(s, 26) != 0;
     i->deadline_source = store_col_dup(s, 27, &failed);
     i->duplicate_of = store_col_dup(s, 28, &failed);
     i->risk_reason = store_col_dup(s, 29, &failed);
@@ -222,20 +226,20 @@ static fh_err read_incident(sqlite3_stmt *s, incident *i)
     return failed ? FH_ERR_NOMEM : FH_OK;
 }
 
-fh_err incident_get(store *st, const char *id, incident *out)
+static fh_err get_incident(store *st, int slot, const char *id, incident *out)
 {
-    sqlite3_stmt *s = stmt(st, L_GET);
+    db_stmt *s = stmt(st, slot);
     fh_err err;
     int rc;
 
     memset(out, 0, sizeof(*out));
     if (!s)
         return FH_ERR_IO;
-    store_bind_str(s, 1, id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    db_bind_str(s, 1, id);
+    rc = db_step(s);
+    if (rc == DB_ROW)
         err = read_incident(s, out);
-    else if (rc == SQLITE_DONE)
+    else if (rc == DB_DONE)
         err = FH_ERR_NOTFOUND;
     else
         err = store_fail(st, "incident_get: SELECT alerts");
@@ -247,10 +251,15 @@ fh_err incident_get(store *st, const char *id, incident *out)
     return err;
 }
 
+fh_err incident_get(store *st, const char *id, incident *out)
+{
+    return get_incident(st, L_GET, id, out);
+}
+
 fh_err incident_list(store *st, int64_t from_ms, int64_t to_ms, incident **out, size_t *n)
 {
     bool all = !from_ms && !to_ms;
-    sqlite3_stmt *s = stmt(st, all ? L_LIST_ALL : L_LIST_RANGE);
+    db_stmt *s = stmt(st, all ? L_LIST_ALL : L_LIST_RANGE);
     incident *list = NULL;
     size_t cnt = 0, cap = 0;
     fh_err err = FH_OK;
@@ -261,10 +270,10 @@ fh_err incident_list(store *st, int64_t from_ms, int64_t to_ms, incident **out, 
     if (!s)
         return FH_ERR_IO;
     if (!all) {
-        sqlite3_bind_int64(s, 1, from_ms);
-        sqlite3_bind_int64(s, 2, to_ms);
+        db_bind_int64(s, 1, from_ms);
+        db_bind_int64(s, 2, to_ms);
     }
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(s)) == DB_ROW) {
         if (cnt == cap) {
             incident *l = realloc(list, (cap ? cap * 2 : 64) * sizeof(*l));
 
@@ -281,7 +290,7 @@ fh_err incident_list(store *st, int64_t from_ms, int64_t to_ms, incident **out, 
         }
         cnt++;
     }
-    if (!err && rc != SQLITE_DONE)
+    if (!err && rc != DB_DONE)
         err = store_fail(st, "incident_list: SELECT alerts");
     store_stmt_done(s);
     for (size_t k = 0; !err && k < cnt; k++)
@@ -298,33 +307,33 @@ fh_err incident_list(store *st, int64_t from_ms, int64_t to_ms, incident **out, 
 /* Writes every lifecycle column of i. */
 static fh_err write_incident(store *st, const incident *i)
 {
-    sqlite3_stmt *s = stmt(st, L_WRITE);
+    db_stmt *s = stmt(st, L_WRITE);
 
     if (!s)
         return FH_ERR_IO;
-    store_bind_str(s, 1, i->id);
-    store_bind_str(s, 2, incident_state_name(i->status));
+    db_bind_str(s, 1, i->id);
+    db_bind_str(s, 2, incident_state_name(i->status));
     store_bind_ms(s, 3, i->status_at);
     store_bind_ms(s, 4, i->acknowledged_at);
     store_bind_ms(s, 5, i->rectified_at);
     store_bind_ms(s, 6, i->closed_at);
-    sqlite3_bind_int(s, 7, (int)i->reopen_count);
+    db_bind_int64(s, 7, (int)i->reopen_count);
     store_bind_ms(s, 8, i->deadline_at);
     store_bind_ms(s, 9, i->containment_at);
-    sqlite3_bind_int(s, 10, i->deadline_guessed ? 1 : 0);
-    store_bind_str(s, 11, i->deadline_source);
-    store_bind_str(s, 12, i->duplicate_of);
-    store_bind_str(s, 13, i->risk_reason);
-    store_bind_str(s, 14, i->risk_approver);
+    db_bind_int64(s, 10, i->deadline_guessed ? 1 : 0);
+    db_bind_str(s, 11, i->deadline_source);
+    db_bind_str(s, 12, i->duplicate_of);
+    db_bind_str(s, 13, i->risk_reason);
+    db_bind_str(s, 14, i->risk_approver);
     store_bind_ms(s, 15, i->risk_expires);
-    store_bind_str(s, 16, i->notice_no);
-    store_bind_str(s, 17, i->notice_issuer);
-    store_bind_str(s, 18, i->notice_date);
+    db_bind_str(s, 16, i->notice_no);
+    db_bind_str(s, 17, i->notice_issuer);
+    db_bind_str(s, 18, i->notice_date);
     store_bind_ms(s, 19, i->verify_until);
-    store_bind_str(s, 20, i->verification);
-    store_bind_str(s, 21, i->verification_evidence);
-    store_bind_str(s, 22, i->assigned_department);
-    store_bind_str(s, 23, i->assignee);
+    db_bind_str(s, 20, i->verification);
+    db_bind_str(s, 21, i->verification_evidence);
+    db_bind_str(s, 22, i->assigned_department);
+    db_bind_str(s, 23, i->assignee);
     return store_step_done(st, s, "incident: UPDATE alerts");
 }
 
@@ -371,7 +380,8 @@ static fh_err apply_change(store *st, const char *id, change_fn fn, void *ctx, c
         snprintf(why, whylen, "%s", store_errmsg(st));
         return err;
     }
-    err = incident_get(st, id, &i);
+    /* SQLite: BEGIN IMMEDIATE already holds the only write lock */
+    err = get_incident(st, db_backend(st->db) == DB_POSTGRES ? L_GET_LOCK : L_GET, id, &i);
     if (err == FH_ERR_NOTFOUND)
         snprintf(why, whylen, "no incident %s", id);
     if (err)
@@ -595,7 +605,7 @@ fh_err incident_set_notice(store *st, const char *id, const incident_notice *n, 
 fh_err incident_stamp_deadlines(store *st, const deadline_policy *p, const calendar *cal,
                                 uint32_t *stamped)
 {
-    sqlite3_stmt *sel = stmt(st, L_UNSTAMPED), *up = stmt(st, L_STAMP);
+    db_stmt *sel = stmt(st, L_UNSTAMPED), *up = stmt(st, L_STAMP);
     fh_err err;
     int rc;
 
@@ -604,21 +614,21 @@ fh_err incident_stamp_deadlines(store *st, const deadline_policy *p, const calen
         return FH_ERR_IO;
     if ((err = store_begin(st)))
         return err;
-    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-        const char *dep = (const char *)sqlite3_column_text(sel, 3);
-        const char *zone = (const char *)sqlite3_column_text(sel, 4);
-        deadline d = deadline_compute(p, cal, sqlite3_column_int64(sel, 1),
-                                      sqlite3_column_int(sel, 2), dep, zone);
+    while ((rc = db_step(sel)) == DB_ROW) {
+        const char *dep = db_column_text(sel, 3);
+        const char *zone = db_column_text(sel, 4);
+        deadline d = deadline_compute(p, cal, db_column_int64(sel, 1), (int)db_column_int64(sel, 2),
+                                      dep, zone);
 
-        sqlite3_bind_text(up, 1, (const char *)sqlite3_column_text(sel, 0), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(up, 2, d.due_ms);
+        db_bind_text(up, 1, db_column_text(sel, 0), -1);
+        db_bind_int64(up, 2, d.due_ms);
         store_bind_ms(up, 3, d.containment_ms);
-        sqlite3_bind_int(up, 4, d.guessed ? 1 : 0);
+        db_bind_int64(up, 4, d.guessed ? 1 : 0);
         if ((err = store_step_done(st, up, "incident_stamp_deadlines: UPDATE alerts")))
             break;
         (*stamped)++;
     }
-    if (!err && rc != SQLITE_DONE)
+    if (!err && rc != DB_DONE)
         err = store_fail(st, "incident_stamp_deadlines: SELECT alerts");
     store_stmt_done(sel);
     return store_own_tx_end(st, true, err);
@@ -663,7 +673,7 @@ static void strlist_free(strlist *l)
 static fh_err sensor_watched(store *st, const char *sensor, int64_t from, int64_t to, jbuf *j,
                              bool *ok)
 {
-    sqlite3_stmt *s = stmt(st, L_STATS), *g = stmt(st, L_GAPS);
+    db_stmt *s = stmt(st, L_STATS), *g = stmt(st, L_GAPS);
     int64_t h0 = from / HOUR_MS, h1 = (to - 1) / HOUR_MS, hours = h1 - h0 + 1, covered = 0;
     uint64_t seen = 0;
     char key[600];
@@ -672,14 +682,14 @@ static fh_err sensor_watched(store *st, const char *sensor, int64_t from, int64_
 
     if (!s || !g)
         return FH_ERR_IO;
-    store_bind_str(s, 1, sensor);
-    sqlite3_bind_int64(s, 2, h0);
-    sqlite3_bind_int64(s, 3, h1);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    db_bind_str(s, 1, sensor);
+    db_bind_int64(s, 2, h0);
+    db_bind_int64(s, 3, h1);
+    while ((rc = db_step(s)) == DB_ROW) {
         covered++;
-        seen += (uint64_t)sqlite3_column_int64(s, 1);
+        seen += (uint64_t)db_column_int64(s, 1);
     }
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         err = store_fail(st, "verification: SELECT sensor_stats");
     store_stmt_done(s);
     if (err)
@@ -692,16 +702,16 @@ static fh_err sensor_watched(store *st, const char *sensor, int64_t from, int64_
     jbuf_arr_open(j, "gap_alerts");
     memcpy(key, "sensor.id=", 10);
     alert_key_text(key + 10, sizeof(key) - 10, sensor, strlen(sensor));
-    store_bind_str(g, 1, sensor);
-    store_bind_str(g, 2, key);
-    sqlite3_bind_int64(g, 3, from);
-    sqlite3_bind_int64(g, 4, to);
+    db_bind_str(g, 1, sensor);
+    db_bind_str(g, 2, key);
+    db_bind_int64(g, 3, from);
+    db_bind_int64(g, 4, to);
     *ok = covered == hours;
-    while ((rc = sqlite3_step(g)) == SQLITE_ROW) {
-        jbuf_str(j, NULL, (const char *)sqlite3_column_text(g, 0));
+    while ((rc = db_step(g)) == DB_ROW) {
+        jbuf_str(j, NULL, db_column_text(g, 0));
         *ok = false;
     }
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         err = store_fail(st, "verification: SELECT alerts (L3-28)");
     store_stmt_done(g);
     jbuf_arr_close(j);
@@ -713,7 +723,7 @@ static fh_err sensor_watched(store *st, const char *sensor, int64_t from, int64_
 /* The sensors of an incident: the one that saw it and those whose stats name its segment. */
 static fh_err incident_sensors(store *st, const incident *i, int64_t from, int64_t to, strlist *out)
 {
-    sqlite3_stmt *s;
+    db_stmt *s;
     fh_err err = FH_OK;
     int rc;
 
@@ -723,12 +733,12 @@ static fh_err incident_sensors(store *st, const incident *i, int64_t from, int64
         return FH_OK;
     if (!(s = stmt(st, L_SEG_SENSORS)))
         return FH_ERR_IO;
-    store_bind_str(s, 1, i->segment);
-    sqlite3_bind_int64(s, 2, from / HOUR_MS);
-    sqlite3_bind_int64(s, 3, (to - 1) / HOUR_MS);
-    while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW)
-        err = strlist_add(out, (const char *)sqlite3_column_text(s, 0));
-    if (!err && rc != SQLITE_DONE)
+    db_bind_str(s, 1, i->segment);
+    db_bind_int64(s, 2, from / HOUR_MS);
+    db_bind_int64(s, 3, (to - 1) / HOUR_MS);
+    while (!err && (rc = db_step(s)) == DB_ROW)
+        err = strlist_add(out, db_column_text(s, 0));
+    if (!err && rc != DB_DONE)
         err = store_fail(st, "verification: SELECT sensor_stats");
     store_stmt_done(s);
     return err;
@@ -804,7 +814,7 @@ static fh_err verify_fn(void *ctx, incident *i, change *c, char *why, size_t why
 fh_err incident_sweep(store *st, const deadline_policy *p, const calendar *cal, int64_t now,
                       incident_sweep_result *r)
 {
-    sqlite3_stmt *s = stmt(st, L_DUE);
+    db_stmt *s = stmt(st, L_DUE);
     strlist due = {0};
     char why[512];
     fh_err err = FH_OK;
@@ -813,10 +823,10 @@ fh_err incident_sweep(store *st, const deadline_policy *p, const calendar *cal, 
     memset(r, 0, sizeof(*r));
     if (!s)
         return FH_ERR_IO;
-    sqlite3_bind_int64(s, 1, now);
-    while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW)
-        err = strlist_add(&due, (const char *)sqlite3_column_text(s, 0));
-    if (!err && rc != SQLITE_DONE)
+    db_bind_int64(s, 1, now);
+    while (!err && (rc = db_step(s)) == DB_ROW)
+        err = strlist_add(&due, db_column_text(s, 0));
+    if (!err && rc != DB_DONE)
         err = store_fail(st, "incident_sweep: SELECT alerts");
     store_stmt_done(s);
     for (size_t k = 0; !err && k < due.n; k++) {
@@ -861,28 +871,28 @@ fh_err incident_sweep(store *st, const deadline_policy *p, const calendar *cal, 
 
 fh_err incident_history(store *st, const char *id, incident_record_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = stmt(st, L_HISTORY);
+    db_stmt *s = stmt(st, L_HISTORY);
     fh_err err = FH_OK;
     int rc;
 
     if (!s)
         return FH_ERR_IO;
-    store_bind_str(s, 1, id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    db_bind_str(s, 1, id);
+    while ((rc = db_step(s)) == DB_ROW) {
         incident_record r = {
-            .seq = (uint32_t)sqlite3_column_int(s, 0),
-            .at = sqlite3_column_int64(s, 1),
-            .actor = (const char *)sqlite3_column_text(s, 2),
-            .kind = (const char *)sqlite3_column_text(s, 3),
-            .from = (const char *)sqlite3_column_text(s, 4),
-            .to = (const char *)sqlite3_column_text(s, 5),
-            .detail = (const char *)sqlite3_column_text(s, 6),
-            .comment = (const char *)sqlite3_column_text(s, 7),
+            .seq = (uint32_t)(int)db_column_int64(s, 0),
+            .at = db_column_int64(s, 1),
+            .actor = db_column_text(s, 2),
+            .kind = db_column_text(s, 3),
+            .from = db_column_text(s, 4),
+            .to = db_column_text(s, 5),
+            .detail = db_column_text(s, 6),
+            .comment = db_column_text(s, 7),
         };
 
         fn(ctx, &r);
     }
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         err = store_fail(st, "incident_history: SELECT incident_transitions");
     store_stmt_done(s);
     return err;

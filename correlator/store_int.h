@@ -1,17 +1,16 @@
 /*
- * store_int.h - the SQLite store's insides, shared by store_sqlite.c (alerts,
+ * store_int.h - the store's insides, shared by store.c (alerts,
  * offsets, windows) and store_incident.c (the rectification of incidents).
  * Not for other files: they use store.h and incident.h.
  */
 #ifndef FH_STORE_INT_H
 #define FH_STORE_INT_H
 
-#include <sqlite3.h>
-
 #include "../common/jbuf.h"
+#include "db.h"
 #include "store.h"
 
-/* Statements prepared once at open (stmt_sql in store_sqlite.c). */
+/* Statements prepared once at open (stmt_sql in store.c). */
 enum {
     S_UPSERT,
     S_TAG,
@@ -45,14 +44,14 @@ enum {
 #define STORE_LAZY_MAX 32
 
 struct store {
-    sqlite3 *db;
+    db *db;
     store_opts o;
     char *path;
     bool in_tx;
     uint64_t next_outbox_seq;
     jbuf json;
-    sqlite3_stmt *s[S_COUNT];
-    sqlite3_stmt *lazy[STORE_LAZY_MAX];
+    db_stmt *s[S_COUNT];
+    db_stmt *lazy[STORE_LAZY_MAX];
     char errmsg[512];
 };
 
@@ -60,19 +59,17 @@ struct store {
 __attribute__((format(printf, 2, 3))) fh_err store_fail(store *st, const char *fmt, ...);
 int64_t store_wall_ms(void);
 fh_err store_exec(store *st, const char *sql, const char *what);
-/* Binds a NUL-terminated string, or NULL (SQLITE_STATIC: it must outlive the step). */
-void store_bind_str(sqlite3_stmt *s, int i, const char *v);
 /* Binds an optional time: 0 is NULL. */
-void store_bind_ms(sqlite3_stmt *s, int i, int64_t ms);
+void store_bind_ms(db_stmt *s, int i, int64_t ms);
 /* Steps a statement that returns no rows, then resets it. */
-fh_err store_step_done(store *st, sqlite3_stmt *s, const char *what);
-void store_stmt_done(sqlite3_stmt *s);
+fh_err store_step_done(store *st, db_stmt *s, const char *what);
+void store_stmt_done(db_stmt *s);
 /* A copy of a text column, NULL for SQL NULL; *failed on allocation failure. */
-char *store_col_dup(sqlite3_stmt *s, int i, bool *failed);
+char *store_col_dup(db_stmt *s, int i, bool *failed);
 fh_err store_need_tx(store *st, const char *what);
 /* Ends a transaction the caller opened for itself (own): commit, or roll back on err. */
 fh_err store_own_tx_end(store *st, bool own, fh_err err);
 /* The lazily prepared statement number i (< STORE_LAZY_MAX) of sql; NULL on error (errmsg set). */
-sqlite3_stmt *store_lazy(store *st, int i, const char *sql);
+db_stmt *store_lazy(store *st, int i, const char *sql);
 
 #endif

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Embeds correlator/migrations/NNNN_name.sql in correlator/store_sqlite.c, between
+"""Embeds correlator/migrations/NNNN_name.sql in correlator/store.c, between
 /* BEGIN MIGRATIONS */ and /* END MIGRATIONS */ (test_alerts fails when they differ).
 Run from the repository root after adding or editing a migration; a new file also
 needs its entry in the migrations[] table."""
@@ -7,7 +7,7 @@ import glob
 import os
 import re
 
-p = 'correlator/store_sqlite.c'
+p = 'correlator/store.c'
 out = []
 for f in sorted(glob.glob('correlator/migrations/[0-9][0-9][0-9][0-9]_*.sql')):
     out.append('static const char MIGRATION_%s[] =' % os.path.basename(f)[:4])

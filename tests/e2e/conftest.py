@@ -16,6 +16,7 @@ pcaps are generated on the fly (tests/traffic/gen_pcaps.py), and the GeoIP test 
 likewise (tests/tools/build-test-mmdb.pl), so a plain pytest run works after `make`.
 """
 
+import glob
 import json
 import os
 import subprocess
@@ -221,3 +222,62 @@ def validator(schema):
     validate.raw = v
     validate.problems = problems
     return validate
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A PostgreSQL server for the store tests: $FH_TEST_PG when set, else one started
+    here with tests/tools/pg.sh (initdb, pg_ctl on a free local port) and stopped at
+    the end of the session. Skips when Debian's postgresql is not installed."""
+    if os.environ.get("FH_TEST_PG"):
+        yield os.environ["FH_TEST_PG"]
+        return
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        pytest.skip("no PostgreSQL server binaries (make deps installs postgresql)")
+    d = tempfile.mkdtemp(prefix="fh-pg.", dir="/tmp")
+    script = os.path.join(REPO, "tests", "tools", "pg.sh")
+    p = subprocess.run([script, "start", d], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        pytest.fail("starting PostgreSQL failed: " + p.stderr)
+    try:
+        yield p.stdout.strip()
+    finally:
+        subprocess.run([script, "stop", d], capture_output=True, timeout=120)
+        subprocess.run(["rm", "-rf", d])
+
+
+class Store:
+    """One alert store for a test: an SQLite file or a fresh PostgreSQL database, with
+    `target` (what --db takes) and query() (rows as tuples of strings, NULL as None)."""
+
+    _n = 0
+
+    def __init__(self, backend, tmp_path, pg_uri=None):
+        self.backend = backend
+        if backend == "sqlite":
+            self.target = str(tmp_path / "alerts.db")
+        else:
+            Store._n += 1
+            name = "fh_e2e_%d_%d" % (os.getpid(), Store._n)
+            subprocess.run(["psql", "-q", pg_uri, "-c", "CREATE DATABASE " + name], check=True,
+                           capture_output=True)
+            self.target = pg_uri.rsplit("/", 1)[0] + "/" + name
+
+    def query(self, sql):
+        if self.backend == "sqlite":
+            import sqlite3
+            with sqlite3.connect(self.target) as c:
+                return [tuple(None if v is None else str(v) for v in row)
+                        for row in c.execute(sql).fetchall()]
+        p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\x1f", "-P", "null=\x1e",
+                            self.target, "-c", sql], capture_output=True, text=True, check=True)
+        return [tuple(None if v == "\x1e" else v for v in line.split("\x1f"))
+                for line in p.stdout.splitlines()]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_db(request, tmp_path):
+    """The same test on both backends of the store."""
+    if request.param == "sqlite":
+        return Store("sqlite", tmp_path)
+    return Store("postgresql", tmp_path, request.getfixturevalue("pg_server"))

@@ -5,7 +5,8 @@ fires again, and the reports (JSON, CSV, PDF) give the rate of a hand-made histo
 Moves run at a fixed instant (FENGHUO_TEST_NOW) and reports at a fixed --as-of, so
 every figure below is computed by hand and nothing depends on the machine's clock or
 speed. The concurrency test runs a correlator and the console on one store at the same
-time and requires every update of both.
+time and requires every update of both. Every test runs on an SQLite file and on a
+PostgreSQL database (store_db in conftest.py).
 """
 
 import csv
@@ -13,7 +14,6 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 
 import pytest
@@ -45,7 +45,8 @@ def yara_event(src, dst, ts, sensor="s-core-01"):
 
 
 def correlate(correlator, db, events, tmp_path, *extra):
-    path = tmp_path / ("events-%d.ndjson" % len(os.listdir(tmp_path)))
+    path = tmp_path / ("events-%d.ndjson" % len([f for f in os.listdir(tmp_path)
+                                                 if f.startswith("events-")]))
     path.write_text("".join(events))
     p = subprocess.run([correlator, "--rules", RULES, "--assets", ASSETS, "--input", str(path),
                         "--db", str(db), *extra], capture_output=True, text=True, timeout=300,
@@ -63,23 +64,22 @@ def run(console, db, *args, now=None, stdin=None):
                           timeout=120, cwd=REPO, env=env, input=stdin)
 
 
-def ids_by_src(db):
-    with sqlite3.connect(db) as c:
-        return {src: i for i, src in c.execute("SELECT id, src_ip FROM alerts")}
+def ids_by_src(store):
+    return {src: i for i, src in store.query("SELECT id, src_ip FROM alerts")}
 
 
 @pytest.fixture
-def incidents(correlator, tmp_path):
-    db = tmp_path / "alerts.db"
+def incidents(correlator, store_db, tmp_path):
+    db = store_db.target
     correlate(correlator, db, [yara_event(s, d, "2026-03-02T02:00:00.000000+0000")
                                for s, d in HOSTS.values()], tmp_path)
-    by_src = ids_by_src(db)
+    by_src = ids_by_src(store_db)
     ids = {name: by_src[src] for name, (src, _) in HOSTS.items()}
     assert len(set(ids.values())) == 5
     return db, ids
 
 
-def test_bulk_moves_report_per_incident(console, incidents):
+def test_bulk_moves_report_per_incident(console, incidents, store_db):
     db, ids = incidents
     p = run(console, db, "move", "acknowledged", ids["I1"], ids["I2"], "nosuch", "--actor",
             "analyst-li", now="2026-03-02T11:00:00+08:00")
@@ -119,10 +119,8 @@ def test_bulk_moves_report_per_incident(console, incidents):
     assert "assign" in hist[2] and "by admin-wang" in hist[2]
     assert "department: 大数据局 -> 市委网信办; assignee: (none) -> 张三" in hist[2]
     # the store says the same
-    with sqlite3.connect(db) as c:
-        rows = c.execute("SELECT actor, kind, from_state, to_state, comment FROM "
-                         "incident_transitions WHERE alert_id = ? ORDER BY seq",
-                         (ids["I4"],)).fetchall()
+    rows = store_db.query("SELECT actor, kind, from_state, to_state, comment FROM "
+                          "incident_transitions WHERE alert_id = '%s' ORDER BY seq" % ids["I4"])
     assert rows == [("analyst-zhao", "status", "new", "duplicate", "同一事件")]
 
 
@@ -148,18 +146,18 @@ def history_for(correlator, console, incidents, tmp_path):
     return db, ids
 
 
-def test_recurrence_reopens_through_the_correlator(correlator, console, incidents, tmp_path):
+def test_recurrence_reopens_through_the_correlator(correlator, console, incidents, tmp_path,
+                                                   store_db):
     db, ids = history_for(correlator, console, incidents, tmp_path)
-    with sqlite3.connect(db) as c:
-        assert c.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 5  # not a new alert
-        status, reopened, count = c.execute(
-            "SELECT status, reopen_count, count FROM alerts WHERE id = ?", (ids["I5"],)).fetchone()
-        last = c.execute("SELECT actor, from_state, to_state, detail FROM incident_transitions "
-                         "WHERE alert_id = ? ORDER BY seq DESC LIMIT 1", (ids["I5"],)).fetchone()
-        # untouched incidents stay as they were
-        assert c.execute("SELECT status FROM alerts WHERE id = ?",
-                         (ids["I1"],)).fetchone()[0] == "rectified"
-    assert (status, reopened, count) == ("reopened", 1, 2)
+    q = store_db.query
+    assert q("SELECT COUNT(*) FROM alerts") == [("5",)]  # not a new alert
+    status, reopened, count = q("SELECT status, reopen_count, count FROM alerts "
+                                "WHERE id = '%s'" % ids["I5"])[0]
+    last = q("SELECT actor, from_state, to_state, detail FROM incident_transitions "
+             "WHERE alert_id = '%s' ORDER BY seq DESC LIMIT 1" % ids["I5"])[0]
+    # untouched incidents stay as they were
+    assert q("SELECT status FROM alerts WHERE id = '%s'" % ids["I1"]) == [("rectified",)]
+    assert (status, reopened, count) == ("reopened", "1", "2")
     assert last[:3] == ("correlator", "rectified", "reopened")
     assert "recurrence at" in last[3]
     p = run(console, db, "move", "rectified", ids["I5"], now="2026-03-05T09:00:00+08:00")
@@ -296,17 +294,18 @@ def test_pdf_report(correlator, console, incidents, tmp_path):
     assert red > 20, "no 95% target line"
 
 
-def test_concurrent_correlator_and_console_lose_nothing(correlator, console, tmp_path):
+def test_concurrent_correlator_and_console_lose_nothing(correlator, console, tmp_path,
+                                                        store_db):
     """A correlator applying 20,000 events from a pipe and the console moving the same
     100 incidents while it runs: every hit is counted and every move is recorded. The
     events come in 20 chunks with console moves between them, so the console writes
     while the correlator is in the middle of its input (and must not hold the store's
     write lock while it waits for more)."""
-    db = tmp_path / "alerts.db"
+    db = store_db.target
     srcs = ["198.51.%d.%d" % (101 + k // 50, k % 50 + 1) for k in range(100)]
     first = [yara_event(s, "10.10.1.10", "2026-03-02T02:00:00.000000+0000") for s in srcs]
     correlate(correlator, db, first, tmp_path)
-    ids = sorted(ids_by_src(db).values())
+    ids = sorted(ids_by_src(store_db).values())
     assert len(ids) == 100
     more = [yara_event(s, "10.10.1.10", "2026-03-02T02:%02d:%02d.000000+0000" % (r // 60, r % 60))
             for r in range(1, 200) for s in srcs]
@@ -330,8 +329,6 @@ def test_concurrent_correlator_and_console_lose_nothing(correlator, console, tmp
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    with sqlite3.connect(db) as c:
-        rows = c.execute("SELECT status, count, hits FROM alerts").fetchall()
-        moves_recorded = c.execute("SELECT COUNT(*) FROM incident_transitions").fetchone()[0]
-    assert rows == [("rectifying", 200, 200)] * 100
-    assert moves_recorded == 200
+    rows = store_db.query("SELECT status, count, hits FROM alerts")
+    assert rows == [("rectifying", "200", "200")] * 100
+    assert store_db.query("SELECT COUNT(*) FROM incident_transitions") == [("200",)]

@@ -1,5 +1,5 @@
 /*
- * test_alerts.c - alerts and their store (correlator/alerts.c, store_sqlite.c):
+ * test_alerts.c - alerts and their store (correlator/alerts.c, store.c):
  * tag splitting, deterministic ids (against a Python hashlib vector), dedupe,
  * evidence bounds, LRU eviction and resumption from the store, idle closing,
  * the embedded migrations equal the files in correlator/migrations/, migrations from
@@ -23,10 +23,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "../../../correlator/alerts.h"
+#include "../../../correlator/db.h"
 #include "../../../correlator/store.h"
+#include "pgtest.h"
 
 #define T0 1700000000000LL /* 2023-11-14T22:13:20Z */
 
@@ -67,7 +68,7 @@ typedef struct {
     jbuf jb;
     char **lines; /* emitted JSON, in order */
     size_t nlines;
-    char path[128];
+    char path[256];
 } pipe_t;
 
 static fh_err emit(void *ctx, const alert *a)
@@ -88,16 +89,25 @@ static fh_err emit(void *ctx, const alert *a)
 }
 
 static int db_seq;
+static bool use_pg; /* the store tests' second run: on PostgreSQL (pgtest.h) */
 
+/* A new store: an SQLite file, or a fresh PostgreSQL database. */
 static void db_path(char *out, size_t n)
 {
+    if (use_pg) {
+        if (!pgtest_fresh_db(out, n))
+            fail_msg("cannot create a PostgreSQL database on FH_TEST_PG");
+        return;
+    }
     snprintf(out, n, "/tmp/fh-test-alerts-%d-%d.db", (int)getpid(), db_seq++);
 }
 
 static void db_remove(const char *path)
 {
-    char p[160];
+    char p[300];
 
+    if (db_target_is_postgres(path))
+        return; /* the server is thrown away with its databases */
     unlink(path);
     snprintf(p, sizeof(p), "%s-wal", path);
     unlink(p);
@@ -173,49 +183,53 @@ static void tx(pipe_t *p, const alert_hit *hits, size_t n)
     assert_int_equal(store_commit(p->st), FH_OK);
 }
 
-static sqlite3 *raw_open(const char *path)
+/* The database behind a store, read directly (db.h: SQLite or PostgreSQL). */
+static db *raw_open(const char *path)
 {
-    sqlite3 *db = NULL;
+    db *d = NULL;
+    db_opts o = {.busy_timeout_ms = 5000};
+    char err[256];
 
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    return db;
+    if (db_open(&d, path, &o, err, sizeof(err)) != FH_OK)
+        fail_msg("%s: %s", path, err);
+    return d;
 }
 
 /* The first column of the first row of sql as text ("" for none), into out. */
-static const char *raw_text(sqlite3 *db, const char *sql, char *out, size_t n)
+static const char *raw_text(db *d, const char *sql, char *out, size_t n)
 {
-    sqlite3_stmt *s;
+    db_stmt *s = db_prepare(d, sql);
 
     out[0] = '\0';
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-        snprintf(out, n, "%s", (const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
+    if (!s)
+        fail_msg("%s: %s", sql, db_errmsg(d));
+    if (db_step(s) == DB_ROW && db_column_text(s, 0))
+        snprintf(out, n, "%s", db_column_text(s, 0));
+    db_finalize(s);
     return out;
 }
 
-static long long raw_int(sqlite3 *db, const char *sql)
+static long long raw_int(db *d, const char *sql)
 {
     char t[64];
 
-    return atoll(raw_text(db, sql, t, sizeof(t)));
+    return atoll(raw_text(d, sql, t, sizeof(t)));
 }
 
-/* Every row of sql, columns joined by '|', rows by '\n' (malloc'd). */
-static char *raw_dump(sqlite3 *db, const char *sql)
+/* Every row of sql, columns joined by '|', rows by '\n' (malloc'd); ncols columns. */
+static char *raw_dump_n(db *d, const char *sql, int ncols)
 {
-    sqlite3_stmt *s;
+    db_stmt *s = db_prepare(d, sql);
     size_t len = 0, cap = 4096;
     char *out = malloc(cap);
 
     assert_non_null(out);
     out[0] = '\0';
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        for (int i = 0; i < sqlite3_column_count(s); i++) {
-            const char *v = (const char *)sqlite3_column_text(s, i);
+    if (!s)
+        fail_msg("%s: %s", sql, db_errmsg(d));
+    while (db_step(s) == DB_ROW) {
+        for (int i = 0; i < ncols; i++) {
+            const char *v = db_column_text(s, i);
             size_t need = (v ? strlen(v) : 4) + 2;
 
             if (len + need + 1 > cap) {
@@ -224,10 +238,10 @@ static char *raw_dump(sqlite3 *db, const char *sql)
                 assert_non_null(out);
             }
             len += (size_t)snprintf(out + len, cap - len, "%s%c", v ? v : "NULL",
-                                    i + 1 < sqlite3_column_count(s) ? '|' : '\n');
+                                    i + 1 < ncols ? '|' : '\n');
         }
     }
-    sqlite3_finalize(s);
+    db_finalize(s);
     return out;
 }
 
@@ -546,7 +560,7 @@ static void test_migrations_embedded(void **state)
         if (!text)
             fail_msg("cannot read %s (run from the repository root)", path);
         if (strcmp(text, m[i].sql) != 0)
-            fail_msg("%s differs from the string embedded in store_sqlite.c: regenerate it "
+            fail_msg("%s differs from the string embedded in store.c: regenerate it "
                      "(correlator/README-alerts.md)",
                      path);
         free(text);
@@ -563,9 +577,9 @@ static void test_migrations_embedded(void **state)
 
 static void test_migrations_open(void **state)
 {
-    char path[128], t[64];
+    char path[256], t[64];
     store *st;
-    sqlite3 *db;
+    db *raw;
     size_t n;
 
     (void)state;
@@ -579,26 +593,39 @@ static void test_migrations_open(void **state)
     assert_int_equal(store_schema_version(st), (int)n);
     store_close(st);
 
-    db = raw_open(path);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM schema_migrations"), (long long)n);
+    raw = raw_open(path);
+    assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM schema_migrations"), (long long)n);
     assert_string_equal(
-        raw_text(db, "SELECT name FROM schema_migrations WHERE version = 1", t, sizeof(t)),
+        raw_text(raw, "SELECT name FROM schema_migrations WHERE version = 1", t, sizeof(t)),
         "0001_alerts");
-    assert_true(raw_int(db, "SELECT MIN(applied_at) FROM schema_migrations") > T0);
-    assert_string_equal(raw_text(db, "PRAGMA journal_mode", t, sizeof(t)), "wal");
-    assert_string_equal(raw_text(db, "PRAGMA integrity_check", t, sizeof(t)), "ok");
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
-                                 "name IN ('alerts', 'alert_tags', 'alert_evidence', "
-                                 "'consumer_offsets', 'alert_outbox')"),
-                     5);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND "
-                                 "name = 'alerts_queue'"),
-                     1);
+    assert_true(raw_int(raw, "SELECT MIN(applied_at) FROM schema_migrations") > T0);
+    if (!use_pg) {
+        assert_string_equal(raw_text(raw, "PRAGMA journal_mode", t, sizeof(t)), "wal");
+        assert_string_equal(raw_text(raw, "PRAGMA integrity_check", t, sizeof(t)), "ok");
+        assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+                                      "AND name IN ('alerts', 'alert_tags', 'alert_evidence', "
+                                      "'consumer_offsets', 'alert_outbox')"),
+                         5);
+        assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
+                                      "AND name = 'alerts_queue'"),
+                         1);
+    } else {
+        assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM information_schema.tables WHERE "
+                                      "table_name IN ('alerts', 'alert_tags', 'alert_evidence', "
+                                      "'consumer_offsets', 'alert_outbox')"),
+                         5);
+        assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM pg_indexes WHERE "
+                                      "indexname = 'alerts_queue'"),
+                         1);
+        /* corr_state's BLOB columns became BYTEA */
+        assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM information_schema.columns WHERE "
+                                      "table_name = 'corr_state' AND data_type = 'bytea'"),
+                         2);
+    }
     /* a database from a newer build is refused, not half-used */
-    assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (99, '0099_future', 0)",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(db_exec(raw, "INSERT INTO schema_migrations VALUES (99, '0099_future', 0)"),
+                     FH_OK);
+    db_close(raw);
     {
         store_opts o = {.path = path};
         char err[512] = "";
@@ -620,11 +647,11 @@ static void test_migrations_open(void **state)
 
 static void test_store_roundtrip(void **state)
 {
-    char path[128], t[256];
+    char path[256], t[256];
     pipe_t p;
     alert_hit h[3];
     alert got;
-    sqlite3 *db;
+    db *raw;
     char id[ALERT_ID_LEN + 1];
 
     (void)state;
@@ -671,55 +698,56 @@ static void test_store_roundtrip(void **state)
     assert_int_equal(store_get_alert(p.st, "0000", &got), FH_ERR_NOTFOUND);
     pipe_close(&p);
 
-    db = raw_open(path);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM alerts"), 1);
-    assert_string_equal(raw_text(db,
-                                 "SELECT group_concat(display, ',') FROM (SELECT display FROM "
-                                 "alert_tags WHERE kind = 'clause' ORDER BY ord)",
-                                 t, sizeof(t)),
-                        "8.1.3.3 a,8.1.3.3 d");
-    assert_string_equal(raw_text(db,
+    raw = raw_open(path);
+    assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM alerts"), 1);
+    {
+        char *clauses = raw_dump_n(raw,
+                                   "SELECT display FROM alert_tags WHERE kind = 'clause' "
+                                   "ORDER BY ord",
+                                   1);
+
+        assert_string_equal(clauses, "8.1.3.3 a\n8.1.3.3 d\n");
+        free(clauses);
+    }
+    assert_string_equal(raw_text(raw,
                                  "SELECT value || '/' || sub FROM alert_tags "
                                  "WHERE kind = 'category'",
                                  t, sizeof(t)),
                         "network_attack/scan");
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM alert_tags WHERE kind = 'attack'"), 2);
-    assert_string_equal(raw_text(db, "SELECT level || ',' || severity FROM alerts", t, sizeof(t)),
+    assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM alert_tags WHERE kind = 'attack'"), 2);
+    assert_string_equal(raw_text(raw, "SELECT level || ',' || severity FROM alerts", t, sizeof(t)),
                         "low,1");
     /* a status change elsewhere closes it: the next hit opens a new alert */
-    assert_int_equal(sqlite3_exec(db, "UPDATE alerts SET status = 'closed'", NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(db_exec(raw, "UPDATE alerts SET status = 'closed'"), FH_OK);
+    db_close(raw);
     pipe_open_store(&p, path, NULL);
     h[0] = mkhit("L3-07", "203.0.113.9", T0 + 70000);
     tx(&p, h, 1);
     assert_int_equal(alert_book_get_stats(p.book)->opened, 1);
     assert_null(strstr(p.lines[0], id));
     /* forget(): the API changed the status of an alert the book holds */
-    db = raw_open(path);
-    assert_int_equal(sqlite3_exec(db,
-                                  "UPDATE alerts SET status = 'false_positive' "
-                                  "WHERE status = 'new'",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    raw = raw_open(path);
+    assert_int_equal(db_exec(raw, "UPDATE alerts SET status = 'false_positive' "
+                                  "WHERE status = 'new'"),
+                     FH_OK);
+    db_close(raw);
     alert_book_forget(p.book, "L3-07", "203.0.113.9");
     h[0].ts_ms = T0 + 80000;
     tx(&p, h, 1);
     assert_int_equal(alert_book_get_stats(p.book)->opened, 2);
     pipe_close(&p);
-    db = raw_open(path);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM alerts"), 3);
-    sqlite3_close(db);
+    raw = raw_open(path);
+    assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM alerts"), 3);
+    db_close(raw);
     db_remove(path);
 }
 
 static void test_store_evidence_bound(void **state)
 {
     alert_book_opts o = {.evidence_first = 10};
-    char path[128];
+    char path[256];
     pipe_t p;
-    sqlite3 *db;
+    db *raw;
     char *dump;
 
     (void)state;
@@ -738,20 +766,19 @@ static void test_store_evidence_bound(void **state)
         tx(&p, h, 5);
     }
     pipe_close(&p);
-    db = raw_open(path);
-    dump = raw_dump(db, "SELECT group_concat(seq, ',') FROM "
-                        "(SELECT seq FROM alert_evidence ORDER BY seq)");
-    assert_string_equal(dump, "1,2,3,4,5,6,7,8,9,10,30\n");
+    raw = raw_open(path);
+    dump = raw_dump_n(raw, "SELECT seq FROM alert_evidence ORDER BY seq", 1);
+    assert_string_equal(dump, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n30\n");
     free(dump);
-    assert_int_equal(raw_int(db, "SELECT count FROM alerts"), 30);
-    sqlite3_close(db);
+    assert_int_equal(raw_int(raw, "SELECT count FROM alerts"), 30);
+    db_close(raw);
     db_remove(path);
 }
 
 static void test_lru_eviction(void **state)
 {
     alert_book_opts o = {.max_open = 2};
-    char path[128];
+    char path[256];
     pipe_t p;
     alert_hit h;
     alert got;
@@ -790,7 +817,7 @@ static void test_lru_eviction(void **state)
 
 static void test_offsets_api(void **state)
 {
-    char path[128];
+    char path[256];
     store *st;
     int64_t off = -1;
     alert a;
@@ -930,18 +957,25 @@ static void consume_in_child(const char *path, int batch, int die_after)
 
 static char *dump_db(const char *path)
 {
-    sqlite3 *db = raw_open(path);
-    char *a = raw_dump(db, "SELECT id, rule_id, group_key, window_start, first_seen, last_seen, "
-                           "count, hits FROM alerts ORDER BY id");
-    char *e = raw_dump(db, "SELECT alert_id, seq, ts, community_id, event FROM alert_evidence "
-                           "ORDER BY alert_id, seq");
-    char *o = raw_dump(db, "SELECT topic, partition_id, next_offset FROM consumer_offsets "
-                           "ORDER BY partition_id");
+    db *raw = raw_open(path);
+    char *a = raw_dump_n(raw,
+                         "SELECT id, rule_id, group_key, window_start, first_seen, last_seen, "
+                         "count, hits FROM alerts ORDER BY id",
+                         8);
+    char *e = raw_dump_n(raw,
+                         "SELECT alert_id, seq, ts, community_id, event FROM alert_evidence "
+                         "ORDER BY alert_id, seq",
+                         5);
+    char *o = raw_dump_n(raw,
+                         "SELECT topic, partition_id, next_offset FROM consumer_offsets "
+                         "ORDER BY partition_id",
+                         3);
     char t[64];
     char *all = malloc(strlen(a) + strlen(e) + strlen(o) + 1);
 
-    assert_string_equal(raw_text(db, "PRAGMA integrity_check", t, sizeof(t)), "ok");
-    sqlite3_close(db);
+    if (!use_pg)
+        assert_string_equal(raw_text(raw, "PRAGMA integrity_check", t, sizeof(t)), "ok");
+    db_close(raw);
     assert_non_null(all);
     strcpy(all, a);
     strcat(all, e);
@@ -954,7 +988,7 @@ static char *dump_db(const char *path)
 
 static void test_exactly_once(void **state)
 {
-    char ref[128], crash[128];
+    char ref[256], crash[256];
     char *want, *got;
     int64_t offs[4] = {-1, -1, -1, -1};
     store *st;
@@ -993,11 +1027,11 @@ static void test_exactly_once(void **state)
 
 static void test_crash_before_commit(void **state)
 {
-    char path[128];
+    char path[256];
     pid_t pid;
     int status;
     store *st;
-    sqlite3 *db;
+    db *raw;
     int64_t off;
 
     (void)state;
@@ -1023,10 +1057,10 @@ static void test_crash_before_commit(void **state)
     st = open_store(path, false);
     assert_int_equal(store_get_offset(st, TOPIC, 0, &off), FH_ERR_NOTFOUND);
     store_close(st);
-    db = raw_open(path);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM alerts"), 0);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM alert_evidence"), 0);
-    sqlite3_close(db);
+    raw = raw_open(path);
+    assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM alerts"), 0);
+    assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM alert_evidence"), 0);
+    db_close(raw);
     db_remove(path);
 }
 
@@ -1039,10 +1073,10 @@ static void test_sql_injection(void **state)
     const char *host = "x'); DROP TABLE alerts; --";
     const char *ev = "{\"http\":{\"hostname\":\"a' OR '1'='1\",\"url\":\"/?q=1;DELETE FROM "
                      "alerts WHERE '1'='1\"}}";
-    char path[128], t[512];
+    char path[256], t[512];
     pipe_t p;
     alert_hit h;
-    sqlite3 *db;
+    db *raw;
     alert got;
     char id[ALERT_ID_LEN + 1];
 
@@ -1076,14 +1110,16 @@ static void test_sql_injection(void **state)
     alert_clear(&got);
     pipe_close(&p);
 
-    db = raw_open(path);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM alerts"), 1);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM alert_tags"), 2);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM alert_evidence"), 1);
-    assert_string_equal(raw_text(db, "SELECT group_key FROM alerts", t, sizeof(t)), host);
-    assert_string_equal(raw_text(db, "PRAGMA integrity_check", t, sizeof(t)), "ok");
-    assert_string_equal(raw_text(db, "PRAGMA journal_mode", t, sizeof(t)), "wal");
-    sqlite3_close(db);
+    raw = raw_open(path);
+    assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM alerts"), 1);
+    assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM alert_tags"), 2);
+    assert_int_equal(raw_int(raw, "SELECT COUNT(*) FROM alert_evidence"), 1);
+    assert_string_equal(raw_text(raw, "SELECT group_key FROM alerts", t, sizeof(t)), host);
+    if (!use_pg) {
+        assert_string_equal(raw_text(raw, "PRAGMA integrity_check", t, sizeof(t)), "ok");
+        assert_string_equal(raw_text(raw, "PRAGMA journal_mode", t, sizeof(t)), "wal");
+    }
+    db_close(raw);
     db_remove(path);
 }
 
@@ -1185,7 +1221,7 @@ static fh_err outbox_emit(void *ctx, const alert *a)
 
 static void test_outbox(void **state)
 {
-    char path[128];
+    char path[256];
     store *st;
     alert_book *book;
     alert_book_ops ops = {.emit = outbox_emit, .load = store_book_load};
@@ -1243,9 +1279,16 @@ static void test_outbox(void **state)
     db_remove(path);
 }
 
+static int on_pg(void **state)
+{
+    (void)state;
+    use_pg = true;
+    return 0;
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest alerts[] = {
         cmocka_unit_test(test_tags),
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_dedupe),
@@ -1253,6 +1296,10 @@ int main(void)
         cmocka_unit_test(test_evidence_bound),
         cmocka_unit_test(test_idle_close),
         cmocka_unit_test(test_migrations_embedded),
+        cmocka_unit_test(test_ndjson_escaping),
+    };
+    /* the store's tests, on SQLite and then on PostgreSQL */
+    const struct CMUnitTest store_tests[] = {
         cmocka_unit_test(test_migrations_open),
         cmocka_unit_test(test_store_roundtrip),
         cmocka_unit_test(test_store_evidence_bound),
@@ -1261,8 +1308,15 @@ int main(void)
         cmocka_unit_test(test_exactly_once),
         cmocka_unit_test(test_crash_before_commit),
         cmocka_unit_test(test_sql_injection),
-        cmocka_unit_test(test_ndjson_escaping),
         cmocka_unit_test(test_outbox),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("alerts", alerts, NULL, NULL);
+
+    failed += cmocka_run_group_tests_name("store on sqlite", store_tests, NULL, NULL);
+    if (!getenv("FH_TEST_PG") || !*getenv("FH_TEST_PG")) {
+        printf("store on postgresql: skipped, FH_TEST_PG is not set (make test-unit starts a "
+               "server with tests/tools/pg.sh)\n");
+        return failed;
+    }
+    return failed + cmocka_run_group_tests_name("store on postgresql", store_tests, on_pg, NULL);
 }

@@ -11,6 +11,9 @@
  * comment), accepted risk expiring into rectifying with a fresh deadline, and
  * migration 0005 keeping the status and evidence of alerts stored before it.
  *
+ * Every test runs twice: on an SQLite file and on a PostgreSQL database of the
+ * server tests/tools/pg.sh starts (FH_TEST_PG; without it that group skips).
+ *
  * Run from the repository root (rules/rectification.yaml, rules/calendar).
  */
 #include <setjmp.h>
@@ -23,11 +26,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "../../../correlator/alerts.h"
 #include "../../../correlator/incident.h"
+#include "../../../correlator/db.h"
 #include "../../../correlator/store.h"
+#include "pgtest.h"
 
 #define H   (3600 * 1000LL)
 #define DAY (24 * H)
@@ -39,7 +43,8 @@ static int64_t cst(int y, int m, int d, int hh, int mm)
 }
 
 typedef struct {
-    char dir[64], path[96];
+    char dir[64], path[256];
+    bool pg;
     store *st;
     calendar *cal;
     deadline_policy pol;
@@ -51,7 +56,7 @@ static int64_t fx_now(void *ctx)
     return ((fx *)ctx)->now;
 }
 
-static int setup(void **state)
+static int setup_on(void **state, bool pg)
 {
     fx *f = calloc(1, sizeof(*f));
     store_opts so;
@@ -60,7 +65,11 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/fh-incident-XXXXXX");
     if (!mkdtemp(f->dir))
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/a.db", f->dir);
+    f->pg = pg;
+    if (!pg)
+        snprintf(f->path, sizeof(f->path), "%s/a.db", f->dir);
+    else if (!pgtest_fresh_db(f->path, sizeof(f->path)))
+        return -1;
     memset(&so, 0, sizeof(so));
     so.path = f->path;
     so.now = fx_now;
@@ -74,6 +83,16 @@ static int setup(void **state)
     }
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_on(state, false);
+}
+
+static int setup_pg(void **state)
+{
+    return setup_on(state, true);
 }
 
 static int teardown(void **state)
@@ -549,43 +568,59 @@ static void test_accepted_risk_expires(void **state)
     assert_non_null(strstr(h.text[1][3], "fresh deadline 2026-05-11 24:00"));
 }
 
+/* Runs sql (a migration of SQLite's dialect) on the test's database. */
+static void raw_exec(fx *f, const char *path, const char *sql)
+{
+    db *d;
+    db_opts o = {.busy_timeout_ms = 5000};
+    char err[256], *t = malloc(strlen(sql) * 2 + 1), *o2 = t;
+
+    assert_non_null(t);
+    for (const char *p = sql; *p;) /* PostgreSQL says BYTEA where SQLite says BLOB */
+        if (f->pg && !strncmp(p, " BLOB", 5))
+            o2 += sprintf(o2, " BYTEA"), p += 5;
+        else
+            *o2++ = *p++;
+    *o2 = '\0';
+    assert_int_equal(db_open(&d, path, &o, err, sizeof(err)), FH_OK);
+    if (db_exec(d, t) != FH_OK)
+        fail_msg("%s", db_errmsg(d));
+    db_close(d);
+    free(t);
+}
+
 /* A database made by the 0004 schema, with an acknowledged alert and its evidence. */
 static void test_migration_keeps_alerts(void **state)
 {
     fx *f = *state;
     size_t n;
     const store_migration *m = store_migrations(&n);
-    char path[128], err[256];
-    sqlite3 *db;
+    char path[256], err[256];
     store *st;
     store_opts so;
     incident i;
 
-    snprintf(path, sizeof(path), "%s/old.db", f->dir);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                                  "name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    if (f->pg)
+        assert_true(pgtest_fresh_db(path, sizeof(path)));
+    else
+        snprintf(path, sizeof(path), "%s/old.db", f->dir);
+    raw_exec(f, path,
+             "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+             "applied_at BIGINT NOT NULL)");
     for (size_t k = 0; k < n && m[k].version <= 4; k++) {
         char ins[160];
 
-        assert_int_equal(sqlite3_exec(db, m[k].sql, NULL, NULL, NULL), SQLITE_OK);
+        raw_exec(f, path, m[k].sql);
         snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations VALUES (%d, '%s', 0)",
                  m[k].version, m[k].name);
-        assert_int_equal(sqlite3_exec(db, ins, NULL, NULL, NULL), SQLITE_OK);
+        raw_exec(f, path, ins);
     }
-    assert_int_equal(
-        sqlite3_exec(db,
-                     "INSERT INTO alerts (id, rule_id, title, level, severity, status, group_key, "
-                     "window_start, first_seen, last_seen, count, hits, department, created_at, "
-                     "updated_at) VALUES ('old1', 'r', 't', 'high', 3, 'acknowledged', 'k', 1, 1, "
-                     "1, 1, 1, '大数据局', 1, 1);"
-                     "INSERT INTO alert_evidence VALUES ('old1', 1, 1, NULL, '{}', 0);",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+    raw_exec(f, path,
+             "INSERT INTO alerts (id, rule_id, title, level, severity, status, group_key, "
+             "window_start, first_seen, last_seen, count, hits, department, created_at, "
+             "updated_at) VALUES ('old1', 'r', 't', 'high', 3, 'acknowledged', 'k', 1, 1, "
+             "1, 1, 1, '大数据局', 1, 1);"
+             "INSERT INTO alert_evidence VALUES ('old1', 1, 1, NULL, '{}', 0);");
     memset(&so, 0, sizeof(so));
     so.path = path;
     assert_int_equal(store_open(&st, &so, err, sizeof(err)), FH_OK);
@@ -604,26 +639,38 @@ static void test_migration_keeps_alerts(void **state)
     }
     store_close(st);
     /* the new CHECK holds: a status outside the lifecycle is refused */
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_not_equal(sqlite3_exec(db, "UPDATE alerts SET status = 'bogus'", NULL, NULL, NULL),
-                         SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "UPDATE alerts SET status = 'duplicate'", NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    {
+        db *d;
+        db_opts o = {.busy_timeout_ms = 5000};
+
+        assert_int_equal(db_open(&d, path, &o, err, sizeof(err)), FH_OK);
+        assert_int_not_equal(db_exec(d, "UPDATE alerts SET status = 'bogus'"), FH_OK);
+        assert_int_equal(db_exec(d, "UPDATE alerts SET status = 'duplicate'"), FH_OK);
+        db_close(d);
+    }
 }
+
+#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+
+#define PG(t) cmocka_unit_test_setup_teardown(t, setup_pg, teardown)
+
+#define TESTS(X)                                                                                   \
+    {                                                                                              \
+        X(test_moves_are_recorded), X(test_illegal_moves_refused),                                 \
+            X(test_duplicate_assign_notice), X(test_stamp_deadlines), X(test_recurrence_reopens),  \
+            X(test_verification), X(test_accepted_risk_expires), X(test_migration_keeps_alerts),   \
+    }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_moves_are_recorded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_illegal_moves_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_assign_notice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stamp_deadlines, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recurrence_reopens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_accepted_risk_expires, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migration_keeps_alerts, setup, teardown),
-    };
+    const struct CMUnitTest lite[] = TESTS(BOTH);
+    const struct CMUnitTest pg[] = TESTS(PG);
+    int failed = cmocka_run_group_tests_name("sqlite", lite, NULL, NULL);
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    if (!getenv("FH_TEST_PG") || !*getenv("FH_TEST_PG")) {
+        printf("PostgreSQL: skipped, FH_TEST_PG is not set (make test-unit starts a server "
+               "with tests/tools/pg.sh)\n");
+        return failed;
+    }
+    return failed + cmocka_run_group_tests_name("postgresql", pg, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /*
- * store_sqlite.c - the alert store on SQLite (WAL); see store.h for the
+ * store.c - the alert store, on SQLite (WAL) or PostgreSQL through db.h; see store.h for the
  * exactly-once contract and correlator/README-alerts.md for the design.
  *
  * The migrations are embedded below as string constants; the readable source
@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <sqlite3.h>
 
 /* ---- embedded migrations (generated from correlator/migrations/NNNN_name.sql) ------------- */
 
@@ -383,7 +381,7 @@ __attribute__((format(printf, 2, 3))) fh_err store_fail(store *st, const char *f
     va_end(ap);
     n = strlen(st->errmsg);
     if (st->db && n < sizeof(st->errmsg))
-        snprintf(st->errmsg + n, sizeof(st->errmsg) - n, ": %s", sqlite3_errmsg(st->db));
+        snprintf(st->errmsg + n, sizeof(st->errmsg) - n, ": %s", db_errmsg(st->db));
     return FH_ERR_IO;
 }
 
@@ -397,73 +395,58 @@ int64_t store_wall_ms(void)
 
 fh_err store_exec(store *st, const char *sql, const char *what)
 {
-    if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    if (db_exec(st->db, sql) != FH_OK)
         return store_fail(st, "%s", what);
     return FH_OK;
 }
 
-/* Binds a NUL-terminated string, or NULL. Values outlive the step (SQLITE_STATIC). */
-void store_bind_str(sqlite3_stmt *s, int i, const char *v)
-{
-    if (v)
-        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, i);
-}
-
 /* Steps a statement that returns no rows, then resets it. */
-fh_err store_step_done(store *st, sqlite3_stmt *s, const char *what)
+fh_err store_step_done(store *st, db_stmt *s, const char *what)
 {
-    int rc = sqlite3_step(s);
+    int rc = db_step(s);
     fh_err err = FH_OK;
 
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         err = store_fail(st, "%s", what);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    db_reset(s);
     return err;
 }
 
-void store_bind_ms(sqlite3_stmt *s, int i, int64_t ms)
+void store_bind_ms(db_stmt *s, int i, int64_t ms)
 {
     if (ms)
-        sqlite3_bind_int64(s, i, ms);
+        db_bind_int64(s, i, ms);
     else
-        sqlite3_bind_null(s, i);
+        db_bind_null(s, i);
 }
 
-sqlite3_stmt *store_lazy(store *st, int i, const char *sql)
+db_stmt *store_lazy(store *st, int i, const char *sql)
 {
     if (i < 0 || i >= STORE_LAZY_MAX) {
         snprintf(st->errmsg, sizeof(st->errmsg), "store: statement slot %d out of range", i);
         return NULL;
     }
-    if (!st->lazy[i] && sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->lazy[i],
-                                           NULL) != SQLITE_OK) {
+    if (!st->lazy[i] && !(st->lazy[i] = db_prepare(st->db, sql)))
         store_fail(st, "prepare statement %d", i);
-        sqlite3_finalize(st->lazy[i]);
-        st->lazy[i] = NULL;
-    }
     return st->lazy[i];
 }
 
-void store_stmt_done(sqlite3_stmt *s)
+void store_stmt_done(db_stmt *s)
 {
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    db_reset(s);
 }
 
 /* A copy of a text column, NULL for SQL NULL; *failed on allocation failure. */
-char *store_col_dup(sqlite3_stmt *s, int i, bool *failed)
+char *store_col_dup(db_stmt *s, int i, bool *failed)
 {
-    const unsigned char *t;
-    int n;
+    const char *t;
+    size_t n;
     char *p;
 
-    if (sqlite3_column_type(s, i) == SQLITE_NULL)
+    if (db_column_null(s, i))
         return NULL;
-    t = sqlite3_column_text(s, i);
-    n = sqlite3_column_bytes(s, i);
+    t = db_column_text(s, i);
+    n = db_column_bytes(s, i);
     p = malloc((size_t)n + 1);
     if (!p || !t) {
         free(p);
@@ -477,28 +460,53 @@ char *store_col_dup(sqlite3_stmt *s, int i, bool *failed)
 
 /* ---- open, migrate, close --------------------------------------------------------- */
 
+/* A migration in the backend's dialect: PostgreSQL has BYTEA where SQLite has BLOB. */
+static char *dialect(store *st, const char *sql)
+{
+    size_t n = strlen(sql);
+    char *out = malloc(n * 2 + 1), *o = out;
+
+    if (!out)
+        return NULL;
+    for (const char *p = sql; *p;) {
+        if (db_backend(st->db) == DB_POSTGRES && !strncmp(p, " BLOB", 5) &&
+            (p[5] == ' ' || p[5] == ',' || p[5] == '\n' || p[5] == ')')) {
+            memcpy(o, " BYTEA", 6);
+            o += 6;
+            p += 5;
+            continue;
+        }
+        *o++ = *p++;
+    }
+    *o = '\0';
+    return out;
+}
+
 static fh_err migrate(store *st)
 {
-    sqlite3_stmt *s = NULL;
+    db_stmt *s = NULL;
     int current = 0;
     fh_err err;
 
-    if ((err = store_exec(st, "BEGIN IMMEDIATE", "migrations: BEGIN")))
+    if ((err = store_begin(st)))
         return err;
+    /* PostgreSQL: one migrating connection at a time (SQLite: BEGIN IMMEDIATE did it) */
+    if (db_backend(st->db) == DB_POSTGRES &&
+        (err = store_exec(st, "SELECT pg_advisory_xact_lock(4242006)", "migrations: lock")))
+        goto fail;
     if ((err = store_exec(
              st,
              "CREATE TABLE IF NOT EXISTS schema_migrations ("
              "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
              "migrations: CREATE TABLE schema_migrations")))
         goto fail;
-    if (sqlite3_prepare_v2(st->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1,
-                           &s, NULL) != SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_ROW) {
+    if (!(s = db_prepare(st->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations")) ||
+        db_step(s) != DB_ROW) {
         err = store_fail(st, "migrations: reading schema_migrations");
         goto fail;
     }
-    current = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
+    current = (int)db_column_int64(s, 0);
+    db_finalize(s);
     s = NULL;
     if (current > migrations[NMIGRATIONS - 1].version) {
         snprintf(st->errmsg, sizeof(st->errmsg),
@@ -507,87 +515,80 @@ static fh_err migrate(store *st)
         err = FH_ERR_CONFIG;
         goto fail;
     }
-    if (sqlite3_prepare_v2(st->db,
-                           "INSERT INTO schema_migrations (version, name, applied_at) "
-                           "VALUES (?1, ?2, ?3)",
-                           -1, &s, NULL) != SQLITE_OK) {
+    if (!(s = db_prepare(st->db, "INSERT INTO schema_migrations (version, name, applied_at) "
+                                 "VALUES (?1, ?2, ?3)"))) {
         err = store_fail(st, "migrations: prepare");
         goto fail;
     }
     for (size_t i = 0; i < NMIGRATIONS; i++) {
         const store_migration *m = &migrations[i];
+        char *sql;
 
         if (m->version <= current)
             continue;
-        if (sqlite3_exec(st->db, m->sql, NULL, NULL, NULL) != SQLITE_OK) {
-            err = store_fail(st, "migration %s", m->name);
+        if (!(sql = dialect(st, m->sql))) {
+            err = FH_ERR_NOMEM;
+            snprintf(st->errmsg, sizeof(st->errmsg), "migration %s: out of memory", m->name);
             goto fail;
         }
-        sqlite3_bind_int(s, 1, m->version);
-        sqlite3_bind_text(s, 2, m->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, store_wall_ms());
+        err = db_exec(st->db, sql) == FH_OK ? FH_OK : store_fail(st, "migration %s", m->name);
+        free(sql);
+        if (err)
+            goto fail;
+        db_bind_int64(s, 1, m->version);
+        db_bind_text(s, 2, m->name, -1);
+        db_bind_int64(s, 3, store_wall_ms());
         if ((err = store_step_done(st, s, "migrations: INSERT schema_migrations")))
             goto fail;
     }
-    sqlite3_finalize(s);
+    db_finalize(s);
     s = NULL;
-    if ((err = store_exec(st, "COMMIT", "migrations: COMMIT")))
+    if ((err = store_commit(st)))
         goto fail;
     return FH_OK;
 fail:
-    sqlite3_finalize(s);
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    db_finalize(s);
+    store_rollback(st);
     return err;
 }
 
-static fh_err configure(store *st)
+/* The target for messages: a PostgreSQL URI without its password. */
+static void display_name(const char *target, char *out, size_t len)
 {
-    sqlite3_stmt *s = NULL;
-    bool wal;
-    fh_err err;
+    const char *scheme = strstr(target, "://"), *at, *colon;
 
-    sqlite3_busy_timeout(st->db, st->o.busy_timeout_ms);
-    sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-    sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
-    if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_ROW) {
-        sqlite3_finalize(s);
-        return store_fail(st, "PRAGMA journal_mode=WAL");
-    }
-    wal = strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
-    sqlite3_finalize(s);
-    if (!wal && strcmp(st->path, ":memory:") != 0) {
-        snprintf(st->errmsg, sizeof(st->errmsg), "cannot switch to WAL journal mode");
-        return FH_ERR_IO;
-    }
-    if ((err = store_exec(st, "PRAGMA foreign_keys=ON", "PRAGMA foreign_keys")))
-        return err;
-    if ((err = store_exec(st,
-                          st->o.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-                          "PRAGMA synchronous")))
-        return err;
-    return FH_OK;
+    snprintf(out, len, "%s", target);
+    if (!db_target_is_postgres(target) || !scheme)
+        return;
+    scheme += 3;
+    at = strchr(scheme, '@');
+    colon = at ? memchr(scheme, ':', (size_t)(at - scheme)) : NULL;
+    if (colon)
+        snprintf(out, len, "%.*s:***%s", (int)(colon - target), target, at);
 }
 
 fh_err store_open(store **out, const store_opts *opts, char *err, size_t errlen)
 {
     store *st;
-    sqlite3_stmt *s = NULL;
+    db_stmt *s = NULL;
+    db_opts dbo;
     fh_err e;
     const char *path = opts && opts->path ? opts->path : NULL;
+    char name[256];
 
     *out = NULL;
     if (!path || !*path) {
         snprintf(err, errlen, "store: no database path");
         return FH_ERR_CONFIG;
     }
+    display_name(path, name, sizeof(name));
     st = calloc(1, sizeof(*st));
     if (!st || !(st->path = strdup(path)) || !jbuf_init(&st->json, 4096, 1 << 24)) {
         if (st) {
             free(st->path);
             free(st);
         }
-        snprintf(err, errlen, "store '%s': out of memory", path);
+        snprintf(err, errlen, "store '%s': out of memory", name);
         return FH_ERR_NOMEM;
     }
     st->o = *opts;
@@ -596,34 +597,27 @@ fh_err store_open(store **out, const store_opts *opts, char *err, size_t errlen)
         st->o.busy_timeout_ms = 5000;
     if (!st->o.evidence_first)
         st->o.evidence_first = 10;
-
-    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
-        e = store_fail(st, "open");
-        goto fail;
-    }
-    sqlite3_extended_result_codes(st->db, 1);
-    if ((e = configure(st)) || (e = migrate(st)))
+    dbo.busy_timeout_ms = st->o.busy_timeout_ms;
+    dbo.sync_full = st->o.sync_full;
+    if ((e = db_open(&st->db, path, &dbo, st->errmsg, sizeof(st->errmsg))) || (e = migrate(st)))
         goto fail;
     for (int i = 0; i < S_COUNT; i++)
-        if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->s[i],
-                               NULL) != SQLITE_OK) {
+        if (!(st->s[i] = db_prepare(st->db, stmt_sql[i]))) {
             e = store_fail(st, "prepare statement %d", i);
             goto fail;
         }
-    if (sqlite3_prepare_v2(st->db, "SELECT COALESCE(MAX(seq), 0) FROM alert_outbox", -1, &s,
-                           NULL) != SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_ROW) {
-        sqlite3_finalize(s);
+    if (!(s = db_prepare(st->db, "SELECT COALESCE(MAX(seq), 0) FROM alert_outbox")) ||
+        db_step(s) != DB_ROW) {
+        db_finalize(s);
         e = store_fail(st, "reading alert_outbox");
         goto fail;
     }
-    st->next_outbox_seq = (uint64_t)sqlite3_column_int64(s, 0) + 1;
-    sqlite3_finalize(s);
+    st->next_outbox_seq = (uint64_t)db_column_int64(s, 0) + 1;
+    db_finalize(s);
     *out = st;
     return FH_OK;
 fail:
-    snprintf(err, errlen, "store '%s': %s", path, st->errmsg);
+    snprintf(err, errlen, "store '%s': %s", name, st->errmsg);
     store_close(st);
     return e;
 }
@@ -632,13 +626,13 @@ void store_close(store *st)
 {
     if (!st)
         return;
-    if (st->in_tx)
+    if (st->in_tx && st->db)
         store_rollback(st);
     for (int i = 0; i < S_COUNT; i++)
-        sqlite3_finalize(st->s[i]);
+        db_finalize(st->s[i]);
     for (int i = 0; i < STORE_LAZY_MAX; i++)
-        sqlite3_finalize(st->lazy[i]);
-    sqlite3_close(st->db);
+        db_finalize(st->lazy[i]);
+    db_close(st->db);
     jbuf_free(&st->json);
     free(st->path);
     free(st);
@@ -651,14 +645,13 @@ const char *store_errmsg(const store *st)
 
 int store_schema_version(store *st)
 {
-    sqlite3_stmt *s = NULL;
+    db_stmt *s = NULL;
     int v = 0;
 
-    if (sqlite3_prepare_v2(st->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1,
-                           &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
+    if ((s = db_prepare(st->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations")) &&
+        db_step(s) == DB_ROW)
+        v = (int)db_column_int64(s, 0);
+    db_finalize(s);
     return v;
 }
 
@@ -666,14 +659,12 @@ int store_schema_version(store *st)
 
 fh_err store_begin(store *st)
 {
-    fh_err err;
-
     if (st->in_tx) {
         snprintf(st->errmsg, sizeof(st->errmsg), "store_begin: a transaction is already open");
         return FH_ERR_ARG;
     }
-    if ((err = store_exec(st, "BEGIN IMMEDIATE", "store_begin: BEGIN IMMEDIATE")))
-        return err;
+    if (db_begin(st->db) != FH_OK)
+        return store_fail(st, "store_begin: BEGIN");
     st->in_tx = true;
     return FH_OK;
 }
@@ -687,8 +678,8 @@ fh_err store_commit(store *st)
         return FH_ERR_ARG;
     }
     if ((err = store_exec(st, "COMMIT", "store_commit: COMMIT"))) {
-        /* SQLite may keep the transaction open after a failed COMMIT (SQLITE_BUSY):
-         * roll it back so the caller's state (rollback + book reset) holds. */
+        /* SQLite may keep the transaction open after a failed COMMIT (busy): roll it
+         * back so the caller's state (rollback + book reset) holds. */
         store_rollback(st);
         return err;
     }
@@ -698,8 +689,8 @@ fh_err store_commit(store *st)
 
 void store_rollback(store *st)
 {
-    if (!sqlite3_get_autocommit(st->db))
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    if (db_in_transaction(st->db))
+        db_exec(st->db, "ROLLBACK");
     st->in_tx = false;
 }
 
@@ -720,7 +711,7 @@ fh_err store_need_tx(store *st, const char *what)
 
 static fh_err apply_row(store *st, const alert *a)
 {
-    sqlite3_stmt *s = st->s[S_UPSERT];
+    db_stmt *s = st->s[S_UPSERT];
     const char *level = alert_level_name(a->level);
 
     if (!level) {
@@ -728,52 +719,52 @@ static fh_err apply_row(store *st, const alert *a)
                  a->level);
         return FH_ERR_ARG;
     }
-    store_bind_str(s, 1, a->id);
-    store_bind_str(s, 2, a->rule_id);
-    store_bind_str(s, 3, a->rule_name);
-    store_bind_str(s, 4, a->title);
-    store_bind_str(s, 5, level);
-    sqlite3_bind_int(s, 6, a->level);
-    store_bind_str(s, 7, a->category);
-    store_bind_str(s, 8, a->subcategory);
-    store_bind_str(s, 9, a->group_key);
-    sqlite3_bind_int64(s, 10, a->window_start_ms);
-    sqlite3_bind_int64(s, 11, a->first_seen_ms);
-    sqlite3_bind_int64(s, 12, a->last_seen_ms);
-    sqlite3_bind_int64(s, 13, (sqlite3_int64)a->count);
-    sqlite3_bind_int64(s, 14, (sqlite3_int64)a->hits);
-    store_bind_str(s, 15, a->src.ip);
-    store_bind_str(s, 16, a->dest.ip);
-    store_bind_str(s, 17, a->src.zone);
-    store_bind_str(s, 18, a->dest.zone);
-    store_bind_str(s, 19, a->src.department);
-    store_bind_str(s, 20, a->dest.department);
-    store_bind_str(s, 21, a->src.name);
-    store_bind_str(s, 22, a->dest.name);
-    store_bind_str(s, 23, a->department);
-    sqlite3_bind_int64(s, 24, a->created_ms);
-    sqlite3_bind_int64(s, 25, a->updated_ms);
-    store_bind_str(s, 26, a->src.segment);
-    store_bind_str(s, 27, a->dest.segment);
-    store_bind_str(s, 28, a->sensor);
+    db_bind_str(s, 1, a->id);
+    db_bind_str(s, 2, a->rule_id);
+    db_bind_str(s, 3, a->rule_name);
+    db_bind_str(s, 4, a->title);
+    db_bind_str(s, 5, level);
+    db_bind_int64(s, 6, a->level);
+    db_bind_str(s, 7, a->category);
+    db_bind_str(s, 8, a->subcategory);
+    db_bind_str(s, 9, a->group_key);
+    db_bind_int64(s, 10, a->window_start_ms);
+    db_bind_int64(s, 11, a->first_seen_ms);
+    db_bind_int64(s, 12, a->last_seen_ms);
+    db_bind_int64(s, 13, (int64_t)a->count);
+    db_bind_int64(s, 14, (int64_t)a->hits);
+    db_bind_str(s, 15, a->src.ip);
+    db_bind_str(s, 16, a->dest.ip);
+    db_bind_str(s, 17, a->src.zone);
+    db_bind_str(s, 18, a->dest.zone);
+    db_bind_str(s, 19, a->src.department);
+    db_bind_str(s, 20, a->dest.department);
+    db_bind_str(s, 21, a->src.name);
+    db_bind_str(s, 22, a->dest.name);
+    db_bind_str(s, 23, a->department);
+    db_bind_int64(s, 24, a->created_ms);
+    db_bind_int64(s, 25, a->updated_ms);
+    db_bind_str(s, 26, a->src.segment);
+    db_bind_str(s, 27, a->dest.segment);
+    db_bind_str(s, 28, a->sensor);
     return store_step_done(st, s, "store_apply: INSERT alerts");
 }
 
 static fh_err apply_tags(store *st, const alert *a)
 {
-    sqlite3_stmt *s = st->s[S_TAG];
+    db_stmt *s = st->s[S_TAG];
     fh_err err;
 
     for (uint32_t i = 0; i < a->ntags; i++) {
         const alert_tag *t = &a->tags[i];
 
-        store_bind_str(s, 1, a->id);
-        sqlite3_bind_int(s, 2, (int)i);
-        store_bind_str(s, 3, t->tag);
-        store_bind_str(s, 4, alert_tag_kind_name(t->kind));
-        store_bind_str(s, 5, t->value);
-        store_bind_str(s, 6, t->sub);
-        store_bind_str(s, 7, t->display);
+        db_bind_str(s, 1, a->id);
+        db_bind_int64(s, 2, (int)i);
+        db_bind_str(s, 3, t->tag);
+        db_bind_str(s, 4, alert_tag_kind_name(t->kind));
+        db_bind_str(s, 5, t->value);
+        db_bind_str(s, 6, t->sub);
+        db_bind_str(s, 7, t->display);
         if ((err = store_step_done(st, s, "store_apply: INSERT alert_tags")))
             return err;
     }
@@ -786,7 +777,7 @@ static fh_err apply_evidence(store *st, const alert *a)
 
     for (uint32_t i = 0; i < a->nevidence; i++) {
         const alert_evidence *e = &a->evidence[i];
-        sqlite3_stmt *s;
+        db_stmt *s;
 
         if (e->event_len > INT_MAX) {
             snprintf(st->errmsg, sizeof(st->errmsg), "store_apply: evidence too large");
@@ -795,19 +786,18 @@ static fh_err apply_evidence(store *st, const alert *a)
         if (e->seq > st->o.evidence_first) {
             /* the latest item replaces the previous latest one */
             s = st->s[S_EV_DEL_LATEST];
-            store_bind_str(s, 1, a->id);
-            sqlite3_bind_int64(s, 2, (sqlite3_int64)st->o.evidence_first);
+            db_bind_str(s, 1, a->id);
+            db_bind_int64(s, 2, (int64_t)st->o.evidence_first);
             if ((err = store_step_done(st, s, "store_apply: DELETE alert_evidence")))
                 return err;
         }
         s = st->s[S_EV_INSERT];
-        store_bind_str(s, 1, a->id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)e->seq);
-        sqlite3_bind_int64(s, 3, e->ts_ms);
-        store_bind_str(s, 4, e->community_id);
-        sqlite3_bind_text(s, 5, e->event ? e->event : "", e->event ? (int)e->event_len : 0,
-                          SQLITE_STATIC);
-        sqlite3_bind_int(s, 6, e->truncated ? 1 : 0);
+        db_bind_str(s, 1, a->id);
+        db_bind_int64(s, 2, (int64_t)e->seq);
+        db_bind_int64(s, 3, e->ts_ms);
+        db_bind_str(s, 4, e->community_id);
+        db_bind_text(s, 5, e->event ? e->event : "", e->event ? (int)e->event_len : 0);
+        db_bind_int64(s, 6, e->truncated ? 1 : 0);
         if ((err = store_step_done(st, s, "store_apply: INSERT alert_evidence")))
             return err;
     }
@@ -816,7 +806,7 @@ static fh_err apply_evidence(store *st, const alert *a)
 
 static fh_err apply_outbox(store *st, const alert *a, const char *status)
 {
-    sqlite3_stmt *s = st->s[S_OUTBOX_INSERT];
+    db_stmt *s = st->s[S_OUTBOX_INSERT];
     alert shown = *a; /* shallow: the JSON shows the stored status, not the book's copy */
     fh_err err;
 
@@ -826,10 +816,10 @@ static fh_err apply_outbox(store *st, const alert *a, const char *status)
         snprintf(st->errmsg, sizeof(st->errmsg), "store_apply: alert %s: JSON too large", a->id);
         return err;
     }
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)st->next_outbox_seq);
-    store_bind_str(s, 2, a->id);
-    sqlite3_bind_text(s, 3, st->json.data, (int)st->json.len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, a->updated_ms);
+    db_bind_int64(s, 1, (int64_t)st->next_outbox_seq);
+    db_bind_str(s, 2, a->id);
+    db_bind_text(s, 3, st->json.data, (int)st->json.len);
+    db_bind_int64(s, 4, a->updated_ms);
     if ((err = store_step_done(st, s, "store_apply: INSERT alert_outbox")))
         return err;
     st->next_outbox_seq++;
@@ -844,29 +834,31 @@ static fh_err apply_outbox(store *st, const alert *a, const char *status)
  */
 static fh_err apply_recurrence(store *st, const alert *a, char *status, size_t len)
 {
-    sqlite3_stmt *s = st->s[S_STATUS_GET];
+    db_stmt *s = st->s[S_STATUS_GET];
     int64_t now = st->o.now ? st->o.now(st->o.now_ctx) : store_wall_ms();
     char detail[96];
     fh_err err;
     int rc;
 
     status[0] = '\0';
-    store_bind_str(s, 1, a->id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        snprintf(status, len, "%s", (const char *)sqlite3_column_text(s, 0));
-    else if (rc != SQLITE_DONE)
+    db_bind_str(s, 1, a->id);
+    rc = db_step(s);
+    if (rc == DB_ROW)
+        snprintf(status, len, "%s", db_column_text(s, 0));
+    else if (rc != DB_DONE)
         store_fail(st, "store_apply: SELECT status");
     store_stmt_done(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (rc != DB_ROW && rc != DB_DONE)
         return FH_ERR_IO;
     if (strcmp(status, "rectified") != 0)
         return FH_OK;
     s = st->s[S_REOPEN];
-    store_bind_str(s, 1, a->id);
-    sqlite3_bind_int64(s, 2, now);
+    db_bind_str(s, 1, a->id);
+    db_bind_int64(s, 2, now);
     if ((err = store_step_done(st, s, "store_apply: UPDATE alerts (reopen)")))
         return err;
+    if (db_changes(st->db) == 0) /* PostgreSQL: someone moved it since we read it */
+        return FH_OK;
     snprintf(detail, sizeof(detail), "recurrence at %lld (event time, ms); hits %llu",
              (long long)a->last_seen_ms, (unsigned long long)a->hits);
     if ((err = store_record(st, a->id, now, "correlator", "status", "rectified", "reopened", detail,
@@ -879,16 +871,16 @@ static fh_err apply_recurrence(store *st, const alert *a, char *status, size_t l
 fh_err store_record(store *st, const char *id, int64_t at, const char *actor, const char *kind,
                     const char *from, const char *to, const char *detail, const char *comment)
 {
-    sqlite3_stmt *s = st->s[S_TRANSITION];
+    db_stmt *s = st->s[S_TRANSITION];
 
-    store_bind_str(s, 1, id);
-    sqlite3_bind_int64(s, 2, at);
-    store_bind_str(s, 3, actor);
-    store_bind_str(s, 4, kind);
-    store_bind_str(s, 5, from);
-    store_bind_str(s, 6, to);
-    store_bind_str(s, 7, detail);
-    store_bind_str(s, 8, comment);
+    db_bind_str(s, 1, id);
+    db_bind_int64(s, 2, at);
+    db_bind_str(s, 3, actor);
+    db_bind_str(s, 4, kind);
+    db_bind_str(s, 5, from);
+    db_bind_str(s, 6, to);
+    db_bind_str(s, 7, detail);
+    db_bind_str(s, 8, comment);
     return store_step_done(st, s, "INSERT incident_transitions");
 }
 
@@ -914,17 +906,17 @@ fh_err store_apply(store *st, const alert *a)
 
 fh_err store_sensor_stats(store *st, const char *sensor, const char *segment, int64_t ts_ms)
 {
-    sqlite3_stmt *s = st->s[S_SENSOR_STATS];
+    db_stmt *s = st->s[S_SENSOR_STATS];
     fh_err err;
 
     if ((err = store_need_tx(st, "store_sensor_stats")))
         return err;
     if (!sensor || !*sensor || ts_ms <= 0)
         return FH_OK;
-    store_bind_str(s, 1, sensor);
-    sqlite3_bind_int64(s, 2, ts_ms / 3600000);
-    store_bind_str(s, 3, segment && *segment ? segment : NULL);
-    sqlite3_bind_int64(s, 4, ts_ms);
+    db_bind_str(s, 1, sensor);
+    db_bind_int64(s, 2, ts_ms / 3600000);
+    db_bind_str(s, 3, segment && *segment ? segment : NULL);
+    db_bind_int64(s, 4, ts_ms);
     return store_step_done(st, s, "store_sensor_stats: INSERT sensor_stats");
 }
 
@@ -932,7 +924,7 @@ fh_err store_sensor_stats(store *st, const char *sensor, const char *segment, in
 
 fh_err store_set_offset(store *st, const char *topic, int32_t partition, int64_t next_offset)
 {
-    sqlite3_stmt *s = st->s[S_OFFSET_SET];
+    db_stmt *s = st->s[S_OFFSET_SET];
     fh_err err;
 
     if ((err = store_need_tx(st, "store_set_offset")))
@@ -941,25 +933,25 @@ fh_err store_set_offset(store *st, const char *topic, int32_t partition, int64_t
         snprintf(st->errmsg, sizeof(st->errmsg), "store_set_offset: bad topic or offset");
         return FH_ERR_ARG;
     }
-    store_bind_str(s, 1, topic);
-    sqlite3_bind_int(s, 2, partition);
-    sqlite3_bind_int64(s, 3, next_offset);
-    sqlite3_bind_int64(s, 4, store_wall_ms());
+    db_bind_str(s, 1, topic);
+    db_bind_int64(s, 2, partition);
+    db_bind_int64(s, 3, next_offset);
+    db_bind_int64(s, 4, store_wall_ms());
     return store_step_done(st, s, "store_set_offset: INSERT consumer_offsets");
 }
 
 fh_err store_get_offset(store *st, const char *topic, int32_t partition, int64_t *next_offset)
 {
-    sqlite3_stmt *s = st->s[S_OFFSET_GET];
+    db_stmt *s = st->s[S_OFFSET_GET];
     int rc;
     fh_err err = FH_OK;
 
-    store_bind_str(s, 1, topic);
-    sqlite3_bind_int(s, 2, partition);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *next_offset = sqlite3_column_int64(s, 0);
-    else if (rc == SQLITE_DONE)
+    db_bind_str(s, 1, topic);
+    db_bind_int64(s, 2, partition);
+    rc = db_step(s);
+    if (rc == DB_ROW)
+        *next_offset = db_column_int64(s, 0);
+    else if (rc == DB_DONE)
         err = FH_ERR_NOTFOUND;
     else
         err = store_fail(st, "store_get_offset");
@@ -969,14 +961,14 @@ fh_err store_get_offset(store *st, const char *topic, int32_t partition, int64_t
 
 fh_err store_get_offsets(store *st, const char *topic, store_offset_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = st->s[S_OFFSETS];
+    db_stmt *s = st->s[S_OFFSETS];
     int rc;
     fh_err err = FH_OK;
 
-    store_bind_str(s, 1, topic);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn(ctx, sqlite3_column_int(s, 0), sqlite3_column_int64(s, 1));
-    if (rc != SQLITE_DONE)
+    db_bind_str(s, 1, topic);
+    while ((rc = db_step(s)) == DB_ROW)
+        fn(ctx, (int)db_column_int64(s, 0), db_column_int64(s, 1));
+    if (rc != DB_DONE)
         err = store_fail(st, "store_get_offsets");
     store_stmt_done(s);
     return err;
@@ -988,47 +980,46 @@ fh_err store_corr_put(void *ctx, const char *rule, const char *key, size_t keyle
                       const void *state, size_t len)
 {
     store *st = ctx;
-    sqlite3_stmt *s = st->s[S_CORR_PUT];
+    db_stmt *s = st->s[S_CORR_PUT];
     fh_err err;
 
     if ((err = store_need_tx(st, "store_corr_put")))
         return err;
-    store_bind_str(s, 1, rule);
-    sqlite3_bind_blob(s, 2, key, (int)keylen, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 3, state, (int)len, SQLITE_STATIC);
+    db_bind_str(s, 1, rule);
+    db_bind_blob(s, 2, key, keylen);
+    db_bind_blob(s, 3, state, len);
     return store_step_done(st, s, "store_corr_put: INSERT corr_state");
 }
 
 fh_err store_corr_del(void *ctx, const char *rule, const char *key, size_t keylen)
 {
     store *st = ctx;
-    sqlite3_stmt *s = st->s[key ? S_CORR_DEL : S_CORR_DEL_RULE];
+    db_stmt *s = st->s[key ? S_CORR_DEL : S_CORR_DEL_RULE];
     fh_err err;
 
     if ((err = store_need_tx(st, "store_corr_del")))
         return err;
-    store_bind_str(s, 1, rule);
+    db_bind_str(s, 1, rule);
     if (key)
-        sqlite3_bind_blob(s, 2, keylen ? key : "", (int)keylen, SQLITE_STATIC);
+        db_bind_blob(s, 2, keylen ? key : "", keylen);
     return store_step_done(st, s, "store_corr_del: DELETE corr_state");
 }
 
 fh_err store_corr_load(store *st, store_corr_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = st->s[S_CORR_LOAD];
+    db_stmt *s = st->s[S_CORR_LOAD];
     fh_err err = FH_OK;
     int rc;
 
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *rule = (const char *)sqlite3_column_text(s, 0);
-        const void *key = sqlite3_column_blob(s, 1);
-        int keylen = sqlite3_column_bytes(s, 1);
-        const void *state = sqlite3_column_blob(s, 2);
-        int len = sqlite3_column_bytes(s, 2);
+    while ((rc = db_step(s)) == DB_ROW) {
+        const char *rule = db_column_text(s, 0);
+        size_t keylen, len;
+        const void *key = db_column_blob(s, 1, &keylen);
+        const void *state = db_column_blob(s, 2, &len);
 
-        fn(ctx, rule ? rule : "", key ? key : "", (size_t)keylen, state ? state : "", (size_t)len);
+        fn(ctx, rule ? rule : "", key ? key : "", keylen, state ? state : "", len);
     }
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         err = store_fail(st, "store_corr_load: SELECT corr_state");
     store_stmt_done(s);
     return err;
@@ -1036,27 +1027,27 @@ fh_err store_corr_load(store *st, store_corr_fn fn, void *ctx)
 
 fh_err store_meta_set(store *st, const char *name, int64_t value)
 {
-    sqlite3_stmt *s = st->s[S_META_SET];
+    db_stmt *s = st->s[S_META_SET];
     fh_err err;
 
     if ((err = store_need_tx(st, "store_meta_set")))
         return err;
-    store_bind_str(s, 1, name);
-    sqlite3_bind_int64(s, 2, value);
+    db_bind_str(s, 1, name);
+    db_bind_int64(s, 2, value);
     return store_step_done(st, s, "store_meta_set: INSERT correlator_meta");
 }
 
 fh_err store_meta_get(store *st, const char *name, int64_t *value)
 {
-    sqlite3_stmt *s = st->s[S_META_GET];
+    db_stmt *s = st->s[S_META_GET];
     fh_err err = FH_OK;
     int rc;
 
-    store_bind_str(s, 1, name);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *value = sqlite3_column_int64(s, 0);
-    else if (rc == SQLITE_DONE)
+    db_bind_str(s, 1, name);
+    rc = db_step(s);
+    if (rc == DB_ROW)
+        *value = db_column_int64(s, 0);
+    else if (rc == DB_DONE)
         err = FH_ERR_NOTFOUND;
     else
         err = store_fail(st, "store_meta_get: SELECT correlator_meta");
@@ -1078,19 +1069,19 @@ fh_err store_own_tx_end(store *st, bool own, fh_err err)
 
 fh_err store_health_put(store *st, const store_health *h)
 {
-    sqlite3_stmt *s = st->s[S_HEALTH_PUT];
+    db_stmt *s = st->s[S_HEALTH_PUT];
     bool own = !st->in_tx;
     fh_err err;
 
     if (own && (err = store_begin(st)))
         return err;
-    store_bind_str(s, 1, h->instance);
-    sqlite3_bind_int64(s, 2, h->started_ms);
-    sqlite3_bind_int64(s, 3, h->updated_ms);
-    sqlite3_bind_int(s, 4, h->strict ? 1 : 0);
-    sqlite3_bind_int64(s, 5, h->rules_loaded);
-    sqlite3_bind_int64(s, 6, h->rules_refused);
-    store_bind_str(s, 7, h->report);
+    db_bind_str(s, 1, h->instance);
+    db_bind_int64(s, 2, h->started_ms);
+    db_bind_int64(s, 3, h->updated_ms);
+    db_bind_int64(s, 4, h->strict ? 1 : 0);
+    db_bind_int64(s, 5, h->rules_loaded);
+    db_bind_int64(s, 6, h->rules_refused);
+    db_bind_str(s, 7, h->report);
     err = store_step_done(st, s, "store_health_put: INSERT correlator_health");
     return store_own_tx_end(st, own, err);
 }
@@ -1098,23 +1089,23 @@ fh_err store_health_put(store *st, const store_health *h)
 /* ---- reading alerts --------------------------------------------------------------- */
 
 /* Fills a from a row of ALERT_COLS. */
-static fh_err read_row(sqlite3_stmt *s, alert *a)
+static fh_err read_row(db_stmt *s, alert *a)
 {
     bool failed = false;
-    const unsigned char *id = sqlite3_column_text(s, 0);
+    const char *id = db_column_text(s, 0);
 
     snprintf(a->id, sizeof(a->id), "%s", id ? (const char *)id : "");
     a->rule_id = store_col_dup(s, 1, &failed);
     a->rule_name = store_col_dup(s, 2, &failed);
     a->title = store_col_dup(s, 3, &failed);
-    a->level = sqlite3_column_int(s, 4);
+    a->level = (int)db_column_int64(s, 4);
     a->status = store_col_dup(s, 5, &failed);
     a->group_key = store_col_dup(s, 6, &failed);
-    a->window_start_ms = sqlite3_column_int64(s, 7);
-    a->first_seen_ms = sqlite3_column_int64(s, 8);
-    a->last_seen_ms = sqlite3_column_int64(s, 9);
-    a->count = (uint64_t)sqlite3_column_int64(s, 10);
-    a->hits = (uint64_t)sqlite3_column_int64(s, 11);
+    a->window_start_ms = db_column_int64(s, 7);
+    a->first_seen_ms = db_column_int64(s, 8);
+    a->last_seen_ms = db_column_int64(s, 9);
+    a->count = (uint64_t)db_column_int64(s, 10);
+    a->hits = (uint64_t)db_column_int64(s, 11);
     a->src.ip = store_col_dup(s, 12, &failed);
     a->dest.ip = store_col_dup(s, 13, &failed);
     a->src.zone = store_col_dup(s, 14, &failed);
@@ -1124,8 +1115,8 @@ static fh_err read_row(sqlite3_stmt *s, alert *a)
     a->src.name = store_col_dup(s, 18, &failed);
     a->dest.name = store_col_dup(s, 19, &failed);
     a->department = store_col_dup(s, 20, &failed);
-    a->created_ms = sqlite3_column_int64(s, 21);
-    a->updated_ms = sqlite3_column_int64(s, 22);
+    a->created_ms = db_column_int64(s, 21);
+    a->updated_ms = db_column_int64(s, 22);
     a->src.segment = store_col_dup(s, 23, &failed);
     a->dest.segment = store_col_dup(s, 24, &failed);
     a->sensor = store_col_dup(s, 25, &failed);
@@ -1134,14 +1125,14 @@ static fh_err read_row(sqlite3_stmt *s, alert *a)
 
 static fh_err read_tags(store *st, alert *a)
 {
-    sqlite3_stmt *s = st->s[S_GET_TAGS];
+    db_stmt *s = st->s[S_GET_TAGS];
     char **tags = NULL;
     uint32_t n = 0, cap = 0;
     int rc;
     fh_err err = FH_OK;
 
-    store_bind_str(s, 1, a->id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    db_bind_str(s, 1, a->id);
+    while ((rc = db_step(s)) == DB_ROW) {
         bool failed = false;
 
         if (n == cap) {
@@ -1161,7 +1152,7 @@ static fh_err read_tags(store *st, alert *a)
         }
         n++;
     }
-    if (!err && rc != SQLITE_DONE)
+    if (!err && rc != DB_DONE)
         err = store_fail(st, "reading alert_tags");
     store_stmt_done(s);
     if (!err)
@@ -1174,13 +1165,13 @@ static fh_err read_tags(store *st, alert *a)
 
 static fh_err read_evidence(store *st, alert *a)
 {
-    sqlite3_stmt *s = st->s[S_GET_EVIDENCE];
+    db_stmt *s = st->s[S_GET_EVIDENCE];
     uint32_t cap = 0;
     int rc;
     fh_err err = FH_OK;
 
-    store_bind_str(s, 1, a->id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    db_bind_str(s, 1, a->id);
+    while ((rc = db_step(s)) == DB_ROW) {
         alert_evidence *e;
         bool failed = false;
 
@@ -1196,19 +1187,19 @@ static fh_err read_evidence(store *st, alert *a)
         }
         e = &a->evidence[a->nevidence];
         memset(e, 0, sizeof(*e));
-        e->seq = (uint64_t)sqlite3_column_int64(s, 0);
-        e->ts_ms = sqlite3_column_int64(s, 1);
+        e->seq = (uint64_t)db_column_int64(s, 0);
+        e->ts_ms = db_column_int64(s, 1);
         e->community_id = store_col_dup(s, 2, &failed);
         e->event = store_col_dup(s, 3, &failed);
-        e->event_len = (size_t)sqlite3_column_bytes(s, 3);
-        e->truncated = sqlite3_column_int(s, 4) != 0;
+        e->event_len = db_column_bytes(s, 3);
+        e->truncated = (int)db_column_int64(s, 4) != 0;
         a->nevidence++;
         if (failed) {
             err = FH_ERR_NOMEM;
             break;
         }
     }
-    if (!err && rc != SQLITE_DONE)
+    if (!err && rc != DB_DONE)
         err = store_fail(st, "reading alert_evidence");
     store_stmt_done(s);
     return err;
@@ -1217,18 +1208,18 @@ static fh_err read_evidence(store *st, alert *a)
 fh_err store_load_open(store *st, const char *rule_id, const char *group_key, alert *out,
                        bool *found)
 {
-    sqlite3_stmt *s = st->s[S_LOAD_OPEN];
+    db_stmt *s = st->s[S_LOAD_OPEN];
     int rc;
     fh_err err = FH_OK;
 
     *found = false;
-    store_bind_str(s, 1, rule_id);
-    store_bind_str(s, 2, group_key);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    db_bind_str(s, 1, rule_id);
+    db_bind_str(s, 2, group_key);
+    rc = db_step(s);
+    if (rc == DB_ROW) {
         err = read_row(s, out);
         *found = true;
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != DB_DONE) {
         err = store_fail(st, "store_load_open");
     }
     store_stmt_done(s);
@@ -1249,16 +1240,16 @@ fh_err store_book_load(void *st, const char *rule_id, const char *group_key, ale
 
 fh_err store_get_alert(store *st, const char *id, alert *out)
 {
-    sqlite3_stmt *s = st->s[S_GET];
+    db_stmt *s = st->s[S_GET];
     int rc;
     fh_err err = FH_OK;
 
     memset(out, 0, sizeof(*out));
-    store_bind_str(s, 1, id);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    db_bind_str(s, 1, id);
+    rc = db_step(s);
+    if (rc == DB_ROW)
         err = read_row(s, out);
-    else if (rc == SQLITE_DONE)
+    else if (rc == DB_DONE)
         err = FH_ERR_NOTFOUND;
     else
         err = store_fail(st, "store_get_alert");
@@ -1276,19 +1267,19 @@ fh_err store_get_alert(store *st, const char *id, alert *out)
 
 fh_err store_outbox_read(store *st, uint64_t after, uint32_t max, store_outbox_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = st->s[S_OUTBOX_READ];
+    db_stmt *s = st->s[S_OUTBOX_READ];
     int rc;
     fh_err err = FH_OK;
 
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)after);
-    sqlite3_bind_int64(s, 2, max);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        err = fn(ctx, (uint64_t)sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
-                 (const char *)sqlite3_column_text(s, 2), (size_t)sqlite3_column_bytes(s, 2));
+    db_bind_int64(s, 1, (int64_t)after);
+    db_bind_int64(s, 2, max);
+    while ((rc = db_step(s)) == DB_ROW) {
+        err = fn(ctx, (uint64_t)db_column_int64(s, 0), db_column_text(s, 1), db_column_text(s, 2),
+                 db_column_bytes(s, 2));
         if (err)
             break;
     }
-    if (!err && rc != SQLITE_DONE)
+    if (!err && rc != DB_DONE)
         err = store_fail(st, "store_outbox_read");
     store_stmt_done(s);
     return err;
@@ -1296,13 +1287,13 @@ fh_err store_outbox_read(store *st, uint64_t after, uint32_t max, store_outbox_f
 
 fh_err store_outbox_ack(store *st, uint64_t upto)
 {
-    sqlite3_stmt *s = st->s[S_OUTBOX_DELETE];
+    db_stmt *s = st->s[S_OUTBOX_DELETE];
     bool own = !st->in_tx;
     fh_err err;
 
     if (own && (err = store_begin(st)))
         return err;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)upto);
+    db_bind_int64(s, 1, (int64_t)upto);
     err = store_step_done(st, s, "store_outbox_ack: DELETE alert_outbox");
     return store_own_tx_end(st, own, err);
 }
