@@ -177,13 +177,51 @@ static void free_ids(char **ids, size_t n)
     free(ids);
 }
 
+/* One incident of a bulk command: FH_OK and what was done, or why it was refused. */
+typedef fh_err (*bulk_fn)(args *a, void *ctx, const char *id, char *done, size_t donelen, char *why,
+                          size_t whylen);
+
+/* Runs fn on every id of argv[from..] ("-": stdin), one result line each. */
+static int bulk(args *a, int argc, char **argv, int from, bulk_fn fn, void *ctx)
+{
+    char **ids = NULL, why[512], done[128];
+    size_t n = collect_ids(argc, argv, from, &ids);
+    int rc = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        done[0] = why[0] = '\0';
+        if (fn(a, ctx, ids[k], done, sizeof(done), why, sizeof(why)) == FH_OK) {
+            printf("%s\tok\t%s\n", ids[k], done);
+        } else {
+            printf("%s\trefused\t%s\n", ids[k], why);
+            rc = 1;
+        }
+    }
+    if (!n) {
+        fh_error("no incident id given");
+        rc = 2;
+    }
+    free_ids(ids, n);
+    return rc;
+}
+
+static fh_err move_one(args *a, void *ctx, const char *id, char *done, size_t donelen, char *why,
+                       size_t whylen)
+{
+    const incident_move *m = ctx;
+    incident_state from;
+    fh_err err = incident_transition(a->c.st, id, m, &from, why, whylen);
+
+    if (!err)
+        snprintf(done, donelen, "%s -> %s", incident_state_name(from), incident_state_name(m->to));
+    return err;
+}
+
 int cmd_move(int argc, char **argv)
 {
     args a;
     incident_move m;
-    char **ids = NULL, why[512];
-    size_t n;
-    int to, rc = 0;
+    int to, rc;
 
     if (!parse(argc, argv, &a))
         return 2;
@@ -213,36 +251,24 @@ int cmd_move(int argc, char **argv)
     m.now = a.c.now;
     m.policy = &a.c.policy;
     m.cal = a.c.cal;
-    n = collect_ids(argc, argv, optind + 1, &ids);
-    for (size_t k = 0; k < n; k++) {
-        incident before;
-        const char *from = "?";
-
-        if (incident_get(a.c.st, ids[k], &before) == FH_OK)
-            from = incident_state_name(before.status);
-        if (incident_transition(a.c.st, ids[k], &m, why, sizeof(why)) == FH_OK) {
-            printf("%s\tok\t%s -> %s\n", ids[k], from, incident_state_name(m.to));
-        } else {
-            printf("%s\trefused\t%s\n", ids[k], why);
-            rc = 1;
-        }
-        incident_clear(&before);
-    }
-    if (!n) {
-        fh_error("no incident id given");
-        rc = 2;
-    }
-    free_ids(ids, n);
+    rc = bulk(&a, argc, argv, optind + 1, move_one, &m);
     console_close(&a.c);
     return rc;
+}
+
+static fh_err assign_one(args *a, void *ctx, const char *id, char *done, size_t donelen, char *why,
+                         size_t whylen)
+{
+    (void)ctx;
+    snprintf(done, donelen, "assigned");
+    return incident_assign(a->c.st, id, a->dept, a->assignee, a->c.actor, a->comment, a->c.now, why,
+                           whylen);
 }
 
 int cmd_assign(int argc, char **argv)
 {
     args a;
-    char **ids = NULL, why[512];
-    size_t n;
-    int rc = 0;
+    int rc;
 
     if (!parse(argc, argv, &a))
         return 2;
@@ -252,17 +278,7 @@ int cmd_assign(int argc, char **argv)
     }
     if (!console_open(&a.c))
         return 1;
-    n = collect_ids(argc, argv, optind, &ids);
-    for (size_t k = 0; k < n; k++) {
-        if (incident_assign(a.c.st, ids[k], a.dept, a.assignee, a.c.actor, a.comment, a.c.now, why,
-                            sizeof(why)) == FH_OK) {
-            printf("%s\tok\tassigned\n", ids[k]);
-        } else {
-            printf("%s\trefused\t%s\n", ids[k], why);
-            rc = 1;
-        }
-    }
-    free_ids(ids, n);
+    rc = bulk(&a, argc, argv, optind, assign_one, NULL);
     console_close(&a.c);
     return rc;
 }

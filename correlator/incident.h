@@ -93,12 +93,13 @@ typedef struct {
 } incident_move;
 
 /*
- * Moves one incident, in its own transaction. On refusal returns FH_ERR_ARG
- * (illegal move, named with both states; a missing detail), FH_ERR_NOTFOUND,
- * or FH_ERR_IO (store_errmsg), with the reason in why.
+ * Moves one incident, in its own transaction; *from (may be NULL) = the state it
+ * left. On refusal returns FH_ERR_ARG (illegal move, named with both states; a
+ * missing detail), FH_ERR_NOTFOUND, or FH_ERR_IO (store_errmsg), with the reason
+ * in why.
  */
-fh_err incident_transition(store *st, const char *id, const incident_move *m, char *why,
-                           size_t whylen);
+fh_err incident_transition(store *st, const char *id, const incident_move *m, incident_state *from,
+                           char *why, size_t whylen);
 
 /* Assigns (department and/or assignee; NULL leaves one as it is); recorded like a move. */
 fh_err incident_assign(store *st, const char *id, const char *department, const char *assignee,

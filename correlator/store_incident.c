@@ -25,6 +25,7 @@ enum {
     L_CLAUSES,
     L_WRITE,
     L_UNSTAMPED,
+    L_UNSTAMPED_SKIP,
     L_STAMP,
     L_DUE,
     L_STATS,
@@ -52,6 +53,12 @@ enum {
                    "notice_issuer, "                                                               \
                    "notice_date, verify_until, verification, verification_evidence, group_key"
 
+/* Incidents without a deadline yet (incident_stamp_deadlines). */
+#define UNSTAMPED                                                                                  \
+    "SELECT id, first_seen, severity, department, " OWNER_SIDE(                                    \
+        "zone") " FROM alerts WHERE "                                                              \
+                "deadline_at IS NULL ORDER BY id"
+
 static const char *const SQL[L_COUNT] = {
     [L_GET] = "SELECT " INCIDENT_COLS " FROM alerts WHERE id = ?1",
     /* PostgreSQL: the row stays locked until the change commits, so a correlator
@@ -69,9 +76,8 @@ static const char *const SQL[L_COUNT] = {
                 "notice_no = ?16, notice_issuer = ?17, notice_date = ?18, verify_until = ?19, "
                 "verification = ?20, verification_evidence = ?21, assigned_department = ?22, "
                 "assignee = ?23 WHERE id = ?1",
-    [L_UNSTAMPED] = "SELECT id, first_seen, severity, department, " OWNER_SIDE(
-        "zone") " "
-                "FROM alerts WHERE deadline_at IS NULL ORDER BY id",
+    [L_UNSTAMPED] = UNSTAMPED,
+    [L_UNSTAMPED_SKIP] = UNSTAMPED " FOR UPDATE SKIP LOCKED",
     [L_STAMP] = "UPDATE alerts SET deadline_at = ?2, containment_at = ?3, deadline_guessed = ?4, "
                 "deadline_source = 'policy' WHERE id = ?1 AND deadline_at IS NULL",
     [L_DUE] = "SELECT id FROM alerts WHERE (status = 'accepted_risk' AND risk_expires <= ?1) OR "
@@ -356,6 +362,7 @@ typedef struct {
     const char *actor, *kind, *comment;
     int64_t now;
     char detail[512];
+    incident_state from; /* set by apply_change */
 } change;
 
 typedef fh_err (*change_fn)(void *ctx, incident *i, change *c, char *why, size_t whylen);
@@ -386,7 +393,7 @@ static fh_err apply_change(store *st, const char *id, change_fn fn, void *ctx, c
         snprintf(why, whylen, "no incident %s", id);
     if (err)
         goto out;
-    from = i.status;
+    from = c->from = i.status;
     if ((err = fn(ctx, &i, c, why, whylen)))
         goto out;
     if (!strcmp(c->kind, "status"))
@@ -522,12 +529,15 @@ static fh_err move_fn(void *ctx, incident *i, change *c, char *why, size_t whyle
     return err;
 }
 
-fh_err incident_transition(store *st, const char *id, const incident_move *m, char *why,
-                           size_t whylen)
+fh_err incident_transition(store *st, const char *id, const incident_move *m, incident_state *from,
+                           char *why, size_t whylen)
 {
     change c = {.actor = m->actor, .kind = "status", .comment = m->comment, .now = m->now};
+    fh_err err = apply_change(st, id, move_fn, (void *)m, &c, why, whylen);
 
-    return apply_change(st, id, move_fn, (void *)m, &c, why, whylen);
+    if (from)
+        *from = c.from;
+    return err;
 }
 
 typedef struct {
@@ -605,7 +615,10 @@ fh_err incident_set_notice(store *st, const char *id, const incident_notice *n, 
 fh_err incident_stamp_deadlines(store *st, const deadline_policy *p, const calendar *cal,
                                 uint32_t *stamped)
 {
-    db_stmt *sel = stmt(st, L_UNSTAMPED), *up = stmt(st, L_STAMP);
+    /* PostgreSQL: rows a correlator holds are left for the next pass, so this batch
+     * never waits for a correlator that waits for it (a deadlock) */
+    db_stmt *sel = stmt(st, db_backend(st->db) == DB_POSTGRES ? L_UNSTAMPED_SKIP : L_UNSTAMPED),
+            *up = stmt(st, L_STAMP);
     fh_err err;
     int rc;
 
@@ -846,7 +859,7 @@ fh_err incident_sweep(store *st, const deadline_policy *p, const calendar *cal, 
 
             when_text(i.risk_expires, day);
             snprintf(comment, sizeof(comment), "risk acceptance expired on %s", day);
-            err = incident_transition(st, i.id, &m, why, sizeof(why));
+            err = incident_transition(st, i.id, &m, NULL, why, sizeof(why));
             if (!err)
                 r->risk_expired++;
         } else if (i.status == INC_RECTIFIED && !i.verification && i.verify_until &&

@@ -14,7 +14,9 @@ import io
 import json
 import os
 import shutil
+import struct
 import subprocess
+import zlib
 
 import pytest
 
@@ -259,6 +261,40 @@ def test_csv_report_is_excel_safe(correlator, console, incidents, tmp_path):
             assert not v or v[0] not in "=+-@", v
 
 
+def read_png_rgb(data):
+    """(width, height, RGB bytes) of an 8-bit RGB PNG (what pdftoppm -png writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, w = 8, b"", 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, color = struct.unpack(">IIBB", body[:10])
+            assert (depth, color) == (8, 2), "not 8-bit RGB"
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw, stride, out, prev = zlib.decompress(idat), w * 3, bytearray(), bytearray(w * 3)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - 3] if x >= 3 else 0
+            b, c = prev[x], prev[x - 3] if x >= 3 else 0
+            if f == 1:
+                line[x] = (line[x] + a) & 255
+            elif f == 2:
+                line[x] = (line[x] + b) & 255
+            elif f == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        out += line
+        prev = line
+    return w, h, bytes(out)
+
+
 def test_pdf_report(correlator, console, incidents, tmp_path):
     for tool in ("pdftotext", "pdffonts", "pdftoppm"):
         if not shutil.which(tool):
@@ -277,16 +313,11 @@ def test_pdf_report(correlator, console, incidents, tmp_path):
     fonts = subprocess.run(["pdffonts", str(out)], capture_output=True, text=True,
                            check=True).stdout
     assert "NotoSansCJK" in fonts and " yes yes yes " in fonts  # embedded, subset, unicode
-    # page 1 as pixels: text, the bars and the red 95% line are drawn
-    subprocess.run(["pdftoppm", "-f", "1", "-l", "1", "-r", "50", str(out),
-                    str(tmp_path / "p")], check=True)
-    ppm = next(f for f in os.listdir(tmp_path) if f.startswith("p") and f.endswith(".ppm"))
-    data = (tmp_path / ppm).read_bytes()
-    parts = data.split(b"\n", 3)
-    assert parts[0] == b"P6"
-    w, h = map(int, parts[1].split())
-    px = parts[3]
-    assert len(px) == w * h * 3
+    # page 1 as a PNG: text, the bars and the red 95% line are drawn
+    subprocess.run(["pdftoppm", "-png", "-f", "1", "-l", "1", "-r", "50", str(out),
+                    str(tmp_path / "page")], check=True)
+    png = next(f for f in os.listdir(tmp_path) if f.startswith("page") and f.endswith(".png"))
+    w, h, px = read_png_rgb((tmp_path / png).read_bytes())
     dark = sum(1 for k in range(0, len(px), 3) if px[k] < 100 and px[k + 1] < 100)
     red = sum(1 for k in range(0, len(px), 3) if px[k] > 150 and px[k + 1] < 60
               and px[k + 2] < 60)

@@ -162,7 +162,7 @@ static fh_err move(fx *f, const char *id, incident_state to, const char *comment
     m.now = f->now;
     m.policy = &f->pol;
     m.cal = f->cal;
-    return incident_transition(f->st, id, &m, why, 512);
+    return incident_transition(f->st, id, &m, NULL, why, 512);
 }
 
 typedef struct {
@@ -287,9 +287,9 @@ static void test_duplicate_assign_notice(void **state)
     m.actor = "bob";
     m.now = f->now;
     m.duplicate_of = "c2";
-    assert_int_equal(incident_transition(f->st, "c2", &m, why, sizeof(why)), FH_ERR_ARG);
+    assert_int_equal(incident_transition(f->st, "c2", &m, NULL, why, sizeof(why)), FH_ERR_ARG);
     assert_non_null(strstr(why, "cannot duplicate itself"));
-    assert_int_equal(incident_transition(f->st, "c1", &m, why, sizeof(why)), FH_OK);
+    assert_int_equal(incident_transition(f->st, "c1", &m, NULL, why, sizeof(why)), FH_OK);
     i = get(f, "c1");
     assert_int_equal(i.status, INC_DUPLICATE);
     assert_string_equal(i.duplicate_of, "c2");
@@ -540,9 +540,9 @@ static void test_accepted_risk_expires(void **state)
     m.risk_reason = "legacy system, replacement in Q3";
     m.risk_approver = "CISO 王五";
     m.risk_expires = f->now - 1; /* in the past: refused */
-    assert_int_equal(incident_transition(f->st, "r1", &m, why, sizeof(why)), FH_ERR_ARG);
+    assert_int_equal(incident_transition(f->st, "r1", &m, NULL, why, sizeof(why)), FH_ERR_ARG);
     m.risk_expires = cst(2026, 4, 30, 24, 0);
-    assert_int_equal(incident_transition(f->st, "r1", &m, why, sizeof(why)), FH_OK);
+    assert_int_equal(incident_transition(f->st, "r1", &m, NULL, why, sizeof(why)), FH_OK);
     assert_int_equal(incident_sweep(f->st, &f->pol, f->cal, cst(2026, 4, 30, 12, 0), &res), FH_OK);
     assert_int_equal(res.risk_expired, 0);
     /* swept late (on 05-06): the fresh deadline still counts from the expiry */
