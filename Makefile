@@ -40,7 +40,7 @@ CORR_PKG_LIBS := libpcre2-8 yaml-0.1 rdkafka sqlite3 simdjson nettle libpq
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) $(CORR_PKG_LIBS) 2>/dev/null)
 CORR_LDLIBS = $(shell pkg-config --libs $(CORR_PKG_LIBS) 2>/dev/null)
 # The console's PDF reports: cairo + pango (with Debian's fonts-noto-cjk for Chinese).
-CONSOLE_PKG_LIBS := pangocairo
+CONSOLE_PKG_LIBS := pangocairo fontconfig
 CONSOLE_CFLAGS = $(shell pkg-config --cflags $(CONSOLE_PKG_LIBS) 2>/dev/null)
 CONSOLE_LDLIBS = $(shell pkg-config --libs $(CONSOLE_PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
@@ -258,6 +258,7 @@ asan-tests:
 	@echo "== tests under ASan+UBSan (build/asan)"
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  $(MAKE) --no-print-directory BUILD=build/asan SAN=1 test-unit test-e2e
 
 run: deps

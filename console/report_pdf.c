@@ -11,6 +11,7 @@
  */
 #include <cairo-pdf.h>
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #include <pango/pangocairo.h>
 #include <stdio.h>
 #include <string.h>
@@ -309,28 +310,32 @@ fh_err report_pdf(const char *path, const report_input *in, char *err, size_t er
     new_page(&p);
     para(&p, "附录：统计的全部事件 Appendix: every incident counted", 12, true);
     {
-        const double w[7] = {170, 88, 42, 60, 62, 46, 47};
+        const double w[6] = {200, 95, 45, 65, 62, 48};
 
         row(&p, w,
-            (const char *[]){"事件 incident / 标题 title", "部门 department", "级别 severity",
-                             "整改时限 deadline", "状态 status", "结果 outcome", "通报 notice"},
-            7, true);
+            (const char *[]){"事件 incident / 标题 title / 通报 notice", "部门 department",
+                             "级别 severity", "整改时限 deadline", "状态 status", "结果 outcome"},
+            6, true);
         for (size_t k = 0; k < r->ninc; k++) {
             const incident *i = &r->inc[k];
-            char idt[512];
+            char idt[768];
 
             if (r->outcome[k] == RATE_OUTCOMES)
                 continue;
-            snprintf(idt, sizeof(idt), "%s\n%s", i->id, i->title);
+            if (i->notice_no)
+                snprintf(idt, sizeof(idt), "%s\n%s\n通报 %s (%s %s)", i->id, i->title, i->notice_no,
+                         i->notice_issuer ? i->notice_issuer : "",
+                         i->notice_date ? i->notice_date : "");
+            else
+                snprintf(idt, sizeof(idt), "%s\n%s", i->id, i->title);
             console_deadline_text(i->deadline_at, a, sizeof(a));
             if (i->deadline_guessed)
                 snprintf(a + strlen(a), sizeof(a) - strlen(a), " *");
             row(&p, w,
                 (const char *[]){idt, incident_department(i) ? incident_department(i) : "-",
                                  alert_level_name(i->level), a, incident_state_name(i->status),
-                                 rate_outcome_name(r->outcome[k]),
-                                 i->notice_no ? i->notice_no : ""},
-                7, false);
+                                 rate_outcome_name(r->outcome[k])},
+                6, false);
         }
         if (r->guessed.n)
             para(&p, "* 时限按周一至周五推算 deadline guessed (no calendar data)", 8, false);
@@ -341,6 +346,11 @@ fh_err report_pdf(const char *path, const report_input *in, char *err, size_t er
     cairo_surface_finish(s);
     st = cairo_surface_status(s);
     cairo_surface_destroy(s);
+    /* the font map, cairo's and fontconfig's caches live until exit otherwise (and
+     * LeakSanitizer counts them) */
+    pango_cairo_font_map_set_default(NULL);
+    cairo_debug_reset_static_data();
+    FcFini();
     if (st != CAIRO_STATUS_SUCCESS) {
         snprintf(err, errlen, "%s", cairo_status_to_string(st));
         return FH_ERR_IO;

@@ -835,8 +835,8 @@ static fh_err apply_outbox(store *st, const alert *a, const char *status)
 static fh_err apply_recurrence(store *st, const alert *a, char *status, size_t len)
 {
     db_stmt *s = st->s[S_STATUS_GET];
-    int64_t now = st->o.now ? st->o.now(st->o.now_ctx) : store_wall_ms();
-    char detail[96];
+    int64_t now;
+    char detail[96], when[32];
     fh_err err;
     int rc;
 
@@ -852,6 +852,7 @@ static fh_err apply_recurrence(store *st, const alert *a, char *status, size_t l
         return FH_ERR_IO;
     if (strcmp(status, "rectified") != 0)
         return FH_OK;
+    now = st->o.now ? st->o.now(st->o.now_ctx) : store_wall_ms();
     s = st->s[S_REOPEN];
     db_bind_str(s, 1, a->id);
     db_bind_int64(s, 2, now);
@@ -859,8 +860,9 @@ static fh_err apply_recurrence(store *st, const alert *a, char *status, size_t l
         return err;
     if (db_changes(st->db) == 0) /* PostgreSQL: someone moved it since we read it */
         return FH_OK;
-    snprintf(detail, sizeof(detail), "recurrence at %lld (event time, ms); hits %llu",
-             (long long)a->last_seen_ms, (unsigned long long)a->hits);
+    alert_format_time(a->last_seen_ms, when);
+    snprintf(detail, sizeof(detail), "recurrence at %s (event time); hits %llu", when,
+             (unsigned long long)a->hits);
     if ((err = store_record(st, a->id, now, "correlator", "status", "rectified", "reopened", detail,
                             NULL)))
         return err;

@@ -246,9 +246,25 @@ def pg_server(tmp_path_factory):
         subprocess.run(["rm", "-rf", d])
 
 
+def query(target, sql):
+    """Rows of sql on an alert store (an SQLite file or a postgresql:// URI) as tuples of
+    Python values (int, str, None): the same shape from both backends."""
+    if not target.startswith(("postgresql://", "postgres://")):
+        import sqlite3
+        con = sqlite3.connect("file:%s?mode=ro" % target, uri=True, timeout=5)
+        try:
+            return [tuple(row) for row in con.execute(sql).fetchall()]
+        finally:
+            con.close()
+    wrapped = "SELECT COALESCE(json_agg(row_to_json(t)), '[]') FROM (%s) t" % sql
+    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", target, "-c", wrapped],
+                       capture_output=True, text=True, check=True)
+    return [tuple(r.values()) for r in json.loads(p.stdout)]
+
+
 class Store:
     """One alert store for a test: an SQLite file or a fresh PostgreSQL database, with
-    `target` (what --db takes) and query() (rows as tuples of strings, NULL as None)."""
+    `target` (what --db takes) and query()."""
 
     _n = 0
 
@@ -264,15 +280,7 @@ class Store:
             self.target = pg_uri.rsplit("/", 1)[0] + "/" + name
 
     def query(self, sql):
-        if self.backend == "sqlite":
-            import sqlite3
-            with sqlite3.connect(self.target) as c:
-                return [tuple(None if v is None else str(v) for v in row)
-                        for row in c.execute(sql).fetchall()]
-        p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\x1f", "-P", "null=\x1e",
-                            self.target, "-c", sql], capture_output=True, text=True, check=True)
-        return [tuple(None if v == "\x1e" else v for v in line.split("\x1f"))
-                for line in p.stdout.splitlines()]
+        return query(self.target, sql)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,12 +10,13 @@ store and onto the alerts topic.
   every count is exact.
 
   The guarantee that holds is exactly-once *from the events topics into the store*: the
-  consumer positions are written in the same SQLite transaction as the alerts that the
-  consumed events produced, and every (re)assignment starts at the stored positions. A
-  kill before COMMIT loses the batch together with its positions, so it is consumed again
-  and applied once; after COMMIT consumption resumes behind it. Kafka offset commits are
-  monitoring only. The alerts topic is at-least-once (transactional outbox): a message
-  may be sent twice across a crash, always with the same (id, hits) content.
+  consumer positions are written in the same transaction (SQLite or PostgreSQL) as the
+  alerts that the consumed events produced, and every (re)assignment starts at the
+  stored positions. A kill before COMMIT loses the batch together with its positions, so
+  it is consumed again and applied once; after COMMIT consumption resumes behind it.
+  Kafka offset commits are monitoring only. The alerts topic is at-least-once
+  (transactional outbox): a message may be sent twice across a crash, always with the
+  same (id, hits) content.
 
   This stream uses the detection scenarios (one alert per rule and source, the count
   being the hits; checked in file mode) over three partitions keyed by source address,
@@ -48,6 +49,7 @@ import zlib
 import pytest
 
 import kafkalib
+from conftest import query
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -155,6 +157,12 @@ def end_offsets(bootstrap, topic, expect):
 
 def positions(db):
     """{(topic, partition): next offset} stored by the correlator ({} before it exists)."""
+    if db.startswith("postgresql://"):
+        try:
+            return {(t, p): o for t, p, o in
+                    query(db, "SELECT topic, partition_id, next_offset FROM consumer_offsets")}
+        except subprocess.CalledProcessError:  # before the correlator made its tables
+            return {}
     if not os.path.exists(db):
         return {}
     try:
@@ -270,14 +278,11 @@ ALERT_COLS = ("id, rule_id, group_key, window_start, first_seen, last_seen, coun
 
 
 def alerts_table(db):
-    con = sqlite3.connect(db)
-    try:
-        alerts = con.execute("SELECT %s FROM alerts ORDER BY id" % ALERT_COLS).fetchall()
-        evidence = con.execute("SELECT alert_id, seq, ts, community_id, event FROM alert_evidence "
-                               "ORDER BY alert_id, seq").fetchall()
-        outbox = con.execute("SELECT count(*) FROM alert_outbox").fetchone()[0]
-    finally:
-        con.close()
+    """The alerts, their evidence and the outbox's length, from SQLite or PostgreSQL."""
+    alerts = query(db, "SELECT %s FROM alerts ORDER BY id" % ALERT_COLS)
+    evidence = query(db, "SELECT alert_id, seq, ts, community_id, event FROM alert_evidence "
+                         "ORDER BY alert_id, seq")
+    outbox = query(db, "SELECT count(*) FROM alert_outbox")[0][0]
     return alerts, evidence, outbox
 
 
@@ -369,9 +374,10 @@ def test_end_to_end(correlator, build_dir, tmp_path):
               % (len(a) + len(b), len(alerts), len(msgs)))
 
 
-def test_kill9_mid_stream(correlator, build_dir, tmp_path):
+def test_kill9_mid_stream(correlator, build_dir, tmp_path, store_db):
     """kill -9 twice while a paced producer is still writing; restarts with the same
-    store and group; the final alerts equal an uninterrupted file run exactly."""
+    store and group; the final alerts equal an uninterrupted file run exactly. On an
+    SQLite file and on PostgreSQL (the positions and the alerts in one transaction)."""
     events = detection_stream(20000)
     ref_db = str(tmp_path / "ref.db")
     run_file(correlator, write_lines(str(tmp_path / "stream.ndjson"), events), ref_db)
@@ -381,7 +387,7 @@ def test_kill9_mid_stream(correlator, build_dir, tmp_path):
     assert all(a[2].startswith(("src_ip=", "sensor.id=")) and "," not in a[2] for a in alerts)
     assert max(a[6] for a in alerts) > 1000
 
-    db = str(tmp_path / "kafka.db")
+    db = store_db.target
     topic = "fenghuo.events"
     total = len(events)
     with kafkalib.broker(build_dir, partitions=3, topics=(topic,)) as (bootstrap, _):
@@ -417,11 +423,7 @@ def correlation_rule_ids():
 
 
 def corr_state_rows(db):
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
-    try:
-        return con.execute("SELECT COUNT(*) FROM corr_state").fetchone()[0]
-    finally:
-        con.close()
+    return query(db, "SELECT COUNT(*) FROM corr_state")[0][0]
 
 
 def crash_and_finish(correlator, bootstrap, tmp, db, topic, partitions, events, keyed,

@@ -152,14 +152,14 @@ def test_recurrence_reopens_through_the_correlator(correlator, console, incident
                                                    store_db):
     db, ids = history_for(correlator, console, incidents, tmp_path)
     q = store_db.query
-    assert q("SELECT COUNT(*) FROM alerts") == [("5",)]  # not a new alert
+    assert q("SELECT COUNT(*) FROM alerts") == [(5,)]  # not a new alert
     status, reopened, count = q("SELECT status, reopen_count, count FROM alerts "
                                 "WHERE id = '%s'" % ids["I5"])[0]
     last = q("SELECT actor, from_state, to_state, detail FROM incident_transitions "
              "WHERE alert_id = '%s' ORDER BY seq DESC LIMIT 1" % ids["I5"])[0]
     # untouched incidents stay as they were
     assert q("SELECT status FROM alerts WHERE id = '%s'" % ids["I1"]) == [("rectified",)]
-    assert (status, reopened, count) == ("reopened", "1", "2")
+    assert (status, reopened, count) == ("reopened", 1, 2)
     assert last[:3] == ("correlator", "rectified", "reopened")
     assert "recurrence at" in last[3]
     p = run(console, db, "move", "rectified", ids["I5"], now="2026-03-05T09:00:00+08:00")
@@ -300,13 +300,18 @@ def test_pdf_report(correlator, console, incidents, tmp_path):
         if not shutil.which(tool):
             pytest.skip("%s not installed (poppler-utils: make deps)" % tool)
     db, ids = history_for(correlator, console, incidents, tmp_path)
+    p = run(console, db, "notice", ids["I2"], "--number", "市网信通〔2026〕9号", "--issuer",
+            "市委网信办", "--date", "2026-03-03", "--deadline", "2026-03-05",
+            now="2026-03-03T10:00:00+08:00")
+    assert p.returncode == 0, p.stderr
     out = tmp_path / "r.pdf"
     report(console, db, "--format", "pdf", "--output", str(out))
     text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True,
                           text=True, check=True).stdout
     for want in ("网络安全事件及时整改率报告", "定义 Definition", "整改时限策略 Deadline policy",
                  "high 72 h", "first_seen", "市人力资源和社会保障局", "目标 target 95%",
-                 "月度趋势", "超期未整改 Overdue (2)", "附录", "25.0%", "50.0%"):
+                 "月度趋势", "超期未整改 Overdue (2)", "附录", "25.0%", "50.0%",
+                 "市网信通〔2026〕9号", "2026-03-03"):
         assert want in text, want
     for i in ids.values():
         assert i in text  # the appendix lists every incident counted
@@ -361,5 +366,5 @@ def test_concurrent_correlator_and_console_lose_nothing(correlator, console, tmp
             proc.kill()
             proc.wait()
     rows = store_db.query("SELECT status, count, hits FROM alerts")
-    assert rows == [("rectifying", "200", "200")] * 100
-    assert store_db.query("SELECT COUNT(*) FROM incident_transitions") == [("200",)]
+    assert rows == [("rectifying", 200, 200)] * 100
+    assert store_db.query("SELECT COUNT(*) FROM incident_transitions") == [(200,)]

@@ -397,6 +397,8 @@ static void test_recurrence_reopens(void **state)
     assert_int_equal(h.n, 4);
     assert_string_equal(h.text[3][0], "correlator");
     assert_string_equal(h.text[3][2], "rectified->reopened");
+    assert_string_equal(h.text[3][3],
+                        "|recurrence at 2026-03-01T02:02:00.000Z (event time); hits 2");
     assert_int_equal(h.r[3].at, cst(2026, 3, 2, 15, 0));
     /* a further hit on a reopened incident changes nothing in its lifecycle */
     put(f, "e1", "l3_09_bruteforce", ALERT_LEVEL_HIGH, "大数据局", "s1", cst(2026, 3, 1, 10, 0), 3,
