@@ -16,6 +16,7 @@
 
 #include "../common/fh_log.h"
 #include "../correlator/alerts.h"
+#include "../correlator/audit.h"
 #include "../correlator/incident.h"
 #include "console.h"
 
@@ -181,8 +182,24 @@ static void free_ids(char **ids, size_t n)
 typedef fh_err (*bulk_fn)(args *a, void *ctx, const char *id, char *done, size_t donelen, char *why,
                           size_t whylen);
 
-/* Runs fn on every id of argv[from..] ("-": stdin), one result line each. */
-static int bulk(args *a, int argc, char **argv, int from, bulk_fn fn, void *ctx)
+/* One audit record of a command-line change (source "cli"). */
+static void audit_cli(args *a, const char *action, const char *id, bool ok, const char *detail)
+{
+    audit_entry e = {.at = a->c.now,
+                     .actor = a->c.actor,
+                     .source = "cli",
+                     .action = action,
+                     .object = id,
+                     .outcome = ok ? "ok" : "refused",
+                     .detail = detail};
+
+    if (audit_append(a->c.st, &e, NULL) != FH_OK)
+        fh_error("audit: %s", store_errmsg(a->c.st));
+}
+
+/* Runs fn on every id of argv[from..] ("-": stdin), one result line and one audit
+ * record (action) each. */
+static int bulk(args *a, int argc, char **argv, int from, bulk_fn fn, void *ctx, const char *action)
 {
     char **ids = NULL, why[512], done[128];
     size_t n = collect_ids(argc, argv, from, &ids);
@@ -192,8 +209,10 @@ static int bulk(args *a, int argc, char **argv, int from, bulk_fn fn, void *ctx)
         done[0] = why[0] = '\0';
         if (fn(a, ctx, ids[k], done, sizeof(done), why, sizeof(why)) == FH_OK) {
             printf("%s\tok\t%s\n", ids[k], done);
+            audit_cli(a, action, ids[k], true, done);
         } else {
             printf("%s\trefused\t%s\n", ids[k], why);
+            audit_cli(a, action, ids[k], false, why);
             rc = 1;
         }
     }
@@ -251,7 +270,7 @@ int cmd_move(int argc, char **argv)
     m.now = a.c.now;
     m.policy = &a.c.policy;
     m.cal = a.c.cal;
-    rc = bulk(&a, argc, argv, optind + 1, move_one, &m);
+    rc = bulk(&a, argc, argv, optind + 1, move_one, &m, "incident.transition");
     console_close(&a.c);
     return rc;
 }
@@ -278,7 +297,7 @@ int cmd_assign(int argc, char **argv)
     }
     if (!console_open(&a.c))
         return 1;
-    rc = bulk(&a, argc, argv, optind, assign_one, NULL);
+    rc = bulk(&a, argc, argv, optind, assign_one, NULL, "incident.assign");
     console_close(&a.c);
     return rc;
 }
@@ -320,12 +339,14 @@ int cmd_notice(int argc, char **argv)
     if (incident_set_notice(a.c.st, argv[optind], &nt, a.c.actor, a.comment, a.c.now, why,
                             sizeof(why)) != FH_OK) {
         fh_error("%s", why);
+        audit_cli(&a, "incident.notice", argv[optind], false, why);
         rc = 1;
     } else {
         char due[32];
 
         console_deadline_text(nt.deadline, due, sizeof(due));
         printf("%s\tok\tnotice %s: deadline %s\n", argv[optind], a.number, due);
+        audit_cli(&a, "incident.notice", argv[optind], true, a.number);
     }
     console_close(&a.c);
     return rc;

@@ -31,6 +31,8 @@
 #include "../correlator/event.h"
 #include "console.h"
 
+#include <sodium.h>
+
 static const char *const WEEKDAY[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
 static const char *const WEEKDAY_ZH[7] = {"周一", "周二", "周三", "周四", "周五", "周六", "周日"};
 
@@ -59,6 +61,13 @@ static void usage(FILE *f)
            "                       an official notice (通报) sets the incident's deadline\n"
            "  show ID              an incident, its deadline, verification and history\n"
            "  list [--status S] [--department D] [--overdue]\n"
+           "  serve [--listen ADDR:PORT] [--tls-cert PEM --tls-key PEM] [--static DIR]\n"
+           "                       the HTTP(S) JSON API under /api/v1, /metrics and the\n"
+           "                       dashboard's files; prints the first administrator's\n"
+           "                       one-time password when there is no user yet\n"
+           "  user add NAME --role ROLE [--departments 'A,B']   (the password on stdin)\n"
+           "  audit verify         check the audit log's hash chain; exit 1 when broken\n"
+           "  audit prune [--keep-days N]   drop records older than N days (>= 180)\n"
            "  sweep                stamp deadlines, close verified incidents, expire risks\n"
            "                       (run it every few minutes, e.g. by a systemd timer)\n"
            "  report --from YYYY-MM-DD --to YYYY-MM-DD [--by department|segment|severity|\n"
@@ -298,6 +307,10 @@ static int cmd_deadline(int argc, char **argv)
 int main(int argc, char **argv)
 {
     fh_log_init("fenghuo-console", FH_LOG_INFO);
+    if (sodium_init() < 0) {
+        fh_error("libsodium cannot start");
+        return 1;
+    }
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -314,9 +327,10 @@ int main(int argc, char **argv)
         static const struct {
             const char *name;
             int (*fn)(int, char **);
-        } cmds[] = {{"move", cmd_move},    {"assign", cmd_assign}, {"notice", cmd_notice},
-                    {"show", cmd_show},    {"list", cmd_list},     {"sweep", cmd_sweep},
-                    {"report", cmd_report}};
+        } cmds[] = {{"move", cmd_move},     {"assign", cmd_assign}, {"notice", cmd_notice},
+                    {"show", cmd_show},     {"list", cmd_list},     {"sweep", cmd_sweep},
+                    {"report", cmd_report}, {"serve", cmd_serve},   {"user", cmd_user},
+                    {"audit", cmd_audit}};
 
         for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
             if (!strcmp(argv[1], cmds[k].name))

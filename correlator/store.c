@@ -257,12 +257,74 @@ static const char MIGRATION_0005[] =
     "    last_ts  BIGINT NOT NULL,\n"
     "    PRIMARY KEY (sensor, hour)\n"
     ");\n";
+
+static const char MIGRATION_0006[] =
+    "-- 0006_console: the console's people and their trail. Users (passwords as Argon2id\n"
+    "-- hashes, libsodium's crypto_pwhash_str), sessions (only a SHA-256 of the session id is\n"
+    "-- stored; the id itself lives in the browser's cookie), and the audit log: append-only,\n"
+    "-- each record carrying the hash of the one before (audit.h). Wall-clock times, ms.\n"
+    "\n"
+    "CREATE TABLE users (\n"
+    "    name                TEXT PRIMARY KEY,\n"
+    "    role                TEXT NOT NULL\n"
+    "                        CHECK (role IN ('sysadmin', 'secadmin', 'analyst', 'compliance',\n"
+    "                                        'auditor')),\n"
+    "    password_hash       TEXT NOT NULL,\n"
+    "    must_change         INTEGER NOT NULL DEFAULT 0 CHECK (must_change IN (0, 1)),\n"
+    "    password_changed_at BIGINT NOT NULL,\n"
+    "    departments         TEXT,               -- analyst: the departments it sees, one per "
+    "line\n"
+    "    failed_logins       INTEGER NOT NULL DEFAULT 0,\n"
+    "    locked_until        BIGINT,\n"
+    "    disabled            INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),\n"
+    "    created_at          BIGINT NOT NULL\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE sessions (\n"
+    "    id_hash    TEXT PRIMARY KEY,            -- hex SHA-256 of the session id\n"
+    "    user_name  TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,\n"
+    "    csrf       TEXT NOT NULL,               -- the token state changes must echo\n"
+    "    created_at BIGINT NOT NULL,\n"
+    "    last_seen  BIGINT NOT NULL,\n"
+    "    source     TEXT                         -- the client address at login\n"
+    ");\n"
+    "\n"
+    "CREATE INDEX sessions_user ON sessions (user_name);\n"
+    "\n"
+    "CREATE TABLE audit_log (\n"
+    "    seq       BIGINT PRIMARY KEY,           -- 1, 2, ... without gaps\n"
+    "    at        BIGINT NOT NULL,\n"
+    "    actor     TEXT NOT NULL,\n"
+    "    source    TEXT,                         -- client address, or \"cli\"\n"
+    "    action    TEXT NOT NULL,                -- login, logout, incident.status, ...\n"
+    "    object    TEXT,                         -- what it acted on (an incident id, a user)\n"
+    "    outcome   TEXT NOT NULL,                -- ok, denied, refused, failed\n"
+    "    detail    TEXT,\n"
+    "    prev_hash TEXT NOT NULL,                -- hash of record seq - 1 (or of the anchor)\n"
+    "    hash      TEXT NOT NULL                 -- SHA-256 over this record and prev_hash\n"
+    ");\n"
+    "\n"
+    "CREATE INDEX audit_log_at ON audit_log (at);\n"
+    "\n"
+    "-- The head of the chain (one row): appenders lock it, so records get consecutive seq\n"
+    "-- numbers; anchor_* remember the last record pruned, so the rest still verifies.\n"
+    "CREATE TABLE audit_head (\n"
+    "    id          INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "    seq         BIGINT NOT NULL,\n"
+    "    hash        TEXT NOT NULL,\n"
+    "    anchor_seq  BIGINT NOT NULL,\n"
+    "    anchor_hash TEXT NOT NULL\n"
+    ");\n"
+    "\n"
+    "INSERT INTO audit_head (id, seq, hash, anchor_seq, anchor_hash)\n"
+    "VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0,\n"
+    "        '0000000000000000000000000000000000000000000000000000000000000000');\n";
 /* END MIGRATIONS */
 
 static const store_migration migrations[] = {
     {1, "0001_alerts", MIGRATION_0001},        {2, "0002_alert_outbox", MIGRATION_0002},
     {3, "0003_corr_state", MIGRATION_0003},    {4, "0004_correlator_health", MIGRATION_0004},
-    {5, "0005_rectification", MIGRATION_0005},
+    {5, "0005_rectification", MIGRATION_0005}, {6, "0006_console", MIGRATION_0006},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

@@ -93,9 +93,12 @@ static const char *const SQL[L_COUNT] = {
                   "incident_transitions WHERE alert_id = ?1 ORDER BY seq",
 };
 
+_Static_assert((int)L_COUNT <= (int)LAZY_AUDIT,
+               "store_incident.c: too many statements for its slots");
+
 static db_stmt *stmt(store *st, int i)
 {
-    return store_lazy(st, i, SQL[i]);
+    return store_lazy(st, LAZY_INCIDENT + i, SQL[i]);
 }
 
 /* ---- the incident struct ---------------------------------------------------------- */

@@ -40,8 +40,9 @@ enum {
     S_COUNT
 };
 
-/* Statements of store_incident.c, prepared on first use. */
-#define STORE_LAZY_MAX 32
+/* Statements prepared on first use: store_incident.c, store_audit.c and store_accounts.c
+ * each own a range of slots. */
+enum { LAZY_INCIDENT = 0, LAZY_AUDIT = 24, LAZY_ACCOUNTS = 36, STORE_LAZY_MAX = 64 };
 
 struct store {
     db *db;

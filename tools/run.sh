@@ -9,8 +9,11 @@
 #      published to topic fenghuo.events, also written to build/run/events.json;
 #      then the level-3 scenario events (tests/rules) so that every rule has traffic
 #   4. kcat: prints the alerts as they are raised
-#   5. fenghuo-console: the timely rectification rate per department of the replayed
-#      period, and the same report as a PDF (build/run/rectification-report.pdf)
+#   5. fenghuo-console serve: the HTTP API on 127.0.0.1:8080 (RUN_CONSOLE=ADDR:PORT to
+#      change it), with the first administrator's one-time password printed; after the
+#      replay, the timely rectification rate per department of the replayed period and the
+#      same report as a PDF (build/run/rectification-report.pdf); when run from a terminal
+#      the console stays up until Ctrl-C
 #
 # Set RUN_IFACE=eth0 to also capture live on an interface (needs root).
 # Ctrl-C stops everything cleanly; so does the end of the captures + 3 s.
@@ -42,12 +45,22 @@ for _ in $(seq 50); do [ -s "$run/bootstrap" ] && break; sleep 0.1; done
 brokers=$(cat "$run/bootstrap" 2>/dev/null) || { echo "broker did not start"; exit 1; }
 echo "== embedded broker at $brokers (log: $run/broker.log)"
 
-rm -f "$run"/alerts.db*
+rm -f "$run"/alerts.db* "$run"/console.out
 "$bin/fenghuo-correlator" --kafka "$brokers" --topic fenghuo.events --group fenghuo-run \
     --alerts-topic fenghuo.alerts --rules rules/level3 --assets rules/assets.example.yaml \
     --db "$run/alerts.db" -X session.timeout.ms=6000 2>"$run/correlator.log" &
 pids+=($!)
 echo "== correlator: rules/level3, store $run/alerts.db (log: $run/correlator.log)"
+# the console: the HTTP API and the dashboard's files on the same store
+for _ in $(seq 50); do [ -s "$run/alerts.db" ] && break; sleep 0.1; done
+"$bin/fenghuo-console" serve --listen "${RUN_CONSOLE:-127.0.0.1:8080}" --db "$run/alerts.db" \
+    >"$run/console.out" 2>"$run/console.log" &
+console=$!
+pids+=("$console")
+for _ in $(seq 50); do grep -q "listening on" "$run/console.out" 2>/dev/null && break; sleep 0.1; done
+echo "== console: $(grep -o 'listening on [^ ]*' "$run/console.out") (log: $run/console.log)"
+grep -o 'one-time password: [^ ]*' "$run/console.out" | sed 's/^/== first administrator admin, /' \
+    || echo "== console users exist already in $run/alerts.db"
 kcat -C -b "$brokers" -t fenghuo.alerts -o beginning -u -q \
     -f 'ALERT %s\n' &
 pids+=($!)
@@ -99,4 +112,8 @@ if [ -s "$run/alerts.db" ]; then
             --format pdf --output "$run/rectification-report.pdf" &&
             echo "== PDF report: $run/rectification-report.pdf"
     fi
+fi
+if [ -t 0 ] && kill -0 "$console" 2>/dev/null; then
+    echo "== the console stays up ($(grep -o 'http[^ ]*' "$run/console.out")): Ctrl-C stops everything"
+    wait "$console"
 fi

@@ -282,6 +282,20 @@ class Store:
     def query(self, sql):
         return query(self.target, sql)
 
+    def execute(self, sql):
+        """A statement that changes the store (tests that tamper with it)."""
+        if self.backend == "sqlite":
+            import sqlite3
+            con = sqlite3.connect(self.target, timeout=10)
+            try:
+                con.execute(sql)
+                con.commit()
+            finally:
+                con.close()
+        else:
+            subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", self.target, "-c", sql],
+                           check=True, capture_output=True)
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_db(request, tmp_path):

@@ -626,7 +626,7 @@ static void test_migration_keeps_alerts(void **state)
     memset(&so, 0, sizeof(so));
     so.path = path;
     assert_int_equal(store_open(&st, &so, err, sizeof(err)), FH_OK);
-    assert_int_equal(store_schema_version(st), 5);
+    assert_int_equal(store_schema_version(st), (int)n); /* every migration since 0004 applied */
     assert_int_equal(incident_get(st, "old1", &i), FH_OK);
     assert_int_equal(i.status, INC_ACKNOWLEDGED);
     assert_string_equal(i.owner_department, "大数据局");

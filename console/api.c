@@ -1,0 +1,788 @@
+/*
+ * api.c - the console's JSON API under /api/v1 and /metrics (http.h serves it):
+ * sessions (login, logout, password), users, the audit log, incident moves,
+ * version. Every route names the roles that may call it and the server checks
+ * them before the handler runs; every state change needs the session's CSRF
+ * token (X-CSRF-Token) and, when the browser sends an Origin, our own.
+ *
+ * Answers are codes and parameters, never prose (the dashboard translates):
+ *   {"error":{"code":"csrf_token_invalid"}}
+ */
+#include "api.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "../common/fh_log.h"
+#include "../correlator/accounts.h"
+#include "../correlator/audit.h"
+#include "../correlator/incident.h"
+#include "../correlator/store.h"
+
+#define COOKIE          "fh_session"
+#define MAX_DEPTH       16
+#define LOGIN_PARALLEL  2  /* Argon2id costs 64 MiB and ~0.2 s each */
+#define SOURCE_FAILURES 20 /* login failures per address per window before 429 */
+#define SOURCE_WINDOW   (15 * 60 * 1000LL)
+#define NSOURCES        256
+
+/* Role bits. */
+#define R(x)   (1u << (x))
+#define PUBLIC 0u
+#define ANY                                                                                        \
+    (R(ROLE_SYSADMIN) | R(ROLE_SECADMIN) | R(ROLE_ANALYST) | R(ROLE_COMPLIANCE) | R(ROLE_AUDITOR))
+
+typedef struct {
+    char addr[64];
+    int64_t since;
+    uint32_t failures;
+} source_slot;
+
+struct api {
+    api_opts o;
+    account_policy pol;
+    http_server *srv;
+    sem_t logins;
+    pthread_mutex_t mu;
+    source_slot sources[NSOURCES];
+};
+
+/* ---- per-thread store -------------------------------------------------------------- */
+
+/* Each pool thread opens its own connection on first use; it is closed when the
+ * thread ends (the daemon stopping). */
+static pthread_key_t store_key;
+static pthread_once_t store_key_once = PTHREAD_ONCE_INIT;
+
+static void close_store(void *st)
+{
+    store_close(st);
+}
+
+static void make_store_key(void)
+{
+    pthread_key_create(&store_key, close_store);
+}
+
+static store *thread_store(api *a)
+{
+    char err[512];
+    store_opts so = {.path = a->o.db, .busy_timeout_ms = 30000};
+    store *st;
+
+    pthread_once(&store_key_once, make_store_key);
+    if ((st = pthread_getspecific(store_key)))
+        return st;
+    if (store_open(&st, &so, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        return NULL;
+    }
+    pthread_setspecific(store_key, st);
+    return st;
+}
+
+static int64_t now_ms(api *a)
+{
+    struct timespec ts;
+
+    if (a->o.now)
+        return a->o.now(a->o.now_ctx);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- request bodies ---------------------------------------------------------------- */
+
+/* Nesting depth of JSON text (strings skipped); refuses deep bodies before parsing. */
+static int json_depth(const char *s, size_t n)
+{
+    int d = 0, max = 0;
+    bool str = false, esc = false;
+
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (str) {
+            if (esc)
+                esc = false;
+            else if (c == '\\')
+                esc = true;
+            else if (c == '"')
+                str = false;
+        } else if (c == '"') {
+            str = true;
+        } else if (c == '{' || c == '[') {
+            if (++d > max)
+                max = d;
+        } else if (c == '}' || c == ']') {
+            d--;
+        }
+    }
+    return max;
+}
+
+/*
+ * The body as a JSON object: NULL after answering 400 with invalid_json,
+ * too_deep, or not_an_object. jansson refuses invalid UTF-8 and NUL bytes.
+ */
+static json_t *body_object(const http_req *r, http_resp *w)
+{
+    json_error_t e;
+    json_t *j;
+
+    if (json_depth(r->body, r->body_len) > MAX_DEPTH) {
+        http_error(w, 400, "too_deep");
+        return NULL;
+    }
+    j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        http_error(w, 400, "invalid_json");
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        http_error(w, 400, "not_an_object");
+        return NULL;
+    }
+    return j;
+}
+
+/* A string member: NULL (and 400 wrong_type / missing_field) when absent and required. */
+static const char *member_str(json_t *o, const char *key, bool required, http_resp *w, bool *bad)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (!v || json_is_null(v)) {
+        if (required && !*bad) {
+            http_error(w, 400, "missing_field");
+            jbuf_reset(&w->body);
+            jbuf_obj_open(&w->body, NULL);
+            jbuf_obj_open(&w->body, "error");
+            jbuf_str(&w->body, "code", "missing_field");
+            jbuf_str(&w->body, "field", key);
+            jbuf_obj_close(&w->body);
+            jbuf_obj_close(&w->body);
+            *bad = true;
+        }
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        if (!*bad) {
+            w->status = 400;
+            jbuf_reset(&w->body);
+            jbuf_obj_open(&w->body, NULL);
+            jbuf_obj_open(&w->body, "error");
+            jbuf_str(&w->body, "code", "wrong_type");
+            jbuf_str(&w->body, "field", key);
+            jbuf_str(&w->body, "want", "string");
+            jbuf_obj_close(&w->body);
+            jbuf_obj_close(&w->body);
+            *bad = true;
+        }
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* ---- audit ------------------------------------------------------------------------- */
+
+static void audit(api *a, store *st, const char *actor, const http_req *r, const char *action,
+                  const char *object, const char *outcome, const char *detail)
+{
+    audit_entry e = {.at = now_ms(a),
+                     .actor = actor && *actor ? actor : "(anonymous)",
+                     .source = r->source,
+                     .action = action,
+                     .object = object,
+                     .outcome = outcome,
+                     .detail = detail};
+
+    if (audit_append(st, &e, NULL) != FH_OK)
+        fh_error("audit: %s", store_errmsg(st));
+}
+
+/* ---- sessions ---------------------------------------------------------------------- */
+
+typedef struct {
+    bool ok;
+    account_info who;
+    char csrf[SESSION_TOKEN_LEN + 1];
+    const char *sid;
+} session;
+
+static void session_cookie(const http_req *r, http_resp *w, const char *sid, bool clear)
+{
+    snprintf(w->set_cookie, sizeof(w->set_cookie),
+             COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict%s%s", clear ? "" : sid,
+             r->tls ? "; Secure" : "", clear ? "; Max-Age=0" : "");
+}
+
+/* ---- handlers ---------------------------------------------------------------------- */
+
+static void h_version(api *a, store *st, session *s, const http_req *r, http_resp *w)
+{
+    (void)a;
+    (void)s;
+    (void)r;
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_str(&w->body, "version", FH_VERSION);
+    jbuf_str(&w->body, "revision", FH_GIT_REV);
+    jbuf_i64(&w->body, "schema", store_schema_version(st));
+    jbuf_obj_close(&w->body);
+}
+
+static void who_json(http_resp *w, const account_info *who, const char *csrf)
+{
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_str(&w->body, "user", who->name);
+    jbuf_str(&w->body, "role", account_role_name(who->role));
+    jbuf_bool(&w->body, "must_change_password", who->must_change);
+    jbuf_str(&w->body, "csrf", csrf);
+    jbuf_obj_close(&w->body);
+}
+
+/* Counts a failed login from addr; true when the address is over its budget. */
+static bool source_throttled(api *a, const char *addr, int64_t now, bool failed)
+{
+    source_slot *slot = NULL, *oldest = &a->sources[0];
+    bool over;
+
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < NSOURCES; i++) {
+        if (!strcmp(a->sources[i].addr, addr)) {
+            slot = &a->sources[i];
+            break;
+        }
+        if (a->sources[i].since < oldest->since)
+            oldest = &a->sources[i];
+    }
+    if (!slot && failed) {
+        slot = oldest;
+        snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
+        slot->since = now;
+        slot->failures = 0;
+    }
+    if (slot && now - slot->since > SOURCE_WINDOW) {
+        slot->since = now;
+        slot->failures = 0;
+    }
+    if (slot && failed)
+        slot->failures++;
+    over = slot && slot->failures >= SOURCE_FAILURES;
+    pthread_mutex_unlock(&a->mu);
+    return over;
+}
+
+static void h_login(api *a, store *st, session *s, const http_req *r, http_resp *w)
+{
+    json_t *j = body_object(r, w);
+    const char *user, *pw;
+    char sid[SESSION_TOKEN_LEN + 1], csrf[SESSION_TOKEN_LEN + 1];
+    int64_t now = now_ms(a), until = 0;
+    login_result res;
+    account_info who;
+    bool bad = false;
+
+    (void)s;
+    if (!j)
+        return;
+    user = member_str(j, "user", true, w, &bad);
+    pw = member_str(j, "password", true, w, &bad);
+    if (bad) {
+        json_decref(j);
+        return;
+    }
+    if (source_throttled(a, r->source, now, false)) {
+        http_error(w, 429, "too_many_failures_from_address");
+        audit(a, st, user, r, "login", user, "throttled", NULL);
+        json_decref(j);
+        return;
+    }
+    if (sem_trywait(&a->logins) != 0) {
+        http_error(w, 429, "login_busy");
+        json_decref(j);
+        return;
+    }
+    if (account_login(st, &a->pol, user, pw, r->source, now, &res, &until, &who, sid, csrf) !=
+        FH_OK) {
+        sem_post(&a->logins);
+        http_error(w, 500, "store_error");
+        json_decref(j);
+        return;
+    }
+    sem_post(&a->logins);
+    if (res == LOGIN_OK) {
+        session_cookie(r, w, sid, false);
+        who_json(w, &who, csrf);
+        audit(a, st, who.name, r, "login", who.name, "ok", NULL);
+    } else {
+        source_throttled(a, r->source, now, true);
+        http_error(w, res == LOGIN_LOCKED ? 423 : 401,
+                   res == LOGIN_LOCKED     ? "account_locked"
+                   : res == LOGIN_DISABLED ? "account_disabled"
+                                           : "bad_credentials");
+        audit(a, st, user, r, "login", user,
+              res == LOGIN_LOCKED     ? "locked"
+              : res == LOGIN_DISABLED ? "disabled"
+                                      : "failed",
+              NULL);
+    }
+    json_decref(j);
+}
+
+static void h_whoami(api *a, store *st, session *s, const http_req *r, http_resp *w)
+{
+    (void)a;
+    (void)st;
+    (void)r;
+    who_json(w, &s->who, s->csrf);
+}
+
+static void h_logout(api *a, store *st, session *s, const http_req *r, http_resp *w)
+{
+    if (account_logout(st, s->sid) != FH_OK) {
+        http_error(w, 500, "store_error");
+        return;
+    }
+    session_cookie(r, w, NULL, true);
+    audit(a, st, s->who.name, r, "logout", s->who.name, "ok", NULL);
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_bool(&w->body, "ok", true);
+    jbuf_obj_close(&w->body);
+}
+
+static void h_password(api *a, store *st, session *s, const http_req *r, http_resp *w)
+{
+    json_t *j = body_object(r, w);
+    const char *old_pw, *new_pw, *why = NULL;
+    bool bad = false;
+    fh_err err;
+
+    if (!j)
+        return;
+    old_pw = member_str(j, "old", true, w, &bad);
+    new_pw = member_str(j, "new", true, w, &bad);
+    if (!bad) {
+        err = account_change_password(st, &a->pol, s->who.name, old_pw, new_pw, now_ms(a), &why);
+        if (err == FH_ERR_ARG) {
+            http_error(w, 400, why ? why : "refused");
+            audit(a, st, s->who.name, r, "password.change", s->who.name, "refused", why);
+        } else if (err) {
+            http_error(w, 500, "store_error");
+        } else {
+            audit(a, st, s->who.name, r, "password.change", s->who.name, "ok", NULL);
+            jbuf_obj_open(&w->body, NULL);
+            jbuf_bool(&w->body, "ok", true);
+            jbuf_obj_close(&w->body);
+        }
+    }
+    json_decref(j);
+}
+
+static void h_user_add(api *a, store *st, session *s, const http_req *r, http_resp *w)
+{
+    json_t *j = body_object(r, w);
+    const char *name, *role, *pw, *why = NULL;
+    bool bad = false;
+    int rl;
+    fh_err err;
+
+    if (!j)
+        return;
+    name = member_str(j, "name", true, w, &bad);
+    role = member_str(j, "role", true, w, &bad);
+    pw = member_str(j, "password", true, w, &bad);
+    if (!bad && (rl = account_role_parse(role)) < 0) {
+        http_error(w, 400, "bad_role");
+    } else if (!bad) {
+        err = account_create(st, &a->pol, name, (account_role)rl, pw, true, now_ms(a), &why);
+        if (err) {
+            http_error(w, err == FH_ERR_ARG ? (why && !strcmp(why, "exists") ? 409 : 400) : 500,
+                       err == FH_ERR_ARG && why ? why : "store_error");
+        } else {
+            w->status = 201;
+            jbuf_obj_open(&w->body, NULL);
+            jbuf_str(&w->body, "name", name);
+            jbuf_str(&w->body, "role", role);
+            jbuf_obj_close(&w->body);
+        }
+        audit(a, st, s->who.name, r, "user.create", name, err ? "refused" : "ok", role);
+    }
+    json_decref(j);
+}
+
+typedef struct {
+    jbuf *b;
+} list_ctx;
+
+static void audit_row(void *ctx, const audit_record *rec)
+{
+    jbuf *b = ((list_ctx *)ctx)->b;
+
+    jbuf_obj_open(b, NULL);
+    jbuf_i64(b, "seq", rec->seq);
+    jbuf_i64(b, "at", rec->at);
+    jbuf_str(b, "actor", rec->actor ? rec->actor : "");
+    if (rec->source)
+        jbuf_str(b, "source", rec->source);
+    jbuf_str(b, "action", rec->action ? rec->action : "");
+    if (rec->object)
+        jbuf_str(b, "object", rec->object);
+    jbuf_str(b, "outcome", rec->outcome ? rec->outcome : "");
+    if (rec->detail)
+        jbuf_str(b, "detail", rec->detail);
+    jbuf_obj_close(b);
+}
+
+static void h_audit(api *a, store *st, session *s, const http_req *r, http_resp *w)
+{
+    const char *after = http_query(r, "after"), *limit = http_query(r, "limit");
+    long long lim = limit ? atoll(limit) : 100;
+    list_ctx c = {&w->body};
+
+    (void)a;
+    (void)s;
+    if (lim < 1 || lim > 1000) {
+        http_error(w, 400, "bad_limit");
+        return;
+    }
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_arr_open(&w->body, "records");
+    if (audit_list(st, after ? atoll(after) : 0, (uint32_t)lim, audit_row, &c) != FH_OK) {
+        http_error(w, 500, "store_error");
+        return;
+    }
+    jbuf_arr_close(&w->body);
+    jbuf_obj_close(&w->body);
+}
+
+static void h_audit_verify(api *a, store *st, session *s, const http_req *r, http_resp *w)
+{
+    audit_verdict v;
+
+    if (audit_verify(st, &v) != FH_OK) {
+        http_error(w, 500, "store_error");
+        return;
+    }
+    audit(a, st, s->who.name, r, "audit.verify", NULL, v.ok ? "ok" : "broken", NULL);
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_bool(&w->body, "ok", v.ok);
+    jbuf_i64(&w->body, "records", v.records);
+    if (!v.ok) {
+        jbuf_i64(&w->body, "first_bad", v.first_bad);
+        jbuf_str(&w->body, "reason", v.reason);
+    }
+    jbuf_obj_close(&w->body);
+}
+
+/* Whether an analyst may act on an incident: its department is one of theirs. */
+static bool in_scope(const account_info *who, const incident *i)
+{
+    const char *dep = incident_department(i), *p = who->departments;
+    size_t n;
+
+    if (who->role != ROLE_ANALYST)
+        return true;
+    if (!dep)
+        return false;
+    n = strlen(dep);
+    while (*p) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+
+        if (len == n && !strncmp(p, dep, n))
+            return true;
+        p += len + (e ? 1 : 0);
+    }
+    return false;
+}
+
+/* POST /api/v1/incidents/{id}/transition {"to":..., "comment":..., ...} */
+static void h_transition(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                         const char *id)
+{
+    json_t *j = body_object(r, w);
+    const char *to, *comment, *dup, *reason, *approver, *expires;
+    incident_move m;
+    incident cur;
+    incident_state from;
+    char why[512];
+    bool bad = false;
+    int state;
+    fh_err err;
+
+    if (!j)
+        return;
+    to = member_str(j, "to", true, w, &bad);
+    comment = member_str(j, "comment", false, w, &bad);
+    dup = member_str(j, "duplicate_of", false, w, &bad);
+    reason = member_str(j, "risk_reason", false, w, &bad);
+    approver = member_str(j, "risk_approver", false, w, &bad);
+    expires = member_str(j, "risk_expires", false, w, &bad);
+    if (bad)
+        goto out;
+    if ((state = incident_state_parse(to)) < 0) {
+        http_error(w, 400, "bad_state");
+        goto out;
+    }
+    if ((err = incident_get(st, id, &cur)) == FH_ERR_NOTFOUND ||
+        (!err && !in_scope(&s->who, &cur))) {
+        /* out of an analyst's scope looks like absent: nothing about it leaks */
+        if (!err)
+            incident_clear(&cur);
+        http_error(w, 404, "not_found");
+        goto out;
+    }
+    if (err) {
+        http_error(w, 500, "store_error");
+        goto out;
+    }
+    incident_clear(&cur);
+    memset(&m, 0, sizeof(m));
+    m.to = (incident_state)state;
+    m.actor = s->who.name;
+    m.comment = comment;
+    m.now = now_ms(a);
+    m.duplicate_of = dup;
+    m.risk_reason = reason;
+    m.risk_approver = approver;
+    if (expires && !console_parse_time(expires, true, &m.risk_expires)) {
+        http_error(w, 400, "bad_time");
+        goto out;
+    }
+    m.policy = a->o.policy;
+    m.cal = a->o.cal;
+    err = incident_transition(st, id, &m, &from, why, sizeof(why));
+    if (err == FH_ERR_ARG) {
+        w->status = 409;
+        jbuf_obj_open(&w->body, NULL);
+        jbuf_obj_open(&w->body, "error");
+        jbuf_str(&w->body, "code", "transition_refused");
+        jbuf_str(&w->body, "to", to);
+        jbuf_obj_close(&w->body);
+        jbuf_obj_close(&w->body);
+        audit(a, st, s->who.name, r, "incident.transition", id, "refused", to);
+    } else if (err) {
+        http_error(w, err == FH_ERR_NOTFOUND ? 404 : 500,
+                   err == FH_ERR_NOTFOUND ? "not_found" : "store_error");
+    } else {
+        char detail[64];
+
+        snprintf(detail, sizeof(detail), "%s -> %s", incident_state_name(from), to);
+        audit(a, st, s->who.name, r, "incident.transition", id, "ok", detail);
+        jbuf_obj_open(&w->body, NULL);
+        jbuf_str(&w->body, "id", id);
+        jbuf_str(&w->body, "from", incident_state_name(from));
+        jbuf_str(&w->body, "to", to);
+        jbuf_obj_close(&w->body);
+    }
+out:
+    json_decref(j);
+}
+
+static void h_metrics(api *a, store *st, session *s, const http_req *r, http_resp *w)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    (void)st;
+    (void)s;
+    (void)r;
+    if (!f) {
+        http_error(w, 500, "out_of_memory");
+        return;
+    }
+    fprintf(f,
+            "# HELP fenghuo_console_info Build of the console.\n"
+            "# TYPE fenghuo_console_info gauge\n"
+            "fenghuo_console_info{version=\"%s\",revision=\"%s\"} 1\n",
+            FH_VERSION, FH_GIT_REV);
+    http_metrics(a->srv, f);
+    fclose(f);
+    w->raw = text; /* freed by the server */
+    w->raw_len = len;
+    w->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* ---- routing ----------------------------------------------------------------------- */
+
+typedef void (*route_fn)(api *a, store *st, session *s, const http_req *r, http_resp *w);
+
+typedef struct {
+    const char *method, *path;
+    unsigned roles;         /* PUBLIC: no session needed */
+    bool change;            /* a state change: CSRF token and Origin checked */
+    bool while_must_change; /* allowed before the first password change */
+    route_fn fn;
+} route;
+
+static const route ROUTES[] = {
+    {"GET", "/api/v1/version", PUBLIC, false, true, h_version},
+    {"POST", "/api/v1/session", PUBLIC, false, true, h_login},
+    {"GET", "/api/v1/session", ANY, false, true, h_whoami},
+    {"DELETE", "/api/v1/session", ANY, true, true, h_logout},
+    {"POST", "/api/v1/session/password", ANY, true, true, h_password},
+    {"POST", "/api/v1/users", R(ROLE_SYSADMIN), true, false, h_user_add},
+    {"GET", "/api/v1/audit", R(ROLE_AUDITOR), false, false, h_audit},
+    {"GET", "/api/v1/audit/verify", R(ROLE_AUDITOR), false, false, h_audit_verify},
+    {"GET", "/metrics", PUBLIC, false, true, h_metrics},
+};
+
+/* Routes with an id in the path: POST /api/v1/incidents/{id}/transition */
+#define INCIDENT_PREFIX "/api/v1/incidents/"
+
+const api_route_info *api_routes(size_t *n)
+{
+    static api_route_info info[sizeof(ROUTES) / sizeof(ROUTES[0]) + 1];
+    size_t k;
+
+    for (k = 0; k < sizeof(ROUTES) / sizeof(ROUTES[0]); k++) {
+        info[k].method = ROUTES[k].method;
+        info[k].path = ROUTES[k].path;
+        info[k].roles = ROUTES[k].roles;
+    }
+    info[k].method = "POST";
+    info[k].path = INCIDENT_PREFIX "{id}/transition";
+    info[k].roles = R(ROLE_ANALYST);
+    *n = k + 1;
+    return info;
+}
+
+/* The Origin a browser sends must be ours: scheme and the Host the request came to. */
+static bool origin_ok(const http_req *r)
+{
+    const char *origin = http_header(r, "Origin"), *host = http_header(r, "Host");
+    char want[300];
+
+    if (!origin)
+        return true; /* not a browser (curl, automation): the CSRF token still holds */
+    if (!host)
+        return false;
+    snprintf(want, sizeof(want), "%s://%s", r->tls ? "https" : "http", host);
+    return !strcmp(origin, want);
+}
+
+static void dispatch(void *ctx, const http_req *r, http_resp *w)
+{
+    api *a = ctx;
+    const route *rt = NULL,
+                incident_route = {"POST", INCIDENT_PREFIX, R(ROLE_ANALYST), true, false, NULL};
+    char id[40] = "";
+    bool path_known = false;
+    session s = {0};
+    store *st;
+
+    for (size_t k = 0; k < sizeof(ROUTES) / sizeof(ROUTES[0]); k++)
+        if (!strcmp(r->path, ROUTES[k].path)) {
+            path_known = true;
+            if (!strcmp(r->method, ROUTES[k].method))
+                rt = &ROUTES[k];
+        }
+    if (!strncmp(r->path, INCIDENT_PREFIX, strlen(INCIDENT_PREFIX))) {
+        const char *p = r->path + strlen(INCIDENT_PREFIX), *slash = strchr(p, '/');
+
+        if (slash && !strcmp(slash, "/transition") && slash - p > 0 &&
+            (size_t)(slash - p) < sizeof(id)) {
+            path_known = true;
+            snprintf(id, sizeof(id), "%.*s", (int)(slash - p), p);
+            if (!strcmp(r->method, "POST"))
+                rt = &incident_route;
+        }
+    }
+    if (!rt) {
+        http_error(w, path_known ? 405 : 404, path_known ? "method_not_allowed" : "not_found");
+        return;
+    }
+    if (!(st = thread_store(a))) {
+        http_error(w, 503, "store_unavailable");
+        return;
+    }
+    if (rt->roles != PUBLIC) {
+        const char *sid = http_cookie(r, COOKIE);
+
+        if (!sid || account_session(st, &a->pol, sid, now_ms(a), &s.who, s.csrf) != FH_OK) {
+            http_error(w, 401, "not_authenticated");
+            return;
+        }
+        s.ok = true;
+        s.sid = sid;
+        if (!(rt->roles & R(s.who.role))) {
+            http_error(w, 403, "forbidden");
+            audit(a, st, s.who.name, r, "access", r->path, "denied", r->method);
+            return;
+        }
+        if (s.who.must_change && !rt->while_must_change) {
+            http_error(w, 403, "password_change_required");
+            return;
+        }
+        if (rt->change) {
+            const char *tok = http_header(r, "X-CSRF-Token");
+
+            if (!origin_ok(r)) {
+                http_error(w, 403, "origin_mismatch");
+                audit(a, st, s.who.name, r, "csrf", r->path, "denied", "origin");
+                return;
+            }
+            if (!tok || strlen(tok) != SESSION_TOKEN_LEN ||
+                sodium_memcmp(tok, s.csrf, SESSION_TOKEN_LEN) != 0) {
+                http_error(w, 403, "csrf_token_invalid");
+                audit(a, st, s.who.name, r, "csrf", r->path, "denied", "token");
+                return;
+            }
+        }
+    }
+    if (rt->fn)
+        rt->fn(a, st, &s, r, w);
+    else
+        h_transition(a, st, &s, r, w, id);
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------- */
+
+int api_start(api **out, const api_opts *o, const http_opts *ho, char *err, size_t errlen)
+{
+    api *a = calloc(1, sizeof(*a));
+    http_routes routes = {.api = dispatch};
+
+    *out = NULL;
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    a->o = *o;
+    a->pol = account_policy_default();
+    if (o->session_idle_ms > 0)
+        a->pol.session_idle_ms = o->session_idle_ms;
+    sem_init(&a->logins, 0, LOGIN_PARALLEL);
+    pthread_mutex_init(&a->mu, NULL);
+    routes.ctx = a;
+    if (http_start(&a->srv, ho, &routes, err, errlen) != 0) {
+        api_stop(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+void api_stop(api *a)
+{
+    if (!a)
+        return;
+    http_stop(a->srv);
+    sem_destroy(&a->logins);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
+unsigned api_port(const api *a)
+{
+    return http_port(a->srv);
+}
