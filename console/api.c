@@ -22,6 +22,8 @@
 
 #include "../common/fh_log.h"
 #include "../correlator/accounts.h"
+#include "../correlator/alert_query.h"
+#include "../correlator/alerts.h"
 #include "../correlator/audit.h"
 #include "../correlator/incident.h"
 #include "../correlator/store.h"
@@ -38,6 +40,8 @@
 #define PUBLIC 0u
 #define ANY                                                                                        \
     (R(ROLE_SYSADMIN) | R(ROLE_SECADMIN) | R(ROLE_ANALYST) | R(ROLE_COMPLIANCE) | R(ROLE_AUDITOR))
+/* Alert data: analysts (their departments), security admins (tuning), compliance (read). */
+#define READ_ALERTS (R(ROLE_ANALYST) | R(ROLE_SECADMIN) | R(ROLE_COMPLIANCE))
 
 typedef struct {
     char addr[64];
@@ -226,8 +230,10 @@ static void session_cookie(const http_req *r, http_resp *w, const char *sid, boo
 
 /* ---- handlers ---------------------------------------------------------------------- */
 
-static void h_version(api *a, store *st, session *s, const http_req *r, http_resp *w)
+static void h_version(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                      const char *id)
 {
+    (void)id;
     (void)a;
     (void)s;
     (void)r;
@@ -280,7 +286,7 @@ static bool source_throttled(api *a, const char *addr, int64_t now, bool failed)
     return over;
 }
 
-static void h_login(api *a, store *st, session *s, const http_req *r, http_resp *w)
+static void h_login(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
 {
     json_t *j = body_object(r, w);
     const char *user, *pw;
@@ -290,6 +296,7 @@ static void h_login(api *a, store *st, session *s, const http_req *r, http_resp 
     account_info who;
     bool bad = false;
 
+    (void)id;
     (void)s;
     if (!j)
         return;
@@ -337,16 +344,18 @@ static void h_login(api *a, store *st, session *s, const http_req *r, http_resp 
     json_decref(j);
 }
 
-static void h_whoami(api *a, store *st, session *s, const http_req *r, http_resp *w)
+static void h_whoami(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
 {
+    (void)id;
     (void)a;
     (void)st;
     (void)r;
     who_json(w, &s->who, s->csrf);
 }
 
-static void h_logout(api *a, store *st, session *s, const http_req *r, http_resp *w)
+static void h_logout(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
 {
+    (void)id;
     if (account_logout(st, s->sid) != FH_OK) {
         http_error(w, 500, "store_error");
         return;
@@ -358,13 +367,15 @@ static void h_logout(api *a, store *st, session *s, const http_req *r, http_resp
     jbuf_obj_close(&w->body);
 }
 
-static void h_password(api *a, store *st, session *s, const http_req *r, http_resp *w)
+static void h_password(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                       const char *id)
 {
     json_t *j = body_object(r, w);
     const char *old_pw, *new_pw, *why = NULL;
     bool bad = false;
     fh_err err;
 
+    (void)id;
     if (!j)
         return;
     old_pw = member_str(j, "old", true, w, &bad);
@@ -386,7 +397,8 @@ static void h_password(api *a, store *st, session *s, const http_req *r, http_re
     json_decref(j);
 }
 
-static void h_user_add(api *a, store *st, session *s, const http_req *r, http_resp *w)
+static void h_user_add(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                       const char *id)
 {
     json_t *j = body_object(r, w);
     const char *name, *role, *pw, *why = NULL;
@@ -394,6 +406,7 @@ static void h_user_add(api *a, store *st, session *s, const http_req *r, http_re
     int rl;
     fh_err err;
 
+    (void)id;
     if (!j)
         return;
     name = member_str(j, "name", true, w, &bad);
@@ -441,12 +454,13 @@ static void audit_row(void *ctx, const audit_record *rec)
     jbuf_obj_close(b);
 }
 
-static void h_audit(api *a, store *st, session *s, const http_req *r, http_resp *w)
+static void h_audit(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
 {
     const char *after = http_query(r, "after"), *limit = http_query(r, "limit");
     long long lim = limit ? atoll(limit) : 100;
     list_ctx c = {&w->body};
 
+    (void)id;
     (void)a;
     (void)s;
     if (lim < 1 || lim > 1000) {
@@ -463,10 +477,12 @@ static void h_audit(api *a, store *st, session *s, const http_req *r, http_resp 
     jbuf_obj_close(&w->body);
 }
 
-static void h_audit_verify(api *a, store *st, session *s, const http_req *r, http_resp *w)
+static void h_audit_verify(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                           const char *id)
 {
     audit_verdict v;
 
+    (void)id;
     if (audit_verify(st, &v) != FH_OK) {
         http_error(w, 500, "store_error");
         return;
@@ -587,12 +603,362 @@ out:
     json_decref(j);
 }
 
-static void h_metrics(api *a, store *st, session *s, const http_req *r, http_resp *w)
+/* ---- alerts ------------------------------------------------------------------------ */
+
+/* A filter from the query string; values are comma lists where several are allowed. */
+typedef struct {
+    aq_filter f;
+    char lists[3][1024]; /* copies split in place: severity, status, scope */
+} filter_buf;
+
+static uint32_t split(char *list, const char **out)
+{
+    uint32_t n = 0;
+
+    for (char *p = list; p && *p && n < AQ_MAX_VALUES;) {
+        char *c = strchr(p, ',');
+
+        if (c)
+            *c = '\0';
+        if (*p)
+            out[n++] = p;
+        p = c ? c + 1 : NULL;
+    }
+    return n;
+}
+
+/* Fills fb from the request; false after answering 400 with the field's code. */
+static bool parse_filter(const http_req *r, const session *s, filter_buf *fb, http_resp *w)
+{
+    aq_filter *f = &fb->f;
+    const char *v;
+
+    memset(fb, 0, sizeof(*fb));
+    if ((v = http_query(r, "severity"))) {
+        snprintf(fb->lists[0], sizeof(fb->lists[0]), "%s", v);
+        f->nseverity = split(fb->lists[0], f->severity);
+        for (uint32_t i = 0; i < f->nseverity; i++)
+            if (alert_level_parse(f->severity[i]) < 0) {
+                http_error(w, 400, "bad_severity");
+                return false;
+            }
+    }
+    if ((v = http_query(r, "status"))) {
+        snprintf(fb->lists[1], sizeof(fb->lists[1]), "%s", v);
+        f->nstatus = split(fb->lists[1], f->status);
+        for (uint32_t i = 0; i < f->nstatus; i++)
+            if (incident_state_parse(f->status[i]) < 0) {
+                http_error(w, 400, "bad_status");
+                return false;
+            }
+    }
+    f->rule = http_query(r, "rule");
+    f->clause = http_query(r, "clause");
+    f->category = http_query(r, "category");
+    f->department = http_query(r, "department");
+    f->segment = http_query(r, "segment");
+    f->asset = http_query(r, "asset");
+    f->address = http_query(r, "address");
+    f->text = http_query(r, "q");
+    if (((v = http_query(r, "from")) && !console_parse_time(v, false, &f->from_ms)) ||
+        ((v = http_query(r, "to")) && !console_parse_time(v, true, &f->to_ms))) {
+        http_error(w, 400, "bad_time");
+        return false;
+    }
+    if (s->who.role == ROLE_ANALYST) {
+        /* the analyst's departments, added to every query (Arkime's forced expression) */
+        char *o = fb->lists[2];
+
+        snprintf(o, sizeof(fb->lists[2]), "%s", s->who.departments);
+        for (char *p = o; *p; p++)
+            if (*p == '\n')
+                *p = ',';
+        f->scoped = true;
+        f->nscope = split(o, f->scope);
+    }
+    return true;
+}
+
+static void h_alerts(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    const char *sort_s = http_query(r, "sort"), *limit_s = http_query(r, "limit");
+    long long limit = limit_s ? atoll(limit_s) : 50;
+    filter_buf fb;
+    aq_sort sort = AQ_SORT_LAST_SEEN;
+    bool desc = true;
+    fh_err err;
+
+    (void)a;
+    (void)id;
+    if (!parse_filter(r, s, &fb, w))
+        return;
+    if (sort_s && !aq_sort_parse(sort_s, &sort, &desc)) {
+        http_error(w, 400, "bad_sort");
+        return;
+    }
+    if (limit < 1 || limit > 500) {
+        http_error(w, 400, "bad_limit");
+        return;
+    }
+    err = aq_list(st, &fb.f, sort, desc, http_query(r, "cursor"), (uint32_t)limit, &w->body);
+    if (err)
+        http_error(w, err == FH_ERR_ARG ? 400 : 500,
+                   err == FH_ERR_ARG ? "bad_cursor" : "store_error");
+}
+
+static void h_facets(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    filter_buf fb;
+
+    (void)a;
+    (void)id;
+    if (parse_filter(r, s, &fb, w) && aq_facets(st, &fb.f, &w->body) != FH_OK)
+        http_error(w, 500, "store_error");
+}
+
+static void h_groups(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    const char *by = http_query(r, "by"), *limit_s = http_query(r, "limit");
+    long long limit = limit_s ? atoll(limit_s) : 100;
+    filter_buf fb;
+    fh_err err;
+
+    (void)a;
+    (void)id;
+    if (!parse_filter(r, s, &fb, w))
+        return;
+    if (limit < 1 || limit > 1000) {
+        http_error(w, 400, "bad_limit");
+        return;
+    }
+    err = aq_groups(st, &fb.f, by ? by : "rule,source,destination", (uint32_t)limit, &w->body);
+    if (err)
+        http_error(w, err == FH_ERR_ARG ? 400 : 500,
+                   err == FH_ERR_ARG ? "bad_group" : "store_error");
+}
+
+static void timeline_row(void *ctx, const incident_record *rec)
+{
+    jbuf *b = ctx;
+
+    jbuf_obj_open(b, NULL);
+    jbuf_i64(b, "seq", rec->seq);
+    jbuf_i64(b, "at", rec->at);
+    jbuf_str(b, "actor", rec->actor ? rec->actor : "");
+    jbuf_str(b, "kind", rec->kind ? rec->kind : "");
+    jbuf_str(b, "from", rec->from ? rec->from : "");
+    jbuf_str(b, "to", rec->to ? rec->to : "");
+    if (rec->detail)
+        jbuf_str(b, "detail", rec->detail);
+    if (rec->comment)
+        jbuf_str(b, "comment", rec->comment);
+    jbuf_obj_close(b);
+}
+
+/* GET /api/v1/alerts/{id}: the alert (with its evidence, as on the alerts topic), its
+ * incident (deadline, assignment, notice, verification) and its timeline. */
+static void h_alert(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    incident i;
+    alert al;
+    jbuf one;
+    fh_err err;
+
+    (void)a;
+    (void)r;
+    if ((err = incident_get(st, id, &i)) || !in_scope(&s->who, &i)) {
+        if (!err)
+            incident_clear(&i);
+        http_error(w, err && err != FH_ERR_NOTFOUND ? 500 : 404,
+                   err && err != FH_ERR_NOTFOUND ? "store_error" : "not_found");
+        return;
+    }
+    memset(&al, 0, sizeof(al));
+    if (store_get_alert(st, id, &al) != FH_OK || !jbuf_init(&one, 1 << 16, (size_t)64 << 20) ||
+        alert_to_json(&al, &one) != FH_OK) {
+        alert_clear(&al);
+        incident_clear(&i);
+        http_error(w, 500, "store_error");
+        return;
+    }
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_raw(&w->body, "alert", one.data, one.len);
+    jbuf_obj_open(&w->body, "incident");
+    jbuf_str(&w->body, "status", incident_state_name(i.status));
+    if (incident_department(&i))
+        jbuf_str(&w->body, "department", incident_department(&i));
+    if (i.assignee)
+        jbuf_str(&w->body, "assignee", i.assignee);
+    if (i.deadline_at)
+        jbuf_i64(&w->body, "deadline", i.deadline_at);
+    jbuf_bool(&w->body, "deadline_guessed", i.deadline_guessed);
+    if (i.notice_no)
+        jbuf_str(&w->body, "notice", i.notice_no);
+    if (i.verification)
+        jbuf_str(&w->body, "verification", i.verification);
+    jbuf_i64(&w->body, "reopened", i.reopen_count);
+    jbuf_obj_close(&w->body);
+    jbuf_arr_open(&w->body, "timeline");
+    if (incident_history(st, id, timeline_row, &w->body) != FH_OK)
+        http_error(w, 500, "store_error");
+    else {
+        jbuf_arr_close(&w->body);
+        jbuf_obj_close(&w->body);
+    }
+    jbuf_free(&one);
+    alert_clear(&al);
+    incident_clear(&i);
+}
+
+typedef struct {
+    char **ids;
+    size_t n, cap;
+} id_list;
+
+static void collect_id(void *ctx, const char *id)
+{
+    id_list *l = ctx;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **v = realloc(l->ids, cap * sizeof(*v));
+
+        if (!v)
+            return;
+        l->ids = v;
+        l->cap = cap;
+    }
+    if ((l->ids[l->n] = strdup(id)))
+        l->n++;
+}
+
+#define BULK_MAX 10000
+
+/*
+ * POST /api/v1/alerts/bulk {"to":STATE, "comment":..., "ids":[...]} or, for every alert
+ * a filter matches, {"to":..., "filter":{query parameters as strings}, "expect":N}:
+ * N is the count the user confirmed; if it changed meanwhile, 409 count_changed.
+ * One result per incident.
+ */
+static void h_bulk(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    json_t *j = body_object(r, w), *ids, *expect;
+    const char *to, *comment;
+    id_list l = {0};
+    incident_move m;
+    bool bad = false;
+    int state;
+
+    (void)id;
+    if (!j)
+        return;
+    to = member_str(j, "to", true, w, &bad);
+    comment = member_str(j, "comment", false, w, &bad);
+    if (bad)
+        goto out;
+    if ((state = incident_state_parse(to)) < 0) {
+        http_error(w, 400, "bad_state");
+        goto out;
+    }
+    ids = json_object_get(j, "ids");
+    expect = json_object_get(j, "expect");
+    if (ids && json_is_array(ids)) {
+        size_t k;
+        json_t *v;
+
+        if (json_array_size(ids) > BULK_MAX) {
+            http_error(w, 400, "too_many_ids");
+            goto out;
+        }
+        json_array_foreach(ids, k, v)
+        {
+            if (!json_is_string(v)) {
+                http_error(w, 400, "wrong_type");
+                goto out;
+            }
+            collect_id(&l, json_string_value(v));
+        }
+    } else if (json_is_integer(expect)) {
+        /* the filter is the alert list's query string, as the UI shows it */
+        filter_buf fb;
+        int64_t n = 0;
+
+        if (!parse_filter(r, s, &fb, w))
+            goto out;
+        if (aq_count(st, &fb.f, &n) != FH_OK) {
+            http_error(w, 500, "store_error");
+            goto out;
+        }
+        if (n != json_integer_value(expect) || n > BULK_MAX) {
+            w->status = 409;
+            jbuf_obj_open(&w->body, NULL);
+            jbuf_obj_open(&w->body, "error");
+            jbuf_str(&w->body, "code", n > BULK_MAX ? "too_many_ids" : "count_changed");
+            jbuf_i64(&w->body, "count", n);
+            jbuf_obj_close(&w->body);
+            jbuf_obj_close(&w->body);
+            goto out;
+        }
+        if (aq_ids(st, &fb.f, BULK_MAX, collect_id, &l) != FH_OK) {
+            http_error(w, 500, "store_error");
+            goto out;
+        }
+    } else {
+        http_error(w, 400, "missing_field");
+        goto out;
+    }
+    memset(&m, 0, sizeof(m));
+    m.to = (incident_state)state;
+    m.actor = s->who.name;
+    m.comment = comment;
+    m.now = now_ms(a);
+    m.policy = a->o.policy;
+    m.cal = a->o.cal;
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_arr_open(&w->body, "results");
+    for (size_t k = 0; k < l.n; k++) {
+        incident cur;
+        incident_state from;
+        char why[512];
+        fh_err err = incident_get(st, l.ids[k], &cur);
+        const char *code = "ok";
+
+        if (!err) {
+            if (!in_scope(&s->who, &cur))
+                err = FH_ERR_NOTFOUND; /* out of scope looks absent */
+            incident_clear(&cur);
+        }
+        if (!err)
+            err = incident_transition(st, l.ids[k], &m, &from, why, sizeof(why));
+        if (err)
+            code = err == FH_ERR_NOTFOUND ? "not_found"
+                   : err == FH_ERR_ARG    ? "transition_refused"
+                                          : "store_error";
+        jbuf_obj_open(&w->body, NULL);
+        jbuf_str(&w->body, "id", l.ids[k]);
+        jbuf_str(&w->body, "result", code);
+        if (!err)
+            jbuf_str(&w->body, "from", incident_state_name(from));
+        jbuf_obj_close(&w->body);
+        audit(a, st, s->who.name, r, "incident.transition", l.ids[k], err ? "refused" : "ok", to);
+    }
+    jbuf_arr_close(&w->body);
+    jbuf_obj_close(&w->body);
+out:
+    for (size_t k = 0; k < l.n; k++)
+        free(l.ids[k]);
+    free(l.ids);
+    json_decref(j);
+}
+
+static void h_metrics(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                      const char *id)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
 
+    (void)id;
     (void)st;
     (void)s;
     (void)r;
@@ -614,7 +980,8 @@ static void h_metrics(api *a, store *st, session *s, const http_req *r, http_res
 
 /* ---- routing ----------------------------------------------------------------------- */
 
-typedef void (*route_fn)(api *a, store *st, session *s, const http_req *r, http_resp *w);
+typedef void (*route_fn)(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                         const char *id);
 
 typedef struct {
     const char *method, *path;
@@ -633,27 +1000,53 @@ static const route ROUTES[] = {
     {"POST", "/api/v1/users", R(ROLE_SYSADMIN), true, false, h_user_add},
     {"GET", "/api/v1/audit", R(ROLE_AUDITOR), false, false, h_audit},
     {"GET", "/api/v1/audit/verify", R(ROLE_AUDITOR), false, false, h_audit_verify},
+    {"GET", "/api/v1/alerts", READ_ALERTS, false, false, h_alerts},
+    {"GET", "/api/v1/alerts/facets", READ_ALERTS, false, false, h_facets},
+    {"GET", "/api/v1/alerts/groups", READ_ALERTS, false, false, h_groups},
+    {"POST", "/api/v1/alerts/bulk", R(ROLE_ANALYST), true, false, h_bulk},
+    {"GET", "/api/v1/alerts/{id}", READ_ALERTS, false, false, h_alert},
+    {"POST", "/api/v1/incidents/{id}/transition", R(ROLE_ANALYST), true, false, h_transition},
     {"GET", "/metrics", PUBLIC, false, true, h_metrics},
 };
-
-/* Routes with an id in the path: POST /api/v1/incidents/{id}/transition */
-#define INCIDENT_PREFIX "/api/v1/incidents/"
+#define NROUTES (sizeof(ROUTES) / sizeof(ROUTES[0]))
 
 const api_route_info *api_routes(size_t *n)
 {
-    static api_route_info info[sizeof(ROUTES) / sizeof(ROUTES[0]) + 1];
-    size_t k;
+    static api_route_info info[NROUTES];
 
-    for (k = 0; k < sizeof(ROUTES) / sizeof(ROUTES[0]); k++) {
+    for (size_t k = 0; k < NROUTES; k++) {
         info[k].method = ROUTES[k].method;
         info[k].path = ROUTES[k].path;
         info[k].roles = ROUTES[k].roles;
     }
-    info[k].method = "POST";
-    info[k].path = INCIDENT_PREFIX "{id}/transition";
-    info[k].roles = R(ROLE_ANALYST);
-    *n = k + 1;
+    *n = NROUTES;
     return info;
+}
+
+/*
+ * Whether path matches pattern segment by segment; "{id}" matches one segment of
+ * letters, digits, '-' and '_' (at most 64), copied to id.
+ */
+static bool path_match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+    while (*pattern && *path) {
+        if (!strncmp(pattern, "{id}", 4)) {
+            size_t n = strspn(path, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                    "0123456789-_");
+
+            if (!n || n >= idlen || (path[n] && path[n] != '/'))
+                return false;
+            snprintf(id, idlen, "%.*s", (int)n, path);
+            pattern += 4;
+            path += n;
+            continue;
+        }
+        if (*pattern != *path)
+            return false;
+        pattern++;
+        path++;
+    }
+    return !*pattern && !*path;
 }
 
 /* The Origin a browser sends must be ours: scheme and the Host the request came to. */
@@ -673,30 +1066,30 @@ static bool origin_ok(const http_req *r)
 static void dispatch(void *ctx, const http_req *r, http_resp *w)
 {
     api *a = ctx;
-    const route *rt = NULL,
-                incident_route = {"POST", INCIDENT_PREFIX, R(ROLE_ANALYST), true, false, NULL};
-    char id[40] = "";
+    const route *rt = NULL;
+    char id[65] = "";
     bool path_known = false;
     session s = {0};
     store *st;
 
-    for (size_t k = 0; k < sizeof(ROUTES) / sizeof(ROUTES[0]); k++)
-        if (!strcmp(r->path, ROUTES[k].path)) {
-            path_known = true;
-            if (!strcmp(r->method, ROUTES[k].method))
-                rt = &ROUTES[k];
-        }
-    if (!strncmp(r->path, INCIDENT_PREFIX, strlen(INCIDENT_PREFIX))) {
-        const char *p = r->path + strlen(INCIDENT_PREFIX), *slash = strchr(p, '/');
+    /* exact paths win over patterns ("/api/v1/alerts/facets" is not an alert id) */
+    for (int pass = 0; pass < 2 && !rt; pass++)
+        for (size_t k = 0; k < NROUTES; k++) {
+            bool pattern = strstr(ROUTES[k].path, "{id}") != NULL;
+            char tmp[65] = "";
 
-        if (slash && !strcmp(slash, "/transition") && slash - p > 0 &&
-            (size_t)(slash - p) < sizeof(id)) {
-            path_known = true;
-            snprintf(id, sizeof(id), "%.*s", (int)(slash - p), p);
-            if (!strcmp(r->method, "POST"))
-                rt = &incident_route;
+            if (pattern != (pass == 1))
+                continue;
+            if (pattern ? path_match(ROUTES[k].path, r->path, tmp, sizeof(tmp))
+                        : !strcmp(r->path, ROUTES[k].path)) {
+                path_known = true;
+                if (!strcmp(r->method, ROUTES[k].method)) {
+                    rt = &ROUTES[k];
+                    snprintf(id, sizeof(id), "%s", tmp);
+                    break;
+                }
+            }
         }
-    }
     if (!rt) {
         http_error(w, path_known ? 405 : 404, path_known ? "method_not_allowed" : "not_found");
         return;
@@ -739,10 +1132,7 @@ static void dispatch(void *ctx, const http_req *r, http_resp *w)
             }
         }
     }
-    if (rt->fn)
-        rt->fn(a, st, &s, r, w);
-    else
-        h_transition(a, st, &s, r, w, id);
+    rt->fn(a, st, &s, r, w, id);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------- */

@@ -14,6 +14,11 @@ file and on PostgreSQL.
 * Audit log: logins, failures, denials, user creation and incident moves are recorded;
   `audit verify` and the auditor's endpoint find an edited, a deleted and an inserted
   record.
+* The alert queue: an analyst sees its departments only; filters (severity, address,
+  text with LIKE's wildcards taken literally, clause, status), sort and cursor pages
+  (every alert once, in order), facets, groups, one alert with its evidence (an
+  attacker's SNI round-trips exactly) and timeline, bulk moves over ids and over a
+  filter whose count the user confirmed (409 with the new count when it changed).
 
 Requests go through http.client, straight to the loopback address.
 """
@@ -274,6 +279,11 @@ MATRIX = [
     ("GET", "/api/v1/audit", None, {"auditor"}),
     ("GET", "/api/v1/audit/verify", None, {"auditor"}),
     ("POST", "/api/v1/incidents/0000/transition", {"to": "acknowledged"}, {"analyst"}),
+    ("GET", "/api/v1/alerts", None, {"analyst", "secadmin", "compliance"}),
+    ("GET", "/api/v1/alerts/facets", None, {"analyst", "secadmin", "compliance"}),
+    ("GET", "/api/v1/alerts/groups", None, {"analyst", "secadmin", "compliance"}),
+    ("GET", "/api/v1/alerts/0000", None, {"analyst", "secadmin", "compliance"}),
+    ("POST", "/api/v1/alerts/bulk", {"to": "acknowledged", "ids": []}, {"analyst"}),
 ]
 
 
@@ -413,3 +423,116 @@ def test_metrics(server):
                      re.M)
     assert 'fenghuo_console_http_request_duration_seconds_bucket{kind="api",le="+Inf"}' in text
     assert "# TYPE fenghuo_console_http_request_duration_seconds histogram" in text
+
+
+HOSTILE_SNI = "<script>alert('x')</script>\"&%_\\\u202e中文.example\u0000end"
+
+
+def alert_store(correlator, store_db, tmp_path):
+    """Four EICAR alerts (three in 大数据局, one in 市财政局) and a weak-TLS alert whose
+    evidence carries an attacker's SNI."""
+    base = {"timestamp": "2026-03-02T02:00:00.000000+0000", "event_type": "yara",
+            "schema_version": "1.0", "sensor": {"id": "s1", "segment": "core"}, "flow_id": 1,
+            "src_port": 5, "dest_port": 80, "proto": "TCP", "app_proto": "http",
+            "yara": {"rule": "EICAR_Test_File", "namespace": "fenghuo", "tags": [],
+                     "meta": {"severity": "high", "category": "malware.virus"},
+                     "direction": "toclient", "offset": 0}}
+    lines = []
+    for k, (src, dst) in enumerate((("198.51.100.1", "10.10.1.10"), ("198.51.100.2", "10.10.1.11"),
+                                    ("198.51.100.3", "10.10.2.2"), ("198.51.100.4", "10.30.64.5"))):
+        lines.append(json.dumps(dict(base, src_ip=src, dest_ip=dst,
+                                     timestamp="2026-03-02T02:0%d:00.000000+0000" % k)))
+    with open(os.path.join(REPO, "tests", "rules", "L3-02", "events.ndjson")) as f:
+        tls = json.loads(f.readline())
+    tls["tls"]["sni"] = HOSTILE_SNI
+    tls["src_ip"] = "198.51.100.77"
+    lines.append(json.dumps(tls))
+    path = tmp_path / "queue.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    p = subprocess.run([correlator, "--rules", os.path.join(REPO, "rules", "level3"),
+                        "--assets", os.path.join(REPO, "rules", "assets.example.yaml"),
+                        "--input", str(path), "--db", store_db.target],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return dict(store_db.query("SELECT src_ip, id FROM alerts"))
+
+
+def test_alert_queue(server, store_db, correlator, tmp_path):
+    ids = alert_store(correlator, store_db, tmp_path)
+    c = admin(server)
+    for name, role in (("li", "analyst"), ("zhou", "compliance")):
+        assert c.call("POST", "/api/v1/users", {"name": name, "role": role,
+                                                "password": PASSWORD})[0] == 201
+    store_db.execute("UPDATE users SET departments = '大数据局' WHERE name = 'li'")
+    li, zhou = server.client(), server.client()
+    for u, name in ((li, "li"), (zhou, "zhou")):
+        assert u.login(name, PASSWORD)[0] == 200
+        assert u.call("POST", "/api/v1/session/password",
+                      {"old": PASSWORD, "new": PASSWORD + "!"})[0] == 200
+    mine = {ids[s] for s in ("198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.77")}
+    # the analyst sees its department only, whatever it asks for
+    st, doc, _ = li.call("GET", "/api/v1/alerts")
+    assert st == 200 and {a["id"] for a in doc["alerts"]} == mine and doc["next"] is None
+    st, doc, _ = li.call("GET", "/api/v1/alerts?department=%E5%B8%82%E8%B4%A2%E6%94%BF%E5%B1%80")
+    assert doc["alerts"] == []
+    st, doc, _ = zhou.call("GET", "/api/v1/alerts")
+    assert {a["id"] for a in doc["alerts"]} == set(ids.values())
+    # filters
+    st, doc, _ = li.call("GET", "/api/v1/alerts?severity=medium")
+    assert [a["id"] for a in doc["alerts"]] == [ids["198.51.100.77"]]
+    st, doc, _ = li.call("GET", "/api/v1/alerts?address=10.10.1.11")
+    assert [a["id"] for a in doc["alerts"]] == [ids["198.51.100.2"]]
+    st, doc, _ = li.call("GET", "/api/v1/alerts?q=100.3")
+    assert [a["id"] for a in doc["alerts"]] == [ids["198.51.100.3"]]
+    st, doc, _ = li.call("GET", "/api/v1/alerts?q=%25")  # a literal %, not a wildcard
+    assert doc["alerts"] == []
+    st, doc, _ = li.call("GET", "/api/v1/alerts?clause=8.1.4.1.c&status=new")
+    assert st == 200
+    assert li.call("GET", "/api/v1/alerts?severity=bogus")[1] == {"error": {"code": "bad_severity"}}
+    assert li.call("GET", "/api/v1/alerts?sort=bogus")[1] == {"error": {"code": "bad_sort"}}
+    assert li.call("GET", "/api/v1/alerts?cursor=x")[1] == {"error": {"code": "bad_cursor"}}
+    # cursor pagination: one per page, every alert once, newest first
+    seen, cursor = [], None
+    while True:
+        st, doc, _ = li.call("GET", "/api/v1/alerts?limit=1&sort=-last_seen"
+                             + ("&cursor=" + cursor if cursor else ""))
+        assert st == 200
+        seen += [(a["last_seen"], a["id"]) for a in doc["alerts"]]
+        cursor = doc["next"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 4 and seen == sorted(seen, reverse=True)
+    # facets and groups
+    st, doc, _ = li.call("GET", "/api/v1/alerts/facets")
+    assert doc["total"] == 4 and doc["severity"] == {"high": 3, "medium": 1}
+    assert doc["department"] == {"大数据局": 4}
+    st, doc, _ = zhou.call("GET", "/api/v1/alerts/groups?by=rule")
+    assert sorted((g["rule_name"], g["alerts"]) for g in doc["groups"]) == [
+        ("l3_02_weak_tls", 1), ("l3_12_yara_virus", 4)]
+    assert zhou.call("GET", "/api/v1/alerts/groups?by=nonsense")[1] == {
+        "error": {"code": "bad_group"}}
+    # one alert: the attacker's SNI comes back exactly, as JSON data
+    st, doc, h = li.call("GET", "/api/v1/alerts/" + ids["198.51.100.77"])
+    assert st == 200 and h["content-type"].startswith("application/json")
+    ev = json.loads(doc["alert"]["evidence"][0]["event"])
+    assert ev["tls"]["sni"] == HOSTILE_SNI
+    assert doc["incident"]["status"] == "new" and doc["timeline"] == []
+    assert li.call("GET", "/api/v1/alerts/" + ids["198.51.100.4"])[0] == 404  # not theirs
+    # bulk over a filter: the count confirmed, else 409 with the count now
+    st, doc, _ = li.call("POST", "/api/v1/alerts/bulk?severity=high",
+                         {"to": "acknowledged", "expect": 2})
+    assert (st, doc) == (409, {"error": {"code": "count_changed", "count": 3}})
+    st, doc, _ = li.call("POST", "/api/v1/alerts/bulk?severity=high",
+                         {"to": "acknowledged", "expect": 3, "comment": "批量确认"})
+    assert st == 200 and sorted(r["result"] for r in doc["results"]) == ["ok"] * 3
+    # bulk over ids: a result each (already acknowledged, not theirs, absent)
+    st, doc, _ = li.call("POST", "/api/v1/alerts/bulk",
+                         {"to": "acknowledged", "ids": [ids["198.51.100.1"], ids["198.51.100.77"],
+                                                        ids["198.51.100.4"], "nosuch"]})
+    assert [r["result"] for r in doc["results"]] == ["transition_refused", "ok", "not_found",
+                                                     "not_found"]
+    assert store_db.query("SELECT status FROM alerts WHERE id = '%s'"
+                          % ids["198.51.100.4"]) == [("new",)]
+    st, doc, _ = li.call("GET", "/api/v1/alerts/" + ids["198.51.100.1"])
+    assert [(t["from"], t["to"], t.get("comment")) for t in doc["timeline"]] == [
+        ("new", "acknowledged", "批量确认")]

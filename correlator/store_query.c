@@ -1,0 +1,535 @@
+/*
+ * store_query.c - the alert queue's queries; see alert_query.h.
+ */
+#include "alert_query.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alerts.h"
+#include "store_int.h"
+
+#define MAX_PARAMS 96
+#define DEPT       "COALESCE(a.assigned_department, a.department)"
+
+/* A query under construction: fixed SQL fragments, and the values bound to ?N. */
+typedef struct {
+    char sql[8192];
+    size_t len;
+    bool overflow;
+    int n;
+    const char *text[MAX_PARAMS];
+    int64_t num[MAX_PARAMS];
+    bool is_num[MAX_PARAMS];
+    char *owned[MAX_PARAMS]; /* LIKE patterns built here */
+    int nowned;
+} qb;
+
+static void add(qb *q, const char *frag)
+{
+    size_t n = strlen(frag);
+
+    if (q->len + n + 1 > sizeof(q->sql)) {
+        q->overflow = true;
+        return;
+    }
+    memcpy(q->sql + q->len, frag, n + 1);
+    q->len += n;
+}
+
+/* Appends ?N bound to a text value. */
+static void text(qb *q, const char *v)
+{
+    char p[16];
+
+    if (q->n >= MAX_PARAMS) {
+        q->overflow = true;
+        return;
+    }
+    q->text[q->n] = v;
+    q->is_num[q->n] = false;
+    snprintf(p, sizeof(p), "?%d", ++q->n);
+    add(q, p);
+}
+
+static void num(qb *q, int64_t v)
+{
+    char p[16];
+
+    if (q->n >= MAX_PARAMS) {
+        q->overflow = true;
+        return;
+    }
+    q->num[q->n] = v;
+    q->is_num[q->n] = true;
+    snprintf(p, sizeof(p), "?%d", ++q->n);
+    add(q, p);
+}
+
+/* "%" + v with \, % and _ escaped + "%", for LIKE ... ESCAPE '\'. */
+static const char *like(qb *q, const char *v)
+{
+    size_t n = strlen(v);
+    char *p = malloc(n * 2 + 3), *o = p;
+
+    if (!p || q->nowned >= MAX_PARAMS) {
+        free(p);
+        q->overflow = true;
+        return "";
+    }
+    *o++ = '%';
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '%' || *v == '_')
+            *o++ = '\\';
+        *o++ = *v;
+    }
+    *o++ = '%';
+    *o = '\0';
+    q->owned[q->nowned++] = p;
+    return p;
+}
+
+static void qb_free(qb *q)
+{
+    for (int i = 0; i < q->nowned; i++)
+        free(q->owned[i]);
+}
+
+static void in_list(qb *q, const char *col, const char *const *v, uint32_t n)
+{
+    add(q, " AND ");
+    add(q, col);
+    add(q, " IN (");
+    for (uint32_t i = 0; i < n; i++) {
+        if (i)
+            add(q, ", ");
+        text(q, v[i]);
+    }
+    add(q, ")");
+}
+
+/* " WHERE ..." for the filter (always a WHERE: it starts with 1 = 1). */
+static void where(qb *q, const aq_filter *f)
+{
+    add(q, " WHERE 1 = 1");
+    if (f->scoped) {
+        if (f->nscope)
+            in_list(q, DEPT, f->scope, f->nscope);
+        else
+            add(q, " AND 1 = 0");
+    }
+    if (f->nseverity)
+        in_list(q, "a.level", f->severity, f->nseverity);
+    if (f->nstatus)
+        in_list(q, "a.status", f->status, f->nstatus);
+    if (f->rule) {
+        add(q, " AND (a.rule_id = ");
+        text(q, f->rule);
+        add(q, " OR a.rule_name = ");
+        text(q, f->rule);
+        add(q, ")");
+    }
+    if (f->clause) {
+        add(q, " AND EXISTS (SELECT 1 FROM alert_tags t WHERE t.alert_id = a.id AND "
+               "t.kind = 'clause' AND (t.value = ");
+        text(q, f->clause);
+        add(q, " OR t.display = ");
+        text(q, f->clause);
+        add(q, "))");
+    }
+    if (f->category) {
+        add(q, " AND a.category = ");
+        text(q, f->category);
+    }
+    if (f->department) {
+        add(q, " AND " DEPT " = ");
+        text(q, f->department);
+    }
+    if (f->segment) {
+        add(q, " AND (a.src_segment = ");
+        text(q, f->segment);
+        add(q, " OR a.dest_segment = ");
+        text(q, f->segment);
+        add(q, ")");
+    }
+    if (f->asset) {
+        add(q, " AND (a.src_asset = ");
+        text(q, f->asset);
+        add(q, " OR a.dest_asset = ");
+        text(q, f->asset);
+        add(q, ")");
+    }
+    if (f->address) {
+        add(q, " AND (a.src_ip = ");
+        text(q, f->address);
+        add(q, " OR a.dest_ip = ");
+        text(q, f->address);
+        add(q, ")");
+    }
+    if (f->from_ms) {
+        add(q, " AND a.last_seen >= ");
+        num(q, f->from_ms);
+    }
+    if (f->to_ms) {
+        add(q, " AND a.last_seen < ");
+        num(q, f->to_ms);
+    }
+    if (f->text && *f->text) {
+        const char *pat = like(q, f->text);
+        static const char *const cols[] = {"a.title", "a.group_key", "a.src_ip", "a.dest_ip"};
+
+        add(q, " AND (");
+        for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+            add(q, i ? " OR " : "");
+            add(q, cols[i]);
+            add(q, " LIKE ");
+            text(q, pat);
+            add(q, " ESCAPE '\\'");
+        }
+        add(q, ")");
+    }
+}
+
+/* Prepares the query and binds its values; NULL on error (errmsg set). */
+static db_stmt *prepare(store *st, qb *q)
+{
+    db_stmt *s;
+
+    if (q->overflow) {
+        snprintf(st->errmsg, sizeof(st->errmsg), "alert query: too many filter values");
+        return NULL;
+    }
+    if (!(s = db_prepare(st->db, q->sql))) {
+        store_fail(st, "alert query: prepare");
+        return NULL;
+    }
+    for (int i = 0; i < q->n; i++) {
+        if (q->is_num[i])
+            db_bind_int64(s, i + 1, q->num[i]);
+        else
+            db_bind_str(s, i + 1, q->text[i]);
+    }
+    return s;
+}
+
+bool aq_sort_parse(const char *s, aq_sort *sort, bool *desc)
+{
+    static const char *const names[] = {"last_seen", "first_seen", "severity", "count"};
+
+    *desc = true;
+    if (s && *s == '-')
+        s++;
+    else if (s && *s == '+')
+        *desc = false, s++;
+    for (int i = 0; s && i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *sort = (aq_sort)i;
+            return true;
+        }
+    return false;
+}
+
+static const char *sort_col(aq_sort s)
+{
+    static const char *const cols[] = {"a.last_seen", "a.first_seen", "a.severity", "a.count"};
+
+    return cols[s];
+}
+
+static void time_json(jbuf *b, const char *key, int64_t ms)
+{
+    char t[32];
+
+    alert_format_time(ms, t);
+    jbuf_str(b, key, t);
+}
+
+static void opt_str(jbuf *b, const char *key, const char *v)
+{
+    if (v)
+        jbuf_str(b, key, v);
+}
+
+#define LIST_COLS                                                                                  \
+    "a.id, a.rule_id, a.rule_name, a.title, a.level, a.status, " DEPT ", a.group_key, "            \
+    "a.first_seen, a.last_seen, a.count, a.hits, a.src_ip, a.src_asset, a.src_segment, "           \
+    "a.src_zone, a.dest_ip, a.dest_asset, a.dest_segment, a.dest_zone, a.deadline_at, "            \
+    "a.assignee, a.category, a.subcategory, a.sensor, a.severity, "
+
+static void side_json(jbuf *b, const char *key, db_stmt *s, int c)
+{
+    jbuf_obj_open(b, key);
+    opt_str(b, "ip", db_column_text(s, c));
+    opt_str(b, "asset", db_column_text(s, c + 1));
+    opt_str(b, "segment", db_column_text(s, c + 2));
+    opt_str(b, "zone", db_column_text(s, c + 3));
+    jbuf_obj_close(b);
+}
+
+fh_err aq_list(store *st, const aq_filter *f, aq_sort sort, bool desc, const char *cursor,
+               uint32_t limit, jbuf *out)
+{
+    qb q = {0};
+    db_stmt *s;
+    int64_t cval = 0, last_val = 0;
+    char cid[ALERT_ID_LEN + 1] = "", last_id[ALERT_ID_LEN + 1] = "";
+    uint32_t rows = 0;
+    fh_err err = FH_OK;
+    int rc;
+
+    if (limit < 1 || limit > 500)
+        return FH_ERR_ARG;
+    if (cursor) {
+        const char *dot = strchr(cursor, '.');
+        char *end;
+
+        cval = strtoll(cursor, &end, 10);
+        if (!dot || end != dot || strlen(dot + 1) != ALERT_ID_LEN ||
+            strspn(dot + 1, "0123456789abcdef") != ALERT_ID_LEN)
+            return FH_ERR_ARG;
+        snprintf(cid, sizeof(cid), "%s", dot + 1);
+    }
+    add(&q, "SELECT " LIST_COLS);
+    add(&q, sort_col(sort));
+    add(&q, " FROM alerts a");
+    where(&q, f);
+    if (cursor) {
+        /* keyset: the rows after (value, id) in the order below */
+        add(&q, " AND (");
+        add(&q, sort_col(sort));
+        add(&q, desc ? " < " : " > ");
+        num(&q, cval);
+        add(&q, " OR (");
+        add(&q, sort_col(sort));
+        add(&q, " = ");
+        num(&q, cval);
+        add(&q, desc ? " AND a.id < " : " AND a.id > ");
+        text(&q, cid);
+        add(&q, "))");
+    }
+    add(&q, " ORDER BY ");
+    add(&q, sort_col(sort));
+    add(&q, desc ? " DESC, a.id DESC LIMIT " : " ASC, a.id ASC LIMIT ");
+    num(&q, (int64_t)limit + 1);
+    if (!(s = prepare(st, &q))) {
+        qb_free(&q);
+        return FH_ERR_IO;
+    }
+    jbuf_obj_open(out, NULL);
+    jbuf_arr_open(out, "alerts");
+    while ((rc = db_step(s)) == DB_ROW) {
+        if (++rows > limit)
+            break;
+        jbuf_obj_open(out, NULL);
+        jbuf_str(out, "id", db_column_text(s, 0));
+        jbuf_obj_open(out, "rule");
+        jbuf_str(out, "id", db_column_text(s, 1));
+        opt_str(out, "name", db_column_text(s, 2));
+        jbuf_str(out, "title", db_column_text(s, 3));
+        jbuf_obj_close(out);
+        jbuf_str(out, "level", db_column_text(s, 4));
+        jbuf_str(out, "status", db_column_text(s, 5));
+        opt_str(out, "department", db_column_text(s, 6));
+        jbuf_str(out, "group_key", db_column_text(s, 7));
+        time_json(out, "first_seen", db_column_int64(s, 8));
+        time_json(out, "last_seen", db_column_int64(s, 9));
+        jbuf_i64(out, "count", db_column_int64(s, 10));
+        jbuf_i64(out, "hits", db_column_int64(s, 11));
+        side_json(out, "src", s, 12);
+        side_json(out, "dest", s, 16);
+        if (!db_column_null(s, 20))
+            time_json(out, "deadline", db_column_int64(s, 20));
+        opt_str(out, "assignee", db_column_text(s, 21));
+        opt_str(out, "category", db_column_text(s, 22));
+        opt_str(out, "subcategory", db_column_text(s, 23));
+        opt_str(out, "sensor", db_column_text(s, 24));
+        jbuf_obj_close(out);
+        last_val = db_column_int64(s, 26);
+        snprintf(last_id, sizeof(last_id), "%s", db_column_text(s, 0));
+    }
+    if (rc != DB_ROW && rc != DB_DONE)
+        err = store_fail(st, "alert query: SELECT");
+    db_finalize(s);
+    qb_free(&q);
+    jbuf_arr_close(out);
+    if (rows > limit) {
+        char next[64];
+
+        snprintf(next, sizeof(next), "%lld.%s", (long long)last_val, last_id);
+        jbuf_str(out, "next", next);
+    } else {
+        jbuf_null(out, "next");
+    }
+    jbuf_obj_close(out);
+    return err;
+}
+
+/* {"value": count, ...} of one facet. */
+static fh_err facet(store *st, const aq_filter *f, const char *key, const char *expr, bool top,
+                    jbuf *out)
+{
+    qb q = {0};
+    db_stmt *s;
+    fh_err err = FH_OK;
+    int rc;
+
+    add(&q, "SELECT ");
+    add(&q, expr);
+    add(&q, ", COUNT(*) FROM alerts a");
+    where(&q, f);
+    add(&q, " GROUP BY ");
+    add(&q, expr);
+    add(&q, top ? " ORDER BY COUNT(*) DESC, 1 LIMIT 20" : " ORDER BY 1");
+    if (!(s = prepare(st, &q))) {
+        qb_free(&q);
+        return FH_ERR_IO;
+    }
+    jbuf_obj_open(out, key);
+    while ((rc = db_step(s)) == DB_ROW) {
+        const char *v = db_column_text(s, 0);
+
+        jbuf_i64(out, v ? v : "(none)", db_column_int64(s, 1));
+    }
+    if (rc != DB_DONE)
+        err = store_fail(st, "alert facets: SELECT");
+    jbuf_obj_close(out);
+    db_finalize(s);
+    qb_free(&q);
+    return err;
+}
+
+fh_err aq_count(store *st, const aq_filter *f, int64_t *n)
+{
+    qb q = {0};
+    db_stmt *s;
+    fh_err err = FH_OK;
+
+    add(&q, "SELECT COUNT(*) FROM alerts a");
+    where(&q, f);
+    if (!(s = prepare(st, &q))) {
+        qb_free(&q);
+        return FH_ERR_IO;
+    }
+    if (db_step(s) == DB_ROW)
+        *n = db_column_int64(s, 0);
+    else
+        err = store_fail(st, "alert count: SELECT");
+    db_finalize(s);
+    qb_free(&q);
+    return err;
+}
+
+fh_err aq_facets(store *st, const aq_filter *f, jbuf *out)
+{
+    int64_t total = 0;
+    fh_err err;
+
+    if ((err = aq_count(st, f, &total)))
+        return err;
+    jbuf_obj_open(out, NULL);
+    jbuf_i64(out, "total", total);
+    if (!(err = facet(st, f, "severity", "a.level", false, out)) &&
+        !(err = facet(st, f, "status", "a.status", false, out)) &&
+        !(err = facet(st, f, "department", DEPT, false, out)))
+        err = facet(st, f, "rule", "COALESCE(a.rule_name, a.rule_id)", true, out);
+    jbuf_obj_close(out);
+    return err;
+}
+
+fh_err aq_ids(store *st, const aq_filter *f, uint32_t max, aq_id_fn fn, void *ctx)
+{
+    qb q = {0};
+    db_stmt *s;
+    fh_err err = FH_OK;
+    int rc;
+
+    add(&q, "SELECT a.id FROM alerts a");
+    where(&q, f);
+    add(&q, " ORDER BY a.id LIMIT ");
+    num(&q, max);
+    if (!(s = prepare(st, &q))) {
+        qb_free(&q);
+        return FH_ERR_IO;
+    }
+    while ((rc = db_step(s)) == DB_ROW)
+        fn(ctx, db_column_text(s, 0));
+    if (rc != DB_DONE)
+        err = store_fail(st, "alert ids: SELECT");
+    db_finalize(s);
+    qb_free(&q);
+    return err;
+}
+
+fh_err aq_groups(store *st, const aq_filter *f, const char *by, uint32_t limit, jbuf *out)
+{
+    static const struct {
+        const char *name, *cols, *keys[2];
+        int ncols;
+    } dims[] = {{"rule", "a.rule_id, a.rule_name", {"rule_id", "rule_name"}, 2},
+                {"source", "a.src_ip", {"src_ip", NULL}, 1},
+                {"destination", "a.dest_ip", {"dest_ip", NULL}, 1}};
+    int use[3] = {0}, ncols = 0;
+    char cols[128] = "";
+    const char *p = by;
+    qb q = {0};
+    db_stmt *s;
+    fh_err err = FH_OK;
+    int rc;
+
+    if (!by || !*by || limit < 1 || limit > 1000)
+        return FH_ERR_ARG;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        bool known = false;
+
+        for (int d = 0; d < 3; d++)
+            if (strlen(dims[d].name) == n && !strncmp(p, dims[d].name, n) && !use[d]) {
+                use[d] = 1;
+                known = true;
+            }
+        if (!known)
+            return FH_ERR_ARG;
+        p += n + (p[n] == ',');
+    }
+    for (int d = 0; d < 3; d++)
+        if (use[d]) {
+            snprintf(cols + strlen(cols), sizeof(cols) - strlen(cols), "%s%s", ncols ? ", " : "",
+                     dims[d].cols);
+            ncols += dims[d].ncols;
+        }
+    add(&q, "SELECT ");
+    add(&q, cols);
+    add(&q, ", COUNT(*), SUM(a.count), MIN(a.first_seen), MAX(a.last_seen) FROM alerts a");
+    where(&q, f);
+    add(&q, " GROUP BY ");
+    add(&q, cols);
+    add(&q, " ORDER BY MAX(a.last_seen) DESC, COUNT(*) DESC LIMIT ");
+    num(&q, limit);
+    if (!(s = prepare(st, &q))) {
+        qb_free(&q);
+        return FH_ERR_IO;
+    }
+    jbuf_obj_open(out, NULL);
+    jbuf_arr_open(out, "groups");
+    while ((rc = db_step(s)) == DB_ROW) {
+        int c = 0;
+
+        jbuf_obj_open(out, NULL);
+        for (int d = 0; d < 3; d++)
+            for (int k = 0; use[d] && k < dims[d].ncols; k++, c++)
+                opt_str(out, dims[d].keys[k], db_column_text(s, c));
+        jbuf_i64(out, "alerts", db_column_int64(s, c));
+        jbuf_i64(out, "events", db_column_int64(s, c + 1));
+        time_json(out, "first_seen", db_column_int64(s, c + 2));
+        time_json(out, "last_seen", db_column_int64(s, c + 3));
+        jbuf_obj_close(out);
+    }
+    if (rc != DB_DONE)
+        err = store_fail(st, "alert groups: SELECT");
+    jbuf_arr_close(out);
+    jbuf_obj_close(out);
+    db_finalize(s);
+    qb_free(&q);
+    return err;
+}
