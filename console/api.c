@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -26,7 +27,9 @@
 #include "../correlator/alerts.h"
 #include "../correlator/audit.h"
 #include "../correlator/incident.h"
+#include "../correlator/rate.h"
 #include "../correlator/store.h"
+#include "report.h"
 
 #define COOKIE          "fh_session"
 #define MAX_DEPTH       16
@@ -951,6 +954,101 @@ out:
     json_decref(j);
 }
 
+/*
+ * GET /api/v1/rectification/report?from=YYYY-MM-DD&to=YYYY-MM-DD&by=department&
+ * format=json|csv|pdf[&as_of=TIME]: the rate and its figures (report.h), JSON inline,
+ * CSV and PDF as downloads. Deadlines of new incidents are stamped first. Audited.
+ */
+static void h_report(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    const char *from_s = http_query(r, "from"), *to_s = http_query(r, "to");
+    const char *by_s = http_query(r, "by"), *format = http_query(r, "format");
+    const char *asof = http_query(r, "as_of");
+    int64_t from, to, now = now_ms(a);
+    char err[512] = "", path[64] = "", detail[128];
+    uint32_t stamped;
+    int by = rate_by_parse(by_s ? by_s : "department");
+    FILE *f = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    fh_err e;
+
+    (void)id;
+    if (!format)
+        format = "json";
+    if (!from_s || !to_s || !console_parse_time(from_s, false, &from) ||
+        !console_parse_time(to_s, true, &to) || to <= from ||
+        (asof && !console_parse_time(asof, false, &now))) {
+        http_error(w, 400, "bad_period");
+        return;
+    }
+    if (by < 0) {
+        http_error(w, 400, "bad_group");
+        return;
+    }
+    if (strcmp(format, "json") && strcmp(format, "csv") && strcmp(format, "pdf")) {
+        http_error(w, 400, "bad_format");
+        return;
+    }
+    if (incident_stamp_deadlines(st, a->o.policy, a->o.cal, &stamped) != FH_OK) {
+        http_error(w, 500, "store_error");
+        return;
+    }
+    if (!strcmp(format, "pdf")) {
+        int fd;
+
+        snprintf(path, sizeof(path), "/tmp/fh-report-XXXXXX");
+        if ((fd = mkstemp(path)) < 0) {
+            http_error(w, 500, "io_error");
+            return;
+        }
+        close(fd);
+    } else if (!(f = open_memstream(&text, &len))) {
+        http_error(w, 500, "out_of_memory");
+        return;
+    }
+    e = report_write(st, a->o.policy, a->o.policy_path, from, to, now, (rate_by)by, format, f, path,
+                     err, sizeof(err));
+    if (f)
+        fclose(f);
+    if (!e && path[0]) {
+        FILE *pf = fopen(path, "rb");
+
+        e = FH_ERR_IO;
+        if (pf && (f = open_memstream(&text, &len))) {
+            char buf[65536];
+            size_t got;
+
+            while ((got = fread(buf, 1, sizeof(buf), pf)) > 0)
+                fwrite(buf, 1, got, f);
+            fclose(f);
+            e = FH_OK;
+        }
+        if (pf)
+            fclose(pf);
+    }
+    if (path[0])
+        unlink(path);
+    snprintf(detail, sizeof(detail), "%s %s..%s by %s", format, from_s, to_s, rate_by_name(by));
+    audit(a, st, s->who.name, r, "report.download", NULL, e ? "failed" : "ok", detail);
+    if (e) {
+        free(text);
+        http_error(w, 500, "report_failed");
+        return;
+    }
+    w->raw = text; /* freed by the server */
+    w->raw_len = len;
+    if (!strcmp(format, "csv")) {
+        w->content_type = "text/csv; charset=utf-8";
+        snprintf(w->disposition, sizeof(w->disposition),
+                 "attachment; filename=\"rectification-%s-%s.csv\"", from_s, to_s);
+    } else if (!strcmp(format, "pdf")) {
+        w->content_type = "application/pdf";
+        snprintf(w->disposition, sizeof(w->disposition),
+                 "attachment; filename=\"rectification-%s-%s.pdf\"", from_s, to_s);
+    }
+}
+
 static void h_metrics(api *a, store *st, session *s, const http_req *r, http_resp *w,
                       const char *id)
 {
@@ -1006,6 +1104,7 @@ static const route ROUTES[] = {
     {"POST", "/api/v1/alerts/bulk", R(ROLE_ANALYST), true, false, h_bulk},
     {"GET", "/api/v1/alerts/{id}", READ_ALERTS, false, false, h_alert},
     {"POST", "/api/v1/incidents/{id}/transition", R(ROLE_ANALYST), true, false, h_transition},
+    {"GET", "/api/v1/rectification/report", R(ROLE_COMPLIANCE), false, false, h_report},
     {"GET", "/metrics", PUBLIC, false, true, h_metrics},
 };
 #define NROUTES (sizeof(ROUTES) / sizeof(ROUTES[0]))

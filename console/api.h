@@ -15,6 +15,7 @@
 typedef struct {
     const char *db;                /* the store every request thread opens */
     const deadline_policy *policy; /* for moves (verification window, fresh deadlines) */
+    const char *policy_path;       /* shown in reports */
     const calendar *cal;
     int64_t session_idle_ms;   /* 0: the account policy's default */
     int64_t (*now)(void *ctx); /* NULL: the wall clock */

@@ -67,6 +67,7 @@ static void usage(FILE *f)
            "                       one-time password when there is no user yet\n"
            "  user add NAME --role ROLE [--departments 'A,B']   (the password on stdin)\n"
            "  audit verify         check the audit log's hash chain; exit 1 when broken\n"
+           "  routes               the API's routes and the roles allowed on each\n"
            "  audit prune [--keep-days N]   drop records older than N days (>= 180)\n"
            "  sweep                stamp deadlines, close verified incidents, expire risks\n"
            "                       (run it every few minutes, e.g. by a systemd timer)\n"
@@ -330,7 +331,7 @@ int main(int argc, char **argv)
         } cmds[] = {{"move", cmd_move},     {"assign", cmd_assign}, {"notice", cmd_notice},
                     {"show", cmd_show},     {"list", cmd_list},     {"sweep", cmd_sweep},
                     {"report", cmd_report}, {"serve", cmd_serve},   {"user", cmd_user},
-                    {"audit", cmd_audit}};
+                    {"audit", cmd_audit},   {"routes", cmd_routes}};
 
         for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
             if (!strcmp(argv[1], cmds[k].name))

@@ -463,6 +463,38 @@ fh_err report_text(FILE *f, const report_input *in)
     return ferror(f) ? FH_ERR_IO : FH_OK;
 }
 
+fh_err report_write(store *st, const deadline_policy *p, const char *policy_path, int64_t from,
+                    int64_t to, int64_t now, rate_by by, const char *format, FILE *f,
+                    const char *pdf_path, char *err, size_t errlen)
+{
+    incident *list = NULL;
+    size_t n = 0;
+    rate_report r;
+    fh_err e;
+
+    if ((e = incident_list(st, from, to, &list, &n))) {
+        snprintf(err, errlen, "%s", store_errmsg(st));
+        return e;
+    }
+    if ((e = rate_compute(&r, list, n, from, to, now, by, p->accepted_risk))) {
+        snprintf(err, errlen, "computing the rate: %s", fh_strerror(e));
+    } else {
+        report_input in = {.r = &r, .policy = p, .policy_path = policy_path};
+
+        if (!strcmp(format, "pdf"))
+            e = report_pdf(pdf_path, &in, err, errlen);
+        else if (!strcmp(format, "csv"))
+            e = report_csv(f, &in);
+        else if (!strcmp(format, "text"))
+            e = report_text(f, &in);
+        else
+            e = report_json(f, &in);
+        rate_report_free(&r);
+    }
+    incident_free_list(list, n);
+    return e;
+}
+
 /* ---- the command ------------------------------------------------------------------ */
 
 int cmd_report(int argc, char **argv)
@@ -477,9 +509,6 @@ int cmd_report(int argc, char **argv)
                *asof = NULL;
     console_ctx c = {0};
     int64_t from, to, now;
-    incident *list = NULL;
-    size_t n = 0;
-    rate_report r;
     int opt, by, rc = 0;
     fh_err err;
 
@@ -551,42 +580,25 @@ int cmd_report(int argc, char **argv)
         console_close(&c);
         return 2;
     }
-    if ((err = incident_list(c.st, from, to, &list, &n))) {
-        fh_error("%s", store_errmsg(c.st));
-        console_close(&c);
-        return 1;
-    }
-    if ((err = rate_compute(&r, list, n, from, to, now, (rate_by)by, c.policy.accepted_risk))) {
-        fh_error("computing the rate: %s", fh_strerror(err));
-        rc = 1;
-    } else {
-        report_input in = {.r = &r, .policy = &c.policy, .policy_path = c.policy_path};
+    {
+        FILE *f = NULL;
         char e[512] = "";
 
-        if (!strcmp(format, "pdf")) {
-            err = report_pdf(output, &in, e, sizeof(e));
-        } else {
-            FILE *f = output ? fopen(output, "wb") : stdout;
-
-            if (!f) {
-                snprintf(e, sizeof(e), "cannot write '%s'", output);
-                err = FH_ERR_IO;
-            } else {
-                err = !strcmp(format, "csv")    ? report_csv(f, &in)
-                      : !strcmp(format, "text") ? report_text(f, &in)
-                                                : report_json(f, &in);
-                if (output && fclose(f) != 0 && !err)
-                    err = FH_ERR_IO;
-            }
+        if (strcmp(format, "pdf") && !(f = output ? fopen(output, "wb") : stdout)) {
+            fh_error("cannot write '%s'", output);
+            console_close(&c);
+            return 1;
         }
+        err = report_write(c.st, &c.policy, c.policy_path, from, to, now, (rate_by)by, format, f,
+                           output, e, sizeof(e));
+        if (f && output && fclose(f) != 0 && !err)
+            err = FH_ERR_IO;
         if (err) {
             fh_error("writing the report%s%s: %s", output ? " to " : "", output ? output : "",
                      e[0] ? e : fh_strerror(err));
             rc = 1;
         }
-        rate_report_free(&r);
     }
-    incident_free_list(list, n);
     console_close(&c);
     return rc;
 }

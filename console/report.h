@@ -37,6 +37,14 @@ fh_err report_text(FILE *f, const report_input *in);
 fh_err report_pdf(const char *path, const report_input *in, char *err, size_t errlen);
 
 /*
+ * The report of the incidents whose deadline is in [from, to), at now, grouped by by:
+ * format "json", "csv" or "text" to f, or "pdf" to the file pdf_path. On error err says why.
+ */
+fh_err report_write(store *st, const deadline_policy *p, const char *policy_path, int64_t from,
+                    int64_t to, int64_t now, rate_by by, const char *format, FILE *f,
+                    const char *pdf_path, char *err, size_t errlen);
+
+/*
  * One CSV field: always quoted, quotes doubled, and a value that a spreadsheet
  * would take for a formula (starting with = + - @, a tab or a carriage return)
  * prefixed with an apostrophe. Exposed for tests.

@@ -13,6 +13,7 @@
 #include <cairo.h>
 #include <fontconfig/fontconfig.h>
 #include <pango/pangocairo.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -197,7 +198,26 @@ static void trend_chart(pdf *p, const rate_report *r)
     p->y = y0 + 16;
 }
 
+/*
+ * One PDF at a time: the end of each releases fontconfig's and cairo's global
+ * state (FcFini), which must not happen while another thread is drawing (the
+ * console's API serves reports from several threads).
+ */
+static pthread_mutex_t pdf_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static fh_err write_pdf(const char *path, const report_input *in, char *err, size_t errlen);
+
 fh_err report_pdf(const char *path, const report_input *in, char *err, size_t errlen)
+{
+    fh_err e;
+
+    pthread_mutex_lock(&pdf_lock);
+    e = write_pdf(path, in, err, errlen);
+    pthread_mutex_unlock(&pdf_lock);
+    return e;
+}
+
+static fh_err write_pdf(const char *path, const report_input *in, char *err, size_t errlen)
 {
     const rate_report *r = in->r;
     cairo_surface_t *s = cairo_pdf_surface_create(path, PAGE_W, PAGE_H);

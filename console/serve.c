@@ -94,6 +94,7 @@ int cmd_serve(int argc, char **argv)
     test_clock = getenv("FENGHUO_TEST_NOW") && *getenv("FENGHUO_TEST_NOW");
     ao.db = c.db ? c.db : DEFAULT_DB;
     ao.policy = &c.policy;
+    ao.policy_path = c.policy_path;
     ao.cal = c.cal;
     if (test_clock) {
         ao.now = fixed_now;
@@ -197,6 +198,28 @@ int cmd_user(int argc, char **argv)
     sodium_memzero(pw, sizeof(pw));
     console_close(&c);
     return rc;
+}
+
+int cmd_routes(int argc, char **argv)
+{
+    size_t n;
+    const api_route_info *r = api_routes(&n);
+
+    (void)argv;
+    if (argc != 1) {
+        fh_error("usage: fenghuo-console routes");
+        return 2;
+    }
+    for (size_t k = 0; k < n; k++) {
+        printf("%s %s", r[k].method, r[k].path);
+        if (!r[k].roles)
+            printf(" public");
+        for (int role = 0; role < ROLE_COUNT; role++)
+            if (r[k].roles & (1u << role))
+                printf(" %s", account_role_name((account_role)role));
+        printf("\n");
+    }
+    return 0;
 }
 
 int cmd_audit(int argc, char **argv)
