@@ -1049,6 +1049,95 @@ static void h_report(api *a, store *st, session *s, const http_req *r, http_resp
     }
 }
 
+/* The incident of a path, if the user may act on it; false after answering 404/500. */
+static bool incident_for(store *st, const session *s, const char *id, http_resp *w)
+{
+    incident cur;
+    fh_err err = incident_get(st, id, &cur);
+    bool ok = !err && in_scope(&s->who, &cur);
+
+    if (!err)
+        incident_clear(&cur);
+    if (!ok)
+        http_error(w, err && err != FH_ERR_NOTFOUND ? 500 : 404,
+                   err && err != FH_ERR_NOTFOUND ? "store_error" : "not_found");
+    return ok;
+}
+
+/* POST /api/v1/incidents/{id}/assign {"department":..., "assignee":..., "comment":...} */
+static void h_assign(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    json_t *j = body_object(r, w);
+    const char *dept, *assignee, *comment;
+    char why[512];
+    bool bad = false;
+    fh_err err;
+
+    if (!j)
+        return;
+    dept = member_str(j, "department", false, w, &bad);
+    assignee = member_str(j, "assignee", false, w, &bad);
+    comment = member_str(j, "comment", false, w, &bad);
+    if (!bad && !dept && !assignee) {
+        http_error(w, 400, "missing_field");
+        bad = true;
+    }
+    if (!bad && incident_for(st, s, id, w)) {
+        err = incident_assign(st, id, dept, assignee, s->who.name, comment, now_ms(a), why,
+                              sizeof(why));
+        if (err) {
+            http_error(w, err == FH_ERR_ARG ? 400 : 500,
+                       err == FH_ERR_ARG ? "assignment_refused" : "store_error");
+        } else {
+            jbuf_obj_open(&w->body, NULL);
+            jbuf_str(&w->body, "id", id);
+            jbuf_bool(&w->body, "ok", true);
+            jbuf_obj_close(&w->body);
+        }
+        audit(a, st, s->who.name, r, "incident.assign", id, err ? "refused" : "ok", dept);
+    }
+    json_decref(j);
+}
+
+/* POST /api/v1/incidents/{id}/notice {"number","issuer","date","deadline"}: an official
+ * notice (通报) sets the incident's deadline. */
+static void h_notice(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    json_t *j = body_object(r, w);
+    incident_notice n;
+    const char *due;
+    char why[512];
+    bool bad = false;
+    cal_date d;
+    fh_err err;
+
+    if (!j)
+        return;
+    memset(&n, 0, sizeof(n));
+    n.number = member_str(j, "number", true, w, &bad);
+    n.issuer = member_str(j, "issuer", true, w, &bad);
+    n.date = member_str(j, "date", true, w, &bad);
+    due = member_str(j, "deadline", true, w, &bad);
+    if (!bad && (!cal_parse(n.date, &d) || !console_parse_time(due, true, &n.deadline))) {
+        http_error(w, 400, "bad_time");
+        bad = true;
+    }
+    if (!bad && incident_for(st, s, id, w)) {
+        err = incident_set_notice(st, id, &n, s->who.name, NULL, now_ms(a), why, sizeof(why));
+        if (err) {
+            http_error(w, err == FH_ERR_ARG ? 400 : 500,
+                       err == FH_ERR_ARG ? "notice_refused" : "store_error");
+        } else {
+            jbuf_obj_open(&w->body, NULL);
+            jbuf_str(&w->body, "id", id);
+            jbuf_i64(&w->body, "deadline", n.deadline);
+            jbuf_obj_close(&w->body);
+        }
+        audit(a, st, s->who.name, r, "incident.notice", id, err ? "refused" : "ok", n.number);
+    }
+    json_decref(j);
+}
+
 static void h_metrics(api *a, store *st, session *s, const http_req *r, http_resp *w,
                       const char *id)
 {
@@ -1104,6 +1193,9 @@ static const route ROUTES[] = {
     {"POST", "/api/v1/alerts/bulk", R(ROLE_ANALYST), true, false, h_bulk},
     {"GET", "/api/v1/alerts/{id}", READ_ALERTS, false, false, h_alert},
     {"POST", "/api/v1/incidents/{id}/transition", R(ROLE_ANALYST), true, false, h_transition},
+    {"POST", "/api/v1/incidents/{id}/assign", R(ROLE_ANALYST), true, false, h_assign},
+    {"POST", "/api/v1/incidents/{id}/notice", R(ROLE_ANALYST) | R(ROLE_COMPLIANCE), true, false,
+     h_notice},
     {"GET", "/api/v1/rectification/report", R(ROLE_COMPLIANCE), false, false, h_report},
     {"GET", "/metrics", PUBLIC, false, true, h_metrics},
 };

@@ -286,6 +286,10 @@ MATRIX = [
     ("POST", "/api/v1/alerts/bulk", {"to": "acknowledged", "ids": []}, {"analyst"}),
     ("GET", "/api/v1/rectification/report?from=2026-03-01&to=2026-03-31", None,
      {"compliance"}),
+    ("POST", "/api/v1/incidents/0000/assign", {"assignee": "x"}, {"analyst"}),
+    ("POST", "/api/v1/incidents/0000/notice", {"number": "1", "issuer": "i",
+                                               "date": "2026-03-01", "deadline": "2026-03-09"},
+     {"analyst", "compliance"}),
 ]
 
 
@@ -410,6 +414,29 @@ def test_transition_through_the_api(server, store_db, correlator, tmp_path):
     hist = store_db.query("SELECT actor, from_state, to_state, comment FROM incident_transitions "
                           "WHERE alert_id = '%s'" % mine)
     assert hist == [("li", "new", "acknowledged", "看到了")]
+    # assignment and an official notice through the API, recorded and audited
+    st, doc, _ = a.call("POST", "/api/v1/incidents/%s/assign" % mine,
+                        {"assignee": "王工", "comment": "值班"})
+    assert (st, doc) == (200, {"id": mine, "ok": True})
+    st, doc, _ = a.call("POST", "/api/v1/incidents/%s/assign" % mine, {"comment": "x"})
+    assert (st, doc) == (400, {"error": {"code": "missing_field"}})
+    st, doc, _ = a.call("POST", "/api/v1/incidents/%s/notice" % mine,
+                        {"number": "市网信通〔2026〕9号", "issuer": "市委网信办",
+                         "date": "2026-03-03", "deadline": "2026-03-10"})
+    assert st == 200 and doc["deadline"] == 1773158400000  # 2026-03-10 24:00 +08:00
+    st, doc, _ = a.call("POST", "/api/v1/incidents/%s/notice" % mine,
+                        {"number": "n", "issuer": "i", "date": "03/03", "deadline": "x"})
+    assert (st, doc) == (400, {"error": {"code": "bad_time"}})
+    assert a.call("POST", "/api/v1/incidents/%s/assign" % theirs,
+                  {"assignee": "x"})[:2] == (404, {"error": {"code": "not_found"}})
+    assert store_db.query("SELECT assignee, notice_no, deadline_source FROM alerts WHERE id = '%s'"
+                          % mine) == [("王工", "市网信通〔2026〕9号", "notice")]
+    kinds = store_db.query("SELECT kind FROM incident_transitions WHERE alert_id = '%s' "
+                           "ORDER BY seq" % mine)
+    assert kinds == [("status",), ("assign",), ("notice",)]
+    assert store_db.query("SELECT action, outcome FROM audit_log WHERE action IN "
+                          "('incident.assign', 'incident.notice') ORDER BY seq") == [
+        ("incident.assign", "ok"), ("incident.notice", "ok")]
 
 
 def test_metrics(server):
