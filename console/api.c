@@ -168,29 +168,19 @@ static const char *member_str(json_t *o, const char *key, bool required, http_re
 
     if (!v || json_is_null(v)) {
         if (required && !*bad) {
-            http_error(w, 400, "missing_field");
-            jbuf_reset(&w->body);
-            jbuf_obj_open(&w->body, NULL);
-            jbuf_obj_open(&w->body, "error");
-            jbuf_str(&w->body, "code", "missing_field");
+            http_error_open(w, 400, "missing_field");
             jbuf_str(&w->body, "field", key);
-            jbuf_obj_close(&w->body);
-            jbuf_obj_close(&w->body);
+            http_error_close(w);
             *bad = true;
         }
         return NULL;
     }
     if (!json_is_string(v)) {
         if (!*bad) {
-            w->status = 400;
-            jbuf_reset(&w->body);
-            jbuf_obj_open(&w->body, NULL);
-            jbuf_obj_open(&w->body, "error");
-            jbuf_str(&w->body, "code", "wrong_type");
+            http_error_open(w, 400, "wrong_type");
             jbuf_str(&w->body, "field", key);
             jbuf_str(&w->body, "want", "string");
-            jbuf_obj_close(&w->body);
-            jbuf_obj_close(&w->body);
+            http_error_close(w);
             *bad = true;
         }
         return NULL;
@@ -523,6 +513,24 @@ static bool in_scope(const account_info *who, const incident *i)
     return false;
 }
 
+/*
+ * Whether the user may act on incident id; false after answering 404 (absent, or out
+ * of an analyst's scope: nothing about it leaks) or 500.
+ */
+static bool incident_for(store *st, const session *s, const char *id, http_resp *w)
+{
+    incident cur;
+    fh_err err = incident_get(st, id, &cur);
+    bool ok = !err && in_scope(&s->who, &cur);
+
+    if (!err)
+        incident_clear(&cur);
+    if (!ok)
+        http_error(w, err && err != FH_ERR_NOTFOUND ? 500 : 404,
+                   err && err != FH_ERR_NOTFOUND ? "store_error" : "not_found");
+    return ok;
+}
+
 /* POST /api/v1/incidents/{id}/transition {"to":..., "comment":..., ...} */
 static void h_transition(api *a, store *st, session *s, const http_req *r, http_resp *w,
                          const char *id)
@@ -530,7 +538,6 @@ static void h_transition(api *a, store *st, session *s, const http_req *r, http_
     json_t *j = body_object(r, w);
     const char *to, *comment, *dup, *reason, *approver, *expires;
     incident_move m;
-    incident cur;
     incident_state from;
     char why[512];
     bool bad = false;
@@ -551,19 +558,8 @@ static void h_transition(api *a, store *st, session *s, const http_req *r, http_
         http_error(w, 400, "bad_state");
         goto out;
     }
-    if ((err = incident_get(st, id, &cur)) == FH_ERR_NOTFOUND ||
-        (!err && !in_scope(&s->who, &cur))) {
-        /* out of an analyst's scope looks like absent: nothing about it leaks */
-        if (!err)
-            incident_clear(&cur);
-        http_error(w, 404, "not_found");
+    if (!incident_for(st, s, id, w))
         goto out;
-    }
-    if (err) {
-        http_error(w, 500, "store_error");
-        goto out;
-    }
-    incident_clear(&cur);
     memset(&m, 0, sizeof(m));
     m.to = (incident_state)state;
     m.actor = s->who.name;
@@ -580,13 +576,9 @@ static void h_transition(api *a, store *st, session *s, const http_req *r, http_
     m.cal = a->o.cal;
     err = incident_transition(st, id, &m, &from, why, sizeof(why));
     if (err == FH_ERR_ARG) {
-        w->status = 409;
-        jbuf_obj_open(&w->body, NULL);
-        jbuf_obj_open(&w->body, "error");
-        jbuf_str(&w->body, "code", "transition_refused");
+        http_error_open(w, 409, "transition_refused");
         jbuf_str(&w->body, "to", to);
-        jbuf_obj_close(&w->body);
-        jbuf_obj_close(&w->body);
+        http_error_close(w);
         audit(a, st, s->who.name, r, "incident.transition", id, "refused", to);
     } else if (err) {
         http_error(w, err == FH_ERR_NOTFOUND ? 404 : 500,
@@ -893,13 +885,9 @@ static void h_bulk(api *a, store *st, session *s, const http_req *r, http_resp *
             goto out;
         }
         if (n != json_integer_value(expect) || n > BULK_MAX) {
-            w->status = 409;
-            jbuf_obj_open(&w->body, NULL);
-            jbuf_obj_open(&w->body, "error");
-            jbuf_str(&w->body, "code", n > BULK_MAX ? "too_many_ids" : "count_changed");
+            http_error_open(w, 409, n > BULK_MAX ? "too_many_ids" : "count_changed");
             jbuf_i64(&w->body, "count", n);
-            jbuf_obj_close(&w->body);
-            jbuf_obj_close(&w->body);
+            http_error_close(w);
             goto out;
         }
         if (aq_ids(st, &fb.f, BULK_MAX, collect_id, &l) != FH_OK) {
@@ -1047,21 +1035,6 @@ static void h_report(api *a, store *st, session *s, const http_req *r, http_resp
         snprintf(w->disposition, sizeof(w->disposition),
                  "attachment; filename=\"rectification-%s-%s.pdf\"", from_s, to_s);
     }
-}
-
-/* The incident of a path, if the user may act on it; false after answering 404/500. */
-static bool incident_for(store *st, const session *s, const char *id, http_resp *w)
-{
-    incident cur;
-    fh_err err = incident_get(st, id, &cur);
-    bool ok = !err && in_scope(&s->who, &cur);
-
-    if (!err)
-        incident_clear(&cur);
-    if (!ok)
-        http_error(w, err && err != FH_ERR_NOTFOUND ? 500 : 404,
-                   err && err != FH_ERR_NOTFOUND ? "store_error" : "not_found");
-    return ok;
 }
 
 /* POST /api/v1/incidents/{id}/assign {"department":..., "assignee":..., "comment":...} */

@@ -108,18 +108,10 @@ void console_time_text(int64_t ms, char *out, size_t len)
 
 void console_deadline_text(int64_t ms, char *out, size_t len)
 {
-    int64_t msd;
-    char d[11];
-
-    if (ms) {
-        deadline_local_date(ms, &msd);
-        if (msd == 0) { /* midnight: the end of the day before, as deadlines are written */
-            cal_format(deadline_local_date(ms - 1, NULL), d);
-            snprintf(out, len, "%s 24:00", d);
-            return;
-        }
-    }
-    console_time_text(ms, out, len);
+    if (ms)
+        deadline_local_text(ms, out, len);
+    else
+        snprintf(out, len, "%s", "");
 }
 
 int console_width(const char *s)

@@ -75,15 +75,25 @@ const char *http_cookie(const http_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
 }
 
-void http_error(http_resp *w, int status, const char *code)
+void http_error_open(http_resp *w, int status, const char *code)
 {
     w->status = status;
     jbuf_reset(&w->body);
     jbuf_obj_open(&w->body, NULL);
     jbuf_obj_open(&w->body, "error");
     jbuf_str(&w->body, "code", code);
+}
+
+void http_error_close(http_resp *w)
+{
     jbuf_obj_close(&w->body);
     jbuf_obj_close(&w->body);
+}
+
+void http_error(http_resp *w, int status, const char *code)
+{
+    http_error_open(w, status, code);
+    http_error_close(w);
 }
 
 static void headers(http_server *s, struct MHD_Response *r, bool api)
@@ -194,6 +204,22 @@ static int open_static(const http_server *s, const char *url, struct stat *sb, c
     return fd;
 }
 
+/* A static request refused: the JSON error, counted with the static files. */
+static enum MHD_Result static_error(http_server *s, struct MHD_Connection *c, req_state *rs,
+                                    int status, const char *code)
+{
+    http_resp w = {.status = status};
+    enum MHD_Result ret;
+
+    if (!jbuf_init(&w.body, 256, 4096))
+        return MHD_NO;
+    http_error(&w, status, code);
+    ret = send_json(s, c, &w);
+    jbuf_free(&w.body);
+    count(s, &s->stat, status, since(&rs->start));
+    return ret;
+}
+
 static enum MHD_Result serve_static(http_server *s, struct MHD_Connection *c, const char *url,
                                     const char *method, req_state *rs)
 {
@@ -203,27 +229,11 @@ static enum MHD_Result serve_static(http_server *s, struct MHD_Connection *c, co
     enum MHD_Result ret;
     int fd, status = 200;
 
-    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-        http_resp w = {.status = 405};
-
-        jbuf_init(&w.body, 256, 4096);
-        http_error(&w, 405, "method_not_allowed");
-        ret = send_json(s, c, &w);
-        jbuf_free(&w.body);
-        count(s, &s->stat, 405, since(&rs->start));
-        return ret;
-    }
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return static_error(s, c, rs, 405, "method_not_allowed");
     fd = open_static(s, url, &sb, &type);
-    if (fd < 0) {
-        http_resp w = {.status = 404};
-
-        jbuf_init(&w.body, 256, 4096);
-        http_error(&w, 404, "not_found");
-        ret = send_json(s, c, &w);
-        jbuf_free(&w.body);
-        count(s, &s->stat, 404, since(&rs->start));
-        return ret;
-    }
+    if (fd < 0)
+        return static_error(s, c, rs, 404, "not_found");
     r = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
     if (!r) {
         close(fd);

@@ -59,6 +59,10 @@ const char *http_cookie(const http_req *r, const char *name);
 
 /* {"error":{"code":CODE}} with status: codes, never prose (the UI translates). */
 void http_error(http_resp *w, int status, const char *code);
+/* The same, with the "error" object left open for parameters (jbuf_str(&w->body, ...));
+ * http_error_close() ends it. */
+void http_error_open(http_resp *w, int status, const char *code);
+void http_error_close(http_resp *w);
 
 /* A route: returns nothing, fills w (status 200 and a JSON body by default). */
 typedef void (*http_handler)(void *ctx, const http_req *r, http_resp *w);

@@ -59,16 +59,13 @@ void report_rate_text(const rate_row *row, char *out, size_t len)
 
 /* ---- JSON ------------------------------------------------------------------------- */
 
+/* A time, or null when not set (0). */
 static void json_time(jbuf *b, const char *key, int64_t ms)
 {
-    char t[32];
-
-    if (!ms) {
+    if (ms)
+        alert_json_time(b, key, ms);
+    else
         jbuf_null(b, key);
-        return;
-    }
-    alert_format_time(ms, t);
-    jbuf_str(b, key, t);
 }
 
 static void json_ids(jbuf *b, const char *key, const rate_report *r, const rate_set *s)

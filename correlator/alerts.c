@@ -387,7 +387,7 @@ void alert_format_time(int64_t ms, char out[32])
     snprintf(out + n, 32 - n, ".%03dZ", (int)frac);
 }
 
-static void json_time(jbuf *b, const char *key, int64_t ms)
+void alert_json_time(jbuf *b, const char *key, int64_t ms)
 {
     char t[32];
 
@@ -395,7 +395,7 @@ static void json_time(jbuf *b, const char *key, int64_t ms)
     jbuf_str(b, key, t);
 }
 
-static void json_opt(jbuf *b, const char *key, const char *s)
+void alert_json_opt(jbuf *b, const char *key, const char *s)
 {
     if (s)
         jbuf_str(b, key, s);
@@ -406,11 +406,11 @@ static void json_side(jbuf *b, const char *key, const alert_side *s)
     if (!s->ip && !s->zone && !s->department && !s->name && !s->segment)
         return;
     jbuf_obj_open(b, key);
-    json_opt(b, "ip", s->ip);
-    json_opt(b, "zone", s->zone);
-    json_opt(b, "department", s->department);
-    json_opt(b, "asset", s->name);
-    json_opt(b, "segment", s->segment);
+    alert_json_opt(b, "ip", s->ip);
+    alert_json_opt(b, "zone", s->zone);
+    alert_json_opt(b, "department", s->department);
+    alert_json_opt(b, "asset", s->name);
+    alert_json_opt(b, "segment", s->segment);
     jbuf_obj_close(b);
 }
 
@@ -421,24 +421,24 @@ fh_err alert_to_json(const alert *a, jbuf *b)
     jbuf_str(b, "id", a->id);
     jbuf_str(b, "update", a->opened ? "opened" : "updated");
     jbuf_obj_open(b, "rule");
-    json_opt(b, "id", a->rule_id);
-    json_opt(b, "name", a->rule_name);
-    json_opt(b, "title", a->title);
+    alert_json_opt(b, "id", a->rule_id);
+    alert_json_opt(b, "name", a->rule_name);
+    alert_json_opt(b, "title", a->title);
     jbuf_obj_close(b);
-    json_opt(b, "level", alert_level_name(a->level));
-    json_opt(b, "status", a->status ? a->status : a->opened ? "new" : NULL);
-    json_opt(b, "group_key", a->group_key);
-    json_time(b, "window_start", a->window_start_ms);
-    json_time(b, "first_seen", a->first_seen_ms);
-    json_time(b, "last_seen", a->last_seen_ms);
+    alert_json_opt(b, "level", alert_level_name(a->level));
+    alert_json_opt(b, "status", a->status ? a->status : a->opened ? "new" : NULL);
+    alert_json_opt(b, "group_key", a->group_key);
+    alert_json_time(b, "window_start", a->window_start_ms);
+    alert_json_time(b, "first_seen", a->first_seen_ms);
+    alert_json_time(b, "last_seen", a->last_seen_ms);
     jbuf_u64(b, "count", a->count);
     jbuf_u64(b, "hits", a->hits);
-    json_opt(b, "department", a->department);
-    json_opt(b, "sensor", a->sensor);
+    alert_json_opt(b, "department", a->department);
+    alert_json_opt(b, "sensor", a->sensor);
     json_side(b, "src", &a->src);
     json_side(b, "dest", &a->dest);
-    json_opt(b, "category", a->category);
-    json_opt(b, "subcategory", a->subcategory);
+    alert_json_opt(b, "category", a->category);
+    alert_json_opt(b, "subcategory", a->subcategory);
 
     jbuf_arr_open(b, "clauses");
     for (uint32_t i = 0; i < a->ntags; i++)
@@ -454,7 +454,7 @@ fh_err alert_to_json(const alert *a, jbuf *b)
         if (a->tags[i].kind == ALERT_TAG_CATEGORY) {
             jbuf_obj_open(b, NULL);
             jbuf_str(b, "category", a->tags[i].value);
-            json_opt(b, "subcategory", a->tags[i].sub);
+            alert_json_opt(b, "subcategory", a->tags[i].sub);
             jbuf_obj_close(b);
         }
     jbuf_arr_close(b);
@@ -474,8 +474,8 @@ fh_err alert_to_json(const alert *a, jbuf *b)
 
         jbuf_obj_open(b, NULL);
         jbuf_u64(b, "seq", e->seq);
-        json_time(b, "timestamp", e->ts_ms);
-        json_opt(b, "community_id", e->community_id);
+        alert_json_time(b, "timestamp", e->ts_ms);
+        alert_json_opt(b, "community_id", e->community_id);
         jbuf_strn(b, "event", e->event ? e->event : "", e->event ? e->event_len : 0);
         if (e->truncated)
             jbuf_bool(b, "truncated", true);

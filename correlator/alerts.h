@@ -243,6 +243,9 @@ fh_err alert_write_ndjson(FILE *f, jbuf *b, const alert *a);
 
 /* "2024-05-01T08:00:00.123Z" for ms since the epoch; out needs 32 bytes. */
 void alert_format_time(int64_t ms, char out[32]);
+/* A member with that time as text; a string member only when s is not NULL. */
+void alert_json_time(jbuf *b, const char *key, int64_t ms);
+void alert_json_opt(jbuf *b, const char *key, const char *s);
 
 /* ---- the book of open alerts ---------------------------------------------------- */
 

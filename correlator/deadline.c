@@ -251,6 +251,21 @@ cal_date deadline_local_date(int64_t ms, int64_t *ms_of_day)
     return cal_from_days(day);
 }
 
+void deadline_local_text(int64_t ms, char *out, size_t len)
+{
+    int64_t msd;
+    char d[11];
+
+    deadline_local_date(ms, &msd);
+    if (msd == 0) {
+        cal_format(deadline_local_date(ms - 1, NULL), d);
+        snprintf(out, len, "%s 24:00", d);
+    } else {
+        cal_format(deadline_local_date(ms, NULL), d);
+        snprintf(out, len, "%s %02d:%02d", d, (int)(msd / 3600000), (int)(msd / 60000 % 60));
+    }
+}
+
 void deadline_rule_text(const deadline_rule *r, char *out, size_t len)
 {
     if (r->hours)

@@ -69,6 +69,12 @@ deadline deadline_compute(const deadline_policy *p, const calendar *cal, int64_t
  */
 cal_date deadline_local_date(int64_t ms, int64_t *ms_of_day);
 
+/*
+ * An instant as Asia/Shanghai text, "2026-04-30 09:30"; midnight is written as the
+ * end of the day before, "2026-04-30 24:00", as deadlines are. out needs 17 bytes.
+ */
+void deadline_local_text(int64_t ms, char *out, size_t len);
+
 /* A rule as text: "24 h", "5 working days" (for reports and the CLI). */
 void deadline_rule_text(const deadline_rule *r, char *out, size_t len);
 

@@ -416,22 +416,6 @@ out:
     return err;
 }
 
-/* An instant in Asia/Shanghai for records: "2026-04-30 24:00" (midnight ends the day before). */
-static void when_text(int64_t ms, char out[24])
-{
-    int64_t msd;
-    char d[11];
-
-    deadline_local_date(ms, &msd);
-    if (msd == 0) {
-        cal_format(deadline_local_date(ms - 1, NULL), d);
-        snprintf(out, 24, "%s 24:00", d);
-    } else {
-        cal_format(deadline_local_date(ms, NULL), d);
-        snprintf(out, 24, "%s %02d:%02d", d, (int)(msd / 3600000), (int)(msd / 60000 % 60));
-    }
-}
-
 /* A fresh deadline from `from` (a risk acceptance that ended). */
 static void fresh_deadline(incident *i, const deadline_policy *p, const calendar *cal, int64_t from)
 {
@@ -505,7 +489,7 @@ static fh_err move_fn(void *ctx, incident *i, change *c, char *why, size_t whyle
         err = set_str(&i->risk_reason, m->risk_reason);
         err = err ? err : set_str(&i->risk_approver, m->risk_approver);
         i->risk_expires = m->risk_expires;
-        when_text(m->risk_expires, day);
+        deadline_local_text(m->risk_expires, day, sizeof(day));
         snprintf(c->detail, sizeof(c->detail), "risk accepted by %s until %s: %s", m->risk_approver,
                  day, m->risk_reason);
         break;
@@ -517,7 +501,7 @@ static fh_err move_fn(void *ctx, incident *i, change *c, char *why, size_t whyle
 
             if (m->policy && m->cal) {
                 fresh_deadline(i, m->policy, m->cal, from);
-                when_text(i->deadline_at, due);
+                deadline_local_text(i->deadline_at, due, sizeof(due));
                 snprintf(c->detail, sizeof(c->detail), "risk acceptance %s; fresh deadline %s",
                          from < m->now ? "expired" : "revoked", due);
             }
@@ -599,7 +583,7 @@ static fh_err notice_fn(void *ctx, incident *i, change *c, char *why, size_t why
         return err;
     i->deadline_at = n->deadline;
     i->deadline_guessed = false;
-    when_text(n->deadline, due);
+    deadline_local_text(n->deadline, due, sizeof(due));
     snprintf(c->detail, sizeof(c->detail), "notice %s by %s of %s: deadline %s", n->number,
              n->issuer, n->date, due);
     return FH_OK;
@@ -782,8 +766,8 @@ static fh_err verify_fn(void *ctx, incident *i, change *c, char *why, size_t why
         return FH_ERR_NOMEM;
     alert_format_time(from, t0);
     alert_format_time(to, t1);
-    when_text(from, w0);
-    when_text(to, w1);
+    deadline_local_text(from, w0, sizeof(w0));
+    deadline_local_text(to, w1, sizeof(w1));
     jbuf_obj_open(&j, NULL);
     jbuf_obj_open(&j, "window");
     jbuf_str(&j, "from", t0);
@@ -860,7 +844,7 @@ fh_err incident_sweep(store *st, const deadline_policy *p, const calendar *cal, 
                                .cal = cal,
                                .comment = comment};
 
-            when_text(i.risk_expires, day);
+            deadline_local_text(i.risk_expires, day, sizeof(day));
             snprintf(comment, sizeof(comment), "risk acceptance expired on %s", day);
             err = incident_transition(st, i.id, &m, NULL, why, sizeof(why));
             if (!err)

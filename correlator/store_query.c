@@ -237,20 +237,6 @@ static const char *sort_col(aq_sort s)
     return cols[s];
 }
 
-static void time_json(jbuf *b, const char *key, int64_t ms)
-{
-    char t[32];
-
-    alert_format_time(ms, t);
-    jbuf_str(b, key, t);
-}
-
-static void opt_str(jbuf *b, const char *key, const char *v)
-{
-    if (v)
-        jbuf_str(b, key, v);
-}
-
 #define LIST_COLS                                                                                  \
     "a.id, a.rule_id, a.rule_name, a.title, a.level, a.status, " DEPT ", a.group_key, "            \
     "a.first_seen, a.last_seen, a.count, a.hits, a.src_ip, a.src_asset, a.src_segment, "           \
@@ -260,10 +246,10 @@ static void opt_str(jbuf *b, const char *key, const char *v)
 static void side_json(jbuf *b, const char *key, db_stmt *s, int c)
 {
     jbuf_obj_open(b, key);
-    opt_str(b, "ip", db_column_text(s, c));
-    opt_str(b, "asset", db_column_text(s, c + 1));
-    opt_str(b, "segment", db_column_text(s, c + 2));
-    opt_str(b, "zone", db_column_text(s, c + 3));
+    alert_json_opt(b, "ip", db_column_text(s, c));
+    alert_json_opt(b, "asset", db_column_text(s, c + 1));
+    alert_json_opt(b, "segment", db_column_text(s, c + 2));
+    alert_json_opt(b, "zone", db_column_text(s, c + 3));
     jbuf_obj_close(b);
 }
 
@@ -325,25 +311,25 @@ fh_err aq_list(store *st, const aq_filter *f, aq_sort sort, bool desc, const cha
         jbuf_str(out, "id", db_column_text(s, 0));
         jbuf_obj_open(out, "rule");
         jbuf_str(out, "id", db_column_text(s, 1));
-        opt_str(out, "name", db_column_text(s, 2));
+        alert_json_opt(out, "name", db_column_text(s, 2));
         jbuf_str(out, "title", db_column_text(s, 3));
         jbuf_obj_close(out);
         jbuf_str(out, "level", db_column_text(s, 4));
         jbuf_str(out, "status", db_column_text(s, 5));
-        opt_str(out, "department", db_column_text(s, 6));
+        alert_json_opt(out, "department", db_column_text(s, 6));
         jbuf_str(out, "group_key", db_column_text(s, 7));
-        time_json(out, "first_seen", db_column_int64(s, 8));
-        time_json(out, "last_seen", db_column_int64(s, 9));
+        alert_json_time(out, "first_seen", db_column_int64(s, 8));
+        alert_json_time(out, "last_seen", db_column_int64(s, 9));
         jbuf_i64(out, "count", db_column_int64(s, 10));
         jbuf_i64(out, "hits", db_column_int64(s, 11));
         side_json(out, "src", s, 12);
         side_json(out, "dest", s, 16);
         if (!db_column_null(s, 20))
-            time_json(out, "deadline", db_column_int64(s, 20));
-        opt_str(out, "assignee", db_column_text(s, 21));
-        opt_str(out, "category", db_column_text(s, 22));
-        opt_str(out, "subcategory", db_column_text(s, 23));
-        opt_str(out, "sensor", db_column_text(s, 24));
+            alert_json_time(out, "deadline", db_column_int64(s, 20));
+        alert_json_opt(out, "assignee", db_column_text(s, 21));
+        alert_json_opt(out, "category", db_column_text(s, 22));
+        alert_json_opt(out, "subcategory", db_column_text(s, 23));
+        alert_json_opt(out, "sensor", db_column_text(s, 24));
         jbuf_obj_close(out);
         last_val = db_column_int64(s, 26);
         snprintf(last_id, sizeof(last_id), "%s", db_column_text(s, 0));
@@ -518,11 +504,11 @@ fh_err aq_groups(store *st, const aq_filter *f, const char *by, uint32_t limit, 
         jbuf_obj_open(out, NULL);
         for (int d = 0; d < 3; d++)
             for (int k = 0; use[d] && k < dims[d].ncols; k++, c++)
-                opt_str(out, dims[d].keys[k], db_column_text(s, c));
+                alert_json_opt(out, dims[d].keys[k], db_column_text(s, c));
         jbuf_i64(out, "alerts", db_column_int64(s, c));
         jbuf_i64(out, "events", db_column_int64(s, c + 1));
-        time_json(out, "first_seen", db_column_int64(s, c + 2));
-        time_json(out, "last_seen", db_column_int64(s, c + 3));
+        alert_json_time(out, "first_seen", db_column_int64(s, c + 2));
+        alert_json_time(out, "last_seen", db_column_int64(s, c + 3));
         jbuf_obj_close(out);
     }
     if (rc != DB_DONE)
