@@ -29,37 +29,8 @@
 #include "../correlator/incident.h"
 #include "../correlator/rate.h"
 #include "../correlator/store.h"
+#include "api_int.h"
 #include "report.h"
-
-#define COOKIE          "fh_session"
-#define MAX_DEPTH       16
-#define LOGIN_PARALLEL  2  /* Argon2id costs 64 MiB and ~0.2 s each */
-#define SOURCE_FAILURES 20 /* login failures per address per window before 429 */
-#define SOURCE_WINDOW   (15 * 60 * 1000LL)
-#define NSOURCES        256
-
-/* Role bits. */
-#define R(x)   (1u << (x))
-#define PUBLIC 0u
-#define ANY                                                                                        \
-    (R(ROLE_SYSADMIN) | R(ROLE_SECADMIN) | R(ROLE_ANALYST) | R(ROLE_COMPLIANCE) | R(ROLE_AUDITOR))
-/* Alert data: analysts (their departments), security admins (tuning), compliance (read). */
-#define READ_ALERTS (R(ROLE_ANALYST) | R(ROLE_SECADMIN) | R(ROLE_COMPLIANCE))
-
-typedef struct {
-    char addr[64];
-    int64_t since;
-    uint32_t failures;
-} source_slot;
-
-struct api {
-    api_opts o;
-    account_policy pol;
-    http_server *srv;
-    sem_t logins;
-    pthread_mutex_t mu;
-    source_slot sources[NSOURCES];
-};
 
 /* ---- per-thread store -------------------------------------------------------------- */
 
@@ -95,7 +66,7 @@ static store *thread_store(api *a)
     return st;
 }
 
-static int64_t now_ms(api *a)
+int64_t api_now(api *a)
 {
     struct timespec ts;
 
@@ -139,7 +110,7 @@ static int json_depth(const char *s, size_t n)
  * The body as a JSON object: NULL after answering 400 with invalid_json,
  * too_deep, or not_an_object. jansson refuses invalid UTF-8 and NUL bytes.
  */
-static json_t *body_object(const http_req *r, http_resp *w)
+json_t *api_body(const http_req *r, http_resp *w)
 {
     json_error_t e;
     json_t *j;
@@ -162,7 +133,7 @@ static json_t *body_object(const http_req *r, http_resp *w)
 }
 
 /* A string member: NULL (and 400 wrong_type / missing_field) when absent and required. */
-static const char *member_str(json_t *o, const char *key, bool required, http_resp *w, bool *bad)
+const char *api_str(json_t *o, const char *key, bool required, http_resp *w, bool *bad)
 {
     json_t *v = json_object_get(o, key);
 
@@ -188,12 +159,19 @@ static const char *member_str(json_t *o, const char *key, bool required, http_re
     return json_string_value(v);
 }
 
+void api_ok(http_resp *w)
+{
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_bool(&w->body, "ok", true);
+    jbuf_obj_close(&w->body);
+}
+
 /* ---- audit ------------------------------------------------------------------------- */
 
-static void audit(api *a, store *st, const char *actor, const http_req *r, const char *action,
-                  const char *object, const char *outcome, const char *detail)
+void api_audit(api *a, store *st, const char *actor, const http_req *r, const char *action,
+               const char *object, const char *outcome, const char *detail)
 {
-    audit_entry e = {.at = now_ms(a),
+    audit_entry e = {.at = api_now(a),
                      .actor = actor && *actor ? actor : "(anonymous)",
                      .source = r->source,
                      .action = action,
@@ -206,13 +184,6 @@ static void audit(api *a, store *st, const char *actor, const http_req *r, const
 }
 
 /* ---- sessions ---------------------------------------------------------------------- */
-
-typedef struct {
-    bool ok;
-    account_info who;
-    char csrf[SESSION_TOKEN_LEN + 1];
-    const char *sid;
-} session;
 
 static void session_cookie(const http_req *r, http_resp *w, const char *sid, bool clear)
 {
@@ -281,10 +252,10 @@ static bool source_throttled(api *a, const char *addr, int64_t now, bool failed)
 
 static void h_login(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
 {
-    json_t *j = body_object(r, w);
+    json_t *j = api_body(r, w);
     const char *user, *pw;
     char sid[SESSION_TOKEN_LEN + 1], csrf[SESSION_TOKEN_LEN + 1];
-    int64_t now = now_ms(a), until = 0;
+    int64_t now = api_now(a), until = 0;
     login_result res;
     account_info who;
     bool bad = false;
@@ -293,15 +264,15 @@ static void h_login(api *a, store *st, session *s, const http_req *r, http_resp 
     (void)s;
     if (!j)
         return;
-    user = member_str(j, "user", true, w, &bad);
-    pw = member_str(j, "password", true, w, &bad);
+    user = api_str(j, "user", true, w, &bad);
+    pw = api_str(j, "password", true, w, &bad);
     if (bad) {
         json_decref(j);
         return;
     }
     if (source_throttled(a, r->source, now, false)) {
         http_error(w, 429, "too_many_failures_from_address");
-        audit(a, st, user, r, "login", user, "throttled", NULL);
+        api_audit(a, st, user, r, "login", user, "throttled", NULL);
         json_decref(j);
         return;
     }
@@ -321,18 +292,18 @@ static void h_login(api *a, store *st, session *s, const http_req *r, http_resp 
     if (res == LOGIN_OK) {
         session_cookie(r, w, sid, false);
         who_json(w, &who, csrf);
-        audit(a, st, who.name, r, "login", who.name, "ok", NULL);
+        api_audit(a, st, who.name, r, "login", who.name, "ok", NULL);
     } else {
         source_throttled(a, r->source, now, true);
         http_error(w, res == LOGIN_LOCKED ? 423 : 401,
                    res == LOGIN_LOCKED     ? "account_locked"
                    : res == LOGIN_DISABLED ? "account_disabled"
                                            : "bad_credentials");
-        audit(a, st, user, r, "login", user,
-              res == LOGIN_LOCKED     ? "locked"
-              : res == LOGIN_DISABLED ? "disabled"
-                                      : "failed",
-              NULL);
+        api_audit(a, st, user, r, "login", user,
+                  res == LOGIN_LOCKED     ? "locked"
+                  : res == LOGIN_DISABLED ? "disabled"
+                                          : "failed",
+                  NULL);
     }
     json_decref(j);
 }
@@ -354,16 +325,14 @@ static void h_logout(api *a, store *st, session *s, const http_req *r, http_resp
         return;
     }
     session_cookie(r, w, NULL, true);
-    audit(a, st, s->who.name, r, "logout", s->who.name, "ok", NULL);
-    jbuf_obj_open(&w->body, NULL);
-    jbuf_bool(&w->body, "ok", true);
-    jbuf_obj_close(&w->body);
+    api_audit(a, st, s->who.name, r, "logout", s->who.name, "ok", NULL);
+    api_ok(w);
 }
 
 static void h_password(api *a, store *st, session *s, const http_req *r, http_resp *w,
                        const char *id)
 {
-    json_t *j = body_object(r, w);
+    json_t *j = api_body(r, w);
     const char *old_pw, *new_pw, *why = NULL;
     bool bad = false;
     fh_err err;
@@ -371,20 +340,18 @@ static void h_password(api *a, store *st, session *s, const http_req *r, http_re
     (void)id;
     if (!j)
         return;
-    old_pw = member_str(j, "old", true, w, &bad);
-    new_pw = member_str(j, "new", true, w, &bad);
+    old_pw = api_str(j, "old", true, w, &bad);
+    new_pw = api_str(j, "new", true, w, &bad);
     if (!bad) {
-        err = account_change_password(st, &a->pol, s->who.name, old_pw, new_pw, now_ms(a), &why);
+        err = account_change_password(st, &a->pol, s->who.name, old_pw, new_pw, api_now(a), &why);
         if (err == FH_ERR_ARG) {
             http_error(w, 400, why ? why : "refused");
-            audit(a, st, s->who.name, r, "password.change", s->who.name, "refused", why);
+            api_audit(a, st, s->who.name, r, "password.change", s->who.name, "refused", why);
         } else if (err) {
             http_error(w, 500, "store_error");
         } else {
-            audit(a, st, s->who.name, r, "password.change", s->who.name, "ok", NULL);
-            jbuf_obj_open(&w->body, NULL);
-            jbuf_bool(&w->body, "ok", true);
-            jbuf_obj_close(&w->body);
+            api_audit(a, st, s->who.name, r, "password.change", s->who.name, "ok", NULL);
+            api_ok(w);
         }
     }
     json_decref(j);
@@ -393,7 +360,7 @@ static void h_password(api *a, store *st, session *s, const http_req *r, http_re
 static void h_user_add(api *a, store *st, session *s, const http_req *r, http_resp *w,
                        const char *id)
 {
-    json_t *j = body_object(r, w);
+    json_t *j = api_body(r, w);
     const char *name, *role, *pw, *why = NULL;
     bool bad = false;
     int rl;
@@ -402,13 +369,13 @@ static void h_user_add(api *a, store *st, session *s, const http_req *r, http_re
     (void)id;
     if (!j)
         return;
-    name = member_str(j, "name", true, w, &bad);
-    role = member_str(j, "role", true, w, &bad);
-    pw = member_str(j, "password", true, w, &bad);
+    name = api_str(j, "name", true, w, &bad);
+    role = api_str(j, "role", true, w, &bad);
+    pw = api_str(j, "password", true, w, &bad);
     if (!bad && (rl = account_role_parse(role)) < 0) {
         http_error(w, 400, "bad_role");
     } else if (!bad) {
-        err = account_create(st, &a->pol, name, (account_role)rl, pw, true, now_ms(a), &why);
+        err = account_create(st, &a->pol, name, (account_role)rl, pw, true, api_now(a), &why);
         if (err) {
             http_error(w, err == FH_ERR_ARG ? (why && !strcmp(why, "exists") ? 409 : 400) : 500,
                        err == FH_ERR_ARG && why ? why : "store_error");
@@ -419,7 +386,7 @@ static void h_user_add(api *a, store *st, session *s, const http_req *r, http_re
             jbuf_str(&w->body, "role", role);
             jbuf_obj_close(&w->body);
         }
-        audit(a, st, s->who.name, r, "user.create", name, err ? "refused" : "ok", role);
+        api_audit(a, st, s->who.name, r, "user.create", name, err ? "refused" : "ok", role);
     }
     json_decref(j);
 }
@@ -480,7 +447,7 @@ static void h_audit_verify(api *a, store *st, session *s, const http_req *r, htt
         http_error(w, 500, "store_error");
         return;
     }
-    audit(a, st, s->who.name, r, "audit.verify", NULL, v.ok ? "ok" : "broken", NULL);
+    api_audit(a, st, s->who.name, r, "audit.verify", NULL, v.ok ? "ok" : "broken", NULL);
     jbuf_obj_open(&w->body, NULL);
     jbuf_bool(&w->body, "ok", v.ok);
     jbuf_i64(&w->body, "records", v.records);
@@ -517,7 +484,7 @@ static bool in_scope(const account_info *who, const incident *i)
  * Whether the user may act on incident id; false after answering 404 (absent, or out
  * of an analyst's scope: nothing about it leaks) or 500.
  */
-static bool incident_for(store *st, const session *s, const char *id, http_resp *w)
+bool api_incident_for(store *st, const session *s, const char *id, http_resp *w)
 {
     incident cur;
     fh_err err = incident_get(st, id, &cur);
@@ -535,7 +502,7 @@ static bool incident_for(store *st, const session *s, const char *id, http_resp 
 static void h_transition(api *a, store *st, session *s, const http_req *r, http_resp *w,
                          const char *id)
 {
-    json_t *j = body_object(r, w);
+    json_t *j = api_body(r, w);
     const char *to, *comment, *dup, *reason, *approver, *expires;
     incident_move m;
     incident_state from;
@@ -546,25 +513,25 @@ static void h_transition(api *a, store *st, session *s, const http_req *r, http_
 
     if (!j)
         return;
-    to = member_str(j, "to", true, w, &bad);
-    comment = member_str(j, "comment", false, w, &bad);
-    dup = member_str(j, "duplicate_of", false, w, &bad);
-    reason = member_str(j, "risk_reason", false, w, &bad);
-    approver = member_str(j, "risk_approver", false, w, &bad);
-    expires = member_str(j, "risk_expires", false, w, &bad);
+    to = api_str(j, "to", true, w, &bad);
+    comment = api_str(j, "comment", false, w, &bad);
+    dup = api_str(j, "duplicate_of", false, w, &bad);
+    reason = api_str(j, "risk_reason", false, w, &bad);
+    approver = api_str(j, "risk_approver", false, w, &bad);
+    expires = api_str(j, "risk_expires", false, w, &bad);
     if (bad)
         goto out;
     if ((state = incident_state_parse(to)) < 0) {
         http_error(w, 400, "bad_state");
         goto out;
     }
-    if (!incident_for(st, s, id, w))
+    if (!api_incident_for(st, s, id, w))
         goto out;
     memset(&m, 0, sizeof(m));
     m.to = (incident_state)state;
     m.actor = s->who.name;
     m.comment = comment;
-    m.now = now_ms(a);
+    m.now = api_now(a);
     m.duplicate_of = dup;
     m.risk_reason = reason;
     m.risk_approver = approver;
@@ -579,7 +546,7 @@ static void h_transition(api *a, store *st, session *s, const http_req *r, http_
         http_error_open(w, 409, "transition_refused");
         jbuf_str(&w->body, "to", to);
         http_error_close(w);
-        audit(a, st, s->who.name, r, "incident.transition", id, "refused", to);
+        api_audit(a, st, s->who.name, r, "incident.transition", id, "refused", to);
     } else if (err) {
         http_error(w, err == FH_ERR_NOTFOUND ? 404 : 500,
                    err == FH_ERR_NOTFOUND ? "not_found" : "store_error");
@@ -587,7 +554,7 @@ static void h_transition(api *a, store *st, session *s, const http_req *r, http_
         char detail[64];
 
         snprintf(detail, sizeof(detail), "%s -> %s", incident_state_name(from), to);
-        audit(a, st, s->who.name, r, "incident.transition", id, "ok", detail);
+        api_audit(a, st, s->who.name, r, "incident.transition", id, "ok", detail);
         jbuf_obj_open(&w->body, NULL);
         jbuf_str(&w->body, "id", id);
         jbuf_str(&w->body, "from", incident_state_name(from));
@@ -837,7 +804,7 @@ static void collect_id(void *ctx, const char *id)
  */
 static void h_bulk(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
 {
-    json_t *j = body_object(r, w), *ids, *expect;
+    json_t *j = api_body(r, w), *ids, *expect;
     const char *to, *comment;
     id_list l = {0};
     incident_move m;
@@ -847,8 +814,8 @@ static void h_bulk(api *a, store *st, session *s, const http_req *r, http_resp *
     (void)id;
     if (!j)
         return;
-    to = member_str(j, "to", true, w, &bad);
-    comment = member_str(j, "comment", false, w, &bad);
+    to = api_str(j, "to", true, w, &bad);
+    comment = api_str(j, "comment", false, w, &bad);
     if (bad)
         goto out;
     if ((state = incident_state_parse(to)) < 0) {
@@ -902,7 +869,7 @@ static void h_bulk(api *a, store *st, session *s, const http_req *r, http_resp *
     m.to = (incident_state)state;
     m.actor = s->who.name;
     m.comment = comment;
-    m.now = now_ms(a);
+    m.now = api_now(a);
     m.policy = a->o.policy;
     m.cal = a->o.cal;
     jbuf_obj_open(&w->body, NULL);
@@ -931,7 +898,8 @@ static void h_bulk(api *a, store *st, session *s, const http_req *r, http_resp *
         if (!err)
             jbuf_str(&w->body, "from", incident_state_name(from));
         jbuf_obj_close(&w->body);
-        audit(a, st, s->who.name, r, "incident.transition", l.ids[k], err ? "refused" : "ok", to);
+        api_audit(a, st, s->who.name, r, "incident.transition", l.ids[k], err ? "refused" : "ok",
+                  to);
     }
     jbuf_arr_close(&w->body);
     jbuf_obj_close(&w->body);
@@ -952,7 +920,7 @@ static void h_report(api *a, store *st, session *s, const http_req *r, http_resp
     const char *from_s = http_query(r, "from"), *to_s = http_query(r, "to");
     const char *by_s = http_query(r, "by"), *format = http_query(r, "format");
     const char *asof = http_query(r, "as_of");
-    int64_t from, to, now = now_ms(a);
+    int64_t from, to, now = api_now(a);
     char err[512] = "", path[64] = "", detail[128];
     uint32_t stamped;
     int by = rate_by_parse(by_s ? by_s : "department");
@@ -1018,7 +986,7 @@ static void h_report(api *a, store *st, session *s, const http_req *r, http_resp
     if (path[0])
         unlink(path);
     snprintf(detail, sizeof(detail), "%s %s..%s by %s", format, from_s, to_s, rate_by_name(by));
-    audit(a, st, s->who.name, r, "report.download", NULL, e ? "failed" : "ok", detail);
+    api_audit(a, st, s->who.name, r, "report.download", NULL, e ? "failed" : "ok", detail);
     if (e) {
         free(text);
         http_error(w, 500, "report_failed");
@@ -1040,7 +1008,7 @@ static void h_report(api *a, store *st, session *s, const http_req *r, http_resp
 /* POST /api/v1/incidents/{id}/assign {"department":..., "assignee":..., "comment":...} */
 static void h_assign(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
 {
-    json_t *j = body_object(r, w);
+    json_t *j = api_body(r, w);
     const char *dept, *assignee, *comment;
     char why[512];
     bool bad = false;
@@ -1048,15 +1016,15 @@ static void h_assign(api *a, store *st, session *s, const http_req *r, http_resp
 
     if (!j)
         return;
-    dept = member_str(j, "department", false, w, &bad);
-    assignee = member_str(j, "assignee", false, w, &bad);
-    comment = member_str(j, "comment", false, w, &bad);
+    dept = api_str(j, "department", false, w, &bad);
+    assignee = api_str(j, "assignee", false, w, &bad);
+    comment = api_str(j, "comment", false, w, &bad);
     if (!bad && !dept && !assignee) {
         http_error(w, 400, "missing_field");
         bad = true;
     }
-    if (!bad && incident_for(st, s, id, w)) {
-        err = incident_assign(st, id, dept, assignee, s->who.name, comment, now_ms(a), why,
+    if (!bad && api_incident_for(st, s, id, w)) {
+        err = incident_assign(st, id, dept, assignee, s->who.name, comment, api_now(a), why,
                               sizeof(why));
         if (err) {
             http_error(w, err == FH_ERR_ARG ? 400 : 500,
@@ -1067,7 +1035,7 @@ static void h_assign(api *a, store *st, session *s, const http_req *r, http_resp
             jbuf_bool(&w->body, "ok", true);
             jbuf_obj_close(&w->body);
         }
-        audit(a, st, s->who.name, r, "incident.assign", id, err ? "refused" : "ok", dept);
+        api_audit(a, st, s->who.name, r, "incident.assign", id, err ? "refused" : "ok", dept);
     }
     json_decref(j);
 }
@@ -1076,7 +1044,7 @@ static void h_assign(api *a, store *st, session *s, const http_req *r, http_resp
  * notice (通报) sets the incident's deadline. */
 static void h_notice(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
 {
-    json_t *j = body_object(r, w);
+    json_t *j = api_body(r, w);
     incident_notice n;
     const char *due;
     char why[512];
@@ -1087,16 +1055,16 @@ static void h_notice(api *a, store *st, session *s, const http_req *r, http_resp
     if (!j)
         return;
     memset(&n, 0, sizeof(n));
-    n.number = member_str(j, "number", true, w, &bad);
-    n.issuer = member_str(j, "issuer", true, w, &bad);
-    n.date = member_str(j, "date", true, w, &bad);
-    due = member_str(j, "deadline", true, w, &bad);
+    n.number = api_str(j, "number", true, w, &bad);
+    n.issuer = api_str(j, "issuer", true, w, &bad);
+    n.date = api_str(j, "date", true, w, &bad);
+    due = api_str(j, "deadline", true, w, &bad);
     if (!bad && (!cal_parse(n.date, &d) || !console_parse_time(due, true, &n.deadline))) {
         http_error(w, 400, "bad_time");
         bad = true;
     }
-    if (!bad && incident_for(st, s, id, w)) {
-        err = incident_set_notice(st, id, &n, s->who.name, NULL, now_ms(a), why, sizeof(why));
+    if (!bad && api_incident_for(st, s, id, w)) {
+        err = incident_set_notice(st, id, &n, s->who.name, NULL, api_now(a), why, sizeof(why));
         if (err) {
             http_error(w, err == FH_ERR_ARG ? 400 : 500,
                        err == FH_ERR_ARG ? "notice_refused" : "store_error");
@@ -1106,7 +1074,7 @@ static void h_notice(api *a, store *st, session *s, const http_req *r, http_resp
             jbuf_i64(&w->body, "deadline", n.deadline);
             jbuf_obj_close(&w->body);
         }
-        audit(a, st, s->who.name, r, "incident.notice", id, err ? "refused" : "ok", n.number);
+        api_audit(a, st, s->who.name, r, "incident.notice", id, err ? "refused" : "ok", n.number);
     }
     json_decref(j);
 }
@@ -1140,37 +1108,46 @@ static void h_metrics(api *a, store *st, session *s, const http_req *r, http_res
 
 /* ---- routing ----------------------------------------------------------------------- */
 
-typedef void (*route_fn)(api *a, store *st, session *s, const http_req *r, http_resp *w,
-                         const char *id);
-
-typedef struct {
-    const char *method, *path;
-    unsigned roles;         /* PUBLIC: no session needed */
-    bool change;            /* a state change: CSRF token and Origin checked */
-    bool while_must_change; /* allowed before the first password change */
-    route_fn fn;
-} route;
-
 static const route ROUTES[] = {
-    {"GET", "/api/v1/version", PUBLIC, false, true, h_version},
-    {"POST", "/api/v1/session", PUBLIC, false, true, h_login},
-    {"GET", "/api/v1/session", ANY, false, true, h_whoami},
-    {"DELETE", "/api/v1/session", ANY, true, true, h_logout},
-    {"POST", "/api/v1/session/password", ANY, true, true, h_password},
-    {"POST", "/api/v1/users", R(ROLE_SYSADMIN), true, false, h_user_add},
-    {"GET", "/api/v1/audit", R(ROLE_AUDITOR), false, false, h_audit},
-    {"GET", "/api/v1/audit/verify", R(ROLE_AUDITOR), false, false, h_audit_verify},
-    {"GET", "/api/v1/alerts", READ_ALERTS, false, false, h_alerts},
-    {"GET", "/api/v1/alerts/facets", READ_ALERTS, false, false, h_facets},
-    {"GET", "/api/v1/alerts/groups", READ_ALERTS, false, false, h_groups},
-    {"POST", "/api/v1/alerts/bulk", R(ROLE_ANALYST), true, false, h_bulk},
-    {"GET", "/api/v1/alerts/{id}", READ_ALERTS, false, false, h_alert},
-    {"POST", "/api/v1/incidents/{id}/transition", R(ROLE_ANALYST), true, false, h_transition},
-    {"POST", "/api/v1/incidents/{id}/assign", R(ROLE_ANALYST), true, false, h_assign},
+    {"GET", "/api/v1/version", PUBLIC, false, true, h_version, false},
+    {"GET", "/api/v1/health", PUBLIC, false, true, h_health, false},
+    {"POST", "/api/v1/session", PUBLIC, false, true, h_login, false},
+    {"GET", "/api/v1/session", ANY, false, true, h_whoami, false},
+    {"DELETE", "/api/v1/session", ANY, true, true, h_logout, true},
+    {"POST", "/api/v1/session/password", ANY, true, true, h_password, true},
+    {"GET", "/api/v1/tokens", ANY, false, false, h_tokens, false},
+    {"POST", "/api/v1/tokens", ANY, true, false, h_token_add, true},
+    {"DELETE", "/api/v1/tokens/{id}", ANY, true, false, h_token_revoke, false},
+    {"GET", "/api/v1/users", R(ROLE_SYSADMIN), false, false, h_users, false},
+    {"POST", "/api/v1/users", R(ROLE_SYSADMIN), true, false, h_user_add, false},
+    {"POST", "/api/v1/users/{id}", R(ROLE_SYSADMIN), true, false, h_user_update, false},
+    {"POST", "/api/v1/users/{id}/password", R(ROLE_SYSADMIN), true, false, h_user_reset, true},
+    {"GET", "/api/v1/audit", R(ROLE_AUDITOR), false, false, h_audit, false},
+    {"GET", "/api/v1/audit/verify", R(ROLE_AUDITOR), false, false, h_audit_verify, false},
+    {"GET", "/api/v1/alerts", READ_ALERTS, false, false, h_alerts, false},
+    {"GET", "/api/v1/alerts/facets", READ_ALERTS, false, false, h_facets, false},
+    {"GET", "/api/v1/alerts/groups", READ_ALERTS, false, false, h_groups, false},
+    {"POST", "/api/v1/alerts/bulk", R(ROLE_ANALYST), true, false, h_bulk, false},
+    {"GET", "/api/v1/alerts/{id}", READ_ALERTS, false, false, h_alert, false},
+    {"POST", "/api/v1/incidents/{id}/transition", R(ROLE_ANALYST), true, false, h_transition,
+     false},
+    {"POST", "/api/v1/incidents/{id}/assign", R(ROLE_ANALYST), true, false, h_assign, false},
+    {"POST", "/api/v1/incidents/{id}/comment", R(ROLE_ANALYST), true, false, h_comment, false},
     {"POST", "/api/v1/incidents/{id}/notice", R(ROLE_ANALYST) | R(ROLE_COMPLIANCE), true, false,
-     h_notice},
-    {"GET", "/api/v1/rectification/report", R(ROLE_COMPLIANCE), false, false, h_report},
-    {"GET", "/metrics", PUBLIC, false, true, h_metrics},
+     h_notice, false},
+    {"GET", "/api/v1/suppressions", R(ROLE_SECADMIN), false, false, h_suppressions, false},
+    {"POST", "/api/v1/suppressions", R(ROLE_SECADMIN), true, false, h_suppression_add, false},
+    {"DELETE", "/api/v1/suppressions/{id}", R(ROLE_SECADMIN), true, false, h_suppression_revoke,
+     false},
+    {"GET", "/api/v1/rules", RULES_READ, false, false, h_rules, false},
+    {"POST", "/api/v1/rules", R(ROLE_SECADMIN), true, false, h_rule_upload, false},
+    {"POST", "/api/v1/rules/validate", R(ROLE_SECADMIN), true, false, h_rule_validate, false},
+    {"POST", "/api/v1/rules/reload", R(ROLE_SECADMIN), true, false, h_rules_reload, false},
+    {"GET", "/api/v1/rules/{id}", RULES_READ, false, false, h_rule, false},
+    {"POST", "/api/v1/rules/{id}/enable", R(ROLE_SECADMIN), true, false, h_rule_enable, false},
+    {"POST", "/api/v1/rules/{id}/disable", R(ROLE_SECADMIN), true, false, h_rule_disable, false},
+    {"GET", "/api/v1/rectification/report", R(ROLE_COMPLIANCE), false, false, h_report, false},
+    {"GET", "/metrics", PUBLIC, false, true, h_metrics, false},
 };
 #define NROUTES (sizeof(ROUTES) / sizeof(ROUTES[0]))
 
@@ -1263,9 +1240,26 @@ static void dispatch(void *ctx, const http_req *r, http_resp *w)
         return;
     }
     if (rt->roles != PUBLIC) {
-        const char *sid = http_cookie(r, COOKIE);
+        const char *sid = http_cookie(r, COOKIE), *authz = http_header(r, "Authorization");
 
-        if (!sid || account_session(st, &a->pol, sid, now_ms(a), &s.who, s.csrf) != FH_OK) {
+        if (authz && !strncmp(authz, "Bearer ", 7)) {
+            char tid[TOKEN_ID_LEN + 1] = "";
+            const char *why = NULL;
+            fh_err te = token_auth(st, authz + 7, api_now(a), &s.who, tid, &why);
+
+            if (te) {
+                http_error(w, te == FH_ERR_NOTFOUND ? 401 : 500,
+                           te == FH_ERR_NOTFOUND ? why : "store_error");
+                if (te == FH_ERR_NOTFOUND && tid[0])
+                    api_audit(a, st, tid, r, "token.use", r->path, "denied", why);
+                return;
+            }
+            s.token = true;
+            if (rt->session_only) {
+                http_error(w, 403, "session_required");
+                return;
+            }
+        } else if (!sid || account_session(st, &a->pol, sid, api_now(a), &s.who, s.csrf) != FH_OK) {
             http_error(w, 401, "not_authenticated");
             return;
         }
@@ -1273,25 +1267,26 @@ static void dispatch(void *ctx, const http_req *r, http_resp *w)
         s.sid = sid;
         if (!(rt->roles & R(s.who.role))) {
             http_error(w, 403, "forbidden");
-            audit(a, st, s.who.name, r, "access", r->path, "denied", r->method);
+            api_audit(a, st, s.who.name, r, "access", r->path, "denied", r->method);
             return;
         }
         if (s.who.must_change && !rt->while_must_change) {
             http_error(w, 403, "password_change_required");
             return;
         }
-        if (rt->change) {
+        /* a token is not sent by the browser on its own: no cross-site request to guard */
+        if (rt->change && !s.token) {
             const char *tok = http_header(r, "X-CSRF-Token");
 
             if (!origin_ok(r)) {
                 http_error(w, 403, "origin_mismatch");
-                audit(a, st, s.who.name, r, "csrf", r->path, "denied", "origin");
+                api_audit(a, st, s.who.name, r, "csrf", r->path, "denied", "origin");
                 return;
             }
             if (!tok || strlen(tok) != SESSION_TOKEN_LEN ||
                 sodium_memcmp(tok, s.csrf, SESSION_TOKEN_LEN) != 0) {
                 http_error(w, 403, "csrf_token_invalid");
-                audit(a, st, s.who.name, r, "csrf", r->path, "denied", "token");
+                api_audit(a, st, s.who.name, r, "csrf", r->path, "denied", "token");
                 return;
             }
         }

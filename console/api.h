@@ -16,6 +16,8 @@ typedef struct {
     const char *db;                /* the store every request thread opens */
     const deadline_policy *policy; /* for moves (verification window, fresh deadlines) */
     const char *policy_path;       /* shown in reports */
+    const char *rules_dir;         /* the correlators' rule folder (NULL: no rules API) */
+    const char *assets_file;       /* their asset inventory (placeholders), NULL: none */
     const calendar *cal;
     int64_t session_idle_ms;   /* 0: the account policy's default */
     int64_t (*now)(void *ctx); /* NULL: the wall clock */

@@ -35,6 +35,8 @@ int cmd_serve(int argc, char **argv)
                                          {"calendar-dir", required_argument, NULL, 'C'},
                                          {"session-idle", required_argument, NULL, 'i'},
                                          {"threads", required_argument, NULL, 't'},
+                                         {"rules", required_argument, NULL, 'r'},
+                                         {"assets", required_argument, NULL, 'a'},
                                          {NULL, 0, NULL, 0}};
     http_opts ho = {.listen = "127.0.0.1:8080", .static_dir = "dashboards"};
     console_ctx c = {0};
@@ -75,13 +77,20 @@ int cmd_serve(int argc, char **argv)
         case 't':
             ho.threads = (unsigned)atoi(optarg);
             break;
+        case 'r':
+            ao.rules_dir = optarg;
+            break;
+        case 'a':
+            ao.assets_file = optarg;
+            break;
         default:
             return 2;
         }
     }
     if (optind != argc) {
         fh_error("usage: fenghuo-console serve [--listen ADDR:PORT] [--tls-cert PEM --tls-key PEM] "
-                 "[--static DIR] [--db PATH|URI] [--session-idle SECONDS]");
+                 "[--static DIR] [--db PATH|URI] [--rules DIR [--assets FILE]] "
+                 "[--session-idle SECONDS]");
         return 2;
     }
     if (!console_open(&c))

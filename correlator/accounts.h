@@ -99,4 +99,58 @@ fh_err account_change_password(store *st, const account_policy *p, const char *n
                                const char *old_pw, const char *new_pw, int64_t now,
                                const char **why);
 
+/* ---- user management (the system administrator) ------------------------------------ */
+
+typedef struct {
+    const char *name, *role, *departments;
+    bool must_change, disabled;
+    int64_t locked_until, created_at, password_changed_at;
+} account_row;
+typedef void (*account_row_fn)(void *ctx, const account_row *r);
+fh_err account_list(store *st, account_row_fn fn, void *ctx);
+
+/*
+ * Changes a user: role (< 0 keeps it), disabled (1, 0, or < 0 keeps it), departments
+ * (NULL keeps them, "" clears them). A new role or disabling ends the user's sessions.
+ * FH_ERR_NOTFOUND for an unknown user; FH_ERR_ARG with why = "last_sysadmin" when it
+ * would leave no enabled system administrator, "bad_role".
+ */
+fh_err account_update(store *st, const char *name, int role, int disabled, const char *departments,
+                      const char **why);
+
+/* Sets a new password that must be changed at the next login; ends the user's sessions. */
+fh_err account_reset_password(store *st, const account_policy *p, const char *name,
+                              const char *password, int64_t now, const char **why);
+
+/* ---- API tokens ---------------------------------------------------------------------
+ * "fht_" + 16 hex digits (the id, public) + "_" + 43 characters of base64url (secret).
+ * Only the SHA-256 of the whole token is stored. A token acts as its owner with the
+ * role it was made for; a revoked or expired token, a disabled owner, or an owner
+ * whose role has changed since, is refused. */
+
+#define TOKEN_ID_LEN      20 /* "fht_" + 16 */
+#define TOKEN_LEN         (TOKEN_ID_LEN + 1 + SESSION_TOKEN_LEN)
+#define TOKEN_MAX_LIFE_MS (366 * 24 * 3600 * 1000LL)
+
+/* FH_ERR_ARG with why = "bad_name", "bad_expiry" (past, or over a year), "no_such_user". */
+fh_err token_create(store *st, const char *user, account_role role, const char *name,
+                    int64_t expires_at, int64_t now, char token[TOKEN_LEN + 1],
+                    char id[TOKEN_ID_LEN + 1], const char **why);
+
+/* The owner of a live token, as who (id = the token's id); FH_ERR_NOTFOUND with why =
+ * "unknown_token", "token_revoked", "token_expired", "account_disabled",
+ * "token_role_changed". Records the use. */
+fh_err token_auth(store *st, const char *token, int64_t now, account_info *who, char *id,
+                  const char **why);
+
+typedef struct {
+    const char *id, *name, *user, *role;
+    int64_t created_at, expires_at, revoked_at, last_used;
+} token_row;
+typedef void (*token_row_fn)(void *ctx, const token_row *r);
+/* The tokens of user (NULL: everyone's). */
+fh_err token_list(store *st, const char *user, token_row_fn fn, void *ctx);
+/* Revokes token id (of user, or of anyone when user is NULL); FH_ERR_NOTFOUND if none. */
+fh_err token_revoke(store *st, const char *id, const char *user, int64_t now);
+
 #endif

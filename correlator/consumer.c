@@ -807,8 +807,12 @@ int run_kafka(const consumer_config *cfg)
             handle_message(&k, m);
             rd_kafka_message_destroy(m);
         }
-        if (cfg->reload && *cfg->reload) {
-            *cfg->reload = 0;
+        if (!k.batch_open && stream_admin_poll(&k.pl) != FH_OK)
+            fh_warn("reading suppressions and rule switches: %s", store_errmsg(k.st));
+        if ((cfg->reload && *cfg->reload) || k.pl.reload_wanted) {
+            if (cfg->reload)
+                *cfg->reload = 0;
+            k.pl.reload_wanted = false; /* a refused set is not retried until the next change */
             /* the positions go into the batch before the reload commits it */
             if (commit_batch(&k, true) == 0 && stream_reload(&k.pl, &ec, err, sizeof(err)) != FH_OK)
                 fh_error("reload: %s", err);

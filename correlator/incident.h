@@ -106,6 +106,10 @@ fh_err incident_assign(store *st, const char *id, const char *department, const 
                        const char *actor, const char *comment, int64_t now, char *why,
                        size_t whylen);
 
+/* A comment on the incident's timeline (kind "comment"); FH_ERR_ARG when empty. */
+fh_err incident_comment(store *st, const char *id, const char *actor, const char *comment,
+                        int64_t now, char *why, size_t whylen);
+
 /* An official notice (通报) sets the incident's deadline; recorded like a move. */
 typedef struct {
     const char *number, *issuer, *date; /* date YYYY-MM-DD */

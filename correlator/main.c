@@ -339,8 +339,11 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
             continue; /* a signal: look at the flags */
         if (n < 0)
             break;
-        if (reload_requested) {
+        if (st && stream_admin_poll(&pl) != FH_OK)
+            fh_warn("reading suppressions and rule switches: %s", store_errmsg(st));
+        if (reload_requested || pl.reload_wanted) {
             reload_requested = 0;
+            pl.reload_wanted = false; /* a refused set is not retried until the next change */
             if (stream_reload(&pl, &ec, err, sizeof(err)) != FH_OK)
                 fh_error("reload: %s", err);
             e = pl.eng;

@@ -31,6 +31,17 @@ enum {
     U_SESSION_DEL,
     U_PASSWORD,
     U_DEPARTMENTS,
+    U_LIST,
+    U_SET_ROLE,
+    U_SET_DISABLED,
+    U_RESET,
+    U_SESSIONS_END,
+    U_OTHER_SYSADMINS,
+    T_INSERT,
+    T_GET,
+    T_TOUCH,
+    T_LIST,
+    T_REVOKE,
     U_STMTS
 };
 
@@ -53,6 +64,24 @@ static const char *const SQL[U_STMTS] = {
     [U_PASSWORD] = "UPDATE users SET password_hash = ?2, must_change = 0, password_changed_at = "
                    "?3 WHERE name = ?1",
     [U_DEPARTMENTS] = "UPDATE users SET departments = ?2 WHERE name = ?1",
+    [U_LIST] = "SELECT name, role, must_change, disabled, locked_until, departments, created_at, "
+               "password_changed_at FROM users ORDER BY name",
+    [U_SET_ROLE] = "UPDATE users SET role = ?2 WHERE name = ?1",
+    [U_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE name = ?1",
+    [U_RESET] = "UPDATE users SET password_hash = ?2, must_change = 1, password_changed_at = ?3, "
+                "failed_logins = 0, locked_until = NULL WHERE name = ?1",
+    [U_SESSIONS_END] = "DELETE FROM sessions WHERE user_name = ?1",
+    [U_OTHER_SYSADMINS] = "SELECT COUNT(*) FROM users WHERE role = 'sysadmin' AND disabled = 0 "
+                          "AND name <> ?1",
+    [T_INSERT] = "INSERT INTO api_tokens (id, hash, name, user_name, role, created_at, expires_at) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [T_GET] = "SELECT t.id, t.user_name, t.role, t.expires_at, t.revoked_at, u.role, u.disabled "
+              "FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.hash = ?1",
+    [T_TOUCH] = "UPDATE api_tokens SET last_used = ?2 WHERE id = ?1",
+    [T_LIST] = "SELECT id, name, user_name, role, created_at, expires_at, revoked_at, last_used "
+               "FROM api_tokens WHERE user_name = COALESCE(?1, user_name) ORDER BY created_at, id",
+    [T_REVOKE] = "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND user_name = COALESCE(?2, "
+                 "user_name) AND revoked_at IS NULL",
 };
 
 _Static_assert((int)U_STMTS <= (int)STORE_LAZY_MAX - (int)LAZY_ACCOUNTS,
@@ -458,4 +487,282 @@ fh_err account_change_password(store *st, const account_policy *p, const char *n
     err = store_step_done(st, s, "accounts: UPDATE users (password)");
     sodium_memzero(hash, sizeof(hash));
     return err;
+}
+
+/* ---- user management ----------------------------------------------------------------- */
+
+fh_err account_list(store *st, account_row_fn fn, void *ctx)
+{
+    db_stmt *s = stmt(st, U_LIST);
+    fh_err err = FH_OK;
+    int rc;
+
+    if (!s)
+        return FH_ERR_IO;
+    while ((rc = db_step(s)) == DB_ROW) {
+        account_row r = {.name = db_column_text(s, 0),
+                         .role = db_column_text(s, 1),
+                         .must_change = db_column_int64(s, 2) != 0,
+                         .disabled = db_column_int64(s, 3) != 0,
+                         .locked_until = db_column_int64(s, 4),
+                         .departments = db_column_text(s, 5),
+                         .created_at = db_column_int64(s, 6),
+                         .password_changed_at = db_column_int64(s, 7)};
+        fn(ctx, &r);
+    }
+    if (rc != DB_DONE)
+        err = store_fail(st, "accounts: SELECT users");
+    store_stmt_done(s);
+    return err;
+}
+
+/* Whether another enabled system administrator than name exists. */
+static fh_err other_sysadmin(store *st, const char *name, bool *yes)
+{
+    db_stmt *s = stmt(st, U_OTHER_SYSADMINS);
+    fh_err err = FH_OK;
+
+    if (!s)
+        return FH_ERR_IO;
+    db_bind_str(s, 1, name);
+    if (db_step(s) == DB_ROW)
+        *yes = db_column_int64(s, 0) > 0;
+    else
+        err = store_fail(st, "accounts: SELECT COUNT(*) FROM users (sysadmins)");
+    store_stmt_done(s);
+    return err;
+}
+
+static fh_err end_sessions(store *st, const char *name)
+{
+    db_stmt *s = stmt(st, U_SESSIONS_END);
+
+    if (!s)
+        return FH_ERR_IO;
+    db_bind_str(s, 1, name);
+    return store_step_done(st, s, "accounts: DELETE sessions (user)");
+}
+
+fh_err account_update(store *st, const char *name, int role, int disabled, const char *departments,
+                      const char **why)
+{
+    account_info who;
+    user_row u;
+    db_stmt *s;
+    bool own = !store_in_transaction(st), other = true;
+    fh_err err;
+
+    *why = NULL;
+    if (own && (err = store_begin(st)))
+        return err;
+    if ((err = get_user(st, name, &who, &u)))
+        goto out;
+    /* the platform keeps one enabled system administrator, or nobody can manage users */
+    if (who.role == ROLE_SYSADMIN && !u.disabled &&
+        ((role >= 0 && role != ROLE_SYSADMIN) || disabled == 1)) {
+        if ((err = other_sysadmin(st, name, &other)))
+            goto out;
+        if (!other) {
+            *why = "last_sysadmin";
+            err = FH_ERR_ARG;
+            goto out;
+        }
+    }
+    if (role >= 0) {
+        if (!account_role_name((account_role)role)) {
+            *why = "bad_role";
+            err = FH_ERR_ARG;
+            goto out;
+        }
+        if (!(s = stmt(st, U_SET_ROLE))) {
+            err = FH_ERR_IO;
+            goto out;
+        }
+        db_bind_str(s, 1, name);
+        db_bind_str(s, 2, account_role_name((account_role)role));
+        if ((err = store_step_done(st, s, "accounts: UPDATE users (role)")))
+            goto out;
+    }
+    if (disabled >= 0) {
+        if (!(s = stmt(st, U_SET_DISABLED))) {
+            err = FH_ERR_IO;
+            goto out;
+        }
+        db_bind_str(s, 1, name);
+        db_bind_int64(s, 2, disabled ? 1 : 0);
+        if ((err = store_step_done(st, s, "accounts: UPDATE users (disabled)")))
+            goto out;
+    }
+    if (departments && (err = account_set_departments(st, name, departments)))
+        goto out;
+    /* a new role or a disabled account: its open sessions end now */
+    if ((role >= 0 && (account_role)role != who.role) || disabled == 1)
+        err = end_sessions(st, name);
+out:
+    return store_own_tx_end(st, own, err);
+}
+
+fh_err account_reset_password(store *st, const account_policy *p, const char *name,
+                              const char *password, int64_t now, const char **why)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    account_info who;
+    user_row u;
+    db_stmt *s;
+    fh_err err;
+
+    *why = NULL;
+    if ((err = get_user(st, name, &who, &u)))
+        return err;
+    if (!account_password_ok(p, password, why))
+        return FH_ERR_ARG;
+    if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+        return FH_ERR_NOMEM;
+    if (!(s = stmt(st, U_RESET)))
+        return FH_ERR_IO;
+    db_bind_str(s, 1, name);
+    db_bind_str(s, 2, hash);
+    db_bind_int64(s, 3, now);
+    err = store_step_done(st, s, "accounts: UPDATE users (reset)");
+    sodium_memzero(hash, sizeof(hash));
+    return err ? err : end_sessions(st, name);
+}
+
+/* ---- API tokens ------------------------------------------------------------------------ */
+
+fh_err token_create(store *st, const char *user, account_role role, const char *name,
+                    int64_t expires_at, int64_t now, char token[TOKEN_LEN + 1],
+                    char id[TOKEN_ID_LEN + 1], const char **why)
+{
+    unsigned char rid[8];
+    char secret[SESSION_TOKEN_LEN + 1], h[65];
+    db_stmt *s;
+    fh_err err;
+
+    *why = NULL;
+    if (!name || !*name || strlen(name) > 200) {
+        *why = "bad_name";
+        return FH_ERR_ARG;
+    }
+    if (expires_at <= now || expires_at - now > TOKEN_MAX_LIFE_MS) {
+        *why = "bad_expiry";
+        return FH_ERR_ARG;
+    }
+    randombytes_buf(rid, sizeof(rid));
+    memcpy(id, "fht_", 4);
+    sodium_bin2hex(id + 4, TOKEN_ID_LEN - 3, rid, sizeof(rid));
+    random_token(secret, sizeof(secret));
+    snprintf(token, TOKEN_LEN + 1, "%s_%s", id, secret);
+    sodium_memzero(secret, sizeof(secret));
+    sid_hash(token, h);
+    if (!(s = stmt(st, T_INSERT)))
+        return FH_ERR_IO;
+    db_bind_str(s, 1, id);
+    db_bind_str(s, 2, h);
+    db_bind_str(s, 3, name);
+    db_bind_str(s, 4, user);
+    db_bind_str(s, 5, account_role_name(role));
+    db_bind_int64(s, 6, now);
+    db_bind_int64(s, 7, expires_at);
+    err = store_step_done(st, s, "accounts: INSERT api_tokens");
+    if (err && (strstr(st->errmsg, "FOREIGN") || strstr(st->errmsg, "foreign"))) {
+        *why = "no_such_user";
+        return FH_ERR_ARG;
+    }
+    return err;
+}
+
+fh_err token_auth(store *st, const char *token, int64_t now, account_info *who, char *id,
+                  const char **why)
+{
+    db_stmt *s = stmt(st, T_GET);
+    char h[65], user[128] = "", role[32] = "", urole[32] = "";
+    int64_t expires = 0, revoked = 0;
+    bool disabled = false;
+    user_row u;
+    fh_err err = FH_OK;
+    int rc;
+
+    *why = "unknown_token";
+    if (!s)
+        return FH_ERR_IO;
+    if (!token || strlen(token) != TOKEN_LEN || strncmp(token, "fht_", 4))
+        return FH_ERR_NOTFOUND;
+    sid_hash(token, h);
+    db_bind_str(s, 1, h);
+    rc = db_step(s);
+    if (rc == DB_ROW) {
+        snprintf(id, TOKEN_ID_LEN + 1, "%s", db_column_text(s, 0));
+        snprintf(user, sizeof(user), "%s", db_column_text(s, 1));
+        snprintf(role, sizeof(role), "%s", db_column_text(s, 2));
+        expires = db_column_int64(s, 3);
+        revoked = db_column_int64(s, 4);
+        snprintf(urole, sizeof(urole), "%s", db_column_text(s, 5));
+        disabled = db_column_int64(s, 6) != 0;
+    } else if (rc == DB_DONE) {
+        err = FH_ERR_NOTFOUND;
+    } else {
+        err = store_fail(st, "accounts: SELECT api_tokens");
+    }
+    store_stmt_done(s);
+    if (err)
+        return err;
+    /* a token never acts beyond its owner: a changed role or a disabled owner voids it */
+    *why = revoked               ? "token_revoked"
+           : expires <= now      ? "token_expired"
+           : disabled            ? "account_disabled"
+           : strcmp(role, urole) ? "token_role_changed"
+                                 : NULL;
+    if (*why)
+        return FH_ERR_NOTFOUND;
+    if ((err = get_user(st, user, who, &u)))
+        return err;
+    who->must_change = false; /* a token is not a password */
+    if (!(s = stmt(st, T_TOUCH)))
+        return FH_ERR_IO;
+    db_bind_str(s, 1, id);
+    db_bind_int64(s, 2, now);
+    return store_step_done(st, s, "accounts: UPDATE api_tokens");
+}
+
+fh_err token_list(store *st, const char *user, token_row_fn fn, void *ctx)
+{
+    db_stmt *s = stmt(st, T_LIST);
+    fh_err err = FH_OK;
+    int rc;
+
+    if (!s)
+        return FH_ERR_IO;
+    db_bind_str(s, 1, user);
+    while ((rc = db_step(s)) == DB_ROW) {
+        token_row r = {.id = db_column_text(s, 0),
+                       .name = db_column_text(s, 1),
+                       .user = db_column_text(s, 2),
+                       .role = db_column_text(s, 3),
+                       .created_at = db_column_int64(s, 4),
+                       .expires_at = db_column_int64(s, 5),
+                       .revoked_at = db_column_int64(s, 6),
+                       .last_used = db_column_int64(s, 7)};
+        fn(ctx, &r);
+    }
+    if (rc != DB_DONE)
+        err = store_fail(st, "accounts: SELECT api_tokens (list)");
+    store_stmt_done(s);
+    return err;
+}
+
+fh_err token_revoke(store *st, const char *id, const char *user, int64_t now)
+{
+    db_stmt *s = stmt(st, T_REVOKE);
+    fh_err err;
+
+    if (!s)
+        return FH_ERR_IO;
+    db_bind_str(s, 1, id);
+    db_bind_str(s, 2, user);
+    db_bind_int64(s, 3, now);
+    if ((err = store_step_done(st, s, "accounts: UPDATE api_tokens (revoke)")))
+        return err;
+    return db_changes(st->db) ? FH_OK : FH_ERR_NOTFOUND;
 }

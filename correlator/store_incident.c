@@ -597,6 +597,25 @@ fh_err incident_set_notice(store *st, const char *id, const incident_notice *n, 
     return apply_change(st, id, notice_fn, (void *)n, &c, why, whylen);
 }
 
+static fh_err comment_fn(void *ctx, incident *i, change *c, char *why, size_t whylen)
+{
+    (void)ctx;
+    (void)i;
+    if (!c->comment || !*c->comment) {
+        snprintf(why, whylen, "a comment needs text");
+        return FH_ERR_ARG;
+    }
+    return FH_OK;
+}
+
+fh_err incident_comment(store *st, const char *id, const char *actor, const char *comment,
+                        int64_t now, char *why, size_t whylen)
+{
+    change c = {.actor = actor, .kind = "comment", .comment = comment, .now = now};
+
+    return apply_change(st, id, comment_fn, NULL, &c, why, whylen);
+}
+
 /* ---- deadlines -------------------------------------------------------------------- */
 
 fh_err incident_stamp_deadlines(store *st, const deadline_policy *p, const calendar *cal,

@@ -40,9 +40,16 @@ enum {
     S_COUNT
 };
 
-/* Statements prepared on first use: store_incident.c, store_audit.c and store_accounts.c
+/* Statements prepared on first use: store_incident.c, store_audit.c, store_accounts.c and
+ * store_admin.c
  * each own a range of slots. */
-enum { LAZY_INCIDENT = 0, LAZY_AUDIT = 24, LAZY_ACCOUNTS = 36, STORE_LAZY_MAX = 64 };
+enum {
+    LAZY_INCIDENT = 0,
+    LAZY_AUDIT = 24,
+    LAZY_ACCOUNTS = 36,
+    LAZY_ADMIN = 64,
+    STORE_LAZY_MAX = 80
+};
 
 struct store {
     db *db;

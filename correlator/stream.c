@@ -5,12 +5,225 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../common/fh_log.h"
+#include "admin.h"
 
 /* Texts of event values in an alert (addresses, sensor id, Community ID): longer values
  * end in a hash of the whole value (alert_value_text). */
 #define VALUE_MAX 256
+
+/* ---- suppressions and switched-off rules (admin.h) ------------------------------------- */
+
+#define ADMIN_SYNC_MS 1000
+
+typedef struct {
+    char *id, *rule, *src, *dst;
+    int64_t expires_at, last_hit;
+    uint64_t pending; /* hits of the open batch */
+} supp_entry;
+
+struct stream_admin {
+    supp_entry *supp;
+    size_t nsupp, capsupp;
+    char **off; /* rule ids switched off */
+    size_t noff, capoff;
+    int64_t gen_rules, gen_supp, next_sync, next_expiry;
+    bool known, nomem;
+};
+
+static void admin_clear_supp(struct stream_admin *a)
+{
+    for (size_t i = 0; i < a->nsupp; i++) {
+        free(a->supp[i].id);
+        free(a->supp[i].rule);
+        free(a->supp[i].src);
+        free(a->supp[i].dst);
+    }
+    a->nsupp = 0;
+}
+
+static void admin_clear_off(struct stream_admin *a)
+{
+    for (size_t i = 0; i < a->noff; i++)
+        free(a->off[i]);
+    a->noff = 0;
+}
+
+static void admin_free(struct stream_admin *a)
+{
+    if (!a)
+        return;
+    admin_clear_supp(a);
+    admin_clear_off(a);
+    free(a->supp);
+    free(a->off);
+    free(a);
+}
+
+static char *dup_or_null(const char *s, bool *nomem)
+{
+    char *d;
+
+    if (!s)
+        return NULL;
+    if (!(d = strdup(s)))
+        *nomem = true;
+    return d;
+}
+
+static void supp_row(void *ctx, const suppression_row *r)
+{
+    struct stream_admin *a = ctx;
+    supp_entry *e;
+
+    if (a->nsupp == a->capsupp) {
+        size_t nc = a->capsupp ? a->capsupp * 2 : 16;
+        supp_entry *ns = realloc(a->supp, nc * sizeof(*ns));
+
+        if (!ns) {
+            a->nomem = true;
+            return;
+        }
+        a->supp = ns;
+        a->capsupp = nc;
+    }
+    e = &a->supp[a->nsupp++];
+    memset(e, 0, sizeof(*e));
+    e->id = dup_or_null(r->id, &a->nomem);
+    e->rule = dup_or_null(r->rule_id, &a->nomem);
+    e->src = dup_or_null(r->src_ip, &a->nomem);
+    e->dst = dup_or_null(r->dest_ip, &a->nomem);
+    e->expires_at = r->expires_at;
+    if (r->expires_at < a->next_expiry)
+        a->next_expiry = r->expires_at;
+}
+
+static void off_row(void *ctx, const rule_switch *r)
+{
+    struct stream_admin *a = ctx;
+
+    if (r->enabled)
+        return;
+    if (a->noff == a->capoff) {
+        size_t nc = a->capoff ? a->capoff * 2 : 8;
+        char **no = realloc(a->off, nc * sizeof(*no));
+
+        if (!no) {
+            a->nomem = true;
+            return;
+        }
+        a->off = no;
+        a->capoff = nc;
+    }
+    if ((a->off[a->noff] = strdup(r->rule_id)))
+        a->noff++;
+    else
+        a->nomem = true;
+}
+
+/* Writes the batch's suppression hits (inside its transaction). */
+static fh_err admin_flush_hits(stream *p)
+{
+    struct stream_admin *a = p->admin;
+    fh_err e = FH_OK;
+
+    for (size_t i = 0; a && i < a->nsupp && !e; i++)
+        if (a->supp[i].pending)
+            e = suppression_add_hits(p->st, a->supp[i].id, a->supp[i].pending, a->supp[i].last_hit);
+    return e;
+}
+
+static void admin_forget_hits(stream *p)
+{
+    for (size_t i = 0; p->admin && i < p->admin->nsupp; i++)
+        p->admin->supp[i].pending = 0;
+}
+
+/* Called as a batch opens (no hits pending: the previous batch committed or forgot them). */
+static fh_err admin_sync(stream *p)
+{
+    struct stream_admin *a = p->admin;
+    struct timespec ts;
+    int64_t now, gr, gs;
+    fh_err e;
+
+    if (!p->st)
+        return FH_OK;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (!a) {
+        if (!(a = p->admin = calloc(1, sizeof(*a))))
+            return FH_ERR_NOMEM;
+    }
+    if (a->known && now < a->next_sync)
+        return FH_OK;
+    a->next_sync = now + ADMIN_SYNC_MS;
+    if ((e = admin_generation(p->st, &gr, &gs)))
+        return e;
+    if (a->known && gr != a->gen_rules)
+        p->reload_wanted = true;
+    if (!a->known || gr != a->gen_rules) {
+        admin_clear_off(a);
+        if ((e = rule_switch_list(p->st, off_row, a)))
+            return e;
+    }
+    if (!a->known || gs != a->gen_supp || now >= a->next_expiry) {
+        admin_clear_supp(a);
+        a->next_expiry = INT64_MAX;
+        if ((e = suppression_list(p->st, true, now, supp_row, a)))
+            return e;
+    }
+    a->gen_rules = gr;
+    a->gen_supp = gs;
+    a->known = true;
+    if (a->nomem) {
+        a->nomem = false;
+        a->known = false;
+        return FH_ERR_NOMEM;
+    }
+    return FH_OK;
+}
+
+fh_err stream_admin_poll(stream *p)
+{
+    if (!p->st || store_in_transaction(p->st))
+        return FH_OK;
+    return admin_sync(p);
+}
+
+static bool rule_off(const stream *p, const char *rule_id)
+{
+    for (size_t i = 0; p->admin && i < p->admin->noff; i++)
+        if (!strcmp(p->admin->off[i], rule_id))
+            return true;
+    return false;
+}
+
+/* Whether a suppression hides this hit (counted on the first that does). */
+static bool suppressed(stream *p, const alert_hit *h)
+{
+    struct stream_admin *a = p->admin;
+
+    if (rule_off(p, h->rule_id)) {
+        p->suppressed++;
+        return true;
+    }
+    for (size_t i = 0; a && i < a->nsupp; i++) {
+        supp_entry *e = &a->supp[i];
+
+        if (strcmp(e->rule, h->rule_id) || (e->src && (!h->src.ip || strcmp(e->src, h->src.ip))) ||
+            (e->dst && (!h->dest.ip || strcmp(e->dst, h->dest.ip))))
+            continue;
+        e->pending++;
+        if (h->ts_ms > e->last_hit)
+            e->last_hit = h->ts_ms;
+        p->suppressed++;
+        return true;
+    }
+    return false;
+}
 
 static fh_err book_load(void *ctx, const char *rule_id, const char *group_key, alert *out,
                         bool *found)
@@ -118,6 +331,8 @@ static void raise_detection(stream *p, const sigma_rule *r, const event_view *ev
     h.event_len = ev->raw_len;
     h.community_id = slot_text(ev, e->f_community_id, cid, sizeof(cid))[0] ? cid : NULL;
     h.sensor = slot_text(ev, e->f_sensor_id, sid, sizeof(sid))[0] ? sid : NULL;
+    if (suppressed(p, &h))
+        return;
     err = alert_book_hit(p->book, &h, NULL);
     if (err)
         p->error = err;
@@ -169,6 +384,8 @@ static void on_corr(void *arg, const struct corr_rule *cr, const char *group_key
     }
     fill_side(e, ev, e->f_src_ip, src, sizeof(src), &h.src);
     fill_side(e, ev, e->f_dest_ip, dst, sizeof(dst), &h.dest);
+    if (suppressed(p, &h))
+        return;
     err = alert_book_hit(p->book, &h, NULL);
     if (err)
         p->error = err;
@@ -226,6 +443,7 @@ void stream_free(stream *p)
     free(p->generates);
     alert_book_free(p->book);
     jbuf_free(&p->jb);
+    admin_free(p->admin);
     memset(p, 0, sizeof(*p));
 }
 
@@ -277,7 +495,7 @@ fh_err stream_event(stream *p, const char *json, size_t len)
     if (p->st && !store_in_transaction(p->st)) {
         fh_err e = store_begin(p->st);
 
-        if (e)
+        if (e || (e = admin_sync(p)))
             return e;
     }
     p->batch_events++;
@@ -299,6 +517,14 @@ fh_err stream_event(stream *p, const char *json, size_t len)
         const sigma_rule *r = p->matched[i];
         uint32_t idx = (uint32_t)(r - p->eng->rs.rules);
 
+        /* a switched-off detection rule neither alerts nor feeds a correlation */
+        if (p->admin && p->admin->noff &&
+            rule_off(p, r->id     ? r->id
+                        : r->name ? r->name
+                                  : r->title)) {
+            p->suppressed++;
+            continue;
+        }
         if (p->generates[idx])
             raise_detection(p, r, &p->ev);
         if (in_time && corr_uses_rule(p->corr, idx))
@@ -356,6 +582,7 @@ fh_err stream_reload(stream *p, const engine_config *cfg, char *err, size_t errl
     p->corr = nc;
     p->matched = nm;
     p->generates = ng;
+    p->reload_wanted = false;
     fh_info("rules reloaded: %u rules (%u correlation); window state of %llu groups kept",
             ne->rs.nrules + ne->rs.ncorrs, ne->rs.ncorrs, (unsigned long long)moved);
     return FH_OK;
@@ -510,6 +737,8 @@ fh_err stream_commit(stream *p, char *err, size_t errlen)
 {
     fh_err e = p->error ? p->error : alert_book_flush(p->book);
 
+    if (!e && p->st && store_in_transaction(p->st))
+        e = admin_flush_hits(p);
     if (!e && p->persist && store_in_transaction(p->st))
         e = checkpoint(p);
     if (!e && p->st && store_in_transaction(p->st))
@@ -521,6 +750,7 @@ fh_err stream_commit(stream *p, char *err, size_t errlen)
                  p->st ? store_errmsg(p->st) : "");
         if (p->st)
             store_rollback(p->st);
+        admin_forget_hits(p);
         alert_book_reset(p->book);
         p->error = FH_OK;
         /* the windows counted the batch: back to what the store holds */
@@ -533,6 +763,7 @@ fh_err stream_commit(stream *p, char *err, size_t errlen)
     }
     if (p->alerts_out)
         fflush(p->alerts_out);
+    admin_forget_hits(p);
     p->batch_events = 0;
     return FH_OK;
 }

@@ -42,6 +42,10 @@ typedef struct {
     bool broken;  /* the windows could not be reloaded after a failed batch: stop */
     uint64_t batch_events;
     uint64_t alerts_written;
+    /* what the console's security administrators set in the store (admin.h) */
+    struct stream_admin *admin;
+    bool reload_wanted;  /* the console changed rules or asked for a reload: stream_reload */
+    uint64_t suppressed; /* alerts a suppression hid */
 } stream;
 
 fh_err stream_init(stream *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen);
@@ -52,6 +56,20 @@ void stream_free(stream *p);
  * event and before stream_restore_windows(). FH_ERR_NOMEM leaves the old engine.
  */
 fh_err stream_set_limits(stream *p, const corr_limits *lim);
+
+/*
+ * Suppressions and switched-off rules (admin.h), read from the store when a batch
+ * opens, at most once a second of wall clock, and again when the console's
+ * generation counters move: a suppressed or switched-off rule's hit raises no alert
+ * and is counted (p->suppressed, the suppression's hits in the store). A switched-off
+ * detection rule feeds no correlation either. When the rules generation moves,
+ * p->reload_wanted is set: the caller reloads (stream_reload) like on SIGHUP.
+ * Expiry is wall clock: a suppression ends at its expires_at, whatever the events'
+ * time. Without a store nothing is suppressed.
+ */
+
+/* The same read between batches (an idle consumer); nothing inside a transaction. */
+fh_err stream_admin_poll(stream *p);
 
 /* Processes one event (opens a batch when none is open). */
 fh_err stream_event(stream *p, const char *json, size_t len);

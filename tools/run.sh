@@ -53,7 +53,7 @@ pids+=($!)
 echo "== correlator: rules/level3, store $run/alerts.db (log: $run/correlator.log)"
 # the console: the HTTP API and the dashboard's files on the same store
 for _ in $(seq 50); do [ -s "$run/alerts.db" ] && break; sleep 0.1; done
-"$bin/fenghuo-console" serve --listen "${RUN_CONSOLE:-127.0.0.1:8080}" --db "$run/alerts.db" \
+"$bin/fenghuo-console" serve --listen "${RUN_CONSOLE:-127.0.0.1:8080}" --db "$run/alerts.db" --rules rules/level3 --assets rules/assets.example.yaml \
     >"$run/console.out" 2>"$run/console.log" &
 console=$!
 pids+=("$console")

@@ -27,6 +27,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -84,6 +85,14 @@ class Console:
             os.symlink(tmp_path / "secret.txt", self.static / "link.txt")
         e = dict(os.environ)
         e.update(env or {})
+        # a copy of the shipped rule folder (rules/level3 and its lists) that uploads may change
+        self.rules = tmp_path / "rules" / "level3"
+        if not self.rules.exists():
+            shutil.copytree(os.path.join(REPO, "rules", "level3"), self.rules)
+            shutil.copytree(os.path.join(REPO, "rules", "lists"), tmp_path / "rules" / "lists")
+        if "--rules" not in extra:
+            extra = (*extra, "--rules", str(self.rules), "--assets",
+                     os.path.join(REPO, "rules", "assets.example.yaml"))
         self.proc = subprocess.Popen(
             [console, "serve", "--listen", "127.0.0.1:0", "--db", store_db.target, "--static",
              str(self.static), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -290,6 +299,24 @@ MATRIX = [
     ("POST", "/api/v1/incidents/0000/notice", {"number": "1", "issuer": "i",
                                                "date": "2026-03-01", "deadline": "2026-03-09"},
      {"analyst", "compliance"}),
+    ("POST", "/api/v1/incidents/0000/comment", {"comment": "x"}, {"analyst"}),
+    ("GET", "/api/v1/users", None, {"sysadmin"}),
+    ("POST", "/api/v1/users/nobody", {"disabled": True}, {"sysadmin"}),
+    ("POST", "/api/v1/users/nobody/password", {"password": PASSWORD}, {"sysadmin"}),
+    ("GET", "/api/v1/tokens", None, set(ROLES)),
+    ("POST", "/api/v1/tokens", {"name": "t", "expires_at": 1}, set(ROLES)),
+    ("DELETE", "/api/v1/tokens/fht_0000000000000000", None, set(ROLES)),
+    ("GET", "/api/v1/suppressions", None, {"secadmin"}),
+    ("POST", "/api/v1/suppressions", {"rule_id": "r", "reason": "x", "expires_at": 1},
+     {"secadmin"}),
+    ("DELETE", "/api/v1/suppressions/0000", None, {"secadmin"}),
+    ("GET", "/api/v1/rules", None, {"secadmin", "analyst"}),
+    ("GET", "/api/v1/rules/nope", None, {"secadmin", "analyst"}),
+    ("POST", "/api/v1/rules", {"name": "bad name", "text": ""}, {"secadmin"}),
+    ("POST", "/api/v1/rules/validate", {"name": "bad name", "text": ""}, {"secadmin"}),
+    ("POST", "/api/v1/rules/reload", None, {"secadmin"}),
+    ("POST", "/api/v1/rules/nope/enable", None, {"secadmin"}),
+    ("POST", "/api/v1/rules/nope/disable", None, {"secadmin"}),
 ]
 
 

@@ -1,0 +1,107 @@
+/*
+ * api_int.h - what the console API's handler files (api.c, api_admin.c, api_rules.c)
+ * share: the server state, the session of a request, the route table's types and
+ * the helpers for bodies, audit records and incident scope. Not for other files.
+ */
+#ifndef FH_API_INT_H
+#define FH_API_INT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <semaphore.h>
+
+#include "../correlator/accounts.h"
+#include "../correlator/store.h"
+#include "api.h"
+#include "http.h"
+
+#define COOKIE          "fh_session"
+#define MAX_DEPTH       16
+#define LOGIN_PARALLEL  2  /* Argon2id costs 64 MiB and ~0.2 s each */
+#define SOURCE_FAILURES 20 /* login failures per address per window before 429 */
+#define SOURCE_WINDOW   (15 * 60 * 1000LL)
+#define NSOURCES        256
+
+/* Role bits. */
+#define R(x)   (1u << (x))
+#define PUBLIC 0u
+#define ANY                                                                                        \
+    (R(ROLE_SYSADMIN) | R(ROLE_SECADMIN) | R(ROLE_ANALYST) | R(ROLE_COMPLIANCE) | R(ROLE_AUDITOR))
+/* Alert data: analysts (their departments), security admins (tuning), compliance (read). */
+/* Rules: security admins write them, analysts read them to understand an alert. */
+#define RULES_READ  (R(ROLE_SECADMIN) | R(ROLE_ANALYST))
+#define READ_ALERTS (R(ROLE_ANALYST) | R(ROLE_SECADMIN) | R(ROLE_COMPLIANCE))
+
+typedef struct {
+    char addr[64];
+    int64_t since;
+    uint32_t failures;
+} source_slot;
+
+struct api {
+    api_opts o;
+    account_policy pol;
+    http_server *srv;
+    sem_t logins;
+    pthread_mutex_t mu;
+    source_slot sources[NSOURCES];
+};
+
+typedef struct {
+    bool ok;
+    bool token; /* authenticated by an API token (Authorization: Bearer), not a cookie */
+    account_info who;
+    char csrf[SESSION_TOKEN_LEN + 1];
+    const char *sid;
+} session;
+
+typedef void (*route_fn)(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                         const char *id);
+
+typedef struct {
+    const char *method, *path;
+    unsigned roles;         /* PUBLIC: no session needed */
+    bool change;            /* a state change: CSRF token and Origin checked */
+    bool while_must_change; /* allowed before the first password change */
+    route_fn fn;
+    bool session_only; /* not with an API token (passwords, tokens themselves) */
+} route;
+
+/* The request's time: the injected clock or the wall clock (ms). */
+int64_t api_now(api *a);
+/* The body as a JSON object: NULL after answering 400 (invalid_json, too_deep, not_an_object). */
+json_t *api_body(const http_req *r, http_resp *w);
+/* A string member: NULL (and 400 wrong_type / missing_field, once) when absent and required. */
+const char *api_str(json_t *o, const char *key, bool required, http_resp *w, bool *bad);
+/* Appends an audit record (errors are logged). */
+void api_audit(api *a, store *st, const char *actor, const http_req *r, const char *action,
+               const char *object, const char *outcome, const char *detail);
+/* Whether the user may act on incident id; false after answering 404 or 500. */
+bool api_incident_for(store *st, const session *s, const char *id, http_resp *w);
+/* api_admin.c */
+#define HANDLER(name)                                                                              \
+    void name(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+HANDLER(h_comment);
+HANDLER(h_users);
+HANDLER(h_user_update);
+HANDLER(h_user_reset);
+HANDLER(h_tokens);
+HANDLER(h_token_add);
+HANDLER(h_token_revoke);
+HANDLER(h_suppressions);
+HANDLER(h_suppression_add);
+HANDLER(h_suppression_revoke);
+HANDLER(h_health);
+/* api_rules.c */
+HANDLER(h_rules);
+HANDLER(h_rule);
+HANDLER(h_rule_validate);
+HANDLER(h_rule_upload);
+HANDLER(h_rule_enable);
+HANDLER(h_rule_disable);
+HANDLER(h_rules_reload);
+
+/* {"ok":true} */
+void api_ok(http_resp *w);
+
+#endif

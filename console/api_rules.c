@@ -1,0 +1,536 @@
+/*
+ * api_rules.c - the console API's rules: list (with hit counts and switches), get
+ * (the rule's file), validate a file (file:line errors), upload, switch on and
+ * off, and ask the correlators to reload. The rule folder is the console's
+ * --rules directory (the correlators' rule folder, shared or synchronised); the
+ * correlators notice an upload, a switch or a reload request through the store's
+ * rules generation (admin.h) and reload, keeping the running set when the new one
+ * has an error.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/fh_log.h"
+#include "../correlator/admin.h"
+#include "../correlator/alerts.h"
+#include "../correlator/corr_rule.h"
+#include "../correlator/engine.h"
+#include "api_int.h"
+
+#define RULE_FILE_MAX (256 * 1024)
+
+/* Loads the rules at path (lists from lists_dir); NULL after answering 500 / 503. */
+static engine *load(api *a, const char *path, http_resp *w)
+{
+    char lists[1024], err[512];
+    engine *e;
+    engine_config cfg = {.rules_path = path, .assets_file = a->o.assets_file};
+
+    if (!a->o.rules_dir) {
+        http_error(w, 503, "rules_not_configured");
+        return NULL;
+    }
+    engine_default_lists_dir(a->o.rules_dir, lists, sizeof(lists));
+    cfg.lists_dir = lists;
+    if (!(e = calloc(1, sizeof(*e)))) {
+        http_error(w, 500, "out_of_memory");
+        return NULL;
+    }
+    if (engine_load(e, &cfg, err, sizeof(err)) != FH_OK) {
+        fh_error("rules: %s", err);
+        engine_free(e);
+        http_error(w, 500, "rules_unreadable");
+        return NULL;
+    }
+    return e;
+}
+
+static const char *base(const char *path)
+{
+    const char *s = path ? strrchr(path, '/') : NULL;
+
+    return s ? s + 1 : path ? path : "";
+}
+
+static void errors_json(jbuf *b, const ruleset *rs, const char *as_file)
+{
+    jbuf_arr_open(b, "errors");
+    for (uint32_t i = 0; i < rs->nerrors; i++) {
+        const load_error *le = &rs->errors[i];
+
+        jbuf_obj_open(b, NULL);
+        jbuf_str(b, "file", as_file ? as_file : base(le->file));
+        jbuf_i64(b, "line", le->line);
+        if (le->rule)
+            jbuf_str(b, "rule", le->rule);
+        jbuf_str(b, "reason", le->reason ? le->reason : "");
+        jbuf_obj_close(b);
+    }
+    jbuf_arr_close(b);
+}
+
+typedef struct {
+    const char *rule_id;
+    int64_t alerts, hits, last_seen;
+    bool off;
+    const char *changed_by;
+    int64_t changed_at;
+} rule_extra;
+
+typedef struct {
+    rule_extra *x;
+    size_t n;
+} extras;
+
+static rule_extra *extra_for(extras *xs, const char *id)
+{
+    for (size_t i = 0; i < xs->n; i++)
+        if (!strcmp(xs->x[i].rule_id, id))
+            return &xs->x[i];
+    return NULL;
+}
+
+static void hits_row(void *ctx, const char *rule_id, int64_t alerts, int64_t hits,
+                     int64_t last_seen)
+{
+    rule_extra *x = extra_for(ctx, rule_id);
+
+    if (x) {
+        x->alerts = alerts;
+        x->hits = hits;
+        x->last_seen = last_seen;
+    }
+}
+
+static void switch_row(void *ctx, const rule_switch *r)
+{
+    rule_extra *x = extra_for(ctx, r->rule_id);
+
+    if (x) {
+        x->off = !r->enabled;
+        x->changed_by = NULL; /* the row's strings do not outlive the call */
+        x->changed_at = r->changed_at;
+    }
+}
+
+static const char *rule_id_of(const char *id, const char *name, const char *title)
+{
+    return id ? id : name ? name : title;
+}
+
+/* One entry per loaded rule (detection, then correlation), with its store figures. */
+static bool collect(store *st, const engine *e, extras *xs)
+{
+    const ruleset *rs = &e->rs;
+
+    xs->n = 0;
+    if (!(xs->x = calloc(rs->nrules + rs->ncorrs + 1, sizeof(*xs->x))))
+        return false;
+    for (uint32_t i = 0; i < rs->nrules; i++)
+        xs->x[xs->n++].rule_id = rule_id_of(rs->rules[i].id, rs->rules[i].name, rs->rules[i].title);
+    for (uint32_t i = 0; i < rs->ncorrs; i++)
+        xs->x[xs->n++].rule_id = rule_id_of(rs->corrs[i].id, rs->corrs[i].name, rs->corrs[i].title);
+    return admin_rule_hits(st, hits_row, xs) == FH_OK &&
+           rule_switch_list(st, switch_row, xs) == FH_OK;
+}
+
+static void rule_json(jbuf *b, const char *key, const rule_extra *x, const char *kind,
+                      const char *title, level lvl, char **tags, uint32_t ntags, const char *file,
+                      uint32_t line)
+{
+    jbuf_obj_open(b, key);
+    jbuf_str(b, "id", x->rule_id);
+    jbuf_str(b, "kind", kind);
+    jbuf_str(b, "title", title ? title : "");
+    jbuf_str(b, "level", alert_level_name((int)lvl));
+    jbuf_arr_open(b, "tags");
+    for (uint32_t t = 0; t < ntags; t++)
+        jbuf_str(b, NULL, tags[t]);
+    jbuf_arr_close(b);
+    jbuf_str(b, "file", base(file));
+    jbuf_i64(b, "line", line);
+    jbuf_bool(b, "enabled", !x->off);
+    jbuf_i64(b, "alerts", x->alerts);
+    jbuf_i64(b, "hits", x->hits);
+    if (x->last_seen)
+        jbuf_i64(b, "last_alert", x->last_seen);
+    jbuf_obj_close(b);
+}
+
+/* GET /api/v1/rules */
+void h_rules(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    engine *e = load(a, a->o.rules_dir, w);
+    extras xs = {0};
+    size_t k = 0;
+
+    (void)s;
+    (void)r;
+    (void)id;
+    if (!e)
+        return;
+    if (!collect(st, e, &xs)) {
+        http_error(w, 500, "store_error");
+        goto out;
+    }
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_arr_open(&w->body, "rules");
+    for (uint32_t i = 0; i < e->rs.nrules; i++, k++) {
+        const sigma_rule *x = &e->rs.rules[i];
+
+        rule_json(&w->body, NULL, &xs.x[k], "detection", x->title, x->lvl, x->tags, x->ntags,
+                  x->file, x->line);
+    }
+    for (uint32_t i = 0; i < e->rs.ncorrs; i++, k++) {
+        const struct corr_rule *x = &e->rs.corrs[i];
+
+        rule_json(&w->body, NULL, &xs.x[k], "correlation", x->title, x->lvl, x->tags, x->ntags,
+                  x->file, x->line);
+    }
+    jbuf_arr_close(&w->body);
+    errors_json(&w->body, &e->rs, NULL);
+    jbuf_obj_close(&w->body);
+out:
+    free(xs.x);
+    engine_free(e);
+}
+
+/* The text of a file, NUL-terminated; NULL when unreadable or over max. */
+static char *slurp(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0;
+
+    if (!f)
+        return NULL;
+    if ((buf = malloc(max + 1)))
+        n = fread(buf, 1, max + 1, f);
+    fclose(f);
+    if (buf && n > max) {
+        free(buf);
+        return NULL;
+    }
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+/* GET /api/v1/rules/{id}: the rule and the text of its file */
+void h_rule(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    engine *e = load(a, a->o.rules_dir, w);
+    extras xs = {0};
+    size_t k = 0, len = 0;
+    const char *file = NULL;
+    char *text;
+
+    (void)s;
+    (void)r;
+    if (!e)
+        return;
+    if (!collect(st, e, &xs)) {
+        http_error(w, 500, "store_error");
+        goto out;
+    }
+    for (; k < xs.n && strcmp(xs.x[k].rule_id, id); k++)
+        ;
+    if (k == xs.n) {
+        http_error(w, 404, "not_found");
+        goto out;
+    }
+    file = k < e->rs.nrules ? e->rs.rules[k].file : e->rs.corrs[k - e->rs.nrules].file;
+    if (!(text = slurp(file, RULE_FILE_MAX, &len))) {
+        http_error(w, 500, "rules_unreadable");
+        goto out;
+    }
+    jbuf_obj_open(&w->body, NULL);
+    if (k < e->rs.nrules) {
+        const sigma_rule *x = &e->rs.rules[k];
+
+        rule_json(&w->body, "rule", &xs.x[k], "detection", x->title, x->lvl, x->tags, x->ntags,
+                  x->file, x->line);
+    } else {
+        const struct corr_rule *x = &e->rs.corrs[k - e->rs.nrules];
+
+        rule_json(&w->body, "rule", &xs.x[k], "correlation", x->title, x->lvl, x->tags, x->ntags,
+                  x->file, x->line);
+    }
+    jbuf_strn(&w->body, "source", text, len);
+    jbuf_obj_close(&w->body);
+    free(text);
+out:
+    free(xs.x);
+    engine_free(e);
+}
+
+/* A rule file name: letters, digits, '_', '-', '.', ending in .yml or .yaml, no leading dot. */
+static bool file_name_ok(const char *n)
+{
+    size_t len = n ? strlen(n) : 0;
+
+    if (len < 5 || len > 100 || n[0] == '.' || n[0] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
+              (n[i] >= '0' && n[i] <= '9') || n[i] == '_' || n[i] == '-' || n[i] == '.'))
+            return false;
+    return (len > 4 && !strcmp(n + len - 4, ".yml")) || (len > 5 && !strcmp(n + len - 5, ".yaml"));
+}
+
+/* Writes text to dir/name through a temporary file and rename(): readers see the old or
+ * the new file, never half of one. */
+static bool write_atomic(const char *dir, const char *name, const char *text, size_t len)
+{
+    char tmp[1200], dst[1200];
+    int fd;
+    bool ok;
+
+    snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, name);
+    snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+    if ((fd = mkstemp(tmp)) < 0)
+        return false;
+    ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    ok = ok && chmod(tmp, 0644) == 0 && rename(tmp, dst) == 0;
+    if (!ok)
+        unlink(tmp);
+    return ok;
+}
+
+/*
+ * The rule set as it would be with text as dir/name (replacing a file of that name):
+ * a temporary folder of links to every other entry of the rule folder plus the new
+ * file, loaded like the correlators load theirs. NULL after answering.
+ */
+static engine *load_with(api *a, const char *name, const char *text, size_t len, http_resp *w)
+{
+    char tmp[] = "/tmp/fenghuo-rules-XXXXXX", path[1400], target[1400];
+    struct dirent *d;
+    engine *e = NULL;
+    DIR *dir;
+    bool ok = true;
+
+    if (!a->o.rules_dir) {
+        http_error(w, 503, "rules_not_configured");
+        return NULL;
+    }
+    if (!mkdtemp(tmp)) {
+        http_error(w, 500, "temporary_folder");
+        return NULL;
+    }
+    if ((dir = opendir(a->o.rules_dir))) {
+        while (ok && (d = readdir(dir))) {
+            if (d->d_name[0] == '.' || !strcmp(d->d_name, name))
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", tmp, d->d_name);
+            if (a->o.rules_dir[0] == '/')
+                snprintf(target, sizeof(target), "%s/%s", a->o.rules_dir, d->d_name);
+            else if (!getcwd(target, sizeof(target) - 1) ||
+                     strlen(target) + strlen(a->o.rules_dir) + strlen(d->d_name) + 3 >
+                         sizeof(target))
+                ok = false;
+            else
+                snprintf(target + strlen(target), sizeof(target) - strlen(target), "/%s/%s",
+                         a->o.rules_dir, d->d_name);
+            ok = ok && symlink(target, path) == 0;
+        }
+        closedir(dir);
+    }
+    snprintf(path, sizeof(path), "%s/%s", tmp, name);
+    if (ok) {
+        FILE *f = fopen(path, "wb");
+
+        ok = f && fwrite(text, 1, len, f) == len;
+        ok = (f && fclose(f) == 0) && ok;
+    }
+    if (ok)
+        e = load(a, tmp, w);
+    else
+        http_error(w, 500, "temporary_folder");
+    /* remove the folder: links and the file (nothing else was made there) */
+    if ((dir = opendir(tmp))) {
+        while ((d = readdir(dir))) {
+            if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", tmp, d->d_name);
+            unlink(path);
+        }
+        closedir(dir);
+    }
+    rmdir(tmp);
+    return e;
+}
+
+/* The ids the file name defines in e. */
+static void ids_json(jbuf *b, const engine *e, const char *name)
+{
+    jbuf_arr_open(b, "rules");
+    for (uint32_t i = 0; i < e->rs.nrules; i++)
+        if (!strcmp(base(e->rs.rules[i].file), name))
+            jbuf_str(b, NULL,
+                     rule_id_of(e->rs.rules[i].id, e->rs.rules[i].name, e->rs.rules[i].title));
+    for (uint32_t i = 0; i < e->rs.ncorrs; i++)
+        if (!strcmp(base(e->rs.corrs[i].file), name))
+            jbuf_str(b, NULL,
+                     rule_id_of(e->rs.corrs[i].id, e->rs.corrs[i].name, e->rs.corrs[i].title));
+    jbuf_arr_close(b);
+}
+
+static uint32_t defined_in(const engine *e, const char *name)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < e->rs.nrules; i++)
+        n += !strcmp(base(e->rs.rules[i].file), name);
+    for (uint32_t i = 0; i < e->rs.ncorrs; i++)
+        n += !strcmp(base(e->rs.corrs[i].file), name);
+    return n;
+}
+
+/* The body {"name": FILE, "text": YAML}; false after answering. */
+static bool rule_body(const http_req *r, http_resp *w, json_t **j, const char **name,
+                      const char **text, size_t *len)
+{
+    bool bad = false;
+
+    if (!(*j = api_body(r, w)))
+        return false;
+    *name = api_str(*j, "name", true, w, &bad);
+    *text = api_str(*j, "text", true, w, &bad);
+    if (bad)
+        return false;
+    if (!file_name_ok(*name)) {
+        http_error(w, 400, "bad_file_name");
+        return false;
+    }
+    *len = json_string_length(json_object_get(*j, "text"));
+    if (*len > RULE_FILE_MAX || memchr(*text, '\0', *len)) {
+        http_error(w, 400, "bad_rule_text");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Validates and, when store is set, saves. The answer: {"ok":bool, "rules":[ids the file
+ * defines], "errors":[{file, line, rule, reason}]} (errors anywhere in the resulting set:
+ * the correlators refuse a set with any error).
+ */
+static void validate_or_upload(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                               bool save)
+{
+    const char *name = NULL, *text = NULL;
+    json_t *j = NULL;
+    engine *e = NULL;
+    size_t len = 0;
+    bool ok, existed = false;
+    char path[1200];
+
+    if (!rule_body(r, w, &j, &name, &text, &len) || !(e = load_with(a, name, text, len, w)))
+        goto out;
+    ok = e->rs.nerrors == 0 && defined_in(e, name) > 0;
+    if (save && ok) {
+        struct stat sb;
+
+        snprintf(path, sizeof(path), "%s/%s", a->o.rules_dir, name);
+        existed = stat(path, &sb) == 0;
+        if (!write_atomic(a->o.rules_dir, name, text, len)) {
+            fh_error("rules: writing %s: %s", path, strerror(errno));
+            http_error(w, 500, "rules_unwritable");
+            api_audit(a, st, s->who.name, r, "rule.upload", name, "failed", NULL);
+            goto out;
+        }
+        if (admin_generation_bump(st, true, false) != FH_OK)
+            fh_error("rules: %s", store_errmsg(st));
+        api_audit(a, st, s->who.name, r, "rule.upload", name, "ok", existed ? "replaced" : "added");
+    } else if (save) {
+        api_audit(a, st, s->who.name, r, "rule.upload", name, "refused", "invalid");
+    }
+    w->status = save ? (ok ? 201 : 422) : 200;
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_bool(&w->body, "ok", ok);
+    ids_json(&w->body, e, name);
+    errors_json(&w->body, &e->rs, NULL);
+    if (!defined_in(e, name) && !e->rs.nerrors)
+        jbuf_str(&w->body, "code", "no_rule");
+    jbuf_obj_close(&w->body);
+out:
+    engine_free(e);
+    json_decref(j);
+}
+
+/* POST /api/v1/rules/validate {"name", "text"} */
+void h_rule_validate(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    (void)id;
+    validate_or_upload(a, st, s, r, w, false);
+}
+
+/* POST /api/v1/rules {"name", "text"}: saved only when the resulting set is valid */
+void h_rule_upload(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    (void)id;
+    validate_or_upload(a, st, s, r, w, true);
+}
+
+static void switch_rule(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                        const char *id, bool on)
+{
+    engine *e = load(a, a->o.rules_dir, w);
+    bool known = false;
+    fh_err err;
+
+    if (!e)
+        return;
+    for (uint32_t i = 0; i < e->rs.nrules && !known; i++)
+        known =
+            !strcmp(rule_id_of(e->rs.rules[i].id, e->rs.rules[i].name, e->rs.rules[i].title), id);
+    for (uint32_t i = 0; i < e->rs.ncorrs && !known; i++)
+        known =
+            !strcmp(rule_id_of(e->rs.corrs[i].id, e->rs.corrs[i].name, e->rs.corrs[i].title), id);
+    engine_free(e);
+    if (!known) {
+        http_error(w, 404, "not_found");
+        return;
+    }
+    err = rule_switch_set(st, id, on, s->who.name, api_now(a));
+    if (err)
+        http_error(w, 500, "store_error");
+    else
+        api_ok(w);
+    api_audit(a, st, s->who.name, r, on ? "rule.enable" : "rule.disable", id, err ? "failed" : "ok",
+              NULL);
+}
+
+/* POST /api/v1/rules/{id}/enable, /disable */
+void h_rule_enable(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    switch_rule(a, st, s, r, w, id, true);
+}
+
+void h_rule_disable(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    switch_rule(a, st, s, r, w, id, false);
+}
+
+/* POST /api/v1/rules/reload: every correlator reloads its rule folder */
+void h_rules_reload(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    fh_err err = admin_generation_bump(st, true, false);
+
+    (void)id;
+    if (err)
+        http_error(w, 500, "store_error");
+    else
+        api_ok(w);
+    api_audit(a, st, s->who.name, r, "rule.reload", NULL, err ? "failed" : "ok", NULL);
+}

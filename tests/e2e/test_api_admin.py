@@ -1,0 +1,359 @@
+"""fenghuo-console serve, administration (issue 13, second part), on an SQLite file and on
+PostgreSQL: comments on incidents, users (role, departments, disabling, the last
+administrator, password reset), API tokens (scoped, expiring, revocable, hashed; no CSRF,
+no session routes), suppressions (from an alert, honoured by the correlator, counted,
+revoked, expired), and rules (list with hit counts, one rule's source, validation with
+file:line, upload, switching off and on, and a running correlator reloading on the
+console's word). Every change is in the audit log."""
+
+import json
+import os
+import subprocess
+import time
+
+from test_api import PASSWORD, REPO, Console, admin, alert_store, users  # noqa: F401
+from test_api import server  # noqa: F401  (the fixture)
+
+EICAR = {"timestamp": "2026-03-02T02:00:00.000000+0000", "event_type": "yara",
+         "schema_version": "1.0", "sensor": {"id": "s1", "segment": "core"}, "flow_id": 1,
+         "src_port": 5, "dest_port": 80, "proto": "TCP", "app_proto": "http",
+         "yara": {"rule": "EICAR_Test_File", "namespace": "fenghuo", "tags": [],
+                  "meta": {"severity": "high", "category": "malware.virus"},
+                  "direction": "toclient", "offset": 0}}
+FAR = 4102444800000  # 2100-01-01
+
+
+def run_correlator(correlator, store_db, tmp_path, events, rules=None, name="ev.ndjson"):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    p = subprocess.run([correlator, "--rules", str(rules or os.path.join(REPO, "rules", "level3")),
+                        "--assets", os.path.join(REPO, "rules", "assets.example.yaml"),
+                        "--input", str(path), "--db", store_db.target],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def audit_rows(store_db, *actions):
+    marks = ", ".join("'%s'" % a for a in actions)
+    return store_db.query("SELECT actor, action, object, outcome FROM audit_log WHERE action IN "
+                          "(%s) ORDER BY seq" % marks)
+
+
+def test_comments_join_the_timeline(server, store_db, correlator, tmp_path):
+    ids = alert_store(correlator, store_db, tmp_path)
+    c = admin(server)
+    u = users(server, c)
+    store_db.execute("UPDATE users SET departments = '大数据局' WHERE name = 'u-analyst'")
+    mine, theirs = ids["198.51.100.1"], ids["198.51.100.4"]
+    a = u["analyst"]
+    text = "已联系运维\n<script>alert(1)</script> ' OR 1=1 --"
+    st, doc, _ = a.call("POST", "/api/v1/incidents/%s/comment" % mine, {"comment": text})
+    assert (st, doc) == (200, {"ok": True})
+    assert a.call("POST", "/api/v1/incidents/%s/comment" % mine,
+                  {"comment": ""})[:2] == (400, {"error": {"code": "empty_comment"}})
+    assert a.call("POST", "/api/v1/incidents/%s/comment" % mine,
+                  {"comment": 5})[1]["error"]["code"] == "wrong_type"
+    assert a.call("POST", "/api/v1/incidents/%s/comment" % theirs,
+                  {"comment": "x"})[:2] == (404, {"error": {"code": "not_found"}})
+    st, doc, _ = a.call("GET", "/api/v1/alerts/%s" % mine)
+    assert [(t["kind"], t.get("comment")) for t in doc["timeline"]] == [("comment", text)]
+    assert doc["alert"]["status"] == "new"  # a comment moves nothing
+    # out of scope: answered as absent, before anything is recorded
+    assert audit_rows(store_db, "incident.comment") == [
+        ("u-analyst", "incident.comment", mine, "ok")]
+
+
+def test_user_management(server, store_db):
+    c = admin(server)
+    u = users(server, c)
+    st, doc, _ = c.call("GET", "/api/v1/users")
+    assert st == 200
+    by = {x["name"]: x for x in doc["users"]}
+    assert set(by) == {"admin"} | {"u-" + r for r in ("sysadmin", "secadmin", "analyst",
+                                                        "compliance", "auditor")}
+    assert "password_hash" not in json.dumps(doc) and by["u-analyst"]["departments"] == []
+    # departments and a new role; the user's sessions end with the role change
+    st, doc, _ = c.call("POST", "/api/v1/users/u-analyst", {"departments": ["大数据局", "市财政局"]})
+    assert (st, doc) == (200, {"ok": True})
+    assert u["analyst"].call("GET", "/api/v1/session")[0] == 200  # departments keep the session
+    st, doc, _ = c.call("POST", "/api/v1/users/u-compliance", {"role": "auditor"})
+    assert st == 200
+    assert u["compliance"].call("GET", "/api/v1/session")[0] == 401
+    by = {x["name"]: x for x in c.call("GET", "/api/v1/users")[1]["users"]}
+    assert by["u-analyst"]["departments"] == ["大数据局", "市财政局"]
+    assert by["u-compliance"]["role"] == "auditor"
+    for body, code in (({"role": "root"}, "bad_role"), ({}, "nothing_to_change"),
+                       ({"disabled": "yes"}, "wrong_type"), ({"departments": "x"}, "wrong_type"),
+                       ({"departments": ["a\nb"]}, "bad_department")):
+        st, doc, _ = c.call("POST", "/api/v1/users/u-analyst", body)
+        assert (st, doc["error"]["code"]) == (400, code), body
+    assert c.call("POST", "/api/v1/users/nobody", {"disabled": True})[0] == 404
+    # disabling ends the sessions and refuses logins
+    assert c.call("POST", "/api/v1/users/u-secadmin", {"disabled": True})[0] == 200
+    assert u["secadmin"].call("GET", "/api/v1/session")[0] == 401
+    assert u["secadmin"].login("u-secadmin", PASSWORD + "-1") == (
+        401, {"error": {"code": "account_disabled"}})
+    # the last enabled system administrator stays one
+    assert c.call("POST", "/api/v1/users/u-sysadmin", {"disabled": True})[0] == 200
+    st, doc, _ = c.call("POST", "/api/v1/users/admin", {"role": "auditor"})
+    assert (st, doc) == (400, {"error": {"code": "last_sysadmin"}})
+    assert c.call("POST", "/api/v1/users/admin", {"disabled": True})[1] == {
+        "error": {"code": "last_sysadmin"}}
+    # a reset password must be changed at the next login
+    st, doc, _ = c.call("POST", "/api/v1/users/u-auditor/password", {"password": "short"})
+    assert (st, doc) == (400, {"error": {"code": "too_short"}})
+    assert c.call("POST", "/api/v1/users/u-auditor/password",
+                  {"password": PASSWORD + "-r"})[0] == 200
+    assert u["auditor"].call("GET", "/api/v1/session")[0] == 401
+    fresh = server.client()
+    st, doc = fresh.login("u-auditor", PASSWORD + "-r")
+    assert st == 200 and doc["must_change_password"] is True
+    rows = audit_rows(store_db, "user.update", "user.password_reset")
+    assert ("admin", "user.update", "u-compliance", "ok") in rows
+    assert ("admin", "user.update", "admin", "refused") in rows
+    assert ("admin", "user.password_reset", "u-auditor", "ok") in rows
+
+
+def test_api_tokens(server, store_db):
+    c = admin(server)
+    u = users(server, c)
+    an = u["analyst"]
+    store_db.execute("UPDATE users SET departments = '大数据局' WHERE name = 'u-analyst'")
+    for body, code in (({"name": "ci", "expires_at": 1}, "bad_expiry"),
+                       ({"name": "ci", "expires_at": FAR}, "bad_expiry"),
+                       ({"name": "", "expires_at": int(time.time() * 1000) + 86400000},
+                        "bad_name"),
+                       ({"name": "ci", "expires_at": "tomorrow"}, "wrong_type")):
+        st, doc, _ = an.call("POST", "/api/v1/tokens", body)
+        assert (st, doc["error"]["code"]) == (400, code), body
+    exp = int(time.time() * 1000) + 7 * 86400000
+    st, doc, _ = an.call("POST", "/api/v1/tokens", {"name": "巡检脚本", "expires_at": exp})
+    assert st == 201 and doc["role"] == "analyst" and doc["token"].startswith(doc["id"] + "_")
+    token, tid = doc["token"], doc["id"]
+    # only a hash is stored
+    (h,), = store_db.query("SELECT hash FROM api_tokens WHERE id = '%s'" % tid)
+    assert len(h) == 64 and token not in h
+    bot = server.client()
+    bearer = {"Authorization": "Bearer " + token}
+    st, doc, _ = bot.call("GET", "/api/v1/alerts", headers=bearer)
+    assert st == 200
+    # a token is a role: the analyst's token cannot read the audit log or manage users
+    assert bot.call("GET", "/api/v1/audit", headers=bearer)[:2] == (
+        403, {"error": {"code": "forbidden"}})
+    # no CSRF token for automation; but no password change or token minting with a token
+    st, doc, _ = bot.call("POST", "/api/v1/alerts/bulk", {"to": "acknowledged", "ids": []},
+                          headers=bearer)
+    assert st == 200, doc
+    assert bot.call("POST", "/api/v1/session/password", {"old": "a", "new": "b"},
+                    headers=bearer)[:2] == (403, {"error": {"code": "session_required"}})
+    assert bot.call("POST", "/api/v1/tokens", {"name": "x", "expires_at": exp},
+                    headers=bearer)[:2] == (403, {"error": {"code": "session_required"}})
+    bad = {"Authorization": "Bearer " + token[:-1] + ("A" if token[-1] != "A" else "B")}
+    assert bot.call("GET", "/api/v1/alerts", headers=bad)[:2] == (
+        401, {"error": {"code": "unknown_token"}})
+    # listed for its owner (and the administrator), never with the secret
+    st, doc, _ = an.call("GET", "/api/v1/tokens")
+    assert [t["id"] for t in doc["tokens"]] == [tid] and "last_used" in doc["tokens"][0]
+    assert token not in json.dumps(doc)
+    assert [t["id"] for t in c.call("GET", "/api/v1/tokens")[1]["tokens"]] == [tid]
+    assert u["auditor"].call("GET", "/api/v1/tokens")[1]["tokens"] == []
+    assert u["auditor"].call("DELETE", "/api/v1/tokens/" + tid)[0] == 404
+    # expiry (the stored time moved into the past), then revocation
+    store_db.execute("UPDATE api_tokens SET expires_at = 1000 WHERE id = '%s'" % tid)
+    assert bot.call("GET", "/api/v1/alerts", headers=bearer)[:2] == (
+        401, {"error": {"code": "token_expired"}})
+    store_db.execute("UPDATE api_tokens SET expires_at = %d WHERE id = '%s'" % (exp, tid))
+    assert bot.call("GET", "/api/v1/alerts", headers=bearer)[0] == 200
+    # the owner's role changes: the token stops
+    assert c.call("POST", "/api/v1/users/u-analyst", {"role": "compliance"})[0] == 200
+    assert bot.call("GET", "/api/v1/alerts", headers=bearer)[:2] == (
+        401, {"error": {"code": "token_role_changed"}})
+    assert c.call("POST", "/api/v1/users/u-analyst", {"role": "analyst"})[0] == 200
+    assert bot.call("GET", "/api/v1/alerts", headers=bearer)[0] == 200
+    assert c.call("DELETE", "/api/v1/tokens/" + tid)[:2] == (200, {"ok": True})
+    assert bot.call("GET", "/api/v1/alerts", headers=bearer)[:2] == (
+        401, {"error": {"code": "token_revoked"}})
+    assert c.call("DELETE", "/api/v1/tokens/" + tid)[0] == 404
+    rows = audit_rows(store_db, "token.create", "token.revoke", "token.use")
+    assert ("u-analyst", "token.create", tid, "ok") in rows
+    assert ("admin", "token.revoke", tid, "ok") in rows
+    assert (tid, "token.use", "/api/v1/alerts", "denied") in rows
+
+
+def test_suppressions_are_honoured(server, store_db, correlator, tmp_path):
+    ev = [dict(EICAR, src_ip="198.51.100.1", dest_ip="10.10.1.10"),
+          dict(EICAR, src_ip="198.51.100.2", dest_ip="10.10.1.11",
+               timestamp="2026-03-02T02:01:00.000000+0000")]
+    run_correlator(correlator, store_db, tmp_path, ev)
+    ids = dict(store_db.query("SELECT src_ip, id FROM alerts"))
+    rule = store_db.query("SELECT rule_id FROM alerts WHERE id = '%s'" % ids["198.51.100.1"])[0][0]
+    c = admin(server)
+    sec = users(server, c)["secadmin"]
+    exp = int(time.time() * 1000) + 30 * 86400000
+    for body, code in (({"alert": ids["198.51.100.1"], "scope": "all", "reason": "r",
+                         "expires_at": exp}, "bad_scope"),
+                       ({"alert": ids["198.51.100.1"], "scope": "rule_source", "reason": "r",
+                         "expires_at": 5}, "bad_expiry"),
+                       ({"rule_id": rule, "src_ip": "not-an-ip", "reason": "r",
+                         "expires_at": exp}, "bad_address"),
+                       ({"rule_id": rule, "dest_ip": "10.0.0.1", "reason": "r",
+                         "expires_at": exp}, "dest_needs_src"),
+                       ({"alert": ids["198.51.100.1"], "scope": "rule_source",
+                         "expires_at": exp}, "missing_field")):
+        st, doc, _ = sec.call("POST", "/api/v1/suppressions", body)
+        assert (st, doc["error"]["code"]) == (400, code), body
+    assert sec.call("POST", "/api/v1/suppressions",
+                    {"alert": "0" * 32, "scope": "rule", "reason": "r",
+                     "expires_at": exp})[0] == 404
+    st, doc, _ = sec.call("POST", "/api/v1/suppressions",
+                          {"alert": ids["198.51.100.1"], "scope": "rule_source",
+                           "reason": "漏洞扫描器（已报备）", "expires_at": exp})
+    assert st == 201 and doc["src_ip"] == "198.51.100.1" and "dest_ip" not in doc, doc
+    sid = doc["id"]
+    # a revoked one and an expired one hide nothing
+    st, doc, _ = sec.call("POST", "/api/v1/suppressions",
+                          {"rule_id": rule, "src_ip": "198.51.100.2", "reason": "temp",
+                           "expires_at": exp})
+    assert sec.call("DELETE", "/api/v1/suppressions/" + doc["id"])[:2] == (200, {"ok": True})
+    assert sec.call("DELETE", "/api/v1/suppressions/" + doc["id"])[0] == 404
+    store_db.execute("INSERT INTO suppressions (id, rule_id, src_ip, reason, created_by, "
+                     "created_at, expires_at) VALUES ('old', '%s', '198.51.100.3', 'x', 'y', 1, "
+                     "2)" % rule)
+    # the same sources again, and a third, a day later: 100.1's repeats are hidden
+    later = [dict(e, timestamp="2026-03-03T0%d:00:00.000000+0000" % k)
+             for k, e in enumerate(ev + [dict(EICAR, src_ip="198.51.100.3",
+                                              dest_ip="10.10.2.2")] + ev[:1])]
+    p = run_correlator(correlator, store_db, tmp_path, later, name="later.ndjson")
+    counts = dict(store_db.query("SELECT src_ip, count FROM alerts WHERE rule_id = '%s'" % rule))
+    assert counts == {"198.51.100.1": 1, "198.51.100.2": 2, "198.51.100.3": 1}, (counts, p.stderr)
+    st, doc, _ = sec.call("GET", "/api/v1/suppressions?active=1")
+    assert [(s["id"], s["hits"]) for s in doc["suppressions"]] == [(sid, 2)]
+    assert doc["suppressions"][0]["last_hit"] == 1772506800000  # 2026-03-03T03:00Z
+    assert len(sec.call("GET", "/api/v1/suppressions")[1]["suppressions"]) == 3
+    rows = audit_rows(store_db, "suppression.create", "suppression.revoke")
+    assert rows[0] == ("u-secadmin", "suppression.create", rule, "refused")
+    assert ("u-secadmin", "suppression.create", sid, "ok") in rows
+    assert [r[3] for r in rows if r[1] == "suppression.revoke"] == ["ok", "refused"]
+
+
+RULE_OK = """title: Telnet to the finance department (test upload)
+id: 3f2b7c1e-0000-4000-8000-00000000a001
+status: test
+level: high
+logsource:
+  category: flow
+  product: fenghuo
+detection:
+  sel:
+    dest_port: 2323
+  condition: sel
+tags:
+  - gbt22239.8.1.4.1.c
+"""
+
+
+def test_rules_api(server, store_db, correlator, tmp_path):
+    c = admin(server)
+    u = users(server, c)
+    sec, an = u["secadmin"], u["analyst"]
+    run_correlator(correlator, store_db, tmp_path,
+                   [dict(EICAR, src_ip="198.51.100.1", dest_ip="10.10.1.10")],
+                   rules=server.rules)
+    st, doc, _ = an.call("GET", "/api/v1/rules")
+    assert st == 200 and doc["errors"] == []
+    by = {r["id"]: r for r in doc["rules"]}
+    (rule,), = store_db.query("SELECT rule_id FROM alerts")
+    assert by[rule]["alerts"] == 1 and by[rule]["hits"] == 1 and by[rule]["enabled"] is True
+    assert by[rule]["file"] == "l3_12_yara_malware.yml" and by[rule]["kind"] == "detection"
+    assert any(r["kind"] == "correlation" for r in doc["rules"])
+    st, doc, _ = an.call("GET", "/api/v1/rules/" + rule)
+    assert st == 200 and doc["rule"]["id"] == rule and "id: " + rule in doc["source"]
+    assert an.call("GET", "/api/v1/rules/nope")[0] == 404
+    # validation: file:line errors; nothing written
+    broken = RULE_OK.replace("dest_port: 2323", "dest_port|nosuchmod: 2323")
+    st, doc, _ = sec.call("POST", "/api/v1/rules/validate", {"name": "t.yml", "text": broken})
+    assert st == 200 and doc["ok"] is False and doc["rules"] == []
+    assert [(e["file"], e["line"]) for e in doc["errors"]] == [("t.yml", 1)] or (
+        doc["errors"][0]["file"] == "t.yml" and doc["errors"][0]["line"] >= 1), doc
+    assert "nosuchmod" in doc["errors"][0]["reason"]
+    for name in ("../x.yml", ".hidden.yml", "x.txt", "a/b.yml"):
+        st, doc, _ = sec.call("POST", "/api/v1/rules", {"name": name, "text": RULE_OK})
+        assert (st, doc["error"]["code"]) == (400, "bad_file_name"), name
+    st, doc, _ = sec.call("POST", "/api/v1/rules", {"name": "t.yml", "text": broken})
+    assert st == 422 and doc["ok"] is False
+    assert not (server.rules / "t.yml").exists()
+    st, doc, _ = sec.call("POST", "/api/v1/rules", {"name": "t.yml", "text": "title: x\n"})
+    assert st == 422
+    gen = store_db.query("SELECT rules FROM console_generation")[0][0]
+    st, doc, _ = sec.call("POST", "/api/v1/rules", {"name": "t.yml", "text": RULE_OK})
+    assert (st, doc["ok"], doc["rules"]) == (201, True, ["3f2b7c1e-0000-4000-8000-00000000a001"])
+    assert (server.rules / "t.yml").read_text() == RULE_OK
+    assert store_db.query("SELECT rules FROM console_generation")[0][0] == gen + 1
+    assert "3f2b7c1e-0000-4000-8000-00000000a001" in {
+        r["id"] for r in an.call("GET", "/api/v1/rules")[1]["rules"]}
+    # switched off: the correlator raises nothing for it; on again: it does
+    assert sec.call("POST", "/api/v1/rules/%s/disable" % rule)[:2] == (200, {"ok": True})
+    assert sec.call("POST", "/api/v1/rules/nope/disable")[0] == 404
+    assert {r["id"]: r for r in an.call("GET", "/api/v1/rules")[1]["rules"]}[rule][
+        "enabled"] is False
+    run_correlator(correlator, store_db, tmp_path,
+                   [dict(EICAR, src_ip="198.51.100.9", dest_ip="10.10.1.10",
+                         timestamp="2026-03-04T00:00:00.000000+0000")], rules=server.rules,
+                   name="off.ndjson")
+    assert store_db.query("SELECT COUNT(*) FROM alerts WHERE src_ip = '198.51.100.9'") == [(0,)]
+    assert sec.call("POST", "/api/v1/rules/%s/enable" % rule)[0] == 200
+    run_correlator(correlator, store_db, tmp_path,
+                   [dict(EICAR, src_ip="198.51.100.9", dest_ip="10.10.1.10",
+                         timestamp="2026-03-04T00:00:00.000000+0000")], rules=server.rules,
+                   name="on.ndjson")
+    assert store_db.query("SELECT COUNT(*) FROM alerts WHERE src_ip = '198.51.100.9'") == [(1,)]
+    assert sec.call("POST", "/api/v1/rules/reload")[:2] == (200, {"ok": True})
+    rows = audit_rows(store_db, "rule.upload", "rule.enable", "rule.disable", "rule.reload")
+    assert [r[1:] for r in rows] == [
+        ("rule.upload", "t.yml", "refused"), ("rule.upload", "t.yml", "refused"),
+        ("rule.upload", "t.yml", "ok"), ("rule.disable", rule, "ok"),
+        ("rule.enable", rule, "ok"), ("rule.reload", None, "ok")]
+
+
+def test_running_correlator_reloads_on_the_consoles_word(server, store_db, correlator, tmp_path):
+    """A correlator reading a pipe picks up an uploaded rule without a signal."""
+    c = admin(server)
+    sec = users(server, c)["secadmin"]
+    p = subprocess.Popen([correlator, "--rules", str(server.rules), "--assets",
+                          os.path.join(REPO, "rules", "assets.example.yaml"), "--input", "-",
+                          "--db", store_db.target], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, text=True, cwd=REPO)
+
+    def wait_for(sql, want):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if store_db.query(sql) == want:
+                return True
+            time.sleep(0.1)
+        return False
+
+    flow = {"timestamp": "2026-03-05T00:00:00.000000+0000", "event_type": "flow",
+            "schema_version": "1.0", "sensor": {"id": "s1"}, "flow_id": 9,
+            "src_ip": "10.10.1.5", "src_port": 40000, "dest_ip": "10.30.64.5",
+            "dest_port": 2323, "proto": "TCP"}
+    try:
+        # the same flow before the upload (no rule for it) and an EICAR alert to know it
+        # was consumed
+        for e in (flow, dict(EICAR, src_ip="198.51.100.1", dest_ip="10.10.1.10")):
+            p.stdin.write(json.dumps(e) + "\n")
+        p.stdin.flush()
+        assert wait_for("SELECT COUNT(*) FROM alerts WHERE src_ip = '198.51.100.1'", [(1,)])
+        assert sec.call("POST", "/api/v1/rules", {"name": "t.yml", "text": RULE_OK})[0] == 201
+        time.sleep(1.2)  # longer than the correlator's one-second polling interval
+        p.stdin.write(json.dumps(dict(flow, timestamp="2026-03-05T00:01:00.000000+0000",
+                                      flow_id=10)) + "\n")
+        p.stdin.flush()
+        # one hit: the flow before the upload was not matched, the one after was
+        assert wait_for("SELECT hits FROM alerts WHERE rule_id = "
+                        "'3f2b7c1e-0000-4000-8000-00000000a001'", [(1,)])
+    finally:
+        p.stdin.close()
+        assert p.wait(timeout=60) == 0
+        err = p.stderr.read()
+    assert "rules reloaded" in err, err
