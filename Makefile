@@ -35,8 +35,8 @@ DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml
 	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev poppler-utils clang-format postgresql
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
-PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara
-CORR_PKG_LIBS := libpcre2-8 yaml-0.1 rdkafka sqlite3 simdjson nettle libpq libsodium
+PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara libmicrohttpd jansson
+CORR_PKG_LIBS := libpcre2-8 yaml-0.1 rdkafka sqlite3 simdjson nettle libpq libsodium libmicrohttpd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) $(CORR_PKG_LIBS) 2>/dev/null)
 CORR_LDLIBS = $(shell pkg-config --libs $(CORR_PKG_LIBS) 2>/dev/null)
 # The console's PDF reports: cairo + pango (with Debian's fonts-noto-cjk for Chinese).

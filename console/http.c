@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 
 #include "../common/fh_log.h"
+#include "../common/fh_metrics.h"
 
 /* No inline script or style anywhere; nothing from elsewhere; never in a frame. */
 #define CSP                                                                                        \
@@ -376,14 +377,12 @@ int http_start(http_server **out, const http_opts *o, const http_routes *routes,
                size_t errlen)
 {
     http_server *s = calloc(1, sizeof(*s));
-    struct sockaddr_in6 a6;
-    struct sockaddr_in a4;
-    struct sockaddr *sa;
-    char host[128];
-    const char *colon;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    bool v6;
+    char why[256];
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *di;
-    long port;
 
     *out = NULL;
     if (!s)
@@ -399,35 +398,13 @@ int http_start(http_server **out, const http_opts *o, const http_routes *routes,
         s->o.per_ip = 32;
     if (!s->o.max_body)
         s->o.max_body = 1 << 20;
-    colon = o->listen ? strrchr(o->listen, ':') : NULL;
-    if (!colon || (size_t)(colon - o->listen) >= sizeof(host) ||
-        (port = strtol(colon + 1, NULL, 10)) < 0 || port > 65535) {
-        snprintf(err, errlen, "--listen expects ADDRESS:PORT, got '%s'",
-                 o->listen ? o->listen : "");
+    if (!fh_listen_addr(o->listen, &ss, &sslen, &v6, why, sizeof(why))) {
+        snprintf(err, errlen, "--listen: %s", why);
         http_stop(s);
         return -1;
     }
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - o->listen), o->listen);
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    memset(&a4, 0, sizeof(a4));
-    memset(&a6, 0, sizeof(a6));
-    if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
-        a4.sin_family = AF_INET;
-        a4.sin_port = htons((uint16_t)port);
-        sa = (struct sockaddr *)&a4;
-    } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
-        a6.sin6_family = AF_INET6;
-        a6.sin6_port = htons((uint16_t)port);
-        sa = (struct sockaddr *)&a6;
+    if (v6)
         flags |= MHD_USE_IPv6;
-    } else {
-        snprintf(err, errlen, "--listen: '%s' is not an IPv4 or IPv6 address", host);
-        http_stop(s);
-        return -1;
-    }
     if (o->tls_cert || o->tls_key) {
         if (!o->tls_cert || !o->tls_key) {
             snprintf(err, errlen, "HTTPS needs both --tls-cert and --tls-key");
@@ -442,8 +419,8 @@ int http_start(http_server **out, const http_opts *o, const http_routes *routes,
         flags |= MHD_USE_TLS;
     }
     s->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE,
-        s->o.threads, MHD_OPTION_CONNECTION_TIMEOUT, s->o.timeout_s,
+        flags, 0, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, s->o.threads, MHD_OPTION_CONNECTION_TIMEOUT, s->o.timeout_s,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->o.per_ip, MHD_OPTION_CONNECTION_LIMIT, 512u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
         completed, s, s->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->cert,
@@ -456,7 +433,7 @@ int http_start(http_server **out, const http_opts *o, const http_routes *routes,
         return -1;
     }
     di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : (unsigned)port;
+    s->port = di ? di->port : 0;
     *out = s;
     return 0;
 }

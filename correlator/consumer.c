@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "../common/fh_log.h"
+#include "../common/fh_metrics.h"
 #include "engine.h"
 #include "stream.h"
 #include "store.h"
@@ -95,6 +96,50 @@ static uint64_t now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The consumer's own metrics (health.h extra): lag per assigned partition from the
+ * cached high watermarks (no broker round trip), and the publishing counters. */
+static void kafka_metrics(void *ctx, FILE *f)
+{
+    kctx *k = ctx;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    char topic[512];
+
+    fputs("# HELP fenghuo_correlator_consumer_lag_messages High watermark minus the consumer "
+          "position, per partition.\n# TYPE fenghuo_correlator_consumer_lag_messages gauge\n",
+          f);
+    if (k->rk && rd_kafka_assignment(k->rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l) {
+        rd_kafka_position(k->rk, l);
+        for (int i = 0; i < l->cnt; i++) {
+            int64_t lo = 0, hi = 0;
+
+            if (rd_kafka_get_watermark_offsets(k->rk, l->elems[i].topic, l->elems[i].partition, &lo,
+                                               &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                hi < 0)
+                continue;
+            fh_metrics_label(topic, sizeof(topic), l->elems[i].topic);
+            fprintf(f,
+                    "fenghuo_correlator_consumer_lag_messages{topic=\"%s\",partition=\"%d\"} "
+                    "%lld\n",
+                    topic, (int)l->elems[i].partition,
+                    (long long)(l->elems[i].offset >= 0 ? hi - l->elems[i].offset : hi - lo));
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    fprintf(f,
+            "# HELP fenghuo_correlator_events_consumed_total Kafka messages consumed.\n"
+            "# TYPE fenghuo_correlator_events_consumed_total counter\n"
+            "fenghuo_correlator_events_consumed_total %llu\n"
+            "# HELP fenghuo_correlator_alerts_published_total Alerts delivered to the alerts "
+            "topic.\n# TYPE fenghuo_correlator_alerts_published_total counter\n"
+            "fenghuo_correlator_alerts_published_total %llu\n"
+            "# HELP fenghuo_correlator_kafka_errors_total Kafka errors by kind.\n"
+            "# TYPE fenghuo_correlator_kafka_errors_total counter\n"
+            "fenghuo_correlator_kafka_errors_total{kind=\"delivery\"} %llu\n"
+            "fenghuo_correlator_kafka_errors_total{kind=\"commit\"} %llu\n",
+            (unsigned long long)k->consumed, (unsigned long long)k->published,
+            (unsigned long long)k->delivery_failures, (unsigned long long)k->commit_failures);
 }
 
 static bool stopping(const kctx *k)
@@ -745,8 +790,10 @@ int run_kafka(const consumer_config *cfg)
         fh_error("--kafka needs at least one --topic");
         return 2;
     }
-    if (health_init(&k.hl, cfg->instance, cfg->metrics, cfg->strict) != FH_OK)
+    if (health_init(&k.hl, cfg->instance, cfg->metrics, cfg->metrics_listen, cfg->strict) != FH_OK)
         return 1;
+    k.hl.extra = kafka_metrics;
+    k.hl.extra_ctx = &k;
     if (engine_open(&k.eng, &ec, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
         health_free(&k.hl);

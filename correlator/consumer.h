@@ -64,15 +64,16 @@ typedef struct {
     const char *alerts_topic; /* NULL: "fenghuo.alerts" */
     const char *const *props; /* -X name=value, for the consumer and the producer */
     size_t nprops;
-    const char *db;         /* SQLite store: required (positions, outbox) */
-    const char *alerts_out; /* NDJSON, appended to; NULL: none; "-": stdout */
-    uint32_t batch;         /* events per transaction (default 5000) */
-    uint32_t batch_ms;      /* longest a batch stays open, ms (default 200) */
-    bool exit_at_end;       /* stop once every assigned partition is at its end */
-    bool strict;            /* do not start with a rule refused (health.h) */
-    const char *metrics;    /* Prometheus text file; NULL: none */
-    const char *instance;   /* name in correlator_health; NULL: the host name */
-    int64_t max_ahead_ms;   /* correlation clock policy (corr_admit); 0: default */
+    const char *db;             /* SQLite store: required (positions, outbox) */
+    const char *alerts_out;     /* NDJSON, appended to; NULL: none; "-": stdout */
+    uint32_t batch;             /* events per transaction (default 5000) */
+    uint32_t batch_ms;          /* longest a batch stays open, ms (default 200) */
+    bool exit_at_end;           /* stop once every assigned partition is at its end */
+    bool strict;                /* do not start with a rule refused (health.h) */
+    const char *metrics;        /* Prometheus text file; NULL: none */
+    const char *metrics_listen; /* /metrics over HTTP ("ADDR:PORT"); NULL: none */
+    const char *instance;       /* name in correlator_health; NULL: the host name */
+    int64_t max_ahead_ms;       /* correlation clock policy (corr_admit); 0: default */
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *reload; /* SIGHUP: commit the batch, then stream_reload() */
 } consumer_config;

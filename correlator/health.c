@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common/fh_log.h"
+#include "../common/fh_metrics.h"
 #include "correlation.h"
 
 #define HEALTH_EVERY_MS 10000
@@ -27,7 +28,8 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-fh_err health_init(health *h, const char *instance, const char *metrics_path, bool strict)
+fh_err health_init(health *h, const char *instance, const char *metrics_path, const char *listen,
+                   bool strict)
 {
     memset(h, 0, sizeof(*h));
     if (instance)
@@ -41,11 +43,23 @@ fh_err health_init(health *h, const char *instance, const char *metrics_path, bo
         health_free(h);
         return FH_ERR_NOMEM;
     }
+    if (listen) {
+        char err[512];
+
+        if (fh_metrics_start(&h->listener, listen, err, sizeof(err)) != 0) {
+            fh_error("%s", err);
+            health_free(h);
+            return FH_ERR_CONFIG;
+        }
+        fh_info("metrics on http://%s/metrics (port %u)", listen, fh_metrics_port(h->listener));
+    }
     return FH_OK;
 }
 
 void health_free(health *h)
 {
+    fh_metrics_stop(h->listener);
+    h->listener = NULL;
     jbuf_free(&h->json);
 }
 
@@ -190,6 +204,57 @@ static void put_metrics(FILE *f, const health *h, const stream *p)
            "Events set aside from correlation: too far ahead of event time.", cs.clock_ahead);
     metric(f, "fenghuo_correlator_clock_resyncs_total", "counter",
            "Times event time followed a run of far-off events.", cs.clock_resyncs);
+    fputs("# HELP fenghuo_correlator_alerts_total Alerts opened or updated, by severity.\n"
+          "# TYPE fenghuo_correlator_alerts_total counter\n",
+          f);
+    for (int l = 0; l < 5; l++)
+        fprintf(f, "fenghuo_correlator_alerts_total{severity=\"%s\"} %llu\n", alert_level_name(l),
+                (unsigned long long)p->alerts_by_level[l]);
+    metric(f, "fenghuo_correlator_alerts_suppressed_total", "counter",
+           "Rule hits a suppression or a switched-off rule kept from alerting.", p->suppressed);
+    metric(f, "fenghuo_correlator_reloads_total", "counter", "Rule set reloads that took effect.",
+           p->reloads);
+    fprintf(f,
+            "# HELP fenghuo_correlator_last_reload_timestamp_seconds When the running rule set "
+            "was loaded.\n# TYPE fenghuo_correlator_last_reload_timestamp_seconds gauge\n"
+            "fenghuo_correlator_last_reload_timestamp_seconds %.3f\n",
+            (double)(p->loaded_ms ? p->loaded_ms : h->started_ms) / 1000.0);
+    fputs("# HELP fenghuo_correlator_event_processing_seconds Time to process one event "
+          "(decode, rules, correlation, alert book).\n"
+          "# TYPE fenghuo_correlator_event_processing_seconds histogram\n",
+          f);
+    {
+        uint64_t cum = 0;
+
+        for (int b = 0; b < STREAM_HIST_BUCKETS; b++) {
+            cum += p->hist[b];
+            fprintf(f, "fenghuo_correlator_event_processing_seconds_bucket{le=\"%g\"} %llu\n",
+                    stream_hist_bounds[b], (unsigned long long)cum);
+        }
+        cum += p->hist[STREAM_HIST_BUCKETS];
+        fprintf(f,
+                "fenghuo_correlator_event_processing_seconds_bucket{le=\"+Inf\"} %llu\n"
+                "fenghuo_correlator_event_processing_seconds_sum %.9f\n"
+                "fenghuo_correlator_event_processing_seconds_count %llu\n",
+                (unsigned long long)cum, (double)p->hist_sum_ns / 1e9, (unsigned long long)cum);
+    }
+    if (h->extra)
+        h->extra(h->extra_ctx, f);
+}
+
+/* Renews the listener's snapshot. */
+static void publish(health *h, const stream *p)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (!f)
+        return;
+    put_metrics(f, h, p);
+    if (fclose(f) == 0)
+        fh_metrics_publish(h->listener, buf, len);
+    free(buf);
 }
 
 /* Replaces the metrics file atomically (a reader sees the old or the new one). */
@@ -228,6 +293,10 @@ fh_err health_write(health *h, const stream *p, store *st, bool force)
     int64_t now = wall_ms();
     fh_err r = FH_OK, e;
 
+    if (h->listener && (force || now - h->published_ms >= 1000)) {
+        h->published_ms = now;
+        publish(h, p);
+    }
     if (!force && now - h->last_ms < HEALTH_EVERY_MS)
         return FH_OK;
     h->last_ms = now;

@@ -26,21 +26,33 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../common/jbuf.h"
 #include "stream.h"
 
+/* More metrics from the caller (the Kafka consumer's lag per partition). */
+typedef void (*health_extra_fn)(void *ctx, FILE *f);
+
 typedef struct {
     char instance[256];
-    const char *metrics_path; /* NULL: no file */
+    const char *metrics_path;    /* NULL: no file */
+    struct fh_metrics *listener; /* /metrics on a management address, NULL: none */
+    health_extra_fn extra;
+    void *extra_ctx;
+    int64_t published_ms; /* last snapshot for the listener */
     bool strict;
     int64_t started_ms; /* wall clock */
     int64_t last_ms;    /* last write */
     jbuf json;
 } health;
 
-/* instance NULL: the host name. FH_ERR_NOMEM. */
-fh_err health_init(health *h, const char *instance, const char *metrics_path, bool strict);
+/*
+ * instance NULL: the host name. listen ("ADDR:PORT", NULL: none) starts the /metrics
+ * listener (fh_metrics.h) and logs its address; FH_ERR_NOMEM, FH_ERR_CONFIG.
+ */
+fh_err health_init(health *h, const char *instance, const char *metrics_path, const char *listen,
+                   bool strict);
 void health_free(health *h);
 
 /*
@@ -53,8 +65,8 @@ bool health_check_refused(const engine *e, bool strict);
 /*
  * Writes the report to the store (st may be NULL) and the metrics file. With
  * force false it does nothing when the last write is less than 10 s old (wall
- * clock). Returns the first error (already logged); a failed write never stops
- * the correlator.
+ * clock); the listener's snapshot is renewed at most once a second. Returns the first error
+ * (already logged); a failed write never stops the correlator.
  */
 fh_err health_write(health *h, const stream *p, store *st, bool force);
 

@@ -81,6 +81,8 @@ static void usage(FILE *f)
                "                       in the log, the store's health row and the metrics)\n"
                "  --metrics FILE       Prometheus text file of the rules and counters (replaced\n"
                "                       every 10 s and at exit; node_exporter textfile format)\n"
+               "  --metrics-listen A:P serve /metrics over HTTP on a management address\n"
+               "                       (127.0.0.1:9102; renewed every second)\n"
                "  --instance NAME      this instance's name in the store's health table\n"
                "                       (default: the host name)\n"
                "  --max-clock-ahead D  an event further than D ahead of the newest event time\n"
@@ -158,7 +160,7 @@ static int check_rules(const char *path, const char *lists_dir, const char *asse
 /* Options both modes share: strictness, health and metrics, the clock policy. */
 typedef struct {
     bool strict;
-    const char *metrics, *instance;
+    const char *metrics, *listen, *instance;
     int64_t max_ahead_ms;
 } run_opts;
 
@@ -290,7 +292,7 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
     health hl;
     corr_limits lim = {.max_ahead_ms = ro->max_ahead_ms};
 
-    if (health_init(&hl, ro->instance, ro->metrics, ro->strict) != FH_OK)
+    if (health_init(&hl, ro->instance, ro->metrics, ro->listen, ro->strict) != FH_OK)
         return 1;
     if (engine_open(&e, &ec, err, sizeof(err)) != FH_OK) {
         fh_error("%s", err);
@@ -424,6 +426,7 @@ int main(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"strict", no_argument, NULL, 'S'},
         {"metrics", required_argument, NULL, 'M'},
+        {"metrics-listen", required_argument, NULL, 'H'},
         {"instance", required_argument, NULL, 'N'},
         {"max-clock-ahead", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
@@ -505,6 +508,9 @@ int main(int argc, char **argv)
         case 'M':
             ro.metrics = optarg;
             break;
+        case 'H':
+            ro.listen = optarg;
+            break;
         case 'N':
             ro.instance = optarg;
             break;
@@ -579,6 +585,7 @@ int main(int argc, char **argv)
             .exit_at_end = exit_at_end,
             .strict = ro.strict,
             .metrics = ro.metrics,
+            .metrics_listen = ro.listen,
             .instance = ro.instance,
             .max_ahead_ms = ro.max_ahead_ms,
             .stop = &stop_requested,

@@ -14,6 +14,24 @@
  * end in a hash of the whole value (alert_value_text). */
 #define VALUE_MAX 256
 
+const double stream_hist_bounds[STREAM_HIST_BUCKETS] = {1e-6, 5e-6, 1e-5, 5e-5, 1e-4,
+                                                        5e-4, 1e-3, 5e-3, 1e-2, 1e-1};
+
+static void hist_add(stream *p, const struct timespec *t0)
+{
+    struct timespec t1;
+    uint64_t ns;
+    int b = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ns = (uint64_t)(t1.tv_sec - t0->tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec -
+         (uint64_t)t0->tv_nsec;
+    while (b < STREAM_HIST_BUCKETS && (double)ns > stream_hist_bounds[b] * 1e9)
+        b++;
+    p->hist[b]++;
+    p->hist_sum_ns += ns;
+}
+
 /* ---- suppressions and switched-off rules (admin.h) ------------------------------------- */
 
 #define ADMIN_SYNC_MS 1000
@@ -246,6 +264,8 @@ static fh_err book_emit(void *ctx, const alert *a)
     if (p->alerts_out && (e = alert_write_ndjson(p->alerts_out, &p->jb, a)) != FH_OK)
         return e;
     p->alerts_written++;
+    if (a->level >= 0 && a->level < 5)
+        p->alerts_by_level[a->level]++;
     return FH_OK;
 }
 
@@ -487,6 +507,7 @@ static fh_err stats_seen(stream *p)
 
 fh_err stream_event(stream *p, const char *json, size_t len)
 {
+    struct timespec t0;
     char err[256];
     bool in_time;
 
@@ -498,12 +519,15 @@ fh_err stream_event(stream *p, const char *json, size_t len)
         if (e || (e = admin_sync(p)))
             return e;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     p->batch_events++;
     p->nmatched = 0;
     /* A malformed event is counted by the engine and skipped: not an error here. */
     /* p->ev: this event (matched or not: its time moves the windows) */
-    if (engine_process(p->eng, json, len, on_match, p, &p->ev, err, sizeof(err)) != FH_OK)
+    if (engine_process(p->eng, json, len, on_match, p, &p->ev, err, sizeof(err)) != FH_OK) {
+        hist_add(p, &t0);
         return p->error;
+    }
     /* Event time moves the correlation windows, matched or not, unless the clock
      * policy sets the event aside (corr_admit: far ahead of the watermark). */
     in_time = p->ev.ts_ms && corr_admit(p->corr, p->ev.ts_ms);
@@ -530,6 +554,7 @@ fh_err stream_event(stream *p, const char *json, size_t len)
         if (in_time && corr_uses_rule(p->corr, idx))
             corr_feed(p->corr, idx, &p->ev, p->ev.ts_ms, on_corr, p);
     }
+    hist_add(p, &t0);
     return p->error;
 }
 
@@ -583,6 +608,13 @@ fh_err stream_reload(stream *p, const engine_config *cfg, char *err, size_t errl
     p->matched = nm;
     p->generates = ng;
     p->reload_wanted = false;
+    p->reloads++;
+    {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        p->loaded_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
     fh_info("rules reloaded: %u rules (%u correlation); window state of %llu groups kept",
             ne->rs.nrules + ne->rs.ncorrs, ne->rs.ncorrs, (unsigned long long)moved);
     return FH_OK;

@@ -24,6 +24,10 @@
 #include "engine.h"
 #include "store.h"
 
+/* Upper bounds (seconds) of the event processing time histogram's buckets. */
+#define STREAM_HIST_BUCKETS 10
+extern const double stream_hist_bounds[STREAM_HIST_BUCKETS];
+
 typedef struct {
     engine *eng;
     store *st;        /* NULL: no database */
@@ -46,6 +50,12 @@ typedef struct {
     struct stream_admin *admin;
     bool reload_wanted;  /* the console changed rules or asked for a reload: stream_reload */
     uint64_t suppressed; /* alerts a suppression hid */
+    /* for the metrics (health.c) */
+    uint64_t alerts_by_level[5]; /* alert updates by severity */
+    uint64_t reloads;
+    int64_t loaded_ms;                      /* wall clock of the last reload, 0: the start */
+    uint64_t hist[STREAM_HIST_BUCKETS + 1]; /* event processing time */
+    uint64_t hist_sum_ns;
 } stream;
 
 fh_err stream_init(stream *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen);

@@ -75,6 +75,9 @@ static const opt_def options[] = {
     {"stats.interval", OPT_SECONDS, OFF(stats_interval), 0,
      "seconds between stats events on live capture (0 = only at the end)"},
     {"log.level", OPT_STR, OFF(log_level), 0, "error, warning, info or debug"},
+    {"metrics.listen", OPT_STR, OFF(metrics_listen), 0,
+     "serve /metrics (Prometheus) over HTTP on this management ADDRESS:PORT; renewed with "
+     "every stats event"},
     {"capture.replay_rate", OPT_U32, OFF(replay_rate), 0,
      "pace pcap input to this many packets/s (0 = as fast as possible)"},
     {"kafka.brokers", OPT_STR, OFF(kafka_brokers), 0,

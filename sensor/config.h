@@ -48,6 +48,7 @@ typedef struct {
     size_t max_event_bytes;
     uint32_t stats_interval; /* seconds; 0 = only at the end */
     char *log_level;
+    char *metrics_listen; /* /metrics over HTTP ("ADDR:PORT"), NULL: none */
 
     /* Option strings owned by the config (freed by config_free). */
     char *dpi_protos_file, *dpi_categories_file;

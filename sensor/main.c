@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../common/fh_log.h"
+#include "../common/fh_metrics.h"
 #include "capture.h"
 #include "config.h"
 #include "geoip.h"
@@ -566,7 +567,8 @@ typedef struct {
     pipeline pl;
     pipeline_totals totals;
     bool pl_ready, yara_inited, have_totals;
-    bool ran; /* packets may have gone through the pipeline: it has totals */
+    struct fh_metrics *metrics; /* metrics.listen */
+    bool ran;                   /* packets may have gone through the pipeline: it has totals */
     reloader rl;
     int verbosity;
     /* command-line settings, replayed over the configuration file (also on SIGHUP) */
@@ -850,6 +852,15 @@ static int start_pipeline(sensor_run *r)
         return EXIT_RUNTIME;
     }
     r->pl_ready = true;
+    if (cfg->metrics_listen && *cfg->metrics_listen) {
+        if (fh_metrics_start(&r->metrics, cfg->metrics_listen, r->err, sizeof(r->err)) != 0) {
+            fh_error("%s", r->err);
+            return EXIT_RUNTIME;
+        }
+        r->pl.metrics = r->metrics;
+        fh_info("metrics on http://%s/metrics (port %u)", cfg->metrics_listen,
+                fh_metrics_port(r->metrics));
+    }
     if ((rl->slot && pipeline_set_yara(&r->pl, rl->slot, r->err, sizeof(r->err)) != FH_OK) ||
         pipeline_start(&r->pl, r->err, sizeof(r->err)) != FH_OK) {
         fh_error("%s", r->err);
@@ -958,6 +969,7 @@ static int finish(sensor_run *r, int rc)
     }
     if (r->pl_ready)
         pipeline_free(&r->pl);
+    fh_metrics_stop(r->metrics);
     yara_rules_slot_free(r->rl.slot);
     if (r->yara_inited)
         yara_scan_fini();

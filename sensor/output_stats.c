@@ -16,6 +16,7 @@
 
 #include "../common/fh_log.h"
 #include "community_id.h"
+#include "metrics.h"
 
 /* Dropped / (delivered + dropped); on Linux ps_recv already counts ps_drop. */
 static double drop_ratio(uint64_t recv, uint64_t drop, uint64_t ifdrop)
@@ -344,6 +345,8 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
 
     jbuf_obj_close(b);
     jbuf_obj_close(b);
+    if (p->metrics && !jbuf_failed(b))
+        sensor_metrics_publish(p->metrics, jbuf_cstr(b), strlen(jbuf_cstr(b)));
     emitter_emit(&p->out, p->cfg, b, "stats", NULL);
 }
 

@@ -86,6 +86,7 @@ typedef struct pworker pworker;
  */
 struct pipeline {
     const sensor_config *cfg;
+    struct fh_metrics *metrics; /* /metrics listener (metrics.listen), NULL: none */
     decoder dec;
     geoip *geo; /* shared, may be NULL */
     event_sink *sink;

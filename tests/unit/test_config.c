@@ -205,6 +205,7 @@ static void test_packaged_config(void **state)
     config_defaults(&c);
     assert_int_equal(config_load_file(&c, "packaging/fenghuo-sensor.yaml", err, sizeof(err)),
                      FH_OK);
+    assert_string_equal(c.metrics_listen, "127.0.0.1:9101");
     config_free(&c);
 }
 
