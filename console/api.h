@@ -18,6 +18,7 @@ typedef struct {
     const char *policy_path;       /* shown in reports */
     const char *rules_dir;         /* the correlators' rule folder (NULL: no rules API) */
     const char *assets_file;       /* their asset inventory (placeholders), NULL: none */
+    const char *archive_dir;       /* the correlators' event archive root, NULL: none */
     const calendar *cal;
     int64_t session_idle_ms;   /* 0: the account policy's default */
     int64_t (*now)(void *ctx); /* NULL: the wall clock */

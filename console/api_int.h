@@ -11,6 +11,7 @@
 #include <semaphore.h>
 
 #include "../correlator/accounts.h"
+#include "../correlator/engine.h"
 #include "../correlator/store.h"
 #include "api.h"
 #include "http.h"
@@ -100,6 +101,14 @@ HANDLER(h_rule_upload);
 HANDLER(h_rule_enable);
 HANDLER(h_rule_disable);
 HANDLER(h_rules_reload);
+/* api_events.c */
+HANDLER(h_alert_events);
+HANDLER(h_events);
+HANDLER(h_rule_test);
+
+/* The rule folder with text as its file name (an upload's result); NULL after answering. */
+engine *api_rules_load_with(api *a, const char *name, const char *text, size_t len, http_resp *w);
+void api_rules_errors_json(jbuf *b, const engine *e);
 
 /* {"ok":true} */
 void api_ok(http_resp *w);

@@ -311,7 +311,7 @@ static bool write_atomic(const char *dir, const char *name, const char *text, si
  * a temporary folder of links to every other entry of the rule folder plus the new
  * file, loaded like the correlators load theirs. NULL after answering.
  */
-static engine *load_with(api *a, const char *name, const char *text, size_t len, http_resp *w)
+engine *api_rules_load_with(api *a, const char *name, const char *text, size_t len, http_resp *w)
 {
     char tmp[] = "/tmp/fenghuo-rules-XXXXXX", path[1400], target[1400];
     struct dirent *d;
@@ -368,6 +368,11 @@ static engine *load_with(api *a, const char *name, const char *text, size_t len,
     }
     rmdir(tmp);
     return e;
+}
+
+void api_rules_errors_json(jbuf *b, const engine *e)
+{
+    errors_json(b, &e->rs, NULL);
 }
 
 /* The ids the file name defines in e. */
@@ -435,7 +440,8 @@ static void validate_or_upload(api *a, store *st, session *s, const http_req *r,
     bool ok, existed = false;
     char path[1200];
 
-    if (!rule_body(r, w, &j, &name, &text, &len) || !(e = load_with(a, name, text, len, w)))
+    if (!rule_body(r, w, &j, &name, &text, &len) ||
+        !(e = api_rules_load_with(a, name, text, len, w)))
         goto out;
     ok = e->rs.nerrors == 0 && defined_in(e, name) > 0;
     if (save && ok) {

@@ -37,6 +37,7 @@ int cmd_serve(int argc, char **argv)
                                          {"threads", required_argument, NULL, 't'},
                                          {"rules", required_argument, NULL, 'r'},
                                          {"assets", required_argument, NULL, 'a'},
+                                         {"archive", required_argument, NULL, 'e'},
                                          {NULL, 0, NULL, 0}};
     http_opts ho = {.listen = "127.0.0.1:8080", .static_dir = "dashboards"};
     console_ctx c = {0};
@@ -83,13 +84,16 @@ int cmd_serve(int argc, char **argv)
         case 'a':
             ao.assets_file = optarg;
             break;
+        case 'e':
+            ao.archive_dir = optarg;
+            break;
         default:
             return 2;
         }
     }
     if (optind != argc) {
         fh_error("usage: fenghuo-console serve [--listen ADDR:PORT] [--tls-cert PEM --tls-key PEM] "
-                 "[--static DIR] [--db PATH|URI] [--rules DIR [--assets FILE]] "
+                 "[--static DIR] [--db PATH|URI] [--rules DIR [--assets FILE]] [--archive DIR] "
                  "[--session-idle SECONDS]");
         return 2;
     }

@@ -816,6 +816,12 @@ int run_kafka(const consumer_config *cfg)
         goto out;
     }
     k.pl_ready = true;
+    if (cfg->archive &&
+        stream_open_archive(&k.pl, cfg->archive, cfg->archive_max_bytes, cfg->archive_max_age_ms,
+                            k.hl.instance, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        goto out;
+    }
     {
         corr_limits lim = {.max_ahead_ms = cfg->max_ahead_ms};
 

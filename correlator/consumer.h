@@ -72,8 +72,11 @@ typedef struct {
     bool strict;                /* do not start with a rule refused (health.h) */
     const char *metrics;        /* Prometheus text file; NULL: none */
     const char *metrics_listen; /* /metrics over HTTP ("ADDR:PORT"); NULL: none */
-    const char *instance;       /* name in correlator_health; NULL: the host name */
-    int64_t max_ahead_ms;       /* correlation clock policy (corr_admit); 0: default */
+    const char *archive;        /* event archive root (archive.h); NULL: none */
+    uint64_t archive_max_bytes;
+    int64_t archive_max_age_ms;
+    const char *instance; /* name in correlator_health; NULL: the host name */
+    int64_t max_ahead_ms; /* correlation clock policy (corr_admit); 0: default */
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *reload; /* SIGHUP: commit the batch, then stream_reload() */
 } consumer_config;

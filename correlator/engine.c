@@ -95,20 +95,8 @@ fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t err
         r = FH_ERR_CONFIG;
         goto fail;
     }
-    e->f_src_ip = field_intern(&e->ft, "src_ip");
-    e->f_dest_ip = field_intern(&e->ft, "dest_ip");
-    e->f_community_id = field_intern(&e->ft, "community_id");
-    e->f_sensor_id = field_intern(&e->ft, "sensor.id");
-    e->f_event_type = field_intern(&e->ft, "event_type");
-    e->f_sensor_segment = field_intern(&e->ft, "sensor.segment");
-    if ((r = assets_bind(&e->af, &e->ft)) != FH_OK) {
-        snprintf(err, errlen, "too many distinct fields for the asset enrichment");
+    if ((r = engine_ready(e, err, errlen)) != FH_OK)
         goto fail;
-    }
-    if ((r = event_decoder_new(&e->dec, &e->ft)) != FH_OK) {
-        snprintf(err, errlen, "cannot create the event decoder");
-        goto fail;
-    }
     fh_info("%u rules loaded (%u refused), %u fields, %zu placeholder lists%s", e->rs.nrules,
             e->rs.nerrors, e->ft.n, e->lists.n, e->inv ? ", asset inventory loaded" : "");
     {
@@ -124,6 +112,27 @@ fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t err
 fail:
     engine_free(e);
     return r;
+}
+
+fh_err engine_ready(engine *e, char *err, size_t errlen)
+{
+    fh_err r;
+
+    e->f_src_ip = field_intern(&e->ft, "src_ip");
+    e->f_dest_ip = field_intern(&e->ft, "dest_ip");
+    e->f_community_id = field_intern(&e->ft, "community_id");
+    e->f_sensor_id = field_intern(&e->ft, "sensor.id");
+    e->f_event_type = field_intern(&e->ft, "event_type");
+    e->f_sensor_segment = field_intern(&e->ft, "sensor.segment");
+    if ((r = assets_bind(&e->af, &e->ft)) != FH_OK) {
+        snprintf(err, errlen, "too many distinct fields for the asset enrichment");
+        return r;
+    }
+    if ((r = event_decoder_new(&e->dec, &e->ft)) != FH_OK) {
+        snprintf(err, errlen, "cannot create the event decoder");
+        return r;
+    }
+    return FH_OK;
 }
 
 void engine_free(engine *e)

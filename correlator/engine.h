@@ -60,6 +60,8 @@ fh_err engine_load(engine *e, const engine_config *cfg, char *err, size_t errlen
 
 /* Loads everything; returns an error only if nothing usable can be loaded. */
 fh_err engine_open(engine **out, const engine_config *cfg, char *err, size_t errlen);
+/* After engine_load: the fields the stream reads and the event decoder (engine_open does it). */
+fh_err engine_ready(engine *e, char *err, size_t errlen);
 void engine_free(engine *e);
 
 typedef void (*engine_match_fn)(void *arg, const sigma_rule *r, const event_view *ev);

@@ -12,6 +12,7 @@
 
 #include "../common/fh_log.h"
 #include "../common/fh_metrics.h"
+#include "archive.h"
 #include "correlation.h"
 
 #define HEALTH_EVERY_MS 10000
@@ -237,6 +238,22 @@ static void put_metrics(FILE *f, const health *h, const stream *p)
                 "fenghuo_correlator_event_processing_seconds_sum %.9f\n"
                 "fenghuo_correlator_event_processing_seconds_count %llu\n",
                 (unsigned long long)cum, (double)p->hist_sum_ns / 1e9, (unsigned long long)cum);
+    }
+    if (p->archive) {
+        archive_stats as;
+
+        archive_get_stats(p->archive, &as);
+        metric(f, "fenghuo_correlator_archive_events_total", "counter", "Events archived.",
+               as.events);
+        metric(f, "fenghuo_correlator_archive_disk_bytes", "gauge",
+               "Compressed bytes of this instance's archive (at the last roll).", as.disk_bytes);
+        metric(f, "fenghuo_correlator_archive_evicted_segments_total", "counter",
+               "Archive segments deleted to stay within the size and age bounds.",
+               as.evicted_segments);
+        metric(f, "fenghuo_correlator_archive_evicted_events_total", "counter",
+               "Events in the evicted archive segments.", as.evicted_events);
+        metric(f, "fenghuo_correlator_archive_errors_total", "counter",
+               "Archive writes that failed (the events are still processed).", as.errors);
     }
     if (h->extra)
         h->extra(h->extra_ctx, f);

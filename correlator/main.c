@@ -81,6 +81,11 @@ static void usage(FILE *f)
                "                       in the log, the store's health row and the metrics)\n"
                "  --metrics FILE       Prometheus text file of the rules and counters (replaced\n"
                "                       every 10 s and at exit; node_exporter textfile format)\n"
+               "  --archive DIR        keep the consumed events in a rolling zstd archive\n"
+               "                       (DIR/<instance>/; docs/archive.md) for the console's\n"
+               "                       pivots and rule tests\n"
+               "  --archive-max-bytes N  compressed bytes kept (K, M, G; default 1G)\n"
+               "  --archive-max-age D  drop segments older than D (event time; default 180d)\n"
                "  --metrics-listen A:P serve /metrics over HTTP on a management address\n"
                "                       (127.0.0.1:9102; renewed every second)\n"
                "  --instance NAME      this instance's name in the store's health table\n"
@@ -162,6 +167,9 @@ typedef struct {
     bool strict;
     const char *metrics, *listen, *instance;
     int64_t max_ahead_ms;
+    const char *archive; /* --archive DIR */
+    uint64_t archive_max_bytes;
+    int64_t archive_max_age_ms;
 } run_opts;
 
 /*
@@ -330,6 +338,12 @@ static int run_file(const char *rules, const char *lists_dir, const char *assets
         fh_error("out of memory");
         goto out;
     }
+    if (ro->archive &&
+        stream_open_archive(&pl, ro->archive, ro->archive_max_bytes, ro->archive_max_age_ms,
+                            hl.instance, err, sizeof(err)) != FH_OK) {
+        fh_error("%s", err);
+        goto out;
+    }
     health_write(&hl, &pl, st, true);
     rc = 0;
     idle.pl = &pl;
@@ -427,6 +441,9 @@ int main(int argc, char **argv)
         {"strict", no_argument, NULL, 'S'},
         {"metrics", required_argument, NULL, 'M'},
         {"metrics-listen", required_argument, NULL, 'H'},
+        {"archive", required_argument, NULL, 'F'},
+        {"archive-max-bytes", required_argument, NULL, 'Z'},
+        {"archive-max-age", required_argument, NULL, 'Y'},
         {"instance", required_argument, NULL, 'N'},
         {"max-clock-ahead", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
@@ -511,6 +528,32 @@ int main(int argc, char **argv)
         case 'H':
             ro.listen = optarg;
             break;
+        case 'F':
+            ro.archive = optarg;
+            break;
+        case 'Z': {
+            char *end;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            unsigned long long mul = !*end               ? 1
+                                     : !strcmp(end, "K") ? 1ull << 10
+                                     : !strcmp(end, "M") ? 1ull << 20
+                                     : !strcmp(end, "G") ? 1ull << 30
+                                                         : 0;
+
+            if (!mul || !v || end == optarg) {
+                fh_error("--archive-max-bytes: expected a size such as 512M or 4G, got '%s'",
+                         optarg);
+                return 2;
+            }
+            ro.archive_max_bytes = v * mul;
+            break;
+        }
+        case 'Y':
+            if ((ro.archive_max_age_ms = parse_duration(optarg)) <= 0) {
+                fh_error("--archive-max-age: expected a duration such as 30d, got '%s'", optarg);
+                return 2;
+            }
+            break;
         case 'N':
             ro.instance = optarg;
             break;
@@ -586,6 +629,9 @@ int main(int argc, char **argv)
             .strict = ro.strict,
             .metrics = ro.metrics,
             .metrics_listen = ro.listen,
+            .archive = ro.archive,
+            .archive_max_bytes = ro.archive_max_bytes,
+            .archive_max_age_ms = ro.archive_max_age_ms,
             .instance = ro.instance,
             .max_ahead_ms = ro.max_ahead_ms,
             .stop = &stop_requested,

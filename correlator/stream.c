@@ -9,6 +9,7 @@
 
 #include "../common/fh_log.h"
 #include "admin.h"
+#include "archive.h"
 
 /* Texts of event values in an alert (addresses, sensor id, Community ID): longer values
  * end in a hash of the whole value (alert_value_text). */
@@ -202,6 +203,17 @@ static fh_err admin_sync(stream *p)
         return FH_ERR_NOMEM;
     }
     return FH_OK;
+}
+
+fh_err stream_open_archive(stream *p, const char *dir, uint64_t max_bytes, int64_t max_age_ms,
+                           const char *instance, char *err, size_t errlen)
+{
+    archive_opts o = {.dir = dir, .max_bytes = max_bytes, .max_age_ms = max_age_ms};
+    fh_err r = archive_open(&p->archive, &o, instance, err, errlen);
+
+    if (r == FH_OK)
+        fh_info("archiving events in %s/%s", dir, instance);
+    return r;
 }
 
 fh_err stream_admin_poll(stream *p)
@@ -464,6 +476,7 @@ void stream_free(stream *p)
     alert_book_free(p->book);
     jbuf_free(&p->jb);
     admin_free(p->admin);
+    archive_close(p->archive);
     memset(p, 0, sizeof(*p));
 }
 
@@ -528,6 +541,8 @@ fh_err stream_event(stream *p, const char *json, size_t len)
         hist_add(p, &t0);
         return p->error;
     }
+    if (p->archive)
+        archive_add(p->archive, json, len, p->ev.ts_ms); /* a failure is counted, not fatal */
     /* Event time moves the correlation windows, matched or not, unless the clock
      * policy sets the event aside (corr_admit: far ahead of the watermark). */
     in_time = p->ev.ts_ms && corr_admit(p->corr, p->ev.ts_ms);
@@ -795,6 +810,8 @@ fh_err stream_commit(stream *p, char *err, size_t errlen)
     }
     if (p->alerts_out)
         fflush(p->alerts_out);
+    if (p->archive)
+        archive_flush(p->archive);
     admin_forget_hits(p);
     p->batch_events = 0;
     return FH_OK;

@@ -56,6 +56,7 @@ typedef struct {
     int64_t loaded_ms;                      /* wall clock of the last reload, 0: the start */
     uint64_t hist[STREAM_HIST_BUCKETS + 1]; /* event processing time */
     uint64_t hist_sum_ns;
+    struct archive *archive; /* events archived as they are processed (archive.h), NULL: none */
 } stream;
 
 fh_err stream_init(stream *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen);
@@ -77,6 +78,10 @@ fh_err stream_set_limits(stream *p, const corr_limits *lim);
  * Expiry is wall clock: a suppression ends at its expires_at, whatever the events'
  * time. Without a store nothing is suppressed.
  */
+
+/* Archives every processed event from now on (archive.h; closed by stream_free). */
+fh_err stream_open_archive(stream *p, const char *dir, uint64_t max_bytes, int64_t max_age_ms,
+                           const char *instance, char *err, size_t errlen);
 
 /* The same read between batches (an idle consumer); nothing inside a transaction. */
 fh_err stream_admin_poll(stream *p);

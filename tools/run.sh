@@ -45,15 +45,17 @@ for _ in $(seq 50); do [ -s "$run/bootstrap" ] && break; sleep 0.1; done
 brokers=$(cat "$run/bootstrap" 2>/dev/null) || { echo "broker did not start"; exit 1; }
 echo "== embedded broker at $brokers (log: $run/broker.log)"
 
-rm -f "$run"/alerts.db* "$run"/console.out
+rm -rf "$run"/alerts.db* "$run"/console.out "$run/archive"
 "$bin/fenghuo-correlator" --kafka "$brokers" --topic fenghuo.events --group fenghuo-run \
     --alerts-topic fenghuo.alerts --rules rules/level3 --assets rules/assets.example.yaml \
-    --db "$run/alerts.db" -X session.timeout.ms=6000 2>"$run/correlator.log" &
+    --db "$run/alerts.db" --archive "$run/archive" --metrics-listen 127.0.0.1:0 \
+    -X session.timeout.ms=6000 2>"$run/correlator.log" &
 pids+=($!)
 echo "== correlator: rules/level3, store $run/alerts.db (log: $run/correlator.log)"
 # the console: the HTTP API and the dashboard's files on the same store
 for _ in $(seq 50); do [ -s "$run/alerts.db" ] && break; sleep 0.1; done
-"$bin/fenghuo-console" serve --listen "${RUN_CONSOLE:-127.0.0.1:8080}" --db "$run/alerts.db" --rules rules/level3 --assets rules/assets.example.yaml \
+"$bin/fenghuo-console" serve --listen "${RUN_CONSOLE:-127.0.0.1:8080}" --db "$run/alerts.db" \
+    --rules rules/level3 --assets rules/assets.example.yaml --archive "$run/archive" \
     >"$run/console.out" 2>"$run/console.log" &
 console=$!
 pids+=("$console")

@@ -317,6 +317,10 @@ MATRIX = [
     ("POST", "/api/v1/rules/reload", None, {"secadmin"}),
     ("POST", "/api/v1/rules/nope/enable", None, {"secadmin"}),
     ("POST", "/api/v1/rules/nope/disable", None, {"secadmin"}),
+    ("GET", "/api/v1/alerts/0000/events?by=flow", None, {"analyst", "secadmin", "compliance"}),
+    ("GET", "/api/v1/events?host=10.0.0.1", None, {"secadmin"}),
+    ("POST", "/api/v1/rules/test", {"name": "t.yml", "text": "x", "from": "2026-03-01",
+                                    "to": "2026-03-02"}, {"secadmin"}),
 ]
 
 
