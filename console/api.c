@@ -1149,6 +1149,13 @@ static const route ROUTES[] = {
     {"GET", "/api/v1/rules/{id}", RULES_READ, false, false, h_rule, false},
     {"POST", "/api/v1/rules/{id}/enable", R(ROLE_SECADMIN), true, false, h_rule_enable, false},
     {"POST", "/api/v1/rules/{id}/disable", R(ROLE_SECADMIN), true, false, h_rule_disable, false},
+    {"GET", "/api/v1/assets", R(ROLE_SECADMIN), false, false, h_assets, false},
+    {"POST", "/api/v1/assets", R(ROLE_SECADMIN), true, false, h_assets_replace, false},
+    {"POST", "/api/v1/assets/validate", R(ROLE_SECADMIN), true, false, h_assets_validate, false},
+    {"GET", "/api/v1/lists", R(ROLE_SECADMIN), false, false, h_lists, false},
+    {"GET", "/api/v1/lists/{id}", R(ROLE_SECADMIN), false, false, h_list, false},
+    {"POST", "/api/v1/lists/{id}", R(ROLE_SECADMIN), true, false, h_list_replace, false},
+    {"POST", "/api/v1/lists/{id}/validate", R(ROLE_SECADMIN), true, false, h_list_validate, false},
     {"GET", "/api/v1/rectification/report", R(ROLE_COMPLIANCE), false, false, h_report, false},
     {"GET", "/metrics", PUBLIC, false, true, h_metrics, false},
 };

@@ -101,10 +101,34 @@ HANDLER(h_rule_upload);
 HANDLER(h_rule_enable);
 HANDLER(h_rule_disable);
 HANDLER(h_rules_reload);
+/* api_assets.c */
+HANDLER(h_assets);
+HANDLER(h_assets_validate);
+HANDLER(h_assets_replace);
+HANDLER(h_lists);
+HANDLER(h_list);
+HANDLER(h_list_validate);
+HANDLER(h_list_replace);
 /* api_events.c */
 HANDLER(h_alert_events);
 HANDLER(h_events);
 HANDLER(h_rule_test);
+
+/* The text of a file (NUL-terminated), NULL when unreadable or longer than max. */
+char *api_slurp(const char *path, size_t max, size_t *len);
+/* Writes dir/name through a temporary file and rename(). */
+bool api_write_atomic(const char *dir, const char *name, const char *text, size_t len);
+
+/* A change to try before saving it: a rule file, a list (NAME.txt) or the inventory. */
+typedef struct {
+    const char *rule_name, *rule_text;
+    size_t rule_len;
+    const char *list_name, *list_text;
+    size_t list_len;
+    const char *assets_text;
+    size_t assets_len;
+} api_candidate;
+engine *api_load_candidate(api *a, const api_candidate *c, http_resp *w, bool *refused);
 
 /* The rule folder with text as its file name (an upload's result); NULL after answering. */
 engine *api_rules_load_with(api *a, const char *name, const char *text, size_t len, http_resp *w);

@@ -202,7 +202,7 @@ out:
 }
 
 /* The text of a file, NUL-terminated; NULL when unreadable or over max. */
-static char *slurp(const char *path, size_t max, size_t *len)
+char *api_slurp(const char *path, size_t max, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
@@ -248,7 +248,7 @@ void h_rule(api *a, store *st, session *s, const http_req *r, http_resp *w, cons
         goto out;
     }
     file = k < e->rs.nrules ? e->rs.rules[k].file : e->rs.corrs[k - e->rs.nrules].file;
-    if (!(text = slurp(file, RULE_FILE_MAX, &len))) {
+    if (!(text = api_slurp(file, RULE_FILE_MAX, &len))) {
         http_error(w, 500, "rules_unreadable");
         goto out;
     }
@@ -288,7 +288,7 @@ static bool file_name_ok(const char *n)
 
 /* Writes text to dir/name through a temporary file and rename(): readers see the old or
  * the new file, never half of one. */
-static bool write_atomic(const char *dir, const char *name, const char *text, size_t len)
+bool api_write_atomic(const char *dir, const char *name, const char *text, size_t len)
 {
     char tmp[1200], dst[1200];
     int fd;
@@ -306,19 +306,107 @@ static bool write_atomic(const char *dir, const char *name, const char *text, si
     return ok;
 }
 
-/*
- * The rule set as it would be with text as dir/name (replacing a file of that name):
- * a temporary folder of links to every other entry of the rule folder plus the new
- * file, loaded like the correlators load theirs. NULL after answering.
- */
-engine *api_rules_load_with(api *a, const char *name, const char *text, size_t len, http_resp *w)
+/* Links every entry of src (but skip and hidden ones) into dst. */
+static bool link_entries(const char *src, const char *dst, const char *skip)
 {
-    char tmp[] = "/tmp/fenghuo-rules-XXXXXX", path[1400], target[1400];
+    char path[1400], target[1400];
     struct dirent *d;
-    engine *e = NULL;
-    DIR *dir;
+    DIR *dir = opendir(src);
     bool ok = true;
 
+    if (!dir)
+        return errno == ENOENT; /* no such folder: nothing to link */
+    while (ok && (d = readdir(dir))) {
+        if (d->d_name[0] == '.' || (skip && !strcmp(d->d_name, skip)))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dst, d->d_name);
+        if (src[0] == '/')
+            snprintf(target, sizeof(target), "%s/%s", src, d->d_name);
+        else if (!getcwd(target, sizeof(target) - 1) ||
+                 strlen(target) + strlen(src) + strlen(d->d_name) + 3 > sizeof(target))
+            ok = false;
+        else
+            snprintf(target + strlen(target), sizeof(target) - strlen(target), "/%s/%s", src,
+                     d->d_name);
+        ok = ok && symlink(target, path) == 0;
+    }
+    closedir(dir);
+    return ok;
+}
+
+static bool put_file(const char *dir, const char *name, const char *text, size_t len)
+{
+    char path[1400];
+    FILE *f;
+    bool ok;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (!(f = fopen(path, "wb")))
+        return false;
+    ok = fwrite(text, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
+}
+
+/* Removes a temporary folder made here (its links, files and one level of folders). */
+static void remove_tree(const char *dir)
+{
+    char path[1400];
+    struct dirent *d;
+    DIR *dp = opendir(dir);
+
+    while (dp && (d = readdir(dp))) {
+        struct stat sb;
+
+        if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+        if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            remove_tree(path);
+        else
+            unlink(path);
+    }
+    if (dp)
+        closedir(dp);
+    rmdir(dir);
+}
+
+/* "PATH:LINE: reason" (a list or inventory error) as an errors entry in b. */
+static void loader_error_json(jbuf *b, const char *msg)
+{
+    const char *c1 = strchr(msg, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    char file[256];
+
+    jbuf_arr_open(b, "errors");
+    jbuf_obj_open(b, NULL);
+    if (c1 && c2 && c2 > c1 + 1 && strspn(c1 + 1, "0123456789") == (size_t)(c2 - c1 - 1)) {
+        snprintf(file, sizeof(file), "%.*s", (int)(c1 - msg), msg);
+        jbuf_str(b, "file", base(file));
+        jbuf_i64(b, "line", strtol(c1 + 1, NULL, 10));
+        jbuf_str(b, "reason", c2[1] == ' ' ? c2 + 2 : c2 + 1);
+    } else {
+        jbuf_str(b, "reason", msg);
+    }
+    jbuf_obj_close(b);
+    jbuf_arr_close(b);
+}
+
+/*
+ * The rule set as it would be after a change: a rule file, a list or the inventory
+ * replaced by the candidate text. A temporary folder holds links to everything
+ * else (rules beside the new file, the other lists) and the candidate, loaded as the
+ * correlators load theirs. NULL after answering; when the lists or the inventory do
+ * not load, *refused is set and the answer is {"ok":false,"errors":[{file,line,reason}]}
+ * (status 200 for validate, 422 otherwise).
+ */
+engine *api_load_candidate(api *a, const api_candidate *c, http_resp *w, bool *refused)
+{
+    char tmp[] = "/tmp/fenghuo-rules-XXXXXX", rules[1200], lists[1200], real_lists[1024], inv[1200],
+         err[1024];
+    engine_config cfg = {0};
+    engine *e = NULL;
+    bool ok;
+
+    *refused = false;
     if (!a->o.rules_dir) {
         http_error(w, 503, "rules_not_configured");
         return NULL;
@@ -327,46 +415,46 @@ engine *api_rules_load_with(api *a, const char *name, const char *text, size_t l
         http_error(w, 500, "temporary_folder");
         return NULL;
     }
-    if ((dir = opendir(a->o.rules_dir))) {
-        while (ok && (d = readdir(dir))) {
-            if (d->d_name[0] == '.' || !strcmp(d->d_name, name))
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", tmp, d->d_name);
-            if (a->o.rules_dir[0] == '/')
-                snprintf(target, sizeof(target), "%s/%s", a->o.rules_dir, d->d_name);
-            else if (!getcwd(target, sizeof(target) - 1) ||
-                     strlen(target) + strlen(a->o.rules_dir) + strlen(d->d_name) + 3 >
-                         sizeof(target))
-                ok = false;
-            else
-                snprintf(target + strlen(target), sizeof(target) - strlen(target), "/%s/%s",
-                         a->o.rules_dir, d->d_name);
-            ok = ok && symlink(target, path) == 0;
-        }
-        closedir(dir);
-    }
-    snprintf(path, sizeof(path), "%s/%s", tmp, name);
-    if (ok) {
-        FILE *f = fopen(path, "wb");
-
-        ok = f && fwrite(text, 1, len, f) == len;
-        ok = (f && fclose(f) == 0) && ok;
-    }
-    if (ok)
-        e = load(a, tmp, w);
-    else
+    engine_default_lists_dir(a->o.rules_dir, real_lists, sizeof(real_lists));
+    snprintf(rules, sizeof(rules), "%s/rules", tmp);
+    snprintf(lists, sizeof(lists), "%s/lists", tmp);
+    snprintf(inv, sizeof(inv), "%s/assets.yaml", tmp);
+    ok = mkdir(rules, 0700) == 0 && mkdir(lists, 0700) == 0 &&
+         link_entries(a->o.rules_dir, rules, c->rule_name) &&
+         link_entries(real_lists, lists, c->list_name) &&
+         (!c->rule_name || put_file(rules, c->rule_name, c->rule_text, c->rule_len)) &&
+         (!c->list_name || put_file(lists, c->list_name, c->list_text, c->list_len)) &&
+         (!c->assets_text || put_file(tmp, "assets.yaml", c->assets_text, c->assets_len));
+    if (!ok) {
         http_error(w, 500, "temporary_folder");
-    /* remove the folder: links and the file (nothing else was made there) */
-    if ((dir = opendir(tmp))) {
-        while ((d = readdir(dir))) {
-            if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", tmp, d->d_name);
-            unlink(path);
+    } else if (!(e = calloc(1, sizeof(*e)))) {
+        http_error(w, 500, "out_of_memory");
+    } else {
+        cfg.rules_path = rules;
+        cfg.lists_dir = lists;
+        cfg.assets_file = c->assets_text ? inv : a->o.assets_file;
+        if (engine_load(e, &cfg, err, sizeof(err)) != FH_OK) {
+            engine_free(e);
+            e = NULL;
+            *refused = true;
+            jbuf_obj_open(&w->body, NULL);
+            jbuf_bool(&w->body, "ok", false);
+            loader_error_json(&w->body, err);
+            jbuf_obj_close(&w->body);
         }
-        closedir(dir);
     }
-    rmdir(tmp);
+    remove_tree(tmp);
+    return e;
+}
+
+engine *api_rules_load_with(api *a, const char *name, const char *text, size_t len, http_resp *w)
+{
+    api_candidate c = {.rule_name = name, .rule_text = text, .rule_len = len};
+    bool refused;
+    engine *e = api_load_candidate(a, &c, w, &refused);
+
+    if (refused)
+        w->status = 422;
     return e;
 }
 
@@ -449,7 +537,7 @@ static void validate_or_upload(api *a, store *st, session *s, const http_req *r,
 
         snprintf(path, sizeof(path), "%s/%s", a->o.rules_dir, name);
         existed = stat(path, &sb) == 0;
-        if (!write_atomic(a->o.rules_dir, name, text, len)) {
+        if (!api_write_atomic(a->o.rules_dir, name, text, len)) {
             fh_error("rules: writing %s: %s", path, strerror(errno));
             http_error(w, 500, "rules_unwritable");
             api_audit(a, st, s->who.name, r, "rule.upload", name, "failed", NULL);

@@ -90,9 +90,11 @@ class Console:
         if not self.rules.exists():
             shutil.copytree(os.path.join(REPO, "rules", "level3"), self.rules)
             shutil.copytree(os.path.join(REPO, "rules", "lists"), tmp_path / "rules" / "lists")
+        self.assets = tmp_path / "rules" / "assets.yaml"
+        if not self.assets.exists():
+            shutil.copy(os.path.join(REPO, "rules", "assets.example.yaml"), self.assets)
         if "--rules" not in extra:
-            extra = (*extra, "--rules", str(self.rules), "--assets",
-                     os.path.join(REPO, "rules", "assets.example.yaml"))
+            extra = (*extra, "--rules", str(self.rules), "--assets", str(self.assets))
         self.proc = subprocess.Popen(
             [console, "serve", "--listen", "127.0.0.1:0", "--db", store_db.target, "--static",
              str(self.static), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -317,6 +319,13 @@ MATRIX = [
     ("POST", "/api/v1/rules/reload", None, {"secadmin"}),
     ("POST", "/api/v1/rules/nope/enable", None, {"secadmin"}),
     ("POST", "/api/v1/rules/nope/disable", None, {"secadmin"}),
+    ("GET", "/api/v1/assets", None, {"secadmin"}),
+    ("POST", "/api/v1/assets", {"text": 5}, {"secadmin"}),
+    ("POST", "/api/v1/assets/validate", {"text": 5}, {"secadmin"}),
+    ("GET", "/api/v1/lists", None, {"secadmin"}),
+    ("GET", "/api/v1/lists/nope", None, {"secadmin"}),
+    ("POST", "/api/v1/lists/nope", {"text": 5}, {"secadmin"}),
+    ("POST", "/api/v1/lists/nope/validate", {"text": 5}, {"secadmin"}),
     ("GET", "/api/v1/alerts/0000/events?by=flow", None, {"analyst", "secadmin", "compliance"}),
     ("GET", "/api/v1/events?host=10.0.0.1", None, {"secadmin"}),
     ("POST", "/api/v1/rules/test", {"name": "t.yml", "text": "x", "from": "2026-03-01",

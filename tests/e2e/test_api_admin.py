@@ -357,3 +357,66 @@ def test_running_correlator_reloads_on_the_consoles_word(server, store_db, corre
         assert p.wait(timeout=60) == 0
         err = p.stderr.read()
     assert "rules reloaded" in err, err
+
+
+def test_assets_and_lists(server, store_db):
+    c = admin(server)
+    sec = users(server, c)["secadmin"]
+    gen = lambda: store_db.query("SELECT rules FROM console_generation")[0][0]  # noqa: E731
+    # lists
+    st, doc, _ = sec.call("GET", "/api/v1/lists")
+    by = {x["name"]: x["values"] for x in doc["lists"]}
+    assert st == 200 and by["high_risk_ports"] >= 10
+    st, doc, _ = sec.call("GET", "/api/v1/lists/high_risk_ports")
+    text = doc["text"]
+    assert st == 200 and "\n3389\n" in text
+    assert sec.call("GET", "/api/v1/lists/nope")[0] == 404
+    bad = text + "# a value longer than the loader takes\n" + "9" * 2000 + "\n"
+    st, doc, _ = sec.call("POST", "/api/v1/lists/high_risk_ports/validate", {"text": bad})
+    assert st == 200 and doc["ok"] is False, doc
+    e = doc["errors"][0]
+    assert e["file"] == "high_risk_ports.txt" and e["line"] == text.count("\n") + 2, doc
+    g0 = gen()
+    st, doc, _ = sec.call("POST", "/api/v1/lists/high_risk_ports", {"text": bad})
+    assert st == 422 and gen() == g0
+    lists_dir = server.rules.parent / "lists"
+    assert (lists_dir / "high_risk_ports.txt").read_text() == text
+    st, doc, _ = sec.call("POST", "/api/v1/lists/high_risk_ports", {"text": text + "2323\n"})
+    assert (st, doc["ok"]) == (200, True) and gen() == g0 + 1
+    assert (lists_dir / "high_risk_ports.txt").read_text().endswith("\n2323\n")
+    st, doc, _ = sec.call("POST", "/api/v1/lists/blocked_hosts", {"text": "203.0.113.7\n"})
+    assert st == 200 and (lists_dir / "blocked_hosts.txt").exists()
+    for name in ("Bad-Name", "x-y"):
+        st, doc, _ = sec.call("POST", "/api/v1/lists/%s" % name, {"text": "x\n"})
+        assert (st, doc["error"]["code"]) == (400, "bad_list_name"), name
+    for name in ("..", "a.txt", "x%2F..%2Fy"):  # not even a route: ids are [A-Za-z0-9_-]
+        assert sec.call("POST", "/api/v1/lists/" + name, {"text": "x\n"})[0] == 404, name
+    assert not list((server.rules.parent / "lists").glob("*.txt.*"))
+    # a list that also names an inventory placeholder is refused with the rules' reason
+    st, doc, _ = sec.call("POST", "/api/v1/lists/mail_servers/validate", {"text": "10.0.0.1\n"})
+    assert doc["ok"] is False and doc["errors"], doc
+    # the inventory
+    st, doc, _ = sec.call("GET", "/api/v1/assets")
+    inv = doc["text"]
+    assert st == 200 and doc["file"] == "assets.yaml" and "management_networks" in inv
+    broken = inv.replace("cidrs: [10.99.0.0/24]", "cidrs: [10.99.0/24]")
+    st, doc, _ = sec.call("POST", "/api/v1/assets/validate", {"text": broken})
+    assert st == 200 and doc["ok"] is False
+    line = inv[:inv.index("cidrs: [10.99.0.0/24]")].count("\n") + 1
+    assert (doc["errors"][0]["file"], doc["errors"][0]["line"]) == ("assets.yaml", line), doc
+    # dropping a placeholder a rule expands: the rules that use it are named
+    dropped = inv.replace("  management_networks: [10.99.0.0/24]       # L3-05: administration "
+                          "only from here\n", "")
+    assert dropped != inv
+    st, doc, _ = sec.call("POST", "/api/v1/assets", {"text": dropped})
+    assert st == 422 and doc["ok"] is False
+    assert any("management_networks" in e["reason"] for e in doc["errors"]), doc
+    assert server.assets.read_text() == inv
+    st, doc, _ = sec.call("POST", "/api/v1/assets", {"text": inv + "# reviewed\n"})
+    assert (st, doc["ok"]) == (200, True)
+    assert server.assets.read_text().endswith("# reviewed\n")
+    rows = audit_rows(store_db, "list.replace", "assets.replace")
+    assert [(r[1], r[2], r[3]) for r in rows] == [
+        ("list.replace", "high_risk_ports", "refused"), ("list.replace", "high_risk_ports", "ok"),
+        ("list.replace", "blocked_hosts", "ok"), ("assets.replace", "assets", "refused"),
+        ("assets.replace", "assets", "ok")]
