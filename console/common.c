@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../common/fh_log.h"
+#include "../correlator/audit.h"
 #include "../correlator/event.h"
 #include "../correlator/incident.h"
 #include "console.h"
@@ -173,4 +174,19 @@ bool console_parse_time(const char *s, bool end_of_day, int64_t *ms)
         return true;
     }
     return event_parse_time(s, strlen(s), ms);
+}
+
+void console_audit(console_ctx *c, const char *action, const char *object, const char *outcome,
+                   const char *detail)
+{
+    audit_entry e = {.at = c->now,
+                     .actor = c->actor,
+                     .source = "cli",
+                     .action = action,
+                     .object = object,
+                     .outcome = outcome,
+                     .detail = detail};
+
+    if (audit_append(c->st, &e, NULL) != FH_OK)
+        fh_error("audit: %s", store_errmsg(c->st));
 }

@@ -34,6 +34,10 @@ typedef struct {
 
 /* The wall clock, or FENGHUO_TEST_NOW; false (and a message) when that is malformed. */
 bool console_now(int64_t *now);
+/* One audit record of a command-line action (source "cli", actor c->actor). */
+void console_audit(console_ctx *c, const char *action, const char *object, const char *outcome,
+                   const char *detail);
+
 /* Who acts: --actor, else SUDO_USER, USER, or the uid's name. */
 const char *console_actor(const char *given);
 
@@ -69,6 +73,7 @@ int cmd_report(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_retention(int argc, char **argv);
 int cmd_routes(int argc, char **argv);
 
 #endif

@@ -185,16 +185,7 @@ typedef fh_err (*bulk_fn)(args *a, void *ctx, const char *id, char *done, size_t
 /* One audit record of a command-line change (source "cli"). */
 static void audit_cli(args *a, const char *action, const char *id, bool ok, const char *detail)
 {
-    audit_entry e = {.at = a->c.now,
-                     .actor = a->c.actor,
-                     .source = "cli",
-                     .action = action,
-                     .object = id,
-                     .outcome = ok ? "ok" : "refused",
-                     .detail = detail};
-
-    if (audit_append(a->c.st, &e, NULL) != FH_OK)
-        fh_error("audit: %s", store_errmsg(a->c.st));
+    console_audit(&a->c, action, id, ok ? "ok" : "refused", detail);
 }
 
 /* Runs fn on every id of argv[from..] ("-": stdin), one result line and one audit

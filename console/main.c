@@ -69,6 +69,8 @@ static void usage(FILE *f)
            "  audit verify         check the audit log's hash chain; exit 1 when broken\n"
            "  routes               the API's routes and the roles allowed on each\n"
            "  audit prune [--keep-days N]   drop records older than N days (>= 180)\n"
+           "  retention [--keep-days N]     drop ended incidents, sensor stats and audit\n"
+           "                       records older than N days (>= 180, the default; run daily)\n"
            "  sweep                stamp deadlines, close verified incidents, expire risks\n"
            "                       (run it every few minutes, e.g. by a systemd timer)\n"
            "  report --from YYYY-MM-DD --to YYYY-MM-DD [--by department|segment|severity|\n"
@@ -331,7 +333,7 @@ int main(int argc, char **argv)
         } cmds[] = {{"move", cmd_move},     {"assign", cmd_assign}, {"notice", cmd_notice},
                     {"show", cmd_show},     {"list", cmd_list},     {"sweep", cmd_sweep},
                     {"report", cmd_report}, {"serve", cmd_serve},   {"user", cmd_user},
-                    {"audit", cmd_audit},   {"routes", cmd_routes}};
+                    {"audit", cmd_audit},   {"routes", cmd_routes}, {"retention", cmd_retention}};
 
         for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
             if (!strcmp(argv[1], cmds[k].name))

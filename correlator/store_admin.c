@@ -22,6 +22,8 @@ enum {
     A_GEN_GET,
     A_GEN_BUMP,
     A_RULE_HITS,
+    A_PRUNE_ALERTS,
+    A_PRUNE_STATS,
     A_STMTS
 };
 
@@ -47,6 +49,9 @@ static const char *const SQL[A_STMTS] = {
                    "WHERE id = 1",
     [A_RULE_HITS] = "SELECT rule_id, COUNT(*), SUM(hits), MAX(last_seen) FROM alerts GROUP BY "
                     "rule_id ORDER BY rule_id",
+    [A_PRUNE_ALERTS] = "DELETE FROM alerts WHERE status IN ('closed', 'false_positive', "
+                       "'duplicate') AND last_seen < ?1 AND COALESCE(status_at, 0) < ?1",
+    [A_PRUNE_STATS] = "DELETE FROM sensor_stats WHERE last_ts < ?1",
 };
 
 _Static_assert((int)A_STMTS <= (int)STORE_LAZY_MAX - (int)LAZY_ADMIN,
@@ -246,4 +251,24 @@ fh_err admin_rule_hits(store *st, rule_hits_fn fn, void *ctx)
         err = store_fail(st, "admin: SELECT alerts per rule");
     store_stmt_done(s);
     return err;
+}
+
+fh_err admin_prune(store *st, int64_t before_ms, int64_t *alerts, int64_t *stats)
+{
+    db_stmt *a = stmt(st, A_PRUNE_ALERTS), *b = stmt(st, A_PRUNE_STATS);
+    fh_err err;
+
+    *alerts = *stats = 0;
+    if (!a || !b)
+        return FH_ERR_IO;
+    if ((err = store_begin(st)))
+        return err;
+    db_bind_int64(a, 1, before_ms);
+    if (!(err = store_step_done(st, a, "admin: DELETE FROM alerts (retention)"))) {
+        *alerts = db_changes(st->db);
+        db_bind_int64(b, 1, before_ms);
+        if (!(err = store_step_done(st, b, "admin: DELETE FROM sensor_stats (retention)")))
+            *stats = db_changes(st->db);
+    }
+    return store_own_tx_end(st, true, err);
 }

@@ -420,3 +420,51 @@ def test_assets_and_lists(server, store_db):
         ("list.replace", "high_risk_ports", "refused"), ("list.replace", "high_risk_ports", "ok"),
         ("list.replace", "blocked_hosts", "ok"), ("assets.replace", "assets", "refused"),
         ("assets.replace", "assets", "ok")]
+
+
+def test_retention(console, correlator, store_db, tmp_path):
+    """retention: ended incidents older than the kept days go (with their evidence and
+    timeline), open ones stay whatever their age, 180 days is the least, and the audit
+    chain still verifies; every run is audited."""
+    ev = [dict(EICAR, src_ip="198.51.100.%d" % k, dest_ip="10.10.1.10",
+               timestamp="2026-03-02T02:0%d:00.000000+0000" % k) for k in (1, 2, 3)]
+    ev.append({"timestamp": "2026-03-02T02:10:00.000000+0000", "event_type": "stats",
+               "schema_version": "1.0", "sensor": {"id": "s1", "segment": "core"},
+               "stats": {"capture": {"packets": 1}}})
+    run_correlator(correlator, store_db, tmp_path, ev)
+    ids = dict(store_db.query("SELECT src_ip, id FROM alerts"))
+
+    def cli(*args, now):
+        env = dict(os.environ, FENGHUO_TEST_NOW=now)
+        return subprocess.run([console, *args, "--db", store_db.target], capture_output=True,
+                              text=True, cwd=REPO, timeout=120, env=env)
+
+    def close(alert_id, now):
+        for to in ("acknowledged", "rectifying", "rectified", "closed"):
+            p = cli("move", to, alert_id, "--comment", "patched", now=now)
+            assert p.returncode == 0, p.stdout + p.stderr
+
+    close(ids["198.51.100.1"], "2026-03-03T10:00:00+08:00")
+    assert cli("move", "false_positive", ids["198.51.100.2"], "--comment", "scanner",
+               now="2026-03-03T10:00:00+08:00").returncode == 0
+    assert store_db.query("SELECT COUNT(*) FROM sensor_stats") == [(1,)]
+    p = cli("retention", "--keep-days", "179", now="2026-10-01T00:00:00+08:00")
+    assert p.returncode == 2 and "180" in p.stderr
+    # 2026-10-01 - 180 days = 2026-04-04: both ended incidents go, the open one stays
+    p = cli("retention", now="2026-10-01T00:00:00+08:00")
+    assert p.returncode == 0, p.stderr
+    assert "2 incidents, 1 stats hours" in p.stdout, p.stdout
+    assert [r[0] for r in store_db.query("SELECT src_ip FROM alerts")] == ["198.51.100.3"]
+    for table in ("alert_evidence", "alert_tags", "incident_transitions"):
+        assert store_db.query("SELECT COUNT(*) FROM %s WHERE alert_id IN ('%s', '%s')" % (
+            table, ids["198.51.100.1"], ids["198.51.100.2"])) == [(0,)], table
+    assert store_db.query("SELECT COUNT(*) FROM sensor_stats") == [(0,)]
+    # an incident that ended recently is kept even when its events are old
+    close(ids["198.51.100.3"], "2026-09-30T10:00:00+08:00")
+    p = cli("retention", now="2026-10-01T00:00:00+08:00")
+    assert "0 incidents" in p.stdout and store_db.query("SELECT COUNT(*) FROM alerts") == [(1,)]
+    rows = store_db.query("SELECT action, outcome FROM audit_log WHERE action = 'retention'")
+    assert rows == [("retention", "ok"), ("retention", "ok")]
+    v = subprocess.run([console, "audit", "verify", "--db", store_db.target],
+                       capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert v.returncode == 0, v.stdout
