@@ -19,6 +19,8 @@
 #   FH_BENCH_PROFILE 1 (default): also profile the sensor with perf if perf works here; 0: skip
 #   FH_BENCH_YARA_LARGE 1 (default): also time the large shared rule set (FH_SHARED/yara/
 #                    index.yar, about a minute per run); 0: only the shipped rules/yara
+#   FH_BENCH_CONSOLE 1 (default): the console API under wrk with a million alerts, on SQLite
+#                    and on a throwaway PostgreSQL (bench/console_bench.py, a few minutes)
 #   FH_SHARED        shared data directory (default <repo>/../shared/data)
 #   FH_GEOIP         directory holding country.mmdb and asn.mmdb (default <repo>/build/geoip)
 set -euo pipefail
@@ -793,6 +795,18 @@ if [ -x "$BUILD_DIR/bench/micro" ]; then
     "$BUILD_DIR/bench/micro" "$ROOT" "$TMP" >>"$TMP/table" 2>&1 ||
         echo "  (micro-benchmarks failed)" >>"$TMP/table"
     rm -rf "$TMP/micro-spool"
+fi
+
+# ---- 3f. the console API under load (bench/console_bench.py) --------------------------------
+#
+# A million alerts in the store, fenghuo-console serve, wrk: p50/p99 of the alert list, a
+# deep page and the grouped query, as ratios to the server's floor (GET /api/v1/health) in
+# the same run; on SQLite and on a throwaway PostgreSQL (tests/tools/pg.sh).
+if [ "${FH_BENCH_CONSOLE:-1}" = 1 ]; then
+    echo "bench: the console API with a million alerts (a few minutes; FH_BENCH_CONSOLE=0 skips it)"
+    "$ROOT/tests/tools/pg.sh" run /usr/bin/python3 "$ROOT/bench/console_bench.py" "$BUILD_DIR" \
+        "$TMP/console" >>"$TMP/table" 2>&1 || echo "  (console API benchmark failed)" >>"$TMP/table"
+    rm -rf "$TMP/console"
 fi
 
 # ---- 3d. live capture on a veth pair (bench/live_rate.py) ---------------------------------

@@ -227,28 +227,34 @@ int cmd_routes(int argc, char **argv)
     return 0;
 }
 
-int cmd_audit(int argc, char **argv)
+/* --db and --keep-days (audit, retention); false on an unknown option. */
+static bool keep_days_opts(int argc, char **argv, console_ctx *c, long *keep)
 {
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"keep-days", required_argument, NULL, 'k'},
                                          {NULL, 0, NULL, 0}};
-    console_ctx c = {0};
-    long keep = MIN_KEEP_DAYS;
-    int opt, rc = 0;
+    int opt;
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'd':
-            c.db = optarg;
-            break;
-        case 'k':
-            keep = atol(optarg);
-            break;
-        default:
-            return 2;
-        }
+        if (opt == 'd')
+            c->db = optarg;
+        else if (opt == 'k')
+            *keep = atol(optarg);
+        else
+            return false;
     }
+    return true;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+    console_ctx c = {0};
+    long keep = MIN_KEEP_DAYS;
+    int rc = 0;
+
+    if (!keep_days_opts(argc, argv, &c, &keep))
+        return 2;
     if (argc - optind != 1 || (strcmp(argv[optind], "verify") && strcmp(argv[optind], "prune"))) {
         fh_error("usage: fenghuo-console audit verify | audit prune [--keep-days N (>= 180)]");
         return 2;
@@ -294,29 +300,15 @@ int cmd_audit(int argc, char **argv)
  */
 int cmd_retention(int argc, char **argv)
 {
-    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
-                                         {"keep-days", required_argument, NULL, 'k'},
-                                         {NULL, 0, NULL, 0}};
     console_ctx c = {0};
     long keep = MIN_KEEP_DAYS;
     int64_t alerts = 0, stats = 0, audits = 0, cutoff;
     char detail[160];
-    int opt, rc = 0;
+    int rc = 0;
     fh_err err;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'd':
-            c.db = optarg;
-            break;
-        case 'k':
-            keep = atol(optarg);
-            break;
-        default:
-            return 2;
-        }
-    }
+    if (!keep_days_opts(argc, argv, &c, &keep))
+        return 2;
     if (optind != argc) {
         fh_error("usage: fenghuo-console retention [--keep-days N (>= 180)] [--db PATH|URI]");
         return 2;

@@ -453,14 +453,38 @@ fh_err account_set_departments(store *st, const char *name, const char *departme
     return db_changes(st->db) ? FH_OK : FH_ERR_NOTFOUND;
 }
 
+/* A new password under the policy, hashed and stored by statement which (?1 name, ?2 hash,
+ * ?3 time). */
+static fh_err set_password(store *st, const account_policy *p, const char *name, const char *pw,
+                           int which, int64_t now, const char **why)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    db_stmt *s;
+    fh_err err;
+
+    if (!account_password_ok(p, pw, why))
+        return FH_ERR_ARG;
+    if (crypto_pwhash_str(hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+        return FH_ERR_NOMEM;
+    if (!(s = stmt(st, which))) {
+        sodium_memzero(hash, sizeof(hash));
+        return FH_ERR_IO;
+    }
+    db_bind_str(s, 1, name);
+    db_bind_str(s, 2, hash);
+    db_bind_int64(s, 3, now);
+    err = store_step_done(st, s, "accounts: UPDATE users (password)");
+    sodium_memzero(hash, sizeof(hash));
+    return err;
+}
+
 fh_err account_change_password(store *st, const account_policy *p, const char *name,
                                const char *old_pw, const char *new_pw, int64_t now,
                                const char **why)
 {
-    char hash[crypto_pwhash_STRBYTES];
     account_info who;
     user_row u;
-    db_stmt *s;
     fh_err err;
 
     *why = NULL;
@@ -474,19 +498,7 @@ fh_err account_change_password(store *st, const account_policy *p, const char *n
         *why = "same_password";
         return FH_ERR_ARG;
     }
-    if (!account_password_ok(p, new_pw, why))
-        return FH_ERR_ARG;
-    if (crypto_pwhash_str(hash, new_pw, strlen(new_pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-        return FH_ERR_NOMEM;
-    if (!(s = stmt(st, U_PASSWORD)))
-        return FH_ERR_IO;
-    db_bind_str(s, 1, name);
-    db_bind_str(s, 2, hash);
-    db_bind_int64(s, 3, now);
-    err = store_step_done(st, s, "accounts: UPDATE users (password)");
-    sodium_memzero(hash, sizeof(hash));
-    return err;
+    return set_password(st, p, name, new_pw, U_PASSWORD, now, why);
 }
 
 /* ---- user management ----------------------------------------------------------------- */
@@ -605,27 +617,14 @@ out:
 fh_err account_reset_password(store *st, const account_policy *p, const char *name,
                               const char *password, int64_t now, const char **why)
 {
-    char hash[crypto_pwhash_STRBYTES];
     account_info who;
     user_row u;
-    db_stmt *s;
     fh_err err;
 
     *why = NULL;
     if ((err = get_user(st, name, &who, &u)))
         return err;
-    if (!account_password_ok(p, password, why))
-        return FH_ERR_ARG;
-    if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-        return FH_ERR_NOMEM;
-    if (!(s = stmt(st, U_RESET)))
-        return FH_ERR_IO;
-    db_bind_str(s, 1, name);
-    db_bind_str(s, 2, hash);
-    db_bind_int64(s, 3, now);
-    err = store_step_done(st, s, "accounts: UPDATE users (reset)");
-    sodium_memzero(hash, sizeof(hash));
+    err = set_password(st, p, name, password, U_RESET, now, why);
     return err ? err : end_sessions(st, name);
 }
 
