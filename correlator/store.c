@@ -401,13 +401,24 @@ static const char MIGRATION_0007[] =
     ");\n"
     "\n"
     "INSERT INTO console_generation (id, rules, suppress) VALUES (1, 0, 0);\n";
+
+static const char MIGRATION_0008[] =
+    "-- 0008_group_indexes: the queue's default order as an index (a page is a range scan,\n"
+    "-- however deep), and covering indexes for the alert groups (GET /api/v1/alerts/groups,\n"
+    "-- as EveBox groups: by rule, source, destination). The grouped query reads only the\n"
+    "-- index, in group order: with a million alerts the unfiltered rule grouping went from\n"
+    "-- seconds to about 0.2 s on SQLite (bench/README.md, \"The console API\").\n"
+    "CREATE INDEX alerts_group_rule ON alerts (rule_id, rule_name, last_seen, first_seen, count);\n"
+    "CREATE INDEX alerts_group_src ON alerts (src_ip, last_seen, first_seen, count);\n"
+    "CREATE INDEX alerts_group_dest ON alerts (dest_ip, last_seen, first_seen, count);\n"
+    "CREATE INDEX alerts_last_seen_id ON alerts (last_seen, id);\n";
 /* END MIGRATIONS */
 
 static const store_migration migrations[] = {
     {1, "0001_alerts", MIGRATION_0001},        {2, "0002_alert_outbox", MIGRATION_0002},
     {3, "0003_corr_state", MIGRATION_0003},    {4, "0004_correlator_health", MIGRATION_0004},
     {5, "0005_rectification", MIGRATION_0005}, {6, "0006_console", MIGRATION_0006},
-    {7, "0007_console_admin", MIGRATION_0007},
+    {7, "0007_console_admin", MIGRATION_0007}, {8, "0008_group_indexes", MIGRATION_0008},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

@@ -281,18 +281,19 @@ fh_err aq_list(store *st, const aq_filter *f, aq_sort sort, bool desc, const cha
     add(&q, " FROM alerts a");
     where(&q, f);
     if (cursor) {
-        /* keyset: the rows after (value, id) in the order below */
+        /* keyset: the rows after (value, id) in the order below, written as a range on
+         * the sort column (an index range scan) and a test within it */
+        add(&q, " AND ");
+        add(&q, sort_col(sort));
+        add(&q, desc ? " <= " : " >= ");
+        num(&q, cval);
         add(&q, " AND (");
         add(&q, sort_col(sort));
         add(&q, desc ? " < " : " > ");
         num(&q, cval);
-        add(&q, " OR (");
-        add(&q, sort_col(sort));
-        add(&q, " = ");
-        num(&q, cval);
-        add(&q, desc ? " AND a.id < " : " AND a.id > ");
+        add(&q, desc ? " OR a.id < " : " OR a.id > ");
         text(&q, cid);
-        add(&q, "))");
+        add(&q, ")");
     }
     add(&q, " ORDER BY ");
     add(&q, sort_col(sort));
