@@ -1245,6 +1245,8 @@ static void dispatch(void *ctx, const http_req *r, http_resp *w)
         http_error(w, path_known ? 405 : 404, path_known ? "method_not_allowed" : "not_found");
         return;
     }
+    w->route_method = rt->method;
+    w->route_path = rt->path;
     if (!(st = thread_store(a))) {
         http_error(w, 503, "store_unavailable");
         return;

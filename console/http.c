@@ -36,6 +36,13 @@ typedef struct {
     double sum;
 } route_stats;
 
+/* Per API route (its method and path pattern, as the dispatcher names it). */
+#define MAX_ROUTES 96
+typedef struct {
+    const char *method, *path; /* static strings of the route table; "other": no route */
+    route_stats st;
+} route_slot;
+
 struct http_server {
     struct MHD_Daemon *d;
     http_opts o;
@@ -43,7 +50,9 @@ struct http_server {
     char *cert, *key;
     unsigned port;
     pthread_mutex_t mu;
-    route_stats api, stat; /* the API, and static files */
+    route_slot api[MAX_ROUTES]; /* the API, per route */
+    size_t napi;
+    route_stats stat; /* static files */
 };
 
 typedef struct {
@@ -110,17 +119,43 @@ static void headers(http_server *s, struct MHD_Response *r, bool api)
         MHD_add_response_header(r, "Strict-Transport-Security", "max-age=31536000");
 }
 
-static void count(http_server *s, route_stats *rs, int status, double secs)
+static void add_sample(route_stats *rs, int status, double secs)
 {
     size_t b = 0;
 
-    pthread_mutex_lock(&s->mu);
     if (status >= 100 && status < 600)
         rs->count[status / 100]++;
     while (b < NBUCKETS && secs > BUCKETS[b])
         b++;
     rs->bucket[b]++;
     rs->sum += secs;
+}
+
+static void count(http_server *s, route_stats *rs, int status, double secs)
+{
+    pthread_mutex_lock(&s->mu);
+    add_sample(rs, status, secs);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* An API request, under its route (or "other": unknown path or method, refused early). */
+static void count_api(http_server *s, const http_resp *w, double secs)
+{
+    const char *method = w->route_method ? w->route_method : "other";
+    const char *path = w->route_path ? w->route_path : "other";
+    route_slot *slot = NULL;
+
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->napi && !slot; i++)
+        if (s->api[i].method == method && s->api[i].path == path)
+            slot = &s->api[i];
+    if (!slot && s->napi < MAX_ROUTES) {
+        slot = &s->api[s->napi++];
+        slot->method = method;
+        slot->path = path;
+    }
+    if (slot)
+        add_sample(&slot->st, w->status, secs);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -328,7 +363,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (jbuf_failed(&w.body))
             http_error(&w, 500, "response_too_large");
         ret = send_json(s, c, &w);
-        count(s, &s->api, w.status, since(&rs->start));
+        count_api(s, &w, since(&rs->start));
         jbuf_free(&w.body);
         free((void *)w.raw);
     }
@@ -455,15 +490,24 @@ unsigned http_port(const http_server *s)
     return s->port;
 }
 
-static void requests_of(FILE *f, const char *kind, const route_stats *rs)
+/* The labels of one series: kind, and method and route for the API. */
+static void labels(char *out, size_t len, const char *kind, const route_slot *r)
+{
+    if (r)
+        snprintf(out, len, "kind=\"%s\",method=\"%s\",route=\"%s\"", kind, r->method, r->path);
+    else
+        snprintf(out, len, "kind=\"%s\"", kind);
+}
+
+static void requests_of(FILE *f, const char *lab, const route_stats *rs)
 {
     for (int c = 1; c <= 5; c++)
         if (rs->count[c])
-            fprintf(f, "fenghuo_console_http_requests_total{kind=\"%s\",code=\"%dxx\"} %llu\n",
-                    kind, c, (unsigned long long)rs->count[c]);
+            fprintf(f, "fenghuo_console_http_requests_total{%s,code=\"%dxx\"} %llu\n", lab, c,
+                    (unsigned long long)rs->count[c]);
 }
 
-static void latency_of(FILE *f, const char *kind, const route_stats *rs)
+static void latency_of(FILE *f, const char *lab, const route_stats *rs)
 {
     uint64_t cum = 0;
 
@@ -475,32 +519,42 @@ static void latency_of(FILE *f, const char *kind, const route_stats *rs)
             snprintf(le, sizeof(le), "%g", BUCKETS[b]);
         else
             snprintf(le, sizeof(le), "+Inf");
-        fprintf(f,
-                "fenghuo_console_http_request_duration_seconds_bucket{kind=\"%s\",le=\"%s\"} "
-                "%llu\n",
-                kind, le, (unsigned long long)cum);
+        fprintf(f, "fenghuo_console_http_request_duration_seconds_bucket{%s,le=\"%s\"} %llu\n", lab,
+                le, (unsigned long long)cum);
     }
-    fprintf(f, "fenghuo_console_http_request_duration_seconds_sum{kind=\"%s\"} %.6f\n", kind,
-            rs->sum);
-    fprintf(f, "fenghuo_console_http_request_duration_seconds_count{kind=\"%s\"} %llu\n", kind,
+    fprintf(f, "fenghuo_console_http_request_duration_seconds_sum{%s} %.6f\n", lab, rs->sum);
+    fprintf(f, "fenghuo_console_http_request_duration_seconds_count{%s} %llu\n", lab,
             (unsigned long long)cum);
 }
 
 void http_metrics(http_server *s, FILE *f)
 {
-    route_stats api, stat;
+    route_slot *api = malloc(sizeof(s->api));
+    route_stats stat;
+    size_t n;
+    char lab[256];
 
+    if (!api)
+        return;
     pthread_mutex_lock(&s->mu);
-    api = s->api;
+    memcpy(api, s->api, sizeof(s->api));
+    n = s->napi;
     stat = s->stat;
     pthread_mutex_unlock(&s->mu);
     fprintf(f, "# HELP fenghuo_console_http_requests_total HTTP requests answered, by kind "
-               "(api or static) and status class.\n"
+               "(api or static), API route and status class.\n"
                "# TYPE fenghuo_console_http_requests_total counter\n");
-    requests_of(f, "api", &api);
-    requests_of(f, "static", &stat);
+    for (size_t i = 0; i < n; i++) {
+        labels(lab, sizeof(lab), "api", &api[i]);
+        requests_of(f, lab, &api[i].st);
+    }
+    requests_of(f, "kind=\"static\"", &stat);
     fprintf(f, "# HELP fenghuo_console_http_request_duration_seconds Time to answer a request.\n"
                "# TYPE fenghuo_console_http_request_duration_seconds histogram\n");
-    latency_of(f, "api", &api);
-    latency_of(f, "static", &stat);
+    for (size_t i = 0; i < n; i++) {
+        labels(lab, sizeof(lab), "api", &api[i]);
+        latency_of(f, lab, &api[i].st);
+    }
+    latency_of(f, "kind=\"static\"", &stat);
+    free(api);
 }

@@ -49,7 +49,8 @@ typedef struct {
     const char *content_type; /* default application/json */
     const void *raw;          /* a non-JSON body (reports), raw_len bytes, copied */
     size_t raw_len;
-    char disposition[128]; /* Content-Disposition, when not empty */
+    char disposition[128];                 /* Content-Disposition, when not empty */
+    const char *route_method, *route_path; /* the route that answered (metrics), static strings */
 } http_resp;
 
 /* A query parameter or a header of the request (NULL when absent). */

@@ -11,6 +11,7 @@
 
 #include "../common/fh_log.h"
 #include "../common/fh_metrics.h"
+#include "decode.h"
 
 static unsigned long long num(json_t *o, const char *path)
 {
@@ -115,9 +116,17 @@ fh_err sensor_metrics_render(const char *json, size_t len, FILE *f)
                 num(cap, "kernel_drops"));
     }
     head(f, "fenghuo_sensor_decode_errors_total", "counter", "Malformed packets, by reason.");
+    /* every reason, zeros too: a series exists before its first malformed packet */
     x = json_object_get(json_object_get(st, "decoder"), "errors");
-    if (json_is_object(x))
-        by_key(f, "fenghuo_sensor_decode_errors_total", "reason", x);
+    for (int r = 0; r < DECODE_ERR_COUNT; r++) {
+        const char *name = decode_reason_name((decode_reason)r);
+
+        json_t *v = x ? json_object_get(x, name) : NULL; /* names have dots: not a path */
+
+        fh_metrics_label(esc, sizeof(esc), name);
+        fprintf(f, "fenghuo_sensor_decode_errors_total{reason=\"%s\"} %lld\n", esc,
+                json_is_integer(v) ? (long long)json_integer_value(v) : 0LL);
+    }
     one(f, "fenghuo_sensor_flows_total", "counter", "Flows created.", num(st, "flow.created"));
     one(f, "fenghuo_sensor_flows_active", "gauge", "Flows in the table.", num(st, "flow.active"));
     one(f, "fenghuo_sensor_flows_evicted_total", "counter", "Flows evicted under memory pressure.",

@@ -486,11 +486,13 @@ def test_metrics(server):
     st, body, h = c.call("GET", "/metrics")
     text = body.decode() if isinstance(body, bytes) else body
     assert st == 200 and h["content-type"].startswith("text/plain; version=0.0.4")
-    assert re.search(r'^fenghuo_console_http_requests_total\{kind="api",code="2xx"\} \d+$', text,
-                     re.M)
-    assert re.search(r'^fenghuo_console_http_requests_total\{kind="api",code="4xx"\} \d+$', text,
-                     re.M)
-    assert 'fenghuo_console_http_request_duration_seconds_bucket{kind="api",le="+Inf"}' in text
+    # per route (method and path pattern); an unknown path counts under "other"
+    assert re.search(r'^fenghuo_console_http_requests_total\{kind="api",method="GET",'
+                     r'route="/api/v1/version",code="2xx"\} 1$', text, re.M), text
+    assert re.search(r'^fenghuo_console_http_requests_total\{kind="api",method="other",'
+                     r'route="other",code="4xx"\} 1$', text, re.M), text
+    assert ('fenghuo_console_http_request_duration_seconds_bucket{kind="api",method="GET",'
+            'route="/api/v1/version",le="+Inf"} 1') in text
     assert "# TYPE fenghuo_console_http_request_duration_seconds histogram" in text
 
 

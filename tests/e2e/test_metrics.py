@@ -54,8 +54,13 @@ def parse(text):
         fams[fam][1].append((name, lab, value))
     for fam, (kind, samples) in fams.items():
         if kind == "histogram":
-            buckets = [v for n, lab, v in samples if n.endswith("_bucket")]
-            assert buckets == sorted(buckets), fam  # cumulative
+            series = {}
+            for n, lab, v in samples:
+                if n.endswith("_bucket"):
+                    key = tuple(sorted((k, w) for k, w in lab.items() if k != "le"))
+                    series.setdefault(key, []).append(v)
+            for key, buckets in series.items():
+                assert buckets == sorted(buckets), (fam, key)  # cumulative
     return fams
 
 
@@ -102,6 +107,9 @@ def wait_until(port, pred, timeout=60):
     raise AssertionError("metrics never satisfied the condition: %s" % body)
 
 
+# a standard query for example.com, type A
+DNS_QUERY = bytes.fromhex("123401000001000000000000076578616d706c6503636f6d0000010001")
+
 EICAR = {"timestamp": "2026-03-02T02:00:00.000000+0000", "event_type": "yara",
          "schema_version": "1.0", "sensor": {"id": "s1", "segment": "core"}, "flow_id": 1,
          "src_ip": "198.51.100.1", "src_port": 5, "dest_ip": "10.10.1.10", "dest_port": 80,
@@ -119,8 +127,9 @@ def test_every_program_exports_metrics_and_the_dashboards_use_them(
         sensor = subprocess.Popen(
             [sensor_bin, "-i", "lo", "--kafka", bootstrap, "--topic", "fenghuo.events",
              "--sensor-id", "lo-test", "--set", "stats.interval=1", "--set",
+             "flow.timeouts.udp=1", "--set",
              "metrics.listen=127.0.0.1:0", "--set", "spool.dir=%s" % (tmp_path / "spool"),
-             "-f", "udp port 59999", "--threads", "1"],
+             "-f", "udp and (port 59999 or port 53)", "--threads", "1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
         corr = None
         try:
@@ -133,12 +142,18 @@ def test_every_program_exports_metrics_and_the_dashboards_use_them(
             while time.time() < deadline:
                 for _ in range(20):
                     s.sendto(b"fenghuo metrics test", ("127.0.0.1", 59999))
+                # a flow nDPI names (app_proto), from a new port each time: it ends after
+                # the 1 s UDP timeout and is counted
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as q:
+                    q.sendto(DNS_QUERY, ("127.0.0.1", 53))
                 st, body = scrape(sport)
                 if st == 200:
                     fams = parse(body)
                     if (value(fams, "fenghuo_sensor_capture_packets_total", interface="lo") or 0) \
                             >= 20 and (value(fams, "fenghuo_sensor_events_published_total")
-                                       or 0) >= 1:
+                                       or 0) >= 1 and value(
+                                fams, "fenghuo_sensor_app_protocol_flows_total",
+                                app_proto="dns"):
                         break
                 time.sleep(0.3)
             s.close()
@@ -178,6 +193,7 @@ def test_every_program_exports_metrics_and_the_dashboards_use_them(
         target = str(tmp_path / "alerts.db")
     cons = Console(console, Db, tmp_path)
     try:
+        assert scrape(cons.port, "/api/v1/version")[0] == 200  # a request to count
         st, body = scrape(cons.port)
         assert st == 200
         fams = parse(body)
@@ -205,10 +221,20 @@ def test_every_program_exports_metrics_and_the_dashboards_use_them(
                 assert expr.count("(") == expr.count(")"), (f, expr)
                 names = re.findall(r"\bfenghuo_[a-z0-9_]+", expr)
                 assert names, (f, expr)
+                fams_here = []
                 for n in names:
                     fam = re.sub(r"_(bucket|sum|count)$", "", n) if n not in exported else n
                     assert fam in exported, "%s: %s is not exported" % (os.path.basename(f), n)
                     used.add(fam)
+                    fams_here.append(fam)
+                # every label the expression groups by is one those metrics carry
+                # (instance comes from Prometheus' scrape)
+                for group in re.findall(r"\bby \(([^)]*)\)", expr):
+                    for label in (x.strip() for x in group.split(",")):
+                        if label == "instance":
+                            continue
+                        assert any(label in lab for fam in fams_here
+                                   for _, lab, _ in exported[fam][1]), (f, expr, label)
         for v in d["templating"]["list"]:
             m = re.search(r"label_values\((fenghuo_[a-z0-9_]+)", v["query"])
             assert m and m.group(1) in exported, (f, v["query"])
