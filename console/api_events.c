@@ -52,7 +52,7 @@ static bool pick_event(void *ctx, const char *json, size_t len, int64_t ts)
     (void)ts;
     if (!memmem(json, len, needle, strlen(needle)))
         return true;
-    if (!(ev = json_loadb(json, len, 0, NULL)))
+    if (!(ev = json_loadb(json, len, JSON_ALLOW_NUL, NULL))) /* events may carry \u0000 */
         return true;
     hit = k->cid ? str_is(ev, "community_id", k->cid)
                  : str_is(ev, "src_ip", k->host) || str_is(ev, "dest_ip", k->host);
@@ -289,7 +289,7 @@ void h_rule_test(api *a, store *st, session *s, const http_req *r, http_resp *w,
         json_t *al, *rid, *rule;
 
         nl = strchr(line, '\n');
-        if (!(al = json_loadb(line, nl ? (size_t)(nl - line) : strlen(line), 0, NULL)))
+        if (!(al = json_loadb(line, nl ? (size_t)(nl - line) : strlen(line), JSON_ALLOW_NUL, NULL)))
             continue;
         rule = json_object_get(al, "rule");
         rid = json_object_get(rule, "id");

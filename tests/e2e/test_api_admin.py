@@ -468,3 +468,48 @@ def test_retention(console, correlator, store_db, tmp_path):
     v = subprocess.run([console, "audit", "verify", "--db", store_db.target],
                        capture_output=True, text=True, cwd=REPO, timeout=60)
     assert v.returncode == 0, v.stdout
+
+
+HOSTILE_URL = "/search?q=<script>alert(1)</script>&x=\"'%00;DROP TABLE alerts;--\u202e中文"
+HOSTILE_UA = "Mozilla/5.0 <img src=x onerror=alert(1)> \\\" ' \u0000 \u2028 中文"
+HOSTILE_HOST = "evil\".example<b>\u0007"
+
+
+def test_attacker_strings_round_trip(console, correlator, store_db, tmp_path):
+    """A URL, a user agent and a Host the attacker chose come back exactly (JSON data, never
+    markup or SQL) from the alert's evidence and from the archive."""
+    with open(os.path.join(REPO, "tests", "rules", "L3-11", "events.ndjson")) as f:
+        ev = json.loads(f.readline())
+    ev["http"].update(url=HOSTILE_URL, http_user_agent=HOSTILE_UA, hostname=HOSTILE_HOST)
+    ev["ndpi"]["hostname"] = HOSTILE_HOST
+    arch = tmp_path / "archive"
+    path = tmp_path / "ev.ndjson"
+    path.write_text(json.dumps(ev) + "\n")
+    p = subprocess.run([correlator, "--rules", os.path.join(REPO, "rules", "level3"),
+                        "--assets", os.path.join(REPO, "rules", "assets.example.yaml"),
+                        "--input", str(path), "--db", store_db.target, "--archive", str(arch)],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0, p.stderr
+    ids = [r[0] for r in store_db.query("SELECT id FROM alerts")]
+    assert ids, p.stderr
+    s = Console(console, store_db, tmp_path, "--archive", str(arch))
+    try:
+        c = admin(s)
+        u = users(s, c)
+        store_db.execute("UPDATE users SET departments = '大数据局' WHERE name = 'u-analyst'")
+        an = u["analyst"]
+        for alert_id in ids:
+            st, doc, h = an.call("GET", "/api/v1/alerts/" + alert_id)
+            assert st == 200 and h["content-type"].startswith("application/json")
+            got = json.loads(doc["alert"]["evidence"][0]["event"])
+            assert got["http"]["url"] == HOSTILE_URL
+            assert got["http"]["http_user_agent"] == HOSTILE_UA
+            assert got["http"]["hostname"] == HOSTILE_HOST
+        st, doc, _ = an.call("GET", "/api/v1/alerts/%s/events?by=flow" % ids[0])
+        assert st == 200 and len(doc["events"]) == 1
+        assert doc["events"][0]["http"]["url"] == HOSTILE_URL
+        assert doc["events"][0]["http"]["http_user_agent"] == HOSTILE_UA
+        # and the store holds it verbatim (bound, not spliced into SQL)
+        assert store_db.query("SELECT COUNT(*) FROM alerts") == [(len(ids),)]
+    finally:
+        s.stop()
