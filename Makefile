@@ -33,7 +33,8 @@ DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev
 	libzstd-dev
 DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm fonts-noto-cjk
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
-	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev poppler-utils clang-format postgresql wrk
+	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev poppler-utils clang-format postgresql wrk \
+	openssl
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
 PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara libmicrohttpd jansson

@@ -105,7 +105,7 @@ class Console:
             line = self.proc.stdout.readline()
             if not line:
                 break
-            m = re.search(r"listening on http://127.0.0.1:(\d+)/", line)
+            m = re.search(r"listening on https?://127.0.0.1:(\d+)/", line)
             if m:
                 self.port = int(m.group(1))
             m = re.search(r"one-time password: (\S+) ", line)

@@ -513,3 +513,63 @@ def test_attacker_strings_round_trip(console, correlator, store_db, tmp_path):
         assert store_db.query("SELECT COUNT(*) FROM alerts") == [(len(ids),)]
     finally:
         s.stop()
+
+
+def test_https(console, store_db, tmp_path):
+    """--tls-cert/--tls-key: HTTPS only (plain HTTP on the port gets no answer), TLS 1.2 or
+    newer (1.1 refused), HSTS, and the session cookie marked Secure."""
+    import http.client
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                    str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    s = Console(console, store_db, tmp_path, "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+
+        def call(method, path, body=None, headers=None, context=ctx):
+            c = http.client.HTTPSConnection("127.0.0.1", s.port, timeout=30, context=context)
+            c.request(method, path, body=json.dumps(body) if body else None,
+                      headers=dict({"Content-Type": "application/json"}, **(headers or {})))
+            r = c.getresponse()
+            data = r.read()
+            out = (r.status, json.loads(data) if data else None,
+                   {k.lower(): v for k, v in r.getheaders()}, c.sock.version())
+            c.close()
+            return out
+
+        st, doc, h, version = call("POST", "/api/v1/session",
+                                   {"user": "admin", "password": s.password})
+        assert st == 200 and version in ("TLSv1.2", "TLSv1.3")
+        assert "Secure" in h["set-cookie"] and "HttpOnly" in h["set-cookie"]
+        assert "SameSite=Strict" in h["set-cookie"]
+        assert h["strict-transport-security"].startswith("max-age=")
+        old = ssl.create_default_context(cafile=str(cert))
+        old.check_hostname = False
+        old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+        try:
+            old.set_ciphers("ALL:@SECLEVEL=0")
+        except ssl.SSLError:
+            pass
+        refused = None
+        try:
+            call("GET", "/api/v1/version", context=old)
+        except (ssl.SSLError, ConnectionError, OSError) as e:
+            refused = str(e)
+        assert refused is not None, "TLS 1.1 was accepted"
+        # the server's refusal (it closes the handshake), not the client declining to offer
+        assert "NO_PROTOCOLS_AVAILABLE" not in refused, refused
+        plain = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+        try:
+            plain.request("GET", "/api/v1/version")
+            answered = plain.getresponse().status == 200
+        except (http.client.HTTPException, ConnectionError, OSError):
+            answered = False
+        finally:
+            plain.close()
+        assert not answered
+    finally:
+        s.stop()
