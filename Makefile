@@ -34,7 +34,7 @@ DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev
 DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm fonts-noto-cjk
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
 	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev poppler-utils clang-format postgresql wrk \
-	openssl
+	openssl chromium
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
 PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara libmicrohttpd jansson
@@ -80,7 +80,7 @@ GEOIP_DIR := build/geoip
 TESTDATA := build/testdata
 
 .PHONY: all deps geoip-data test test-unit test-e2e testdata run asan asan-tests bench help clean format \
-	check-format check-libs fuzz fuzz-build fuzz-seeds fuzz-smoke
+	check-format check-libs fuzz fuzz-build fuzz-seeds fuzz-smoke web test-browser
 
 all: check-libs $(BIN)/fenghuo-sensor $(BIN)/fenghuo-broker $(BIN)/fenghuo-correlator \
 	$(BIN)/fenghuo-console
@@ -166,7 +166,7 @@ $(TESTDATA)/.stamp: tests/traffic/gen_pcaps.py tests/tools/build-test-mmdb.pl
 # fixed number of runs over its seeds and regression cases.
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory test-unit test-e2e
+	$(Q)$(MAKE) --no-print-directory test-unit test-e2e test-browser
 	$(Q)$(MAKE) --no-print-directory asan-tests
 	$(Q)$(MAKE) --no-print-directory fuzz-smoke
 
@@ -253,6 +253,14 @@ test-e2e: all testdata
 	$(Q)FH_BUILD=$(BUILD) FH_TESTDATA=$(TESTDATA) FH_GEOIP=$(GEOIP_DIR) FH_SHARED=../shared/data \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
+# The dashboard's third-party assets (ECharts) and the browser tests' tools, from npm.
+web:
+	$(Q)tools/web/build.sh
+
+# The dashboard in Debian's chromium (playwright-core); screenshots in build/test-artifacts.
+test-browser: all web
+	$(Q)FH_BUILD=$(BUILD) node --test tests/browser/
+
 asan: deps
 	$(Q)$(MAKE) --no-print-directory asan-tests
 
@@ -264,7 +272,7 @@ asan-tests:
 	  $(MAKE) --no-print-directory BUILD=build/asan SAN=1 test-unit test-e2e
 
 run: deps
-	$(Q)$(MAKE) --no-print-directory all testdata
+	$(Q)$(MAKE) --no-print-directory all testdata web
 	$(Q)tools/run.sh $(BUILD)
 
 bench: deps
