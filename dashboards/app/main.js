@@ -9,6 +9,7 @@ import { currentLanguage, errorText, loadLanguage, savedLanguage, setTimeZone, t
 import { alertPage } from './pages/alert.js';
 import { auditPage } from './pages/audit.js';
 import { queuePage } from './pages/queue.js';
+import { rulesPage } from './pages/rules.js';
 import { usersPage } from './pages/users.js';
 
 const root = document.getElementById('app');
@@ -17,6 +18,7 @@ let me = null; // {user, role, must_change_password, csrf}
 // Pages by role: the same split the server enforces (docs/console-api.md, "Roles").
 const PAGES = [
   { id: 'queue', roles: ['analyst', 'secadmin', 'compliance'], render: queuePage },
+  { id: 'rules', roles: ['secadmin'], render: rulesPage },
   { id: 'users', roles: ['sysadmin'], render: usersPage },
   { id: 'audit', roles: ['auditor'], render: auditPage },
 ];

@@ -3,7 +3,7 @@
 // (npm, tools/web), CSP violations and page errors counted, axe-core run on a page, and
 // screenshots saved under build/test-artifacts/browser (not committed).
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,11 +37,16 @@ export function addUser(db, name, role, password, departments) {
   execFileSync(path.join(BUILD, 'bin/fenghuo-console'), args, { cwd: REPO, input: `${password}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
 }
 
-// fenghuo-console serve on a free port; resolves {url, password, stop}.
+// fenghuo-console serve on a free port, with a copy of the rule folder (uploads go there);
+// resolves {url, password, rules, stop}.
 export function serve(db, dir) {
+  const rules = path.join(dir, 'rules/level3');
+  cpSync(path.join(REPO, 'rules/level3'), rules, { recursive: true });
+  cpSync(path.join(REPO, 'rules/lists'), path.join(dir, 'rules/lists'), { recursive: true });
   return new Promise((resolve, reject) => {
     const p = spawn(path.join(BUILD, 'bin/fenghuo-console'), ['serve', '--listen', '127.0.0.1:0', '--db', db,
-      '--static', path.join(REPO, 'dashboards'), '--archive', path.join(dir, 'archive')], { cwd: REPO });
+      '--static', path.join(REPO, 'dashboards'), '--archive', path.join(dir, 'archive'), '--rules', rules,
+      '--assets', path.join(REPO, 'rules/assets.example.yaml')], { cwd: REPO });
     let out = '';
     let url;
     let password;
@@ -49,7 +54,7 @@ export function serve(db, dir) {
       out += d;
       url = url || (out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)\//) || [])[1];
       password = password || (out.match(/one-time password: (\S+) /) || [])[1];
-      if (url && password) resolve({ url, password, stop: () => new Promise((r) => { p.on('exit', r); p.kill('SIGTERM'); }) });
+      if (url && password) resolve({ url, password, rules, stop: () => new Promise((r) => { p.on('exit', r); p.kill('SIGTERM'); }) });
     });
     p.stderr.on('data', () => {});
     p.on('exit', (code) => reject(new Error(`fenghuo-console exited ${code}: ${out}`)));
