@@ -8,6 +8,7 @@ import { append, clear, h } from './dom.js';
 import { currentLanguage, errorText, loadLanguage, savedLanguage, setTimeZone, t, timeZone } from './i18n.js';
 import { alertPage } from './pages/alert.js';
 import { auditPage } from './pages/audit.js';
+import { compliancePage } from './pages/compliance.js';
 import { queuePage } from './pages/queue.js';
 import { rulesPage } from './pages/rules.js';
 import { usersPage } from './pages/users.js';
@@ -18,6 +19,7 @@ let me = null; // {user, role, must_change_password, csrf}
 // Pages by role: the same split the server enforces (docs/console-api.md, "Roles").
 const PAGES = [
   { id: 'queue', roles: ['analyst', 'secadmin', 'compliance'], render: queuePage },
+  { id: 'compliance', roles: ['compliance'], render: compliancePage },
   { id: 'rules', roles: ['secadmin'], render: rulesPage },
   { id: 'users', roles: ['sysadmin'], render: usersPage },
   { id: 'audit', roles: ['auditor'], render: auditPage },

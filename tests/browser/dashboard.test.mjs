@@ -73,6 +73,7 @@ describe('dashboard', { timeout: 600000 }, () => {
     addUser(db, 'li', 'analyst', `${PASSWORD}-li`, '大数据局');
     addUser(db, 'shen', 'auditor', `${PASSWORD}-shen`);
     addUser(db, 'zhao', 'secadmin', `${PASSWORD}-zhao`);
+    addUser(db, 'zhou', 'compliance', `${PASSWORD}-zhou`);
     b = await browser();
   });
 
@@ -238,6 +239,48 @@ describe('dashboard', { timeout: 600000 }, () => {
     await pg.click('#rule-save');
     await pg.waitForSelector('.rule-out .msg.info:has-text("已保存")');
     assert.ok(readFileSync(path.join(srv.rules, 'local.yml'), 'utf8').includes('dest_port: 2323'));
+    await pg.context().close();
+  });
+
+  test('the compliance officer: the numbers equal the API, drill-down, downloads', { timeout: 240000 }, async () => {
+    const pg = await page(b);
+    await login(pg, 'zhou', `${PASSWORD}-zhou`);
+    await pg.waitForSelector('header nav a:has-text("整改合规")');
+    await pg.goto(`${srv.url}/#/compliance`);
+    await pg.waitForSelector('#rate-total');
+    await pg.fill('#c-from', '2026-03-01');
+    await pg.fill('#c-to', '2026-12-31');
+    await pg.click('.filters button[type=submit]');
+    await pg.waitForSelector('#rate-rows tbody tr');
+    const r = await pg.evaluate(async () => (await fetch('/api/v1/rectification/report?from=2026-03-01&to=2026-12-31&by=department')).json());
+    const shown = (await pg.textContent('#rate-total')).trim();
+    assert.equal(shown, r.total.rate === null ? '无数据' : `${(r.total.rate * 100).toFixed(1)}%`);
+    for (const row of r.rows) {
+      const cells = await pg.$$eval(`#rate-rows tr[data-key="${row.key}"] td`, (td) => td.map((c) => c.textContent.trim()));
+      assert.equal(cells[0], row.key);
+      assert.deepEqual(cells.slice(2), [...['on_time', 'late', 'pending', 'accepted_risk', 'excluded'].map((o) => String(row[o].count)), String(row.overdue.count)]);
+    }
+    // drill-down: a count lists exactly its incidents, each a link to it
+    const row = r.rows.find((x) => x.pending.count > 0 || x.late.count > 0 || x.on_time.count > 0);
+    assert.ok(row, JSON.stringify(r.rows));
+    const which = row.pending.count > 0 ? 'pending' : row.late.count > 0 ? 'late' : 'on_time';
+    const col = 2 + ['on_time', 'late', 'pending', 'accepted_risk', 'excluded'].indexOf(which);
+    await pg.click(`#rate-rows tr[data-key="${row.key}"] td:nth-child(${col + 1}) button`);
+    await pg.waitForSelector('.drill ul.ids a');
+    const ids = await pg.$$eval('.drill ul.ids a', (as) => as.map((a) => a.textContent));
+    assert.deepEqual(ids.sort(), [...row[which].ids].sort());
+    await check(pg, 'compliance-zh');
+    // the downloads are the API's
+    const csv = await pg.evaluate(async () => {
+      const a = document.querySelector('a.button[href*="format=csv"]');
+      const res = await fetch(a.getAttribute('href'));
+      return [res.status, res.headers.get('content-type')];
+    });
+    assert.equal(csv[0], 200);
+    assert.match(csv[1], /text\/csv/);
+    await pg.selectOption('#lang', 'en');
+    await pg.waitForSelector('#rate-total');
+    await check(pg, 'compliance-en');
     await pg.context().close();
   });
 
