@@ -678,6 +678,27 @@ static void h_facets(api *a, store *st, session *s, const http_req *r, http_resp
         http_error(w, 500, "store_error");
 }
 
+/* GET /api/v1/overview?days=14[&filters]: the overview's figures (aq_overview) */
+static void h_overview(api *a, store *st, session *s, const http_req *r, http_resp *w,
+                       const char *id)
+{
+    const char *d = http_query(r, "days");
+    long long days = d ? atoll(d) : 14;
+    filter_buf fb;
+    fh_err err;
+
+    (void)id;
+    if (days < 1 || days > 90) {
+        http_error(w, 400, "bad_days");
+        return;
+    }
+    if (!parse_filter(r, s, &fb, w))
+        return;
+    if ((err = aq_overview(st, &fb.f, (uint32_t)days, api_now(a), &w->body)) != FH_OK)
+        http_error(w, err == FH_ERR_ARG ? 400 : 500,
+                   err == FH_ERR_ARG ? "bad_days" : "store_error");
+}
+
 static void h_groups(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
 {
     const char *by = http_query(r, "by"), *limit_s = http_query(r, "limit");
@@ -1127,6 +1148,7 @@ static const route ROUTES[] = {
     {"GET", "/api/v1/alerts", READ_ALERTS, false, false, h_alerts, false},
     {"GET", "/api/v1/alerts/facets", READ_ALERTS, false, false, h_facets, false},
     {"GET", "/api/v1/alerts/groups", READ_ALERTS, false, false, h_groups, false},
+    {"GET", "/api/v1/overview", READ_ALERTS, false, false, h_overview, false},
     {"POST", "/api/v1/alerts/bulk", R(ROLE_ANALYST), true, false, h_bulk, false},
     {"GET", "/api/v1/alerts/{id}", READ_ALERTS, false, false, h_alert, false},
     {"GET", "/api/v1/alerts/{id}/events", READ_ALERTS, false, false, h_alert_events, false},

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alerts.h"
+#include "calendar.h"
 #include "store_int.h"
 
 #define MAX_PARAMS 96
@@ -518,5 +519,121 @@ fh_err aq_groups(store *st, const aq_filter *f, const char *by, uint32_t limit, 
     jbuf_obj_close(out);
     db_finalize(s);
     qb_free(&q);
+    return err;
+}
+
+/* ---- the overview ------------------------------------------------------------------- */
+
+#define DAY_MS            (24 * 3600 * 1000LL)
+#define CST_MS            (8 * 3600 * 1000LL) /* Asia/Shanghai, no daylight saving */
+#define OVERVIEW_MAX_DAYS 90
+
+/* One row per (day, level) of alerts first seen since `since`, as counts per day. */
+static fh_err overview_days(store *st, const aq_filter *f, int64_t since, uint32_t ndays, jbuf *out)
+{
+    int64_t counts[OVERVIEW_MAX_DAYS + 1][5] = {{0}};
+    int64_t first = (since + CST_MS) / DAY_MS;
+    qb q = {0};
+    db_stmt *s;
+    fh_err err = FH_OK;
+    int rc;
+
+    add(&q, "SELECT (a.first_seen + 28800000) / 86400000, a.severity, COUNT(*) FROM alerts a");
+    where(&q, f);
+    add(&q, " AND a.first_seen >= ");
+    num(&q, since);
+    add(&q, " GROUP BY 1, 2");
+    if (!(s = prepare(st, &q))) {
+        qb_free(&q);
+        return FH_ERR_IO;
+    }
+    while ((rc = db_step(s)) == DB_ROW) {
+        int64_t d = db_column_int64(s, 0) - first, lv = db_column_int64(s, 1);
+
+        if (d >= 0 && d <= (int64_t)ndays && lv >= 0 && lv < 5)
+            counts[d][lv] += db_column_int64(s, 2);
+    }
+    if (rc != DB_DONE)
+        err = store_fail(st, "overview: SELECT days");
+    db_finalize(s);
+    qb_free(&q);
+    jbuf_arr_open(out, "days");
+    for (uint32_t d = 0; d <= ndays && !err; d++) {
+        char day[16];
+        cal_date cd = cal_from_days(first + d);
+
+        snprintf(day, sizeof(day), "%04d-%02d-%02d", cd.y % 10000, cd.m % 100, cd.d % 100);
+        jbuf_obj_open(out, NULL);
+        jbuf_str(out, "day", day);
+        for (int lv = 0; lv < 5; lv++)
+            jbuf_i64(out, alert_level_name(lv), counts[d][lv]);
+        jbuf_obj_close(out);
+    }
+    jbuf_arr_close(out);
+    return err;
+}
+
+fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t now, jbuf *out)
+{
+    int64_t since, open = 0, overdue = 0;
+    qb q = {0};
+    db_stmt *s;
+    fh_err err;
+    int rc;
+
+    if (days < 1 || days > OVERVIEW_MAX_DAYS)
+        return FH_ERR_ARG;
+    /* from the start of the day (Asia/Shanghai) days-1 days ago */
+    since = ((now + CST_MS) / DAY_MS - (days - 1)) * DAY_MS - CST_MS;
+    jbuf_obj_open(out, NULL);
+    alert_json_time(out, "since", since);
+    alert_json_time(out, "now", now);
+    if ((err = overview_days(st, f, since, days - 1, out)))
+        return err;
+    add(&q,
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.deadline_at IS NOT NULL AND a.deadline_at < ");
+    num(&q, now);
+    add(&q, " THEN 1 ELSE 0 END), 0) FROM alerts a");
+    where(&q, f);
+    add(&q, " AND a.status IN ('new', 'acknowledged', 'rectifying', 'reopened')");
+    if (!(s = prepare(st, &q))) {
+        qb_free(&q);
+        return FH_ERR_IO;
+    }
+    if ((rc = db_step(s)) == DB_ROW) {
+        open = db_column_int64(s, 0);
+        overdue = db_column_int64(s, 1);
+    } else {
+        err = store_fail(st, "overview: SELECT open");
+    }
+    db_finalize(s);
+    qb_free(&q);
+    if (err)
+        return err;
+    jbuf_i64(out, "open", open);
+    jbuf_i64(out, "overdue", overdue);
+    if ((err = facet(st, f, "category", "a.category", true, out)))
+        return err;
+    /* sensors: their stats events (sensor_stats, event time), not department data */
+    s = db_prepare(st->db,
+                   "SELECT sensor, MAX(segment), MAX(last_ts), SUM(CASE WHEN hour >= ?1 "
+                   "THEN count ELSE 0 END) FROM sensor_stats GROUP BY sensor ORDER BY sensor");
+    if (!s)
+        return store_fail(st, "overview: prepare sensors");
+    db_bind_int64(s, 1, (now - DAY_MS) / (3600 * 1000LL));
+    jbuf_arr_open(out, "sensors");
+    while ((rc = db_step(s)) == DB_ROW) {
+        jbuf_obj_open(out, NULL);
+        jbuf_str(out, "sensor", db_column_text(s, 0));
+        alert_json_opt(out, "segment", db_column_text(s, 1));
+        alert_json_time(out, "last_seen", db_column_int64(s, 2));
+        jbuf_i64(out, "stats_24h", db_column_int64(s, 3));
+        jbuf_obj_close(out);
+    }
+    if (rc != DB_DONE)
+        err = store_fail(st, "overview: SELECT sensors");
+    db_finalize(s);
+    jbuf_arr_close(out);
+    jbuf_obj_close(out);
     return err;
 }

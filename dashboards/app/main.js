@@ -9,6 +9,7 @@ import { currentLanguage, errorText, loadLanguage, savedLanguage, setTimeZone, t
 import { alertPage } from './pages/alert.js';
 import { auditPage } from './pages/audit.js';
 import { compliancePage } from './pages/compliance.js';
+import { overviewPage } from './pages/overview.js';
 import { queuePage } from './pages/queue.js';
 import { rulesPage } from './pages/rules.js';
 import { usersPage } from './pages/users.js';
@@ -18,6 +19,7 @@ let me = null; // {user, role, must_change_password, csrf}
 
 // Pages by role: the same split the server enforces (docs/console-api.md, "Roles").
 const PAGES = [
+  { id: 'overview', roles: ['analyst', 'secadmin', 'compliance'], render: overviewPage },
   { id: 'queue', roles: ['analyst', 'secadmin', 'compliance'], render: queuePage },
   { id: 'compliance', roles: ['compliance'], render: compliancePage },
   { id: 'rules', roles: ['secadmin'], render: rulesPage },

@@ -43,7 +43,12 @@ function events() {
     timestamp: iso, event_type: 'flow', schema_version: '1.0', sensor: { id: 's1', segment: 'core' },
     flow_id: 99, src_ip: '10.10.1.5', src_port: 40000, dest_ip: '10.30.64.5', dest_port: 2323, proto: 'TCP',
   };
-  return [eicar(1), eicar(2), eicar(3), web, tls, flow];
+  // two sensors' stats: one ten minutes ago (reporting), one five hours ago (silent)
+  const stats = (id, ago) => ({
+    timestamp: new Date(Date.now() - ago).toISOString().replace('Z', '000+0000'), event_type: 'stats',
+    schema_version: '1.0', sensor: { id, segment: 'core' }, stats: { capture: { packets: 10 } },
+  });
+  return [eicar(1), eicar(2), eicar(3), web, tls, stats('s-old', 5 * 3600000), flow, stats('s-live', 600000)];
 }
 
 const RULE = `title: Telnet on 2323 (browser test)
@@ -137,6 +142,17 @@ describe('dashboard', { timeout: 600000 }, () => {
   test('the analyst triages: count equals the API, hostile text shown as text, moves and comments', { timeout: 240000 }, async () => {
     const pg = await page(b);
     await login(pg, 'li', `${PASSWORD}-li`);
+    // the overview first: its figures are the API's; a sensor gone quiet is said
+    await pg.waitForSelector('#kpi-open');
+    const o = await pg.evaluate(async () => (await fetch('/api/v1/overview?days=14')).json());
+    assert.equal(await pg.textContent('#kpi-open'), String(o.open));
+    assert.equal(await pg.textContent('#kpi-overdue'), String(o.overdue));
+    await pg.waitForSelector('#sev-chart canvas');
+    assert.match(await pg.textContent('#forecast-how'), /Holt/);
+    assert.match(await pg.textContent('tr[data-sensor="s-old"]'), /失联/);
+    assert.match(await pg.textContent('tr[data-sensor="s-live"]'), /正常/);
+    await check(pg, 'overview-zh');
+    await pg.goto(`${srv.url}/#/queue`);
     await pg.waitForSelector('#queue-count');
     await pg.waitForSelector('table tbody tr[data-id]');
     const api = await pg.evaluate(async () => (await (await fetch('/api/v1/alerts/facets')).json()).total);
@@ -187,6 +203,10 @@ describe('dashboard', { timeout: 600000 }, () => {
     // English, and UTC
     await pg.selectOption('#lang', 'en');
     await pg.waitForSelector('header nav a:has-text("Alert queue")');
+    await pg.goto(`${srv.url}/#/overview`);
+    await pg.waitForSelector('#sev-chart canvas');
+    await check(pg, 'overview-en');
+    await pg.goto(`${srv.url}/#/queue`);
     await pg.selectOption('#f-status', '');
     await pg.click('.filters button[type=submit]');
     await pg.waitForSelector('table tbody tr[data-id]');
@@ -202,8 +222,8 @@ describe('dashboard', { timeout: 600000 }, () => {
   test('the security administrator manages rules: counts, switch, errors at their line, test, save', { timeout: 240000 }, async () => {
     const pg = await page(b);
     await login(pg, 'zhao', `${PASSWORD}-zhao`);
-    await pg.waitForSelector('table tbody tr[data-id]');
-    assert.deepEqual(await pg.$$eval('header nav a', (as) => as.map((a) => a.textContent)), ['告警队列', '规则管理']);
+    await pg.waitForSelector('#kpi-open');
+    assert.deepEqual(await pg.$$eval('header nav a', (as) => as.map((a) => a.textContent)), ['态势感知', '告警队列', '规则管理']);
     await pg.goto(`${srv.url}/#/rules`);
     await pg.waitForSelector('#rule-text');
     await pg.waitForSelector('table tbody tr[data-id]');

@@ -293,6 +293,7 @@ MATRIX = [
     ("GET", "/api/v1/alerts", None, {"analyst", "secadmin", "compliance"}),
     ("GET", "/api/v1/alerts/facets", None, {"analyst", "secadmin", "compliance"}),
     ("GET", "/api/v1/alerts/groups", None, {"analyst", "secadmin", "compliance"}),
+    ("GET", "/api/v1/overview", None, {"analyst", "secadmin", "compliance"}),
     ("GET", "/api/v1/alerts/0000", None, {"analyst", "secadmin", "compliance"}),
     ("POST", "/api/v1/alerts/bulk", {"to": "acknowledged", "ids": []}, {"analyst"}),
     ("GET", "/api/v1/rectification/report?from=2026-03-01&to=2026-03-31", None,

@@ -1,0 +1,126 @@
+// overview.js - 态势感知: alerts by severity per day over the last two weeks with a
+// three-day forecast, open and overdue incidents, top rules, sources and targets, GB/T
+// 20986 categories, and sensor health (a sensor whose last stats event is over two hours
+// old is shown as silent). Refreshed every minute while shown.
+//
+// The forecast (威胁预测) is Holt's linear exponential smoothing of the daily totals
+// (level alpha 0.5, trend beta 0.3), projected three days, never below zero; the page
+// says so next to the chart. It is a trend line for planning, not a prediction of attacks.
+
+import { api, query } from '../api.js';
+import { append, clear, h } from '../dom.js';
+import { errorText, formatTime, t } from '../i18n.js';
+import { chart } from '../charts.js';
+
+const LEVELS = ['critical', 'high', 'medium', 'low', 'informational'];
+const COLORS = { critical: '#8c1d18', high: '#d93025', medium: '#e37400', low: '#1a73e8', informational: '#80868b' };
+const SILENT_MS = 2 * 3600 * 1000;
+const DAYS = 14;
+const AHEAD = 3;
+
+// Holt's linear method; returns the next `ahead` values (rounded, >= 0).
+export function holt(series, ahead, alpha = 0.5, beta = 0.3) {
+  if (!series.length) return Array(ahead).fill(0);
+  let level = series[0];
+  let trend = series.length > 1 ? series[1] - series[0] : 0;
+  for (let i = 1; i < series.length; i++) {
+    const prev = level;
+    level = alpha * series[i] + (1 - alpha) * (level + trend);
+    trend = beta * (level - prev) + (1 - beta) * trend;
+  }
+  return Array.from({ length: ahead }, (_, k) => Math.max(0, Math.round(level + (k + 1) * trend)));
+}
+
+function nextDay(day, k) {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + k);
+  return d.toISOString().slice(0, 10);
+}
+
+function top(title, groups, label) {
+  return h('div', { class: 'panel' }, h('h2', {}, title),
+    groups.length ? h('ol', { class: 'top' }, groups.map((g) => h('li', {}, h('span', { class: 'top-name' }, label(g)),
+      h('span', { class: 'num' }, String(g.alerts))))) : h('p', {}, t('overview.none')));
+}
+
+export async function overviewPage(main) {
+  const box = h('div', { class: 'overview' });
+  append(main, [h('section', { class: 'card wide' }, h('h1', {}, t('nav.overview')), box)]);
+  let timer = null;
+
+  async function load() {
+    if (!box.isConnected) {
+      clearInterval(timer);
+      return;
+    }
+    let o;
+    let groups;
+    try {
+      o = await api('GET', `/api/v1/overview${query({ days: DAYS })}`);
+      groups = await Promise.all(['rule', 'source', 'destination'].map((by) =>
+        api('GET', `/api/v1/alerts/groups${query({ by, from: o.since, limit: 10 })}`)));
+    } catch (err) {
+      clear(box);
+      append(box, [h('p', { class: 'msg error', role: 'alert' }, errorText(err.code))]);
+      return;
+    }
+    const now = new Date(o.now).getTime();
+    const totals = o.days.map((d) => LEVELS.reduce((n, l) => n + d[l], 0));
+    const forecast = holt(totals, AHEAD);
+    const last = o.days[o.days.length - 1].day;
+    const days = [...o.days.map((d) => d.day), ...forecast.map((_, k) => nextDay(last, k + 1))];
+    const trendEl = h('div', { class: 'chart', id: 'sev-chart' });
+    const catEl = h('div', { class: 'chart short', id: 'cat-chart' });
+    const cats = Object.entries(o.category).filter(([k]) => k !== '(none)');
+    clear(box);
+    append(box, [
+      h('div', { class: 'kpis' },
+        h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, t('overview.open')), h('div', { class: 'kpi-value', id: 'kpi-open' }, String(o.open))),
+        h('div', { class: `kpi ${o.overdue ? 'bad' : 'good'}` }, h('div', { class: 'kpi-label' }, t('overview.overdue')), h('div', { class: 'kpi-value', id: 'kpi-overdue' }, String(o.overdue))),
+        h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, t('overview.new_today')), h('div', { class: 'kpi-value' }, String(totals[totals.length - 1]))),
+        h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, t('overview.forecast_tomorrow')), h('div', { class: 'kpi-value', id: 'kpi-forecast' }, String(forecast[0])))),
+      h('h2', {}, t('overview.by_day', { n: DAYS })),
+      trendEl,
+      h('p', { class: 'hint', id: 'forecast-how' }, t('overview.forecast_how', { n: AHEAD })),
+      h('div', { class: 'panels' },
+        top(t('overview.top_rules'), groups[0].groups, (g) => g.rule_name || g.rule_id),
+        top(t('overview.top_sources'), groups[1].groups, (g) => g.src_ip || '—'),
+        top(t('overview.top_targets'), groups[2].groups, (g) => g.dest_ip || '—')),
+      h('h2', {}, t('overview.categories')),
+      cats.length ? catEl : h('p', {}, t('overview.none')),
+      h('h2', {}, t('overview.sensors')),
+      o.sensors.length ? h('table', { class: 'grid', id: 'sensors' }, h('thead', {}, h('tr', {},
+        ['sensor', 'segment', 'last_seen', 'stats', 'state'].map((c) => h('th', { scope: 'col' }, t(`overview.col_${c}`))))),
+      h('tbody', {}, o.sensors.map((s) => {
+        const silent = now - new Date(s.last_seen).getTime() > SILENT_MS;
+        return h('tr', { 'data-sensor': s.sensor }, h('td', {}, s.sensor), h('td', {}, s.segment || ''),
+          h('td', { class: 'time' }, formatTime(s.last_seen)), h('td', { class: 'num' }, String(s.stats_24h)),
+          h('td', {}, h('span', { class: silent ? 'state bad' : 'state good' }, silent ? t('overview.silent') : t('overview.reporting'))));
+      }))) : h('p', {}, t('overview.no_sensors')),
+      h('p', { class: 'hint' }, t('overview.updated', { at: formatTime(o.now) })),
+    ]);
+    await chart(trendEl, {
+      legend: { top: 0 },
+      grid: { left: 40, right: 16, top: 36, bottom: 28 },
+      xAxis: { type: 'category', data: days },
+      yAxis: { type: 'value', minInterval: 1 },
+      series: [
+        ...LEVELS.map((l) => ({ name: t(`level.${l}`), type: 'bar', stack: 'a', color: COLORS[l],
+          data: [...o.days.map((d) => d[l]), ...forecast.map(() => null)] })),
+        { name: t('overview.forecast'), type: 'line', lineStyle: { type: 'dashed' }, color: '#5f6368',
+          data: [...totals.map((v, i) => (i === totals.length - 1 ? v : null)), ...forecast] },
+      ],
+    }, t('overview.chart_label', { n: DAYS, ahead: AHEAD }));
+    if (cats.length) {
+      await chart(catEl, {
+        grid: { left: 160, right: 24, top: 8, bottom: 24 },
+        xAxis: { type: 'value', minInterval: 1 },
+        yAxis: { type: 'category', data: cats.map(([k]) => k).reverse() },
+        series: [{ type: 'bar', data: cats.map(([, v]) => v).reverse(), color: '#1a73e8' }],
+      }, t('overview.categories'));
+    }
+  }
+
+  await load();
+  timer = setInterval(load, 60000);
+}
