@@ -573,3 +573,47 @@ def test_https(console, store_db, tmp_path):
         assert not answered
     finally:
         s.stop()
+
+
+def test_overview(console, store_db, correlator, tmp_path):
+    """GET /api/v1/overview: alerts per Asia/Shanghai day and severity, open and overdue,
+    categories, sensors with their last stats; an analyst's departments only. The console
+    runs at a fixed time (FENGHUO_TEST_NOW) so the days are known."""
+    ev = [dict(EICAR, src_ip="198.51.100.1", dest_ip="10.10.1.10",
+               timestamp="2026-03-01T15:59:00.000000+0000"),   # 2026-03-01 23:59 CST
+          dict(EICAR, src_ip="198.51.100.2", dest_ip="10.10.1.10",
+               timestamp="2026-03-01T16:01:00.000000+0000"),   # 2026-03-02 00:01 CST
+          dict(EICAR, src_ip="198.51.100.3", dest_ip="10.30.64.5",
+               timestamp="2026-03-02T02:00:00.000000+0000"),   # 市财政局
+          {"timestamp": "2026-03-02T03:00:00.000000+0000", "event_type": "stats",
+           "schema_version": "1.0", "sensor": {"id": "s9", "segment": "core"},
+           "stats": {"capture": {"packets": 1}}}]
+    run_correlator(correlator, store_db, tmp_path, ev)
+    s = Console(console, store_db, tmp_path, env={"FENGHUO_TEST_NOW": "2026-03-10T12:00:00+08:00"})
+    try:
+        c = admin(s)
+        u = users(s, c)
+        store_db.execute("UPDATE users SET departments = '大数据局' WHERE name = 'u-analyst'")
+        st, doc, _ = u["compliance"].call("GET", "/api/v1/overview?days=14")
+        assert st == 200, doc
+        assert doc["since"].startswith("2026-02-24T16:00:00")  # 2026-02-25 00:00 CST
+        assert [d["day"] for d in doc["days"]][:1] == ["2026-02-25"]
+        assert doc["days"][-1]["day"] == "2026-03-10" and len(doc["days"]) == 14
+        days = {d["day"]: (d["high"], d["critical"]) for d in doc["days"]}
+        assert days["2026-03-01"] == (1, 0) and days["2026-03-02"] == (2, 0)
+        assert sum(h for h, _ in days.values()) == 3
+        assert doc["open"] == 3 and doc["category"] == {"malware": 3}
+        # the deadlines (policy, from first_seen) have passed by 2026-03-10 for high alerts
+        assert doc["overdue"] == store_db.query(
+            "SELECT COUNT(*) FROM alerts WHERE deadline_at < 1773115200000")[0][0]
+        assert [(x["sensor"], x["segment"], x["stats_24h"]) for x in doc["sensors"]] == [
+            ("s9", "core", 0)]  # its stats are over a day old at the console's now
+        assert doc["sensors"][0]["last_seen"].startswith("2026-03-02T03:00:00")
+        st, doc, _ = u["analyst"].call("GET", "/api/v1/overview?days=14")
+        assert doc["open"] == 2 and doc["category"] == {"malware": 2}
+        assert {d["day"]: d["high"] for d in doc["days"]}["2026-03-02"] == 1
+        assert u["analyst"].call("GET", "/api/v1/overview?days=91")[1] == {
+            "error": {"code": "bad_days"}}
+        assert u["auditor"].call("GET", "/api/v1/overview")[0] == 403
+    finally:
+        s.stop()
