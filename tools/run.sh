@@ -8,7 +8,7 @@
 #   3. fenghuo-sensor: the crafted test captures (paced, so events flow for a while)
 #      published to topic fenghuo.events, also written to build/run/events.json;
 #      then the level-3 scenario events (tests/rules) so that every rule has traffic
-#   4. kcat: prints the alerts as they are raised
+#   4. kcat: prints the alerts as they are raised, a line each (tools/alert-lines.py)
 #   5. fenghuo-console serve: the HTTP API on 127.0.0.1:8080 (RUN_CONSOLE=ADDR:PORT to
 #      change it), with the first administrator's one-time password printed; after the
 #      replay, the timely rectification rate per department of the replayed period and the
@@ -60,11 +60,13 @@ for _ in $(seq 50); do [ -s "$run/alerts.db" ] && break; sleep 0.1; done
 console=$!
 pids+=("$console")
 for _ in $(seq 50); do grep -q "listening on" "$run/console.out" 2>/dev/null && break; sleep 0.1; done
-echo "== console: $(grep -o 'listening on [^ ]*' "$run/console.out") (log: $run/console.log)"
+echo "== console (dashboard and API): $(grep -o 'listening on [^ ]*' "$run/console.out") (log: $run/console.log)"
 grep -o 'one-time password: [^ ]*' "$run/console.out" | sed 's/^/== first administrator admin, /' \
     || echo "== console users exist already in $run/alerts.db"
-kcat -C -b "$brokers" -t fenghuo.alerts -o beginning -u -q \
-    -f 'ALERT %s\n' &
+# one readable line per alert (time, level, title, source -> target, department)
+# ($! must be kcat's pid: the cleanup stops it; the formatter ends at its end of input)
+kcat -C -b "$brokers" -t fenghuo.alerts -o beginning -u -q -f '%s\n' \
+    > >(/usr/bin/python3 tools/alert-lines.py) &
 pids+=($!)
 
 geoargs=()
