@@ -159,6 +159,24 @@ describe('dashboard', { timeout: 600000 }, () => {
     assert.ok(api >= 4, `facets total ${api}`);
     assert.equal(await pg.textContent('#queue-count'), `共 ${api} 条告警`);
     assert.equal(await pg.$$eval('table tbody tr[data-id]', (r) => r.length), api);
+    // the keyboard: ? help, j j down, k up, x select, o open, back
+    await pg.keyboard.press('?');
+    await pg.waitForSelector('#keys-help:not([hidden])');
+    await check(pg, 'queue-help-zh');
+    await pg.keyboard.press('Escape');
+    await pg.keyboard.press('j');
+    await pg.keyboard.press('j');
+    await pg.keyboard.press('k');
+    const rowsIds = await pg.$$eval('table tbody tr[data-id]', (r) => r.map((tr) => tr.dataset.id));
+    assert.equal(await pg.$eval('tr.cursor', (tr) => tr.dataset.id), rowsIds[0]);
+    await pg.keyboard.press('x');
+    assert.equal(await pg.$eval('tr.cursor input[type=checkbox]', (c) => c.checked), true);
+    await pg.keyboard.press('x');
+    await pg.keyboard.press('o');
+    await pg.waitForSelector('pre.event');
+    assert.ok((await pg.evaluate(() => location.hash)).endsWith(rowsIds[0]));
+    await pg.goBack();
+    await pg.waitForSelector('table tbody tr[data-id]');
     await check(pg, 'queue-zh');
     // the web exploit alert: its evidence is text, nothing runs, no element comes of it
     const id = await pg.evaluate(async () => {

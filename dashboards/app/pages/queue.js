@@ -130,6 +130,42 @@ export async function queuePage(main, me) {
     }, t('queue.bulk_all', { to: t('state.acknowledged') })), confirmBox]);
   }
 
+  // Keys in EveBox's style (not while typing in a field): j/k down/up, x select,
+  // Enter or o open, a acknowledge the selection (analysts), / search, ? this help.
+  let cursor = -1;
+  const help = h('div', { class: 'help', id: 'keys-help', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'keys-h', hidden: true },
+    h('h2', { id: 'keys-h' }, t('keys.title')),
+    h('dl', { class: 'facts' }, ['j', 'k', 'x', 'o', 'a', '/', '?', 'Esc'].map((k) => [h('dt', {}, h('kbd', {}, k)), h('dd', {}, t(`keys.${k === '/' ? 'slash' : k === '?' ? 'help' : k === 'Esc' ? 'esc' : k}`))])));
+  function rows() {
+    return [...tbody.querySelectorAll('tr[data-id]')];
+  }
+  function mark(i) {
+    const r = rows();
+    if (!r.length) return;
+    cursor = Math.max(0, Math.min(r.length - 1, i));
+    r.forEach((tr, k) => tr.classList.toggle('cursor', k === cursor));
+    r[cursor].querySelector('a').focus();
+  }
+  function onKey(e) {
+    if (!main.isConnected) {
+      document.removeEventListener('keydown', onKey);
+      return;
+    }
+    if (e.target.closest('input, select, textarea') || e.ctrlKey || e.metaKey || e.altKey) return;
+    const r = rows();
+    if (e.key === 'j') mark(cursor + 1);
+    else if (e.key === 'k') mark(cursor - 1);
+    else if (e.key === 'x' && analyst && r[cursor]) r[cursor].querySelector('input[type=checkbox]').click();
+    else if ((e.key === 'o' || e.key === 'Enter') && r[cursor]) location.hash = `#/alert/${encodeURIComponent(r[cursor].dataset.id)}`;
+    else if (e.key === 'a' && analyst && selected.size) bulk('acknowledged', false);
+    else if (e.key === '/') filters.querySelector('#f-q').focus();
+    else if (e.key === '?') help.hidden = !help.hidden;
+    else if (e.key === 'Escape') help.hidden = true;
+    else return;
+    e.preventDefault();
+  }
+  document.addEventListener('keydown', onKey);
+
   append(main, [h('section', { class: 'card wide' },
     h('h1', {}, t('nav.queue')), filters, count, msg, bulkBar,
     h('table', { class: 'grid', 'aria-describedby': 'queue-count' },
@@ -137,6 +173,8 @@ export async function queuePage(main, me) {
         analyst ? h('th', { scope: 'col' }, h('span', { class: 'sr' }, t('queue.select'))) : null,
         ['time', 'level', 'title', 'route', 'department', 'status', 'count'].map((c) => h('th', { scope: 'col' }, t(`queue.col_${c}`))))),
       tbody),
-    h('div', { class: 'pager' }, prev, next))]);
+    h('div', { class: 'pager' }, prev, next,
+      h('button', { type: 'button', class: 'link', onClick: () => { help.hidden = !help.hidden; } }, t('keys.show'))),
+    help)]);
   await load();
 }
