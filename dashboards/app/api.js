@@ -14,11 +14,14 @@ export function onSessionLost(fn) {
 }
 
 export class ApiError extends Error {
-  constructor(status, error) {
+  // error: the {"error":{...}} object; body: the whole answer (a 422 carries
+  // {"ok":false,"errors":[...]} instead)
+  constructor(status, error, body) {
     super(error && error.code ? error.code : `http_${status}`);
     this.status = status;
     this.code = error && error.code ? error.code : `http_${status}`;
     this.detail = error || {};
+    this.body = body || {};
   }
 }
 
@@ -38,7 +41,7 @@ export async function api(method, path, body) {
   if (r.status === 401 && path !== '/api/v1/session') {
     for (const fn of listeners) fn();
   }
-  if (!r.ok) throw new ApiError(r.status, doc && doc.error);
+  if (!r.ok) throw new ApiError(r.status, doc && doc.error, doc);
   return doc;
 }
 

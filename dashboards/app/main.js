@@ -7,6 +7,7 @@ import { api, ApiError, onSessionLost, setCsrf } from './api.js';
 import { append, clear, h } from './dom.js';
 import { currentLanguage, errorText, loadLanguage, savedLanguage, setTimeZone, t, timeZone } from './i18n.js';
 import { alertPage } from './pages/alert.js';
+import { assetsPage } from './pages/assets.js';
 import { auditPage } from './pages/audit.js';
 import { compliancePage } from './pages/compliance.js';
 import { overviewPage } from './pages/overview.js';
@@ -23,6 +24,7 @@ const PAGES = [
   { id: 'queue', roles: ['analyst', 'secadmin', 'compliance'], render: queuePage },
   { id: 'compliance', roles: ['compliance'], render: compliancePage },
   { id: 'rules', roles: ['secadmin'], render: rulesPage },
+  { id: 'assets', roles: ['secadmin'], render: assetsPage },
   { id: 'users', roles: ['sysadmin'], render: usersPage },
   { id: 'audit', roles: ['auditor'], render: auditPage },
 ];

@@ -241,7 +241,7 @@ describe('dashboard', { timeout: 600000 }, () => {
     const pg = await page(b);
     await login(pg, 'zhao', `${PASSWORD}-zhao`);
     await pg.waitForSelector('#kpi-open');
-    assert.deepEqual(await pg.$$eval('header nav a', (as) => as.map((a) => a.textContent)), ['态势感知', '告警队列', '规则管理']);
+    assert.deepEqual(await pg.$$eval('header nav a', (as) => as.map((a) => a.textContent)), ['态势感知', '告警队列', '规则管理', '资产与名单']);
     await pg.goto(`${srv.url}/#/rules`);
     await pg.waitForSelector('#rule-text');
     await pg.waitForSelector('table tbody tr[data-id]');
@@ -269,6 +269,11 @@ describe('dashboard', { timeout: 600000 }, () => {
     assert.ok(line >= 1 && line <= broken.split('\n').length, `line ${line}`);
     assert.match(await pg.textContent('#rule-errors'), /nosuchmod/);
     await check(pg, 'rules-error-zh');
+    // saving it is refused, with the same errors, and nothing is written
+    await pg.click('#rule-save');
+    await pg.waitForSelector('.rule-out #rule-errors button[data-line]');
+    assert.match(await pg.textContent('.rule-out'), /nosuchmod/);
+    assert.throws(() => readFileSync(path.join(srv.rules, 'local.yml')));
     // the good rule, tested against the archive's recent events, then saved
     await pg.fill('#rule-text', RULE);
     await pg.click('#rule-test');
@@ -277,6 +282,17 @@ describe('dashboard', { timeout: 600000 }, () => {
     await pg.click('#rule-save');
     await pg.waitForSelector('.rule-out .msg.info:has-text("已保存")');
     assert.ok(readFileSync(path.join(srv.rules, 'local.yml'), 'utf8').includes('dest_port: 2323'));
+    // the inventory: a broken CIDR is shown at its line and not saved
+    await pg.goto(`${srv.url}/#/assets`);
+    await pg.waitForSelector('#assets-text');
+    const inv = await pg.inputValue('#assets-text');
+    await pg.fill('#assets-text', inv.replace('cidrs: [10.99.0.0/24]', 'cidrs: [10.99.0/24]'));
+    await pg.click('#assets-save');
+    await pg.waitForSelector('#assets-errors');
+    const want = inv.slice(0, inv.indexOf('cidrs: [10.99.0.0/24]')).split('\n').length;
+    assert.match(await pg.textContent('#assets-errors'), new RegExp(`assets.yaml 第 ${want} 行`));
+    assert.equal(readFileSync(path.join(srv.rules, '..', 'assets.yaml'), 'utf8'), inv);
+    await check(pg, 'assets-zh');
     await pg.context().close();
   });
 

@@ -45,10 +45,11 @@ export function serve(db, dir) {
   const rules = path.join(dir, 'rules/level3');
   cpSync(path.join(REPO, 'rules/level3'), rules, { recursive: true });
   cpSync(path.join(REPO, 'rules/lists'), path.join(dir, 'rules/lists'), { recursive: true });
+  cpSync(path.join(REPO, 'rules/assets.example.yaml'), path.join(dir, 'rules/assets.yaml'));
   return new Promise((resolve, reject) => {
     const p = spawn(path.join(BUILD, 'bin/fenghuo-console'), ['serve', '--listen', '127.0.0.1:0', '--db', db,
       '--static', path.join(REPO, 'dashboards'), '--archive', path.join(dir, 'archive'), '--rules', rules,
-      '--assets', path.join(REPO, 'rules/assets.example.yaml')], { cwd: REPO });
+      '--assets', path.join(dir, 'rules/assets.yaml')], { cwd: REPO });
     let out = '';
     let url;
     let password;

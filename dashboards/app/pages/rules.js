@@ -101,7 +101,7 @@ export async function rulesPage(main) {
       h('ul', { class: 'hits' }, r.alerts.map((a) => h('li', {}, h('span', { class: `level ${a.level}` }, t(`level.${a.level}`)), ' ', a.title, ' · ', a.group_key)))]);
     } catch (err) {
       if (err instanceof ApiError && err.status === 422) {
-        append(out, [h('p', { class: 'msg error', role: 'alert' }, t('rules.invalid')), errorList(err.detail.errors || [], text)]);
+        append(out, [h('p', { class: 'msg error', role: 'alert' }, t('rules.invalid')), errorList(err.body.errors || [], text)]);
       } else {
         append(out, [h('p', { class: 'msg error', role: 'alert' }, errorText(err.code))]);
       }
@@ -115,7 +115,12 @@ export async function rulesPage(main) {
       append(out, [h('p', { class: 'msg info', role: 'status' }, t('rules.saved', { n: r.rules.length }))]);
       load();
     } catch (err) {
-      append(out, [h('p', { class: 'msg error', role: 'alert' }, errorText(err.code))]);
+      if (err.status === 422) {
+        append(out, [h('p', { class: 'msg error', role: 'alert' }, err.body.code === 'no_rule' ? t('rules.no_rule') : t('rules.invalid')),
+          errorList(err.body.errors || [], text)]);
+      } else {
+        append(out, [h('p', { class: 'msg error', role: 'alert' }, errorText(err.code))]);
+      }
     }
   }
 
