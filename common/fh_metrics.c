@@ -185,3 +185,15 @@ void fh_metrics_label(char *out, size_t outlen, const char *s)
     if (outlen)
         out[o < outlen ? o : outlen - 1] = '\0';
 }
+
+void fh_metrics_head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void fh_metrics_one(FILE *f, const char *name, const char *type, const char *help,
+                    unsigned long long v)
+{
+    fh_metrics_head(f, name, type, help);
+    fprintf(f, "%s %llu\n", name, v);
+}

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 /*
@@ -36,5 +37,11 @@ void fh_metrics_stop(fh_metrics *m);
 
 /* Writes a label value escaped for the text format (backslash, quote, newline). */
 void fh_metrics_label(char *out, size_t outlen, const char *s);
+
+/* A metric family's "# HELP" and "# TYPE" lines. */
+void fh_metrics_head(FILE *f, const char *name, const char *type, const char *help);
+/* A family of one unlabelled sample: its head and "name value". */
+void fh_metrics_one(FILE *f, const char *name, const char *type, const char *help,
+                    unsigned long long v);
 
 #endif

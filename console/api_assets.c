@@ -60,13 +60,13 @@ static bool check(api *a, const api_candidate *c, http_resp *w, int bad_status)
     return ok;
 }
 
-static void saved(api *a, store *st, session *s, const http_req *r, http_resp *w,
-                  const char *action, const char *object, bool ok)
+/* After a save (ok) or a refusal: the correlators told to reload, the audit record. */
+static void saved(api *a, store *st, session *s, const http_req *r, const char *action,
+                  const char *object, bool ok)
 {
     if (ok && admin_generation_bump(st, true, false) != FH_OK)
         fh_error("%s: %s", action, store_errmsg(st));
     api_audit(a, st, s->who.name, r, action, object, ok ? "ok" : "refused", NULL);
-    (void)w;
 }
 
 /* ---- the inventory ------------------------------------------------------------------------ */
@@ -92,7 +92,7 @@ void h_assets(api *a, store *st, session *s, const http_req *r, http_resp *w, co
     (void)id;
     if (!have_assets(a, w))
         return;
-    if (!(text = api_slurp(a->o.assets_file, FILE_MAX, &len))) {
+    if (!(text = http_slurp(a->o.assets_file, FILE_MAX, &len))) {
         http_error(w, 500, "assets_unreadable");
         return;
     }
@@ -128,7 +128,7 @@ static void assets_change(api *a, store *st, session *s, const http_req *r, http
         }
     }
     if (save)
-        saved(a, st, s, r, w, "assets.replace", "assets", ok);
+        saved(a, st, s, r, "assets.replace", "assets", ok);
 out:
     json_decref(j);
 }
@@ -219,7 +219,7 @@ void h_list(api *a, store *st, session *s, const http_req *r, http_resp *w, cons
         return;
     }
     snprintf(path, sizeof(path), "%s/%s.txt", dir, id);
-    if (!(text = api_slurp(path, FILE_MAX, &len))) {
+    if (!(text = http_slurp(path, FILE_MAX, &len))) {
         http_error(w, 404, "not_found");
         return;
     }
@@ -259,7 +259,7 @@ static void list_change(api *a, store *st, session *s, const http_req *r, http_r
         ok = false;
     }
     if (save)
-        saved(a, st, s, r, w, "list.replace", id, ok);
+        saved(a, st, s, r, "list.replace", id, ok);
 out:
     json_decref(j);
 }

@@ -13,7 +13,6 @@
 
 #include "../correlator/alerts.h"
 #include "../correlator/archive.h"
-#include "../correlator/corr_rule.h"
 #include "../correlator/engine.h"
 #include "../correlator/incident.h"
 #include "../correlator/store.h"
@@ -200,21 +199,13 @@ static bool feed_event(void *ctx, const char *json, size_t len, int64_t ts)
 
 static bool in_file(const engine *e, const char *rule_id, const char *name)
 {
-    for (uint32_t i = 0; i < e->rs.nrules; i++) {
-        const sigma_rule *x = &e->rs.rules[i];
-        const char *rid = x->id ? x->id : x->name ? x->name : x->title;
+    int64_t k = api_rule_find(e, rule_id);
+    api_rule v;
 
-        if (!strcmp(rid, rule_id))
-            return !strcmp(strrchr(x->file, '/') ? strrchr(x->file, '/') + 1 : x->file, name);
-    }
-    for (uint32_t i = 0; i < e->rs.ncorrs; i++) {
-        const struct corr_rule *x = &e->rs.corrs[i];
-        const char *rid = x->id ? x->id : x->name ? x->name : x->title;
-
-        if (!strcmp(rid, rule_id))
-            return !strcmp(strrchr(x->file, '/') ? strrchr(x->file, '/') + 1 : x->file, name);
-    }
-    return false;
+    if (k < 0)
+        return false;
+    v = api_rule_at(e, (uint32_t)k);
+    return api_rule_in_file(&v, name);
 }
 
 /*

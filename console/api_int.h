@@ -114,8 +114,6 @@ HANDLER(h_alert_events);
 HANDLER(h_events);
 HANDLER(h_rule_test);
 
-/* The text of a file (NUL-terminated), NULL when unreadable or longer than max. */
-char *api_slurp(const char *path, size_t max, size_t *len);
 /* Writes dir/name through a temporary file and rename(). */
 bool api_write_atomic(const char *dir, const char *name, const char *text, size_t len);
 
@@ -133,6 +131,23 @@ engine *api_load_candidate(api *a, const api_candidate *c, http_resp *w, bool *r
 /* The rule folder with text as its file name (an upload's result); NULL after answering. */
 engine *api_rules_load_with(api *a, const char *name, const char *text, size_t len, http_resp *w);
 void api_rules_errors_json(jbuf *b, const engine *e);
+
+/* Rule k of a loaded set (detection rules, then correlation rules), as the API names it:
+ * id is the rule's id, else its name, else its title (the alerts' rule_id). */
+typedef struct {
+    const char *id, *name, *title, *file;
+    uint32_t line;
+    level lvl;
+    char **tags;
+    uint32_t ntags;
+    bool correlation;
+} api_rule;
+uint32_t api_rule_count(const engine *e);
+api_rule api_rule_at(const engine *e, uint32_t k);
+/* The index of the rule with that id, or -1. */
+int64_t api_rule_find(const engine *e, const char *id);
+/* Whether the rule comes from the rule file of that name (its base name). */
+bool api_rule_in_file(const api_rule *v, const char *name);
 
 /* {"ok":true} */
 void api_ok(http_resp *w);

@@ -58,14 +58,14 @@ static const char *base(const char *path)
     return s ? s + 1 : path ? path : "";
 }
 
-static void errors_json(jbuf *b, const ruleset *rs, const char *as_file)
+static void errors_json(jbuf *b, const ruleset *rs)
 {
     jbuf_arr_open(b, "errors");
     for (uint32_t i = 0; i < rs->nerrors; i++) {
         const load_error *le = &rs->errors[i];
 
         jbuf_obj_open(b, NULL);
-        jbuf_str(b, "file", as_file ? as_file : base(le->file));
+        jbuf_str(b, "file", base(le->file));
         jbuf_i64(b, "line", le->line);
         if (le->rule)
             jbuf_str(b, "rule", le->rule);
@@ -79,8 +79,6 @@ typedef struct {
     const char *rule_id;
     int64_t alerts, hits, last_seen;
     bool off;
-    const char *changed_by;
-    int64_t changed_at;
 } rule_extra;
 
 typedef struct {
@@ -112,49 +110,66 @@ static void switch_row(void *ctx, const rule_switch *r)
 {
     rule_extra *x = extra_for(ctx, r->rule_id);
 
-    if (x) {
+    if (x)
         x->off = !r->enabled;
-        x->changed_by = NULL; /* the row's strings do not outlive the call */
-        x->changed_at = r->changed_at;
-    }
 }
 
-static const char *rule_id_of(const char *id, const char *name, const char *title)
+uint32_t api_rule_count(const engine *e)
 {
-    return id ? id : name ? name : title;
+    return e->rs.nrules + e->rs.ncorrs;
+}
+
+api_rule api_rule_at(const engine *e, uint32_t k)
+{
+    api_rule v;
+
+    if (k < e->rs.nrules) {
+        const sigma_rule *x = &e->rs.rules[k];
+
+        v = (api_rule){x->id,  x->name, x->title, x->file, x->line,
+                       x->lvl, x->tags, x->ntags, false};
+    } else {
+        const struct corr_rule *x = &e->rs.corrs[k - e->rs.nrules];
+
+        v = (api_rule){x->id, x->name, x->title, x->file, x->line, x->lvl, x->tags, x->ntags, true};
+    }
+    v.id = v.id ? v.id : v.name ? v.name : v.title;
+    return v;
+}
+
+int64_t api_rule_find(const engine *e, const char *id)
+{
+    for (uint32_t k = 0; k < api_rule_count(e); k++)
+        if (!strcmp(api_rule_at(e, k).id, id))
+            return k;
+    return -1;
 }
 
 /* One entry per loaded rule (detection, then correlation), with its store figures. */
 static bool collect(store *st, const engine *e, extras *xs)
 {
-    const ruleset *rs = &e->rs;
-
     xs->n = 0;
-    if (!(xs->x = calloc(rs->nrules + rs->ncorrs + 1, sizeof(*xs->x))))
+    if (!(xs->x = calloc(api_rule_count(e) + 1, sizeof(*xs->x))))
         return false;
-    for (uint32_t i = 0; i < rs->nrules; i++)
-        xs->x[xs->n++].rule_id = rule_id_of(rs->rules[i].id, rs->rules[i].name, rs->rules[i].title);
-    for (uint32_t i = 0; i < rs->ncorrs; i++)
-        xs->x[xs->n++].rule_id = rule_id_of(rs->corrs[i].id, rs->corrs[i].name, rs->corrs[i].title);
+    for (uint32_t k = 0; k < api_rule_count(e); k++)
+        xs->x[xs->n++].rule_id = api_rule_at(e, k).id;
     return admin_rule_hits(st, hits_row, xs) == FH_OK &&
            rule_switch_list(st, switch_row, xs) == FH_OK;
 }
 
-static void rule_json(jbuf *b, const char *key, const rule_extra *x, const char *kind,
-                      const char *title, level lvl, char **tags, uint32_t ntags, const char *file,
-                      uint32_t line)
+static void rule_json(jbuf *b, const char *key, const rule_extra *x, const api_rule *v)
 {
     jbuf_obj_open(b, key);
     jbuf_str(b, "id", x->rule_id);
-    jbuf_str(b, "kind", kind);
-    jbuf_str(b, "title", title ? title : "");
-    jbuf_str(b, "level", alert_level_name((int)lvl));
+    jbuf_str(b, "kind", v->correlation ? "correlation" : "detection");
+    jbuf_str(b, "title", v->title ? v->title : "");
+    jbuf_str(b, "level", alert_level_name((int)v->lvl));
     jbuf_arr_open(b, "tags");
-    for (uint32_t t = 0; t < ntags; t++)
-        jbuf_str(b, NULL, tags[t]);
+    for (uint32_t t = 0; t < v->ntags; t++)
+        jbuf_str(b, NULL, v->tags[t]);
     jbuf_arr_close(b);
-    jbuf_str(b, "file", base(file));
-    jbuf_i64(b, "line", line);
+    jbuf_str(b, "file", base(v->file));
+    jbuf_i64(b, "line", v->line);
     jbuf_bool(b, "enabled", !x->off);
     jbuf_i64(b, "alerts", x->alerts);
     jbuf_i64(b, "hits", x->hits);
@@ -168,7 +183,6 @@ void h_rules(api *a, store *st, session *s, const http_req *r, http_resp *w, con
 {
     engine *e = load(a, a->o.rules_dir, w);
     extras xs = {0};
-    size_t k = 0;
 
     (void)s;
     (void)r;
@@ -181,47 +195,17 @@ void h_rules(api *a, store *st, session *s, const http_req *r, http_resp *w, con
     }
     jbuf_obj_open(&w->body, NULL);
     jbuf_arr_open(&w->body, "rules");
-    for (uint32_t i = 0; i < e->rs.nrules; i++, k++) {
-        const sigma_rule *x = &e->rs.rules[i];
+    for (uint32_t k = 0; k < api_rule_count(e); k++) {
+        api_rule v = api_rule_at(e, k);
 
-        rule_json(&w->body, NULL, &xs.x[k], "detection", x->title, x->lvl, x->tags, x->ntags,
-                  x->file, x->line);
-    }
-    for (uint32_t i = 0; i < e->rs.ncorrs; i++, k++) {
-        const struct corr_rule *x = &e->rs.corrs[i];
-
-        rule_json(&w->body, NULL, &xs.x[k], "correlation", x->title, x->lvl, x->tags, x->ntags,
-                  x->file, x->line);
+        rule_json(&w->body, NULL, &xs.x[k], &v);
     }
     jbuf_arr_close(&w->body);
-    errors_json(&w->body, &e->rs, NULL);
+    errors_json(&w->body, &e->rs);
     jbuf_obj_close(&w->body);
 out:
     free(xs.x);
     engine_free(e);
-}
-
-/* The text of a file, NUL-terminated; NULL when unreadable or over max. */
-char *api_slurp(const char *path, size_t max, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n = 0;
-
-    if (!f)
-        return NULL;
-    if ((buf = malloc(max + 1)))
-        n = fread(buf, 1, max + 1, f);
-    fclose(f);
-    if (buf && n > max) {
-        free(buf);
-        return NULL;
-    }
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
-    }
-    return buf;
 }
 
 /* GET /api/v1/rules/{id}: the rule and the text of its file */
@@ -229,8 +213,9 @@ void h_rule(api *a, store *st, session *s, const http_req *r, http_resp *w, cons
 {
     engine *e = load(a, a->o.rules_dir, w);
     extras xs = {0};
-    size_t k = 0, len = 0;
-    const char *file = NULL;
+    size_t len = 0;
+    int64_t k;
+    api_rule v;
     char *text;
 
     (void)s;
@@ -241,29 +226,17 @@ void h_rule(api *a, store *st, session *s, const http_req *r, http_resp *w, cons
         http_error(w, 500, "store_error");
         goto out;
     }
-    for (; k < xs.n && strcmp(xs.x[k].rule_id, id); k++)
-        ;
-    if (k == xs.n) {
+    if ((k = api_rule_find(e, id)) < 0) {
         http_error(w, 404, "not_found");
         goto out;
     }
-    file = k < e->rs.nrules ? e->rs.rules[k].file : e->rs.corrs[k - e->rs.nrules].file;
-    if (!(text = api_slurp(file, RULE_FILE_MAX, &len))) {
+    v = api_rule_at(e, (uint32_t)k);
+    if (!(text = http_slurp(v.file, RULE_FILE_MAX, &len))) {
         http_error(w, 500, "rules_unreadable");
         goto out;
     }
     jbuf_obj_open(&w->body, NULL);
-    if (k < e->rs.nrules) {
-        const sigma_rule *x = &e->rs.rules[k];
-
-        rule_json(&w->body, "rule", &xs.x[k], "detection", x->title, x->lvl, x->tags, x->ntags,
-                  x->file, x->line);
-    } else {
-        const struct corr_rule *x = &e->rs.corrs[k - e->rs.nrules];
-
-        rule_json(&w->body, "rule", &xs.x[k], "correlation", x->title, x->lvl, x->tags, x->ntags,
-                  x->file, x->line);
-    }
+    rule_json(&w->body, "rule", &xs.x[k], &v);
     jbuf_strn(&w->body, "source", text, len);
     jbuf_obj_close(&w->body);
     free(text);
@@ -460,32 +433,32 @@ engine *api_rules_load_with(api *a, const char *name, const char *text, size_t l
 
 void api_rules_errors_json(jbuf *b, const engine *e)
 {
-    errors_json(b, &e->rs, NULL);
+    errors_json(b, &e->rs);
 }
 
-/* The ids the file name defines in e. */
-static void ids_json(jbuf *b, const engine *e, const char *name)
+bool api_rule_in_file(const api_rule *v, const char *name)
 {
-    jbuf_arr_open(b, "rules");
-    for (uint32_t i = 0; i < e->rs.nrules; i++)
-        if (!strcmp(base(e->rs.rules[i].file), name))
-            jbuf_str(b, NULL,
-                     rule_id_of(e->rs.rules[i].id, e->rs.rules[i].name, e->rs.rules[i].title));
-    for (uint32_t i = 0; i < e->rs.ncorrs; i++)
-        if (!strcmp(base(e->rs.corrs[i].file), name))
-            jbuf_str(b, NULL,
-                     rule_id_of(e->rs.corrs[i].id, e->rs.corrs[i].name, e->rs.corrs[i].title));
-    jbuf_arr_close(b);
+    return !strcmp(base(v->file), name);
 }
 
-static uint32_t defined_in(const engine *e, const char *name)
+/* The ids the file name defines in e (into b when not NULL); how many. */
+static uint32_t defined_in(const engine *e, const char *name, jbuf *b)
 {
     uint32_t n = 0;
 
-    for (uint32_t i = 0; i < e->rs.nrules; i++)
-        n += !strcmp(base(e->rs.rules[i].file), name);
-    for (uint32_t i = 0; i < e->rs.ncorrs; i++)
-        n += !strcmp(base(e->rs.corrs[i].file), name);
+    if (b)
+        jbuf_arr_open(b, "rules");
+    for (uint32_t k = 0; k < api_rule_count(e); k++) {
+        api_rule v = api_rule_at(e, k);
+
+        if (api_rule_in_file(&v, name)) {
+            n++;
+            if (b)
+                jbuf_str(b, NULL, v.id);
+        }
+    }
+    if (b)
+        jbuf_arr_close(b);
     return n;
 }
 
@@ -531,7 +504,7 @@ static void validate_or_upload(api *a, store *st, session *s, const http_req *r,
     if (!rule_body(r, w, &j, &name, &text, &len) ||
         !(e = api_rules_load_with(a, name, text, len, w)))
         goto out;
-    ok = e->rs.nerrors == 0 && defined_in(e, name) > 0;
+    ok = e->rs.nerrors == 0 && defined_in(e, name, NULL) > 0;
     if (save && ok) {
         struct stat sb;
 
@@ -552,9 +525,9 @@ static void validate_or_upload(api *a, store *st, session *s, const http_req *r,
     w->status = save ? (ok ? 201 : 422) : 200;
     jbuf_obj_open(&w->body, NULL);
     jbuf_bool(&w->body, "ok", ok);
-    ids_json(&w->body, e, name);
-    errors_json(&w->body, &e->rs, NULL);
-    if (!defined_in(e, name) && !e->rs.nerrors)
+    defined_in(e, name, &w->body);
+    errors_json(&w->body, &e->rs);
+    if (!defined_in(e, name, NULL) && !e->rs.nerrors)
         jbuf_str(&w->body, "code", "no_rule");
     jbuf_obj_close(&w->body);
 out:
@@ -580,17 +553,12 @@ static void switch_rule(api *a, store *st, session *s, const http_req *r, http_r
                         const char *id, bool on)
 {
     engine *e = load(a, a->o.rules_dir, w);
-    bool known = false;
+    bool known;
     fh_err err;
 
     if (!e)
         return;
-    for (uint32_t i = 0; i < e->rs.nrules && !known; i++)
-        known =
-            !strcmp(rule_id_of(e->rs.rules[i].id, e->rs.rules[i].name, e->rs.rules[i].title), id);
-    for (uint32_t i = 0; i < e->rs.ncorrs && !known; i++)
-        known =
-            !strcmp(rule_id_of(e->rs.corrs[i].id, e->rs.corrs[i].name, e->rs.corrs[i].title), id);
+    known = api_rule_find(e, id) >= 0;
     engine_free(e);
     if (!known) {
         http_error(w, 404, "not_found");

@@ -385,26 +385,41 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-static char *slurp(const char *path, char *err, size_t errlen)
+char *http_slurp(const char *path, size_t max, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
     long n;
 
-    if (!f) {
-        snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+    if (!f)
         return NULL;
-    }
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < (1 << 20) &&
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && (size_t)n <= max &&
         fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) &&
         fread(buf, 1, (size_t)n, f) == (size_t)n) {
         buf[n] = '\0';
+        *len = (size_t)n;
     } else {
         free(buf);
         buf = NULL;
-        snprintf(err, errlen, "cannot read '%s'", path);
+        errno = EFBIG; /* or unreadable: said as "cannot read" by the callers */
     }
     fclose(f);
+    return buf;
+}
+
+/* A certificate or key (PEM, under 1 MiB). */
+static char *slurp(const char *path, char *err, size_t errlen)
+{
+    size_t n;
+    char *buf;
+
+    errno = 0;
+    if (!(buf = http_slurp(path, (1 << 20) - 1, &n))) {
+        if (errno && errno != EFBIG)
+            snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+        else
+            snprintf(err, errlen, "cannot read '%s'", path);
+    }
     return buf;
 }
 

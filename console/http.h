@@ -53,6 +53,10 @@ typedef struct {
     const char *route_method, *route_path; /* the route that answered (metrics), static strings */
 } http_resp;
 
+/* The text of a file (NUL-terminated, its length in *len); NULL when it cannot be read or
+ * holds more than max bytes. */
+char *http_slurp(const char *path, size_t max, size_t *len);
+
 /* A query parameter or a header of the request (NULL when absent). */
 const char *http_query(const http_req *r, const char *name);
 const char *http_header(const http_req *r, const char *name);

@@ -45,6 +45,13 @@ static void seg_path(char *out, size_t len, const char *dir, uint64_t seq, const
     snprintf(out, len, "%s/%016" PRIu64 ".%s", dir, seq, ext);
 }
 
+static int by_seq(const void *a, const void *b)
+{
+    const seg_info *x = a, *y = b;
+
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
 /* The segments of one instance folder, by seq; NULL (n = 0) when none. */
 static seg_info *list_segments(const char *dir, size_t *n)
 {
@@ -92,13 +99,8 @@ static seg_info *list_segments(const char *dir, size_t *n)
         v[(*n)++] = s;
     }
     closedir(d);
-    for (size_t i = 1; i < *n; i++) /* insertion sort: a few hundred segments */
-        for (size_t j = i; j > 0 && v[j - 1].seq > v[j].seq; j--) {
-            seg_info t = v[j];
-
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
+    if (*n)
+        qsort(v, *n, sizeof(*v), by_seq);
     return v;
 }
 

@@ -154,20 +154,10 @@ static void build_report(health *h, const stream *p, int64_t now)
 /* A Prometheus label value: backslash, double quote and newline escaped. */
 static void label(FILE *f, const char *s)
 {
-    for (; s && *s; s++) {
-        if (*s == '\\' || *s == '"')
-            fputc('\\', f);
-        if (*s == '\n')
-            fputs("\\n", f);
-        else
-            fputc(*s, f);
-    }
-}
+    char esc[8192]; /* a file path or a rule title, escaped */
 
-static void metric(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
-{
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-            (unsigned long long)v);
+    fh_metrics_label(esc, sizeof(esc), s);
+    fputs(esc, f);
 }
 
 static void put_metrics(FILE *f, const health *h, const stream *p)
@@ -176,10 +166,10 @@ static void put_metrics(FILE *f, const health *h, const stream *p)
     corr_stats cs;
 
     corr_get_stats(p->corr, &cs);
-    metric(f, "fenghuo_correlator_rules_loaded", "gauge", "Rules compiled and running.",
-           e->rs.nrules + e->rs.ncorrs);
-    metric(f, "fenghuo_correlator_rules_refused", "gauge",
-           "Rules refused at load: the running set lacks them.", e->rs.nerrors);
+    fh_metrics_one(f, "fenghuo_correlator_rules_loaded", "gauge", "Rules compiled and running.",
+                   e->rs.nrules + e->rs.ncorrs);
+    fh_metrics_one(f, "fenghuo_correlator_rules_refused", "gauge",
+                   "Rules refused at load: the running set lacks them.", e->rs.nerrors);
     fputs("# HELP fenghuo_correlator_rule_refused A refused rule (file, line, title).\n"
           "# TYPE fenghuo_correlator_rule_refused gauge\n",
           f);
@@ -192,29 +182,32 @@ static void put_metrics(FILE *f, const health *h, const stream *p)
         label(f, rule_name(le));
         fputs("\"} 1\n", f);
     }
-    metric(f, "fenghuo_correlator_strict", "gauge", "1 when refused rules stop the start.",
-           h->strict);
-    metric(f, "fenghuo_correlator_events_total", "counter", "Events read.", e->stats.events);
-    metric(f, "fenghuo_correlator_events_malformed_total", "counter",
-           "Events skipped as malformed.", e->stats.malformed);
-    metric(f, "fenghuo_correlator_rule_matches_total", "counter", "Detection rule matches.",
-           e->stats.matches);
-    metric(f, "fenghuo_correlator_alert_updates_total", "counter", "Alerts opened or updated.",
-           p->alerts_written);
-    metric(f, "fenghuo_correlator_clock_set_aside_total", "counter",
-           "Events set aside from correlation: too far ahead of event time.", cs.clock_ahead);
-    metric(f, "fenghuo_correlator_clock_resyncs_total", "counter",
-           "Times event time followed a run of far-off events.", cs.clock_resyncs);
+    fh_metrics_one(f, "fenghuo_correlator_strict", "gauge", "1 when refused rules stop the start.",
+                   h->strict);
+    fh_metrics_one(f, "fenghuo_correlator_events_total", "counter", "Events read.",
+                   e->stats.events);
+    fh_metrics_one(f, "fenghuo_correlator_events_malformed_total", "counter",
+                   "Events skipped as malformed.", e->stats.malformed);
+    fh_metrics_one(f, "fenghuo_correlator_rule_matches_total", "counter", "Detection rule matches.",
+                   e->stats.matches);
+    fh_metrics_one(f, "fenghuo_correlator_alert_updates_total", "counter",
+                   "Alerts opened or updated.", p->alerts_written);
+    fh_metrics_one(f, "fenghuo_correlator_clock_set_aside_total", "counter",
+                   "Events set aside from correlation: too far ahead of event time.",
+                   cs.clock_ahead);
+    fh_metrics_one(f, "fenghuo_correlator_clock_resyncs_total", "counter",
+                   "Times event time followed a run of far-off events.", cs.clock_resyncs);
     fputs("# HELP fenghuo_correlator_alerts_total Alerts opened or updated, by severity.\n"
           "# TYPE fenghuo_correlator_alerts_total counter\n",
           f);
     for (int l = 0; l < 5; l++)
         fprintf(f, "fenghuo_correlator_alerts_total{severity=\"%s\"} %llu\n", alert_level_name(l),
                 (unsigned long long)p->alerts_by_level[l]);
-    metric(f, "fenghuo_correlator_alerts_suppressed_total", "counter",
-           "Rule hits a suppression or a switched-off rule kept from alerting.", p->suppressed);
-    metric(f, "fenghuo_correlator_reloads_total", "counter", "Rule set reloads that took effect.",
-           p->reloads);
+    fh_metrics_one(f, "fenghuo_correlator_alerts_suppressed_total", "counter",
+                   "Rule hits a suppression or a switched-off rule kept from alerting.",
+                   p->suppressed);
+    fh_metrics_one(f, "fenghuo_correlator_reloads_total", "counter",
+                   "Rule set reloads that took effect.", p->reloads);
     fprintf(f,
             "# HELP fenghuo_correlator_last_reload_timestamp_seconds When the running rule set "
             "was loaded.\n# TYPE fenghuo_correlator_last_reload_timestamp_seconds gauge\n"
@@ -243,17 +236,18 @@ static void put_metrics(FILE *f, const health *h, const stream *p)
         archive_stats as;
 
         archive_get_stats(p->archive, &as);
-        metric(f, "fenghuo_correlator_archive_events_total", "counter", "Events archived.",
-               as.events);
-        metric(f, "fenghuo_correlator_archive_disk_bytes", "gauge",
-               "Compressed bytes of this instance's archive (at the last roll).", as.disk_bytes);
-        metric(f, "fenghuo_correlator_archive_evicted_segments_total", "counter",
-               "Archive segments deleted to stay within the size and age bounds.",
-               as.evicted_segments);
-        metric(f, "fenghuo_correlator_archive_evicted_events_total", "counter",
-               "Events in the evicted archive segments.", as.evicted_events);
-        metric(f, "fenghuo_correlator_archive_errors_total", "counter",
-               "Archive writes that failed (the events are still processed).", as.errors);
+        fh_metrics_one(f, "fenghuo_correlator_archive_events_total", "counter", "Events archived.",
+                       as.events);
+        fh_metrics_one(f, "fenghuo_correlator_archive_disk_bytes", "gauge",
+                       "Compressed bytes of this instance's archive (at the last roll).",
+                       as.disk_bytes);
+        fh_metrics_one(f, "fenghuo_correlator_archive_evicted_segments_total", "counter",
+                       "Archive segments deleted to stay within the size and age bounds.",
+                       as.evicted_segments);
+        fh_metrics_one(f, "fenghuo_correlator_archive_evicted_events_total", "counter",
+                       "Events in the evicted archive segments.", as.evicted_events);
+        fh_metrics_one(f, "fenghuo_correlator_archive_errors_total", "counter",
+                       "Archive writes that failed (the events are still processed).", as.errors);
     }
     if (h->extra)
         h->extra(h->extra_ctx, f);

@@ -231,15 +231,18 @@ static bool rule_off(const stream *p, const char *rule_id)
     return false;
 }
 
-/* Whether a suppression hides this hit (counted on the first that does). */
+/* The id alerts carry for a detection rule: its id, else its name, else its title. */
+static const char *detection_id(const sigma_rule *r)
+{
+    return r->id ? r->id : r->name ? r->name : r->title;
+}
+
+/* Whether a suppression hides this hit (counted on the first that does). Switched-off
+ * rules are set aside before: detection rules in stream_event, correlations in on_corr. */
 static bool suppressed(stream *p, const alert_hit *h)
 {
     struct stream_admin *a = p->admin;
 
-    if (rule_off(p, h->rule_id)) {
-        p->suppressed++;
-        return true;
-    }
     for (size_t i = 0; a && i < a->nsupp; i++) {
         supp_entry *e = &a->supp[i];
 
@@ -335,7 +338,7 @@ static void raise_detection(stream *p, const sigma_rule *r, const event_view *ev
     if (p->error)
         return;
     memset(&h, 0, sizeof(h));
-    h.rule_id = r->id ? r->id : r->name ? r->name : r->title;
+    h.rule_id = detection_id(r);
     h.rule_name = r->name;
     h.title = r->title;
     h.level = (int)r->lvl;
@@ -416,6 +419,10 @@ static void on_corr(void *arg, const struct corr_rule *cr, const char *group_key
     }
     fill_side(e, ev, e->f_src_ip, src, sizeof(src), &h.src);
     fill_side(e, ev, e->f_dest_ip, dst, sizeof(dst), &h.dest);
+    if (rule_off(p, h.rule_id)) {
+        p->suppressed++;
+        return;
+    }
     if (suppressed(p, &h))
         return;
     err = alert_book_hit(p->book, &h, NULL);
@@ -557,10 +564,7 @@ fh_err stream_event(stream *p, const char *json, size_t len)
         uint32_t idx = (uint32_t)(r - p->eng->rs.rules);
 
         /* a switched-off detection rule neither alerts nor feeds a correlation */
-        if (p->admin && p->admin->noff &&
-            rule_off(p, r->id     ? r->id
-                        : r->name ? r->name
-                                  : r->title)) {
+        if (rule_off(p, detection_id(r))) {
             p->suppressed++;
             continue;
         }

@@ -29,17 +29,6 @@ static unsigned long long num(json_t *o, const char *path)
                : 0;
 }
 
-static void head(FILE *f, const char *name, const char *type, const char *help)
-{
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void one(FILE *f, const char *name, const char *type, const char *help, unsigned long long v)
-{
-    head(f, name, type, help);
-    fprintf(f, "%s %llu\n", name, v);
-}
-
 /* name{label="key"} value for every integer member of obj. */
 static void by_key(FILE *f, const char *name, const char *label, json_t *obj)
 {
@@ -71,12 +60,12 @@ fh_err sensor_metrics_render(const char *json, size_t len, FILE *f)
     x = json_object_get(json_object_get(ev, "sensor"), "id");
     sensor = json_is_string(x) ? json_string_value(x) : NULL;
     fh_metrics_label(esc, sizeof(esc), sensor ? sensor : "");
-    head(f, "fenghuo_sensor_info", "gauge", "The sensor's id (label sensor).");
+    fh_metrics_head(f, "fenghuo_sensor_info", "gauge", "The sensor's id (label sensor).");
     fprintf(f, "fenghuo_sensor_info{sensor=\"%s\"} 1\n", esc);
 
     cap = json_object_get(st, "capture");
     ifs = json_object_get(cap, "interfaces");
-    head(f, "fenghuo_sensor_capture_packets_total", "counter", "Packets captured.");
+    fh_metrics_head(f, "fenghuo_sensor_capture_packets_total", "counter", "Packets captured.");
     if (json_is_array(ifs) && json_array_size(ifs)) {
         json_array_foreach(ifs, i, x)
         {
@@ -84,15 +73,15 @@ fh_err sensor_metrics_render(const char *json, size_t len, FILE *f)
             fprintf(f, "fenghuo_sensor_capture_packets_total{interface=\"%s\"} %llu\n", esc,
                     num(x, "packets"));
         }
-        head(f, "fenghuo_sensor_capture_bytes_total", "counter", "Bytes captured.");
+        fh_metrics_head(f, "fenghuo_sensor_capture_bytes_total", "counter", "Bytes captured.");
         json_array_foreach(ifs, i, x)
         {
             fh_metrics_label(esc, sizeof(esc), json_string_value(json_object_get(x, "name")));
             fprintf(f, "fenghuo_sensor_capture_bytes_total{interface=\"%s\"} %llu\n", esc,
                     num(x, "bytes"));
         }
-        head(f, "fenghuo_sensor_capture_kernel_drops_total", "counter",
-             "Packets the kernel dropped (kind: buffer full, or interface drops).");
+        fh_metrics_head(f, "fenghuo_sensor_capture_kernel_drops_total", "counter",
+                        "Packets the kernel dropped (kind: buffer full, or interface drops).");
         json_array_foreach(ifs, i, x)
         {
             fh_metrics_label(esc, sizeof(esc), json_string_value(json_object_get(x, "name")));
@@ -105,17 +94,18 @@ fh_err sensor_metrics_render(const char *json, size_t len, FILE *f)
     } else {
         fprintf(f, "fenghuo_sensor_capture_packets_total{interface=\"pcap\"} %llu\n",
                 num(cap, "packets"));
-        head(f, "fenghuo_sensor_capture_bytes_total", "counter", "Bytes captured.");
+        fh_metrics_head(f, "fenghuo_sensor_capture_bytes_total", "counter", "Bytes captured.");
         fprintf(f, "fenghuo_sensor_capture_bytes_total{interface=\"pcap\"} %llu\n",
                 num(cap, "bytes"));
-        head(f, "fenghuo_sensor_capture_kernel_drops_total", "counter",
-             "Packets the kernel dropped (kind: buffer full, or interface drops).");
+        fh_metrics_head(f, "fenghuo_sensor_capture_kernel_drops_total", "counter",
+                        "Packets the kernel dropped (kind: buffer full, or interface drops).");
         fprintf(f,
                 "fenghuo_sensor_capture_kernel_drops_total{interface=\"pcap\",kind=\"kernel\"} "
                 "%llu\n",
                 num(cap, "kernel_drops"));
     }
-    head(f, "fenghuo_sensor_decode_errors_total", "counter", "Malformed packets, by reason.");
+    fh_metrics_head(f, "fenghuo_sensor_decode_errors_total", "counter",
+                    "Malformed packets, by reason.");
     /* every reason, zeros too: a series exists before its first malformed packet */
     x = json_object_get(json_object_get(st, "decoder"), "errors");
     for (int r = 0; r < DECODE_ERR_COUNT; r++) {
@@ -127,38 +117,45 @@ fh_err sensor_metrics_render(const char *json, size_t len, FILE *f)
         fprintf(f, "fenghuo_sensor_decode_errors_total{reason=\"%s\"} %lld\n", esc,
                 json_is_integer(v) ? (long long)json_integer_value(v) : 0LL);
     }
-    one(f, "fenghuo_sensor_flows_total", "counter", "Flows created.", num(st, "flow.created"));
-    one(f, "fenghuo_sensor_flows_active", "gauge", "Flows in the table.", num(st, "flow.active"));
-    one(f, "fenghuo_sensor_flows_evicted_total", "counter", "Flows evicted under memory pressure.",
-        num(st, "flow.evicted"));
-    head(f, "fenghuo_sensor_app_protocol_flows_total", "counter",
-         "Flows by application protocol (nDPI).");
+    fh_metrics_one(f, "fenghuo_sensor_flows_total", "counter", "Flows created.",
+                   num(st, "flow.created"));
+    fh_metrics_one(f, "fenghuo_sensor_flows_active", "gauge", "Flows in the table.",
+                   num(st, "flow.active"));
+    fh_metrics_one(f, "fenghuo_sensor_flows_evicted_total", "counter",
+                   "Flows evicted under memory pressure.", num(st, "flow.evicted"));
+    fh_metrics_head(f, "fenghuo_sensor_app_protocol_flows_total", "counter",
+                    "Flows by application protocol (nDPI).");
     x = json_object_get(st, "app_proto");
     if (json_is_object(x))
         by_key(f, "fenghuo_sensor_app_protocol_flows_total", "app_proto", x);
     x = json_object_get(json_object_get(st, "payload"), "yara");
-    one(f, "fenghuo_sensor_yara_scans_total", "counter", "Payload scans.", num(x, "scans"));
-    one(f, "fenghuo_sensor_yara_matches_total", "counter", "YARA rule matches.", num(x, "matches"));
-    one(f, "fenghuo_sensor_events_total", "counter", "Events written.", num(st, "output.events"));
-    one(f, "fenghuo_sensor_events_dropped_total", "counter", "Events lost (over the size cap).",
-        num(st, "output.dropped"));
+    fh_metrics_one(f, "fenghuo_sensor_yara_scans_total", "counter", "Payload scans.",
+                   num(x, "scans"));
+    fh_metrics_one(f, "fenghuo_sensor_yara_matches_total", "counter", "YARA rule matches.",
+                   num(x, "matches"));
+    fh_metrics_one(f, "fenghuo_sensor_events_total", "counter", "Events written.",
+                   num(st, "output.events"));
+    fh_metrics_one(f, "fenghuo_sensor_events_dropped_total", "counter",
+                   "Events lost (over the size cap).", num(st, "output.dropped"));
     x = json_object_get(st, "kafka");
-    one(f, "fenghuo_sensor_events_published_total", "counter",
-        "Events the Kafka cluster acknowledged.", num(x, "delivered"));
-    head(f, "fenghuo_sensor_kafka_errors_total", "counter", "Kafka errors by kind.");
+    fh_metrics_one(f, "fenghuo_sensor_events_published_total", "counter",
+                   "Events the Kafka cluster acknowledged.", num(x, "delivered"));
+    fh_metrics_head(f, "fenghuo_sensor_kafka_errors_total", "counter", "Kafka errors by kind.");
     fprintf(f,
             "fenghuo_sensor_kafka_errors_total{kind=\"delivery\"} %llu\n"
             "fenghuo_sensor_kafka_errors_total{kind=\"queue_full\"} %llu\n"
             "fenghuo_sensor_kafka_errors_total{kind=\"dropped\"} %llu\n",
             num(x, "failed"), num(x, "queue_full"), num(x, "dropped"));
-    one(f, "fenghuo_sensor_spool_pending_events", "gauge", "Events waiting in the disk spool.",
-        num(x, "spool.pending"));
-    one(f, "fenghuo_sensor_spool_bytes", "gauge", "Disk the spool uses.", num(x, "spool.bytes"));
-    one(f, "fenghuo_sensor_kafka_brokers_down", "gauge", "1 while no broker is reachable.",
-        json_is_true(json_object_get(x, "brokers_down")));
+    fh_metrics_one(f, "fenghuo_sensor_spool_pending_events", "gauge",
+                   "Events waiting in the disk spool.", num(x, "spool.pending"));
+    fh_metrics_one(f, "fenghuo_sensor_spool_bytes", "gauge", "Disk the spool uses.",
+                   num(x, "spool.bytes"));
+    fh_metrics_one(f, "fenghuo_sensor_kafka_brokers_down", "gauge",
+                   "1 while no broker is reachable.",
+                   json_is_true(json_object_get(x, "brokers_down")));
     x = json_object_get(ev, "timestamp");
-    head(f, "fenghuo_sensor_stats_timestamp_seconds", "gauge",
-         "Packet time of the stats event these figures come from.");
+    fh_metrics_head(f, "fenghuo_sensor_stats_timestamp_seconds", "gauge",
+                    "Packet time of the stats event these figures come from.");
     {
         struct tm tm = {0};
         const char *t = json_string_value(x);
