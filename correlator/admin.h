@@ -65,7 +65,8 @@ fh_err admin_rule_hits(store *st, rule_hits_fn fn, void *ctx);
  * Retention (Cybersecurity Law Art. 21: at least 180 days): deletes the incidents that
  * ended (closed, false positive, duplicate) whose last event and last move are both
  * before before_ms, with their tags, evidence and timeline, and the sensor stats
- * hours before it. Open incidents are kept whatever their age.
+ * and traffic sums of the hours before it (*stats counts both). Open incidents are
+ * kept whatever their age.
  */
 fh_err admin_prune(store *st, int64_t before_ms, int64_t *alerts, int64_t *stats);
 

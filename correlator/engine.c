@@ -114,6 +114,25 @@ fail:
     return r;
 }
 
+static const char *const TF_PATHS[TF_COUNT] = {
+    [TF_FLOW_REASON] = "flow.reason",
+    [TF_APP_PROTO] = "app_proto",
+    [TF_CATEGORY] = "ndpi.category",
+    [TF_DEST_COUNTRY] = "geo.dest.country",
+    [TF_PKTS_TS] = "flow.pkts_toserver",
+    [TF_PKTS_TC] = "flow.pkts_toclient",
+    [TF_BYTES_TS] = "flow.bytes_toserver",
+    [TF_BYTES_TC] = "flow.bytes_toclient",
+    [TF_CAP_PACKETS] = "stats.capture.packets",
+    [TF_KERNEL_PACKETS] = "stats.capture.kernel_packets",
+    [TF_KERNEL_DROPS] = "stats.capture.kernel_drops",
+    [TF_IFDROPS] = "stats.capture.ifdrops",
+    [TF_KAFKA_FAILED] = "stats.kafka.failed",
+    [TF_KAFKA_DROPPED] = "stats.kafka.dropped",
+    [TF_SPOOL_PENDING] = "stats.kafka.spool.pending",
+    [TF_OUTPUT_DROPPED] = "stats.output.dropped",
+};
+
 fh_err engine_ready(engine *e, char *err, size_t errlen)
 {
     fh_err r;
@@ -124,6 +143,8 @@ fh_err engine_ready(engine *e, char *err, size_t errlen)
     e->f_sensor_id = field_intern(&e->ft, "sensor.id");
     e->f_event_type = field_intern(&e->ft, "event_type");
     e->f_sensor_segment = field_intern(&e->ft, "sensor.segment");
+    for (int i = 0; i < TF_COUNT; i++)
+        e->tf[i] = field_intern(&e->ft, TF_PATHS[i]);
     if ((r = assets_bind(&e->af, &e->ft)) != FH_OK) {
         snprintf(err, errlen, "too many distinct fields for the asset enrichment");
         return r;

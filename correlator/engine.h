@@ -36,6 +36,27 @@ typedef struct {
     uint64_t evaluated; /* rules evaluated: the candidates the rule index let through */
 } engine_stats;
 
+/* Fields the stream reads for the traffic sums and sensor status (traffic.h): engine.tf[]. */
+enum {
+    TF_FLOW_REASON,
+    TF_APP_PROTO,
+    TF_CATEGORY,
+    TF_DEST_COUNTRY,
+    TF_PKTS_TS,
+    TF_PKTS_TC,
+    TF_BYTES_TS,
+    TF_BYTES_TC,
+    TF_CAP_PACKETS, /* from here: stats events */
+    TF_KERNEL_PACKETS,
+    TF_KERNEL_DROPS,
+    TF_IFDROPS,
+    TF_KAFKA_FAILED,
+    TF_KAFKA_DROPPED,
+    TF_SPOOL_PENDING,
+    TF_OUTPUT_DROPPED,
+    TF_COUNT
+};
+
 typedef struct {
     field_table ft;
     ruleset rs;
@@ -49,6 +70,7 @@ typedef struct {
     assets_seen seen; /* what enrichment found for the current event's src and dest */
     /* Always decoded, for alerts: the group key and the evidence. */
     field_id f_src_ip, f_dest_ip, f_community_id, f_sensor_id, f_event_type, f_sensor_segment;
+    field_id tf[TF_COUNT];
 } engine;
 
 /*

@@ -272,8 +272,7 @@ static const char MIGRATION_0006[] =
     "    password_hash       TEXT NOT NULL,\n"
     "    must_change         INTEGER NOT NULL DEFAULT 0 CHECK (must_change IN (0, 1)),\n"
     "    password_changed_at BIGINT NOT NULL,\n"
-    "    departments         TEXT,               -- analyst: the departments it sees, one per "
-    "line\n"
+    "    departments         TEXT,               -- analyst: the departments it sees, one per line\n"
     "    failed_logins       INTEGER NOT NULL DEFAULT 0,\n"
     "    locked_until        BIGINT,\n"
     "    disabled            INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),\n"
@@ -412,6 +411,43 @@ static const char MIGRATION_0008[] =
     "CREATE INDEX alerts_group_src ON alerts (src_ip, last_seen, first_seen, count);\n"
     "CREATE INDEX alerts_group_dest ON alerts (dest_ip, last_seen, first_seen, count);\n"
     "CREATE INDEX alerts_last_seen_id ON alerts (last_seen, id);\n";
+
+static const char MIGRATION_0009[] =
+    "-- 0009_traffic: what the sensors saw, for the overview (态势感知). traffic_hourly holds\n"
+    "-- flows, packets and bytes per hour of event time by segment, application protocol,\n"
+    "-- nDPI category and destination country, summed by the correlator from flow events in\n"
+    "-- the transaction of their batch (a flow counts once, when it ends: update events are\n"
+    "-- not counted). '' stands for \"none\" in the key columns. sensor_status keeps each\n"
+    "-- sensor's latest stats event (and the packet count of the one before, for packets/s),\n"
+    "-- its drops and Kafka failures.\n"
+    "CREATE TABLE traffic_hourly (\n"
+    "    hour      BIGINT NOT NULL,            -- event time / 3600000\n"
+    "    segment   TEXT NOT NULL,              -- sensor.segment\n"
+    "    app_proto TEXT NOT NULL,              -- 'unknown' when nDPI named none\n"
+    "    category  TEXT NOT NULL,              -- ndpi.category\n"
+    "    country   TEXT NOT NULL,              -- geo.dest.country (ISO 3166), '' not looked up\n"
+    "    flows     BIGINT NOT NULL,\n"
+    "    packets   BIGINT NOT NULL,\n"
+    "    bytes     BIGINT NOT NULL,\n"
+    "    PRIMARY KEY (hour, segment, app_proto, category, country)\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE sensor_status (\n"
+    "    sensor         TEXT PRIMARY KEY,\n"
+    "    segment        TEXT,\n"
+    "    ts             BIGINT NOT NULL,       -- event time of its latest stats event (ms)\n"
+    "    received_at    BIGINT NOT NULL,       -- wall clock when a correlator stored it (ms)\n"
+    "    packets        BIGINT NOT NULL,       -- stats.capture.packets (since the sensor started)\n"
+    "    prev_ts        BIGINT,                -- the stats event before (NULL: none, or the\n"
+    "    prev_packets   BIGINT,                --   sensor restarted): packets/s between the two\n"
+    "    kernel_packets BIGINT,                -- live capture only, as in the stats event\n"
+    "    kernel_drops   BIGINT,\n"
+    "    ifdrops        BIGINT,\n"
+    "    kafka_failed   BIGINT,                -- stats.kafka.failed (with --kafka)\n"
+    "    kafka_dropped  BIGINT,\n"
+    "    spool_pending  BIGINT,                -- stats.kafka.spool.pending\n"
+    "    output_dropped BIGINT                 -- stats.output.dropped\n"
+    ");\n";
 /* END MIGRATIONS */
 
 static const store_migration migrations[] = {
@@ -419,6 +455,7 @@ static const store_migration migrations[] = {
     {3, "0003_corr_state", MIGRATION_0003},    {4, "0004_correlator_health", MIGRATION_0004},
     {5, "0005_rectification", MIGRATION_0005}, {6, "0006_console", MIGRATION_0006},
     {7, "0007_console_admin", MIGRATION_0007}, {8, "0008_group_indexes", MIGRATION_0008},
+    {9, "0009_traffic", MIGRATION_0009},
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 

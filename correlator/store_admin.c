@@ -24,6 +24,7 @@ enum {
     A_RULE_HITS,
     A_PRUNE_ALERTS,
     A_PRUNE_STATS,
+    A_PRUNE_TRAFFIC,
     A_STMTS
 };
 
@@ -52,6 +53,7 @@ static const char *const SQL[A_STMTS] = {
     [A_PRUNE_ALERTS] = "DELETE FROM alerts WHERE status IN ('closed', 'false_positive', "
                        "'duplicate') AND last_seen < ?1 AND COALESCE(status_at, 0) < ?1",
     [A_PRUNE_STATS] = "DELETE FROM sensor_stats WHERE last_ts < ?1",
+    [A_PRUNE_TRAFFIC] = "DELETE FROM traffic_hourly WHERE hour < ?1",
 };
 
 _Static_assert((int)A_STMTS <= (int)STORE_LAZY_MAX - (int)LAZY_ADMIN,
@@ -255,11 +257,12 @@ fh_err admin_rule_hits(store *st, rule_hits_fn fn, void *ctx)
 
 fh_err admin_prune(store *st, int64_t before_ms, int64_t *alerts, int64_t *stats)
 {
-    db_stmt *a = stmt(st, A_PRUNE_ALERTS), *b = stmt(st, A_PRUNE_STATS);
+    db_stmt *a = stmt(st, A_PRUNE_ALERTS), *b = stmt(st, A_PRUNE_STATS),
+            *c = stmt(st, A_PRUNE_TRAFFIC);
     fh_err err;
 
     *alerts = *stats = 0;
-    if (!a || !b)
+    if (!a || !b || !c)
         return FH_ERR_IO;
     if ((err = store_begin(st)))
         return err;
@@ -269,6 +272,12 @@ fh_err admin_prune(store *st, int64_t before_ms, int64_t *alerts, int64_t *stats
         db_bind_int64(b, 1, before_ms);
         if (!(err = store_step_done(st, b, "admin: DELETE FROM sensor_stats (retention)")))
             *stats = db_changes(st->db);
+    }
+    if (!err) {
+        /* the traffic sums of the hours wholly before the cut */
+        db_bind_int64(c, 1, before_ms / (3600 * 1000LL));
+        if (!(err = store_step_done(st, c, "admin: DELETE FROM traffic_hourly (retention)")))
+            *stats += db_changes(st->db);
     }
     return store_own_tx_end(st, true, err);
 }

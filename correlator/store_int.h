@@ -40,15 +40,15 @@ enum {
     S_COUNT
 };
 
-/* Statements prepared on first use: store_incident.c, store_audit.c, store_accounts.c and
- * store_admin.c
- * each own a range of slots. */
+/* Statements prepared on first use: store_incident.c, store_audit.c, store_accounts.c,
+ * store_admin.c and traffic.c each own a range of slots. */
 enum {
     LAZY_INCIDENT = 0,
     LAZY_AUDIT = 24,
     LAZY_ACCOUNTS = 36,
     LAZY_ADMIN = 64,
-    STORE_LAZY_MAX = 80
+    LAZY_TRAFFIC = 80,
+    STORE_LAZY_MAX = 84
 };
 
 struct store {

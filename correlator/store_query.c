@@ -526,7 +526,9 @@ fh_err aq_groups(store *st, const aq_filter *f, const char *by, uint32_t limit, 
 
 #define DAY_MS            (24 * 3600 * 1000LL)
 #define CST_MS            (8 * 3600 * 1000LL) /* Asia/Shanghai, no daylight saving */
-#define OVERVIEW_MAX_DAYS 90
+#define OVERVIEW_MAX_DAYS    90
+#define OVERVIEW_TRAFFIC_TOP 10
+#define OVERVIEW_SILENT_MS   (5 * 60 * 1000LL) /* no stats event for 5 min: silent */
 
 /* One row per (day, level) of alerts first seen since `since`, as counts per day. */
 static fh_err overview_days(store *st, const aq_filter *f, int64_t since, uint32_t ndays, jbuf *out)
@@ -573,6 +575,142 @@ static fh_err overview_days(store *st, const aq_filter *f, int64_t since, uint32
     return err;
 }
 
+/* Traffic since `since` (traffic_hourly: ended flows, by event hour), top rows by bytes. */
+static fh_err overview_traffic(store *st, int64_t since, jbuf *out)
+{
+    static const char *const by[][2] = {
+        {"by_app", "app_proto"},
+        {"by_category", "category"},
+        {"by_country", "country"},
+        {"by_segment", "segment"},
+    };
+    char sql[256];
+    db_stmt *s;
+    int rc;
+
+    jbuf_obj_open(out, "traffic");
+    if (!(s = db_prepare(st->db, "SELECT COALESCE(SUM(flows), 0), COALESCE(SUM(packets), 0), "
+                                 "COALESCE(SUM(bytes), 0) FROM traffic_hourly WHERE hour >= ?1")))
+        return store_fail(st, "overview: prepare traffic");
+    db_bind_int64(s, 1, since / (3600 * 1000LL));
+    rc = db_step(s);
+    if (rc == DB_ROW) {
+        jbuf_i64(out, "flows", db_column_int64(s, 0));
+        jbuf_i64(out, "packets", db_column_int64(s, 1));
+        jbuf_i64(out, "bytes", db_column_int64(s, 2));
+    }
+    db_finalize(s);
+    if (rc != DB_ROW)
+        return store_fail(st, "overview: SELECT traffic");
+    for (size_t i = 0; i < sizeof(by) / sizeof(by[0]); i++) {
+        /* the column names are the constants above, never data */
+        snprintf(sql, sizeof(sql),
+                 "SELECT %s, SUM(flows), SUM(packets), SUM(bytes) FROM traffic_hourly WHERE hour "
+                 ">= ?1 GROUP BY %s ORDER BY 4 DESC, 1 LIMIT %d",
+                 by[i][1], by[i][1], OVERVIEW_TRAFFIC_TOP);
+        if (!(s = db_prepare(st->db, sql)))
+            return store_fail(st, "overview: prepare traffic %s", by[i][0]);
+        db_bind_int64(s, 1, since / (3600 * 1000LL));
+        jbuf_arr_open(out, by[i][0]);
+        while ((rc = db_step(s)) == DB_ROW) {
+            jbuf_obj_open(out, NULL);
+            jbuf_str(out, "key", db_column_text(s, 0) ? db_column_text(s, 0) : "");
+            jbuf_i64(out, "flows", db_column_int64(s, 1));
+            jbuf_i64(out, "packets", db_column_int64(s, 2));
+            jbuf_i64(out, "bytes", db_column_int64(s, 3));
+            jbuf_obj_close(out);
+        }
+        jbuf_arr_close(out);
+        db_finalize(s);
+        if (rc != DB_DONE)
+            return store_fail(st, "overview: SELECT traffic %s", by[i][0]);
+    }
+    jbuf_obj_close(out);
+    return FH_OK;
+}
+
+static void opt_i64(db_stmt *s, int c, const char *key, jbuf *out)
+{
+    if (!db_column_null(s, c))
+        jbuf_i64(out, key, db_column_int64(s, c));
+}
+
+/*
+ * The sensors: their stats events (sensor_stats, event time, not department data) and
+ * their latest figures (sensor_status). Packets/s between the last two stats events
+ * (event time); the drop ratio as the sensor computes it (docs/events.md); silent when
+ * no stats event arrived for OVERVIEW_SILENT_MS or three of its intervals (wall clock).
+ */
+static fh_err overview_sensors(store *st, int64_t now, jbuf *out)
+{
+    db_stmt *s;
+    fh_err err = FH_OK;
+    int rc;
+
+    s = db_prepare(st->db,
+                   "SELECT g.sensor, g.segment, g.last_ts, g.n, t.received_at, t.ts, t.packets, "
+                   "t.prev_ts, t.prev_packets, t.kernel_packets, t.kernel_drops, t.ifdrops, "
+                   "t.kafka_failed, t.kafka_dropped, t.spool_pending, t.output_dropped, "
+                   "t.segment FROM (SELECT sensor, MAX(segment) AS segment, MAX(last_ts) AS "
+                   "last_ts, SUM(CASE WHEN hour >= ?1 THEN count ELSE 0 END) AS n FROM "
+                   "sensor_stats GROUP BY sensor) g LEFT JOIN sensor_status t ON t.sensor = "
+                   "g.sensor ORDER BY g.sensor");
+    if (!s)
+        return store_fail(st, "overview: prepare sensors");
+    db_bind_int64(s, 1, (now - DAY_MS) / (3600 * 1000LL));
+    jbuf_arr_open(out, "sensors");
+    while ((rc = db_step(s)) == DB_ROW) {
+        bool known = !db_column_null(s, 4);
+        int64_t silent_after = OVERVIEW_SILENT_MS;
+
+        jbuf_obj_open(out, NULL);
+        jbuf_str(out, "sensor", db_column_text(s, 0));
+        alert_json_opt(out, "segment", db_column_text(s, 16) ? db_column_text(s, 16)
+                                                             : db_column_text(s, 1));
+        alert_json_time(out, "last_seen", db_column_int64(s, 2));
+        jbuf_i64(out, "stats_24h", db_column_int64(s, 3));
+        if (known) {
+            int64_t ts = db_column_int64(s, 5), pkts = db_column_int64(s, 6);
+
+            alert_json_time(out, "received_at", db_column_int64(s, 4));
+            jbuf_i64(out, "packets", pkts);
+            if (!db_column_null(s, 7) && ts > db_column_int64(s, 7)) {
+                int64_t dt = ts - db_column_int64(s, 7);
+
+                jbuf_fixed(out, "packets_per_s",
+                           (double)(pkts - db_column_int64(s, 8)) * 1000.0 / (double)dt, 1);
+                jbuf_i64(out, "interval_s", dt / 1000);
+                if (3 * dt > silent_after)
+                    silent_after = 3 * dt;
+            }
+            if (!db_column_null(s, 9)) {
+                int64_t kp = db_column_int64(s, 9), kd = db_column_int64(s, 10),
+                        ifd = db_column_int64(s, 11);
+
+                jbuf_i64(out, "kernel_drops", kd);
+                jbuf_i64(out, "ifdrops", ifd);
+                jbuf_fixed(out, "drop_ratio", kp + ifd > 0 ? (double)(kd + ifd) / (double)(kp + ifd)
+                                                           : 0.0, 6);
+            }
+            opt_i64(s, 12, "kafka_failed", out);
+            opt_i64(s, 13, "kafka_dropped", out);
+            opt_i64(s, 14, "spool_pending", out);
+            opt_i64(s, 15, "output_dropped", out);
+            jbuf_bool(out, "silent", now - db_column_int64(s, 4) > silent_after);
+        } else {
+            /* stored before migration 0009: event time is all there is */
+            jbuf_bool(out, "silent", now - db_column_int64(s, 2) > silent_after);
+        }
+        jbuf_i64(out, "silent_after_s", silent_after / 1000);
+        jbuf_obj_close(out);
+    }
+    if (rc != DB_DONE)
+        err = store_fail(st, "overview: SELECT sensors");
+    db_finalize(s);
+    jbuf_arr_close(out);
+    return err;
+}
+
 fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t now, jbuf *out)
 {
     int64_t since, open = 0, overdue = 0;
@@ -614,26 +752,10 @@ fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t now, jb
     jbuf_i64(out, "overdue", overdue);
     if ((err = facet(st, f, "category", "a.category", true, out)))
         return err;
-    /* sensors: their stats events (sensor_stats, event time), not department data */
-    s = db_prepare(st->db,
-                   "SELECT sensor, MAX(segment), MAX(last_ts), SUM(CASE WHEN hour >= ?1 "
-                   "THEN count ELSE 0 END) FROM sensor_stats GROUP BY sensor ORDER BY sensor");
-    if (!s)
-        return store_fail(st, "overview: prepare sensors");
-    db_bind_int64(s, 1, (now - DAY_MS) / (3600 * 1000LL));
-    jbuf_arr_open(out, "sensors");
-    while ((rc = db_step(s)) == DB_ROW) {
-        jbuf_obj_open(out, NULL);
-        jbuf_str(out, "sensor", db_column_text(s, 0));
-        alert_json_opt(out, "segment", db_column_text(s, 1));
-        alert_json_time(out, "last_seen", db_column_int64(s, 2));
-        jbuf_i64(out, "stats_24h", db_column_int64(s, 3));
-        jbuf_obj_close(out);
-    }
-    if (rc != DB_DONE)
-        err = store_fail(st, "overview: SELECT sensors");
-    db_finalize(s);
-    jbuf_arr_close(out);
+    if ((err = overview_traffic(st, since, out)))
+        return err;
+    if ((err = overview_sensors(st, now, out)))
+        return err;
     jbuf_obj_close(out);
-    return err;
+    return FH_OK;
 }

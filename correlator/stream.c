@@ -10,6 +10,7 @@
 #include "../common/fh_log.h"
 #include "admin.h"
 #include "archive.h"
+#include "traffic.h"
 
 /* Texts of event values in an alert (addresses, sensor id, Community ID): longer values
  * end in a hash of the whole value (alert_value_text). */
@@ -160,18 +161,24 @@ static void admin_forget_hits(stream *p)
         p->admin->supp[i].pending = 0;
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Called as a batch opens (no hits pending: the previous batch committed or forgot them). */
 static fh_err admin_sync(stream *p)
 {
     struct stream_admin *a = p->admin;
-    struct timespec ts;
     int64_t now, gr, gs;
     fh_err e;
 
     if (!p->st)
         return FH_OK;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    now = wall_ms();
     if (!a) {
         if (!(a = p->admin = calloc(1, sizeof(*a))))
             return FH_ERR_NOMEM;
@@ -458,6 +465,11 @@ fh_err stream_init(stream *p, engine *e, store *st, FILE *alerts_out, char *err,
         stream_free(p);
         return FH_ERR_NOMEM;
     }
+    if (st && !(p->traffic = traffic_new())) {
+        snprintf(err, errlen, "out of memory");
+        stream_free(p);
+        return FH_ERR_NOMEM;
+    }
     for (uint32_t i = 0; i < e->rs.nrules; i++)
         p->generates[i] = corr_rule_generates(&e->rs, i);
     return FH_OK;
@@ -484,6 +496,7 @@ void stream_free(stream *p)
     jbuf_free(&p->jb);
     admin_free(p->admin);
     archive_close(p->archive);
+    traffic_free(p->traffic);
     memset(p, 0, sizeof(*p));
 }
 
@@ -508,21 +521,80 @@ static void clock_aside(stream *p)
         (unsigned long long)st.clock_ahead);
 }
 
-static bool is_stats(const engine *e, const event_view *ev)
+static bool is_value(const event_view *ev, field_id id, const char *want)
 {
-    const sv *v = event_get(ev, e->f_event_type);
+    const sv *v = event_get(ev, id);
+    size_t n = strlen(want);
 
-    return v->type == SV_STR && v->len == 5 && !memcmp(v->s, "stats", 5);
+    return v->type == SV_STR && v->len == n && !memcmp(v->s, want, n);
 }
 
-/* A sensor's stats event: counted per hour for verification by traffic (incident.h). */
+/* A non-negative integer field, -1 when absent or not one. */
+static int64_t slot_count(const event_view *ev, field_id id)
+{
+    const sv *v = event_get(ev, id);
+
+    return v->type == SV_NUM && v->is_int && v->i >= 0 ? v->i : -1;
+}
+
+static uint64_t slot_u64(const event_view *ev, field_id id)
+{
+    int64_t v = slot_count(ev, id);
+
+    return v < 0 ? 0 : (uint64_t)v;
+}
+
+/*
+ * A sensor's stats event: counted per hour for verification by traffic
+ * (incident.h), and its figures kept as the sensor's status (traffic.h).
+ */
 static fh_err stats_seen(stream *p)
 {
+    const engine *e = p->eng;
     char sid[VALUE_MAX], seg[VALUE_MAX];
+    sensor_status ss;
+    fh_err r;
 
-    slot_text(&p->ev, p->eng->f_sensor_id, sid, sizeof(sid));
-    slot_text(&p->ev, p->eng->f_sensor_segment, seg, sizeof(seg));
-    return store_sensor_stats(p->st, sid, seg, p->ev.ts_ms);
+    slot_text(&p->ev, e->f_sensor_id, sid, sizeof(sid));
+    slot_text(&p->ev, e->f_sensor_segment, seg, sizeof(seg));
+    if ((r = store_sensor_stats(p->st, sid, seg, p->ev.ts_ms)))
+        return r;
+    ss = (sensor_status){
+        .sensor = sid,
+        .segment = seg,
+        .ts = p->ev.ts_ms,
+        .received_at = wall_ms(),
+        .packets = slot_count(&p->ev, e->tf[TF_CAP_PACKETS]),
+        .kernel_packets = slot_count(&p->ev, e->tf[TF_KERNEL_PACKETS]),
+        .kernel_drops = slot_count(&p->ev, e->tf[TF_KERNEL_DROPS]),
+        .ifdrops = slot_count(&p->ev, e->tf[TF_IFDROPS]),
+        .kafka_failed = slot_count(&p->ev, e->tf[TF_KAFKA_FAILED]),
+        .kafka_dropped = slot_count(&p->ev, e->tf[TF_KAFKA_DROPPED]),
+        .spool_pending = slot_count(&p->ev, e->tf[TF_SPOOL_PENDING]),
+        .output_dropped = slot_count(&p->ev, e->tf[TF_OUTPUT_DROPPED]),
+    };
+    return store_sensor_status(p->st, &ss);
+}
+
+/* An ended flow (not an update) into the batch's traffic sums (traffic.h). */
+static fh_err flow_seen(stream *p)
+{
+    const engine *e = p->eng;
+    char seg[VALUE_MAX], app[VALUE_MAX], cat[VALUE_MAX], cc[VALUE_MAX];
+    traffic_flow f;
+
+    if (is_value(&p->ev, e->tf[TF_FLOW_REASON], "update"))
+        return FH_OK;
+    f = (traffic_flow){
+        .hour = p->ev.ts_ms / (3600 * 1000LL),
+        .segment = slot_text(&p->ev, e->f_sensor_segment, seg, sizeof(seg)),
+        .app = slot_text(&p->ev, e->tf[TF_APP_PROTO], app, sizeof(app)),
+        .category = slot_text(&p->ev, e->tf[TF_CATEGORY], cat, sizeof(cat)),
+        .country = slot_text(&p->ev, e->tf[TF_DEST_COUNTRY], cc, sizeof(cc)),
+        .packets = slot_u64(&p->ev, e->tf[TF_PKTS_TS]) + slot_u64(&p->ev, e->tf[TF_PKTS_TC]),
+        .bytes = slot_u64(&p->ev, e->tf[TF_BYTES_TS]) + slot_u64(&p->ev, e->tf[TF_BYTES_TC]),
+    };
+    return traffic_add(p->traffic, &f, p->st);
 }
 
 fh_err stream_event(stream *p, const char *json, size_t len)
@@ -557,7 +629,10 @@ fh_err stream_event(stream *p, const char *json, size_t len)
         corr_advance(p->corr, p->ev.ts_ms, on_corr, p);
     else if (p->ev.ts_ms)
         clock_aside(p);
-    if (in_time && p->st && is_stats(p->eng, &p->ev) && (p->error = stats_seen(p)))
+    if (in_time && p->st && is_value(&p->ev, p->eng->f_event_type, "stats") && (p->error = stats_seen(p)))
+        return p->error;
+    if (p->ev.ts_ms > 0 && p->traffic && is_value(&p->ev, p->eng->f_event_type, "flow") &&
+        (p->error = flow_seen(p)))
         return p->error;
     for (uint32_t i = 0; i < p->nmatched && !p->error; i++) {
         const sigma_rule *r = p->matched[i];
@@ -790,6 +865,8 @@ fh_err stream_commit(stream *p, char *err, size_t errlen)
 
     if (!e && p->st && store_in_transaction(p->st))
         e = admin_flush_hits(p);
+    if (!e && p->traffic && store_in_transaction(p->st))
+        e = traffic_flush(p->traffic, p->st);
     if (!e && p->persist && store_in_transaction(p->st))
         e = checkpoint(p);
     if (!e && p->st && store_in_transaction(p->st))
@@ -802,6 +879,8 @@ fh_err stream_commit(stream *p, char *err, size_t errlen)
         if (p->st)
             store_rollback(p->st);
         admin_forget_hits(p);
+        if (p->traffic)
+            traffic_clear(p->traffic);
         alert_book_reset(p->book);
         p->error = FH_OK;
         /* the windows counted the batch: back to what the store holds */

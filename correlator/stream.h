@@ -57,6 +57,7 @@ typedef struct {
     uint64_t hist[STREAM_HIST_BUCKETS + 1]; /* event processing time */
     uint64_t hist_sum_ns;
     struct archive *archive; /* events archived as they are processed (archive.h), NULL: none */
+    struct traffic_agg *traffic; /* the batch's traffic sums (traffic.h), NULL: no store */
 } stream;
 
 fh_err stream_init(stream *p, engine *e, store *st, FILE *alerts_out, char *err, size_t errlen);

@@ -6,6 +6,7 @@
 // auditor's verification; no CSP violation, no script error, no serious axe violation on
 // any page. Screenshots of every page in both languages go to build/test-artifacts/browser.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -43,12 +44,25 @@ function events() {
     timestamp: iso, event_type: 'flow', schema_version: '1.0', sensor: { id: 's1', segment: 'core' },
     flow_id: 99, src_ip: '10.10.1.5', src_port: 40000, dest_ip: '10.30.64.5', dest_port: 2323, proto: 'TCP',
   };
-  // two sensors' stats: one ten minutes ago (reporting), one five hours ago (silent)
-  const stats = (id, ago) => ({
+  // two sensors' stats: s-old (the test makes it five hours old, silent) and s-live
+  // twice, a minute apart: 500 packets/s, 1% dropped, 3 events not delivered to Kafka
+  const stats = (id, ago, st) => ({
     timestamp: new Date(Date.now() - ago).toISOString().replace('Z', '000+0000'), event_type: 'stats',
-    schema_version: '1.0', sensor: { id, segment: 'core' }, stats: { capture: { packets: 10 } },
+    schema_version: '1.1', sensor: { id, segment: 'core' }, stats: st || { capture: { packets: 10 } },
   });
-  return [eicar(1), eicar(2), eicar(3), web, tls, stats('s-old', 5 * 3600000), flow, stats('s-live', 600000)];
+  const live = [stats('s-live', 660000, { capture: { packets: 1000, kernel_packets: 1000, kernel_drops: 0, ifdrops: 0 } }),
+    stats('s-live', 600000, { capture: { packets: 31000, kernel_packets: 31300, kernel_drops: 300, ifdrops: 0 },
+      kafka: { failed: 2, dropped: 1, spool: { pending: 40 } } })];
+  // ended flows of the last days: what the traffic tables sum
+  const traffic = [['tls', 'Web', 'US', 9000000], ['tls', 'Web', 'US', 1000000], ['dns', 'Network', '', 2000],
+    ['http', 'Web', 'CN', 500000]].map(([app, cat, cc, bytes], i) => ({
+    timestamp: new Date(Date.now() - 7200000 - i * 1000).toISOString().replace('Z', '000+0000'),
+    event_type: 'flow', schema_version: '1.1', sensor: { id: 's1', segment: 'core' }, flow_id: 200 + i,
+    src_ip: '10.10.1.5', src_port: 41000 + i, dest_ip: cc ? '203.0.113.9' : '10.30.64.5', dest_port: 443, proto: 'TCP',
+    app_proto: app, ndpi: { category: cat }, ...(cc ? { geo: { dest: { country: cc } } } : {}),
+    flow: { pkts_toserver: 10, pkts_toclient: 20, bytes_toserver: bytes / 10, bytes_toclient: bytes - bytes / 10, reason: 'closed' },
+  }));
+  return [eicar(1), eicar(2), eicar(3), web, tls, stats('s-old', 5 * 3600000), flow, ...live, ...traffic];
 }
 
 const RULE = `title: Telnet on 2323 (browser test)
@@ -74,6 +88,8 @@ describe('dashboard', { timeout: 600000 }, () => {
   before(async () => {
     dir = tmp();
     db = storeWith(dir, events());
+    // s-old last reported five hours ago (the wall-clock time the correlator stored it)
+    execFileSync('sqlite3', [db, "UPDATE sensor_status SET received_at = received_at - 18000000 WHERE sensor = 's-old'"]);
     srv = await serve(db, dir); // the first start makes the administrator
     addUser(db, 'li', 'analyst', `${PASSWORD}-li`, '大数据局');
     addUser(db, 'shen', 'auditor', `${PASSWORD}-shen`);
@@ -151,6 +167,17 @@ describe('dashboard', { timeout: 600000 }, () => {
     assert.match(await pg.textContent('#forecast-how'), /Holt/);
     assert.match(await pg.textContent('tr[data-sensor="s-old"]'), /失联/);
     assert.match(await pg.textContent('tr[data-sensor="s-live"]'), /正常/);
+    const live = o.sensors.find((x) => x.sensor === 's-live');
+    assert.equal(live.packets_per_s, 500);
+    assert.equal(await pg.textContent('tr[data-sensor="s-live"] [data-col="pps"]'), '500');
+    assert.equal(await pg.textContent('tr[data-sensor="s-live"] [data-col="drops"]'), '0.96%');
+    assert.match(await pg.textContent('tr[data-sensor="s-live"] [data-col="kafka"]'), /^3 · 已落盘 40$/);
+    // the traffic tables are the API's, largest first
+    assert.deepEqual(o.traffic.by_app.map((r) => [r.key, r.flows]), [['tls', 2], ['http', 1], ['dns', 1], ['unknown', 1]]);
+    assert.deepEqual(await pg.$$eval('#traffic-app tbody tr', (rs) => rs.map((r) => r.dataset.key)), ['tls', 'http', 'dns', 'unknown']);
+    assert.match(await pg.textContent('#traffic-app tr[data-key="tls"]'), /9\.5 MiB/);
+    assert.match(await pg.textContent('#traffic-country tr[data-key="US"]'), /美国/);
+    assert.match(await pg.textContent('#traffic-country tr[data-key=""]'), /内网或未查询/);
     await check(pg, 'overview-zh');
     await pg.goto(`${srv.url}/#/queue`);
     await pg.waitForSelector('#queue-count');

@@ -6,6 +6,7 @@ revoked, expired), and rules (list with hit counts, one rule's source, validatio
 file:line, upload, switching off and on, and a running correlator reloading on the
 console's word). Every change is in the audit log."""
 
+import datetime
 import json
 import os
 import subprocess
@@ -615,5 +616,109 @@ def test_overview(console, store_db, correlator, tmp_path):
         assert u["analyst"].call("GET", "/api/v1/overview?days=91")[1] == {
             "error": {"code": "bad_days"}}
         assert u["auditor"].call("GET", "/api/v1/overview")[0] == 403
+    finally:
+        s.stop()
+
+
+def test_overview_traffic_and_sensor_health(console, store_db, correlator, run_sensor, testdata,
+                                            tmp_path):
+    """The overview's traffic (ended flows by application, nDPI category, destination country
+    and segment, summed by the correlator from the sensor's own flow events, update events
+    not counted) equals the sums over those events; each sensor's health from its stats
+    events: packets/s between the last two, the drop ratio, Kafka failures, silent when no
+    stats event arrived for five minutes (the console's clock, FENGHUO_TEST_NOW)."""
+    pcaps = os.path.join(testdata, "pcap")
+    geo = os.path.join(testdata, "geoip", "test-country.mmdb")
+    events, err, rc = run_sensor(
+        ["-r", os.path.join(pcaps, "geoip.pcap"), "-r", os.path.join(pcaps, "http.pcap"),
+         "-r", os.path.join(pcaps, "dns.pcap"), "-r", os.path.join(pcaps, "long-flow.pcap"),
+         "--geoip-country", geo, "--sensor-id", "t1", "--segment", "seg-a",
+         "--set", "flow.update_interval=1"])
+    assert rc == 0, err
+    flows = [e for e in events if e["event_type"] == "flow"]
+    ended = [e for e in flows if e["flow"]["reason"] != "update"]
+    assert len(ended) < len(flows), "long-flow.pcap should give update events"
+    assert any(e.get("geo", {}).get("dest", {}).get("country") for e in ended)
+    # two stats events of a second sensor, ten seconds apart (event time, just after the
+    # captures'), with live capture's figures
+    live = {"event_type": "stats", "schema_version": "1.1",
+            "sensor": {"id": "t2", "segment": "seg-b"}}
+    base = max(datetime.datetime.strptime(e["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z")
+               for e in events)
+
+    def at(sec):
+        return (base + datetime.timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+
+    stats = [dict(live, timestamp=at(1),
+                  stats={"capture": {"packets": 1000, "kernel_packets": 1000,
+                                     "kernel_drops": 0, "ifdrops": 0}}),
+             dict(live, timestamp=at(11),
+                  stats={"capture": {"packets": 6000, "kernel_packets": 6100,
+                                     "kernel_drops": 90, "ifdrops": 10},
+                         "kafka": {"failed": 3, "dropped": 1, "spool": {"pending": 7}},
+                         "output": {"dropped": 2}})]
+    # an older stats event arriving late changes nothing
+    late = dict(live, timestamp=at(-60),
+                stats={"capture": {"packets": 1}})
+    run_correlator(correlator, store_db, tmp_path, events + stats + [late])
+
+    def sums(key):
+        out = {}
+        for e in ended:
+            k = key(e)
+            f, p, b = out.get(k, (0, 0, 0))
+            fl = e["flow"]
+            out[k] = (f + 1, p + fl["pkts_toserver"] + fl["pkts_toclient"],
+                      b + fl["bytes_toserver"] + fl["bytes_toclient"])
+        return out
+
+    want = {"by_app": sums(lambda e: e.get("app_proto") or "unknown"),
+            "by_category": sums(lambda e: e.get("ndpi", {}).get("category") or ""),
+            "by_country": sums(lambda e: e.get("geo", {}).get("dest", {}).get("country") or ""),
+            "by_segment": sums(lambda e: "seg-a")}
+    first = min(e["timestamp"] for e in ended)
+    # the console's day: the flows are in the range of its two weeks
+    now = first[:10] + "T23:00:00+08:00"
+    s = Console(console, store_db, tmp_path, env={"FENGHUO_TEST_NOW": now})
+    try:
+        c = admin(s)
+        u = users(s, c)
+        st, doc, _ = u["analyst"].call("GET", "/api/v1/overview?days=14")
+        assert st == 200, doc
+        tr = doc["traffic"]
+        assert tr["flows"] == len(ended)
+        assert tr["bytes"] == sum(v[2] for v in want["by_app"].values())
+        for by, w in want.items():
+            got = {r["key"]: (r["flows"], r["packets"], r["bytes"]) for r in tr[by]}
+            top = sorted(w.items(), key=lambda kv: (-kv[1][2], kv[0]))[:10]
+            assert got == dict(top), by
+            assert [r["bytes"] for r in tr[by]] == sorted((r["bytes"] for r in tr[by]),
+                                                         reverse=True)
+        sensors = {x["sensor"]: x for x in doc["sensors"]}
+        t2 = sensors["t2"]
+        assert t2["segment"] == "seg-b" and t2["packets"] == 6000
+        assert t2["packets_per_s"] == 500.0 and t2["interval_s"] == 10
+        assert t2["kernel_drops"] == 90 and t2["ifdrops"] == 10
+        assert t2["drop_ratio"] == round(100 / 6110, 6)
+        assert (t2["kafka_failed"], t2["kafka_dropped"], t2["spool_pending"],
+                t2["output_dropped"]) == (3, 1, 7, 2)
+        # stored moments ago (wall clock), the console's clock is in the past: reporting
+        assert t2["silent"] is False and t2["silent_after_s"] == 300
+        assert sensors["t1"]["segment"] == "seg-a" and "kafka_failed" not in sensors["t1"]
+    finally:
+        s.stop()
+    # an hour after the correlator stored them: both sensors went silent
+    later = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
+    s = Console(console, store_db, tmp_path, env={"FENGHUO_TEST_NOW": later}, first=False)
+    try:
+        u = s.client()
+        assert u.login("u-analyst", PASSWORD + "-1")[0] == 200
+        # changed at the first console's (past) time: too old now, changed again
+        assert u.call("POST", "/api/v1/session/password",
+                      {"old": PASSWORD + "-1", "new": PASSWORD + "-2"})[0] == 200
+        st, doc, _ = u.call("GET", "/api/v1/overview?days=14")
+        assert st == 200, doc
+        assert {x["sensor"]: x["silent"] for x in doc["sensors"]} == {"t1": True, "t2": True}
+        assert doc["traffic"]["flows"] == 0  # the flows are long before this fortnight
     finally:
         s.stop()

@@ -1,7 +1,10 @@
 // overview.js - 态势感知: alerts by severity per day over the last two weeks with a
 // three-day forecast, open and overdue incidents, top rules, sources and targets, GB/T
-// 20986 categories, and sensor health (a sensor whose last stats event is over two hours
-// old is shown as silent). Refreshed every minute while shown.
+// 20986 categories, the traffic of the same days by application protocol, nDPI category,
+// destination country and segment (ended flows, summed by the correlator), and sensor
+// health (packets/s, kernel drop ratio, Kafka delivery failures, last seen; silent as the
+// API says: no stats event for five minutes or three of its intervals). Refreshed every
+// minute while shown.
 //
 // The forecast (威胁预测) is Holt's linear exponential smoothing of the daily totals
 // (level alpha 0.5, trend beta 0.3), projected three days, never below zero; the page
@@ -9,12 +12,11 @@
 
 import { api, query } from '../api.js';
 import { append, clear, h } from '../dom.js';
-import { errorText, formatTime, t } from '../i18n.js';
+import { currentLanguage, errorText, formatTime, t } from '../i18n.js';
 import { chart } from '../charts.js';
 
 const LEVELS = ['critical', 'high', 'medium', 'low', 'informational'];
 const COLORS = { critical: '#8c1d18', high: '#d93025', medium: '#e37400', low: '#1a73e8', informational: '#80868b' };
-const SILENT_MS = 2 * 3600 * 1000;
 const DAYS = 14;
 const AHEAD = 3;
 
@@ -43,6 +45,64 @@ function top(title, groups, label) {
       h('span', { class: 'num' }, String(g.alerts))))) : h('p', {}, t('overview.none')));
 }
 
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+
+export function formatBytes(n) {
+  let v = Number(n) || 0;
+  let u = 0;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u ? v.toFixed(v < 10 ? 1 : 0) : v} ${UNITS[u]}`;
+}
+
+function formatCount(n) {
+  return new Intl.NumberFormat(currentLanguage() === 'en' ? 'en-GB' : 'zh-CN').format(n);
+}
+
+// A country code as "CN 中国" in the user's language; '' is traffic not looked up.
+function countryName(cc) {
+  if (!cc) return t('overview.country_none');
+  try {
+    const name = new Intl.DisplayNames([currentLanguage()], { type: 'region' }).of(cc);
+    return name && name !== cc ? `${cc} ${name}` : cc;
+  } catch {
+    return cc;
+  }
+}
+
+// One traffic dimension: name, flows, bytes and a meter of its share of the top row.
+function trafficTable(id, title, rows, label) {
+  const most = rows.length ? rows[0].bytes : 0;
+  return h('div', { class: 'panel' }, h('h3', {}, title),
+    rows.length ? h('table', { class: 'grid compact', id },
+      h('thead', {}, h('tr', {}, ['name', 'flows', 'bytes', 'share'].map((c) =>
+        h('th', { scope: 'col', class: c === 'name' ? '' : 'num' }, t(`overview.traffic_${c}`))))),
+      h('tbody', {}, rows.map((r) => h('tr', { 'data-key': r.key },
+        h('td', {}, label(r.key)), h('td', { class: 'num' }, formatCount(r.flows)),
+        h('td', { class: 'num' }, formatBytes(r.bytes)),
+        h('td', { class: 'num' }, h('meter', { min: '0', max: String(most || 1), value: String(r.bytes),
+          'aria-label': `${label(r.key)}: ${formatBytes(r.bytes)}` })))))) : h('p', {}, t('overview.none')));
+}
+
+function ratio(v) {
+  return v === undefined ? '—' : `${(v * 100).toFixed(v && v < 0.001 ? 3 : 2)}%`;
+}
+
+function sensorRow(s) {
+  const failures = (s.kafka_failed || 0) + (s.kafka_dropped || 0);
+  const kafka = s.kafka_failed === undefined ? '—'
+    : `${formatCount(failures)}${s.spool_pending ? ` · ${t('overview.spooled', { n: formatCount(s.spool_pending) })}` : ''}`;
+  return h('tr', { 'data-sensor': s.sensor }, h('td', {}, s.sensor), h('td', {}, s.segment || ''),
+    h('td', { class: 'num', 'data-col': 'pps' }, s.packets_per_s === undefined ? '—' : formatCount(s.packets_per_s)),
+    h('td', { class: `num${s.drop_ratio > 0.01 ? ' bad-text' : ''}`, 'data-col': 'drops' }, ratio(s.drop_ratio)),
+    h('td', { class: `num${failures ? ' bad-text' : ''}`, 'data-col': 'kafka' }, kafka),
+    h('td', { class: 'time' }, formatTime(s.received_at || s.last_seen)),
+    h('td', { class: 'time' }, formatTime(s.last_seen)),
+    h('td', {}, h('span', { class: s.silent ? 'state bad' : 'state good' }, s.silent ? t('overview.silent') : t('overview.reporting'))));
+}
+
 export async function overviewPage(main) {
   const box = h('div', { class: 'overview' });
   append(main, [h('section', { class: 'card wide' }, h('h1', {}, t('nav.overview')), box)]);
@@ -64,7 +124,6 @@ export async function overviewPage(main) {
       append(box, [h('p', { class: 'msg error', role: 'alert' }, errorText(err.code))]);
       return;
     }
-    const now = new Date(o.now).getTime();
     const totals = o.days.map((d) => LEVELS.reduce((n, l) => n + d[l], 0));
     const forecast = holt(totals, AHEAD);
     const last = o.days[o.days.length - 1].day;
@@ -88,15 +147,20 @@ export async function overviewPage(main) {
         top(t('overview.top_targets'), groups[2].groups, (g) => g.dest_ip || '—')),
       h('h2', {}, t('overview.categories')),
       cats.length ? catEl : h('p', {}, t('overview.none')),
+      h('h2', {}, t('overview.traffic', { n: DAYS })),
+      h('p', { class: 'hint', id: 'traffic-total' }, t('overview.traffic_total', {
+        flows: formatCount(o.traffic.flows), bytes: formatBytes(o.traffic.bytes) })),
+      h('div', { class: 'panels' },
+        trafficTable('traffic-app', t('overview.by_app'), o.traffic.by_app, (k) => k),
+        trafficTable('traffic-category', t('overview.by_category'), o.traffic.by_category, (k) => k || t('overview.key_none')),
+        trafficTable('traffic-country', t('overview.by_country'), o.traffic.by_country, countryName),
+        trafficTable('traffic-segment', t('overview.by_segment'), o.traffic.by_segment, (k) => k || t('overview.key_none'))),
       h('h2', {}, t('overview.sensors')),
       o.sensors.length ? h('table', { class: 'grid', id: 'sensors' }, h('thead', {}, h('tr', {},
-        ['sensor', 'segment', 'last_seen', 'stats', 'state'].map((c) => h('th', { scope: 'col' }, t(`overview.col_${c}`))))),
-      h('tbody', {}, o.sensors.map((s) => {
-        const silent = now - new Date(s.last_seen).getTime() > SILENT_MS;
-        return h('tr', { 'data-sensor': s.sensor }, h('td', {}, s.sensor), h('td', {}, s.segment || ''),
-          h('td', { class: 'time' }, formatTime(s.last_seen)), h('td', { class: 'num' }, String(s.stats_24h)),
-          h('td', {}, h('span', { class: silent ? 'state bad' : 'state good' }, silent ? t('overview.silent') : t('overview.reporting'))));
-      }))) : h('p', {}, t('overview.no_sensors')),
+        ['sensor', 'segment', 'pps', 'drops', 'kafka', 'received', 'last_seen', 'state'].map((c) =>
+          h('th', { scope: 'col', class: ['pps', 'drops', 'kafka'].includes(c) ? 'num' : '' }, t(`overview.col_${c}`))))),
+      h('tbody', {}, o.sensors.map(sensorRow))) : h('p', {}, t('overview.no_sensors')),
+      h('p', { class: 'hint' }, t('overview.sensors_how')),
       h('p', { class: 'hint' }, t('overview.updated', { at: formatTime(o.now) })),
     ]);
     await chart(trendEl, {
