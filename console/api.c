@@ -1168,6 +1168,7 @@ static const route ROUTES[] = {
     {"POST", "/api/v1/rules/validate", R(ROLE_SECADMIN), true, false, h_rule_validate, false},
     {"POST", "/api/v1/rules/reload", R(ROLE_SECADMIN), true, false, h_rules_reload, false},
     {"POST", "/api/v1/rules/test", R(ROLE_SECADMIN), true, false, h_rule_test, false},
+    {"GET", "/api/v1/rules/titles", READ_ALERTS, false, false, h_rule_titles, false},
     {"GET", "/api/v1/rules/{id}", RULES_READ, false, false, h_rule, false},
     {"POST", "/api/v1/rules/{id}/enable", R(ROLE_SECADMIN), true, false, h_rule_enable, false},
     {"POST", "/api/v1/rules/{id}/disable", R(ROLE_SECADMIN), true, false, h_rule_disable, false},

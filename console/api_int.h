@@ -95,6 +95,7 @@ HANDLER(h_suppression_revoke);
 HANDLER(h_health);
 /* api_rules.c */
 HANDLER(h_rules);
+HANDLER(h_rule_titles);
 HANDLER(h_rule);
 HANDLER(h_rule_validate);
 HANDLER(h_rule_upload);
@@ -135,7 +136,7 @@ void api_rules_errors_json(jbuf *b, const engine *e);
 /* Rule k of a loaded set (detection rules, then correlation rules), as the API names it:
  * id is the rule's id, else its name, else its title (the alerts' rule_id). */
 typedef struct {
-    const char *id, *name, *title, *file;
+    const char *id, *name, *title, *title_zh, *file;
     uint32_t line;
     level lvl;
     char **tags;

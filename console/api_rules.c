@@ -126,12 +126,13 @@ api_rule api_rule_at(const engine *e, uint32_t k)
     if (k < e->rs.nrules) {
         const sigma_rule *x = &e->rs.rules[k];
 
-        v = (api_rule){x->id,  x->name, x->title, x->file, x->line,
-                       x->lvl, x->tags, x->ntags, false};
+        v = (api_rule){x->id,   x->name, x->title, x->title_zh, x->file,
+                       x->line, x->lvl,  x->tags,  x->ntags,    false};
     } else {
         const struct corr_rule *x = &e->rs.corrs[k - e->rs.nrules];
 
-        v = (api_rule){x->id, x->name, x->title, x->file, x->line, x->lvl, x->tags, x->ntags, true};
+        v = (api_rule){x->id,   x->name, x->title, x->title_zh, x->file,
+                       x->line, x->lvl,  x->tags,  x->ntags,    true};
     }
     v.id = v.id ? v.id : v.name ? v.name : v.title;
     return v;
@@ -163,6 +164,7 @@ static void rule_json(jbuf *b, const char *key, const rule_extra *x, const api_r
     jbuf_str(b, "id", x->rule_id);
     jbuf_str(b, "kind", v->correlation ? "correlation" : "detection");
     jbuf_str(b, "title", v->title ? v->title : "");
+    alert_json_opt(b, "title_zh", v->title_zh);
     jbuf_str(b, "level", alert_level_name((int)v->lvl));
     jbuf_arr_open(b, "tags");
     for (uint32_t t = 0; t < v->ntags; t++)
@@ -205,6 +207,35 @@ void h_rules(api *a, store *st, session *s, const http_req *r, http_resp *w, con
     jbuf_obj_close(&w->body);
 out:
     free(xs.x);
+    engine_free(e);
+}
+
+/*
+ * GET /api/v1/rules/titles: {"titles":{"<rule id>":{"title","title_zh"?},...}} for every
+ * loaded rule, so that every role that reads alerts sees their titles in its language.
+ */
+void h_rule_titles(api *a, store *st, session *s, const http_req *r, http_resp *w, const char *id)
+{
+    engine *e = load(a, a->o.rules_dir, w);
+
+    (void)st;
+    (void)s;
+    (void)r;
+    (void)id;
+    if (!e)
+        return;
+    jbuf_obj_open(&w->body, NULL);
+    jbuf_obj_open(&w->body, "titles");
+    for (uint32_t k = 0; k < api_rule_count(e); k++) {
+        api_rule v = api_rule_at(e, k);
+
+        jbuf_obj_open(&w->body, v.id);
+        jbuf_str(&w->body, "title", v.title ? v.title : "");
+        alert_json_opt(&w->body, "title_zh", v.title_zh);
+        jbuf_obj_close(&w->body);
+    }
+    jbuf_obj_close(&w->body);
+    jbuf_obj_close(&w->body);
     engine_free(e);
 }
 

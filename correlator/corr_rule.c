@@ -351,8 +351,9 @@ static bool compile(cctx *c, yaml_node_t *root, struct corr_rule *r)
     if (!cn)
         return cfail(c, root, "missing 'correlation'");
     r->corr_line = (uint32_t)cn->start_mark.line + 1;
-    if (!dup_meta(c, root, "title", &r->title) || !dup_meta(c, root, "id", &r->id) ||
-        !dup_meta(c, root, "name", &r->name) || !dup_meta(c, root, "status", &r->status) ||
+    if (!dup_meta(c, root, "title", &r->title) || !dup_meta(c, root, "title_zh", &r->title_zh) ||
+        !dup_meta(c, root, "id", &r->id) || !dup_meta(c, root, "name", &r->name) ||
+        !dup_meta(c, root, "status", &r->status) ||
         !dup_meta(c, root, "description", &r->description) ||
         !dup_meta(c, root, "author", &r->author))
         return false;
@@ -519,6 +520,7 @@ void corr_rule_free(struct corr_rule *r)
     free(r->id);
     free(r->name);
     free(r->title);
+    free(r->title_zh);
     free(r->description);
     free(r->status);
     free(r->author);

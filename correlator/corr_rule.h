@@ -73,6 +73,7 @@ typedef struct {
 
 struct corr_rule {
     char *id, *name, *title, *description, *status, *author;
+    char *title_zh; /* the title in Chinese (title_zh:), NULL: none */
     level lvl;
     bool level_set; /* `level` was written (else LEVEL_MEDIUM) */
     char **tags;

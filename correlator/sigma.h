@@ -177,6 +177,7 @@ typedef enum { LEVEL_INFORMATIONAL = 0, LEVEL_LOW, LEVEL_MEDIUM, LEVEL_HIGH, LEV
 
 typedef struct {
     char *id, *name, *title, *description, *status, *author;
+    char *title_zh; /* the title in Chinese (title_zh:), NULL: none */
     level lvl;
     char **tags;
     uint32_t ntags;

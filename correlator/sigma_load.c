@@ -654,6 +654,7 @@ static bool compile_rule(ctx *c, yaml_node_t *root, sigma_rule *r)
     r->title = dup_scalar(c, root, "title");
     if (!r->title)
         return fail_at(c, root, "missing 'title'");
+    r->title_zh = dup_scalar(c, root, "title_zh");
     r->id = dup_scalar(c, root, "id");
     r->name = dup_scalar(c, root, "name");
     r->status = dup_scalar(c, root, "status");

@@ -103,6 +103,7 @@ void sigma_rule_free(sigma_rule *r)
     free(r->id);
     free(r->name);
     free(r->title);
+    free(r->title_zh);
     free(r->description);
     free(r->status);
     free(r->author);

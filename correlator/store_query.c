@@ -524,8 +524,8 @@ fh_err aq_groups(store *st, const aq_filter *f, const char *by, uint32_t limit, 
 
 /* ---- the overview ------------------------------------------------------------------- */
 
-#define DAY_MS            (24 * 3600 * 1000LL)
-#define CST_MS            (8 * 3600 * 1000LL) /* Asia/Shanghai, no daylight saving */
+#define DAY_MS               (24 * 3600 * 1000LL)
+#define CST_MS               (8 * 3600 * 1000LL) /* Asia/Shanghai, no daylight saving */
 #define OVERVIEW_MAX_DAYS    90
 #define OVERVIEW_TRAFFIC_TOP 10
 #define OVERVIEW_SILENT_MS   (5 * 60 * 1000LL) /* no stats event for 5 min: silent */
@@ -665,8 +665,8 @@ static fh_err overview_sensors(store *st, int64_t now, jbuf *out)
 
         jbuf_obj_open(out, NULL);
         jbuf_str(out, "sensor", db_column_text(s, 0));
-        alert_json_opt(out, "segment", db_column_text(s, 16) ? db_column_text(s, 16)
-                                                             : db_column_text(s, 1));
+        alert_json_opt(out, "segment",
+                       db_column_text(s, 16) ? db_column_text(s, 16) : db_column_text(s, 1));
         alert_json_time(out, "last_seen", db_column_int64(s, 2));
         jbuf_i64(out, "stats_24h", db_column_int64(s, 3));
         if (known) {
@@ -689,8 +689,8 @@ static fh_err overview_sensors(store *st, int64_t now, jbuf *out)
 
                 jbuf_i64(out, "kernel_drops", kd);
                 jbuf_i64(out, "ifdrops", ifd);
-                jbuf_fixed(out, "drop_ratio", kp + ifd > 0 ? (double)(kd + ifd) / (double)(kp + ifd)
-                                                           : 0.0, 6);
+                jbuf_fixed(out, "drop_ratio",
+                           kp + ifd > 0 ? (double)(kd + ifd) / (double)(kp + ifd) : 0.0, 6);
             }
             opt_i64(s, 12, "kafka_failed", out);
             opt_i64(s, 13, "kafka_dropped", out);

@@ -629,7 +629,8 @@ fh_err stream_event(stream *p, const char *json, size_t len)
         corr_advance(p->corr, p->ev.ts_ms, on_corr, p);
     else if (p->ev.ts_ms)
         clock_aside(p);
-    if (in_time && p->st && is_value(&p->ev, p->eng->f_event_type, "stats") && (p->error = stats_seen(p)))
+    if (in_time && p->st && is_value(&p->ev, p->eng->f_event_type, "stats") &&
+        (p->error = stats_seen(p)))
         return p->error;
     if (p->ev.ts_ms > 0 && p->traffic && is_value(&p->ev, p->eng->f_event_type, "flow") &&
         (p->error = flow_seen(p)))

@@ -56,7 +56,7 @@ typedef struct {
     int64_t loaded_ms;                      /* wall clock of the last reload, 0: the start */
     uint64_t hist[STREAM_HIST_BUCKETS + 1]; /* event processing time */
     uint64_t hist_sum_ns;
-    struct archive *archive; /* events archived as they are processed (archive.h), NULL: none */
+    struct archive *archive;     /* events archived as they are processed (archive.h), NULL: none */
     struct traffic_agg *traffic; /* the batch's traffic sums (traffic.h), NULL: no store */
 } stream;
 

@@ -169,7 +169,8 @@ async function route() {
     passwordPage(true);
     return;
   }
-  const [, name, arg] = (location.hash || '').split('/');
+  // #/queue?severity=high: the query belongs to the page (queue.js reads it)
+  const [, name, arg] = (location.hash || '').split('?')[0].split('/');
   const allowed = pagesFor(me.role);
   if (name === 'alert' && allowed.some((p) => p.id === 'queue')) {
     await alertPage(shell('queue'), decodeURIComponent(arg || ''), me);

@@ -205,6 +205,39 @@ describe('dashboard', { timeout: 600000 }, () => {
     await pg.goBack();
     await pg.waitForSelector('table tbody tr[data-id]');
     await check(pg, 'queue-zh');
+    // rule titles in the user's language: the rule files' title_zh
+    const titles = await pg.evaluate(async () => (await (await fetch('/api/v1/rules/titles')).json()).titles);
+    const listed = await pg.evaluate(async () => (await (await fetch('/api/v1/alerts?limit=50')).json()).alerts);
+    const zhTitles = listed.map((a) => (titles[a.rule.id] && titles[a.rule.id].title_zh) || a.rule.title);
+    assert.ok(zhTitles.some((x, i) => x !== listed[i].rule.title), 'no rule with a Chinese title');
+    assert.deepEqual(await pg.$$eval('table tbody tr[data-id] td a', (as) => as.map((a) => a.textContent)), zhTitles);
+    // grouped by rule: the API's groups and counts; a group opens as the list's filter
+    await pg.selectOption('#f-group', 'rule');
+    await pg.click('.filters button[type=submit]');
+    await pg.waitForSelector('#group-table tbody tr[data-group]');
+    const groups = await pg.evaluate(async () => (await (await fetch('/api/v1/alerts/groups?by=rule&limit=200')).json()).groups);
+    assert.ok(groups.length >= 2, `rule groups ${groups.length}`);
+    assert.deepEqual(await pg.$$eval('#group-table tbody tr', (rs) => rs.map((r) => Number(r.children[1].textContent))),
+      groups.map((g) => g.alerts));
+    assert.ok((await pg.evaluate(() => location.hash)).includes('group=rule'));
+    await check(pg, 'queue-groups-zh');
+    await pg.click('#group-table tbody tr:first-child button');
+    await pg.waitForSelector('table tbody tr[data-id]');
+    const ruleKey = groups[0].rule_name || groups[0].rule_id;
+    assert.equal(new URLSearchParams((await pg.evaluate(() => location.hash)).split('?')[1]).get('rule'), ruleKey);
+    await pg.waitForFunction((n) => document.querySelector('#queue-count').textContent === `共 ${n} 条告警`, groups[0].alerts);
+    // a saved view: kept in this browser for this user, and brought back after clearing
+    await pg.fill('#view-name', '我的视图');
+    await pg.click('#view-save');
+    await pg.waitForSelector('button[data-view="我的视图"]');
+    await pg.click('#f-reset');
+    await pg.waitForFunction((n) => document.querySelector('#queue-count').textContent === `共 ${n} 条告警`, api);
+    assert.equal(await pg.evaluate(() => location.hash), '#/queue');
+    await pg.click('button[data-view="我的视图"]');
+    await pg.waitForFunction((n) => document.querySelector('#queue-count').textContent === `共 ${n} 条告警`, groups[0].alerts);
+    assert.equal(await pg.inputValue('#f-rule'), ruleKey);
+    await pg.click('#f-reset');
+    await pg.waitForFunction((n) => document.querySelector('#queue-count').textContent === `共 ${n} 条告警`, api);
     // the web exploit alert: its evidence is text, nothing runs, no element comes of it
     const id = await pg.evaluate(async () => {
       const doc = await (await fetch('/api/v1/alerts?q=198.51.100.66')).json();
@@ -255,6 +288,8 @@ describe('dashboard', { timeout: 600000 }, () => {
     await pg.selectOption('#f-status', '');
     await pg.click('.filters button[type=submit]');
     await pg.waitForSelector('table tbody tr[data-id]');
+    const enTitles = await pg.evaluate(async () => (await (await fetch('/api/v1/alerts?limit=50')).json()).alerts.map((a) => a.rule.title));
+    assert.deepEqual(await pg.$$eval('table tbody tr[data-id] td a', (as) => as.map((a) => a.textContent)), enTitles);
     await check(pg, 'queue-en');
     await pg.goto(`${srv.url}/#/alert/${id}`);
     await pg.waitForSelector('pre.event');
@@ -386,5 +421,38 @@ describe('dashboard', { timeout: 600000 }, () => {
     await pg.waitForSelector('#login-user');
     assert.match(await pg.textContent('main'), /session has expired/);
     await pg.context().close();
+  });
+
+  // Every page of every role in both languages: a screenshot each (build/test-artifacts),
+  // with the same checks (axe, CSP, script errors), and the page's heading in the language.
+  test('every page in both languages', { timeout: 300000 }, async () => {
+    const who = [['admin', PASSWORD, ['users']], ['li', `${PASSWORD}-li`, ['overview', 'queue']],
+      ['zhao', `${PASSWORD}-zhao`, ['rules', 'assets']], ['zhou', `${PASSWORD}-zhou`, ['compliance']],
+      ['shen', `${PASSWORD}-shen`, ['audit']]];
+    const heading = { 'zh-CN': JSON.parse(readFileSync(path.join(REPO, 'dashboards/i18n/zh-CN.json'), 'utf8')),
+      en: JSON.parse(readFileSync(path.join(REPO, 'dashboards/i18n/en.json'), 'utf8')) };
+    for (const lang of ['zh-CN', 'en']) {
+      const tag = lang === 'en' ? 'en' : 'zh';
+      for (const [user, password, pages] of who) {
+        const pg = await page(b, lang);
+        await pg.goto(srv.url + '/');
+        await pg.selectOption('#lang', lang);
+        await pg.waitForSelector(`h1:has-text("${heading[lang]['login.title']}")`);
+        if (user === 'admin') await check(pg, `login-${tag}`);
+        await login(pg, user, password);
+        await pg.waitForSelector('header nav a');
+        for (const p of pages) {
+          await pg.goto(`${srv.url}/#/${p}`);
+          await pg.waitForSelector(`main h1:has-text("${heading[lang][`nav.${p}`]}")`);
+          await check(pg, `page-${p}-${tag}`);
+        }
+        if (user === 'admin') {
+          await pg.goto(`${srv.url}/#/password`);
+          await pg.waitForSelector('#pw-new');
+          await check(pg, `page-password-${tag}`);
+        }
+        await pg.context().close();
+      }
+    }
   });
 });

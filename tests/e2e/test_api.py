@@ -316,6 +316,7 @@ MATRIX = [
      {"secadmin"}),
     ("DELETE", "/api/v1/suppressions/0000", None, {"secadmin"}),
     ("GET", "/api/v1/rules", None, {"secadmin", "analyst"}),
+    ("GET", "/api/v1/rules/titles", None, {"secadmin", "analyst", "compliance"}),
     ("GET", "/api/v1/rules/nope", None, {"secadmin", "analyst"}),
     ("POST", "/api/v1/rules", {"name": "bad name", "text": ""}, {"secadmin"}),
     ("POST", "/api/v1/rules/validate", {"name": "bad name", "text": ""}, {"secadmin"}),

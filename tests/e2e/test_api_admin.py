@@ -268,6 +268,16 @@ def test_rules_api(server, store_db, correlator, tmp_path):
     assert by[rule]["alerts"] == 1 and by[rule]["hits"] == 1 and by[rule]["enabled"] is True
     assert by[rule]["file"] == "l3_12_yara_malware.yml" and by[rule]["kind"] == "detection"
     assert any(r["kind"] == "correlation" for r in doc["rules"])
+    # the Chinese titles of the rule files (title_zh), for every role that reads alerts
+    import yaml
+    with open(os.path.join(REPO, "rules", "level3", "l3_12_yara_malware.yml"), encoding="utf-8") as f:
+        src = next(d for d in yaml.safe_load_all(f) if d.get("id") == rule)
+    assert by[rule]["title_zh"] == src["title_zh"] and by[rule]["title"] == src["title"]
+    st, doc, _ = u["compliance"].call("GET", "/api/v1/rules/titles")
+    assert st == 200 and doc["titles"][rule] == {"title": src["title"], "title_zh": src["title_zh"]}
+    assert set(doc["titles"]) == set(by)
+    corr = next(r for r in by.values() if r["kind"] == "correlation")
+    assert doc["titles"][corr["id"]]["title"] == corr["title"]
     st, doc, _ = an.call("GET", "/api/v1/rules/" + rule)
     assert st == 200 and doc["rule"]["id"] == rule and "id: " + rule in doc["source"]
     assert an.call("GET", "/api/v1/rules/nope")[0] == 404

@@ -1,6 +1,7 @@
 """Unit tests of the Python helpers (fhlib.py) and the traffic generator: no sensor needed."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -140,3 +141,28 @@ def test_generated_pcaps_parse(tmp_path):
             assert r.linktype == want_lt.get(name, 1), name
             pkts = list(r)
         assert pkts and float(pkts[0].time) == 1709280000.0, name
+
+
+def test_alert_lines_titles_in_the_users_language():
+    """tools/alert-lines.py (make run's terminal): one line per opened alert, the rule's
+    title_zh from the rule files by default, the alert's own title with LANG=en, control
+    characters from traffic replaced; updates of an alert are not printed again."""
+    with open(os.path.join(REPO, "rules", "level3", "l3_12_yara_malware.yml"), encoding="utf-8") as f:
+        rule = next(d for d in yaml.safe_load_all(f) if d.get("title_zh"))
+    alert = {"update": "opened", "first_seen": "2026-03-02T02:00:00.000Z", "level": "high",
+             "rule": {"id": rule["id"], "title": rule["title"]},
+             "src": {"ip": "198.51.100.1"}, "dest": {"ip": "10.10.1.10", "asset": "web\x1b[31m01"},
+             "department": "大数据局"}
+    feed = json.dumps(alert) + "\n" + json.dumps(dict(alert, update="updated")) + "\n"
+
+    def run(lang):
+        env = dict(os.environ, LANG=lang)
+        p = subprocess.run(["/usr/bin/python3", os.path.join(REPO, "tools", "alert-lines.py")],
+                           input=feed, capture_output=True, text=True, env=env, cwd=REPO, check=True)
+        return p.stdout.splitlines()
+
+    (zh,) = run("C.UTF-8")
+    assert zh == ("2026-03-02 10:00:00 [高危] %s  198.51.100.1 → 10.10.1.10 (web\ufffd[31m01)  大数据局"
+                  % rule["title_zh"])
+    (en,) = run("en_US.UTF-8")
+    assert en.startswith("2026-03-02 10:00:00 [HIGH] %s  " % rule["title"]), en

@@ -6,6 +6,7 @@
 
 import { api, ApiError, query } from '../api.js';
 import { append, clear, h } from '../dom.js';
+import { loadTitles, ruleTitle } from '../titles.js';
 import { errorText, formatTime, t } from '../i18n.js';
 
 // The lifecycle's simple moves (correlator/lifecycle.c; the API checks them again).
@@ -46,6 +47,7 @@ function eventView(text) {
 }
 
 export async function alertPage(main, id, me) {
+  await loadTitles();
   const msg = h('div', { class: 'msgs', 'aria-live': 'polite' });
   let doc;
   try {
@@ -58,7 +60,7 @@ export async function alertPage(main, id, me) {
   }
   const a = doc.alert;
   const inc = doc.incident;
-  document.title = `${t('app.name')} · ${a.rule.title}`;
+  document.title = `${t('app.name')} · ${ruleTitle(a.rule.id, a.rule.title)}`;
   const tags = (a.tags || []).map((x) => (typeof x === 'string' ? x : x.tag || x.value || JSON.stringify(x)));
 
   const pivots = h('div', { class: 'pivot-out' });
@@ -103,7 +105,7 @@ export async function alertPage(main, id, me) {
 
   append(main, [h('section', { class: 'card wide' },
     h('p', {}, h('a', { href: '#/queue' }, t('alert.back'))),
-    h('h1', {}, h('span', { class: `level ${a.level}` }, t(`level.${a.level}`)), ' ', a.rule.title),
+    h('h1', {}, h('span', { class: `level ${a.level}` }, t(`level.${a.level}`)), ' ', ruleTitle(a.rule.id, a.rule.title)),
     msg,
     dl([['alert.rule', a.rule.name || a.rule.id], ['alert.status', t(`state.${inc.status}`)],
       ['alert.department', inc.department], ['alert.assignee', inc.assignee],

@@ -12,6 +12,7 @@
 
 import { api, query } from '../api.js';
 import { append, clear, h } from '../dom.js';
+import { loadTitles, ruleTitle } from '../titles.js';
 import { currentLanguage, errorText, formatTime, t } from '../i18n.js';
 import { chart } from '../charts.js';
 
@@ -116,6 +117,7 @@ export async function overviewPage(main) {
     let o;
     let groups;
     try {
+      await loadTitles();
       o = await api('GET', `/api/v1/overview${query({ days: DAYS })}`);
       groups = await Promise.all(['rule', 'source', 'destination'].map((by) =>
         api('GET', `/api/v1/alerts/groups${query({ by, from: o.since, limit: 10 })}`)));
@@ -142,7 +144,7 @@ export async function overviewPage(main) {
       trendEl,
       h('p', { class: 'hint', id: 'forecast-how' }, t('overview.forecast_how', { n: AHEAD })),
       h('div', { class: 'panels' },
-        top(t('overview.top_rules'), groups[0].groups, (g) => g.rule_name || g.rule_id),
+        top(t('overview.top_rules'), groups[0].groups, (g) => ruleTitle(g.rule_id)),
         top(t('overview.top_sources'), groups[1].groups, (g) => g.src_ip || '—'),
         top(t('overview.top_targets'), groups[2].groups, (g) => g.dest_ip || '—')),
       h('h2', {}, t('overview.categories')),
@@ -179,7 +181,7 @@ export async function overviewPage(main) {
       await chart(catEl, {
         grid: { left: 160, right: 24, top: 8, bottom: 24 },
         xAxis: { type: 'value', minInterval: 1 },
-        yAxis: { type: 'category', data: cats.map(([k]) => k).reverse() },
+        yAxis: { type: 'category', data: cats.map(([k]) => t(`cat.${k}`)).reverse() },
         series: [{ type: 'bar', data: cats.map(([, v]) => v).reverse(), color: '#1a73e8' }],
       }, t('overview.categories'));
     }

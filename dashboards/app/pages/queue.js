@@ -1,49 +1,194 @@
-// queue.js - the alert queue: the API's filters, newest first, pages of 50 by cursor,
-// counts from /api/v1/alerts/facets (the same filter, so they equal the API's), and for
-// analysts bulk moves over the selection or over everything the filter matches (with the
-// count confirmed, as the API asks).
+// queue.js - the alert queue: the API's filters (severity, status, department, rule,
+// category, address, time range, text), sorting, pages of 50 by cursor, counts from
+// /api/v1/alerts/facets (the same filter, so they equal the API's), grouping by rule,
+// source or destination with counts (/api/v1/alerts/groups, server side; a group opens
+// as a filter), saved views (named filter, sort and grouping, kept per user in this
+// browser), and for analysts bulk moves over the selection or over everything the filter
+// matches (with the count confirmed, as the API asks). The filter is in the address
+// (#/queue?severity=high&...), so a view can be bookmarked or sent to a colleague.
 
 import { api, ApiError, query } from '../api.js';
 import { append, clear, h } from '../dom.js';
+import { loadTitles, ruleTitle } from '../titles.js';
 import { errorText, formatTime, t } from '../i18n.js';
 
 const LEVELS = ['critical', 'high', 'medium', 'low', 'informational'];
 const STATES = ['new', 'acknowledged', 'rectifying', 'rectified', 'reopened', 'closed',
   'false_positive', 'duplicate', 'accepted_risk'];
 const BULK = ['acknowledged', 'false_positive'];
+export const CATEGORIES = ['malware', 'network_attack', 'data_security', 'violation', 'hidden_danger',
+  'abnormal_behavior'];
+const SORTS = ['-last_seen', '-first_seen', '-severity', '-count', '+last_seen'];
+const GROUPS = ['rule', 'source', 'destination'];
+// what a view holds (the address's query and a saved view)
+const KEYS = ['severity', 'status', 'department', 'rule', 'category', 'address', 'from', 'to', 'q', 'sort', 'group'];
 
-const state = { severity: '', status: '', q: '', cursors: [null] };
+const state = { severity: '', status: '', department: '', rule: '', category: '', address: '', from: '', to: '', q: '',
+  sort: '-last_seen', group: '', cursors: [null] };
+
+// #/queue?k=v: the view in the address wins over the last one used
+function fromHash() {
+  const i = location.hash.indexOf('?');
+  if (i < 0) return;
+  const p = new URLSearchParams(location.hash.slice(i + 1));
+  for (const k of KEYS) state[k] = p.get(k) || (k === 'sort' ? '-last_seen' : '');
+  state.cursors = [null];
+}
+
+function view() {
+  const v = {};
+  for (const k of KEYS) if (state[k] && !(k === 'sort' && state[k] === '-last_seen')) v[k] = state[k];
+  return v;
+}
+
+function toHash() {
+  const q = new URLSearchParams(view()).toString();
+  history.replaceState(null, '', `#/queue${q ? `?${q}` : ''}`);
+}
+
+function viewsKey(me) {
+  return `fh.views.${me.name}`;
+}
+
+export function savedViews(me) {
+  try {
+    const v = JSON.parse(localStorage.getItem(viewsKey(me)) || '[]');
+    return Array.isArray(v) ? v.filter((x) => x && typeof x.name === 'string' && x.view && typeof x.view === 'object') : [];
+  } catch {
+    return [];
+  }
+}
+
+function storeViews(me, views) {
+  localStorage.setItem(viewsKey(me), JSON.stringify(views));
+}
 
 function sideText(side) {
   if (!side || !side.ip) return '';
   return side.asset ? `${side.ip} (${side.asset})` : side.ip;
 }
 
-function select(id, label, values, current, prefix) {
+// counts: {value: n} from the facets, shown beside each value when known
+function select(id, label, values, current, name, counts) {
+  // a value from the address or a saved view that the facets do not list is still shown
+  if (current && !values.includes(current)) values = [current, ...values];
   return h('div', { class: 'field inline' }, h('label', { for: id }, t(label)),
     h('select', { id }, h('option', { value: '' }, t('queue.any')),
-      values.map((v) => h('option', { value: v, selected: v === current }, t(`${prefix}.${v}`)))));
+      values.map((v) => h('option', { value: v, selected: v === current },
+        counts && counts[v] !== undefined ? `${name(v)} (${counts[v]})` : name(v)))));
 }
 
 export async function queuePage(main, me) {
+  fromHash();
+  await loadTitles();
   const analyst = me.role === 'analyst';
   const msg = h('div', { class: 'msgs', 'aria-live': 'polite' });
   const count = h('p', { class: 'count', id: 'queue-count' });
   const tbody = h('tbody');
+  const groupBox = h('div', { class: 'groups', id: 'groups' });
+  const listBox = h('div', {});
+  const viewsBar = h('div', { class: 'views', role: 'group', 'aria-label': t('queue.views') });
   const selected = new Set();
+  let facets0 = { department: {}, rule: {} };
+  try {
+    // the values to offer (with their counts): over everything the user may see
+    facets0 = await api('GET', '/api/v1/alerts/facets');
+  } catch {
+    /* the list below reports the error */
+  }
   const filters = h('form', { class: 'filters', role: 'search', 'aria-label': t('queue.filters') },
-    select('f-severity', 'queue.severity', LEVELS, state.severity, 'level'),
-    select('f-status', 'queue.status', STATES, state.status, 'state'),
+    select('f-severity', 'queue.severity', LEVELS, state.severity, (v) => t(`level.${v}`), facets0.severity),
+    select('f-status', 'queue.status', STATES, state.status, (v) => t(`state.${v}`), facets0.status),
+    select('f-department', 'queue.department', Object.keys(facets0.department || {}), state.department, (v) => v, facets0.department),
+    select('f-rule', 'queue.rule', Object.keys(facets0.rule || {}), state.rule, (v) => v, facets0.rule),
+    select('f-category', 'queue.category', CATEGORIES, state.category, (v) => t(`cat.${v}`)),
+    h('div', { class: 'field inline' }, h('label', { for: 'f-address' }, t('queue.address')),
+      h('input', { id: 'f-address', type: 'text', value: state.address, size: '16', spellcheck: 'false' })),
+    h('div', { class: 'field inline' }, h('label', { for: 'f-from' }, t('queue.from')),
+      h('input', { id: 'f-from', type: 'date', value: state.from })),
+    h('div', { class: 'field inline' }, h('label', { for: 'f-to' }, t('queue.to')),
+      h('input', { id: 'f-to', type: 'date', value: state.to })),
     h('div', { class: 'field inline' }, h('label', { for: 'f-q' }, t('queue.search')),
       h('input', { id: 'f-q', type: 'search', value: state.q })),
-    h('button', { type: 'submit' }, t('queue.apply')));
+    h('div', { class: 'field inline' }, h('label', { for: 'f-sort' }, t('queue.sort')),
+      h('select', { id: 'f-sort' }, SORTS.map((v) => h('option', { value: v, selected: v === state.sort }, t(`queue.sort_${v.slice(1)}${v[0] === '+' ? '_asc' : ''}`))))),
+    h('div', { class: 'field inline' }, h('label', { for: 'f-group' }, t('queue.group')),
+      h('select', { id: 'f-group' }, h('option', { value: '' }, t('queue.group_none')),
+        GROUPS.map((v) => h('option', { value: v, selected: v === state.group }, t(`queue.group_${v}`))))),
+    h('button', { type: 'submit' }, t('queue.apply')),
+    h('button', { type: 'button', id: 'f-reset', onClick: () => {
+      for (const k of KEYS) state[k] = k === 'sort' ? '-last_seen' : '';
+      state.cursors = [null];
+      toHash();
+      rerender();
+    } }, t('queue.reset')));
   const prev = h('button', { type: 'button', id: 'page-prev' }, t('queue.prev'));
   const next = h('button', { type: 'button', id: 'page-next' }, t('queue.next'));
   const bulkBar = analyst ? h('div', { class: 'bulk', role: 'group', 'aria-label': t('queue.bulk') }) : null;
   let total = 0;
 
   function filterParams() {
-    return { severity: state.severity, status: state.status, q: state.q };
+    return { severity: state.severity, status: state.status, department: state.department, rule: state.rule,
+      category: state.category, address: state.address, from: state.from, to: state.to, q: state.q };
+  }
+
+  function rerender() {
+    document.removeEventListener('keydown', onKey);
+    clear(main);
+    queuePage(main, me);
+  }
+
+  // Saved views: the current filter, sort and grouping under a name (this browser, this user).
+  function drawViews() {
+    clear(viewsBar);
+    const views = savedViews(me);
+    const name = h('input', { id: 'view-name', type: 'text', maxlength: '60', placeholder: t('queue.view_name') });
+    append(viewsBar, [h('span', { class: 'views-label' }, t('queue.views')),
+      views.length ? views.map((v, i) => h('span', { class: 'view' },
+        h('button', { type: 'button', class: 'link', 'data-view': v.name, onClick: () => {
+          for (const k of KEYS) state[k] = typeof v.view[k] === 'string' ? v.view[k] : (k === 'sort' ? '-last_seen' : '');
+          state.cursors = [null];
+          toHash();
+          rerender();
+        } }, v.name),
+        h('button', { type: 'button', class: 'icon', 'aria-label': t('queue.view_delete', { name: v.name }), onClick: () => {
+          storeViews(me, views.filter((_, k) => k !== i));
+          drawViews();
+        } }, '×'))) : h('span', { class: 'hint' }, t('queue.views_none')),
+      h('label', { for: 'view-name', class: 'sr' }, t('queue.view_name')), name,
+      h('button', { type: 'button', id: 'view-save', onClick: () => {
+        const n = name.value.trim();
+        if (!n) {
+          name.focus();
+          return;
+        }
+        storeViews(me, [...views.filter((v) => v.name !== n), { name: n, view: view() }]);
+        drawViews();
+      } }, t('queue.view_save'))]);
+  }
+
+  // Grouped: one row per rule, source or destination with its alerts and events; a group
+  // opens as the filter of the list.
+  async function loadGroups() {
+    clear(groupBox);
+    const doc = await api('GET', `/api/v1/alerts/groups${query({ ...filterParams(), by: state.group, limit: 200 })}`);
+    const label = (g) => (state.group === 'rule' ? ruleTitle(g.rule_id) : state.group === 'source' ? g.src_ip : g.dest_ip) || '—';
+    append(groupBox, [h('h2', {}, t('queue.groups_of', { by: t(`queue.group_${state.group}`), n: doc.groups.length })),
+      h('table', { class: 'grid', id: 'group-table' },
+        h('thead', {}, h('tr', {}, ['name', 'alerts', 'events', 'first', 'last'].map((c) =>
+          h('th', { scope: 'col', class: ['alerts', 'events'].includes(c) ? 'num' : '' }, t(`queue.gcol_${c}`))))),
+        h('tbody', {}, doc.groups.length ? doc.groups.map((g) => h('tr', { 'data-group': label(g) },
+          h('td', {}, h('button', { type: 'button', class: 'link', onClick: () => {
+            if (state.group === 'rule') state.rule = g.rule_name || g.rule_id;
+            else state.address = state.group === 'source' ? g.src_ip : g.dest_ip;
+            state.group = '';
+            state.cursors = [null];
+            toHash();
+            rerender();
+          } }, label(g))),
+          h('td', { class: 'num' }, String(g.alerts)), h('td', { class: 'num' }, String(g.events)),
+          h('td', { class: 'time' }, formatTime(g.first_seen)), h('td', { class: 'time' }, formatTime(g.last_seen))))
+          : h('tr', {}, h('td', { colspan: 5 }, t('queue.empty')))))]);
   }
 
   // keep: the message of the action that asked for the reload stays
@@ -51,22 +196,26 @@ export async function queuePage(main, me) {
     if (!keep) clear(msg);
     const cursor = state.cursors[state.cursors.length - 1];
     try {
-      const [page, facets] = await Promise.all([
-        api('GET', `/api/v1/alerts${query({ ...filterParams(), limit: 50, cursor })}`),
-        api('GET', `/api/v1/alerts/facets${query(filterParams())}`),
-      ]);
+      const facets = await api('GET', `/api/v1/alerts/facets${query(filterParams())}`);
       total = facets.total;
       count.textContent = t('queue.count', { n: total });
+      listBox.hidden = Boolean(state.group);
+      clear(groupBox);
+      if (state.group) {
+        await loadGroups();
+        return;
+      }
+      const page = await api('GET', `/api/v1/alerts${query({ ...filterParams(), sort: state.sort, limit: 50, cursor })}`);
       clear(tbody);
       selected.clear();
       for (const a of page.alerts) {
-        const box = analyst ? h('input', { type: 'checkbox', 'aria-label': t('queue.select_one', { title: a.rule.title }) }) : null;
+        const box = analyst ? h('input', { type: 'checkbox', 'aria-label': t('queue.select_one', { title: ruleTitle(a.rule.id, a.rule.title) }) }) : null;
         if (box) box.addEventListener('change', () => (box.checked ? selected.add(a.id) : selected.delete(a.id)));
         append(tbody, [h('tr', { 'data-id': a.id },
           analyst ? h('td', {}, box) : null,
           h('td', { class: 'time' }, formatTime(a.last_seen)),
           h('td', {}, h('span', { class: `level ${a.level}` }, t(`level.${a.level}`))),
-          h('td', {}, h('a', { href: `#/alert/${encodeURIComponent(a.id)}` }, a.rule.title)),
+          h('td', {}, h('a', { href: `#/alert/${encodeURIComponent(a.id)}` }, ruleTitle(a.rule.id, a.rule.title))),
           h('td', { class: 'addr' }, sideText(a.src), ' → ', sideText(a.dest)),
           h('td', {}, a.department || ''),
           h('td', {}, t(`state.${a.status}`)),
@@ -90,10 +239,12 @@ export async function queuePage(main, me) {
   });
   filters.addEventListener('submit', (e) => {
     e.preventDefault();
-    state.severity = filters.querySelector('#f-severity').value;
-    state.status = filters.querySelector('#f-status').value;
-    state.q = filters.querySelector('#f-q').value.trim();
+    for (const k of KEYS) {
+      const el = filters.querySelector(`#f-${k}`);
+      if (el) state[k] = el.value.trim();
+    }
     state.cursors = [null];
+    toHash();
     load();
   });
 
@@ -166,15 +317,16 @@ export async function queuePage(main, me) {
   }
   document.addEventListener('keydown', onKey);
 
-  append(main, [h('section', { class: 'card wide' },
-    h('h1', {}, t('nav.queue')), filters, count, msg, bulkBar,
+  append(listBox, [bulkBar,
     h('table', { class: 'grid', 'aria-describedby': 'queue-count' },
       h('thead', {}, h('tr', {},
         analyst ? h('th', { scope: 'col' }, h('span', { class: 'sr' }, t('queue.select'))) : null,
         ['time', 'level', 'title', 'route', 'department', 'status', 'count'].map((c) => h('th', { scope: 'col' }, t(`queue.col_${c}`))))),
       tbody),
     h('div', { class: 'pager' }, prev, next,
-      h('button', { type: 'button', class: 'link', onClick: () => { help.hidden = !help.hidden; } }, t('keys.show'))),
-    help)]);
+      h('button', { type: 'button', class: 'link', onClick: () => { help.hidden = !help.hidden; } }, t('keys.show')))]);
+  append(main, [h('section', { class: 'card wide' },
+    h('h1', {}, t('nav.queue')), filters, viewsBar, count, msg, groupBox, listBox, help)]);
+  drawViews();
   await load();
 }

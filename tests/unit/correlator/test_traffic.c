@@ -74,7 +74,8 @@ static void query(const fx *f, const char *sql, char *out, size_t len)
         for (int i = 0; i < sqlite3_column_count(s); i++) {
             const unsigned char *v = sqlite3_column_text(s, i);
 
-            n += (size_t)snprintf(out + n, len - n, "%s%s", i ? "|" : "", v ? (const char *)v : "-");
+            n +=
+                (size_t)snprintf(out + n, len - n, "%s%s", i ? "|" : "", v ? (const char *)v : "-");
         }
     sqlite3_finalize(s);
     sqlite3_close(db);
@@ -106,11 +107,15 @@ static void test_sums(void **state)
     assert_int_equal(traffic_flush(f->t, f->st), FH_OK);
     assert_int_equal(traffic_rows(f->t), 0);
     assert_int_equal(store_commit(f->st), FH_OK);
-    query(f, "SELECT flows, packets, bytes FROM traffic_hourly WHERE hour = 10 AND app_proto = "
-             "'http'", got, sizeof(got));
+    query(f,
+          "SELECT flows, packets, bytes FROM traffic_hourly WHERE hour = 10 AND app_proto = "
+          "'http'",
+          got, sizeof(got));
     assert_string_equal(got, "2|15|1500");
-    query(f, "SELECT flows, packets, bytes, category, country FROM traffic_hourly WHERE hour = 10 "
-             "AND app_proto = 'unknown'", got, sizeof(got));
+    query(f,
+          "SELECT flows, packets, bytes, category, country FROM traffic_hourly WHERE hour = 10 "
+          "AND app_proto = 'unknown'",
+          got, sizeof(got));
     assert_string_equal(got, "2|3|180||");
     query(f, "SELECT length(segment) FROM traffic_hourly WHERE app_proto = 'dns'", got,
           sizeof(got));
