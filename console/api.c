@@ -678,12 +678,14 @@ static void h_facets(api *a, store *st, session *s, const http_req *r, http_resp
         http_error(w, 500, "store_error");
 }
 
-/* GET /api/v1/overview?days=14[&filters]: the overview's figures (aq_overview) */
+/* GET /api/v1/overview?days=14[&end=YYYY-MM-DD][&filters]: the overview's figures
+ * (aq_overview): the days up to `end` (Asia/Shanghai, inclusive), today by default */
 static void h_overview(api *a, store *st, session *s, const http_req *r, http_resp *w,
                        const char *id)
 {
-    const char *d = http_query(r, "days");
+    const char *d = http_query(r, "days"), *e = http_query(r, "end");
     long long days = d ? atoll(d) : 14;
+    int64_t end = 0;
     filter_buf fb;
     fh_err err;
 
@@ -692,9 +694,13 @@ static void h_overview(api *a, store *st, session *s, const http_req *r, http_re
         http_error(w, 400, "bad_days");
         return;
     }
+    if (e && *e && !console_parse_time(e, true, &end)) {
+        http_error(w, 400, "bad_time");
+        return;
+    }
     if (!parse_filter(r, s, &fb, w))
         return;
-    if ((err = aq_overview(st, &fb.f, (uint32_t)days, api_now(a), &w->body)) != FH_OK)
+    if ((err = aq_overview(st, &fb.f, (uint32_t)days, end, api_now(a), &w->body)) != FH_OK)
         http_error(w, err == FH_ERR_ARG ? 400 : 500,
                    err == FH_ERR_ARG ? "bad_days" : "store_error");
 }

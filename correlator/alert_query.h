@@ -72,11 +72,14 @@ fh_err aq_groups(store *st, const aq_filter *f, const char *by, uint32_t limit, 
 
 /*
  * The overview (态势感知) of the alerts the filter's scope allows, as JSON into out:
- * {"since","now","days":[{"day":"YYYY-MM-DD","critical":N,...}] (alerts first seen per
- * Asia/Shanghai day, the last `days` days, 1..90), "open", "overdue" (open incidents past
- * their deadline at now), "category":{...} (top 20), "sensors":[{"sensor","segment",
- * "last_seen","stats_24h"}] (every sensor's stats events, event time)}. FH_ERR_ARG for days.
+ * {"since","until","now","days":[{"day":"YYYY-MM-DD","critical":N,...}] (alerts first
+ * seen per Asia/Shanghai day, `days` days, 1..90, ending with the day before end, or with
+ * today when end is 0), "open", "overdue" (open incidents past their deadline at now),
+ * "latest_alert" (the newest first_seen of the filter), "category":{...} (top 20),
+ * "traffic":{...} (the same days), "sensors":[...] (their health at now)}; see
+ * docs/openapi.yaml. FH_ERR_ARG for days.
  */
-fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t now, jbuf *out);
+fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t end, int64_t now,
+                   jbuf *out);
 
 #endif

@@ -530,7 +530,7 @@ fh_err aq_groups(store *st, const aq_filter *f, const char *by, uint32_t limit, 
 #define OVERVIEW_TRAFFIC_TOP 10
 #define OVERVIEW_SILENT_MS   (5 * 60 * 1000LL) /* no stats event for 5 min: silent */
 
-/* One row per (day, level) of alerts first seen since `since`, as counts per day. */
+/* One row per (day, level) of alerts first seen in the ndays + 1 days from `since`. */
 static fh_err overview_days(store *st, const aq_filter *f, int64_t since, uint32_t ndays, jbuf *out)
 {
     int64_t counts[OVERVIEW_MAX_DAYS + 1][5] = {{0}};
@@ -544,6 +544,8 @@ static fh_err overview_days(store *st, const aq_filter *f, int64_t since, uint32
     where(&q, f);
     add(&q, " AND a.first_seen >= ");
     num(&q, since);
+    add(&q, " AND a.first_seen < ");
+    num(&q, since + (int64_t)(ndays + 1) * DAY_MS);
     add(&q, " GROUP BY 1, 2");
     if (!(s = prepare(st, &q))) {
         qb_free(&q);
@@ -575,8 +577,8 @@ static fh_err overview_days(store *st, const aq_filter *f, int64_t since, uint32
     return err;
 }
 
-/* Traffic since `since` (traffic_hourly: ended flows, by event hour), top rows by bytes. */
-static fh_err overview_traffic(store *st, int64_t since, jbuf *out)
+/* Traffic in [since, until) (traffic_hourly: ended flows, by event hour), top rows by bytes. */
+static fh_err overview_traffic(store *st, int64_t since, int64_t until, jbuf *out)
 {
     static const char *const by[][2] = {
         {"by_app", "app_proto"},
@@ -590,9 +592,11 @@ static fh_err overview_traffic(store *st, int64_t since, jbuf *out)
 
     jbuf_obj_open(out, "traffic");
     if (!(s = db_prepare(st->db, "SELECT COALESCE(SUM(flows), 0), COALESCE(SUM(packets), 0), "
-                                 "COALESCE(SUM(bytes), 0) FROM traffic_hourly WHERE hour >= ?1")))
+                                 "COALESCE(SUM(bytes), 0) FROM traffic_hourly WHERE hour >= ?1 "
+                                 "AND hour < ?2")))
         return store_fail(st, "overview: prepare traffic");
     db_bind_int64(s, 1, since / (3600 * 1000LL));
+    db_bind_int64(s, 2, until / (3600 * 1000LL));
     rc = db_step(s);
     if (rc == DB_ROW) {
         jbuf_i64(out, "flows", db_column_int64(s, 0));
@@ -606,11 +610,12 @@ static fh_err overview_traffic(store *st, int64_t since, jbuf *out)
         /* the column names are the constants above, never data */
         snprintf(sql, sizeof(sql),
                  "SELECT %s, SUM(flows), SUM(packets), SUM(bytes) FROM traffic_hourly WHERE hour "
-                 ">= ?1 GROUP BY %s ORDER BY 4 DESC, 1 LIMIT %d",
+                 ">= ?1 AND hour < ?2 GROUP BY %s ORDER BY 4 DESC, 1 LIMIT %d",
                  by[i][1], by[i][1], OVERVIEW_TRAFFIC_TOP);
         if (!(s = db_prepare(st->db, sql)))
             return store_fail(st, "overview: prepare traffic %s", by[i][0]);
         db_bind_int64(s, 1, since / (3600 * 1000LL));
+        db_bind_int64(s, 2, until / (3600 * 1000LL));
         jbuf_arr_open(out, by[i][0]);
         while ((rc = db_step(s)) == DB_ROW) {
             jbuf_obj_open(out, NULL);
@@ -711,23 +716,27 @@ static fh_err overview_sensors(store *st, int64_t now, jbuf *out)
     return err;
 }
 
-fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t now, jbuf *out)
+fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t end, int64_t now,
+                   jbuf *out)
 {
-    int64_t since, open = 0, overdue = 0;
-    qb q = {0};
+    int64_t since, until, open = 0, overdue = 0, latest = 0;
+    qb q = {0}, ql = {0};
     db_stmt *s;
     fh_err err;
     int rc;
 
     if (days < 1 || days > OVERVIEW_MAX_DAYS)
         return FH_ERR_ARG;
-    /* from the start of the day (Asia/Shanghai) days-1 days ago */
-    since = ((now + CST_MS) / DAY_MS - (days - 1)) * DAY_MS - CST_MS;
+    /* from the start of the day (Asia/Shanghai) days-1 days before the last one */
+    since = (((end ? end - 1 : now) + CST_MS) / DAY_MS - (days - 1)) * DAY_MS - CST_MS;
+    until = since + (int64_t)days * DAY_MS;
     jbuf_obj_open(out, NULL);
     alert_json_time(out, "since", since);
+    alert_json_time(out, "until", until);
     alert_json_time(out, "now", now);
     if ((err = overview_days(st, f, since, days - 1, out)))
         return err;
+    /* open and overdue now, whatever the days shown */
     add(&q,
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.deadline_at IS NOT NULL AND a.deadline_at < ");
     num(&q, now);
@@ -750,9 +759,26 @@ fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t now, jb
         return err;
     jbuf_i64(out, "open", open);
     jbuf_i64(out, "overdue", overdue);
+    /* the newest alert of the filter: where to look when the days shown have none */
+    add(&ql, "SELECT COALESCE(MAX(a.first_seen), 0) FROM alerts a");
+    where(&ql, f);
+    if (!(s = prepare(st, &ql))) {
+        qb_free(&ql);
+        return FH_ERR_IO;
+    }
+    if (db_step(s) == DB_ROW)
+        latest = db_column_int64(s, 0);
+    else
+        err = store_fail(st, "overview: SELECT latest");
+    db_finalize(s);
+    qb_free(&ql);
+    if (err)
+        return err;
+    if (latest)
+        alert_json_time(out, "latest_alert", latest);
     if ((err = facet(st, f, "category", "a.category", true, out)))
         return err;
-    if ((err = overview_traffic(st, since, out)))
+    if ((err = overview_traffic(st, since, until, out)))
         return err;
     if ((err = overview_sensors(st, now, out)))
         return err;

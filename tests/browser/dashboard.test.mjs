@@ -179,6 +179,19 @@ describe('dashboard', { timeout: 600000 }, () => {
     assert.match(await pg.textContent('#traffic-country tr[data-key="US"]'), /美国/);
     assert.match(await pg.textContent('#traffic-country tr[data-key=""]'), /内网或未查询/);
     await check(pg, 'overview-zh');
+    // nothing in these fourteen days: one click shows the days of the newest alert
+    await pg.waitForSelector('#ov-older-go');
+    const day = new Date(new Date(o.latest_alert).getTime() + 8 * 3600000).toISOString().slice(0, 10);
+    await pg.click('#ov-older-go');
+    await pg.waitForSelector(`.kpi-label:has-text("${day} 告警")`);
+    assert.equal(await pg.inputValue('#ov-end'), day);
+    const then = await pg.evaluate(async (d) => (await fetch(`/api/v1/overview?days=14&end=${d}`)).json(), day);
+    const topRules = await pg.evaluate(async (p) => (await (await fetch(`/api/v1/alerts/groups?by=rule&from=${p.since}&to=${p.until}&limit=10`)).json()).groups, then);
+    assert.ok(topRules.length >= 1);
+    assert.equal(await pg.$$eval('.panels ol.top:first-of-type li', (l) => l.length) >= 1, true);
+    assert.equal(await pg.textContent('.kpi:nth-child(3) .kpi-value'),
+      String(['critical', 'high', 'medium', 'low', 'informational'].reduce((n, l) => n + then.days[then.days.length - 1][l], 0)));
+    await check(pg, 'overview-period-zh');
     await pg.goto(`${srv.url}/#/queue`);
     await pg.waitForSelector('#queue-count');
     await pg.waitForSelector('table tbody tr[data-id]');

@@ -625,6 +625,16 @@ def test_overview(console, store_db, correlator, tmp_path):
         assert {d["day"]: d["high"] for d in doc["days"]}["2026-03-02"] == 1
         assert u["analyst"].call("GET", "/api/v1/overview?days=91")[1] == {
             "error": {"code": "bad_days"}}
+        # another period: three days up to 2026-03-01 (inclusive); open and overdue stay now's
+        st, doc, _ = u["compliance"].call("GET", "/api/v1/overview?days=3&end=2026-03-01")
+        assert st == 200, doc
+        assert [d["day"] for d in doc["days"]] == ["2026-02-27", "2026-02-28", "2026-03-01"]
+        assert doc["since"].startswith("2026-02-26T16:00:00") and doc["until"].startswith(
+            "2026-03-01T16:00:00")
+        assert [d["high"] for d in doc["days"]] == [0, 0, 1] and doc["open"] == 3
+        assert doc["latest_alert"].startswith("2026-03-02T02:00:00")
+        assert u["compliance"].call("GET", "/api/v1/overview?end=yesterday")[1] == {
+            "error": {"code": "bad_time"}}
         assert u["auditor"].call("GET", "/api/v1/overview")[0] == 403
     finally:
         s.stop()

@@ -18,7 +18,9 @@ import { chart } from '../charts.js';
 
 const LEVELS = ['critical', 'high', 'medium', 'low', 'informational'];
 const COLORS = { critical: '#8c1d18', high: '#d93025', medium: '#e37400', low: '#1a73e8', informational: '#80868b' };
-const DAYS = 14;
+const PERIODS = [7, 14, 30, 90];
+// the period shown: `days` days up to `end` (YYYY-MM-DD, Asia/Shanghai; '' today)
+const view = { days: 14, end: '' };
 const AHEAD = 3;
 
 // Holt's linear method; returns the next `ahead` values (rounded, >= 0).
@@ -104,9 +106,31 @@ function sensorRow(s) {
     h('td', {}, h('span', { class: s.silent ? 'state bad' : 'state good' }, s.silent ? t('overview.silent') : t('overview.reporting'))));
 }
 
+// YYYY-MM-DD of an instant in Asia/Shanghai
+function cstDay(iso) {
+  return new Date(new Date(iso).getTime() + 8 * 3600000).toISOString().slice(0, 10);
+}
+
 export async function overviewPage(main) {
   const box = h('div', { class: 'overview' });
-  append(main, [h('section', { class: 'card wide' }, h('h1', {}, t('nav.overview')), box)]);
+  const daysSel = h('select', { id: 'ov-days' }, PERIODS.map((n) => h('option', { value: String(n), selected: n === view.days }, t('overview.days_n', { n }))));
+  const endIn = h('input', { id: 'ov-end', type: 'date', value: view.end });
+  const period = h('form', { class: 'filters', 'aria-label': t('overview.period') },
+    h('div', { class: 'field inline' }, h('label', { for: 'ov-days' }, t('overview.period')), daysSel),
+    h('div', { class: 'field inline' }, h('label', { for: 'ov-end' }, t('overview.end')), endIn),
+    h('button', { type: 'submit' }, t('queue.apply')),
+    h('button', { type: 'button', onClick: () => {
+      view.end = '';
+      endIn.value = '';
+      load();
+    } }, t('overview.today')));
+  period.addEventListener('submit', (e) => {
+    e.preventDefault();
+    view.days = Number(daysSel.value) || 14;
+    view.end = endIn.value;
+    load();
+  });
+  append(main, [h('section', { class: 'card wide' }, h('h1', {}, t('nav.overview')), period, box)]);
   let timer = null;
 
   async function load() {
@@ -118,9 +142,9 @@ export async function overviewPage(main) {
     let groups;
     try {
       await loadTitles();
-      o = await api('GET', `/api/v1/overview${query({ days: DAYS })}`);
+      o = await api('GET', `/api/v1/overview${query({ days: view.days, end: view.end })}`);
       groups = await Promise.all(['rule', 'source', 'destination'].map((by) =>
-        api('GET', `/api/v1/alerts/groups${query({ by, from: o.since, limit: 10 })}`)));
+        api('GET', `/api/v1/alerts/groups${query({ by, from: o.since, to: o.until, limit: 10 })}`)));
     } catch (err) {
       clear(box);
       append(box, [h('p', { class: 'msg error', role: 'alert' }, errorText(err.code))]);
@@ -133,14 +157,24 @@ export async function overviewPage(main) {
     const trendEl = h('div', { class: 'chart', id: 'sev-chart' });
     const catEl = h('div', { class: 'chart short', id: 'cat-chart' });
     const cats = Object.entries(o.category).filter(([k]) => k !== '(none)');
+    const past = Boolean(view.end) && new Date(o.until).getTime() < new Date(o.now).getTime();
+    // nothing in the days shown, but there are alerts before: one click to their days
+    const older = !totals.some((n) => n) && o.latest_alert && new Date(o.latest_alert) < new Date(o.since)
+      ? h('p', { class: 'msg info', id: 'ov-older' }, t('overview.older', { at: formatTime(o.latest_alert) }), ' ',
+        h('button', { type: 'button', id: 'ov-older-go', onClick: () => {
+          view.end = cstDay(o.latest_alert);
+          endIn.value = view.end;
+          load();
+        } }, t('overview.older_go'))) : null;
     clear(box);
     append(box, [
       h('div', { class: 'kpis' },
         h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, t('overview.open')), h('div', { class: 'kpi-value', id: 'kpi-open' }, String(o.open))),
         h('div', { class: `kpi ${o.overdue ? 'bad' : 'good'}` }, h('div', { class: 'kpi-label' }, t('overview.overdue')), h('div', { class: 'kpi-value', id: 'kpi-overdue' }, String(o.overdue))),
-        h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, t('overview.new_today')), h('div', { class: 'kpi-value' }, String(totals[totals.length - 1]))),
-        h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, t('overview.forecast_tomorrow')), h('div', { class: 'kpi-value', id: 'kpi-forecast' }, String(forecast[0])))),
-      h('h2', {}, t('overview.by_day', { n: DAYS })),
+        h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, past ? t('overview.new_on', { day: last }) : t('overview.new_today')), h('div', { class: 'kpi-value' }, String(totals[totals.length - 1]))),
+        h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, past ? t('overview.forecast_on', { day: nextDay(last, 1) }) : t('overview.forecast_tomorrow')), h('div', { class: 'kpi-value', id: 'kpi-forecast' }, String(forecast[0])))),
+      older,
+      h('h2', {}, t('overview.by_day', { n: view.days })),
       trendEl,
       h('p', { class: 'hint', id: 'forecast-how' }, t('overview.forecast_how', { n: AHEAD })),
       h('div', { class: 'panels' },
@@ -149,7 +183,7 @@ export async function overviewPage(main) {
         top(t('overview.top_targets'), groups[2].groups, (g) => g.dest_ip || '—')),
       h('h2', {}, t('overview.categories')),
       cats.length ? catEl : h('p', {}, t('overview.none')),
-      h('h2', {}, t('overview.traffic', { n: DAYS })),
+      h('h2', {}, t('overview.traffic', { n: view.days })),
       h('p', { class: 'hint', id: 'traffic-total' }, t('overview.traffic_total', {
         flows: formatCount(o.traffic.flows), bytes: formatBytes(o.traffic.bytes) })),
       h('div', { class: 'panels' },
@@ -176,7 +210,7 @@ export async function overviewPage(main) {
         { name: t('overview.forecast'), type: 'line', lineStyle: { type: 'dashed' }, color: '#5f6368',
           data: [...totals.map((v, i) => (i === totals.length - 1 ? v : null)), ...forecast] },
       ],
-    }, t('overview.chart_label', { n: DAYS, ahead: AHEAD }));
+    }, t('overview.chart_label', { n: view.days, ahead: AHEAD }));
     if (cats.length) {
       await chart(catEl, {
         grid: { left: 160, right: 24, top: 8, bottom: 24 },
