@@ -7,6 +7,8 @@ threads and 16 connections for FH_BENCH_WRK_SECONDS (default 10) per endpoint:
   floor    GET /api/v1/health                       the server and one trivial query
   list     GET /api/v1/alerts?limit=50              the queue's first page, newest first
   page     GET /api/v1/alerts?limit=50&cursor=...   a page deep in the queue (keyset)
+  facets   GET /api/v1/alerts/facets                the queue's counts (total, by severity,
+                                                    status, department, rule)
   groups   GET /api/v1/alerts/groups?by=rule        GROUP BY over every alert
   grp-24h  the same over the last day (the dashboard's default range)
 
@@ -174,6 +176,8 @@ def run(backend, bin_dir, target, work):
                             time.gmtime((BASE + N * 1000 - 86400000) / 1000))
         rows = [("floor", "/api/v1/health"), ("list", "/api/v1/alerts?limit=50"),
                 ("page", "/api/v1/alerts?limit=50&cursor=" + cursor),
+                ("facets", "/api/v1/alerts/facets"),
+                ("fac-24h", "/api/v1/alerts/facets?from=" + day),
                 ("groups", "/api/v1/alerts/groups?by=rule"),
                 ("grp-24h", "/api/v1/alerts/groups?by=rule&from=" + day)]
         res = {name: wrk(port, path, tok) for name, path in rows}

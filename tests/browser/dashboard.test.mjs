@@ -436,6 +436,58 @@ describe('dashboard', { timeout: 600000 }, () => {
     await pg.context().close();
   });
 
+  // A fresh incident (an hour old: its deadline, 72 h for high, is ahead) triaged in the
+  // analyst's page from its first state to closed; the compliance officer's rate of the
+  // weeks around today changes with it and stays equal to the API's.
+  test('triage from new to closed moves the timely rectification rate', { timeout: 240000 }, async () => {
+    const at = new Date(Date.now() - 3600000);
+    storeWith(dir, [{
+      timestamp: at.toISOString().replace('Z', '000+0000'), event_type: 'yara', schema_version: '1.0',
+      sensor: { id: 's1', segment: 'core' }, flow_id: 4242, src_ip: '198.51.100.99', src_port: 5,
+      dest_ip: '10.10.1.10', dest_port: 80, proto: 'TCP', app_proto: 'http', community_id: '1:FRESHAAAAAAAAAAAAAAAAAAAAAAA=',
+      yara: { rule: 'EICAR_Test_File', namespace: 'fenghuo', tags: [], meta: { severity: 'high', category: 'malware.virus' }, direction: 'toclient', offset: 0 },
+    }]);
+    const day = (ms) => new Date(ms + 8 * 3600000).toISOString().slice(0, 10);
+    const from = day(Date.now() - 14 * 86400000);
+    const to = day(Date.now() + 14 * 86400000);
+    const zhou = await page(b);
+    await login(zhou, 'zhou', `${PASSWORD}-zhou`);
+    await zhou.waitForSelector('header nav a');
+    const report = () => zhou.evaluate(async (q) => (await fetch(`/api/v1/rectification/report?from=${q[0]}&to=${q[1]}&by=department`)).json(), [from, to]);
+    const before = await report();
+    const li = await page(b);
+    await login(li, 'li', `${PASSWORD}-li`);
+    await li.waitForSelector('header nav a');
+    const id = await li.evaluate(async () => (await (await fetch('/api/v1/alerts?q=198.51.100.99')).json()).alerts[0].id);
+    await li.goto(`${srv.url}/#/alert/${id}`);
+    await li.waitForSelector('pre.event');
+    const path = [];
+    for (const to2 of ['acknowledged', 'rectifying', 'rectified', 'closed']) {
+      const button = await li.$(`button[data-to=${to2}]`);
+      if (!button) continue; // already past it
+      await li.fill('#move-comment', `${to2}: 已处置`);
+      await button.click();
+      await li.waitForFunction((s) => !document.querySelector(`button[data-to=${s}]`), to2);
+      path.push(to2);
+    }
+    assert.ok(path.includes('rectified') && path.includes('closed'), path.join(','));
+    const doc = await li.evaluate(async (x) => (await fetch(`/api/v1/alerts/${x}`)).json(), id);
+    assert.equal(doc.incident.status, 'closed');
+    await check(li, 'alert-closed-zh');
+    await li.context().close();
+    const after = await report();
+    assert.equal(after.total.on_time.count, before.total.on_time.count + 1);
+    assert.notEqual(after.total.rate, before.total.rate);
+    await zhou.goto(`${srv.url}/#/compliance`);
+    await zhou.waitForSelector('#rate-total');
+    await zhou.fill('#c-from', from);
+    await zhou.fill('#c-to', to);
+    await zhou.click('.filters button[type=submit]');
+    await zhou.waitForFunction((r) => document.querySelector('#rate-total').textContent.trim() === r,
+      `${(after.total.rate * 100).toFixed(1)}%`);
+    await zhou.context().close();
+  });
+
   // Every page of every role in both languages: a screenshot each (build/test-artifacts),
   // with the same checks (axe, CSP, script errors), and the page's heading in the language.
   test('every page in both languages', { timeout: 300000 }, async () => {

@@ -29,6 +29,8 @@ function side(s) {
   return [s.ip, s.asset ? ` · ${s.asset}` : '', s.department ? ` · ${s.department}` : '', s.zone ? ` · ${s.zone}` : ''].join('');
 }
 
+const RUNNING = ['new', 'acknowledged', 'rectifying', 'reopened'];
+
 function timeLeft(deadline) {
   if (!deadline) return '';
   const ms = new Date(deadline).getTime() - Date.now();
@@ -109,7 +111,10 @@ export async function alertPage(main, id, me) {
     msg,
     dl([['alert.rule', a.rule.name || a.rule.id], ['alert.status', t(`state.${inc.status}`)],
       ['alert.department', inc.department], ['alert.assignee', inc.assignee],
-      ['alert.deadline', inc.deadline ? `${formatTime(new Date(inc.deadline).toISOString())} (${timeLeft(inc.deadline)})` : ''],
+      // the clock runs only while the incident waits for its rectification
+      ['alert.deadline', inc.deadline ? (RUNNING.includes(inc.status)
+        ? `${formatTime(new Date(inc.deadline).toISOString())} (${timeLeft(inc.deadline)})`
+        : formatTime(new Date(inc.deadline).toISOString())) : ''],
       ['alert.source', side(a.src)], ['alert.target', side(a.dest)],
       ['alert.first_seen', formatTime(a.first_seen)], ['alert.last_seen', formatTime(a.last_seen)],
       ['alert.count', String(a.count)], ['alert.tags', tags.join(', ')], ['alert.group', a.group_key]]),

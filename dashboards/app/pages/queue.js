@@ -89,18 +89,15 @@ export async function queuePage(main, me) {
   const listBox = h('div', {});
   const viewsBar = h('div', { class: 'views', role: 'group', 'aria-label': t('queue.views') });
   const selected = new Set();
-  let facets0 = { department: {}, rule: {} };
-  try {
-    // the values to offer (with their counts): over everything the user may see
-    facets0 = await api('GET', '/api/v1/alerts/facets');
-  } catch {
-    /* the list below reports the error */
-  }
+  // The values to offer (with their counts) over everything the user may see. With a
+  // million alerts the counts take a second or more (bench/README.md): the list does not
+  // wait for them; the selects and the count fill in when they come.
+  const facets0 = api('GET', '/api/v1/alerts/facets').catch(() => null);
   const filters = h('form', { class: 'filters', role: 'search', 'aria-label': t('queue.filters') },
-    select('f-severity', 'queue.severity', LEVELS, state.severity, (v) => t(`level.${v}`), facets0.severity),
-    select('f-status', 'queue.status', STATES, state.status, (v) => t(`state.${v}`), facets0.status),
-    select('f-department', 'queue.department', Object.keys(facets0.department || {}), state.department, (v) => v, facets0.department),
-    select('f-rule', 'queue.rule', Object.keys(facets0.rule || {}), state.rule, (v) => v, facets0.rule),
+    select('f-severity', 'queue.severity', LEVELS, state.severity, (v) => t(`level.${v}`)),
+    select('f-status', 'queue.status', STATES, state.status, (v) => t(`state.${v}`)),
+    select('f-department', 'queue.department', [], state.department, (v) => v),
+    select('f-rule', 'queue.rule', [], state.rule, (v) => v),
     select('f-category', 'queue.category', CATEGORIES, state.category, (v) => t(`cat.${v}`)),
     h('div', { class: 'field inline' }, h('label', { for: 'f-address' }, t('queue.address')),
       h('input', { id: 'f-address', type: 'text', value: state.address, size: '16', spellcheck: 'false' })),
@@ -125,7 +122,24 @@ export async function queuePage(main, me) {
   const prev = h('button', { type: 'button', id: 'page-prev' }, t('queue.prev'));
   const next = h('button', { type: 'button', id: 'page-next' }, t('queue.next'));
   const bulkBar = analyst ? h('div', { class: 'bulk', role: 'group', 'aria-label': t('queue.bulk') }) : null;
-  let total = 0;
+  let total = null; // of the current filter, null until its counts come
+  // {key: the filter's query, doc: a promise of its facets}; the unfiltered ones are facets0
+  let facetsOf = { key: '', doc: facets0 };
+
+  facets0.then((f0) => {
+    if (!f0) return;
+    const fill = (id, values, name, counts) => {
+      const sel = filters.querySelector(`#${id}`);
+      const keep = sel.value;
+      const fresh = select(id, 'x', values, keep, name, counts).querySelector('select');
+      sel.replaceChildren(...fresh.children);
+      sel.value = keep;
+    };
+    fill('f-severity', LEVELS, (v) => t(`level.${v}`), f0.severity);
+    fill('f-status', STATES, (v) => t(`state.${v}`), f0.status);
+    fill('f-department', Object.keys(f0.department || {}), (v) => v, f0.department);
+    fill('f-rule', Object.keys(f0.rule || {}), (v) => v, f0.rule);
+  });
 
   function filterParams() {
     return { severity: state.severity, status: state.status, department: state.department, rule: state.rule,
@@ -196,9 +210,22 @@ export async function queuePage(main, me) {
     if (!keep) clear(msg);
     const cursor = state.cursors[state.cursors.length - 1];
     try {
-      const facets = await api('GET', `/api/v1/alerts/facets${query(filterParams())}`);
-      total = facets.total;
-      count.textContent = t('queue.count', { n: total });
+      // the counts once per filter (paging keeps them; they aggregate every matching
+      // alert), asked for at once and shown when they come
+      const fkey = query(filterParams());
+      if (!facetsOf || facetsOf.key !== fkey) {
+        facetsOf = { key: fkey, doc: api('GET', `/api/v1/alerts/facets${fkey}`) };
+        total = null;
+      }
+      const mine = facetsOf;
+      if (total === null) count.textContent = t('queue.counting');
+      mine.doc.then((f) => {
+        if (facetsOf !== mine || !f) return;
+        total = f.total;
+        count.textContent = t('queue.count', { n: total });
+      }).catch((err) => {
+        if (facetsOf === mine) count.textContent = err instanceof ApiError ? errorText(err.code) : t('error.network');
+      });
       listBox.hidden = Boolean(state.group);
       clear(groupBox);
       if (state.group) {
@@ -257,6 +284,8 @@ export async function queuePage(main, me) {
       const ok = doc.results.filter((r) => r.result === 'ok').length;
       append(msg, [h('p', { class: 'msg info', role: 'status' }, t('queue.bulk_done', { ok, n: doc.results.length }))]);
       if (confirmBox) clear(confirmBox);
+      facetsOf = null; // the counts changed
+      total = null;
       load(true);
     } catch (err) {
       const text = err.code === 'count_changed' ? t('queue.count_changed', { n: err.detail.count }) : errorText(err.code);
@@ -274,6 +303,10 @@ export async function queuePage(main, me) {
       id: 'bulk-all',
       onClick: () => {
         clear(confirmBox);
+        if (total === null) { // the count is not known yet: nothing to confirm
+          append(confirmBox, [t('queue.counting')]);
+          return;
+        }
         append(confirmBox, [t('queue.bulk_confirm', { n: total }), ' ',
           h('button', { type: 'button', class: 'primary', id: 'bulk-all-yes', onClick: () => bulk('acknowledged', true, confirmBox) }, t('queue.yes')),
           h('button', { type: 'button', onClick: () => clear(confirmBox) }, t('queue.no'))]);
