@@ -72,11 +72,8 @@ pids+=($!)
 geoargs=()
 [ -f "$geo/country.mmdb" ] && geoargs+=(--geoip-country "$geo/country.mmdb")
 [ -f "$geo/asn.mmdb" ] && geoargs+=(--geoip-asn "$geo/asn.mmdb")
-# the crafted captures and their payload/ and login/ folders (an -r each), with the
-# shipped YARA rules
-inputs=(-r "$pcaps")
-for d in "$pcaps"/*/; do [ -d "$d" ] && inputs+=(-r "$d"); done
-set -- "${inputs[@]}" --kafka "$brokers" --topic fenghuo.events -w "$run/events.json" \
+# the crafted captures and their payload/ and login/ folders, with the shipped YARA rules
+set -- -r "$pcaps" "$pcaps"/*/ --kafka "$brokers" --topic fenghuo.events -w "$run/events.json" \
     --sensor-id demo-sensor --segment demo --set spool.dir="$run/spool" \
     --set capture.replay_rate=100 --yara-rules rules/yara "${geoargs[@]}"
 echo "== fenghuo-sensor $*"
