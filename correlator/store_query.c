@@ -387,13 +387,16 @@ static fh_err facet(store *st, const aq_filter *f, const char *key, const char *
     return err;
 }
 
-fh_err aq_count(store *st, const aq_filter *f, int64_t *n)
+/* One number over the alerts the filter selects: "SELECT <expr> FROM alerts a WHERE ..." */
+static fh_err scalar(store *st, const aq_filter *f, const char *expr, int64_t *n, const char *what)
 {
     qb q = {0};
     db_stmt *s;
     fh_err err = FH_OK;
 
-    add(&q, "SELECT COUNT(*) FROM alerts a");
+    add(&q, "SELECT ");
+    add(&q, expr);
+    add(&q, " FROM alerts a");
     where(&q, f);
     if (!(s = prepare(st, &q))) {
         qb_free(&q);
@@ -402,10 +405,15 @@ fh_err aq_count(store *st, const aq_filter *f, int64_t *n)
     if (db_step(s) == DB_ROW)
         *n = db_column_int64(s, 0);
     else
-        err = store_fail(st, "alert count: SELECT");
+        err = store_fail(st, "%s", what);
     db_finalize(s);
     qb_free(&q);
     return err;
+}
+
+fh_err aq_count(store *st, const aq_filter *f, int64_t *n)
+{
+    return scalar(st, f, "COUNT(*)", n, "alert count: SELECT");
 }
 
 fh_err aq_facets(store *st, const aq_filter *f, jbuf *out)
@@ -720,7 +728,7 @@ fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t end, in
                    jbuf *out)
 {
     int64_t since, until, open = 0, overdue = 0, latest = 0;
-    qb q = {0}, ql = {0};
+    qb q = {0};
     db_stmt *s;
     fh_err err;
     int rc;
@@ -760,19 +768,7 @@ fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t end, in
     jbuf_i64(out, "open", open);
     jbuf_i64(out, "overdue", overdue);
     /* the newest alert of the filter: where to look when the days shown have none */
-    add(&ql, "SELECT COALESCE(MAX(a.first_seen), 0) FROM alerts a");
-    where(&ql, f);
-    if (!(s = prepare(st, &ql))) {
-        qb_free(&ql);
-        return FH_ERR_IO;
-    }
-    if (db_step(s) == DB_ROW)
-        latest = db_column_int64(s, 0);
-    else
-        err = store_fail(st, "overview: SELECT latest");
-    db_finalize(s);
-    qb_free(&ql);
-    if (err)
+    if ((err = scalar(st, f, "COALESCE(MAX(a.first_seen), 0)", &latest, "overview: SELECT latest")))
         return err;
     if (latest)
         alert_json_time(out, "latest_alert", latest);
