@@ -678,6 +678,51 @@ static void h_facets(api *a, store *st, session *s, const http_req *r, http_resp
         http_error(w, 500, "store_error");
 }
 
+/*
+ * The timely rectification rate of the overview's days (the incidents whose deadline falls
+ * in them, as the report counts them: rate.h) over the incidents the user may see, as JSON
+ * into b: {"from","to","target","rate"|null,"on_time","late","pending","overdue"}.
+ */
+static fh_err overview_rate(api *a, store *st, const session *s, int64_t from, int64_t to, jbuf *b)
+{
+    incident *list = NULL;
+    size_t n = 0, k = 0;
+    uint32_t stamped;
+    rate_report r;
+    double v;
+    fh_err e;
+
+    if ((e = incident_stamp_deadlines(st, a->o.policy, a->o.cal, &stamped)) ||
+        (e = incident_list(st, from, to, &list, &n)))
+        return e;
+    for (size_t i = 0; i < n; i++) /* the user's incidents first; all are freed below */
+        if (in_scope(&s->who, &list[i])) {
+            incident t = list[k];
+
+            list[k++] = list[i];
+            list[i] = t;
+        }
+    if (!(e = rate_compute(&r, list, k, from, to, api_now(a), BY_DEPARTMENT,
+                           a->o.policy->accepted_risk))) {
+        jbuf_obj_open(b, NULL);
+        alert_json_time(b, "from", from);
+        alert_json_time(b, "to", to);
+        jbuf_fixed(b, "target", RATE_TARGET, 2);
+        if (rate_value(&r.total, &v))
+            jbuf_fixed(b, "rate", v, 4);
+        else
+            jbuf_null(b, "rate");
+        jbuf_i64(b, "on_time", r.total.of[RATE_ON_TIME].n);
+        jbuf_i64(b, "late", r.total.of[RATE_LATE].n);
+        jbuf_i64(b, "pending", r.total.of[RATE_PENDING].n);
+        jbuf_i64(b, "overdue", r.total.overdue.n);
+        jbuf_obj_close(b);
+        rate_report_free(&r);
+    }
+    incident_free_list(list, n);
+    return e;
+}
+
 /* GET /api/v1/overview?days=14[&end=YYYY-MM-DD][&filters]: the overview's figures
  * (aq_overview): the days up to `end` (Asia/Shanghai, inclusive), today by default */
 static void h_overview(api *a, store *st, session *s, const http_req *r, http_resp *w,
@@ -685,7 +730,8 @@ static void h_overview(api *a, store *st, session *s, const http_req *r, http_re
 {
     const char *d = http_query(r, "days"), *e = http_query(r, "end");
     long long days = d ? atoll(d) : 14;
-    int64_t end = 0;
+    int64_t end = 0, since, until;
+    jbuf rate = {0};
     filter_buf fb;
     fh_err err;
 
@@ -700,7 +746,17 @@ static void h_overview(api *a, store *st, session *s, const http_req *r, http_re
     }
     if (!parse_filter(r, s, &fb, w))
         return;
-    if ((err = aq_overview(st, &fb.f, (uint32_t)days, end, api_now(a), &w->body)) != FH_OK)
+    if (!aq_overview_range((uint32_t)days, end, api_now(a), &since, &until) ||
+        !jbuf_init(&rate, 512, 4096) || overview_rate(a, st, s, since, until, &rate) != FH_OK) {
+        if (rate.data)
+            jbuf_free(&rate);
+        http_error(w, 500, "store_error");
+        return;
+    }
+    err = aq_overview(st, &fb.f, (uint32_t)days, end, api_now(a), "rectification", jbuf_cstr(&rate),
+                      &w->body);
+    jbuf_free(&rate);
+    if (err != FH_OK)
         http_error(w, err == FH_ERR_ARG ? 400 : 500,
                    err == FH_ERR_ARG ? "bad_days" : "store_error");
 }

@@ -80,6 +80,9 @@ fh_err aq_groups(store *st, const aq_filter *f, const char *by, uint32_t limit, 
  * docs/openapi.yaml. FH_ERR_ARG for days.
  */
 fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t end, int64_t now,
-                   jbuf *out);
+                   const char *extra_key, const char *extra_json, jbuf *out);
+/* The overview's days: [*since, *until) (false for days out of 1..90). extra_json (raw
+ * JSON, NULL: none) is written as member extra_key of the overview's object. */
+bool aq_overview_range(uint32_t days, int64_t end, int64_t now, int64_t *since, int64_t *until);
 
 #endif

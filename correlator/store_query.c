@@ -724,8 +724,18 @@ static fh_err overview_sensors(store *st, int64_t now, jbuf *out)
     return err;
 }
 
+bool aq_overview_range(uint32_t days, int64_t end, int64_t now, int64_t *since, int64_t *until)
+{
+    if (days < 1 || days > OVERVIEW_MAX_DAYS)
+        return false;
+    /* from the start of the day (Asia/Shanghai) days-1 days before the last one */
+    *since = (((end ? end - 1 : now) + CST_MS) / DAY_MS - (days - 1)) * DAY_MS - CST_MS;
+    *until = *since + (int64_t)days * DAY_MS;
+    return true;
+}
+
 fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t end, int64_t now,
-                   jbuf *out)
+                   const char *extra_key, const char *extra_json, jbuf *out)
 {
     int64_t since, until, open = 0, overdue = 0, latest = 0;
     qb q = {0};
@@ -733,11 +743,8 @@ fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t end, in
     fh_err err;
     int rc;
 
-    if (days < 1 || days > OVERVIEW_MAX_DAYS)
+    if (!aq_overview_range(days, end, now, &since, &until))
         return FH_ERR_ARG;
-    /* from the start of the day (Asia/Shanghai) days-1 days before the last one */
-    since = (((end ? end - 1 : now) + CST_MS) / DAY_MS - (days - 1)) * DAY_MS - CST_MS;
-    until = since + (int64_t)days * DAY_MS;
     jbuf_obj_open(out, NULL);
     alert_json_time(out, "since", since);
     alert_json_time(out, "until", until);
@@ -778,6 +785,8 @@ fh_err aq_overview(store *st, const aq_filter *f, uint32_t days, int64_t end, in
         return err;
     if ((err = overview_sensors(st, now, out)))
         return err;
+    if (extra_key && extra_json)
+        jbuf_raw(out, extra_key, extra_json, strlen(extra_json));
     jbuf_obj_close(out);
     return FH_OK;
 }

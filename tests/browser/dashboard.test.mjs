@@ -163,6 +163,9 @@ describe('dashboard', { timeout: 600000 }, () => {
     const o = await pg.evaluate(async () => (await fetch('/api/v1/overview?days=14')).json());
     assert.equal(await pg.textContent('#kpi-open'), String(o.open));
     assert.equal(await pg.textContent('#kpi-overdue'), String(o.overdue));
+    const rr = o.rectification;
+    assert.equal(await pg.textContent('#kpi-rate .kpi-value'), rr.rate === null ? '暂无已判定事件' : `${(rr.rate * 100).toFixed(1)}%`);
+    assert.match(await pg.textContent('#kpi-rate .kpi-sub'), new RegExp(`按期 ${rr.on_time}，超期 ${rr.late}，待定 ${rr.pending}`));
     await pg.waitForSelector('#sev-chart canvas');
     assert.match(await pg.textContent('#forecast-how'), /Holt/);
     assert.match(await pg.textContent('tr[data-sensor="s-old"]'), /失联/);
@@ -189,7 +192,7 @@ describe('dashboard', { timeout: 600000 }, () => {
     const topRules = await pg.evaluate(async (p) => (await (await fetch(`/api/v1/alerts/groups?by=rule&from=${p.since}&to=${p.until}&limit=10`)).json()).groups, then);
     assert.ok(topRules.length >= 1);
     assert.equal(await pg.$$eval('.panels ol.top:first-of-type li', (l) => l.length) >= 1, true);
-    assert.equal(await pg.textContent('.kpi:nth-child(3) .kpi-value'),
+    assert.equal(await pg.textContent('#kpi-new'),
       String(['critical', 'high', 'medium', 'low', 'informational'].reduce((n, l) => n + then.days[then.days.length - 1][l], 0)));
     await check(pg, 'overview-period-zh');
     await pg.goto(`${srv.url}/#/queue`);

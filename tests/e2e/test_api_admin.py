@@ -620,8 +620,19 @@ def test_overview(console, store_db, correlator, tmp_path):
         assert [(x["sensor"], x["segment"], x["stats_24h"]) for x in doc["sensors"]] == [
             ("s9", "core", 0)]  # its stats are over a day old at the console's now
         assert doc["sensors"][0]["last_seen"].startswith("2026-03-02T03:00:00")
+        # the timely rectification rate of the same days, as the report counts it
+        rect = doc["rectification"]
+        st, rep, _ = u["compliance"].call(
+            "GET", "/api/v1/rectification/report?from=2026-02-25&to=2026-03-10&by=department")
+        assert st == 200, rep
+        assert (rect["on_time"], rect["late"], rect["pending"], rect["overdue"]) == (
+            rep["total"]["on_time"]["count"], rep["total"]["late"]["count"],
+            rep["total"]["pending"]["count"], rep["total"]["overdue"]["count"])
+        assert rect["late"] == 3 and rect["rate"] == 0 and rect["target"] == 0.95
+        assert rect["from"] == doc["since"] and rect["to"] == doc["until"]
         st, doc, _ = u["analyst"].call("GET", "/api/v1/overview?days=14")
         assert doc["open"] == 2 and doc["category"] == {"malware": 2}
+        assert doc["rectification"]["late"] == 2  # its departments only
         assert {d["day"]: d["high"] for d in doc["days"]}["2026-03-02"] == 1
         assert u["analyst"].call("GET", "/api/v1/overview?days=91")[1] == {
             "error": {"code": "bad_days"}}

@@ -89,6 +89,20 @@ function trafficTable(id, title, rows, label) {
           'aria-label': `${label(r.key)}: ${formatBytes(r.bytes)}` })))))) : h('p', {}, t('overview.none')));
 }
 
+// The timely rectification rate of the days shown against the 95% target (the meter's
+// low mark), with what it is made of.
+function rateKpi(r) {
+  const known = r && r.rate !== null && r.rate !== undefined;
+  const pct = known ? `${(r.rate * 100).toFixed(1)}%` : t('overview.rate_none');
+  const ok = known && r.rate >= r.target;
+  return h('div', { class: `kpi ${known ? (ok ? 'good' : 'bad') : ''}`, id: 'kpi-rate' },
+    h('div', { class: 'kpi-label' }, t('overview.rate', { target: `${Math.round((r ? r.target : 0.95) * 100)}%` })),
+    h('div', { class: known ? 'kpi-value' : 'kpi-value none' }, pct),
+    known ? h('meter', { min: '0', max: '1', low: String(r.target), high: String(r.target), optimum: '1', value: String(r.rate),
+      'aria-label': t('overview.rate', { target: `${Math.round(r.target * 100)}%` }) }) : null,
+    r ? h('div', { class: 'kpi-sub' }, t('overview.rate_parts', { on_time: r.on_time, late: r.late, pending: r.pending })) : null);
+}
+
 function ratio(v) {
   return v === undefined ? '—' : `${(v * 100).toFixed(v && v < 0.001 ? 3 : 2)}%`;
 }
@@ -171,7 +185,8 @@ export async function overviewPage(main) {
       h('div', { class: 'kpis' },
         h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, t('overview.open')), h('div', { class: 'kpi-value', id: 'kpi-open' }, String(o.open))),
         h('div', { class: `kpi ${o.overdue ? 'bad' : 'good'}` }, h('div', { class: 'kpi-label' }, t('overview.overdue')), h('div', { class: 'kpi-value', id: 'kpi-overdue' }, String(o.overdue))),
-        h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, past ? t('overview.new_on', { day: last }) : t('overview.new_today')), h('div', { class: 'kpi-value' }, String(totals[totals.length - 1]))),
+        rateKpi(o.rectification),
+        h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, past ? t('overview.new_on', { day: last }) : t('overview.new_today')), h('div', { class: 'kpi-value', id: 'kpi-new' }, String(totals[totals.length - 1]))),
         h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, past ? t('overview.forecast_on', { day: nextDay(last, 1) }) : t('overview.forecast_tomorrow')), h('div', { class: 'kpi-value', id: 'kpi-forecast' }, String(forecast[0])))),
       older,
       h('h2', {}, t('overview.by_day', { n: view.days })),
