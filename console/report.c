@@ -168,6 +168,7 @@ fh_err report_json(FILE *f, const report_input *in)
         jbuf_obj_open(&b, NULL);
         jbuf_str(&b, "id", i->id);
         jbuf_str(&b, "title", i->title);
+        jbuf_str(&b, "rule_id", i->rule_id);
         if (dep)
             jbuf_str(&b, "department", dep);
         else

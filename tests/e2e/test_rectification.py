@@ -201,6 +201,12 @@ def test_rate_per_department_equals_the_hand_table(correlator, console, incident
     over = [(o["id"], o["overdue_ms"]) for o in r["overdue"]]
     # deadline 2026-03-05 10:00; as of 2026-03-10 12:00: 5 d 2 h
     assert sorted(over) == sorted([(ids["I3"], 122 * 3600000), (ids["I5"], 122 * 3600000)])
+    # the rule of each, as the alert list names it (the dashboard shows it in the user's
+    # language)
+    import yaml
+    with open(os.path.join(REPO, "rules", "level3", "l3_12_yara_malware.yml"), encoding="utf-8") as f:
+        virus = next(d for d in yaml.safe_load_all(f) if d.get("name") == "l3_12_yara_virus")
+    assert [o["rule_id"] for o in r["overdue"]] == [virus["id"]] * 2
     assert r["trend"][0]["month"] == "2026-03" and r["trend"][0]["rate"] == 0.25
     assert r["projection"]["target_reachable"] is False
     inc = {i["id"]: i for i in r["incidents"]}

@@ -5,6 +5,7 @@
 
 import { api, ApiError, query } from '../api.js';
 import { append, clear, h } from '../dom.js';
+import { loadTitles, ruleTitle } from '../titles.js';
 import { currentLanguage, errorText, formatTime, t } from '../i18n.js';
 import { chart } from '../charts.js';
 
@@ -26,6 +27,7 @@ function pct(v) {
 const state = { from: null, to: null, by: 'department' };
 
 export async function compliancePage(main) {
+  await loadTitles();
   const now = new Date();
   state.from = state.from || monthStart(now);
   state.to = state.to || today(now);
@@ -95,7 +97,7 @@ export async function compliancePage(main) {
       r.overdue.length ? h('table', { class: 'grid' }, h('thead', {}, h('tr', {},
         ['title', 'department', 'deadline', 'overdue'].map((c) => h('th', { scope: 'col' }, t(`compliance.col_${c}`))))),
       h('tbody', {}, r.overdue.map((o) => h('tr', {},
-        h('td', {}, h('a', { href: `#/alert/${encodeURIComponent(o.id)}` }, o.title)), h('td', {}, o.department || ''),
+        h('td', {}, h('a', { href: `#/alert/${encodeURIComponent(o.id)}` }, ruleTitle(o.rule_id, o.title))), h('td', {}, o.department || ''),
         h('td', { class: 'time' }, formatTime(o.deadline)), h('td', { class: 'num' }, t('compliance.hours', { h: Math.round(o.overdue_ms / 3600000) }))))))
         : h('p', {}, t('compliance.none')),
     ]);
