@@ -208,6 +208,18 @@ def test_non_pcap_file_in_a_directory_is_skipped(sensor_bin, testdata, tmp_path)
     assert p.returncode == 1 and "cannot read pcap" in p.stderr
 
 
+def _catches(pid, sig):
+    """Whether process pid has a handler for sig (SigCgt in /proc/PID/status)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (int(sig) - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_fifo_without_writer_stops_on_signal(sensor_bin, tmp_path, sig):
     fifo = tmp_path / "in.fifo"
@@ -215,7 +227,13 @@ def test_fifo_without_writer_stops_on_signal(sensor_bin, tmp_path, sig):
     proc = subprocess.Popen([sensor_bin, "-r", str(fifo), "-w", str(tmp_path / "o.json")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)
+        # the signal only once the sensor handles it (its SigCgt mask), not after a
+        # guessed delay: a loaded machine may start it slowly
+        deadline = time.time() + 60
+        while not _catches(proc.pid, sig) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert _catches(proc.pid, sig), "the sensor does not handle %s" % sig.name
+        time.sleep(0.2)
         assert proc.poll() is None, "the sensor should wait for a writer"
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=10)

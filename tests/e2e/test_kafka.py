@@ -258,8 +258,26 @@ def test_bad_property_fails(sensor_bin, testdata, tmp):
     assert "no.such.property" in p.stderr
 
 
-def _live_unreachable(sensor_bin, tmp, out, seconds, extra):
-    """Captures on lo for `seconds` with an unreachable broker, stops with SIGTERM;
+def _kafka_stats(path):
+    """The kafka counters of the stats events written so far (a partial last line skipped)."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if ev.get("event_type") == "stats" and "kafka" in ev.get("stats", {}):
+                    out.append(ev["stats"]["kafka"])
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def _live_unreachable(sensor_bin, tmp, out, until, extra):
+    """Captures on lo with an unreachable broker until a stats event's kafka counters
+    satisfy `until` (at most 120 s, however slow the machine), stops with SIGTERM;
     returns stderr after checking the exit status."""
     proc = subprocess.Popen(
         [sensor_bin, "-i", "lo", "-f", "udp port 47998", "--kafka", "127.0.0.1:1",
@@ -267,7 +285,11 @@ def _live_unreachable(sensor_bin, tmp, out, seconds, extra):
          "--set", "spool.dir=" + tmp + "/spool", "--set", "kafka.flush_timeout=1"] + extra,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(seconds)
+        deadline = time.time() + 120
+        while not any(until(k) for k in _kafka_stats(out)) and time.time() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        assert any(until(k) for k in _kafka_stats(out)), "no stats event got there in 120 s"
         assert proc.poll() is None, proc.stderr.read()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -282,7 +304,7 @@ def _live_unreachable(sensor_bin, tmp, out, seconds, extra):
 @pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root")
 def test_live_sensor_with_unreachable_broker_spools(sensor_bin, tmp, validator):
     out = os.path.join(tmp, "live.json")
-    err = _live_unreachable(sensor_bin, tmp, out, 3, [])
+    err = _live_unreachable(sensor_bin, tmp, out, lambda k: k["spooled"] >= 1, [])
     assert "spooling until they answer" in err
     stats = [json.loads(line) for line in file_events(out)]
     validator(stats, "live stats event with Kafka counters")
@@ -299,7 +321,7 @@ def test_live_full_spool_drops_oldest_and_counts(sensor_bin, tmp):
     oldest spooled events are dropped, counted, and the counters still add up."""
     out = os.path.join(tmp, "live.json")
     # stats events of ~1.5 KiB each fill a 4 KiB spool within seconds
-    err = _live_unreachable(sensor_bin, tmp, out, 6,
+    err = _live_unreachable(sensor_bin, tmp, out, lambda k: k["dropped"] >= 1,
                             ["--set", "spool.segment_bytes=1k", "--set", "spool.max_bytes=4k"])
     s = summary(err)
     assert s["dropped"] >= 1, err

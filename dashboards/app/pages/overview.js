@@ -189,7 +189,7 @@ export async function overviewPage(main) {
         h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, past ? t('overview.new_on', { day: last }) : t('overview.new_today')), h('div', { class: 'kpi-value', id: 'kpi-new' }, String(totals[totals.length - 1]))),
         h('div', { class: 'kpi' }, h('div', { class: 'kpi-label' }, past ? t('overview.forecast_on', { day: nextDay(last, 1) }) : t('overview.forecast_tomorrow')), h('div', { class: 'kpi-value', id: 'kpi-forecast' }, String(forecast[0])))),
       older,
-      h('h2', {}, t('overview.by_day', { n: view.days })),
+      h('h2', {}, past ? t('overview.by_range', { from: o.days[0].day, to: last }) : t('overview.by_day', { n: view.days })),
       trendEl,
       h('p', { class: 'hint', id: 'forecast-how' }, t('overview.forecast_how', { n: AHEAD })),
       h('div', { class: 'panels' },
@@ -198,7 +198,7 @@ export async function overviewPage(main) {
         top(t('overview.top_targets'), groups[2].groups, (g) => g.dest_ip || '—')),
       h('h2', {}, t('overview.categories')),
       cats.length ? catEl : h('p', {}, t('overview.none')),
-      h('h2', {}, t('overview.traffic', { n: view.days })),
+      h('h2', {}, past ? t('overview.traffic_range', { from: o.days[0].day, to: last }) : t('overview.traffic', { n: view.days })),
       h('p', { class: 'hint', id: 'traffic-total' }, t('overview.traffic_total', {
         flows: formatCount(o.traffic.flows), bytes: formatBytes(o.traffic.bytes) })),
       h('div', { class: 'panels' },
