@@ -588,6 +588,11 @@ int64_t store_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t store_now_ms(const store *st)
+{
+    return st->o.now ? st->o.now(st->o.now_ctx) : store_wall_ms();
+}
+
 fh_err store_exec(store *st, const char *sql, const char *what)
 {
     if (db_exec(st->db, sql) != FH_OK)
@@ -1047,7 +1052,7 @@ static fh_err apply_recurrence(store *st, const alert *a, char *status, size_t l
         return FH_ERR_IO;
     if (strcmp(status, "rectified") != 0)
         return FH_OK;
-    now = st->o.now ? st->o.now(st->o.now_ctx) : store_wall_ms();
+    now = store_now_ms(st);
     s = st->s[S_REOPEN];
     db_bind_str(s, 1, a->id);
     db_bind_int64(s, 2, now);

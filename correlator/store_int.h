@@ -66,6 +66,8 @@ struct store {
 /* Sets errmsg to the formatted text plus SQLite's message; returns FH_ERR_IO. */
 __attribute__((format(printf, 2, 3))) fh_err store_fail(store *st, const char *fmt, ...);
 int64_t store_wall_ms(void);
+/* The store's clock: the injected one (store_opts.now), else the wall clock. */
+int64_t store_now_ms(const store *st);
 fh_err store_exec(store *st, const char *sql, const char *what);
 /* Binds an optional time: 0 is NULL. */
 void store_bind_ms(db_stmt *s, int i, int64_t ms);

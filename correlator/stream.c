@@ -563,7 +563,6 @@ static fh_err stats_seen(stream *p)
         .sensor = sid,
         .segment = seg,
         .ts = p->ev.ts_ms,
-        .received_at = wall_ms(),
         .packets = slot_count(&p->ev, e->tf[TF_CAP_PACKETS]),
         .kernel_packets = slot_count(&p->ev, e->tf[TF_KERNEL_PACKETS]),
         .kernel_drops = slot_count(&p->ev, e->tf[TF_KERNEL_DROPS]),
@@ -704,12 +703,7 @@ fh_err stream_reload(stream *p, const engine_config *cfg, char *err, size_t errl
     p->generates = ng;
     p->reload_wanted = false;
     p->reloads++;
-    {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        p->loaded_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    }
+    p->loaded_ms = wall_ms();
     fh_info("rules reloaded: %u rules (%u correlation); window state of %llu groups kept",
             ne->rs.nrules + ne->rs.ncorrs, ne->rs.ncorrs, (unsigned long long)moved);
     return FH_OK;

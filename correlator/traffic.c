@@ -238,7 +238,7 @@ fh_err store_sensor_status(store *st, const sensor_status *v)
     db_bind_str(s, 1, v->sensor);
     db_bind_str(s, 2, v->segment && *v->segment ? v->segment : NULL);
     db_bind_int64(s, 3, v->ts);
-    db_bind_int64(s, 4, v->received_at);
+    db_bind_int64(s, 4, store_now_ms(st));
     db_bind_int64(s, 5, v->packets < 0 ? 0 : v->packets);
     bind_opt(s, 6, v->kernel_packets);
     bind_opt(s, 7, v->kernel_drops);

@@ -44,15 +44,15 @@ void traffic_clear(traffic_agg *t);
 
 typedef struct {
     const char *sensor, *segment;
-    int64_t ts;          /* the stats event's time (ms) */
-    int64_t received_at; /* wall clock (ms) */
-    int64_t packets;     /* stats.capture.packets */
+    int64_t ts;      /* the stats event's time (ms) */
+    int64_t packets; /* stats.capture.packets */
     /* -1: not in the event */
     int64_t kernel_packets, kernel_drops, ifdrops;
     int64_t kafka_failed, kafka_dropped, spool_pending, output_dropped;
 } sensor_status;
 
-/* Stores a sensor's stats (in st's open transaction); an older stats event changes nothing. */
+/* Stores a sensor's stats (in st's open transaction), received at the store's clock
+ * (store_opts.now, else the wall clock); an older stats event changes nothing. */
 fh_err store_sensor_status(store *st, const sensor_status *s);
 
 #endif

@@ -18,9 +18,13 @@ export async function loadTitles() {
   }
 }
 
+// A rule's title in the user's language: Chinese unless English was chosen, when there is one.
+export function localTitle(title, titleZh) {
+  return currentLanguage() !== 'en' && titleZh ? titleZh : title;
+}
+
 // The title of rule id for this user; fallback is what the alert carries.
 export function ruleTitle(id, fallback) {
   const r = titles && Object.prototype.hasOwnProperty.call(titles, id) ? titles[id] : null;
-  if (r && currentLanguage() !== 'en' && r.title_zh) return r.title_zh;
-  return fallback || (r && r.title) || id || '';
+  return localTitle(fallback || (r && r.title) || id || '', r && r.title_zh);
 }

@@ -68,14 +68,19 @@ function sideText(side) {
   return side.asset ? `${side.ip} (${side.asset})` : side.ip;
 }
 
-// counts: {value: n} from the facets, shown beside each value when known
-function select(id, label, values, current, name, counts) {
-  // a value from the address or a saved view that the facets do not list is still shown
-  if (current && !values.includes(current)) values = [current, ...values];
+// A select's options: "any", then the values; counts ({value: n} from the facets) shown
+// beside each value when known. A value from the address or a saved view that the facets
+// do not list is still offered.
+function options(values, current, name, counts) {
+  const all = current && !values.includes(current) ? [current, ...values] : values;
+  return [h('option', { value: '' }, t('queue.any')),
+    ...all.map((v) => h('option', { value: v, selected: v === current },
+      counts && counts[v] !== undefined ? `${name(v)} (${counts[v]})` : name(v)))];
+}
+
+function select(id, label, values, current, name) {
   return h('div', { class: 'field inline' }, h('label', { for: id }, t(label)),
-    h('select', { id }, h('option', { value: '' }, t('queue.any')),
-      values.map((v) => h('option', { value: v, selected: v === current },
-        counts && counts[v] !== undefined ? `${name(v)} (${counts[v]})` : name(v)))));
+    h('select', { id }, options(values, current, name)));
 }
 
 export async function queuePage(main, me) {
@@ -131,8 +136,7 @@ export async function queuePage(main, me) {
     const fill = (id, values, name, counts) => {
       const sel = filters.querySelector(`#${id}`);
       const keep = sel.value;
-      const fresh = select(id, 'x', values, keep, name, counts).querySelector('select');
-      sel.replaceChildren(...fresh.children);
+      sel.replaceChildren(...options(values, keep, name, counts));
       sel.value = keep;
     };
     fill('f-severity', LEVELS, (v) => t(`level.${v}`), f0.severity);

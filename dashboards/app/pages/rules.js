@@ -5,7 +5,8 @@
 
 import { api, ApiError } from '../api.js';
 import { append, clear, h } from '../dom.js';
-import { currentLanguage, errorText, formatTime, t } from '../i18n.js';
+import { errorText, formatTime, t } from '../i18n.js';
+import { localTitle } from '../titles.js';
 
 const DAY = 24 * 3600 * 1000;
 
@@ -48,7 +49,7 @@ export async function rulesPage(main) {
         }
       });
       append(tbody, [h('tr', { 'data-id': r.id },
-        h('td', {}, currentLanguage() !== 'en' && r.title_zh ? r.title_zh : r.title, h('div', { class: 'sub' }, `${r.file}:${r.line}`)),
+        h('td', {}, localTitle(r.title, r.title_zh), h('div', { class: 'sub' }, `${r.file}:${r.line}`)),
         h('td', {}, t(`rules.kind_${r.kind}`)), h('td', {}, h('span', { class: `level ${r.level}` }, t(`level.${r.level}`))),
         h('td', { class: 'num' }, String(r.alerts)), h('td', { class: 'num' }, String(r.hits)),
         h('td', {}, r.enabled ? t('rules.on') : t('rules.off')), h('td', {}, sw))]);

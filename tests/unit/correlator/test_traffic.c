@@ -3,7 +3,8 @@
  * repeated keys summed, absent values as "unknown" / "", long values cut, more
  * distinct keys than TRAFFIC_ROWS_MAX written out part way and still summed once,
  * a rolled-back batch forgotten; sensor_status keeping the previous stats event's
- * packets only when the counters went on, and ignoring an older event.
+ * packets only when the counters went on, and ignoring an older event, and the time
+ * it was received from the store's (injected) clock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +27,13 @@ typedef struct {
     traffic_agg *t;
 } fx;
 
+/* the store's injected clock: when sensor_status says a stats event was received */
+static int64_t fixed_now(void *ctx)
+{
+    (void)ctx;
+    return 1772416800000LL; /* 2026-03-02T02:00:00Z */
+}
+
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
@@ -36,6 +44,7 @@ static int setup(void **state)
     snprintf(f->path, sizeof(f->path), "/tmp/fh-test-traffic-%d-%d.db", (int)getpid(), n++);
     unlink(f->path);
     so.path = f->path;
+    so.now = fixed_now;
     if (store_open(&f->st, &so, err, sizeof(err)) != FH_OK || !(f->t = traffic_new())) {
         print_error("%s\n", err);
         return -1;
@@ -171,7 +180,7 @@ static void test_rollback_forgets(void **state)
 
 static void status(fx *f, int64_t ts, int64_t packets, int64_t failed)
 {
-    sensor_status s = {"s1", "core", ts, 5, packets, -1, -1, -1, failed, -1, -1, -1};
+    sensor_status s = {"s1", "core", ts, packets, -1, -1, -1, failed, -1, -1, -1};
 
     assert_int_equal(store_begin(f->st), FH_OK);
     assert_int_equal(store_sensor_status(f->st, &s), FH_OK);
@@ -188,6 +197,8 @@ static void test_sensor_status(void **state)
     status(f, 1000, 100, -1);
     query(f, q, got, sizeof(got));
     assert_string_equal(got, "1000|100|-|-|-|-");
+    query(f, "SELECT received_at FROM sensor_status", got, sizeof(got));
+    assert_string_equal(got, "1772416800000");
     status(f, 61000, 700, 2);
     query(f, q, got, sizeof(got));
     assert_string_equal(got, "61000|700|1000|100|2|-");
