@@ -6,7 +6,7 @@
 #   make run        deps + build + run broker, sensor and correlator on the bundled test traffic
 #   make asan       build with ASan+UBSan into build/asan/ and run the tests under it
 #   make bench      throughput and memory against ndpiReader on the same capture
-#   make fuzz       libFuzzer targets (packets, events, rules), FUZZ_SECONDS each (default 300)
+#   make fuzz       libFuzzer targets (packets, TCP conversations, events, rules), FUZZ_SECONDS each
 #   make help       this list;  V=1 shows the commands
 #
 # Variables: BUILD (output folder, default build), SAN=1 (sanitizers), CC, EXTRA_CFLAGS.
@@ -30,14 +30,14 @@ endif
 DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev libyaml-dev \
 	nettle-dev libcmocka-dev librdkafka-dev zlib1g-dev libpcre2-dev libsimdjson-dev libsqlite3-dev \
 	libyara-dev g++ libcairo2-dev libpango1.0-dev libpq-dev libsodium-dev libmicrohttpd-dev libjansson-dev \
-	libzstd-dev
+	libzstd-dev libhtp-dev libmagic-dev
 DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm fonts-noto-cjk
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
 	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev poppler-utils clang-format postgresql wrk \
 	openssl chromium
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
-PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara libmicrohttpd jansson
+PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara libmicrohttpd jansson htp libmagic
 CORR_PKG_LIBS := libpcre2-8 yaml-0.1 rdkafka sqlite3 simdjson nettle libpq libsodium libmicrohttpd libzstd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) $(CORR_PKG_LIBS) 2>/dev/null)
 CORR_LDLIBS = $(shell pkg-config --libs $(CORR_PKG_LIBS) 2>/dev/null)
@@ -175,7 +175,7 @@ test: deps
 # coverage into build/fuzz/. Seeds come from the crafted and shared captures, the rule-pack
 # events and the shipped rules (tests/fuzz/seed.py); tests/fuzz/regress/<target>/ holds every
 # input that once crashed or hung, run each time.
-FUZZ_TARGETS := decode event rules
+FUZZ_TARGETS := decode event rules flow
 FUZZ_BUILD := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 300
@@ -183,6 +183,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_RUNS_decode := 300000
 FUZZ_RUNS_event := 30000
 FUZZ_RUNS_rules := 10000
+FUZZ_RUNS_flow := 20000
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 ifeq ($(FUZZ),1)
@@ -191,6 +192,11 @@ ALL_CXXFLAGS += -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_LD := -fsanitize=fuzzer $(FUZZ_SAN)
 
 $(BUILD)/fuzz_decode: $(OBJ)/tests/fuzz/fuzz_decode.o $(SENSOR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(FUZZ_LD) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
+
+$(BUILD)/fuzz_flow: $(OBJ)/tests/fuzz/fuzz_flow.o $(SENSOR_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CXX) $(FUZZ_LD) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
@@ -219,7 +225,7 @@ fuzz-smoke: fuzz-build fuzz-seeds
 	@echo "== fuzz targets, fixed runs (build/fuzz)"
 	$(Q)for t in $(FUZZ_TARGETS); do \
 	  case $$t in decode) runs=$(FUZZ_RUNS_decode);; event) runs=$(FUZZ_RUNS_event);; \
-	    *) runs=$(FUZZ_RUNS_rules);; esac; \
+	    flow) runs=$(FUZZ_RUNS_flow);; *) runs=$(FUZZ_RUNS_rules);; esac; \
 	  rm -rf $(FUZZ_BUILD)/new/$$t && mkdir -p $(FUZZ_BUILD)/new/$$t tests/fuzz/regress/$$t && \
 	  $(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_$$t -seed=1 -runs=$$runs -timeout=30 -rss_limit_mb=3072 \
 	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \

@@ -2,10 +2,11 @@
 # bench/bench.sh BUILD_DIR - throughput and memory of fenghuo-sensor against ndpiReader.
 #
 # Builds (once) a large capture of many distinct flows from the shared benchmark pcaps,
-# runs BUILD_DIR/bin/fenghuo-sensor in six configurations (two with YARA payload scanning)
+# runs BUILD_DIR/bin/fenghuo-sensor in eight configurations (two with YARA payload scanning,
+# one without the application parsers)
 # and Debian's ndpiReader (same nDPI 4.2, one thread) on it, FH_BENCH_RUNS times each, and
 # prints the median wall time, packets/s, the ratio to ndpiReader and the peak RSS; the
-# YARA on/off ratio and scan counters; memory per active flow (DPI on/off, YARA on) against
+# parsers on/off and YARA on/off ratios and scan counters; memory per active flow (DPI on/off, YARA on) against
 # ndpiReader's memory per flow; then the sensor publishing to Kafka,
 # and the correlator's level-3 pack from a file and from Kafka (against kcat -C on the same
 # topic). The table also goes to build/bench/results.txt. Timings are reported, never
@@ -147,13 +148,14 @@ cat "$BIG" >/dev/null # page cache: every run reads the file from memory
 # "2 threads", the same configuration as "DPI + GeoIP" with two worker threads.
 NAMES=(ndpi full full2 yara)
 [ -n "$YARA_SHARED_NOTE" ] || NAMES+=(yarabig)
-NAMES+=(nogeo nodpi bare)
+NAMES+=(noapp nogeo nodpi bare)
 declare -A LABEL=(
     [ndpi]="ndpiReader -q (1 thread)"
     [full]="fenghuo DPI + GeoIP"
     [full2]="fenghuo DPI + GeoIP, 2 threads"
     [yara]="fenghuo DPI + GeoIP + YARA rules/yara"
     [yarabig]="fenghuo DPI + GeoIP + YARA index.yar"
+    [noapp]="fenghuo DPI + GeoIP, no HTTP/TLS parsers"
     [nogeo]="fenghuo DPI, no GeoIP"
     [nodpi]="fenghuo GeoIP, no DPI"
     [bare]="fenghuo no DPI, no GeoIP"
@@ -168,6 +170,8 @@ cmd() {
     full2) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --threads 2) ;;
     yara) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHIPPED") ;;
     yarabig) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHARED") ;;
+    noapp) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set http.enabled=false
+        --set tls.enabled=false) ;;
     nogeo) CMD=("$SENSOR" -r "$BIG" -w /dev/null) ;;
     nodpi) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set dpi.enabled=false) ;;
     bare) CMD=("$SENSOR" -r "$BIG" -w /dev/null --set dpi.enabled=false) ;;
@@ -412,6 +416,20 @@ threads_report() {
     fi
 }
 
+# parsers_report: the cost of the application parsers (HTTP with libhtp, files with
+# libmagic and SHA-256, the TLS record layer), all on in "DPI + GeoIP" and in the YARA rows.
+parsers_report() {
+    echo
+    if [ -z "${WALL[full]:-}" ] || [ -z "${WALL[noapp]:-}" ]; then
+        printf '  %-38s ? (a run failed)\n' "Parsers on vs off:"
+        return
+    fi
+    awk -v on="${WALL[full]}" -v off="${WALL[noapp]}" -v p="$PKTS" 'BEGIN {
+        printf "Application parsers (HTTP, files, TLS records; on in every row but the \"no HTTP/TLS\" one):\n"
+        printf "  %-38s %.2fx  (%.0f vs %.0f packets/s; below 1: the parsers cost)\n",
+            "parsers on vs off:", off / on, p / on, p / off }'
+}
+
 # yara_report: the YARA on/off ratios (YARA row against "DPI + GeoIP", its configuration
 # without the rules) and the counters of the untimed YARA run.
 yara_report() {
@@ -536,6 +554,7 @@ NDPI_VERSION=$(dpkg-query -W -f '${Version}' libndpi-bin 2>/dev/null) || NDPI_VE
     echo "Flows are each tool's own count (e.g. the sensor keeps all ICMP between two hosts in one"
     echo "flow and splits a reused TCP port into a new flow); events = NDJSON lines written."
     threads_report
+    parsers_report
     yara_report
     memory_report
     echo

@@ -223,7 +223,7 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
                     {"ssl", "tls"},       {"x509", "tls"},        {"ssh", "ssh"},
                     {"smb_files", "smb"}, {"smb_mapping", "smb"}, {"dce_rpc", NULL},
                     {"kerberos", NULL},   {"rdp", NULL},          {"ntlm", NULL},
-                    {"files", NULL}};
+                    {"files", "fileinfo"}};
 
         for (size_t i = 0; service && i < sizeof(zeek) / sizeof(zeek[0]); i++)
             if (!strcasecmp(service, zeek[i].svc)) {
@@ -244,7 +244,8 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
                     {"firewall", "flow"},   {"dns", "dns"},      {"proxy", "http"},
                     {"webserver", "http"},  {"http", "http"},    {"tls", "tls"},
                     {"ssh", "ssh"},         {"yara", "yara"},    {"stats", "stats"},
-                    {"anomaly", "anomaly"}, {"smb", "smb"}};
+                    {"anomaly", "anomaly"}, {"smb", "smb"},      {"fileinfo", "fileinfo"},
+                    {"file", "fileinfo"}};
 
         for (size_t i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
             if (!strcasecmp(category, cats[i].cat)) {

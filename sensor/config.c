@@ -104,12 +104,24 @@ static const opt_def options[] = {
      "first bytes of each TCP direction and of each UDP payload scanned (--yara-max-bytes)"},
     {"yara.excerpt_bytes", OPT_SIZE, OFF(yara_excerpt_bytes), 0,
      "matched bytes written in yara events per string (0 = none)"},
+    {"yara.udp_datagrams", OPT_U32, OFF(yara_udp_datagrams), 0,
+     "first datagrams of each UDP flow direction scanned (0 = all)"},
+    {"yara.tls_bytes", OPT_U32, OFF(yara_tls_bytes), 0,
+     "first bytes of each direction of a TLS flow scanned: the handshake, not the ciphertext"},
     {"yara.memcap", OPT_SIZE, OFF(yara_memcap), 0,
      "scan buffers of all flows; past it payload is not buffered (counted)"},
     {"reassembly.memcap", OPT_SIZE, OFF(reasm_memcap), 0,
      "out-of-order TCP segments of all flows (YARA on)"},
     {"reassembly.dir_cap", OPT_SIZE, OFF(reasm_dir_cap), 0,
      "out-of-order TCP segments per flow direction (YARA on)"},
+    {"http.enabled", OPT_BOOL, OFF(http_enabled), 0,
+     "HTTP/1.x: one http event per transaction, bodies as files (libhtp)"},
+    {"tls.enabled", OPT_BOOL, OFF(tls_enabled), 0,
+     "TLS record layer: heartbeat overflow (Heartbleed), SSLv2/SSLv3, renegotiation anomalies"},
+    {"http.depth", OPT_SIZE, OFF(http_depth), 0,
+     "bytes of each direction of an HTTP flow parsed (0 = all)"},
+    {"files.max_bytes", OPT_SIZE, OFF(files_max_bytes), 0,
+     "first bytes of a file (HTTP body) typed and scanned by YARA; the hash covers all"},
     {"workers.threads", OPT_U32, OFF(threads), 64,
      "worker threads (--threads): 0 = one per online CPU, 1 = everything on the capture thread"},
     {"workers.ring_bytes", OPT_SIZE, OFF(ring_bytes), 0,
@@ -153,9 +165,15 @@ void config_defaults(sensor_config *c)
     c->spool_when_full = strdup("drop_oldest");
     c->yara_max_bytes = 65536;
     c->yara_excerpt_bytes = 0;
+    c->yara_udp_datagrams = 4;
+    c->yara_tls_bytes = 16384;
     c->yara_memcap = (size_t)256 << 20;
     c->reasm_memcap = (size_t)64 << 20;
     c->reasm_dir_cap = (size_t)1 << 20;
+    c->http_enabled = true;
+    c->tls_enabled = true;
+    c->http_depth = (size_t)16 << 20;
+    c->files_max_bytes = (size_t)1 << 20;
     c->threads = 0;
     c->ring_bytes = (size_t)16 << 20;
 }

@@ -72,12 +72,20 @@ typedef struct {
     char *spool_when_full; /* drop_oldest | drop_newest (live capture; pcap input waits) */
 
     /* Payload inspection (docs/events.md, yara): off while yara_rules is NULL. */
-    char *yara_rules;          /* rule file or directory */
-    size_t yara_max_bytes;     /* first bytes of each TCP direction / UDP payload scanned */
-    size_t yara_excerpt_bytes; /* matched bytes written per string (0 = none) */
-    size_t yara_memcap;        /* scan buffers of all flows */
-    size_t reasm_memcap;       /* out-of-order TCP segments of all flows */
-    size_t reasm_dir_cap;      /* out-of-order TCP segments per direction */
+    char *yara_rules;            /* rule file or directory */
+    size_t yara_max_bytes;       /* first bytes of each TCP direction / UDP payload scanned */
+    size_t yara_excerpt_bytes;   /* matched bytes written per string (0 = none) */
+    uint32_t yara_udp_datagrams; /* datagrams scanned per UDP flow direction (0 = all) */
+    uint32_t yara_tls_bytes;     /* bytes of a TLS stream scanned (its handshake) */
+    size_t yara_memcap;          /* scan buffers of all flows */
+    size_t reasm_memcap;         /* out-of-order TCP segments of all flows */
+    size_t reasm_dir_cap;        /* out-of-order TCP segments per direction */
+
+    /* Application parsers (http.c) and files (files.c), docs/events.md. */
+    bool http_enabled;      /* HTTP/1.x transactions with libhtp */
+    bool tls_enabled;       /* TLS record-layer anomalies (tls_records.c) */
+    size_t http_depth;      /* bytes of each direction of an HTTP flow parsed */
+    size_t files_max_bytes; /* first bytes of a file typed (libmagic) and scanned (YARA) */
 
     /* Worker threads (pipeline.h): 0 = one per online CPU, 1 = none (capture thread only). */
     uint32_t threads;

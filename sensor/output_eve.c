@@ -18,7 +18,7 @@
 #include "../common/fh_log.h"
 #include "community_id.h"
 
-#define SCHEMA_VERSION "1.1"
+#define SCHEMA_VERSION "1.2"
 
 /* Packet time as "YYYY-MM-DDTHH:MM:SS.uuuuuu+0000" (EVE). */
 static void eve_timestamp(uint64_t ts_us, char *out, size_t len)
@@ -276,6 +276,9 @@ void eve_meta_events(pworker *p, flow *f, uint64_t ts_us)
     char cid[COMMUNITY_ID_LEN];
     unsigned ready = dpi_take_meta_events(p->dpi, f);
 
+    if (payload_http_parsed(f)) /* http.c writes one per transaction */
+        ready &= ~(1u << DPI_META_HTTP);
+
     for (int k = 0; k < DPI_META_KINDS; k++) {
         const char *type = dpi_meta_kind_name((dpi_meta_kind)k);
 
@@ -287,6 +290,29 @@ void eve_meta_events(pworker *p, flow *f, uint64_t ts_us)
         jbuf_obj_close(b);
         eve_emit(p, type, cid);
     }
+}
+
+/*
+ * An application-layer anomaly of a flow (tls_records.c, ...): EVE's anomaly layout,
+ * {"type": "applayer", "app_proto", "event", "layer", "direction"}, with the flow's header.
+ */
+void eve_app_anomaly(pworker *p, flow *f, uint64_t ts_us, const char *app_proto, const char *event,
+                     int dir)
+{
+    jbuf *b = &p->jb;
+    char cid[COMMUNITY_ID_LEN];
+
+    jbuf_reset(b);
+    eve_flow_header(p, b, f, ts_us, "anomaly", cid);
+    jbuf_obj_open(b, "anomaly");
+    jbuf_str(b, "type", "applayer");
+    jbuf_str(b, "app_proto", app_proto);
+    jbuf_str(b, "event", event);
+    jbuf_str(b, "layer", "proto_parser");
+    jbuf_str(b, "direction", dir == FLOW_TOSERVER ? "to_server" : "to_client");
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+    eve_emit(p, "anomaly", cid);
 }
 
 void eve_flow_end(flow *f, flow_reason reason, void *arg)

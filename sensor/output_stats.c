@@ -84,7 +84,7 @@ _Static_assert(sizeof(dpi_stats) % sizeof(uint64_t) == 0, "dpi_stats: uint64_t o
 
 _Static_assert(sizeof(payload_counters) % sizeof(uint64_t) == 0, "payload_counters: uint64_t only");
 
-static void write_payload_stats(const pipeline *pl, jbuf *b)
+static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
 {
     payload_counters w = {0};
     reasm_stats rs = {0};
@@ -132,6 +132,26 @@ static void write_payload_stats(const pipeline *pl, jbuf *b)
     jbuf_obj_close(b);
     jbuf_obj_close(b);
 
+    if (pl->cfg->http_enabled) {
+        jbuf_obj_open(b, "http");
+        jbuf_u64(b, "flows", w.http_flows);
+        jbuf_u64(b, "transactions", w.http_txs);
+        jbuf_u64(b, "errors", w.http_errors);
+        jbuf_obj_close(b);
+        jbuf_obj_open(b, "files");
+        jbuf_u64(b, "files", w.files);
+        jbuf_u64(b, "bytes", w.file_bytes);
+        jbuf_obj_close(b);
+    }
+    if (pl->cfg->tls_enabled) {
+        jbuf_obj_open(b, "tls");
+        jbuf_u64(b, "flows", w.tls_flows);
+        jbuf_u64(b, "anomalies", w.tls_anomalies);
+        jbuf_obj_close(b);
+    }
+
+    if (!yara)
+        return;
     jbuf_obj_open(b, "yara");
     jbuf_u64(b, "rules", rules);
     jbuf_u64(b, "rule_sets", rule_sets);
@@ -142,6 +162,9 @@ static void write_payload_stats(const pipeline *pl, jbuf *b)
     jbuf_u64(b, "scanned_bytes", w.scanned_bytes);
     jbuf_u64(b, "matches", w.matches);
     jbuf_u64(b, "udp_duplicates", w.udp_duplicates);
+    jbuf_u64(b, "duplicates", w.duplicates);
+    jbuf_u64(b, "udp_skipped", w.udp_skipped);
+    jbuf_u64(b, "file_scans", w.file_scans);
     jbuf_u64(b, "timeouts", w.timeouts);
     jbuf_u64(b, "errors", w.errors);
     jbuf_u64(b, "buffer_memory", buf_mem);
@@ -218,7 +241,7 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
              geo_errors = 0;
     uint64_t max_active = 0;
     pipeline_totals t;
-    bool yara = false;
+    bool yara = false, payload = false;
 
     for (unsigned i = 0; i < p->nworkers; i++) {
         const pworker *w = &p->workers[i];
@@ -235,6 +258,7 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
         geo_found += w->geo_found;
         geo_errors += w->geo_errors;
         yara |= w->pw.slot != NULL;
+        payload |= w->pw.active;
     }
     /* The most flows alive at once in one worker; with one worker, in the sensor. */
     fs.max_active = max_active;
@@ -317,8 +341,8 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
     }
 
     write_app_stats(p, b);
-    if (yara)
-        write_payload_stats(p, b);
+    if (payload)
+        write_payload_stats(p, b, yara);
 
     jbuf_obj_open(b, "geoip");
     jbuf_u64(b, "lookups", geo_lookups);

@@ -1,11 +1,13 @@
 /*
- * payload.c - payload inspection for a worker: per-flow scan buffers fed by TCP
- * reassembly (reassembly.c), YARA scans (yara_scan.c), and each match written
- * as a yara event; UDP datagrams are scanned one by one.
+ * payload.c - payload inspection for a worker: TCP reassembly (reassembly.c)
+ * feeding per-flow scan buffers for YARA (yara_scan.c, each match written as
+ * a yara event) and the HTTP parser (http.c); UDP datagrams are scanned one
+ * by one.
  */
 #include "pipeline_int.h"
 
 #include <arpa/inet.h>
+#include <magic.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,14 +18,21 @@
 
 #include "../common/fh_log.h"
 #include "community_id.h"
+#include "files.h"
+#include "http.h"
+#include "tls_records.h"
 
 /*
  * Per-flow state (flow->payload), made on the flow's first TCP packet or UDP
- * match while YARA is on. Each TCP direction is reassembled into a scan
- * buffer of at most yara.max_bytes (grown on demand, bounded by yara.memcap)
- * and scanned once: when the buffer is full, when the direction's FIN is
- * reached in order, at RST, or when the flow ends. A UDP datagram is scanned
- * on its own; `seen` keeps each (rule, direction) to one event per flow.
+ * match while YARA or the HTTP parser is on. Each TCP direction is
+ * reassembled; with YARA, into a scan buffer of at most yara.max_bytes (grown
+ * on demand, bounded by yara.memcap) scanned once: when the buffer is full,
+ * when the direction's FIN is reached in order, at RST, or when the flow
+ * ends. A flow whose first bytes to the server start an HTTP request is also
+ * handed to libhtp (http.c), and its directions stay reassembled past the
+ * scan buffer up to http.depth. A UDP datagram is scanned on its own; `seen`
+ * keeps each (rule, direction) to one yara event per flow, whether it matched a
+ * datagram, the stream or a file.
  */
 typedef struct {
     reasm_dir rd[2];
@@ -31,13 +40,19 @@ typedef struct {
     uint32_t len[2], cap[2];
     uint64_t fin_off[2]; /* stream offset of the FIN, when fin[dir] */
     uint8_t fin[2];
-    uint8_t done[2];  /* scanned: nothing more is buffered */
-    uint8_t trunc[2]; /* payload not buffered (yara.memcap) */
-    uint64_t *seen;   /* UDP: hashes of (namespace, rule, direction) reported */
+    uint8_t done[2];     /* reassembly over: nothing more is delivered */
+    uint8_t raw_done[2]; /* the scan buffer was scanned (or YARA is off) */
+    uint8_t trunc[2];    /* payload not buffered (yara.memcap) */
+    uint8_t app;         /* APP_UNDECIDED, APP_HTTP, APP_TLS, APP_NONE: the parser fed */
+    http_conn *http;
+    tls_records *tls;
+    uint64_t *seen; /* UDP: hashes of (namespace, rule, direction) reported */
     uint32_t nseen, capseen;
 } flow_payload;
 
 #define SCAN_BUF_MIN 4096
+
+enum { APP_UNDECIDED, APP_HTTP, APP_TLS, APP_NONE };
 
 typedef struct {
     pworker *p;
@@ -56,7 +71,8 @@ static void payload_account(pworker *p, flow *f)
 
     if (fp)
         mem = sizeof(*fp) + fp->rd[0].mem + fp->rd[1].mem + fp->cap[0] + fp->cap[1] +
-              (size_t)fp->capseen * sizeof(uint64_t);
+              (size_t)fp->capseen * sizeof(uint64_t) + http_conn_mem(fp->http) +
+              (fp->tls ? sizeof(tls_records) : 0);
     flow_set_payload_mem(&p->flows, f, mem > UINT32_MAX ? UINT32_MAX : (uint32_t)mem);
 }
 
@@ -79,7 +95,48 @@ static void free_scan_buf(payload_worker *w, flow_payload *fp, int dir)
     fp->len[dir] = 0;
 }
 
-/* Reassembly's deliver callback: appends to the direction's scan buffer. */
+/* The first bytes to the server decide which parser reads the flow: HTTP, TLS or none. */
+static void app_decide(pworker *p, flow *f, flow_payload *fp, int dir, const uint8_t *data,
+                       uint32_t len)
+{
+    fp->app = APP_NONE;
+    if (dir != FLOW_TOSERVER)
+        return;
+    if (p->pw.http && http_is_request_start(data, len)) {
+        fp->http = http_conn_new(p, f);
+        if (fp->http)
+            fp->app = APP_HTTP;
+    } else if (p->pw.tls && tls_is_client_hello_start(data, len)) {
+        fp->tls = malloc(sizeof(*fp->tls));
+        if (fp->tls) {
+            tls_records_init(fp->tls, data, len);
+            fp->app = APP_TLS;
+            p->pw.cnt.tls_flows++;
+        }
+    }
+}
+
+static void tls_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, bool gap)
+{
+    flow_payload *fp = c->fp;
+    uint32_t found = tls_records_data(fp->tls, c->dir, data, len, gap);
+
+    for (int a = 0; found && a < TLS_ANOM_COUNT; a++)
+        if (found & (1u << a)) {
+            c->p->pw.cnt.tls_anomalies++;
+            eve_app_anomaly(c->p, c->f, c->ts_us, "tls", tls_anomaly_name((tls_anomaly)a), c->dir);
+        }
+}
+
+/* True while the flow's parser still wants the stream of a direction. */
+static bool app_wants(const flow_payload *fp)
+{
+    if (fp->app == APP_UNDECIDED || fp->app == APP_HTTP)
+        return true;
+    return fp->app == APP_TLS && !tls_records_done(fp->tls);
+}
+
+/* Reassembly's deliver callback: the HTTP parser, then the direction's scan buffer. */
 static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t len,
                        unsigned flags)
 {
@@ -87,13 +144,20 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
     payload_worker *w = &c->p->pw;
     flow_payload *fp = c->fp;
     int d = c->dir;
-    uint32_t n;
+    uint32_t n, limit;
 
     (void)offset;
-    (void)flags; /* gaps are counted by the reasm_dir */
-    if (fp->done[d] || fp->len[d] >= w->max_bytes)
+    if (fp->app == APP_UNDECIDED && len)
+        app_decide(c->p, c->f, fp, d, data, len);
+    if (fp->http)
+        http_conn_data(fp->http, d, data, len, (flags & REASM_F_GAP) != 0, c->ts_us);
+    else if (fp->tls)
+        tls_deliver(c, data, len, (flags & REASM_F_GAP) != 0);
+    /* TLS: the handshake (certificates) is worth a scan, the ciphertext after it is not */
+    limit = fp->app == APP_TLS && w->tls_bytes < w->max_bytes ? w->tls_bytes : w->max_bytes;
+    if (fp->raw_done[d] || fp->len[d] >= limit)
         return;
-    n = w->max_bytes - fp->len[d];
+    n = limit - fp->len[d];
     if (n > len)
         n = len;
     if (fp->len[d] + n > fp->cap[d]) {
@@ -155,11 +219,15 @@ static uint64_t match_hash(const yara_match *m, int dir)
     return (h ^ (uint64_t)dir) * 1099511628211ull;
 }
 
-/* UDP: true the first time (rule, direction) matches in this flow. */
-static bool udp_first_match(pworker *p, scan_ctx *c, const yara_match *m)
+/*
+ * True the first time (rule, direction) matches in this flow: a UDP datagram, the TCP
+ * stream or a file (files.c) of the flow. One yara event per rule and direction per
+ * flow; a file's fileinfo event still lists every rule that matched it.
+ */
+bool payload_first_match(pworker *p, flow *f, const yara_match *m, int dir)
 {
-    flow_payload *fp = payload_of(p, c->f);
-    uint64_t h = match_hash(m, c->dir);
+    flow_payload *fp = payload_of(p, f);
+    uint64_t h = match_hash(m, dir);
 
     if (!fp)
         return true;
@@ -174,7 +242,7 @@ static bool udp_first_match(pworker *p, scan_ctx *c, const yara_match *m)
             return true;
         fp->seen = ns;
         fp->capseen = nc;
-        payload_account(p, c->f);
+        payload_account(p, f);
     }
     fp->seen[fp->nseen++] = h;
     return true;
@@ -187,8 +255,11 @@ static int on_match(const yara_match *m, void *arg)
     jbuf *b = &p->jb;
     char cid[COMMUNITY_ID_LEN];
 
-    if (c->udp && !udp_first_match(p, c, m)) {
-        p->pw.cnt.udp_duplicates++;
+    if (!payload_first_match(p, c->f, m, c->dir)) {
+        if (c->udp)
+            p->pw.cnt.udp_duplicates++;
+        else
+            p->pw.cnt.duplicates++;
         return 0;
     }
     p->pw.cnt.matches++;
@@ -233,17 +304,16 @@ static void run_scan(pworker *p, scan_ctx *c, const uint8_t *data, uint32_t len)
         w->cnt.errors++;
 }
 
-/* Scans a TCP direction once with what it holds, then frees its buffers. */
+/* Scans a TCP direction's buffer once with what it holds, then frees it. */
 static void scan_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
 {
     payload_worker *w = &p->pw;
     scan_ctx c = {p, f, fp, dir, ts_us, 0, false};
 
-    if (fp->done[dir])
+    if (fp->raw_done[dir])
         return;
-    fp->done[dir] = 1;
-    reasm_release(&w->reasm, &fp->rd[dir]);
-    if (fp->len[dir]) {
+    fp->raw_done[dir] = 1;
+    if (fp->len[dir] && w->slot) {
         w->cnt.tcp_scans++;
         if (fp->rd[dir].gaps)
             w->cnt.scans_with_gaps++;
@@ -253,7 +323,17 @@ static void scan_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_
     payload_account(p, f);
 }
 
-/* Delivers what a direction still buffers (holes become gaps) and scans it. */
+/* The direction's reassembly is over: scans what its buffer holds and frees it. */
+static void finish_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
+{
+    if (fp->done[dir])
+        return;
+    fp->done[dir] = 1;
+    reasm_release(&p->pw.reasm, &fp->rd[dir]);
+    scan_tcp_dir(p, f, fp, dir, ts_us);
+}
+
+/* Delivers what a direction still buffers (holes become gaps) and finishes it. */
 static void close_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
 {
     scan_ctx c = {p, f, fp, dir, ts_us, 0, false};
@@ -261,7 +341,7 @@ static void close_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64
     if (fp->done[dir])
         return;
     reasm_close(&p->pw.reasm, &fp->rd[dir], on_deliver, &c);
-    scan_tcp_dir(p, f, fp, dir, ts_us);
+    finish_tcp_dir(p, f, fp, dir, ts_us);
 }
 
 static void payload_tcp(pworker *p, flow *f, const decode_pkt *k, int dir)
@@ -291,8 +371,13 @@ static void payload_tcp(pworker *p, flow *f, const decode_pkt *k, int dir)
                     rd->next +
                     (uint64_t)(int64_t)(int32_t)(fin_seq - (rd->base + (uint32_t)rd->next));
         }
-        if (fp->len[dir] >= w->max_bytes || (rd->flags & REASM_DIR_DEPTH))
+        if (!fp->raw_done[dir] &&
+            (fp->len[dir] >= (fp->app == APP_TLS && w->tls_bytes < w->max_bytes ? w->tls_bytes
+                                                                                : w->max_bytes) ||
+             !w->slot))
             scan_tcp_dir(p, f, fp, dir, k->ts_us);
+        if ((rd->flags & REASM_DIR_DEPTH) || (fp->raw_done[dir] && !app_wants(fp)))
+            finish_tcp_dir(p, f, fp, dir, k->ts_us);
         else if (fp->fin[dir] && (!(rd->flags & REASM_DIR_STARTED) || rd->next >= fp->fin_off[dir]))
             close_tcp_dir(p, f, fp, dir, k->ts_us); /* every byte before the FIN is in */
     }
@@ -308,8 +393,14 @@ static void payload_udp(pworker *p, flow *f, const decode_pkt *k, int dir)
     scan_ctx c = {p, f, NULL, dir, k->ts_us, 0, true};
     uint32_t n = k->payload_len;
 
-    if (!n)
+    if (!n || !p->pw.slot)
         return;
+    /* A flow's first datagrams carry what is worth scanning (requests, file transfers'
+     * starts, C2 check-ins); the rest of a long UDP flow is media, QUIC, tunnels. */
+    if (p->pw.udp_datagrams && f->pkts[dir] > p->pw.udp_datagrams) {
+        p->pw.cnt.udp_skipped++;
+        return;
+    }
     if (n > p->pw.max_bytes)
         n = p->pw.max_bytes;
     p->pw.cnt.udp_scans++;
@@ -333,6 +424,72 @@ void payload_flow_end(pworker *p, flow *f)
         return;
     close_tcp_dir(p, f, fp, FLOW_TOSERVER, f->last_us);
     close_tcp_dir(p, f, fp, FLOW_TOCLIENT, f->last_us);
+    if (fp->http) {
+        http_conn_close(fp->http, f->last_us);
+        fp->http = NULL;
+    }
+}
+
+/* True when the flow's transactions are parsed by http.c (nDPI's http event is then not written).
+ */
+bool payload_http_parsed(const flow *f)
+{
+    const flow_payload *fp = f->payload;
+
+    return fp && fp->app == APP_HTTP;
+}
+
+/* Sets up a worker's payload inspection: reassembly and the HTTP parser (YARA: pipeline_set_yara).
+ */
+fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned nworkers)
+{
+    reasm_config rc;
+
+    memset(w, 0, sizeof(*w));
+    reasm_config_defaults(&rc);
+    rc.memcap = cfg->reasm_memcap / nworkers;
+    rc.dir_cap = cfg->reasm_dir_cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->reasm_dir_cap;
+    w->max_bytes = cfg->yara_max_bytes > YARA_MAX_SCAN_BYTES ? YARA_MAX_SCAN_BYTES
+                                                             : (uint32_t)cfg->yara_max_bytes;
+    if (!w->max_bytes)
+        w->max_bytes = 1;
+    w->file_max_bytes = cfg->files_max_bytes > YARA_MAX_SCAN_BYTES ? YARA_MAX_SCAN_BYTES
+                                                                   : (uint32_t)cfg->files_max_bytes;
+    /* Bytes past what is scanned or parsed are only counted. */
+    rc.depth = w->max_bytes;
+    w->tls = cfg->tls_enabled;
+    if (w->tls) {
+        w->active = true;
+        if (rc.depth < TLS_MAX_BYTES)
+            rc.depth = TLS_MAX_BYTES;
+    }
+    if (cfg->http_enabled) {
+        w->http = http_engine_new();
+        if (!w->http)
+            return FH_ERR_NOMEM;
+        w->active = true;
+        rc.depth = cfg->http_depth == 0         ? 0
+                   : cfg->http_depth > rc.depth ? cfg->http_depth
+                                                : rc.depth;
+    }
+    reasm_ctx_init(&w->reasm, &rc);
+    w->excerpt_bytes = cfg->yara_excerpt_bytes;
+    w->memcap = cfg->yara_memcap / nworkers;
+    w->udp_datagrams = cfg->yara_udp_datagrams;
+    w->tls_bytes = cfg->yara_tls_bytes ? cfg->yara_tls_bytes : 1;
+    return FH_OK;
+}
+
+void payload_worker_free(payload_worker *w)
+{
+    yara_scanner_free(w->scanner);
+    w->scanner = NULL;
+    w->slot = NULL;
+    http_engine_free(w->http);
+    w->http = NULL;
+    if (w->magic)
+        magic_close(w->magic);
+    w->magic = NULL;
 }
 
 /* The flow event's "reassembly" summary, when a direction had gaps or lost payload. */
@@ -366,6 +523,8 @@ void payload_release(pworker *p, flow *f)
         reasm_release(&p->pw.reasm, &fp->rd[d]);
         free_scan_buf(&p->pw, fp, d);
     }
+    http_conn_free(fp->http);
+    free(fp->tls);
     free(fp->seen);
     free(fp);
     f->payload = NULL;

@@ -135,26 +135,15 @@ fh_err pipeline_set_yara(pipeline *p, yara_rules_slot *slot, char *err, size_t e
 {
     for (unsigned i = 0; i < p->nworkers; i++) {
         payload_worker *w = &p->workers[i].pw;
-        reasm_config rc;
 
-        reasm_config_defaults(&rc);
-        rc.memcap = p->cfg->reasm_memcap / p->nworkers;
-        rc.dir_cap =
-            p->cfg->reasm_dir_cap > UINT32_MAX ? UINT32_MAX : (uint32_t)p->cfg->reasm_dir_cap;
-        w->max_bytes = p->cfg->yara_max_bytes > YARA_MAX_SCAN_BYTES
-                           ? YARA_MAX_SCAN_BYTES
-                           : (uint32_t)p->cfg->yara_max_bytes;
-        if (!w->max_bytes)
-            w->max_bytes = 1;
-        rc.depth = w->max_bytes; /* bytes past what is scanned are only counted */
-        reasm_ctx_init(&w->reasm, &rc);
-        w->excerpt_bytes = p->cfg->yara_excerpt_bytes;
-        w->memcap = p->cfg->yara_memcap / p->nworkers;
         w->slot = slot;
+        w->active = true;
         if (!payload_scanner(w)) {
             snprintf(err, errlen, "YARA: cannot make a scanner (no rules, or out of memory)");
-            for (unsigned j = 0; j <= i; j++)
+            for (unsigned j = 0; j <= i; j++) {
                 p->workers[j].pw.slot = NULL;
+                p->workers[j].pw.active = p->workers[j].pw.http != NULL;
+            }
             return FH_ERR_NOMEM;
         }
     }

@@ -18,6 +18,11 @@ typedef struct {
     uint64_t tcp_scans, udp_scans, udp_duplicates;
     uint64_t memcap_drops, memcap_drop_bytes; /* payload not buffered: yara.memcap */
     uint64_t scans_with_gaps;
+    uint64_t duplicates;                        /* TCP / file matches already reported */
+    uint64_t udp_skipped;                       /* later datagrams of a UDP flow, not scanned */
+    uint64_t files, file_bytes, file_scans;     /* files.c */
+    uint64_t http_flows, http_txs, http_errors; /* http.c */
+    uint64_t tls_flows, tls_anomalies;          /* tls_records.c */
 } payload_counters;
 
 /*
@@ -36,6 +41,14 @@ typedef struct {
     size_t memcap;                /* this worker's share of yara.memcap: scan buffers */
     size_t buf_mem, buf_mem_peak; /* scan buffers held now / at most */
     uint64_t rule_sets;           /* scanners made: one per rule set taken into service */
+    uint32_t file_max_bytes;      /* files.max_bytes: first bytes of a file typed and scanned */
+    uint32_t udp_datagrams;       /* yara.udp_datagrams */
+    uint32_t tls_bytes;           /* yara.tls_bytes */
+    void *magic;                  /* libmagic handle (magic_t), made on the first file */
+    bool magic_failed;
+    struct http_engine *http; /* NULL = HTTP transactions not parsed (http.enabled) */
+    bool tls;                 /* tls.enabled: TLS record-layer anomalies */
+    bool active;              /* reassembly on: YARA rules or an application parser */
     payload_counters cnt;
 } payload_worker;
 
@@ -91,6 +104,8 @@ void eve_app_table_add(app_stat *tab, const char *name, uint64_t n);
 void eve_flow_header(pworker *p, jbuf *b, const flow *f, uint64_t ts_us, const char *type,
                      char cid[COMMUNITY_ID_LEN]);
 void eve_meta_events(pworker *p, flow *f, uint64_t ts_us);
+void eve_app_anomaly(pworker *p, flow *f, uint64_t ts_us, const char *app_proto, const char *event,
+                     int dir);
 void eve_flow_end(flow *f, flow_reason reason, void *arg);
 
 /* output_stats.c */
@@ -98,6 +113,10 @@ void eve_stats_event(pipeline *p, uint64_t now_us);
 void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r);
 
 /* payload.c */
+fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned nworkers);
+void payload_worker_free(payload_worker *w);
+bool payload_http_parsed(const flow *f);
+bool payload_first_match(pworker *p, flow *f, const yara_match *m, int dir);
 yara_scanner *payload_scanner(payload_worker *w);
 void payload_packet(pworker *p, flow *f, const decode_pkt *k, int dir);
 void payload_flow_end(pworker *p, flow *f);

@@ -53,12 +53,13 @@ void worker_packet(pworker *w, const decode_pkt *k, uint64_t clock)
         return;
     }
     w->packets++;
+    /* Payload first: a flow found to be HTTP here gets its http events from libhtp. */
+    if (w->pw.active)
+        payload_packet(w, f, k, dir);
     if (w->dpi) {
         dpi_packet(w->dpi, &w->flows, f, k, dir);
         eve_meta_events(w, f, k->ts_us);
     }
-    if (w->pw.slot)
-        payload_packet(w, f, k, dir);
     flow_maybe_update(&w->flows, f, w->clock);
 }
 
@@ -96,6 +97,10 @@ fh_err worker_init(pworker *w, pipeline *p, unsigned index, event_sink *sink, ch
     }
     if (cfg->dpi.enabled && (e = dpi_engine_new(&w->dpi, &cfg->dpi, err, errlen)) != FH_OK)
         return e;
+    if (payload_worker_init(&w->pw, cfg, p->nworkers) != FH_OK) {
+        snprintf(err, errlen, "out of memory setting up the HTTP parser of worker %u", index);
+        return FH_ERR_NOMEM;
+    }
     if (p->threaded && ring_init(&w->ring, cfg->ring_bytes) != 0) {
         snprintf(err, errlen, "cannot allocate the packet queue of worker %u (%zu bytes)", index,
                  cfg->ring_bytes);
@@ -110,9 +115,7 @@ void worker_free(pworker *w)
         w->flows.end = on_flow_release; /* no events from teardown */
         flow_table_free(&w->flows);
     }
-    yara_scanner_free(w->pw.scanner);
-    w->pw.scanner = NULL;
-    w->pw.slot = NULL;
+    payload_worker_free(&w->pw);
     dpi_engine_free(w->dpi);
     w->dpi = NULL;
     jbuf_free(&w->jb);

@@ -672,7 +672,7 @@ def test_overview_traffic_and_sensor_health(console, store_db, correlator, run_s
     assert any(e.get("geo", {}).get("dest", {}).get("country") for e in ended)
     # two stats events of a second sensor, ten seconds apart (event time, just after the
     # captures'), with live capture's figures
-    live = {"event_type": "stats", "schema_version": "1.1",
+    live = {"event_type": "stats", "schema_version": "1.2",
             "sensor": {"id": "t2", "segment": "seg-b"}}
     base = max(datetime.datetime.strptime(e["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z")
                for e in events)

@@ -9,7 +9,7 @@ TS = "2024-03-01T08:00:00.014000+0000"
 
 FLOW = {
     "timestamp": TS, "flow_id": 1234567890123456789, "event_type": "flow",
-    "schema_version": "1.1", "sensor": {"id": "s1", "segment": "dmz"},
+    "schema_version": "1.2", "sensor": {"id": "s1", "segment": "dmz"},
     "src_ip": "10.1.1.10", "src_port": 49152, "dest_ip": "10.1.1.80", "dest_port": 80,
     "proto": "TCP", "vlan": [200, 300], "community_id": "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
     "app_proto": "http",
@@ -75,7 +75,7 @@ DNS_QUERY_EV = dict(copy.deepcopy(DNS_EV), dns={"type": "query", "rrname": "x.ex
 C = dict({k: 0 for k in ("packets", "bytes", "kernel_packets", "kernel_drops", "ifdrops")},
          drop_ratio=0.0)
 STATS = {
-    "timestamp": TS, "event_type": "stats", "schema_version": "1.1",
+    "timestamp": TS, "event_type": "stats", "schema_version": "1.2",
     "sensor": {"id": "s1", "segment": "dmz"},
     "stats": {
         "capture": C,
@@ -94,7 +94,7 @@ STATS = {
         "output": {"events": 2, "dropped": 0, "write_errors": 0},
     },
 }
-ANOMALY = {"timestamp": TS, "event_type": "anomaly", "schema_version": "1.1",
+ANOMALY = {"timestamp": TS, "event_type": "anomaly", "schema_version": "1.2",
            "sensor": {"id": "s1", "segment": "dmz"}, "src_ip": "10.1.1.10",
            "dest_ip": "10.1.1.80", "proto": "TCP",
            "anomaly": {"type": "decode", "event": "tcp.bad_offset", "count": 10, "layer": "tcp"}}

@@ -6,6 +6,9 @@ OUTDIR/decode  frames of the crafted captures (build/testdata/pcap) and of the s
                [link type index][length, 2 bytes big endian][frame], up to 8 frames a seed
 OUTDIR/event   the rule-pack scenario events (tests/rules/*/events.ndjson), 20 lines a seed
 OUTDIR/rules   the shipped rule files (rules/level3) and the correlation test rules
+OUTDIR/flow    TCP conversations to the ports fuzz_flow.c serves (HTTP 80/8080, SMB 445,
+               TLS 443, FTP 21, SMTP 25) from the crafted and shared captures, in its format:
+               [port index][flags (bit 0 = from the server)][length, 2 bytes][payload]...
 
 Deterministic: the same inputs give the same seeds (file names are content hashes).
 """
@@ -70,6 +73,58 @@ def seed_decode(outdir, shared):
     return n
 
 
+# fuzz_flow.c's PORTS, in order
+FLOW_PORTS = [80, 8080, 445, 443, 21, 25]
+
+
+def _tcp_payloads(path, limit):
+    """{(client, cport, server, sport): [(from_server, payload), ...]} of a capture's TCP
+    flows to FLOW_PORTS, in capture order (the first limit packets)."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    lt, fr = frames(path, limit)
+    convs = {}
+    if lt != 1:
+        return convs
+    for f in fr:
+        try:
+            e = Ether(f)
+        except Exception:
+            continue
+        if IP not in e or TCP not in e:
+            continue
+        ip, tcp = e[IP], e[TCP]
+        data = bytes(tcp.payload)
+        if tcp.dport in FLOW_PORTS:
+            key, d = (ip.src, tcp.sport, ip.dst, tcp.dport), 0
+        elif tcp.sport in FLOW_PORTS:
+            key, d = (ip.dst, tcp.dport, ip.src, tcp.sport), 1
+        else:
+            continue
+        if data:
+            convs.setdefault(key, []).append((d, data))
+    return convs
+
+
+def seed_flow(outdir, shared):
+    caps = sorted(glob.glob(os.path.join(REPO, "build", "testdata", "pcap", "**", "*.pcap"),
+                            recursive=True))
+    if shared and os.path.isdir(os.path.join(shared, "pcap")):
+        caps += sorted(glob.glob(os.path.join(shared, "pcap", "**", "*.pcap*"), recursive=True))
+    n = 0
+    for cap in caps:
+        for key, segs in sorted(_tcp_payloads(cap, 400).items()):
+            data = bytes([FLOW_PORTS.index(key[3])])
+            for d, p in segs[:24]:
+                p = p[:8192]
+                data += bytes([d]) + len(p).to_bytes(2, "big") + p
+            put(outdir, data)
+            n += 1
+            if n >= MAX_FILES_PER_TARGET:
+                return n
+    return n
+
+
 def seed_event(outdir):
     n = 0
     for path in sorted(glob.glob(os.path.join(REPO, "tests", "rules", "*", "events.ndjson"))):
@@ -93,7 +148,7 @@ def main():
     shared = sys.argv[2] if len(sys.argv) > 2 else None
     counts = {}
     for target, fn in (("decode", lambda d: seed_decode(d, shared)), ("event", seed_event),
-                       ("rules", seed_rules)):
+                       ("rules", seed_rules), ("flow", lambda d: seed_flow(d, shared))):
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         counts[target] = fn(d)

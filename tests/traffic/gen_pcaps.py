@@ -1119,6 +1119,110 @@ def yara_udp():
     return p
 
 
+# TLS record layer (sensor/tls_records.c). Application-parser cases go to OUTDIR/app/.
+
+@case
+def tls_anomalies():
+    """Four TLS conversations: a heartbeat request declaring 16384 bytes in a 3-byte
+    record, sent before the handshake ends, and a 16403-byte heartbeat answer (Heartbleed);
+    a server choosing SSL 3.0; a second handshake after the client's Finished
+    (renegotiation); a stream that stops being TLS records."""
+    p = Pcap("app/tls-anomalies")
+    srv = "10.1.1.43"
+    hello = tls_client_hello()
+    c = TcpConv(p, "heartbleed", CLI, srv, 49700, 443)
+    t = c.handshake(BASE)
+    c.seg(C, t + ms(1), "PA", hello[:7])   # the ClientHello split inside its header
+    c.seg(C, t + ms(2), "PA", hello[7:])
+    c.seg(S, t + ms(3), "PA", tls_server_hello())
+    c.seg(C, t + ms(4), "PA", b"\x18\x03\x03\x00\x03\x01\x40\x00")
+    leak = b"\x02\x40\x00" + bytes(16384) + bytes(16)
+    c.seg(S, t + ms(5), "PA", b"\x18\x03\x03" + _vec16(leak)[:2] + leak[:1400])
+    c.seg(S, t + ms(6), "PA", leak[1400:])
+    c.fin(t + ms(10))
+    c = TcpConv(p, "sslv3", CLI, srv, 49701, 443)
+    t = c.handshake(BASE + ms(20))
+    c.seg(C, t + ms(1), "PA", hello)
+    sh = bytearray(tls_server_hello())
+    sh[9:11] = b"\x03\x00"
+    c.seg(S, t + ms(3), "PA", bytes(sh))
+    c.fin(t + ms(10))
+    c = TcpConv(p, "renegotiation", CLI, srv, 49702, 443)
+    t = c.handshake(BASE + ms(40))
+    c.seg(C, t + ms(1), "PA", hello)
+    c.seg(S, t + ms(3), "PA", tls_server_hello())
+    c.seg(C, t + ms(4), "PA", TLS_CCS + TLS_FINISHED)
+    c.seg(S, t + ms(6), "PA", TLS_CCS + TLS_FINISHED)
+    c.seg(C, t + ms(7), "PA", TLS_APPDATA)
+    c.seg(C, t + ms(8), "PA", TLS_FINISHED)   # an encrypted ClientHello: a new handshake
+    c.fin(t + ms(20))
+    c = TcpConv(p, "not-tls", CLI, srv, 49703, 443)
+    t = c.handshake(BASE + ms(60))
+    c.seg(C, t + ms(1), "PA", hello)
+    c.seg(S, t + ms(3), "PA", b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    c.fin(t + ms(10))
+    return p
+
+
+# HTTP transactions (sensor/http.c, libhtp): keep-alive, pipelining, chunked + gzip bodies
+
+HTTP_KA_COOKIE = b"PHPSESSID=k3y5e55i0n; theme=dark"
+HTTP_KA_WEBSHELL = b"<?php @eval(base64_decode($_POST['z0'])); ?>"
+
+
+def _chunked(data, size):
+    out = b""
+    for i in range(0, len(data), size):
+        piece = data[i:i + size]
+        out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def _gzip(data):
+    import gzip
+    return gzip.compress(data, mtime=0)
+
+
+@case
+def http_keepalive():
+    """One keep-alive connection, three transactions: a page (with a session cookie), a
+    search whose query hides SQL injection in double percent-encoding and SQL comments
+    and whose response is EICAR gzip-compressed then chunked in 7-byte chunks, and a
+    POST uploading a PHP webshell; then a second connection with two pipelined requests
+    in one segment and their two responses in one segment."""
+    p = Pcap("payload/http-keepalive")
+    c = TcpConv(p, "keepalive", CLI, "10.1.1.80", 49600, 80)
+    t = c.handshake(BASE)
+    host = b"portal.example.gov.cn"
+    c.seg(C, t + ms(1), "PA", http_get(host, b"/index.html", b"Cookie: " + HTTP_KA_COOKIE
+                                       + b"\r\n"))
+    body = HTTP_BODY
+    c.seg(S, t + ms(2), "PA", b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    c.seg(C, t + ms(3), "PA", http_get(
+        host, b"/search.php?q=1%2527%2BUNION%2F**%2FSELECT+password%2Cuser+FROM+users--"))
+    gz = _chunked(_gzip(EICAR + b"\r\n"), 7)
+    resp = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + gz)
+    # the response in three segments, the chunk framing split anywhere
+    c.seg(S, t + ms(4), "PA", resp[:50])
+    c.seg(S, t + ms(5), "PA", resp[50:97])
+    c.seg(S, t + ms(6), "PA", resp[97:])
+    post = (b"POST /upload.php HTTP/1.1\r\nHost: " + host + b"\r\nUser-Agent: "
+            + HTTP_UA.encode() + b"\r\nContent-Type: application/x-php\r\nContent-Length: "
+            + str(len(HTTP_KA_WEBSHELL)).encode() + b"\r\n\r\n" + HTTP_KA_WEBSHELL)
+    c.seg(C, t + ms(7), "PA", post)
+    c.seg(S, t + ms(8), "PA", b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+    c.fin(t + ms(10))
+    q = TcpConv(p, "pipelined", CLI, "10.1.1.80", 49601, 80)
+    t = q.handshake(BASE + ms(20))
+    q.seg(C, t + ms(1), "PA", http_get(host, b"/a.css") + http_get(host, b"/b.js"))
+    r = b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nContent-Length: 4\r\n\r\nbody"
+    q.seg(S, t + ms(2), "PA", r + r.replace(b"text/css", b"text/javascript"))
+    q.fin(t + ms(5))
+    return p
+
+
 RELOAD_MARK = b"FENGHUO-RELOAD-MARK"
 RELOAD_DATAGRAMS = 60
 

@@ -196,8 +196,8 @@ static void test_load_shipped(void **state)
 {
     (void)state;
     yara_rules *r = load_ok(rules_dir());
-    assert_int_equal(yara_rules_files(r), 2);
-    assert_int_equal(yara_rules_count(r), 5);
+    assert_int_equal(yara_rules_files(r), 4);
+    assert_int_equal(yara_rules_count(r), 11);
     print_message("  %s: %u rules in %u files\n", rules_dir(), yara_rules_count(r),
                   yara_rules_files(r));
     yara_rules_unref(r);
@@ -293,6 +293,71 @@ static void test_webshell_samples(void **state)
             assert_non_null(strstr(seen.json[j], "\"category\":\"webshell\""));
             assert_non_null(strstr(seen.json[j], "\"severity\":\"high\""));
         }
+    }
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+}
+
+/* The rules written from the public corpus (c2_beacons.yar, exploitation.yar): each on a
+ * sample shaped like the capture it came from, with its category. */
+static void test_corpus_rule_samples(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rule, *category, *data;
+    } cases[] = {
+        {"Fenghuo_C2_CryptoWall4_Checkin", "malware.ransomware",
+         "POST /76N1Lm.php?n=x4tk7t4jo6 HTTP/1.1\r\nAccept: */*\r\n"
+         "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 131\r\n"
+         "Host: homealldaylong.com\r\n\r\n"
+         "o=6b787638683333616b6431660f05f2393c1a354ad6e57d984568037ecebfe360e70ca9e211cdc0f5cf1b065"
+         "484cf67e605493877069bbcc6b7eae868198581"},
+        {"Fenghuo_C2_Emotet_Epoch_HTTP", "malware.trojan",
+         "POST /OK21pqJAtyyGBEo00sk HTTP/1.1\r\nReferer: "
+         "http://82.118.225.196/OK21pqJAtyyGBEo00sk\r\n"
+         "Content-Type: application/x-www-form-urlencoded\r\nDNT: 1\r\n"
+         "User-Agent: Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 10.0; WOW64; Trident/7.0)\r\n"
+         "\r\nOK21pqJAtyyGBEo00sk=U6yKuycpyrtWSffsIT9g"},
+        {"Fenghuo_C2_LocalNRD_Checkin", "malware.trojan",
+         "GET /a/Drk.syn?adcontext=ROUTINE_CHECKIN&contextpeak=0&contextcount=0 HTTP/1.1\r\n\r\n"},
+        {"Fenghuo_Shell_Windows_Cmd_Banner", "backdoor.shell",
+         "Microsoft Windows XP [Version 5.1.2600]\r\n(C) Copyright 1985-2001 Microsoft Corp.\r\n"
+         "\r\nC:\\Documents and Settings\\Administrator\\Desktop>"},
+        {"Fenghuo_Shell_Windows_Cmd_Banner", "backdoor.shell",
+         "Microsoft Windows [Version 10.0.19045.3803]\r\n(c) Microsoft Corporation. All rights "
+         "reserved.\r\n\r\nC:\\Users\\bob>"},
+        {"Fenghuo_Shell_Unix_Root_Id", "exploit.command_output",
+         "HTTP/1.1 200 OK\r\n\r\nuid=0(root) gid=0(root) groups=0(root)\n"},
+        {"Fenghuo_JS_Obfuscated_Eval_Replace", "exploit.script",
+         "<script>var a='...';window[\"eVaL\".replace(/[A-Z]/g,\"\")](a);</script>"},
+    };
+    static const char *const clean[] = {
+        /* an ordinary form POST and an ordinary .php check */
+        "POST /login.php HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n"
+        "user=alice&pass=secret",
+        "POST /api/v1/items HTTP/1.1\r\nReferer: https://shop.example.com/cart\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nDNT: 1\r\n\r\nq=1",
+        /* the banner alone (documentation), the prompt alone, an unprivileged id */
+        "Microsoft Windows [Version 10.0.19045] is the release we support.",
+        "uid=1000(alice) gid=1000(alice) groups=1000(alice),27(sudo)",
+        "<script>window['onload'] = init; s.replace(/[a-z]/g, '');</script>",
+    };
+    yara_rules *r = load_ok(rules_dir());
+    yara_scanner *sc = yara_scanner_new(r);
+    seen_t seen = {0};
+    char want[96];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = scan(sc, cases[i].data, strlen(cases[i].data), &seen);
+        if (rc < 1 || !seen_rule(&seen, cases[i].rule))
+            fail_msg("case %zu: %s not matched (rc %d, %d matches)", i, cases[i].rule, rc, seen.n);
+        snprintf(want, sizeof(want), "\"category\":\"%s\"", cases[i].category);
+        assert_int_equal(seen.n, 1);
+        assert_non_null(strstr(seen.json[0], want));
+    }
+    for (size_t i = 0; i < sizeof(clean) / sizeof(clean[0]); i++) {
+        if (scan(sc, clean[i], strlen(clean[i]), &seen) != 0)
+            fail_msg("clean case %zu matched %s", i, seen.json[0]);
     }
     yara_scanner_free(sc);
     yara_rules_unref(r);
@@ -719,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_load_shipped),
         cmocka_unit_test(test_eicar_in_buffer),
         cmocka_unit_test(test_webshell_samples),
+        cmocka_unit_test(test_corpus_rule_samples),
         cmocka_unit_test(test_clean_data),
         cmocka_unit_test(test_broken_rules_keep_old_set),
         cmocka_unit_test(test_warnings_are_errors),

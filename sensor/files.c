@@ -1,0 +1,234 @@
+/*
+ * files.c - see files.h.
+ */
+#include "files.h"
+
+#include <magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline_int.h"
+
+#define FILE_BUF_MIN  4096
+#define FILE_MAX_YARA 16 /* rule names kept for the fileinfo event */
+#define MAGIC_BYTES   65536
+
+void file_open(pworker *p, fh_file *f, int dir, const char *name, size_t name_len)
+{
+    memset(f, 0, sizeof(*f));
+    sha256_init(&f->sha);
+    f->dir = (uint8_t)dir;
+    f->open = true;
+    if (name && name_len) {
+        f->name = malloc(name_len + 1);
+        if (f->name) {
+            memcpy(f->name, name, name_len);
+            f->name[name_len] = '\0';
+        }
+    }
+    p->pw.cnt.files++;
+}
+
+void file_data(pworker *p, fh_file *f, const uint8_t *data, size_t len)
+{
+    payload_worker *w = &p->pw;
+    size_t n;
+
+    if (!f->open || !len)
+        return;
+    sha256_update(&f->sha, len, data);
+    f->size += len;
+    w->cnt.file_bytes += len;
+    if (f->len >= w->file_max_bytes || f->nomem) {
+        f->cut = true;
+        return;
+    }
+    n = w->file_max_bytes - f->len;
+    if (n > len)
+        n = len;
+    else if (n < len)
+        f->cut = true;
+    if (f->len + n > f->cap) {
+        uint32_t nc = f->cap ? f->cap : FILE_BUF_MIN;
+        uint8_t *nb;
+
+        while (nc < f->len + n && nc < w->file_max_bytes)
+            nc *= 2;
+        if (nc > w->file_max_bytes)
+            nc = w->file_max_bytes;
+        if (w->buf_mem - f->cap + nc > w->memcap || !(nb = realloc(f->buf, nc))) {
+            w->cnt.memcap_drops++;
+            w->cnt.memcap_drop_bytes += n;
+            f->nomem = true;
+            return;
+        }
+        w->buf_mem = w->buf_mem - f->cap + nc;
+        if (w->buf_mem > w->buf_mem_peak)
+            w->buf_mem_peak = w->buf_mem;
+        f->buf = nb;
+        f->cap = nc;
+    }
+    memcpy(f->buf + f->len, data, n);
+    f->len += (uint32_t)n;
+}
+
+void file_gap(fh_file *f)
+{
+    f->gap = true;
+}
+
+void file_discard(pworker *p, fh_file *f)
+{
+    if (f->cap)
+        p->pw.buf_mem -= f->cap;
+    free(f->buf);
+    free(f->name);
+    memset(f, 0, sizeof(*f));
+}
+
+typedef struct {
+    pworker *p;
+    flow *fl;
+    fh_file *f;
+    uint64_t ts_us;
+    const char *source;
+    char names[FILE_MAX_YARA][64];
+    unsigned n;
+} file_scan;
+
+static void write_file_ref(jbuf *b, const fh_file *f, const char *source, const char *sha)
+{
+    jbuf_obj_open(b, "file");
+    jbuf_str(b, "source", source);
+    if (f->name)
+        jbuf_str(b, "filename", f->name);
+    if (sha)
+        jbuf_str(b, "sha256", sha);
+    jbuf_u64(b, "size", f->size);
+    jbuf_obj_close(b);
+}
+
+static int on_file_match(const yara_match *m, void *arg)
+{
+    file_scan *s = arg;
+    pworker *p = s->p;
+    jbuf *b = &p->jb;
+    char cid[COMMUNITY_ID_LEN];
+
+    if (s->n < FILE_MAX_YARA)
+        snprintf(s->names[s->n++], sizeof(s->names[0]), "%s", m->rule);
+    if (!payload_first_match(p, s->fl, m, s->f->dir)) {
+        p->pw.cnt.duplicates++;
+        return 0;
+    }
+    p->pw.cnt.matches++;
+    s->fl->alerted = true;
+    jbuf_reset(b);
+    eve_flow_header(p, b, s->fl, s->ts_us, "yara", cid);
+    yara_match_to_json(b, m, s->f->dir == FLOW_TOSERVER ? YARA_DIR_TO_SERVER : YARA_DIR_TO_CLIENT,
+                       p->pw.excerpt_bytes);
+    jbuf_obj_open(b, "scan");
+    jbuf_u64(b, "bytes", s->f->len);
+    if (s->f->cut || s->f->nomem)
+        jbuf_bool(b, "truncated", true);
+    jbuf_obj_close(b);
+    write_file_ref(b, s->f, s->source, NULL);
+    jbuf_obj_close(b);
+    eve_emit(p, "yara", cid);
+    return 0;
+}
+
+static void *worker_magic(payload_worker *w)
+{
+    if (!w->magic && !w->magic_failed) {
+        magic_t m = magic_open(MAGIC_NONE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS |
+                               MAGIC_NO_CHECK_ELF | MAGIC_NO_CHECK_CDF);
+
+        if (!m || magic_load(m, NULL) != 0) {
+            if (m)
+                magic_close(m);
+            w->magic_failed = true;
+            return NULL;
+        }
+        w->magic = m;
+    }
+    return w->magic;
+}
+
+static void file_type(payload_worker *w, const fh_file *f, jbuf *b)
+{
+    magic_t m = worker_magic(w);
+    const char *desc;
+    size_t n = f->len < MAGIC_BYTES ? f->len : MAGIC_BYTES;
+
+    if (!m || !n)
+        return;
+    magic_setflags(m, MAGIC_NONE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF |
+                          MAGIC_NO_CHECK_CDF);
+    desc = magic_buffer(m, f->buf, n);
+    if (desc)
+        jbuf_str(b, "magic", desc);
+    magic_setflags(m, MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF |
+                          MAGIC_NO_CHECK_CDF);
+    desc = magic_buffer(m, f->buf, n);
+    if (desc)
+        jbuf_str(b, "mimetype", desc);
+}
+
+void file_close(pworker *p, flow *fl, fh_file *f, uint64_t ts_us, const char *source,
+                uint64_t tx_id, bool complete, file_ctx_writer ctx, void *arg)
+{
+    payload_worker *w = &p->pw;
+    jbuf *b = &p->jb;
+    char cid[COMMUNITY_ID_LEN], sha[2 * SHA256_DIGEST_SIZE + 1];
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    file_scan s = {.p = p, .fl = fl, .f = f, .ts_us = ts_us, .source = source};
+    yara_scanner *sc;
+
+    if (!f->open)
+        return;
+    sha256_digest(&f->sha, sizeof(digest), digest);
+    for (size_t i = 0; i < sizeof(digest); i++)
+        snprintf(sha + 2 * i, 3, "%02x", digest[i]);
+    if (f->len && w->slot && (sc = payload_scanner(w))) {
+        int rc;
+
+        w->cnt.scans++;
+        w->cnt.file_scans++;
+        w->cnt.scanned_bytes += f->len;
+        rc = yara_scan(sc, f->buf, f->len, on_file_match, &s);
+        if (rc == FH_ERR_LIMIT)
+            w->cnt.timeouts++;
+        else if (rc < 0)
+            w->cnt.errors++;
+    }
+    jbuf_reset(b);
+    eve_flow_header(p, b, fl, ts_us, "fileinfo", cid);
+    if (ctx)
+        ctx(b, arg);
+    jbuf_obj_open(b, "fileinfo");
+    jbuf_str(b, "source", source);
+    if (f->name)
+        jbuf_str(b, "filename", f->name);
+    jbuf_str(b, "direction", f->dir == FLOW_TOSERVER ? "to_server" : "to_client");
+    jbuf_u64(b, "size", f->size);
+    if (!f->gap)
+        jbuf_str(b, "sha256", sha);
+    jbuf_bool(b, "gaps", f->gap);
+    jbuf_str(b, "state", complete && !f->gap ? "CLOSED" : "TRUNCATED");
+    jbuf_bool(b, "stored", false);
+    jbuf_u64(b, "tx_id", tx_id);
+    file_type(w, f, b);
+    jbuf_u64(b, "scanned_bytes", f->len);
+    if (s.n) {
+        jbuf_arr_open(b, "yara");
+        for (unsigned i = 0; i < s.n; i++)
+            jbuf_str(b, NULL, s.names[i]);
+        jbuf_arr_close(b);
+    }
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+    eve_emit(p, "fileinfo", cid);
+    file_discard(p, f);
+}

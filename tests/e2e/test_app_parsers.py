@@ -1,0 +1,103 @@
+"""The application parsers' switches and promises (sensor/http.c, files.c, tls_records.c;
+docs/events.md): what each option turns off, and what never leaves the sensor.
+
+* test_session_cookie_never_written   the cookie's value appears in no event, its hash does
+* test_http_parser_off                http.enabled: false gives nDPI's one http event per
+                                      flow back, no fileinfo, no per-transaction events
+* test_tls_records_off                tls.enabled: false: no applayer anomaly
+* test_malformed_http_counted         a stream that starts like HTTP and then is garbage:
+                                      no crash, the flow and what was parsed are written
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def pcap(testdata, name):
+    return os.path.join(testdata, "pcap", name)
+
+
+def events_of(run_sensor, args, **kw):
+    events, err, rc = run_sensor(args, **kw)
+    assert rc == 0, err
+    return events
+
+
+def test_session_cookie_never_written(sensor_run, testdata):
+    r = sensor_run(["-r", pcap(testdata, "payload/http-keepalive.pcap")])
+    raw = b"\n".join(r.lines)
+    assert b"k3y5e55i0n" not in raw
+    assert b"f71e6862f4130b4af1160b98397f3b1d06c67d6fd6188259ccf78cc9f48f5926" in raw
+
+
+def test_http_parser_off(run_sensor, testdata, validator):
+    on = events_of(run_sensor, ["-r", pcap(testdata, "payload/http-keepalive.pcap")])
+    off = events_of(run_sensor, ["-r", pcap(testdata, "payload/http-keepalive.pcap"),
+                                 "--set", "http.enabled=false"])
+    validator(on)
+    validator(off)
+    http_on = [e for e in on if e["event_type"] == "http"]
+    http_off = [e for e in off if e["event_type"] == "http"]
+    assert len(http_on) == 5 and all("tx_id" in e["http"] for e in http_on)
+    # nDPI's: one per flow, its first transaction only, no tx_id
+    assert len(http_off) == 2 and all("tx_id" not in e["http"] for e in http_off)
+    assert not [e for e in off if e["event_type"] == "fileinfo"]
+    assert "http" not in off[-1]["stats"] and off[-1]["stats"].get("reassembly") is not None
+    assert on[-1]["stats"]["http"] == {"flows": 2, "transactions": 5, "errors": 0}
+
+
+def test_tls_records_off(run_sensor, testdata, validator):
+    on = events_of(run_sensor, ["-r", pcap(testdata, "app/tls-anomalies.pcap")])
+    off = events_of(run_sensor, ["-r", pcap(testdata, "app/tls-anomalies.pcap"),
+                                 "--set", "tls.enabled=false", "--set", "http.enabled=false"])
+    validator(on)
+    validator(off)
+    assert len([e for e in on if e["event_type"] == "anomaly"]) == 5
+    assert on[-1]["stats"]["tls"] == {"flows": 4, "anomalies": 5}
+    assert not [e for e in off if e["event_type"] == "anomaly"]
+    # nothing left that needs reassembly: no payload counters at all
+    assert "reassembly" not in off[-1]["stats"]
+
+
+def test_malformed_http_counted(run_sensor, tmp_path, validator):
+    """Hand-made frames: a request line, then binary garbage and a bogus response."""
+    scapy = pytest.importorskip("scapy.all")
+    from scapy.all import IP, TCP, Ether, Raw, wrpcap
+    cli, srv = "10.1.1.10", "10.1.1.80"
+    pkts, seq = [], {0: 1000, 1: 5000}
+
+    def seg(d, flags, data=b""):
+        src, dst = (cli, srv) if d == 0 else (srv, cli)
+        sp, dp = (40000, 80) if d == 0 else (80, 40000)
+        p = Ether() / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq[d],
+                                                 ack=seq[1 - d])
+        if data:
+            p = p / Raw(data)
+        pkts.append(p)
+        seq[d] += len(data) + (1 if "S" in flags or "F" in flags else 0)
+
+    seg(0, "S")
+    seg(1, "SA")
+    seg(0, "A")
+    seg(0, "PA", b"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n")
+    seg(0, "PA", bytes(range(256)) * 8)
+    seg(1, "PA", b"HTTP/1.1 999999 \x00\xff\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    seg(0, "FA")
+    seg(1, "FA")
+    path = tmp_path / "bad-http.pcap"
+    for i, p in enumerate(pkts):
+        p.time = 1700000000 + i / 1000
+    wrpcap(str(path), pkts)
+    events = events_of(run_sensor, ["-r", str(path)])
+    validator(events)
+    flows = [e for e in events if e["event_type"] == "flow"]
+    assert len(flows) == 1
+    http = [e for e in events if e["event_type"] == "http"]
+    assert len(http) == 1 and http[0]["http"]["url"] == "/x"
+    assert events[-1]["stats"]["http"]["flows"] == 1
