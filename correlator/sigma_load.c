@@ -167,7 +167,7 @@ static const char *const eve_fields[] = {
     "smb.",         "geo.",          "yara.",          "stats.",       "anomaly.",
     "alert.",       "fileinfo.",     "src_asset.",     "dest_asset.",  "ftp.",
     "smtp.",        "rdp.",          "krb5.",          "snmp.",        "dhcp.",
-    "quic.",        "mqtt.",         "login.",
+    "quic.",        "mqtt.",         "login.",         "arp.",         "file.",
 };
 
 /*
@@ -245,7 +245,7 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
                     {"webserver", "http"},  {"http", "http"},    {"tls", "tls"},
                     {"ssh", "ssh"},         {"yara", "yara"},    {"stats", "stats"},
                     {"anomaly", "anomaly"}, {"smb", "smb"},      {"fileinfo", "fileinfo"},
-                    {"file", "fileinfo"}};
+                    {"arp", "arp"},         {"file", "fileinfo"}};
 
         for (size_t i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
             if (!strcasecmp(category, cats[i].cat)) {

@@ -712,6 +712,18 @@ static decode_result decode_ethertype(dctx *x, uint16_t type, const uint8_t *p, 
             return decode_mpls(x, p, len);
         case ETH_P_PPPOE_S:
             return decode_pppoe(x, p, len);
+        case ETH_P_ARP:
+            /* Ethernet (1) / IPv4 (0x0800), 6- and 4-byte addresses: 28 bytes */
+            x->d->stats.non_ip++;
+            if (len < 28 || rd16(p) != 1 || rd16(p + 2) != ETH_P_IPV4 || p[4] != 6 || p[5] != 4)
+                return DECODE_NON_IP;
+            k->arp_op = rd16(p + 6);
+            memcpy(k->arp_sha, p + 8, 6);
+            memcpy(k->arp_spa, p + 14, 4);
+            memcpy(k->arp_tha, p + 18, 6);
+            memcpy(k->arp_tpa, p + 24, 4);
+            x->d->stats.arp++;
+            return DECODE_ARP;
         }
         x->d->stats.non_ip++;
         return DECODE_NON_IP;

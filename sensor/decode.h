@@ -95,6 +95,7 @@ typedef struct {
     uint64_t vlan, mpls, pppoe, gre, vxlan, geneve, gtp, ipip, erspan;
     uint64_t fragments, reassembled;
     uint64_t non_ip;
+    uint64_t arp; /* ARP messages (Ethernet/IPv4), also counted in non_ip */
     uint64_t errors[DECODE_ERR_COUNT];
 } decode_stats;
 
@@ -136,6 +137,9 @@ typedef struct {
     uint8_t vlan_count;
     bool has_mac;
     uint8_t mac_src[6], mac_dst[6];
+    /* DECODE_ARP: an Ethernet/IPv4 ARP message (sender and target pairs) */
+    uint16_t arp_op;
+    uint8_t arp_sha[6], arp_tha[6], arp_spa[4], arp_tpa[4];
 
     uint8_t tunnel_type;  /* TUNNEL_* of the outermost tunnel, 0 if none */
     uint8_t tunnel_depth; /* number of tunnel layers removed */
@@ -148,7 +152,8 @@ typedef struct {
 
 typedef enum {
     DECODE_OK = 0, /* pkt holds an IP packet with its L4 header decoded */
-    DECODE_NON_IP, /* not IP (ARP, LLDP, STP, ...): counted, nothing to do */
+    DECODE_NON_IP, /* not IP (LLDP, STP, ...): counted, nothing to do */
+    DECODE_ARP,    /* an ARP message for IPv4 over Ethernet: pkt's arp_* fields (arp.c) */
     DECODE_HELD,   /* an IP fragment stored for reassembly */
     DECODE_ERROR,  /* malformed: *reason says why, already counted */
 } decode_result;

@@ -307,6 +307,7 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
     jbuf_u64(b, "fragments", d->fragments);
     jbuf_u64(b, "reassembled", d->reassembled);
     jbuf_u64(b, "non_ip", d->non_ip);
+    jbuf_u64(b, "arp", d->arp);
     jbuf_obj_open(b, "errors");
     for (int i = 0; i < DECODE_ERR_COUNT; i++)
         if (d->errors[i])
@@ -397,4 +398,67 @@ void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r)
     jbuf_obj_close(b);
     jbuf_obj_close(b);
     emitter_emit(&p->out, p->cfg, b, "anomaly", NULL);
+}
+
+static void mac_str(const uint8_t *m, char *out, size_t len)
+{
+    snprintf(out, len, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
+/*
+ * An ARP message (capture thread): an `arp` event when it shows a binding of its sender
+ * that is new or changed (arp.c), nothing when the binding is known.
+ */
+void eve_arp(pipeline *p, const decode_pkt *k)
+{
+    jbuf *b = &p->jb;
+    uint8_t prev[6];
+    char a[INET6_ADDRSTRLEN], m[24];
+    arp_verdict v;
+    bool gratuitous = !memcmp(k->arp_spa, k->arp_tpa, 4);
+    uint16_t vlan = k->vlan_count ? k->vlan[0] : 0;
+    static const uint8_t zero[4];
+
+    if (!memcmp(k->arp_spa, zero, 4))
+        return; /* a probe: the sender has no address yet */
+    v = arp_table_bind(&p->arp, k->arp_spa, vlan, k->arp_sha, k->ts_us, prev);
+    if (v == ARP_SAME)
+        return;
+    jbuf_reset(b);
+    eve_header(p->cfg, &p->cap, b, k->ts_us, "arp", p->iface);
+    eve_ip(4, k->arp_spa, a, sizeof(a));
+    jbuf_str(b, "src_ip", a);
+    eve_ip(4, k->arp_tpa, a, sizeof(a));
+    jbuf_str(b, "dest_ip", a);
+    if (k->vlan_count) {
+        jbuf_arr_open(b, "vlan");
+        for (int i = 0; i < k->vlan_count; i++)
+            jbuf_u64(b, NULL, k->vlan[i]);
+        jbuf_arr_close(b);
+    }
+    jbuf_obj_open(b, "ether");
+    mac_str(k->mac_src, m, sizeof(m));
+    jbuf_str(b, "src_mac", m);
+    mac_str(k->mac_dst, m, sizeof(m));
+    jbuf_str(b, "dest_mac", m);
+    jbuf_obj_close(b);
+    jbuf_obj_open(b, "arp");
+    jbuf_str(b, "opcode", k->arp_op == 1 ? "request" : k->arp_op == 2 ? "reply" : "other");
+    eve_ip(4, k->arp_spa, a, sizeof(a));
+    jbuf_str(b, "src_ip", a);
+    mac_str(k->arp_sha, m, sizeof(m));
+    jbuf_str(b, "src_mac", m);
+    eve_ip(4, k->arp_tpa, a, sizeof(a));
+    jbuf_str(b, "dest_ip", a);
+    mac_str(k->arp_tha, m, sizeof(m));
+    jbuf_str(b, "dest_mac", m);
+    jbuf_bool(b, "gratuitous", gratuitous);
+    jbuf_str(b, "binding", v == ARP_NEW ? "new" : "changed");
+    if (v == ARP_CHANGED) {
+        mac_str(prev, m, sizeof(m));
+        jbuf_str(b, "previous_mac", m);
+    }
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+    emitter_emit(&p->out, p->cfg, b, "arp", NULL);
 }

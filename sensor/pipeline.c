@@ -117,7 +117,8 @@ fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_si
     emitter_init(&p->out, sink, p->threaded ? &p->sink_lock : NULL);
     decoder_init(&p->dec, cfg->frag_memcap, cfg->frag_max_datagrams, cfg->frag_timeout);
     p->workers = calloc(p->nworkers, sizeof(*p->workers));
-    if (!p->dec.defrag.buckets || !jbuf_init(&p->jb, 8192, cfg->max_event_bytes) || !p->workers) {
+    if (!p->dec.defrag.buckets || !jbuf_init(&p->jb, 8192, cfg->max_event_bytes) || !p->workers ||
+        !arp_table_init(&p->arp)) {
         snprintf(err, errlen, "out of memory setting up the pipeline");
         e = FH_ERR_NOMEM;
         goto fail;
@@ -184,6 +185,7 @@ void pipeline_free(pipeline *p)
         }
     for (unsigned i = 0; p->workers && i < p->nworkers; i++)
         worker_free(&p->workers[i]);
+    arp_table_free(&p->arp);
     free(p->workers);
     p->workers = NULL;
     p->nworkers = 0;
@@ -259,6 +261,10 @@ void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t c
     if (r == DECODE_ERROR) {
         if (fh_log_sample(p->dec.stats.errors[reason]))
             eve_anomaly_event(p, &k, reason);
+        return;
+    }
+    if (r == DECODE_ARP) {
+        eve_arp(p, &k);
         return;
     }
     if (r != DECODE_OK)

@@ -35,6 +35,7 @@
 #include "../common/jbuf.h"
 #include "config.h"
 #include "decode.h"
+#include "arp.h"
 #include "dpi.h"
 #include "flow.h"
 #include "geoip.h"
@@ -113,6 +114,7 @@ struct pipeline {
     bool threaded;         /* workers run on their own threads, fed through rings */
     _Atomic uint32_t acks; /* barrier: workers that reached it */
     uint64_t oversize;     /* packets too large for a ring record (counted, not processed) */
+    arp_table arp;         /* ARP bindings (arp.c), capture thread only */
     app_stat apps_total[APP_STATS_SLOTS]; /* the stats event's merge of the workers' tables */
 };
 

@@ -82,7 +82,7 @@ STATS = {
         "decoder": dict({k: 0 for k in ("packets", "bytes", "ipv4", "ipv6", "tcp", "udp", "icmp",
                                         "sctp", "other_l4", "vlan", "mpls", "pppoe", "gre",
                                         "vxlan", "geneve", "gtp", "ipip", "erspan",
-                                        "fragments", "reassembled", "non_ip")},
+                                        "fragments", "reassembled", "non_ip", "arp")},
                         errors={"ipv4.truncated": 1, "ipv6.truncated_ext_hdr": 2}),
         "flow": {"created": 1, "ended": 1, "evicted": 0, "active": 0, "max_active": 1,
                  "updates": 0, "unaccounted_packets": 0, "memory": 0,

@@ -24,7 +24,7 @@ import struct
 import sys
 from decimal import Decimal
 
-from scapy.all import (DNS, DNSQR, DNSRR, GRE, ICMP, IP, TCP, UDP, VXLAN, CookedLinux,
+from scapy.all import (ARP, DNS, DNSQR, DNSRR, GRE, ICMP, IP, TCP, UDP, VXLAN, CookedLinux,
                        CookedLinuxV2, Dot1AD, Dot1Q, Ether, ICMPv6EchoReply,
                        ICMPv6EchoRequest, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
                        IPv6ExtHdrHopByHop, Loopback, PPP, PPPoE, PadN, Raw)
@@ -1116,6 +1116,36 @@ def yara_udp():
     u.send(C, BASE, Raw(b"PUT eicar.com\n" + EICAR))
     u.send(C, BASE + ms(10), Raw(b"PUT eicar.com again\n" + EICAR))
     u.send(S, BASE + ms(20), Raw(b"ECHO " + EICAR))
+    return p
+
+
+# ARP bindings (sensor/arp.c)
+
+GW_MAC, CLI_MAC, EVIL_MAC = "52:54:00:00:00:01", "52:54:00:00:00:10", "52:54:00:66:66:66"
+
+
+@case
+def arp_spoofing():
+    """The gateway 10.1.1.1 answers the client; the client's own binding; a probe (sender
+    0.0.0.0); the gateway again (known: nothing); then an attacker's gratuitous reply
+    claiming 10.1.1.1 from its MAC, and its own address; the same address on VLAN 20 is
+    another host (new)."""
+    p = Pcap("app/arp-spoofing")
+    bc = "ff:ff:ff:ff:ff:ff"
+
+    def arp(t, src, dst, op, psrc, hwsrc, pdst, hwdst="00:00:00:00:00:00", vlan=None):
+        f = Ether(src=src, dst=dst)
+        if vlan:
+            f = f / Dot1Q(vlan=vlan)
+        p.add(t, f / ARP(op=op, psrc=psrc, hwsrc=hwsrc, pdst=pdst, hwdst=hwdst))
+
+    arp(BASE, CLI_MAC, bc, 1, CLI, CLI_MAC, "10.1.1.1")
+    arp(BASE + ms(1), GW_MAC, CLI_MAC, 2, "10.1.1.1", GW_MAC, CLI, CLI_MAC)
+    arp(BASE + ms(2), CLI_MAC, bc, 1, "0.0.0.0", CLI_MAC, "10.1.1.99")
+    arp(BASE + ms(3), GW_MAC, CLI_MAC, 2, "10.1.1.1", GW_MAC, CLI, CLI_MAC)
+    arp(BASE + ms(10), EVIL_MAC, bc, 2, "10.1.1.1", EVIL_MAC, "10.1.1.1", bc)
+    arp(BASE + ms(11), EVIL_MAC, bc, 1, "10.1.1.66", EVIL_MAC, "10.1.1.66")
+    arp(BASE + ms(12), GW_MAC, bc, 2, "10.1.1.1", GW_MAC, "10.1.1.1", bc, vlan=20)
     return p
 
 
