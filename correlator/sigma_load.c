@@ -168,6 +168,7 @@ static const char *const eve_fields[] = {
     "alert.",       "fileinfo.",     "src_asset.",     "dest_asset.",  "ftp.",
     "smtp.",        "rdp.",          "krb5.",          "snmp.",        "dhcp.",
     "quic.",        "mqtt.",         "login.",         "arp.",         "file.",
+    "ipv6_ra.",
 };
 
 /*
@@ -240,12 +241,12 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
     if (category) {
         static const struct {
             const char *cat, *et;
-        } cats[] = {{"flow", "flow"},       {"network", "flow"}, {"network_connection", "flow"},
-                    {"firewall", "flow"},   {"dns", "dns"},      {"proxy", "http"},
-                    {"webserver", "http"},  {"http", "http"},    {"tls", "tls"},
-                    {"ssh", "ssh"},         {"yara", "yara"},    {"stats", "stats"},
-                    {"anomaly", "anomaly"}, {"smb", "smb"},      {"fileinfo", "fileinfo"},
-                    {"arp", "arp"},         {"file", "fileinfo"}};
+        } cats[] = {{"flow", "flow"},       {"network", "flow"},  {"network_connection", "flow"},
+                    {"firewall", "flow"},   {"dns", "dns"},       {"proxy", "http"},
+                    {"webserver", "http"},  {"http", "http"},     {"tls", "tls"},
+                    {"ssh", "ssh"},         {"yara", "yara"},     {"stats", "stats"},
+                    {"anomaly", "anomaly"}, {"smb", "smb"},       {"fileinfo", "fileinfo"},
+                    {"arp", "arp"},         {"file", "fileinfo"}, {"ipv6_ra", "ipv6_ra"}};
 
         for (size_t i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
             if (!strcasecmp(category, cats[i].cat)) {

@@ -32,6 +32,34 @@ typedef struct {
 
 typedef enum { ARP_SAME, ARP_NEW, ARP_CHANGED } arp_verdict;
 
+/*
+ * IPv6 routers (router advertisements): the same idea for the router's link-local
+ * address, keyed by (address, VLAN): its MAC and whether it withdrew itself (router
+ * lifetime 0). An event when a router is first seen, answers from another MAC (a forged
+ * advertisement, THC's fake_router6 / kill_router6) or changes between offering and
+ * withdrawing itself. ARP_SLOTS / 16 routers, least recently seen replaced.
+ */
+#define RA_SLOTS 512
+
+typedef struct {
+    uint8_t ip[16];
+    uint16_t vlan;
+    uint8_t mac[6];
+    uint8_t used, withdrawn;
+    uint64_t seen_us;
+} ra_entry;
+
+typedef struct {
+    ra_entry *slots; /* RA_SLOTS */
+} ra_table;
+
+bool ra_table_init(ra_table *t);
+void ra_table_free(ra_table *t);
+/* Records an advertisement of router ip on vlan from mac; withdrawn: router lifetime 0.
+ * prev gets the MAC before a change of MAC. ARP_CHANGED also for a change of withdrawn. */
+arp_verdict ra_table_bind(ra_table *t, const uint8_t ip[16], uint16_t vlan, const uint8_t mac[6],
+                          bool withdrawn, uint64_t ts_us, uint8_t prev[6], bool *mac_changed);
+
 bool arp_table_init(arp_table *t);
 void arp_table_free(arp_table *t);
 /* Records that ip (4 bytes, network order) on vlan answered from mac; prev gets the

@@ -462,3 +462,94 @@ void eve_arp(pipeline *p, const decode_pkt *k)
     jbuf_obj_close(b);
     emitter_emit(&p->out, p->cfg, b, "arp", NULL);
 }
+
+/*
+ * An ICMPv6 router advertisement (capture thread; the packet also goes on to its flow):
+ * an `ipv6_ra` event when its router is new, answers from another MAC, or moved between
+ * offering and withdrawing itself (router lifetime 0).
+ */
+void eve_router_advertisement(pipeline *p, const decode_pkt *k)
+{
+    jbuf *b = &p->jb;
+    const uint8_t *ra = k->payload; /* after type, code, checksum */
+    uint32_t len = k->payload_len, off;
+    uint8_t prev[6], mac[6];
+    char a[INET6_ADDRSTRLEN], m[24];
+    bool mac_changed, has_opt_mac = false;
+    uint16_t lifetime;
+    arp_verdict v;
+
+    if (!ra || len < 12 || k->ip_version != 6)
+        return;
+    lifetime = (uint16_t)(ra[2] << 8 | ra[3]);
+    /* the router's MAC: its source link-layer option, else the frame's */
+    memcpy(mac, k->mac_src, 6);
+    for (off = 12; off + 8 <= len && ra[off + 1];) {
+        uint32_t olen = (uint32_t)ra[off + 1] * 8;
+
+        if (off + olen > len)
+            break;
+        if (ra[off] == 1 && olen >= 8) {
+            memcpy(mac, ra + off + 2, 6);
+            has_opt_mac = true;
+        }
+        off += olen;
+    }
+    if (!k->has_mac && !has_opt_mac)
+        return;
+    v = ra_table_bind(&p->ra, k->src, k->vlan_count ? k->vlan[0] : 0, mac, lifetime == 0, k->ts_us,
+                      prev, &mac_changed);
+    if (v == ARP_SAME)
+        return;
+    jbuf_reset(b);
+    eve_header(p->cfg, &p->cap, b, k->ts_us, "ipv6_ra", p->iface);
+    eve_ip(6, k->src, a, sizeof(a));
+    jbuf_str(b, "src_ip", a);
+    eve_ip(6, k->dst, a, sizeof(a));
+    jbuf_str(b, "dest_ip", a);
+    if (k->vlan_count) {
+        jbuf_arr_open(b, "vlan");
+        for (int i = 0; i < k->vlan_count; i++)
+            jbuf_u64(b, NULL, k->vlan[i]);
+        jbuf_arr_close(b);
+    }
+    if (k->has_mac) {
+        jbuf_obj_open(b, "ether");
+        mac_str(k->mac_src, m, sizeof(m));
+        jbuf_str(b, "src_mac", m);
+        mac_str(k->mac_dst, m, sizeof(m));
+        jbuf_str(b, "dest_mac", m);
+        jbuf_obj_close(b);
+    }
+    jbuf_obj_open(b, "ipv6_ra");
+    mac_str(mac, m, sizeof(m));
+    jbuf_str(b, "router_mac", m);
+    jbuf_u64(b, "router_lifetime", lifetime);
+    jbuf_u64(b, "hop_limit", ra[0]);
+    jbuf_bool(b, "managed", (ra[1] & 0x80) != 0);
+    jbuf_bool(b, "other", (ra[1] & 0x40) != 0);
+    jbuf_arr_open(b, "prefixes");
+    for (off = 12; off + 8 <= len && ra[off + 1];) {
+        uint32_t olen = (uint32_t)ra[off + 1] * 8;
+
+        if (off + olen > len)
+            break;
+        if (ra[off] == 3 && olen >= 32) {
+            char pfx[INET6_ADDRSTRLEN + 8];
+
+            eve_ip(6, ra + off + 16, a, sizeof(a));
+            snprintf(pfx, sizeof(pfx), "%s/%u", a, ra[off + 2] <= 128 ? ra[off + 2] : 128);
+            jbuf_str(b, NULL, pfx);
+        }
+        off += olen;
+    }
+    jbuf_arr_close(b);
+    jbuf_str(b, "binding", v == ARP_NEW ? "new" : "changed");
+    if (mac_changed) {
+        mac_str(prev, m, sizeof(m));
+        jbuf_str(b, "previous_mac", m);
+    }
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+    emitter_emit(&p->out, p->cfg, b, "ipv6_ra", NULL);
+}

@@ -118,7 +118,7 @@ fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_si
     decoder_init(&p->dec, cfg->frag_memcap, cfg->frag_max_datagrams, cfg->frag_timeout);
     p->workers = calloc(p->nworkers, sizeof(*p->workers));
     if (!p->dec.defrag.buckets || !jbuf_init(&p->jb, 8192, cfg->max_event_bytes) || !p->workers ||
-        !arp_table_init(&p->arp)) {
+        !arp_table_init(&p->arp) || !ra_table_init(&p->ra)) {
         snprintf(err, errlen, "out of memory setting up the pipeline");
         e = FH_ERR_NOMEM;
         goto fail;
@@ -186,6 +186,7 @@ void pipeline_free(pipeline *p)
     for (unsigned i = 0; p->workers && i < p->nworkers; i++)
         worker_free(&p->workers[i]);
     arp_table_free(&p->arp);
+    ra_table_free(&p->ra);
     free(p->workers);
     p->workers = NULL;
     p->nworkers = 0;
@@ -269,6 +270,8 @@ void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t c
     }
     if (r != DECODE_OK)
         return;
+    if (k.l4_proto == IPPROTO_ICMPV6 && k.icmp_type == 134) /* router advertisement */
+        eve_router_advertisement(p, &k);
     k.iface = p->iface >= 0 ? (uint8_t)(p->iface + 1) : 0;
     if (p->threaded)
         dispatch(p, &k);

@@ -115,6 +115,7 @@ struct pipeline {
     _Atomic uint32_t acks; /* barrier: workers that reached it */
     uint64_t oversize;     /* packets too large for a ring record (counted, not processed) */
     arp_table arp;         /* ARP bindings (arp.c), capture thread only */
+    ra_table ra;           /* IPv6 routers seen in router advertisements (arp.c) */
     app_stat apps_total[APP_STATS_SLOTS]; /* the stats event's merge of the workers' tables */
 };
 

@@ -112,6 +112,7 @@ void eve_flow_end(flow *f, flow_reason reason, void *arg);
 void eve_stats_event(pipeline *p, uint64_t now_us);
 void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r);
 void eve_arp(pipeline *p, const decode_pkt *k);
+void eve_router_advertisement(pipeline *p, const decode_pkt *k);
 
 /* payload.c */
 fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned nworkers);

@@ -25,7 +25,8 @@ import sys
 from decimal import Decimal
 
 from scapy.all import (ARP, DNS, DNSQR, DNSRR, GRE, ICMP, IP, TCP, UDP, VXLAN, CookedLinux,
-                       CookedLinuxV2, Dot1AD, Dot1Q, Ether, ICMPv6EchoReply,
+                       CookedLinuxV2, Dot1AD, Dot1Q, Ether, ICMPv6EchoReply, ICMPv6ND_RA,
+                       ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr,
                        ICMPv6EchoRequest, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
                        IPv6ExtHdrHopByHop, Loopback, PPP, PPPoE, PadN, Raw)
 from scapy.contrib.mpls import MPLS
@@ -1146,6 +1147,30 @@ def arp_spoofing():
     arp(BASE + ms(10), EVIL_MAC, bc, 2, "10.1.1.1", EVIL_MAC, "10.1.1.1", bc)
     arp(BASE + ms(11), EVIL_MAC, bc, 1, "10.1.1.66", EVIL_MAC, "10.1.1.66")
     arp(BASE + ms(12), GW_MAC, bc, 2, "10.1.1.1", GW_MAC, "10.1.1.1", bc, vlan=20)
+    return p
+
+
+@case
+def rogue_router():
+    """IPv6 router advertisements: the router fe80::1 offers 2001:db8:10::/64 (lifetime
+    1800), repeats itself (nothing new), then a forger sends from fe80::1 with its own MAC
+    and lifetime 0 (kill_router6); the router answers again."""
+    p = Pcap("app/rogue-router")
+    r_mac, f_mac = "52:54:00:00:00:01", "52:54:00:66:66:66"
+
+    def ra(t, mac, lifetime, prefix=True):
+        pkt = (Ether(src=mac, dst="33:33:00:00:00:01")
+               / IPv6(src="fe80::1", dst="ff02::1", hlim=255)
+               / ICMPv6ND_RA(routerlifetime=lifetime, chlim=64, M=0, O=1)
+               / ICMPv6NDOptSrcLLAddr(lladdr=mac))
+        if prefix:
+            pkt = pkt / ICMPv6NDOptPrefixInfo(prefix="2001:db8:10::", prefixlen=64)
+        p.add(t, pkt)
+
+    ra(BASE, r_mac, 1800)
+    ra(BASE + ms(100), r_mac, 1800)
+    ra(BASE + ms(200), f_mac, 0, prefix=False)
+    ra(BASE + ms(300), r_mac, 1800)
     return p
 
 
