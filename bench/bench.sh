@@ -155,7 +155,7 @@ declare -A LABEL=(
     [full2]="fenghuo DPI + GeoIP, 2 threads"
     [yara]="fenghuo DPI + GeoIP + YARA rules/yara"
     [yarabig]="fenghuo DPI + GeoIP + YARA index.yar"
-    [noapp]="fenghuo DPI + GeoIP, no HTTP/TLS parsers"
+    [noapp]="fenghuo DPI + GeoIP, no parsers"
     [nogeo]="fenghuo DPI, no GeoIP"
     [nodpi]="fenghuo GeoIP, no DPI"
     [bare]="fenghuo no DPI, no GeoIP"
@@ -171,7 +171,7 @@ cmd() {
     yara) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHIPPED") ;;
     yarabig) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHARED") ;;
     noapp) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set http.enabled=false
-        --set tls.enabled=false) ;;
+        --set tls.enabled=false --set smb.enabled=false) ;;
     nogeo) CMD=("$SENSOR" -r "$BIG" -w /dev/null) ;;
     nodpi) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set dpi.enabled=false) ;;
     bare) CMD=("$SENSOR" -r "$BIG" -w /dev/null --set dpi.enabled=false) ;;
@@ -425,7 +425,7 @@ parsers_report() {
         return
     fi
     awk -v on="${WALL[full]}" -v off="${WALL[noapp]}" -v p="$PKTS" 'BEGIN {
-        printf "Application parsers (HTTP, files, TLS records; on in every row but the \"no HTTP/TLS\" one):\n"
+        printf "Application parsers (HTTP, files, TLS records, SMB/DCE-RPC; on in every row but \"no parsers\"):\n"
         printf "  %-38s %.2fx  (%.0f vs %.0f packets/s; below 1: the parsers cost)\n",
             "parsers on vs off:", off / on, p / on, p / off }'
 }

@@ -168,7 +168,7 @@ static const char *const eve_fields[] = {
     "alert.",       "fileinfo.",     "src_asset.",     "dest_asset.",  "ftp.",
     "smtp.",        "rdp.",          "krb5.",          "snmp.",        "dhcp.",
     "quic.",        "mqtt.",         "login.",         "arp.",         "file.",
-    "ipv6_ra.",
+    "ipv6_ra.",     "dcerpc.",
 };
 
 /*
@@ -222,7 +222,7 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
             const char *svc, *et;
         } zeek[] = {{"conn", "flow"},     {"dns", "dns"},         {"http", "http"},
                     {"ssl", "tls"},       {"x509", "tls"},        {"ssh", "ssh"},
-                    {"smb_files", "smb"}, {"smb_mapping", "smb"}, {"dce_rpc", NULL},
+                    {"smb_files", "smb"}, {"smb_mapping", "smb"}, {"dce_rpc", "dcerpc"},
                     {"kerberos", NULL},   {"rdp", NULL},          {"ntlm", NULL},
                     {"files", "fileinfo"}};
 
@@ -246,7 +246,8 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
                     {"webserver", "http"},  {"http", "http"},     {"tls", "tls"},
                     {"ssh", "ssh"},         {"yara", "yara"},     {"stats", "stats"},
                     {"anomaly", "anomaly"}, {"smb", "smb"},       {"fileinfo", "fileinfo"},
-                    {"arp", "arp"},         {"file", "fileinfo"}, {"ipv6_ra", "ipv6_ra"}};
+                    {"arp", "arp"},         {"file", "fileinfo"}, {"ipv6_ra", "ipv6_ra"},
+                    {"dcerpc", "dcerpc"}};
 
         for (size_t i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
             if (!strcasecmp(category, cats[i].cat)) {

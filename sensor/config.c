@@ -116,6 +116,8 @@ static const opt_def options[] = {
      "out-of-order TCP segments per flow direction (YARA on)"},
     {"http.enabled", OPT_BOOL, OFF(http_enabled), 0,
      "HTTP/1.x: one http event per transaction, bodies as files (libhtp)"},
+    {"smb.enabled", OPT_BOOL, OFF(smb_enabled), 0,
+     "SMB2 and DCE-RPC: shares, files on admin shares, RPC interfaces and operations (smb.c)"},
     {"tls.enabled", OPT_BOOL, OFF(tls_enabled), 0,
      "TLS record layer: heartbeat overflow (Heartbleed), SSLv2/SSLv3, renegotiation anomalies"},
     {"http.depth", OPT_SIZE, OFF(http_depth), 0,
@@ -172,6 +174,7 @@ void config_defaults(sensor_config *c)
     c->reasm_dir_cap = (size_t)1 << 20;
     c->http_enabled = true;
     c->tls_enabled = true;
+    c->smb_enabled = true;
     c->http_depth = (size_t)16 << 20;
     c->files_max_bytes = (size_t)1 << 20;
     c->threads = 0;

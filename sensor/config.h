@@ -84,6 +84,7 @@ typedef struct {
     /* Application parsers (http.c) and files (files.c), docs/events.md. */
     bool http_enabled;      /* HTTP/1.x transactions with libhtp */
     bool tls_enabled;       /* TLS record-layer anomalies (tls_records.c) */
+    bool smb_enabled;       /* SMB2 shares, admin-share files, DCE-RPC binds and operations */
     size_t http_depth;      /* bytes of each direction of an HTTP flow parsed */
     size_t files_max_bytes; /* first bytes of a file typed (libmagic) and scanned (YARA) */
 

@@ -143,6 +143,12 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
         jbuf_u64(b, "bytes", w.file_bytes);
         jbuf_obj_close(b);
     }
+    if (pl->cfg->smb_enabled) {
+        jbuf_obj_open(b, "smb");
+        jbuf_u64(b, "flows", w.smb_flows);
+        jbuf_u64(b, "events", w.smb_events);
+        jbuf_obj_close(b);
+    }
     if (pl->cfg->tls_enabled) {
         jbuf_obj_open(b, "tls");
         jbuf_u64(b, "flows", w.tls_flows);

@@ -20,6 +20,7 @@
 #include "community_id.h"
 #include "files.h"
 #include "http.h"
+#include "smb.h"
 #include "tls_records.h"
 
 /*
@@ -43,16 +44,17 @@ typedef struct {
     uint8_t done[2];     /* reassembly over: nothing more is delivered */
     uint8_t raw_done[2]; /* the scan buffer was scanned (or YARA is off) */
     uint8_t trunc[2];    /* payload not buffered (yara.memcap) */
-    uint8_t app;         /* APP_UNDECIDED, APP_HTTP, APP_TLS, APP_NONE: the parser fed */
+    uint8_t app;         /* APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_NONE: the parser */
     http_conn *http;
     tls_records *tls;
+    smb_state *smb;
     uint64_t *seen; /* UDP: hashes of (namespace, rule, direction) reported */
     uint32_t nseen, capseen;
 } flow_payload;
 
 #define SCAN_BUF_MIN 4096
 
-enum { APP_UNDECIDED, APP_HTTP, APP_TLS, APP_NONE };
+enum { APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_NONE };
 
 typedef struct {
     pworker *p;
@@ -72,7 +74,7 @@ static void payload_account(pworker *p, flow *f)
     if (fp)
         mem = sizeof(*fp) + fp->rd[0].mem + fp->rd[1].mem + fp->cap[0] + fp->cap[1] +
               (size_t)fp->capseen * sizeof(uint64_t) + http_conn_mem(fp->http) +
-              (fp->tls ? sizeof(tls_records) : 0);
+              (fp->tls ? sizeof(tls_records) : 0) + (fp->smb ? sizeof(smb_state) : 0);
     flow_set_payload_mem(&p->flows, f, mem > UINT32_MAX ? UINT32_MAX : (uint32_t)mem);
 }
 
@@ -113,7 +115,54 @@ static void app_decide(pworker *p, flow *f, flow_payload *fp, int dir, const uin
             fp->app = APP_TLS;
             p->pw.cnt.tls_flows++;
         }
+    } else if (p->pw.smb && smb_is_start(data, len)) {
+        fp->smb = malloc(sizeof(*fp->smb));
+        if (fp->smb) {
+            smb_init(fp->smb, data, len);
+            fp->app = APP_SMB;
+            p->pw.cnt.smb_flows++;
+        }
     }
+}
+
+/* An SMB2 / DCE-RPC fact (smb.c): an smb event (shares, files) or a dcerpc event. */
+static void on_smb_ev(const smb_ev *e, void *arg)
+{
+    scan_ctx *c = arg;
+    pworker *p = c->p;
+    jbuf *b = &p->jb;
+    char cid[COMMUNITY_ID_LEN];
+    bool smb = e->kind == SMB_EV_TREE || e->kind == SMB_EV_CREATE;
+    const char *type = smb ? "smb" : "dcerpc";
+
+    p->pw.cnt.smb_events++;
+    jbuf_reset(b);
+    eve_flow_header(p, b, c->f, c->ts_us, type, cid);
+    if (smb) {
+        jbuf_obj_open(b, "smb");
+        jbuf_str(b, "command",
+                 e->kind == SMB_EV_TREE ? "SMB2_COMMAND_TREE_CONNECT" : "SMB2_COMMAND_CREATE");
+        if (e->share)
+            jbuf_str(b, "share", e->share);
+        if (e->filename)
+            jbuf_str(b, "filename", e->filename);
+        jbuf_bool(b, "admin_share", e->admin_share);
+        jbuf_obj_close(b);
+    } else {
+        jbuf_obj_open(b, "dcerpc");
+        jbuf_str(b, "request", e->kind == SMB_EV_BIND ? "BIND" : "REQUEST");
+        jbuf_str(b, "transport", e->transport);
+        if (e->iface)
+            jbuf_str(b, "interface", e->iface);
+        jbuf_str(b, "uuid", e->uuid);
+        if (e->kind == SMB_EV_REQUEST) {
+            jbuf_u64(b, "opnum", e->opnum);
+            jbuf_str(b, "operation", e->op);
+        }
+        jbuf_obj_close(b);
+    }
+    jbuf_obj_close(b);
+    eve_emit(p, type, cid);
 }
 
 static void tls_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, bool gap)
@@ -133,6 +182,8 @@ static bool app_wants(const flow_payload *fp)
 {
     if (fp->app == APP_UNDECIDED || fp->app == APP_HTTP)
         return true;
+    if (fp->app == APP_SMB)
+        return !smb_done(fp->smb);
     return fp->app == APP_TLS && !tls_records_done(fp->tls);
 }
 
@@ -153,6 +204,8 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
         http_conn_data(fp->http, d, data, len, (flags & REASM_F_GAP) != 0, c->ts_us);
     else if (fp->tls)
         tls_deliver(c, data, len, (flags & REASM_F_GAP) != 0);
+    else if (fp->smb)
+        smb_data(fp->smb, d, data, len, (flags & REASM_F_GAP) != 0, on_smb_ev, c);
     /* TLS: the handshake (certificates) is worth a scan, the ciphertext after it is not */
     limit = fp->app == APP_TLS && w->tls_bytes < w->max_bytes ? w->tls_bytes : w->max_bytes;
     if (fp->raw_done[d] || fp->len[d] >= limit)
@@ -457,6 +510,12 @@ fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned
                                                                    : (uint32_t)cfg->files_max_bytes;
     /* Bytes past what is scanned or parsed are only counted. */
     rc.depth = w->max_bytes;
+    w->smb = cfg->smb_enabled;
+    if (w->smb) {
+        w->active = true;
+        if (rc.depth < SMB_MAX_BYTES)
+            rc.depth = SMB_MAX_BYTES;
+    }
     w->tls = cfg->tls_enabled;
     if (w->tls) {
         w->active = true;
@@ -525,6 +584,7 @@ void payload_release(pworker *p, flow *f)
     }
     http_conn_free(fp->http);
     free(fp->tls);
+    free(fp->smb);
     free(fp->seen);
     free(fp);
     f->payload = NULL;

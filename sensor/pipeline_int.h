@@ -23,6 +23,7 @@ typedef struct {
     uint64_t files, file_bytes, file_scans;     /* files.c */
     uint64_t http_flows, http_txs, http_errors; /* http.c */
     uint64_t tls_flows, tls_anomalies;          /* tls_records.c */
+    uint64_t smb_flows, smb_events;             /* smb.c */
 } payload_counters;
 
 /*
@@ -48,6 +49,7 @@ typedef struct {
     bool magic_failed;
     struct http_engine *http; /* NULL = HTTP transactions not parsed (http.enabled) */
     bool tls;                 /* tls.enabled: TLS record-layer anomalies */
+    bool smb;                 /* smb.enabled: SMB2 / DCE-RPC (smb.c) */
     bool active;              /* reassembly on: YARA rules or an application parser */
     payload_counters cnt;
 } payload_worker;

@@ -55,7 +55,8 @@ def test_http_parser_off(run_sensor, testdata, validator):
 def test_tls_records_off(run_sensor, testdata, validator):
     on = events_of(run_sensor, ["-r", pcap(testdata, "app/tls-anomalies.pcap")])
     off = events_of(run_sensor, ["-r", pcap(testdata, "app/tls-anomalies.pcap"),
-                                 "--set", "tls.enabled=false", "--set", "http.enabled=false"])
+                                 "--set", "tls.enabled=false", "--set", "http.enabled=false",
+                                 "--set", "smb.enabled=false"])
     validator(on)
     validator(off)
     assert len([e for e in on if e["event_type"] == "anomaly"]) == 5

@@ -1174,6 +1174,88 @@ def rogue_router():
     return p
 
 
+# SMB2 and DCE-RPC (sensor/smb.c)
+
+def _smb2(cmd, body, msg_id, tree_id=0, response=False, status=0):
+    hdr = (b"\xfeSMB" + struct.pack("<HHIHHIIQIIQ16s", 64, 1, status, cmd, 1,
+                                     1 if response else 0, 0, msg_id, 0, tree_id, 0x1234,
+                                     bytes(16)))
+    return hdr + body
+
+
+def _nbss(msg):
+    return b"\x00" + struct.pack(">I", len(msg))[1:] + msg
+
+
+def _u16le(text):
+    return text.encode("utf-16-le")
+
+
+SVCCTL_UUID = bytes.fromhex("81bb7a36449 8f135ad3298f038001003".replace(" ", ""))
+ATSVC_UUID = bytes.fromhex("8206f71f510ae830076d740be8cee98b")
+NDR_UUID = bytes.fromhex("045d888aeb1cc9119fe808002b104860")
+
+
+def _rpc_bind(uuid, version=2, ctx_id=0):
+    ctx = (struct.pack("<HBB", ctx_id, 1, 0) + uuid + struct.pack("<HH", version, 0)
+           + NDR_UUID + struct.pack("<I", 2))
+    body = struct.pack("<HHIB3s", 4280, 4280, 0, 1, b"\x00\x00\x00") + ctx
+    return struct.pack("<BBBB4sHHI", 5, 0, 11, 3, b"\x10\x00\x00\x00", 16 + len(body), 0,
+                       2) + body
+
+
+def _rpc_request(opnum, stub, ctx_id=0):
+    body = struct.pack("<IHH", len(stub), ctx_id, opnum) + stub
+    return struct.pack("<BBBB4sHHI", 5, 0, 0, 3, b"\x10\x00\x00\x00", 16 + len(body), 0,
+                       3) + body
+
+
+@case
+def smb_lateral():
+    """Lateral movement in two flows: over SMB2, a TREE_CONNECT to \\\\db01\\ADMIN$
+    (answered TreeId 5), a CREATE of PSEXESVC.exe there, a CREATE of a log file there
+    (not an executable: still an smb event), the svcctl pipe opened on IPC$ (no event: not
+    an admin share) and a bind to svcctl through a pipe IOCTL, then CreateServiceW (opnum 12)
+    through a WRITE, twice (one event); over plain TCP to port 49155, a bind to atsvc and a
+    JobAdd."""
+    p = Pcap("app/smb-lateral")
+    c = TcpConv(p, "smb", CLI, "10.1.1.30", 49800, 445)
+    t = c.handshake(BASE)
+    path = _u16le("\\\\db01\\ADMIN$")
+    tree = struct.pack("<HHHH", 9, 0, 64 + 8, len(path)) + path
+    c.seg(C, t + ms(1), "PA", _nbss(_smb2(3, tree, 10)))
+    c.seg(S, t + ms(2), "PA", _nbss(_smb2(3, struct.pack("<HBBIII", 16, 1, 0, 0, 0, 0), 10,
+                                          tree_id=5, response=True)))
+
+    def create(name, msg_id, tree_id):
+        n = _u16le(name)
+        body = (struct.pack("<HBBIQQIIIIIHHII", 57, 0, 0, 2, 0, 0, 0x80, 0, 7, 1, 0, 64 + 56,
+                            len(n), 0, 0) + n)
+        return _nbss(_smb2(5, body, msg_id, tree_id=tree_id))
+
+    c.seg(C, t + ms(3), "PA", create("PSEXESVC.exe", 11, 5))
+    c.seg(C, t + ms(4), "PA", create("logs\\app.txt", 12, 5))
+    c.seg(C, t + ms(5), "PA", create("svcctl", 13, 1))
+    bind = _rpc_bind(SVCCTL_UUID)
+    ioctl = struct.pack("<HHI16sIIIIIIII", 57, 0, 0x0011C017, bytes(16), 64 + 56, len(bind),
+                        0, 0, 0, 1024, 1, 0) + bind
+    # the IOCTL and the WRITE split across segments inside the NetBIOS framing
+    msg = _nbss(_smb2(11, ioctl, 14, tree_id=1))
+    c.seg(C, t + ms(6), "PA", msg[:30])
+    c.seg(C, t + ms(7), "PA", msg[30:])
+    req = _rpc_request(12, bytes(64))
+    write = struct.pack("<HHIQ16sIIHHI", 49, 64 + 48, len(req), 0, bytes(16), 0, 0, 0, 0,
+                        0) + req
+    c.seg(C, t + ms(8), "PA", _nbss(_smb2(9, write, 15, tree_id=1)) * 2)
+    c.fin(t + ms(20))
+    r = TcpConv(p, "dcerpc-tcp", CLI, "10.1.1.30", 49801, 49155)
+    t = r.handshake(BASE + ms(50))
+    r.seg(C, t + ms(1), "PA", _rpc_bind(ATSVC_UUID, version=1))
+    r.seg(C, t + ms(3), "PA", _rpc_request(0, bytes(40)))
+    r.fin(t + ms(10))
+    return p
+
+
 # TLS record layer (sensor/tls_records.c). Application-parser cases go to OUTDIR/app/.
 
 @case
