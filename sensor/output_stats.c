@@ -442,12 +442,14 @@ void eve_arp(pipeline *p, const decode_pkt *k)
             jbuf_u64(b, NULL, k->vlan[i]);
         jbuf_arr_close(b);
     }
-    jbuf_obj_open(b, "ether");
-    mac_str(k->mac_src, m, sizeof(m));
-    jbuf_str(b, "src_mac", m);
-    mac_str(k->mac_dst, m, sizeof(m));
-    jbuf_str(b, "dest_mac", m);
-    jbuf_obj_close(b);
+    if (k->has_mac) { /* not on Linux cooked captures */
+        jbuf_obj_open(b, "ether");
+        mac_str(k->mac_src, m, sizeof(m));
+        jbuf_str(b, "src_mac", m);
+        mac_str(k->mac_dst, m, sizeof(m));
+        jbuf_str(b, "dest_mac", m);
+        jbuf_obj_close(b);
+    }
     jbuf_obj_open(b, "arp");
     jbuf_str(b, "opcode", k->arp_op == 1 ? "request" : k->arp_op == 2 ? "reply" : "other");
     eve_ip(4, k->arp_spa, a, sizeof(a));
@@ -489,7 +491,8 @@ void eve_router_advertisement(pipeline *p, const decode_pkt *k)
         return;
     lifetime = (uint16_t)(ra[2] << 8 | ra[3]);
     /* the router's MAC: its source link-layer option, else the frame's */
-    memcpy(mac, k->mac_src, 6);
+    if (k->has_mac)
+        memcpy(mac, k->mac_src, 6);
     for (off = 12; off + 8 <= len && ra[off + 1];) {
         uint32_t olen = (uint32_t)ra[off + 1] * 8;
 
