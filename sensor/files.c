@@ -12,7 +12,7 @@
 
 #define FILE_BUF_MIN  4096
 #define FILE_MAX_YARA 16 /* rule names kept for the fileinfo event */
-#define MAGIC_BYTES   65536
+#define MAGIC_BYTES   4096
 
 void file_open(pworker *p, fh_file *f, int dir, const char *name, size_t name_len)
 {
@@ -71,6 +71,15 @@ void file_data(pworker *p, fh_file *f, const uint8_t *data, size_t len)
     }
     memcpy(f->buf + f->len, data, n);
     f->len += (uint32_t)n;
+}
+
+void file_declared_type(fh_file *f, const char *type, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len && i + 1 < sizeof(f->declared) && type[i] != ';' && type[i] != ' '; i++)
+        f->declared[i] = (char)(type[i] >= 'A' && type[i] <= 'Z' ? type[i] + 32 : type[i]);
+    f->declared[i] = '\0';
 }
 
 void file_gap(fh_file *f)
@@ -156,24 +165,99 @@ static void *worker_magic(payload_worker *w)
     return w->magic;
 }
 
+/*
+ * libmagic runs its whole database per call, a few hundred microseconds, which for every
+ * picture and page of the web would cost more than the rest of the sensor (bench/README.md).
+ * So two kinds of files are typed without it: the common image formats, told by their
+ * signature as libmagic would (same MIME types), and printable text declared as text
+ * (HTML, CSS, script, JSON, XML), typed as declared. Everything else - anything binary,
+ * anything undeclared, text declared as something else - goes to libmagic.
+ */
+static bool sniff_image(const uint8_t *d, size_t n, const char **mime, const char **desc)
+{
+    if (n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff) {
+        *mime = "image/jpeg";
+        *desc = "JPEG image data";
+    } else if (n >= 6 && (!memcmp(d, "GIF87a", 6) || !memcmp(d, "GIF89a", 6))) {
+        *mime = "image/gif";
+        *desc = d[4] == '7' ? "GIF image data, version 87a" : "GIF image data, version 89a";
+    } else if (n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) {
+        *mime = "image/png";
+        *desc = "PNG image data";
+    } else if (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4)) {
+        *mime = "image/webp";
+        *desc = "RIFF (little-endian) data, Web/P image";
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* Declared as text (HTML, CSS, script, JSON, XML, plain) and its first bytes are text. */
+static bool declared_text(const fh_file *f, size_t n)
+{
+    static const char *const types[] = {"text/",
+                                        "application/javascript",
+                                        "application/x-javascript",
+                                        "application/ecmascript",
+                                        "application/json",
+                                        "application/xml",
+                                        "application/xhtml+xml",
+                                        "application/rss+xml",
+                                        "application/atom+xml"};
+    bool text = false;
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]) && !text; i++)
+        text = !strncmp(f->declared, types[i], strlen(types[i]));
+    if (!text)
+        return false;
+    if (n > 1024)
+        n = 1024;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = f->buf[i];
+
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f')
+            return false; /* control bytes: not the text it claims to be */
+    }
+    return n > 0 && (f->buf[0] != 'M' || n < 2 || f->buf[1] != 'Z');
+}
+
 static void file_type(payload_worker *w, const fh_file *f, jbuf *b)
 {
-    magic_t m = worker_magic(w);
-    const char *desc;
+    magic_t m;
+    const char *desc, *mime;
     size_t n = f->len < MAGIC_BYTES ? f->len : MAGIC_BYTES;
 
-    if (!m || !n)
+    if (!n)
+        return;
+    if (sniff_image(f->buf, n, &mime, &desc)) {
+        w->cnt.files_sniffed++;
+        jbuf_str(b, "magic", desc);
+        jbuf_str(b, "mimetype", mime);
+        return;
+    }
+    if (declared_text(f, n)) {
+        /* printable text that says what it is: the declared type, no libmagic call */
+        w->cnt.files_sniffed++;
+        jbuf_str(b, "mimetype", f->declared);
+        return;
+    }
+    if (!(m = worker_magic(w)))
+        return;
+    /* the MIME type; the description (one more pass) for what is not text */
+    magic_setflags(m, MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF |
+                          MAGIC_NO_CHECK_CDF);
+    mime = magic_buffer(m, f->buf, n);
+    if (!mime)
+        return;
+    jbuf_str(b, "mimetype", mime);
+    if (!strncmp(mime, "text/", 5))
         return;
     magic_setflags(m, MAGIC_NONE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF |
                           MAGIC_NO_CHECK_CDF);
     desc = magic_buffer(m, f->buf, n);
     if (desc)
         jbuf_str(b, "magic", desc);
-    magic_setflags(m, MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF |
-                          MAGIC_NO_CHECK_CDF);
-    desc = magic_buffer(m, f->buf, n);
-    if (desc)
-        jbuf_str(b, "mimetype", desc);
 }
 
 void file_close(pworker *p, flow *fl, fh_file *f, uint64_t ts_us, const char *source,

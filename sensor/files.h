@@ -24,9 +24,10 @@ typedef struct {
     struct sha256_ctx sha;
     uint8_t *buf; /* the first bytes (at most files.max_bytes) */
     uint32_t len, cap;
-    uint64_t size; /* every byte seen */
-    char *name;    /* file name (URI path, Content-Disposition, share path), may be NULL */
-    uint8_t dir;   /* FLOW_TOSERVER or FLOW_TOCLIENT */
+    uint64_t size;     /* every byte seen */
+    char *name;        /* file name (URI path, Content-Disposition, share path), may be NULL */
+    char declared[64]; /* the type the sender declared (Content-Type), lower case, or "" */
+    uint8_t dir;       /* FLOW_TOSERVER or FLOW_TOCLIENT */
     bool open;
     bool cut;   /* bytes past the buffer were not kept (scan and type on the first ones) */
     bool nomem; /* the buffer could not grow (memcap): scanned on what it holds */
@@ -38,6 +39,8 @@ typedef void (*file_ctx_writer)(jbuf *b, void *arg);
 
 void file_open(struct pworker *p, fh_file *f, int dir, const char *name, size_t name_len);
 void file_data(struct pworker *p, fh_file *f, const uint8_t *data, size_t len);
+/* The type the protocol says the sender declared (Content-Type), as a hint for typing. */
+void file_declared_type(fh_file *f, const char *type, size_t len);
 /* Marks missing bytes (a hole in the stream): the file's hash is then not written. */
 void file_gap(fh_file *f);
 /*

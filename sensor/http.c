@@ -91,6 +91,12 @@ static int on_body(htp_tx_data_t *d, int dir)
     if (!t->file[dir].open) {
         body_name(d->tx, &name, &nlen);
         file_open(c->p, &t->file[dir], dir, name, nlen);
+        if (dir == FLOW_TOCLIENT && d->tx->response_content_type)
+            file_declared_type(&t->file[dir], (const char *)bstr_ptr(d->tx->response_content_type),
+                               bstr_len(d->tx->response_content_type));
+        else if (dir == FLOW_TOSERVER && d->tx->request_content_type)
+            file_declared_type(&t->file[dir], (const char *)bstr_ptr(d->tx->request_content_type),
+                               bstr_len(d->tx->request_content_type));
     }
     if (d->data && d->len)
         file_data(c->p, &t->file[dir], d->data, d->len);

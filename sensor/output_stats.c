@@ -141,6 +141,7 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
         jbuf_obj_open(b, "files");
         jbuf_u64(b, "files", w.files);
         jbuf_u64(b, "bytes", w.file_bytes);
+        jbuf_u64(b, "typed_by_signature", w.files_sniffed);
         jbuf_obj_close(b);
     }
     if (pl->cfg->smb_enabled) {
@@ -412,6 +413,37 @@ static void mac_str(const uint8_t *m, char *out, size_t len)
 }
 
 /*
+ * The head of a link-layer event (arp, ipv6_ra; capture thread): header, the addresses
+ * (IPv4 or IPv6 by ver), the frame's VLANs and, when the link has them, its MACs.
+ */
+static void l2_event_head(pipeline *p, jbuf *b, const decode_pkt *k, const char *type, int ver,
+                          const uint8_t *src, const uint8_t *dst)
+{
+    char a[INET6_ADDRSTRLEN], m[24];
+
+    jbuf_reset(b);
+    eve_header(p->cfg, &p->cap, b, k->ts_us, type, p->iface);
+    eve_ip(ver, src, a, sizeof(a));
+    jbuf_str(b, "src_ip", a);
+    eve_ip(ver, dst, a, sizeof(a));
+    jbuf_str(b, "dest_ip", a);
+    if (k->vlan_count) {
+        jbuf_arr_open(b, "vlan");
+        for (int i = 0; i < k->vlan_count; i++)
+            jbuf_u64(b, NULL, k->vlan[i]);
+        jbuf_arr_close(b);
+    }
+    if (k->has_mac) { /* not on Linux cooked captures */
+        jbuf_obj_open(b, "ether");
+        mac_str(k->mac_src, m, sizeof(m));
+        jbuf_str(b, "src_mac", m);
+        mac_str(k->mac_dst, m, sizeof(m));
+        jbuf_str(b, "dest_mac", m);
+        jbuf_obj_close(b);
+    }
+}
+
+/*
  * An ARP message (capture thread): an `arp` event when it shows a binding of its sender
  * that is new or changed (arp.c), nothing when the binding is known.
  */
@@ -430,26 +462,7 @@ void eve_arp(pipeline *p, const decode_pkt *k)
     v = arp_table_bind(&p->arp, k->arp_spa, vlan, k->arp_sha, k->ts_us, prev);
     if (v == ARP_SAME)
         return;
-    jbuf_reset(b);
-    eve_header(p->cfg, &p->cap, b, k->ts_us, "arp", p->iface);
-    eve_ip(4, k->arp_spa, a, sizeof(a));
-    jbuf_str(b, "src_ip", a);
-    eve_ip(4, k->arp_tpa, a, sizeof(a));
-    jbuf_str(b, "dest_ip", a);
-    if (k->vlan_count) {
-        jbuf_arr_open(b, "vlan");
-        for (int i = 0; i < k->vlan_count; i++)
-            jbuf_u64(b, NULL, k->vlan[i]);
-        jbuf_arr_close(b);
-    }
-    if (k->has_mac) { /* not on Linux cooked captures */
-        jbuf_obj_open(b, "ether");
-        mac_str(k->mac_src, m, sizeof(m));
-        jbuf_str(b, "src_mac", m);
-        mac_str(k->mac_dst, m, sizeof(m));
-        jbuf_str(b, "dest_mac", m);
-        jbuf_obj_close(b);
-    }
+    l2_event_head(p, b, k, "arp", 4, k->arp_spa, k->arp_tpa);
     jbuf_obj_open(b, "arp");
     jbuf_str(b, "opcode", k->arp_op == 1 ? "request" : k->arp_op == 2 ? "reply" : "other");
     eve_ip(4, k->arp_spa, a, sizeof(a));
@@ -510,26 +523,7 @@ void eve_router_advertisement(pipeline *p, const decode_pkt *k)
                       prev, &mac_changed);
     if (v == ARP_SAME)
         return;
-    jbuf_reset(b);
-    eve_header(p->cfg, &p->cap, b, k->ts_us, "ipv6_ra", p->iface);
-    eve_ip(6, k->src, a, sizeof(a));
-    jbuf_str(b, "src_ip", a);
-    eve_ip(6, k->dst, a, sizeof(a));
-    jbuf_str(b, "dest_ip", a);
-    if (k->vlan_count) {
-        jbuf_arr_open(b, "vlan");
-        for (int i = 0; i < k->vlan_count; i++)
-            jbuf_u64(b, NULL, k->vlan[i]);
-        jbuf_arr_close(b);
-    }
-    if (k->has_mac) {
-        jbuf_obj_open(b, "ether");
-        mac_str(k->mac_src, m, sizeof(m));
-        jbuf_str(b, "src_mac", m);
-        mac_str(k->mac_dst, m, sizeof(m));
-        jbuf_str(b, "dest_mac", m);
-        jbuf_obj_close(b);
-    }
+    l2_event_head(p, b, k, "ipv6_ra", 6, k->src, k->dst);
     jbuf_obj_open(b, "ipv6_ra");
     mac_str(mac, m, sizeof(m));
     jbuf_str(b, "router_mac", m);

@@ -18,12 +18,12 @@ typedef struct {
     uint64_t tcp_scans, udp_scans, udp_duplicates;
     uint64_t memcap_drops, memcap_drop_bytes; /* payload not buffered: yara.memcap */
     uint64_t scans_with_gaps;
-    uint64_t duplicates;                        /* TCP / file matches already reported */
-    uint64_t udp_skipped;                       /* later datagrams of a UDP flow, not scanned */
-    uint64_t files, file_bytes, file_scans;     /* files.c */
-    uint64_t http_flows, http_txs, http_errors; /* http.c */
-    uint64_t tls_flows, tls_anomalies;          /* tls_records.c */
-    uint64_t smb_flows, smb_events;             /* smb.c */
+    uint64_t duplicates;  /* TCP / file matches already reported */
+    uint64_t udp_skipped; /* later datagrams of a UDP flow, not scanned */
+    uint64_t files, file_bytes, file_scans, files_sniffed; /* files.c */
+    uint64_t http_flows, http_txs, http_errors;            /* http.c */
+    uint64_t tls_flows, tls_anomalies;                     /* tls_records.c */
+    uint64_t smb_flows, smb_events;                        /* smb.c */
 } payload_counters;
 
 /*

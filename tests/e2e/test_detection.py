@@ -23,18 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
+import test_corpus
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-
-
-def _env_path(name, default):
-    p = os.environ.get(name) or default
-    return p if os.path.isabs(p) else os.path.join(REPO, p)
-
-
-SHARED = _env_path("FH_SHARED", os.path.join("..", "shared", "data"))
-PCAP_ROOT = os.path.join(SHARED, "pcap")
-BUILD = _env_path("FH_BUILD", "build")
+REPO = test_corpus.REPO
+SHARED, PCAP_ROOT = test_corpus.SHARED, test_corpus.PCAP_ROOT
+BUILD = test_corpus._env_path("FH_BUILD", "build")
 SENSOR = os.path.join(BUILD, "bin", "fenghuo-sensor")
 CORRELATOR = os.path.join(BUILD, "bin", "fenghuo-correlator")
 TABLE = os.path.join(HERE, "detection_table.yaml")

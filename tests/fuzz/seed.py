@@ -53,13 +53,18 @@ def frames(path, limit):
     return lt, out
 
 
-def seed_decode(outdir, shared):
+def captures(shared):
+    """The crafted captures, then the shared ones when present."""
     caps = sorted(glob.glob(os.path.join(REPO, "build", "testdata", "pcap", "**", "*.pcap"),
                             recursive=True))
     if shared and os.path.isdir(os.path.join(shared, "pcap")):
         caps += sorted(glob.glob(os.path.join(shared, "pcap", "**", "*.pcap*"), recursive=True))
+    return caps
+
+
+def seed_decode(outdir, shared):
     n = 0
-    for cap in caps:
+    for cap in captures(shared):
         lt, fr = frames(cap, 8)
         if lt not in LINKTYPES or not fr:
             continue
@@ -107,12 +112,8 @@ def _tcp_payloads(path, limit):
 
 
 def seed_flow(outdir, shared):
-    caps = sorted(glob.glob(os.path.join(REPO, "build", "testdata", "pcap", "**", "*.pcap"),
-                            recursive=True))
-    if shared and os.path.isdir(os.path.join(shared, "pcap")):
-        caps += sorted(glob.glob(os.path.join(shared, "pcap", "**", "*.pcap*"), recursive=True))
     n = 0
-    for cap in caps:
+    for cap in captures(shared):
         for key, segs in sorted(_tcp_payloads(cap, 400).items()):
             data = bytes([FLOW_PORTS.index(key[3])])
             for d, p in segs[:24]:
