@@ -37,9 +37,22 @@ void eve_ip(int version, const uint8_t *a, char *out, size_t len)
     inet_ntop(version == 4 ? AF_INET : AF_INET6, a, out, (socklen_t)len);
 }
 
-static void eve_mac(const uint8_t *m, char *out, size_t len)
+/* A MAC as "aa:bb:cc:dd:ee:ff" under key. */
+void eve_put_mac(jbuf *b, const char *key, const uint8_t *m)
 {
-    snprintf(out, len, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    char out[18];
+
+    snprintf(out, sizeof(out), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    jbuf_str(b, key, out);
+}
+
+/* The "ether" object: the frame's source and destination MACs. */
+void eve_ether(jbuf *b, const uint8_t *src, const uint8_t *dst)
+{
+    jbuf_obj_open(b, "ether");
+    eve_put_mac(b, "src_mac", src);
+    eve_put_mac(b, "dest_mac", dst);
+    jbuf_obj_close(b);
 }
 
 static const char *eve_proto_name(uint8_t proto, char *buf, size_t len)
@@ -332,14 +345,8 @@ void eve_flow_end(flow *f, flow_reason reason, void *arg)
     eve_flow_header(p, b, f, f->last_us, "flow", cid);
     if (p->dpi)
         dpi_write_json(p->dpi, f, b);
-    if (f->has_mac) {
-        jbuf_obj_open(b, "ether");
-        eve_mac(f->cli_mac, a, sizeof(a));
-        jbuf_str(b, "src_mac", a);
-        eve_mac(f->srv_mac, a, sizeof(a));
-        jbuf_str(b, "dest_mac", a);
-        jbuf_obj_close(b);
-    }
+    if (f->has_mac)
+        eve_ether(b, f->cli_mac, f->srv_mac);
     if (f->tunnel_depth) {
         jbuf_obj_open(b, "tunnel");
         jbuf_str(b, "type", decode_tunnel_name(f->tunnel_type));

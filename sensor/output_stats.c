@@ -407,11 +407,6 @@ void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r)
     emitter_emit(&p->out, p->cfg, b, "anomaly", NULL);
 }
 
-static void mac_str(const uint8_t *m, char *out, size_t len)
-{
-    snprintf(out, len, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-}
-
 /*
  * The head of a link-layer event (arp, ipv6_ra; capture thread): header, the addresses
  * (IPv4 or IPv6 by ver), the frame's VLANs and, when the link has them, its MACs.
@@ -419,7 +414,7 @@ static void mac_str(const uint8_t *m, char *out, size_t len)
 static void l2_event_head(pipeline *p, jbuf *b, const decode_pkt *k, const char *type, int ver,
                           const uint8_t *src, const uint8_t *dst)
 {
-    char a[INET6_ADDRSTRLEN], m[24];
+    char a[INET6_ADDRSTRLEN];
 
     jbuf_reset(b);
     eve_header(p->cfg, &p->cap, b, k->ts_us, type, p->iface);
@@ -433,14 +428,8 @@ static void l2_event_head(pipeline *p, jbuf *b, const decode_pkt *k, const char 
             jbuf_u64(b, NULL, k->vlan[i]);
         jbuf_arr_close(b);
     }
-    if (k->has_mac) { /* not on Linux cooked captures */
-        jbuf_obj_open(b, "ether");
-        mac_str(k->mac_src, m, sizeof(m));
-        jbuf_str(b, "src_mac", m);
-        mac_str(k->mac_dst, m, sizeof(m));
-        jbuf_str(b, "dest_mac", m);
-        jbuf_obj_close(b);
-    }
+    if (k->has_mac) /* not on Linux cooked captures */
+        eve_ether(b, k->mac_src, k->mac_dst);
 }
 
 /*
@@ -451,7 +440,7 @@ void eve_arp(pipeline *p, const decode_pkt *k)
 {
     jbuf *b = &p->jb;
     uint8_t prev[6];
-    char a[INET6_ADDRSTRLEN], m[24];
+    char a[INET6_ADDRSTRLEN];
     arp_verdict v;
     bool gratuitous = !memcmp(k->arp_spa, k->arp_tpa, 4);
     uint16_t vlan = k->vlan_count ? k->vlan[0] : 0;
@@ -467,17 +456,14 @@ void eve_arp(pipeline *p, const decode_pkt *k)
     jbuf_str(b, "opcode", k->arp_op == 1 ? "request" : k->arp_op == 2 ? "reply" : "other");
     eve_ip(4, k->arp_spa, a, sizeof(a));
     jbuf_str(b, "src_ip", a);
-    mac_str(k->arp_sha, m, sizeof(m));
-    jbuf_str(b, "src_mac", m);
+    eve_put_mac(b, "src_mac", k->arp_sha);
     eve_ip(4, k->arp_tpa, a, sizeof(a));
     jbuf_str(b, "dest_ip", a);
-    mac_str(k->arp_tha, m, sizeof(m));
-    jbuf_str(b, "dest_mac", m);
+    eve_put_mac(b, "dest_mac", k->arp_tha);
     jbuf_bool(b, "gratuitous", gratuitous);
     jbuf_str(b, "binding", v == ARP_NEW ? "new" : "changed");
     if (v == ARP_CHANGED) {
-        mac_str(prev, m, sizeof(m));
-        jbuf_str(b, "previous_mac", m);
+        eve_put_mac(b, "previous_mac", prev);
     }
     jbuf_obj_close(b);
     jbuf_obj_close(b);
@@ -495,7 +481,7 @@ void eve_router_advertisement(pipeline *p, const decode_pkt *k)
     const uint8_t *ra = k->payload; /* after type, code, checksum */
     uint32_t len = k->payload_len, off;
     uint8_t prev[6], mac[6];
-    char a[INET6_ADDRSTRLEN], m[24];
+    char a[INET6_ADDRSTRLEN];
     bool mac_changed, has_opt_mac = false;
     uint16_t lifetime;
     arp_verdict v;
@@ -525,8 +511,7 @@ void eve_router_advertisement(pipeline *p, const decode_pkt *k)
         return;
     l2_event_head(p, b, k, "ipv6_ra", 6, k->src, k->dst);
     jbuf_obj_open(b, "ipv6_ra");
-    mac_str(mac, m, sizeof(m));
-    jbuf_str(b, "router_mac", m);
+    eve_put_mac(b, "router_mac", mac);
     jbuf_u64(b, "router_lifetime", lifetime);
     jbuf_u64(b, "hop_limit", ra[0]);
     jbuf_bool(b, "managed", (ra[1] & 0x80) != 0);
@@ -549,8 +534,7 @@ void eve_router_advertisement(pipeline *p, const decode_pkt *k)
     jbuf_arr_close(b);
     jbuf_str(b, "binding", v == ARP_NEW ? "new" : "changed");
     if (mac_changed) {
-        mac_str(prev, m, sizeof(m));
-        jbuf_str(b, "previous_mac", m);
+        eve_put_mac(b, "previous_mac", prev);
     }
     jbuf_obj_close(b);
     jbuf_obj_close(b);

@@ -1,8 +1,8 @@
 /*
  * payload.c - payload inspection for a worker: TCP reassembly (reassembly.c)
  * feeding per-flow scan buffers for YARA (yara_scan.c, each match written as
- * a yara event) and the HTTP parser (http.c); UDP datagrams are scanned one
- * by one.
+ * a yara event) and the application parsers (http.c, tls_records.c, smb.c);
+ * UDP datagrams are scanned one by one.
  */
 #include "pipeline_int.h"
 
@@ -25,13 +25,14 @@
 
 /*
  * Per-flow state (flow->payload), made on the flow's first TCP packet or UDP
- * match while YARA or the HTTP parser is on. Each TCP direction is
- * reassembled; with YARA, into a scan buffer of at most yara.max_bytes (grown
- * on demand, bounded by yara.memcap) scanned once: when the buffer is full,
- * when the direction's FIN is reached in order, at RST, or when the flow
- * ends. A flow whose first bytes to the server start an HTTP request is also
- * handed to libhtp (http.c), and its directions stay reassembled past the
- * scan buffer up to http.depth. A UDP datagram is scanned on its own; `seen`
+ * match while YARA or an application parser is on. Each TCP direction is
+ * reassembled; with YARA, into a scan buffer of at most yara.max_bytes
+ * (yara.tls_bytes for TLS; grown on demand, bounded by yara.memcap) scanned
+ * once: when the buffer is full, when the direction's FIN is reached in order,
+ * at RST, or when the flow ends. The flow's first bytes to the server choose
+ * its parser (app_decide: HTTP, TLS records, SMB/DCE-RPC or none), and its
+ * directions stay reassembled past the scan buffer while that parser wants
+ * them (app_wants). A UDP datagram is scanned on its own; `seen`
  * keeps each (rule, direction) to one yara event per flow, whether it matched a
  * datagram, the stream or a file.
  */
@@ -48,7 +49,7 @@ typedef struct {
     http_conn *http;
     tls_records *tls;
     smb_state *smb;
-    uint64_t *seen; /* UDP: hashes of (namespace, rule, direction) reported */
+    uint64_t *seen; /* hashes of (namespace, rule, direction) reported */
     uint32_t nseen, capseen;
 } flow_payload;
 
@@ -97,7 +98,7 @@ static void free_scan_buf(payload_worker *w, flow_payload *fp, int dir)
     fp->len[dir] = 0;
 }
 
-/* The first bytes to the server decide which parser reads the flow: HTTP, TLS or none. */
+/* The first bytes to the server decide which parser reads the flow: HTTP, TLS, SMB or none. */
 static void app_decide(pworker *p, flow *f, flow_payload *fp, int dir, const uint8_t *data,
                        uint32_t len)
 {
@@ -177,6 +178,12 @@ static void tls_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, bool gap
         }
 }
 
+/* The scan buffer's size: TLS keeps its handshake (certificates), not the ciphertext after. */
+static uint32_t scan_limit(const payload_worker *w, const flow_payload *fp)
+{
+    return fp->app == APP_TLS && w->tls_bytes < w->max_bytes ? w->tls_bytes : w->max_bytes;
+}
+
 /* True while the flow's parser still wants the stream of a direction. */
 static bool app_wants(const flow_payload *fp)
 {
@@ -187,7 +194,7 @@ static bool app_wants(const flow_payload *fp)
     return fp->app == APP_TLS && !tls_records_done(fp->tls);
 }
 
-/* Reassembly's deliver callback: the HTTP parser, then the direction's scan buffer. */
+/* Reassembly's deliver callback: the flow's parser, then the direction's scan buffer. */
 static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t len,
                        unsigned flags)
 {
@@ -206,8 +213,7 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
         tls_deliver(c, data, len, (flags & REASM_F_GAP) != 0);
     else if (fp->smb)
         smb_data(fp->smb, d, data, len, (flags & REASM_F_GAP) != 0, on_smb_ev, c);
-    /* TLS: the handshake (certificates) is worth a scan, the ciphertext after it is not */
-    limit = fp->app == APP_TLS && w->tls_bytes < w->max_bytes ? w->tls_bytes : w->max_bytes;
+    limit = scan_limit(w, fp);
     if (fp->raw_done[d] || fp->len[d] >= limit)
         return;
     n = limit - fp->len[d];
@@ -424,10 +430,7 @@ static void payload_tcp(pworker *p, flow *f, const decode_pkt *k, int dir)
                     rd->next +
                     (uint64_t)(int64_t)(int32_t)(fin_seq - (rd->base + (uint32_t)rd->next));
         }
-        if (!fp->raw_done[dir] &&
-            (fp->len[dir] >= (fp->app == APP_TLS && w->tls_bytes < w->max_bytes ? w->tls_bytes
-                                                                                : w->max_bytes) ||
-             !w->slot))
+        if (!fp->raw_done[dir] && (fp->len[dir] >= scan_limit(w, fp) || !w->slot))
             scan_tcp_dir(p, f, fp, dir, k->ts_us);
         if ((rd->flags & REASM_DIR_DEPTH) || (fp->raw_done[dir] && !app_wants(fp)))
             finish_tcp_dir(p, f, fp, dir, k->ts_us);
@@ -492,8 +495,8 @@ bool payload_http_parsed(const flow *f)
     return fp && fp->app == APP_HTTP;
 }
 
-/* Sets up a worker's payload inspection: reassembly and the HTTP parser (YARA: pipeline_set_yara).
- */
+/* Sets up a worker's payload inspection: reassembly and the application parsers (YARA:
+ * pipeline_set_yara). */
 fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned nworkers)
 {
     reasm_config rc;

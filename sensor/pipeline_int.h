@@ -99,6 +99,8 @@ typedef struct {
 } worker_msg;
 /* output_eve.c */
 void eve_ip(int version, const uint8_t *a, char *out, size_t len);
+void eve_put_mac(jbuf *b, const char *key, const uint8_t *m);
+void eve_ether(jbuf *b, const uint8_t *src, const uint8_t *dst);
 void eve_header(const sensor_config *cfg, const capture_stats *cap, jbuf *b, uint64_t ts_us,
                 const char *type, int iface);
 void eve_emit(pworker *p, const char *event_type, const char *key);
