@@ -468,6 +468,37 @@ const char *dpi_app_proto(dpi_engine *e, const flow *f, char *buf, size_t len)
     return buf;
 }
 
+/*
+ * True when nDPI has found the flow's protocol (not guessed) and its payload is no use to
+ * a content scan: encrypted (nDPI's own flag: QUIC, DTLS, IPsec, WireGuard, DNSCrypt, ...),
+ * media (RTP, RTCP, STUN, the payload of a call), or name and time services whose fields
+ * are events of their own (DNS, mDNS, LLMNR, NTP).
+ */
+bool dpi_flow_opaque(dpi_engine *e, const flow *f)
+{
+    const dpi_flow *df = f->user;
+
+    if (!df || df->guessed ||
+        (df->proto.app_protocol == NDPI_PROTOCOL_UNKNOWN &&
+         df->proto.master_protocol == NDPI_PROTOCOL_UNKNOWN))
+        return false;
+    for (int i = 0; i < 2; i++) {
+        switch (i ? df->proto.app_protocol : df->proto.master_protocol) {
+        case NDPI_PROTOCOL_DNS:
+        case NDPI_PROTOCOL_MDNS:
+        case NDPI_PROTOCOL_LLMNR:
+        case NDPI_PROTOCOL_NTP:
+        case NDPI_PROTOCOL_RTP:
+        case NDPI_PROTOCOL_RTCP:
+        case NDPI_PROTOCOL_STUN:
+            return true;
+        default:
+            break;
+        }
+    }
+    return ndpi_is_encrypted_proto(e->ndpi, df->proto) != 0;
+}
+
 static const char *dns_type_name(uint16_t t)
 {
     switch (t) {

@@ -107,4 +107,7 @@ void dpi_write_meta_event(dpi_engine *e, const flow *f, dpi_meta_kind k, jbuf *b
 /* Lower-case app_proto of the flow ("" when none), for statistics. */
 const char *dpi_app_proto(dpi_engine *e, const flow *f, char *buf, size_t len);
 
+/* True when the flow's payload is no use to a content scan (encrypted, media, DNS, NTP). */
+bool dpi_flow_opaque(dpi_engine *e, const flow *f);
+
 #endif

@@ -280,6 +280,7 @@ void file_close(pworker *p, flow *fl, fh_file *f, uint64_t ts_us, const char *so
 
         w->cnt.scans++;
         w->cnt.file_scans++;
+        w->cnt.format_scans += yara_format_data(f->buf, f->len);
         w->cnt.scanned_bytes += f->len;
         rc = yara_scan(sc, f->buf, f->len, on_file_match, &s);
         if (rc == FH_ERR_LIMIT)

@@ -150,6 +150,17 @@ static void reload_config(reloader *r)
     config_free(&n);
 }
 
+/* Says which rules run only on PE, ELF, Mach-O or DEX data (yara_source.c). */
+static void yara_log_format_only(const yara_rules *rules)
+{
+    unsigned n = yara_rules_format_only(rules);
+
+    if (n)
+        fh_info("YARA: %u of the rules need a file-format module (pe, elf, dotnet, macho, dex) "
+                "and run on data of such a format only; the others run on all data",
+                n);
+}
+
 static void reload_yara(reloader *r)
 {
     yara_rules *rules = NULL;
@@ -162,6 +173,7 @@ static void reload_yara(reloader *r)
     }
     fh_info("YARA rules reloaded: %u rules from %u files", yara_rules_count(rules),
             yara_rules_files(rules));
+    yara_log_format_only(rules);
     yara_rules_slot_set(r->slot, rules);
 }
 
@@ -805,6 +817,7 @@ static int open_enrichment(sensor_run *r)
     }
     fh_info("YARA: %u rules from %u files in %s", yara_rules_count(rules), yara_rules_files(rules),
             cfg->yara_rules);
+    yara_log_format_only(rules);
     yara_rules_slot_set(r->rl.slot, rules);
     r->rl.path = strdup(cfg->yara_rules);
     return GO_ON;

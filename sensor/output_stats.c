@@ -171,7 +171,10 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
     jbuf_u64(b, "udp_duplicates", w.udp_duplicates);
     jbuf_u64(b, "duplicates", w.duplicates);
     jbuf_u64(b, "udp_skipped", w.udp_skipped);
+    jbuf_u64(b, "udp_opaque", w.udp_opaque);
+    jbuf_u64(b, "tcp_unscanned", w.tcp_unscanned);
     jbuf_u64(b, "file_scans", w.file_scans);
+    jbuf_u64(b, "format_scans", w.format_scans);
     jbuf_u64(b, "timeouts", w.timeouts);
     jbuf_u64(b, "errors", w.errors);
     jbuf_u64(b, "buffer_memory", buf_mem);

@@ -356,11 +356,27 @@ static void run_scan(pworker *p, scan_ctx *c, const uint8_t *data, uint32_t len)
     c->scanned = len;
     w->cnt.scans++;
     w->cnt.scanned_bytes += len;
+    w->cnt.format_scans += yara_format_data(data, len);
     rc = yara_scan(s, data, len, on_match, c);
     if (rc == FH_ERR_LIMIT)
         w->cnt.timeouts++;
     else if (rc < 0)
         w->cnt.errors++;
+}
+
+/*
+ * True when a TCP direction's raw bytes need no scan of their own: an HTTP flow's responses
+ * (their bodies are scanned as files, de-chunked and decoded: files.c), a TLS flow's
+ * ClientHellos (its fields are in the tls event; the certificates come from the server),
+ * and the directions of flows nDPI has found encrypted past their first bytes.
+ */
+static bool raw_scan_needless(const pworker *p, const flow *f, const flow_payload *fp, int dir)
+{
+    if (fp->app == APP_HTTP)
+        return dir == FLOW_TOCLIENT;
+    if (fp->app == APP_TLS)
+        return dir == FLOW_TOSERVER;
+    return fp->app == APP_NONE && p->dpi && dpi_flow_opaque(p->dpi, f);
 }
 
 /* Scans a TCP direction's buffer once with what it holds, then frees it. */
@@ -372,7 +388,9 @@ static void scan_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_
     if (fp->raw_done[dir])
         return;
     fp->raw_done[dir] = 1;
-    if (fp->len[dir] && w->slot) {
+    if (fp->len[dir] && w->slot && raw_scan_needless(p, f, fp, dir)) {
+        w->cnt.tcp_unscanned++;
+    } else if (fp->len[dir] && w->slot) {
         w->cnt.tcp_scans++;
         if (fp->rd[dir].gaps)
             w->cnt.scans_with_gaps++;
@@ -455,6 +473,10 @@ static void payload_udp(pworker *p, flow *f, const decode_pkt *k, int dir)
      * starts, C2 check-ins); the rest of a long UDP flow is media, QUIC, tunnels. */
     if (p->pw.udp_datagrams && f->pkts[dir] > p->pw.udp_datagrams) {
         p->pw.cnt.udp_skipped++;
+        return;
+    }
+    if (p->dpi && dpi_flow_opaque(p->dpi, f)) {
+        p->pw.cnt.udp_opaque++;
         return;
     }
     if (n > p->pw.max_bytes)

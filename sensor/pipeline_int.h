@@ -15,11 +15,14 @@
 /* Payload inspection counters of one worker: uint64_t only, summed over the workers. */
 typedef struct {
     uint64_t scans, scanned_bytes, matches, timeouts, errors;
+    uint64_t format_scans; /* of PE, ELF, Mach-O or DEX data (yara_format_data) */
     uint64_t tcp_scans, udp_scans, udp_duplicates;
     uint64_t memcap_drops, memcap_drop_bytes; /* payload not buffered: yara.memcap */
     uint64_t scans_with_gaps;
-    uint64_t duplicates;  /* TCP / file matches already reported */
-    uint64_t udp_skipped; /* later datagrams of a UDP flow, not scanned */
+    uint64_t duplicates;    /* TCP / file matches already reported */
+    uint64_t udp_skipped;   /* later datagrams of a UDP flow, not scanned */
+    uint64_t udp_opaque;    /* datagrams of encrypted, media, DNS or NTP flows, not scanned */
+    uint64_t tcp_unscanned; /* TCP directions not scanned raw (payload.c raw_scan_needless) */
     uint64_t files, file_bytes, file_scans, files_sniffed; /* files.c */
     uint64_t http_flows, http_txs, http_errors;            /* http.c */
     uint64_t tls_flows, tls_anomalies;                     /* tls_records.c */

@@ -53,13 +53,17 @@ void worker_packet(pworker *w, const decode_pkt *k, uint64_t clock)
         return;
     }
     w->packets++;
-    /* Payload first: a flow found to be HTTP here gets its http events from libhtp. */
-    if (w->pw.active)
+    /* TCP payload before nDPI: a flow found to be HTTP here gets its http events from
+     * libhtp. UDP payload after: a datagram of a flow nDPI has just found to be
+     * encrypted or media is not scanned (dpi_flow_opaque). */
+    if (w->pw.active && k->l4_proto != IPPROTO_UDP)
         payload_packet(w, f, k, dir);
     if (w->dpi) {
         dpi_packet(w->dpi, &w->flows, f, k, dir);
         eve_meta_events(w, f, k->ts_us);
     }
+    if (w->pw.active && k->l4_proto == IPPROTO_UDP)
+        payload_packet(w, f, k, dir);
     flow_maybe_update(&w->flows, f, w->clock);
 }
 

@@ -19,6 +19,7 @@
  * libyara 4.2, so yara_scan_init()/fini() count the calls under a mutex.
  */
 #include "yara_scan.h"
+#include "yara_source.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +37,8 @@
 
 struct yara_rules {
     YR_RULES *y;
+    YR_RULES *plain;   /* the rules that need no file-format module, or NULL (yara_source.c) */
+    unsigned n_format; /* rules only in y: run on data of a format a module reads */
     atomic_uint refs;
     unsigned n_rules;
     unsigned n_files;
@@ -49,6 +52,8 @@ struct yara_rules_slot {
 
 struct yara_scanner {
     YR_SCANNER *y;
+    YR_SCANNER *plain;   /* for rules->plain */
+    uint64_t full_scans; /* scans that needed y (data of a file format) */
     yara_rules *rules;
     yara_match_cb cb;
     void *arg;
@@ -271,17 +276,85 @@ static fh_err list_files(file_list *l, const char *path, msgs *m)
 /* ---- compiling -------------------------------------------------------------- */
 
 /* Adds one file to c; returns FH_OK, FH_ERR_PARSE (errors went to m) or FH_ERR_IO. */
-static fh_err add_file(YR_COMPILER *c, const char *path, const char *ns, msgs *m)
+static fh_err add_file(yara_sources *src, YR_COMPILER *c, const char *path, const char *ns, msgs *m)
 {
-    FILE *f = fopen(path, "r");
+    int errors = yara_sources_add(src, c, path, ns);
 
-    if (!f) {
-        msg_add(m, "fopen(\"%s\") failed: %s", path, strerror(errno));
+    if (errors < 0 && yara_sources_error(src)) {
+        msg_add(m, "%s", yara_sources_error(src));
         return FH_ERR_IO;
     }
-    int errors = yr_compiler_add_file(c, f, ns, path);
-    fclose(f);
+    if (errors < 0) {
+        msg_add(m, "%s: %s", path, fh_strerror(FH_ERR_NOMEM));
+        return FH_ERR_NOMEM;
+    }
     return errors > 0 ? FH_ERR_PARSE : FH_OK;
+}
+
+/* The first error of a compile of the plain set: the rule to drop next. */
+typedef struct {
+    char file[4096];
+    int line;
+    unsigned errors;
+} first_error;
+
+static void on_plain_msg(int level, const char *file, int line, const YR_RULE *rule,
+                         const char *message, void *user)
+{
+    first_error *e = user;
+
+    (void)rule;
+    (void)message;
+    if (level != YARA_ERROR_LEVEL_ERROR || e->errors++)
+        return;
+    snprintf(e->file, sizeof(e->file), "%s", file ? file : "");
+    e->line = line;
+}
+
+#define PLAIN_MAX_COMPILES 256
+
+static unsigned public_rules(YR_RULES *y)
+{
+    const YR_RULE *rule;
+    unsigned n = 0;
+
+    yr_rules_foreach(y, rule)
+    {
+        if (!RULE_IS_PRIVATE(rule))
+            n++;
+    }
+    return n;
+}
+
+/*
+ * The plain set (yara_source.c): the sources without their file-format imports, less every
+ * rule that will not compile so. NULL when the sources import no such module, or when a
+ * compile fails where no rule can be dropped (every rule then runs on all data).
+ */
+static YR_RULES *compile_plain(yara_sources *src, const file_list *files)
+{
+    if (!yara_sources_have_format(src) || !yara_sources_plain_init(src))
+        return NULL;
+    for (int round = 0; round < PLAIN_MAX_COMPILES; round++) {
+        YR_COMPILER *c = NULL;
+        YR_RULES *y = NULL;
+        first_error e = {.line = 0};
+        bool io = false;
+
+        if (yr_compiler_create(&c) != ERROR_SUCCESS)
+            return NULL;
+        yr_compiler_set_callback(c, on_plain_msg, &e);
+        for (size_t i = 0; i < files->n && !e.errors && !io; i++)
+            io = yara_sources_add(src, c, files->path[i], files->ns[i]) < 0;
+        if (!e.errors && !io && yr_compiler_get_rules(c, &y) != ERROR_SUCCESS)
+            y = NULL;
+        yr_compiler_destroy(c);
+        if (y || io || !e.errors)
+            return y;
+        if (!yara_sources_plain_drop_rule(src, e.file, e.line))
+            return NULL;
+    }
+    return NULL;
 }
 
 fh_err yara_rules_load_flags(const char *path, unsigned flags, yara_rules **out, char *err,
@@ -292,8 +365,11 @@ fh_err yara_rules_load_flags(const char *path, unsigned flags, yara_rules **out,
     YR_COMPILER *c = NULL;
     YR_RULES *y = NULL;
     yara_rules *r = NULL;
+    yara_sources *src = yara_sources_new();
     fh_err rc = FH_OK;
 
+    if (!src)
+        return FH_ERR_NOMEM;
     if (err && errlen)
         err[0] = '\0';
     if (!path || !out)
@@ -309,7 +385,7 @@ fh_err yara_rules_load_flags(const char *path, unsigned flags, yara_rules **out,
     for (size_t i = 0; i < files.n; i++) {
         fh_err frc;
         if (rc == FH_OK) {
-            frc = add_file(c, files.path[i], files.ns[i], &m);
+            frc = add_file(src, c, files.path[i], files.ns[i], &m);
         } else {
             /* the main compiler is unusable now: check the rest one by one */
             YR_COMPILER *check = NULL;
@@ -318,7 +394,7 @@ fh_err yara_rules_load_flags(const char *path, unsigned flags, yara_rules **out,
                 break;
             }
             yr_compiler_set_callback(check, on_compile_msg, &m);
-            frc = add_file(check, files.path[i], files.ns[i], &m);
+            frc = add_file(src, check, files.path[i], files.ns[i], &m);
             yr_compiler_destroy(check);
         }
         if (frc && rc == FH_OK)
@@ -337,17 +413,16 @@ fh_err yara_rules_load_flags(const char *path, unsigned flags, yara_rules **out,
         rc = FH_ERR_NOMEM;
         goto fail;
     }
-    const YR_RULE *rule;
-    yr_rules_foreach(y, rule)
-    {
-        if (!RULE_IS_PRIVATE(rule))
-            r->n_rules++;
-    }
+    r->n_rules = public_rules(y);
+    r->plain = compile_plain(src, &files);
+    if (r->plain)
+        r->n_format = r->n_rules - public_rules(r->plain);
     r->y = y;
     r->n_files = (unsigned)files.n;
     atomic_init(&r->refs, 1);
     yr_compiler_destroy(c);
     files_free(&files);
+    yara_sources_free(src);
     *out = r;
     return FH_OK;
 fail:
@@ -358,6 +433,7 @@ fail:
     if (c)
         yr_compiler_destroy(c);
     files_free(&files);
+    yara_sources_free(src);
     return rc;
 }
 
@@ -380,6 +456,8 @@ void yara_rules_unref(yara_rules *r)
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
         return;
     yr_rules_destroy(r->y);
+    if (r->plain)
+        yr_rules_destroy(r->plain);
     free(r);
 }
 
@@ -391,6 +469,11 @@ unsigned yara_rules_count(const yara_rules *r)
 unsigned yara_rules_files(const yara_rules *r)
 {
     return r ? r->n_files : 0;
+}
+
+unsigned yara_rules_format_only(const yara_rules *r)
+{
+    return r && r->plain ? r->n_format : 0;
 }
 
 /* ---- slot ------------------------------------------------------------------ */
@@ -539,13 +622,23 @@ yara_scanner *yara_scanner_new(yara_rules *rules)
         free(s);
         return NULL;
     }
+    if (rules->plain && yr_scanner_create(rules->plain, &s->plain) != ERROR_SUCCESS) {
+        yr_scanner_destroy(s->y);
+        free(s);
+        return NULL;
+    }
     s->rules = yara_rules_ref(rules);
-    yr_scanner_set_callback(s->y, on_scan_msg, s);
-    yr_scanner_set_timeout(s->y, YARA_DEFAULT_TIMEOUT);
-    /* libyara's try/catch guards against SIGBUS on memory-mapped files; it installs
-     * signal handlers around every scan (4 rt_sigaction + 2 rt_sigprocmask per scan).
-     * The sensor only scans its own heap buffers, which cannot fault that way. */
-    yr_scanner_set_flags(s->y, SCAN_FLAGS_NO_TRYCATCH);
+    for (int i = 0; i < 2; i++) {
+        YR_SCANNER *y = i ? s->plain : s->y;
+        if (!y)
+            continue;
+        yr_scanner_set_callback(y, on_scan_msg, s);
+        yr_scanner_set_timeout(y, YARA_DEFAULT_TIMEOUT);
+        /* libyara's try/catch guards against SIGBUS on memory-mapped files; it installs
+         * signal handlers around every scan (4 rt_sigaction + 2 rt_sigprocmask per scan).
+         * The sensor only scans its own heap buffers, which cannot fault that way. */
+        yr_scanner_set_flags(y, SCAN_FLAGS_NO_TRYCATCH);
+    }
     return s;
 }
 
@@ -554,6 +647,8 @@ void yara_scanner_free(yara_scanner *s)
     if (!s)
         return;
     yr_scanner_destroy(s->y);
+    if (s->plain)
+        yr_scanner_destroy(s->plain);
     yara_rules_unref(s->rules);
     free(s);
 }
@@ -565,8 +660,35 @@ yara_rules *yara_scanner_rules(const yara_scanner *s)
 
 void yara_scanner_set_timeout(yara_scanner *s, int seconds)
 {
-    if (s)
-        yr_scanner_set_timeout(s->y, seconds > 0 ? seconds : 0);
+    if (!s)
+        return;
+    yr_scanner_set_timeout(s->y, seconds > 0 ? seconds : 0);
+    if (s->plain)
+        yr_scanner_set_timeout(s->plain, seconds > 0 ? seconds : 0);
+}
+
+uint64_t yara_scanner_full_scans(const yara_scanner *s)
+{
+    return s ? s->full_scans : 0;
+}
+
+/* True when data is of a format a file-format module reads: PE (and .NET), ELF, Mach-O
+ * (thin, fat, either byte order), DEX. */
+bool yara_format_data(const void *data, size_t len)
+{
+    const uint8_t *d = data;
+    uint32_t be;
+
+    if (len < 4)
+        return len >= 2 && d[0] == 'M' && d[1] == 'Z';
+    if (d[0] == 'M' && d[1] == 'Z')
+        return true;
+    be = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
+    return be == 0x7f454c46u ||                      /* ELF */
+           be == 0xfeedfaceu || be == 0xfeedfacfu || /* Mach-O, big-endian */
+           be == 0xcefaedfeu || be == 0xcffaedfeu || /* Mach-O, little-endian */
+           be == 0xcafebabeu || be == 0xbebafecau || /* fat Mach-O (and Java classes) */
+           be == 0x6465780au;                        /* "dex\n" */
 }
 
 int yara_scan(yara_scanner *s, const void *data, size_t len, yara_match_cb cb, void *arg)
@@ -579,7 +701,12 @@ int yara_scan(yara_scanner *s, const void *data, size_t len, yara_match_cb cb, v
     s->arg = arg;
     s->n_matches = 0;
     s->stop = false;
-    yrc = yr_scanner_scan_mem(s->y, data ? data : (const void *)"", len);
+    if (s->plain && !yara_format_data(data, len)) {
+        yrc = yr_scanner_scan_mem(s->plain, data ? data : (const void *)"", len);
+    } else {
+        s->full_scans++;
+        yrc = yr_scanner_scan_mem(s->y, data ? data : (const void *)"", len);
+    }
     s->cb = NULL;
     s->arg = NULL;
     switch (yrc) {

@@ -131,6 +131,9 @@ void yara_rules_unref(yara_rules *r);
 /* Rules (not private ones) and rule files in the set. */
 unsigned yara_rules_count(const yara_rules *r);
 unsigned yara_rules_files(const yara_rules *r);
+/* Rules that need a file-format module (pe, elf, dotnet, macho, dex) and run only on data
+ * of such a format; 0 when every rule runs on all data (yara_source.c). */
+unsigned yara_rules_format_only(const yara_rules *r);
 
 /* The set in service, swapped as a whole (see the design note). */
 typedef struct yara_rules_slot yara_rules_slot;
@@ -153,6 +156,10 @@ void yara_scanner_free(yara_scanner *s);
 yara_rules *yara_scanner_rules(const yara_scanner *s);
 /* Seconds after which a scan is abandoned (0: no limit). */
 void yara_scanner_set_timeout(yara_scanner *s, int seconds);
+/* Scans with the whole set: data of a file format, or every scan when there is no plain set. */
+uint64_t yara_scanner_full_scans(const yara_scanner *s);
+/* True for data a file-format module reads (PE, ELF, Mach-O, DEX). */
+bool yara_format_data(const void *data, size_t len);
 
 /*
  * Scans data[0..len) and calls cb for every matching public rule. Returns the

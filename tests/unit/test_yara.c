@@ -755,6 +755,8 @@ static void test_shared_rules(void **state)
     join(sample, sizeof(sample), shared, "yara/samples/eicar.com");
     yara_rules *r = load_ok(path);
     print_message("  index.yar: %u rules\n", yara_rules_count(r));
+    /* Mimikatz_Strings names pe.imphash(): the one rule that runs on PE data only */
+    assert_int_equal(yara_rules_format_only(r), 1);
     FILE *f = fopen(sample, "rb");
     assert_non_null(f);
     char buf[256];
@@ -778,6 +780,76 @@ static void test_shared_rules(void **state)
     yara_rules_unref(r);
 }
 
+/*
+ * A file importing pe (yara_source.c): its rules that need pe run on PE data only, the
+ * others on all data; a rule that names a pe rule goes with it; comments, strings and
+ * regexps holding braces or "rule" do not confuse the split; an include is followed.
+ */
+static void test_format_module_split(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"main.yar", "inc.yar", NULL};
+    char dir[PATH_LEN], path[PATH_LEN];
+    seen_t seen = {0};
+    static const char text[] = "fenghuo-mimi-log and fenghuo-plain";
+    char pe[64] = "MZ";
+
+    make_tmpdir(dir, sizeof(dir));
+    join(path, sizeof(path), dir, "inc.yar");
+    write_file(path, "rule inc_plain { strings: $a = \"fenghuo-plain\" condition: $a }\n");
+    join(path, sizeof(path), dir, "main.yar");
+    write_file(path, "include \"inc.yar\"\n"
+                     "import \"pe\"\n"
+                     "/* rule commented_out { condition: true } */\n"
+                     "rule log_text {\n"
+                     "  strings: $a = \"fenghuo-mimi-log\" $b = \"} rule x {\" $c = /a\\/b{2}/\n"
+                     "  condition: $a or $b or $c\n"
+                     "}\n"
+                     "rule needs_pe {\n"
+                     "  strings: $a = \"fenghuo-mimi-log\"\n"
+                     "  condition: $a and pe.is_pe == 0\n"
+                     "}\n"
+                     "private rule pe_private { condition: pe.is_pe }\n"
+                     "rule uses_private {\n"
+                     "  strings: $a = \"fenghuo-mimi-log\"\n"
+                     "  condition: $a and pe_private\n"
+                     "}\n");
+    yara_rules *r = load_ok(path);
+    assert_int_equal(yara_rules_count(r), 4);
+    assert_int_equal(yara_rules_format_only(r), 2);
+    yara_scanner *sc = yara_scanner_new(r);
+
+    /* text: the plain set, without the rules that name pe (in the full set needs_pe would
+     * match here too: pe.is_pe is 0 on any data; the split's one difference, documented) */
+    assert_int_equal(scan(sc, text, strlen(text), &seen), 2);
+    assert_true(seen_rule(&seen, "log_text"));
+    assert_true(seen_rule(&seen, "inc_plain"));
+    assert_int_equal(yara_scanner_full_scans(sc), 0);
+
+    /* data that starts as a PE (MZ): the full set, with the rules that name pe */
+    memcpy(pe + 2, text, strlen(text));
+    assert_true(yara_format_data(pe, 2 + strlen(text)));
+    assert_false(yara_format_data(text, strlen(text)));
+    assert_int_equal(scan(sc, pe, 2 + strlen(text), &seen), 3);
+    assert_true(seen_rule(&seen, "log_text"));
+    assert_true(seen_rule(&seen, "inc_plain"));
+    assert_true(seen_rule(&seen, "needs_pe"));
+    assert_int_equal(yara_scanner_full_scans(sc), 1);
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+
+    /* a set without format modules has no split */
+    join(path, sizeof(path), dir, "inc.yar");
+    r = load_ok(path);
+    assert_int_equal(yara_rules_format_only(r), 0);
+    sc = yara_scanner_new(r);
+    scan(sc, pe, 2 + strlen(text), &seen);
+    assert_int_equal(yara_scanner_full_scans(sc), 1);
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+    rm_tmpdir(dir, names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -792,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_string_matches_bounded),
         cmocka_unit_test(test_swap_while_scanning),
         cmocka_unit_test(test_shared_rules),
+        cmocka_unit_test(test_format_module_split),
     };
     return cmocka_run_group_tests_name("yara", tests, setup, teardown);
 }

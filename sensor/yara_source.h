@@ -1,0 +1,35 @@
+/*
+ * yara_source.h - the rule sources of a YARA set, read once and kept in memory, and the
+ * "plain" variant without file-format modules (see the design note in yara_source.c).
+ */
+#ifndef FH_YARA_SOURCE_H
+#define FH_YARA_SOURCE_H
+
+#include <stdbool.h>
+
+#include <yara.h>
+
+typedef struct yara_sources yara_sources;
+
+yara_sources *yara_sources_new(void);
+void yara_sources_free(yara_sources *s);
+
+/*
+ * Compiles the file at path into c under namespace ns, from memory; what it includes is
+ * read through s (relative to the including file, as libyara does). Hands out the plain
+ * texts once yara_sources_plain_init() ran. Returns libyara's error count, -1 when a file
+ * could not be read (yara_sources_error()) or memory ran out.
+ */
+int yara_sources_add(yara_sources *s, YR_COMPILER *c, const char *path, const char *ns);
+/* The first file that could not be read ("cannot read ...: reason"), or NULL. */
+const char *yara_sources_error(const yara_sources *s);
+
+/* True when a source imports pe, elf, dotnet, macho or dex. */
+bool yara_sources_have_format(const yara_sources *s);
+/* Makes the plain texts: the sources with the imports of those modules blanked out. */
+bool yara_sources_plain_init(yara_sources *s);
+/* Blanks, in the plain text of the source libyara calls key, the rule spanning line. False
+ * when no rule spans it. */
+bool yara_sources_plain_drop_rule(yara_sources *s, const char *key, int line);
+
+#endif
