@@ -114,6 +114,8 @@ static const opt_def options[] = {
      "out-of-order TCP segments of all flows (YARA on)"},
     {"reassembly.dir_cap", OPT_SIZE, OFF(reasm_dir_cap), 0,
      "out-of-order TCP segments per flow direction (YARA on)"},
+    {"dns.enabled", OPT_BOOL, OFF(dns_enabled), 0,
+     "a dns event for every DNS query and response of UDP flows to or from port 53"},
     {"http.enabled", OPT_BOOL, OFF(http_enabled), 0,
      "HTTP/1.x: one http event per transaction, bodies as files (libhtp)"},
     {"smb.enabled", OPT_BOOL, OFF(smb_enabled), 0,
@@ -173,6 +175,7 @@ void config_defaults(sensor_config *c)
     c->reasm_memcap = (size_t)64 << 20;
     c->reasm_dir_cap = (size_t)1 << 20;
     c->http_enabled = true;
+    c->dns_enabled = true;
     c->tls_enabled = true;
     c->smb_enabled = true;
     c->http_depth = (size_t)16 << 20;

@@ -2,6 +2,7 @@
  * dpi.c - nDPI 4.2 integration; see dpi.h for the lifecycle of per-flow state.
  */
 #include "dpi.h"
+#include "dns.h"
 #include "login.h"
 
 #include <ndpi/ndpi_api.h>
@@ -499,57 +500,6 @@ bool dpi_flow_opaque(dpi_engine *e, const flow *f)
     return ndpi_is_encrypted_proto(e->ndpi, df->proto) != 0;
 }
 
-static const char *dns_type_name(uint16_t t)
-{
-    switch (t) {
-    case 1:
-        return "A";
-    case 2:
-        return "NS";
-    case 5:
-        return "CNAME";
-    case 6:
-        return "SOA";
-    case 12:
-        return "PTR";
-    case 15:
-        return "MX";
-    case 16:
-        return "TXT";
-    case 28:
-        return "AAAA";
-    case 33:
-        return "SRV";
-    case 35:
-        return "NAPTR";
-    case 43:
-        return "DS";
-    case 46:
-        return "RRSIG";
-    case 48:
-        return "DNSKEY";
-    case 64:
-        return "SVCB";
-    case 65:
-        return "HTTPS";
-    case 99:
-        return "SPF";
-    case 252:
-        return "AXFR";
-    case 255:
-        return "ANY";
-    }
-    return NULL;
-}
-
-static const char *dns_rcode_name(uint8_t r)
-{
-    static const char *names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                  "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
-                                  "NXRRSET", "NOTAUTH", "NOTZONE"};
-    return r < sizeof(names) / sizeof(names[0]) ? names[r] : NULL;
-}
-
 static void write_time(jbuf *b, const char *key, uint32_t t)
 {
     char ts[32];
@@ -712,7 +662,7 @@ static void write_http(const dpi_meta *m, jbuf *b)
  */
 static void write_dns(const dpi_meta *m, jbuf *b, bool event)
 {
-    const char *tn = dns_type_name(m->qtype), *rn = dns_rcode_name(m->rcode);
+    const char *tn = dns_rrtype_name(m->qtype), *rn = dns_rcode_name(m->rcode);
     bool answered = !m->is_query || m->answers;
     char buf[INET6_ADDRSTRLEN];
 
@@ -735,7 +685,7 @@ static void write_dns(const dpi_meta *m, jbuf *b, bool event)
         } else if (m->rsp_type) {
             jbuf_arr_open(b, "answers");
             jbuf_obj_open(b, NULL);
-            jbuf_str(b, "rrtype", dns_type_name(m->rsp_type));
+            jbuf_str(b, "rrtype", dns_rrtype_name(m->rsp_type));
             inet_ntop(m->rsp_type == 1 ? AF_INET : AF_INET6, m->rsp_addr, buf, sizeof(buf));
             jbuf_str(b, "rdata", buf);
             jbuf_obj_close(b);

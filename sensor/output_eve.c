@@ -291,6 +291,8 @@ void eve_meta_events(pworker *p, flow *f, uint64_t ts_us)
 
     if (payload_http_parsed(f)) /* http.c writes one per transaction */
         ready &= ~(1u << DPI_META_HTTP);
+    if (payload_dns_parsed(p, f)) /* dns.c writes one per message */
+        ready &= ~(1u << DPI_META_DNS);
 
     for (int k = 0; k < DPI_META_KINDS; k++) {
         const char *type = dpi_meta_kind_name((dpi_meta_kind)k);

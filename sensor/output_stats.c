@@ -144,6 +144,13 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
         jbuf_u64(b, "typed_by_signature", w.files_sniffed);
         jbuf_obj_close(b);
     }
+    if (pl->cfg->dns_enabled) {
+        jbuf_obj_open(b, "dns");
+        jbuf_u64(b, "queries", w.dns_queries);
+        jbuf_u64(b, "answers", w.dns_answers);
+        jbuf_u64(b, "malformed", w.dns_malformed);
+        jbuf_obj_close(b);
+    }
     if (pl->cfg->smb_enabled) {
         jbuf_obj_open(b, "smb");
         jbuf_u64(b, "flows", w.smb_flows);

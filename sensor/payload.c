@@ -18,6 +18,7 @@
 
 #include "../common/fh_log.h"
 #include "community_id.h"
+#include "dns.h"
 #include "files.h"
 #include "http.h"
 #include "smb.h"
@@ -485,8 +486,40 @@ static void payload_udp(pworker *p, flow *f, const decode_pkt *k, int dir)
     run_scan(p, &c, k->payload, n);
 }
 
+/* True when dns.c writes the flow's dns events: UDP to or from port 53. */
+bool payload_dns_parsed(const pworker *p, const flow *f)
+{
+    return p->pw.dns && f->proto == IPPROTO_UDP && (f->srv_port == 53 || f->cli_port == 53);
+}
+
+/* One DNS message: a dns event, or a count when it is too short to be one. */
+static void payload_dns(pworker *p, flow *f, const decode_pkt *k)
+{
+    jbuf *b = &p->jb;
+    char cid[COMMUNITY_ID_LEN];
+    bool query = false;
+    dns_result r;
+
+    jbuf_reset(b);
+    eve_flow_header(p, b, f, k->ts_us, "dns", cid);
+    r = dns_write_message(b, k->payload, k->payload_len, &query);
+    if (r == DNS_NOT_DNS) {
+        p->pw.cnt.dns_malformed++;
+        return;
+    }
+    p->pw.cnt.dns_malformed += r == DNS_MALFORMED;
+    if (query)
+        p->pw.cnt.dns_queries++;
+    else
+        p->pw.cnt.dns_answers++;
+    jbuf_obj_close(b);
+    eve_emit(p, "dns", cid);
+}
+
 void payload_packet(pworker *p, flow *f, const decode_pkt *k, int dir)
 {
+    if (k->l4_proto == IPPROTO_UDP && k->payload_len && payload_dns_parsed(p, f))
+        payload_dns(p, f, k);
     if (k->l4_proto == IPPROTO_TCP)
         payload_tcp(p, f, k, dir);
     else if (k->l4_proto == IPPROTO_UDP)
@@ -541,6 +574,7 @@ fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned
         if (rc.depth < SMB_MAX_BYTES)
             rc.depth = SMB_MAX_BYTES;
     }
+    w->dns = cfg->dns_enabled; /* datagrams only: no reassembly */
     w->tls = cfg->tls_enabled;
     if (w->tls) {
         w->active = true;

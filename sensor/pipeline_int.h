@@ -27,6 +27,7 @@ typedef struct {
     uint64_t http_flows, http_txs, http_errors;            /* http.c */
     uint64_t tls_flows, tls_anomalies;                     /* tls_records.c */
     uint64_t smb_flows, smb_events;                        /* smb.c */
+    uint64_t dns_queries, dns_answers, dns_malformed;      /* dns.c */
 } payload_counters;
 
 /*
@@ -53,6 +54,7 @@ typedef struct {
     struct http_engine *http; /* NULL = HTTP transactions not parsed (http.enabled) */
     bool tls;                 /* tls.enabled: TLS record-layer anomalies */
     bool smb;                 /* smb.enabled: SMB2 / DCE-RPC (smb.c) */
+    bool dns;                 /* dns.enabled: every DNS message of port 53 (dns.c) */
     bool active;              /* reassembly on: YARA rules or an application parser */
     payload_counters cnt;
 } payload_worker;
@@ -125,6 +127,7 @@ void eve_router_advertisement(pipeline *p, const decode_pkt *k);
 fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned nworkers);
 void payload_worker_free(payload_worker *w);
 bool payload_http_parsed(const flow *f);
+bool payload_dns_parsed(const pworker *p, const flow *f);
 bool payload_first_match(pworker *p, flow *f, const yara_match *m, int dir);
 yara_scanner *payload_scanner(payload_worker *w);
 void payload_packet(pworker *p, flow *f, const decode_pkt *k, int dir);

@@ -62,7 +62,7 @@ void worker_packet(pworker *w, const decode_pkt *k, uint64_t clock)
         dpi_packet(w->dpi, &w->flows, f, k, dir);
         eve_meta_events(w, f, k->ts_us);
     }
-    if (w->pw.active && k->l4_proto == IPPROTO_UDP)
+    if ((w->pw.active || w->pw.dns) && k->l4_proto == IPPROTO_UDP)
         payload_packet(w, f, k, dir);
     flow_maybe_update(&w->flows, f, w->clock);
 }

@@ -7,6 +7,10 @@ docs/events.md): what each option turns off, and what never leaves the sensor.
 * test_tls_records_off                tls.enabled: false: no applayer anomaly
 * test_malformed_http_counted         a stream that starts like HTTP and then is garbage:
                                       no crash, the flow and what was parsed are written
+* test_dns_every_message              sensor/dns.c: one dns event per query and per
+                                      response of a flow, every answer, attacker bytes
+                                      escaped, a compression loop and a runt counted;
+                                      dns.enabled: false gives nDPI's one event back
 """
 
 import json
@@ -102,3 +106,35 @@ def test_malformed_http_counted(run_sensor, tmp_path, validator):
     http = [e for e in events if e["event_type"] == "http"]
     assert len(http) == 1 and http[0]["http"]["url"] == "/x"
     assert events[-1]["stats"]["http"]["flows"] == 1
+
+
+def test_dns_every_message(run_sensor, testdata, validator):
+    on = events_of(run_sensor, ["-r", pcap(testdata, "dns-messages.pcap")])
+    validator(on)
+    dns = [e["dns"] for e in on if e["event_type"] == "dns"]
+    assert [(d["type"], d["id"]) for d in dns] == [
+        ("query", 1), ("answer", 1), ("query", 2), ("answer", 2), ("query", 3), ("answer", 3),
+        ("answer", 4)]
+    assert dns[0]["rrname"] == "www.example.gov.cn" and dns[0]["rrtype"] == "A"
+    assert "rcode" not in dns[0] and "answers" not in dns[0]
+    assert dns[1]["rcode"] == "NOERROR" and dns[1]["ra"] is True
+    assert dns[1]["answers"] == [
+        {"rrname": "www.example.gov.cn", "rrtype": "CNAME", "ttl": 60,
+         "rdata": "web.example.gov.cn"},
+        {"rrname": "web.example.gov.cn", "rrtype": "A", "ttl": 300, "rdata": "203.0.113.10"},
+        {"rrname": "web.example.gov.cn", "rrtype": "A", "ttl": 300, "rdata": "203.0.113.11"}]
+    # names and text are attacker bytes: non-printable ones as \xHH, the rest JSON-escaped
+    assert dns[2]["rrname"] == 'x"<script>\\x01.t.example.net'
+    assert dns[3]["answers"][0]["rdata"] == '"</td><img src=x>\\x00\\xff'
+    assert dns[5]["rcode"] == "NXDOMAIN" and "answers" not in dns[5]
+    assert dns[6].get("malformed") is True and dns[6]["answers"] == []
+    assert on[-1]["stats"]["dns"] == {"queries": 3, "answers": 4, "malformed": 2}
+    # all in one flow, whose flow event keeps nDPI's summary of the first query
+    assert len({e["flow_id"] for e in on if e["event_type"] == "dns"}) == 1
+
+    off = events_of(run_sensor, ["-r", pcap(testdata, "dns-messages.pcap"),
+                                 "--set", "dns.enabled=false"])
+    validator(off)
+    assert len([e for e in off if e["event_type"] == "dns"]) == 1
+    assert "version" not in [e for e in off if e["event_type"] == "dns"][0]["dns"]
+    assert "dns" not in off[-1]["stats"]

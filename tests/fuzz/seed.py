@@ -9,6 +9,7 @@ OUTDIR/rules   the shipped rule files (rules/level3) and the correlation test ru
 OUTDIR/flow    TCP conversations to the ports fuzz_flow.c serves (HTTP 80/8080, SMB 445,
                TLS 443, FTP 21, SMTP 25) from the crafted and shared captures, in its format:
                [port index][flags (bit 0 = from the server)][length, 2 bytes][payload]...
+OUTDIR/dns     UDP port 53 payloads of the captures named *dns*: one DNS message each
 
 Deterministic: the same inputs give the same seeds (file names are content hashes).
 """
@@ -111,6 +112,34 @@ def _tcp_payloads(path, limit):
     return convs
 
 
+def seed_dns(outdir, shared):
+    """fuzz_dns.c: one DNS message per input, from the captures' UDP port 53 datagrams."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+    n = 0
+    for cap in captures(shared):
+        if "dns" not in os.path.basename(cap).lower():
+            continue
+        lt, fr = frames(cap, 64)
+        if lt != 1:
+            continue
+        for f in fr:
+            try:
+                e = Ether(f)
+            except Exception:
+                continue
+            if UDP not in e or (IP not in e and IPv6 not in e):
+                continue
+            if 53 not in (e[UDP].sport, e[UDP].dport):
+                continue
+            put(outdir, bytes(e[UDP].payload))
+            n += 1
+            if n >= MAX_FILES_PER_TARGET:
+                return n
+    return n
+
+
 def seed_flow(outdir, shared):
     n = 0
     for cap in captures(shared):
@@ -149,7 +178,8 @@ def main():
     shared = sys.argv[2] if len(sys.argv) > 2 else None
     counts = {}
     for target, fn in (("decode", lambda d: seed_decode(d, shared)), ("event", seed_event),
-                       ("rules", seed_rules), ("flow", lambda d: seed_flow(d, shared))):
+                       ("rules", seed_rules), ("flow", lambda d: seed_flow(d, shared)),
+                       ("dns", lambda d: seed_dns(d, shared))):
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         counts[target] = fn(d)

@@ -441,6 +441,38 @@ def dns():
 
 
 @case
+def dns_messages():
+    """Several DNS messages in one UDP flow (each a dns event), answers of several types,
+    attacker bytes in names and TXT, a compression loop and a datagram too short for DNS."""
+    p = Pcap("dns-messages")
+    u = UdpConv(p, "dns", CLI, "10.1.1.53", 53100, 53)
+    t = BASE
+    u.send(C, t, dns_query("www.example.gov.cn", qid=1))
+    u.send(S, t + ms(2), DNS(id=1, qr=1, rd=1, ra=1, qd=DNSQR(qname="www.example.gov.cn"),
+                             an=DNSRR(rrname="www.example.gov.cn", type="CNAME", ttl=60,
+                                      rdata="web.example.gov.cn")
+                             / DNSRR(rrname="web.example.gov.cn", type="A", ttl=300,
+                                     rdata="203.0.113.10")
+                             / DNSRR(rrname="web.example.gov.cn", type="A", ttl=300,
+                                     rdata="203.0.113.11")))
+    evil = b"x\"<script>\x01"
+    u.send(C, t + ms(10), dns_query(evil + b".t.example.net", "TXT", qid=2))
+    u.send(S, t + ms(12), DNS(id=2, qr=1, rd=1, ra=1,
+                              qd=DNSQR(qname=evil + b".t.example.net", qtype="TXT"),
+                              an=DNSRR(rrname=evil + b".t.example.net", type="TXT", ttl=5,
+                                       rdata=[b'"</td><img src=x>', b"\x00\xff"])))
+    u.send(C, t + ms(20), dns_query("nx.example.gov.cn", qid=3))
+    u.send(S, t + ms(22), DNS(id=3, qr=1, rd=1, ra=1, rcode=3,
+                              qd=DNSQR(qname="nx.example.gov.cn")))
+    # a response whose answer name points at itself: a compression loop
+    loop = struct.pack("!HHHHHH", 4, 0x8180, 0, 1, 0, 0) + b"\xc0\x0c" + struct.pack(
+        "!HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 1])
+    u.send(S, t + ms(30), Raw(loop))
+    u.send(C, t + ms(40), Raw(b"\x00\x05abc"))
+    return p
+
+
+@case
 def tls_sni():
     p = Pcap("tls-sni")
     c = TcpConv(p, "tls", CLI, "10.1.1.43", 49200, 443)
