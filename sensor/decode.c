@@ -58,6 +58,40 @@ const char *decode_reason_name(decode_reason r)
     return (unsigned)r < DECODE_ERR_COUNT ? reason_names[r] : "unknown";
 }
 
+static const char *const src_anomaly_names[] = {
+#define X(e, s) s,
+    DECODE_SRC_ANOMALIES(X)
+#undef X
+};
+
+const char *decode_src_anomaly_name(decode_src_anomaly a)
+{
+    return (unsigned)a < DECODE_SRC_COUNT ? src_anomaly_names[a] : "unknown";
+}
+
+int decode_source_anomaly(const decode_pkt *k)
+{
+    static const uint8_t v6_loopback[16] = {[15] = 1};
+
+    if (k->ip_version == 4) {
+        if ((k->src[0] & 0xf0) == 0xe0)
+            return DECODE_SRC_MULTICAST;
+        if (k->src[0] == 255 && k->src[1] == 255 && k->src[2] == 255 && k->src[3] == 255)
+            return DECODE_SRC_BROADCAST;
+        if (memcmp(k->src, k->dst, 4) == 0 && k->src[0] != 127 &&
+            (k->src[0] | k->src[1] | k->src[2] | k->src[3]) != 0)
+            return DECODE_SRC_EQUALS_DST;
+    } else if (k->ip_version == 6) {
+        static const uint8_t unspecified[16] = {0};
+        if (k->src[0] == 0xff)
+            return DECODE_SRC_MULTICAST;
+        if (memcmp(k->src, k->dst, 16) == 0 && memcmp(k->src, v6_loopback, 16) != 0 &&
+            memcmp(k->src, unspecified, 16) != 0)
+            return DECODE_SRC_EQUALS_DST;
+    }
+    return -1;
+}
+
 const char *decode_tunnel_name(int type)
 {
     switch (type) {

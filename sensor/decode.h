@@ -88,6 +88,26 @@ typedef enum {
 const char *decode_reason_name(decode_reason r);
 /* Layer name for anomaly events: the part of the id before the dot. */
 
+/*
+ * Source addresses no host can send from (the packet is still processed): a multicast
+ * group, the limited broadcast, or the destination itself (a LAND packet; loopback
+ * excepted). Spoofed, as in reflection and smurf floods. Stable ids, append only.
+ */
+#define DECODE_SRC_ANOMALIES(X)                                                                    \
+    X(MULTICAST, "src.multicast")                                                                  \
+    X(BROADCAST, "src.broadcast")                                                                  \
+    X(EQUALS_DST, "src.equals_dst")
+
+typedef enum {
+#define X(e, s) DECODE_SRC_##e,
+    DECODE_SRC_ANOMALIES(X)
+#undef X
+        DECODE_SRC_COUNT
+} decode_src_anomaly;
+
+/* Stable id, e.g. "src.multicast". */
+const char *decode_src_anomaly_name(decode_src_anomaly a);
+
 /* Counters one decoder owns; summed across decoders for the stats event. */
 typedef struct {
     uint64_t packets, bytes;
@@ -97,6 +117,7 @@ typedef struct {
     uint64_t non_ip;
     uint64_t arp; /* ARP messages (Ethernet/IPv4), also counted in non_ip */
     uint64_t errors[DECODE_ERR_COUNT];
+    uint64_t src_anomalies[DECODE_SRC_COUNT];
 } decode_stats;
 
 enum {
@@ -183,5 +204,8 @@ bool decode_linktype_supported(int linktype);
 
 /* Expires incomplete fragment sets older than the timeout at packet time now_us. */
 void decoder_expire(decoder *d, uint64_t now_us);
+
+/* The source anomaly of a decoded IP packet (DECODE_SRC_*), or -1 for none. */
+int decode_source_anomaly(const decode_pkt *k);
 
 #endif

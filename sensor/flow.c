@@ -392,6 +392,14 @@ flow *flow_packet(flow_table *t, const decode_pkt *p, uint64_t now, int *dir, bo
                                                                               : FLOW_TOCLIENT;
     f->pkts[*dir]++;
     f->bytes[*dir] += p->ip_bytes;
+    /* Packet rate: packets per whole second of packet time, both directions; a packet
+     * older than the second being counted (capture reordering) counts in it. */
+    if ((uint32_t)(p->ts_us / 1000000u) > f->pps_sec) {
+        f->pps_sec = (uint32_t)(p->ts_us / 1000000u);
+        f->pps_cur = 0;
+    }
+    if (++f->pps_cur > f->pps_peak)
+        f->pps_peak = f->pps_cur;
     if (p->ts_us > f->last_us)
         f->last_us = p->ts_us;
     if (p->ts_us < f->first_us)

@@ -106,6 +106,8 @@ struct flow {
     uint64_t touch;             /* clock at the last packet */
     uint64_t next_update;       /* clock of the next periodic update */
     uint64_t pkts[2], bytes[2]; /* [FLOW_TOSERVER], [FLOW_TOCLIENT] */
+    uint32_t pps_sec;           /* second (of packet time) being counted */
+    uint32_t pps_cur, pps_peak; /* packets in it; the most in any second so far */
     uint64_t flow_id;
     uint32_t updates;
     uint32_t extra_mem;   /* bytes the owner holds for this flow (counted in memcap) */

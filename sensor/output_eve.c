@@ -366,6 +366,7 @@ void eve_flow_end(flow *f, flow_reason reason, void *arg)
     jbuf_u64(b, "pkts_toclient", f->pkts[FLOW_TOCLIENT]);
     jbuf_u64(b, "bytes_toserver", f->bytes[FLOW_TOSERVER]);
     jbuf_u64(b, "bytes_toclient", f->bytes[FLOW_TOCLIENT]);
+    jbuf_u64(b, "pps_peak", f->pps_peak);
     eve_timestamp(f->first_us, ts, sizeof(ts));
     jbuf_str(b, "start", ts);
     eve_timestamp(f->last_us, ts, sizeof(ts));

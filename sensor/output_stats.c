@@ -330,6 +330,10 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
         if (d->errors[i])
             jbuf_u64(b, decode_reason_name((decode_reason)i), d->errors[i]);
     jbuf_obj_close(b);
+    jbuf_obj_open(b, "source_anomalies");
+    for (int i = 0; i < DECODE_SRC_COUNT; i++)
+        jbuf_u64(b, decode_src_anomaly_name((decode_src_anomaly)i) + 4, d->src_anomalies[i]);
+    jbuf_obj_close(b);
     jbuf_obj_close(b);
 
     jbuf_obj_open(b, "flow");
@@ -392,10 +396,12 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
     emitter_emit(&p->out, p->cfg, b, "stats", NULL);
 }
 
-void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r)
+/* An anomaly of one packet (capture thread): type "decode" (an error: the packet is
+ * dropped) or "packet" (a source address no host has: the packet goes on). */
+static void packet_anomaly(pipeline *p, const decode_pkt *k, const char *type, const char *name,
+                           const char *layer, uint64_t count)
 {
     jbuf *b = &p->jb;
-    const char *name = decode_reason_name(r);
     const char *dot = strchr(name, '.');
     char a[INET6_ADDRSTRLEN];
 
@@ -408,13 +414,27 @@ void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r)
         jbuf_str(b, "dest_ip", a);
     }
     jbuf_obj_open(b, "anomaly");
-    jbuf_str(b, "type", "decode");
+    jbuf_str(b, "type", type);
     jbuf_str(b, "event", name);
-    jbuf_strn(b, "layer", name, dot ? (size_t)(dot - name) : strlen(name));
-    jbuf_u64(b, "count", p->dec.stats.errors[r]);
+    if (layer)
+        jbuf_str(b, "layer", layer);
+    else
+        jbuf_strn(b, "layer", name, dot ? (size_t)(dot - name) : strlen(name));
+    jbuf_u64(b, "count", count);
     jbuf_obj_close(b);
     jbuf_obj_close(b);
     emitter_emit(&p->out, p->cfg, b, "anomaly", NULL);
+}
+
+void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r)
+{
+    packet_anomaly(p, k, "decode", decode_reason_name(r), NULL, p->dec.stats.errors[r]);
+}
+
+void eve_source_anomaly(pipeline *p, const decode_pkt *k, decode_src_anomaly a)
+{
+    packet_anomaly(p, k, "packet", decode_src_anomaly_name(a), k->ip_version == 6 ? "ipv6" : "ipv4",
+                   p->dec.stats.src_anomalies[a]);
 }
 
 /*

@@ -120,6 +120,7 @@ void eve_flow_end(flow *f, flow_reason reason, void *arg);
 /* output_stats.c */
 void eve_stats_event(pipeline *p, uint64_t now_us);
 void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r);
+void eve_source_anomaly(pipeline *p, const decode_pkt *k, decode_src_anomaly a);
 void eve_arp(pipeline *p, const decode_pkt *k);
 void eve_router_advertisement(pipeline *p, const decode_pkt *k);
 

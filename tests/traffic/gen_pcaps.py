@@ -776,6 +776,27 @@ def icmp():
     return p
 
 
+@case
+def spoofed_floods():
+    """Floods inside one flow and sources no host has: 1,200 ICMPv6 echo requests to ff02::1
+    in one second, 600 ICMP echo requests at one host in one second, three LAND SYNs
+    (source = destination) and two UDP datagrams from a multicast source."""
+    p = Pcap("spoofed-floods")
+    m6 = Conv(p, "icmpv6-multicast-flood", "2001:db8:10::5", "ff02::1", "IPv6-ICMP")
+    for i in range(1200):
+        m6.emit(C, BASE + Decimal(i) / 1200, ICMPv6EchoRequest(id=0x77, seq=i, data=b"x" * 32))
+    f4 = Conv(p, "icmp-flood", "10.1.1.99", "10.1.1.80", "ICMP")
+    for i in range(600):
+        f4.emit(C, BASE + 2 + Decimal(i) / 600, ICMP(type=8, code=0, id=0x99, seq=i) / (b"y" * 32))
+    land = Conv(p, "land", "10.1.1.80", "10.1.1.80", "TCP", 80, 80)
+    for i in range(3):
+        land.emit(C, BASE + 4 + ms(i), TCP(sport=80, dport=80, flags="S", seq=1000))
+    mc = Conv(p, "multicast-source", "224.0.0.9", "10.1.1.80", "UDP", 520, 520)
+    for i in range(2):
+        mc.emit(C, BASE + 5 + ms(i), UDP(sport=520, dport=520) / (b"z" * 24))
+    return p
+
+
 def v6_ext():
     return (IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\x00" * 4)])
             / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00" * 4)]))
