@@ -114,6 +114,9 @@ static const opt_def options[] = {
      "out-of-order TCP segments of all flows (YARA on)"},
     {"reassembly.dir_cap", OPT_SIZE, OFF(reasm_dir_cap), 0,
      "out-of-order TCP segments per flow direction (YARA on)"},
+    {"files.raw_tcp", OPT_BOOL, OFF(files_raw_tcp), 0,
+     "a TCP stream without an application protocol that starts as a file (PE, ELF, archive, "
+     "document; after a 4-byte length too) is a file: fileinfo with source tcp"},
     {"dns.enabled", OPT_BOOL, OFF(dns_enabled), 0,
      "a dns event for every DNS query and response of UDP flows to or from port 53"},
     {"http.enabled", OPT_BOOL, OFF(http_enabled), 0,
@@ -176,6 +179,7 @@ void config_defaults(sensor_config *c)
     c->reasm_dir_cap = (size_t)1 << 20;
     c->http_enabled = true;
     c->dns_enabled = true;
+    c->files_raw_tcp = true;
     c->tls_enabled = true;
     c->smb_enabled = true;
     c->http_depth = (size_t)16 << 20;

@@ -340,7 +340,9 @@ void eve_flow_end(flow *f, flow_reason reason, void *arg)
         dpi_finish(p->dpi, &p->flows, f);
         eve_meta_events(p, f, f->last_us);
     }
-    if (reason != FLOW_REASON_UPDATE && p->pw.slot)
+    /* Every parser's end of flow: HTTP transactions cut short, files in raw streams, the
+     * scan buffers (YARA or not) */
+    if (reason != FLOW_REASON_UPDATE && p->pw.active)
         payload_flow_end(p, f);
 
     jbuf_reset(b);

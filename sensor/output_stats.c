@@ -142,6 +142,7 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
         jbuf_u64(b, "files", w.files);
         jbuf_u64(b, "bytes", w.file_bytes);
         jbuf_u64(b, "typed_by_signature", w.files_sniffed);
+        jbuf_u64(b, "raw_tcp", w.raw_files);
         jbuf_obj_close(b);
     }
     if (pl->cfg->dns_enabled) {

@@ -52,7 +52,17 @@ typedef struct {
     smb_state *smb;
     uint64_t *seen; /* hashes of (namespace, rule, direction) reported */
     uint32_t nseen, capseen;
+    /* A file that is the whole stream of a direction (no application protocol): a PE,
+     * ELF, archive or document from the first byte, or after a 4-byte length (payload
+     * stagers). raw_file_start() decides on the first RAW_HEAD bytes. */
+    uint8_t head[2][16];
+    uint8_t head_len[2];
+    uint8_t fstate[2]; /* RAW_UNDECIDED, RAW_FILE, RAW_NONE */
+    fh_file *rawfile[2];
 } flow_payload;
+
+enum { RAW_UNDECIDED, RAW_FILE, RAW_NONE };
+#define RAW_HEAD 8 /* bytes that decide: a 4-byte length and a 4-byte magic */
 
 #define SCAN_BUF_MIN 4096
 
@@ -76,7 +86,8 @@ static void payload_account(pworker *p, flow *f)
     if (fp)
         mem = sizeof(*fp) + fp->rd[0].mem + fp->rd[1].mem + fp->cap[0] + fp->cap[1] +
               (size_t)fp->capseen * sizeof(uint64_t) + http_conn_mem(fp->http) +
-              (fp->tls ? sizeof(tls_records) : 0) + (fp->smb ? sizeof(smb_state) : 0);
+              (fp->tls ? sizeof(tls_records) : 0) + (fp->smb ? sizeof(smb_state) : 0) +
+              (fp->rawfile[0] ? sizeof(fh_file) : 0) + (fp->rawfile[1] ? sizeof(fh_file) : 0);
     flow_set_payload_mem(&p->flows, f, mem > UINT32_MAX ? UINT32_MAX : (uint32_t)mem);
 }
 
@@ -185,6 +196,100 @@ static uint32_t scan_limit(const payload_worker *w, const flow_payload *fp)
     return fp->app == APP_TLS && w->tls_bytes < w->max_bytes ? w->tls_bytes : w->max_bytes;
 }
 
+/*
+ * Where a file starts in a stream's first bytes: 0 for a file magic at the start, 4 for
+ * one after a little-endian length that could be the file's (Metasploit-style stagers
+ * send the stage's length, then the stage), -1 for none.
+ */
+static int raw_file_start(const uint8_t *h, uint32_t n)
+{
+    static const struct {
+        const char *m;
+        uint8_t len;
+    } magic[] = {
+        {"MZ", 2},
+        {"\x7f"
+         "ELF",
+         4},
+        {"PK\x03\x04", 4},
+        {"%PDF", 4},
+        {"\xd0\xcf\x11\xe0", 4},
+        {"Rar!", 4},
+        {"7z\xbc\xaf", 4},
+        {"\xcf\xfa\xed\xfe", 4},
+        {"\xce\xfa\xed\xfe", 4},
+        {"\xca\xfe\xba\xbe", 4},
+    };
+
+    for (int at = 0; at <= 4; at += 4) {
+        if (at == 4) {
+            uint32_t l = n >= 4 ? (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+                                      (uint32_t)h[3] << 24
+                                : 0;
+            if (l < 64 || l > (64u << 20))
+                break;
+        }
+        for (size_t i = 0; i < sizeof(magic) / sizeof(magic[0]); i++)
+            if (n >= (uint32_t)at + magic[i].len && memcmp(h + at, magic[i].m, magic[i].len) == 0)
+                return at;
+    }
+    return -1;
+}
+
+/*
+ * A stream with no application protocol: is it a file from its first bytes? Then every
+ * byte goes to files.c (fileinfo with source "tcp": type, SHA-256, YARA on the file
+ * instead of the raw stream).
+ */
+static void raw_file_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, bool gap)
+{
+    flow_payload *fp = c->fp;
+    int d = c->dir, at;
+    uint32_t take;
+
+    if (fp->app != APP_NONE || fp->fstate[d] == RAW_NONE || !c->p->pw.raw_files)
+        return;
+    if (fp->fstate[d] == RAW_FILE) {
+        if (gap)
+            file_gap(fp->rawfile[d]);
+        file_data(c->p, fp->rawfile[d], data, len);
+        return;
+    }
+    if (gap) { /* the first bytes are missing: nothing to decide on */
+        fp->fstate[d] = RAW_NONE;
+        return;
+    }
+    take = RAW_HEAD - fp->head_len[d];
+    if (take > len)
+        take = len;
+    memcpy(fp->head[d] + fp->head_len[d], data, take);
+    fp->head_len[d] += (uint8_t)take;
+    if (fp->head_len[d] < RAW_HEAD)
+        return;
+    at = raw_file_start(fp->head[d], fp->head_len[d]);
+    if (at < 0 || !(fp->rawfile[d] = calloc(1, sizeof(fh_file)))) {
+        fp->fstate[d] = RAW_NONE;
+        return;
+    }
+    fp->fstate[d] = RAW_FILE;
+    c->p->pw.cnt.raw_files++;
+    file_open(c->p, fp->rawfile[d], d, NULL, 0);
+    file_data(c->p, fp->rawfile[d], fp->head[d] + at, (size_t)(fp->head_len[d] - at));
+    file_data(c->p, fp->rawfile[d], data + take, len - take);
+}
+
+/* The direction's stream ended: its file, if it was one, is complete when a FIN ended it. */
+static void raw_file_end(pworker *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
+{
+    fh_file *rf = fp->rawfile[dir];
+
+    if (!rf)
+        return;
+    file_close(p, f, rf, ts_us, "tcp", 0, fp->fin[dir] && !fp->rd[dir].gaps, NULL, NULL);
+    free(rf);
+    fp->rawfile[dir] = NULL;
+}
+
 /* True while the flow's parser still wants the stream of a direction. */
 static bool app_wants(const flow_payload *fp)
 {
@@ -214,6 +319,8 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
         tls_deliver(c, data, len, (flags & REASM_F_GAP) != 0);
     else if (fp->smb)
         smb_data(fp->smb, d, data, len, (flags & REASM_F_GAP) != 0, on_smb_ev, c);
+    else if (fp->app == APP_NONE)
+        raw_file_deliver(c, data, len, (flags & REASM_F_GAP) != 0);
     limit = scan_limit(w, fp);
     if (fp->raw_done[d] || fp->len[d] >= limit)
         return;
@@ -367,14 +474,16 @@ static void run_scan(pworker *p, scan_ctx *c, const uint8_t *data, uint32_t len)
 
 /*
  * True when a TCP direction's raw bytes need no scan of their own: an HTTP flow's responses
- * (their bodies are scanned as files, de-chunked and decoded: files.c), a TLS flow's
+ * without gaps (their bodies are scanned as files, de-chunked and decoded: files.c), a TLS flow's
  * ClientHellos (its fields are in the tls event; the certificates come from the server),
  * and the directions of flows nDPI has found encrypted past their first bytes.
  */
 static bool raw_scan_needless(const pworker *p, const flow *f, const flow_payload *fp, int dir)
 {
-    if (fp->app == APP_HTTP)
-        return dir == FLOW_TOCLIENT;
+    if (fp->fstate[dir] == RAW_FILE)
+        return true;         /* scanned as a file */
+    if (fp->app == APP_HTTP) /* unless bytes are missing: libhtp may have lost the body */
+        return dir == FLOW_TOCLIENT && !fp->rd[dir].gaps;
     if (fp->app == APP_TLS)
         return dir == FLOW_TOSERVER;
     return fp->app == APP_NONE && p->dpi && dpi_flow_opaque(p->dpi, f);
@@ -409,6 +518,7 @@ static void finish_tcp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint6
     fp->done[dir] = 1;
     reasm_release(&p->pw.reasm, &fp->rd[dir]);
     scan_tcp_dir(p, f, fp, dir, ts_us);
+    raw_file_end(p, f, fp, dir, ts_us);
 }
 
 /* Delivers what a direction still buffers (holes become gaps) and finishes it. */
@@ -451,7 +561,9 @@ static void payload_tcp(pworker *p, flow *f, const decode_pkt *k, int dir)
         }
         if (!fp->raw_done[dir] && (fp->len[dir] >= scan_limit(w, fp) || !w->slot))
             scan_tcp_dir(p, f, fp, dir, k->ts_us);
-        if ((rd->flags & REASM_DIR_DEPTH) || (fp->raw_done[dir] && !app_wants(fp)))
+        if ((rd->flags & REASM_DIR_DEPTH) ||
+            (fp->raw_done[dir] && !app_wants(fp) && fp->fstate[dir] != RAW_FILE &&
+             !(fp->app == APP_NONE && fp->fstate[dir] == RAW_UNDECIDED && w->raw_files)))
             finish_tcp_dir(p, f, fp, dir, k->ts_us);
         else if (fp->fin[dir] && (!(rd->flags & REASM_DIR_STARTED) || rd->next >= fp->fin_off[dir]))
             close_tcp_dir(p, f, fp, dir, k->ts_us); /* every byte before the FIN is in */
@@ -575,6 +687,12 @@ fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned
             rc.depth = SMB_MAX_BYTES;
     }
     w->dns = cfg->dns_enabled; /* datagrams only: no reassembly */
+    w->raw_files = cfg->files_raw_tcp;
+    if (w->raw_files) {
+        w->active = true;
+        if (rc.depth < w->file_max_bytes)
+            rc.depth = w->file_max_bytes;
+    }
     w->tls = cfg->tls_enabled;
     if (w->tls) {
         w->active = true;
@@ -642,6 +760,11 @@ void payload_release(pworker *p, flow *f)
         free_scan_buf(&p->pw, fp, d);
     }
     http_conn_free(fp->http);
+    for (int d = 0; d < 2; d++)
+        if (fp->rawfile[d]) {
+            file_discard(p, fp->rawfile[d]);
+            free(fp->rawfile[d]);
+        }
     free(fp->tls);
     free(fp->smb);
     free(fp->seen);

@@ -28,6 +28,7 @@ typedef struct {
     uint64_t tls_flows, tls_anomalies;                     /* tls_records.c */
     uint64_t smb_flows, smb_events;                        /* smb.c */
     uint64_t dns_queries, dns_answers, dns_malformed;      /* dns.c */
+    uint64_t raw_files;                                    /* streams that are a file */
 } payload_counters;
 
 /*
@@ -55,6 +56,7 @@ typedef struct {
     bool tls;                 /* tls.enabled: TLS record-layer anomalies */
     bool smb;                 /* smb.enabled: SMB2 / DCE-RPC (smb.c) */
     bool dns;                 /* dns.enabled: every DNS message of port 53 (dns.c) */
+    bool raw_files;           /* files.raw_tcp: files that are a whole TCP stream */
     bool active;              /* reassembly on: YARA rules or an application parser */
     payload_counters cnt;
 } payload_worker;

@@ -7,6 +7,9 @@ docs/events.md): what each option turns off, and what never leaves the sensor.
 * test_tls_records_off                tls.enabled: false: no applayer anomaly
 * test_malformed_http_counted         a stream that starts like HTTP and then is garbage:
                                       no crash, the flow and what was parsed are written
+* test_raw_tcp_files                  a stream with no protocol that starts as a file (an ELF;
+                                      a PE after a 4-byte length) is a fileinfo of source tcp,
+                                      typed and hashed; text is not; files.raw_tcp: false
 * test_dns_every_message              sensor/dns.c: one dns event per query and per
                                       response of a flow, every answer, attacker bytes
                                       escaped, a compression loop and a runt counted;
@@ -60,7 +63,7 @@ def test_tls_records_off(run_sensor, testdata, validator):
     on = events_of(run_sensor, ["-r", pcap(testdata, "app/tls-anomalies.pcap")])
     off = events_of(run_sensor, ["-r", pcap(testdata, "app/tls-anomalies.pcap"),
                                  "--set", "tls.enabled=false", "--set", "http.enabled=false",
-                                 "--set", "smb.enabled=false"])
+                                 "--set", "smb.enabled=false", "--set", "files.raw_tcp=false"])
     validator(on)
     validator(off)
     assert len([e for e in on if e["event_type"] == "anomaly"]) == 5
@@ -138,3 +141,27 @@ def test_dns_every_message(run_sensor, testdata, validator):
     assert len([e for e in off if e["event_type"] == "dns"]) == 1
     assert "version" not in [e for e in off if e["event_type"] == "dns"][0]["dns"]
     assert "dns" not in off[-1]["stats"]
+
+
+def test_raw_tcp_files(run_sensor, testdata, validator):
+    import hashlib
+    import struct
+    on = events_of(run_sensor, ["-r", pcap(testdata, "raw-tcp-files.pcap")])
+    validator(on)
+    files = {e["dest_port"]: e["fileinfo"] for e in on if e["event_type"] == "fileinfo"}
+    assert sorted(files) == [4444, 33333]
+    elf = files[33333]
+    body = (b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + b"\x02\x00\x3e\x00\x01\x00\x00\x00"
+            + b"\x00" * 40) + bytes(range(256)) * 8
+    assert elf["source"] == "tcp" and elf["direction"] == "to_server"
+    assert elf["size"] == len(body) and elf["sha256"] == hashlib.sha256(body).hexdigest()
+    assert elf["state"] == "CLOSED" and elf["magic"].startswith("ELF 64-bit")
+    pe = files[4444]
+    stage = b"MZ\x90\x00" + b"\x00" * 56 + struct.pack("<I", 64) + b"PE\x00\x00" + b"\x00" * 200
+    # the 4-byte length in front is not part of the file
+    assert pe["direction"] == "to_client" and pe["size"] == len(stage)
+    assert pe["sha256"] == hashlib.sha256(stage).hexdigest()
+    assert on[-1]["stats"]["files"]["raw_tcp"] == 2
+    off = events_of(run_sensor, ["-r", pcap(testdata, "raw-tcp-files.pcap"),
+                                 "--set", "files.raw_tcp=false"])
+    assert not [e for e in off if e["event_type"] == "fileinfo"]

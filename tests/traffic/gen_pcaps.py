@@ -776,6 +776,34 @@ def icmp():
     return p
 
 
+ELF_HEAD = (b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + b"\x02\x00\x3e\x00\x01\x00\x00\x00"
+            + b"\x00" * 40)
+
+
+@case
+def raw_tcp_files():
+    """Files that are a whole TCP stream: an ELF pushed to a server, a PE stage behind a
+    4-byte length sent by the server (Metasploit's framing), and a text stream (no file)."""
+    p = Pcap("raw-tcp-files")
+    c = TcpConv(p, "raw-elf", CLI, "10.1.1.80", 49800, 33333)
+    t = c.handshake(BASE)
+    body = ELF_HEAD + bytes(range(256)) * 8
+    c.seg(C, t + ms(1), "PA", body[:1000])
+    c.seg(C, t + ms(2), "PA", body[1000:])
+    c.fin(t + ms(5))
+    c = TcpConv(p, "raw-pe-stage", CLI, "10.1.1.81", 49801, 4444)
+    t = c.handshake(BASE + 1)
+    pe = b"MZ\x90\x00" + b"\x00" * 56 + struct.pack("<I", 64) + b"PE\x00\x00" + b"\x00" * 200
+    c.seg(S, t + ms(1), "PA", struct.pack("<I", len(pe)))
+    c.seg(S, t + ms(2), "PA", pe)
+    c.fin(t + ms(5))
+    c = TcpConv(p, "raw-text", CLI, "10.1.1.82", 49802, 7000)
+    t = c.handshake(BASE + 2)
+    c.seg(C, t + ms(1), "PA", b"HELLO fenghuo, this is a chat line and not a file\n")
+    c.fin(t + ms(5))
+    return p
+
+
 @case
 def spoofed_floods():
     """Floods inside one flow and sources no host has: 1,200 ICMPv6 echo requests to ff02::1
