@@ -220,11 +220,11 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
     if (product && !strcasecmp(product, "zeek")) {
         static const struct {
             const char *svc, *et;
-        } zeek[] = {{"conn", "flow"},     {"dns", "dns"},         {"http", "http"},
-                    {"ssl", "tls"},       {"x509", "tls"},        {"ssh", "ssh"},
-                    {"smb_files", "smb"}, {"smb_mapping", "smb"}, {"dce_rpc", "dcerpc"},
-                    {"kerberos", NULL},   {"rdp", NULL},          {"ntlm", NULL},
-                    {"files", "fileinfo"}};
+        } zeek[] = {{"conn", "flow"},      {"dns", "dns"},         {"http", "http"},
+                    {"ssl", "tls"},        {"x509", "tls"},        {"ssh", "ssh"},
+                    {"smb_files", "smb"},  {"smb_mapping", "smb"}, {"dce_rpc", "dcerpc"},
+                    {"kerberos", NULL},    {"rdp", NULL},          {"ntlm", NULL},
+                    {"files", "fileinfo"}, {"ftp", "ftp"}};
 
         for (size_t i = 0; service && i < sizeof(zeek) / sizeof(zeek[0]); i++)
             if (!strcasecmp(service, zeek[i].svc)) {
@@ -247,7 +247,7 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
                     {"ssh", "ssh"},         {"yara", "yara"},     {"stats", "stats"},
                     {"anomaly", "anomaly"}, {"smb", "smb"},       {"fileinfo", "fileinfo"},
                     {"arp", "arp"},         {"file", "fileinfo"}, {"ipv6_ra", "ipv6_ra"},
-                    {"dcerpc", "dcerpc"}};
+                    {"dcerpc", "dcerpc"},   {"ftp", "ftp"}};
 
         for (size_t i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
             if (!strcasecmp(category, cats[i].cat)) {

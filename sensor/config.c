@@ -117,6 +117,9 @@ static const opt_def options[] = {
     {"files.raw_tcp", OPT_BOOL, OFF(files_raw_tcp), 0,
      "a TCP stream without an application protocol that starts as a file (PE, ELF, archive, "
      "document; after a 4-byte length too) is a file: fileinfo with source tcp"},
+    {"ftp.enabled", OPT_BOOL, OFF(ftp_enabled), 0,
+     "an ftp event for the file and data-connection commands of FTP control connections "
+     "(port 21), with PORT/EPRT bounces flagged"},
     {"dns.enabled", OPT_BOOL, OFF(dns_enabled), 0,
      "a dns event for every DNS query and response of UDP flows to or from port 53"},
     {"http.enabled", OPT_BOOL, OFF(http_enabled), 0,
@@ -179,6 +182,7 @@ void config_defaults(sensor_config *c)
     c->reasm_dir_cap = (size_t)1 << 20;
     c->http_enabled = true;
     c->dns_enabled = true;
+    c->ftp_enabled = true;
     c->files_raw_tcp = true;
     c->tls_enabled = true;
     c->smb_enabled = true;

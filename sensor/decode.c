@@ -58,37 +58,80 @@ const char *decode_reason_name(decode_reason r)
     return (unsigned)r < DECODE_ERR_COUNT ? reason_names[r] : "unknown";
 }
 
-static const char *const src_anomaly_names[] = {
+static const char *const pkt_anomaly_names[] = {
 #define X(e, s) s,
-    DECODE_SRC_ANOMALIES(X)
+    DECODE_PKT_ANOMALIES(X)
 #undef X
 };
 
-const char *decode_src_anomaly_name(decode_src_anomaly a)
+const char *decode_pkt_anomaly_name(decode_pkt_anomaly a)
 {
-    return (unsigned)a < DECODE_SRC_COUNT ? src_anomaly_names[a] : "unknown";
+    return (unsigned)a < DECODE_PKT_COUNT ? pkt_anomaly_names[a] : "unknown";
 }
 
-int decode_source_anomaly(const decode_pkt *k)
+int decode_packet_anomaly(const decode_pkt *k)
 {
-    static const uint8_t v6_loopback[16] = {[15] = 1};
+    static const uint8_t v6_loopback[16] = {[15] = 1}, unspecified[16] = {0};
 
     if (k->ip_version == 4) {
         if ((k->src[0] & 0xf0) == 0xe0)
-            return DECODE_SRC_MULTICAST;
+            return DECODE_PKT_SRC_MULTICAST;
         if (k->src[0] == 255 && k->src[1] == 255 && k->src[2] == 255 && k->src[3] == 255)
-            return DECODE_SRC_BROADCAST;
-        if (memcmp(k->src, k->dst, 4) == 0 && k->src[0] != 127 &&
-            (k->src[0] | k->src[1] | k->src[2] | k->src[3]) != 0)
-            return DECODE_SRC_EQUALS_DST;
+            return DECODE_PKT_SRC_BROADCAST;
+        if (memcmp(k->src, k->dst, 4) == 0 && k->src[0] != 127 && memcmp(k->src, unspecified, 4))
+            return DECODE_PKT_SRC_EQUALS_DST;
     } else if (k->ip_version == 6) {
-        static const uint8_t unspecified[16] = {0};
         if (k->src[0] == 0xff)
-            return DECODE_SRC_MULTICAST;
+            return DECODE_PKT_SRC_MULTICAST;
         if (memcmp(k->src, k->dst, 16) == 0 && memcmp(k->src, v6_loopback, 16) != 0 &&
             memcmp(k->src, unspecified, 16) != 0)
-            return DECODE_SRC_EQUALS_DST;
+            return DECODE_PKT_SRC_EQUALS_DST;
     }
+    return k->l4_anomaly;
+}
+
+/* A TCP header's flags and options (p: the header, off: its length, at least 20). */
+static int tcp_anomaly(const uint8_t *p, uint32_t off)
+{
+    uint8_t fl = p[13];
+
+    if ((fl & 0x03) == 0x03)
+        return DECODE_PKT_TCP_SYN_FIN;
+    if ((fl & 0x22) == 0x22)
+        return DECODE_PKT_TCP_SYN_URG;
+    for (uint32_t i = 20; i < off;) {
+        uint8_t kind = p[i], olen;
+
+        if (kind == 0)
+            break;
+        if (kind == 1) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= off || (olen = p[i + 1]) < 2 || i + olen > off)
+            return DECODE_PKT_TCP_BAD_OPTION;
+        /* the options whose length is fixed (RFC 9293, 7323, 2018, 2385, 5925) */
+        if ((kind == 2 && olen != 4) || (kind == 3 && olen != 3) || (kind == 4 && olen != 2) ||
+            (kind == 8 && olen != 10) || (kind == 19 && olen != 18) || (kind == 29 && olen < 4))
+            return DECODE_PKT_TCP_BAD_OPTION;
+        i += olen;
+    }
+    return -1;
+}
+
+/* An echo request or reply whose data (after the identifier and sequence) is an IPv4 or
+ * IPv6 packet whose own length says it fills the data: IP tunnelled in ping. */
+static int icmp_anomaly(const uint8_t *p, uint32_t len, bool v6)
+{
+    const uint8_t *d = p + 8;
+    uint32_t n = len - 8;
+
+    if (len < 8 + 20 || !(v6 ? (p[0] == 128 || p[0] == 129) : (p[0] == 8 || p[0] == 0)))
+        return -1;
+    if ((d[0] >> 4) == 4 && (d[0] & 0x0f) >= 5 && ((uint32_t)d[2] << 8 | d[3]) == n)
+        return DECODE_PKT_ICMP_IP_TUNNEL;
+    if ((d[0] >> 4) == 6 && n >= 40 && ((uint32_t)d[4] << 8 | d[5]) + 40 == n)
+        return DECODE_PKT_ICMP_IP_TUNNEL;
     return -1;
 }
 
@@ -213,6 +256,7 @@ static decode_result enter_tunnel(dctx *x, int type, const uint8_t *outer_ip)
     /* The inner packet gets fresh addresses and L4 state. */
     k->sport = k->dport = 0;
     k->tcp_flags = 0;
+    k->l4_anomaly = -1;
     k->icmp_type = k->icmp_code = 0;
     return DECODE_OK;
 }
@@ -329,6 +373,7 @@ static decode_result decode_tcp(dctx *x, const uint8_t *p, uint32_t len)
     k->dport = rd16(p + 2);
     k->tcp_flags = p[13];
     k->tcp_seq = ((uint32_t)p[4] << 24) | ((uint32_t)p[5] << 16) | ((uint32_t)p[6] << 8) | p[7];
+    k->l4_anomaly = (int8_t)tcp_anomaly(p, off);
     k->payload = p + off;
     k->payload_len = len - off;
     x->d->stats.tcp++;
@@ -343,6 +388,7 @@ static decode_result decode_icmp(dctx *x, const uint8_t *p, uint32_t len, bool v
         return fail(x, v6 ? DECODE_ERR_ICMPV6_TRUNCATED : DECODE_ERR_ICMP_TRUNCATED);
     k->icmp_type = p[0];
     k->icmp_code = p[1];
+    k->l4_anomaly = (int8_t)icmp_anomaly(p, len, v6);
     k->payload = p + 4;
     k->payload_len = len - 4;
     x->d->stats.icmp++;
@@ -829,6 +875,7 @@ decode_result decode_frame(decoder *d, int linktype, const uint8_t *frame, uint3
     dctx x = {.d = d, .pkt = pkt, .reason = reason, .depth = 0};
 
     memset(pkt, 0, offsetof(decode_pkt, vlan));
+    pkt->l4_anomaly = -1;
     pkt->vlan_count = 0;
     pkt->has_mac = false;
     pkt->tunnel_type = 0;

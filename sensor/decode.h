@@ -89,24 +89,32 @@ const char *decode_reason_name(decode_reason r);
 /* Layer name for anomaly events: the part of the id before the dot. */
 
 /*
- * Source addresses no host can send from (the packet is still processed): a multicast
- * group, the limited broadcast, or the destination itself (a LAND packet; loopback
- * excepted). Spoofed, as in reflection and smurf floods. Stable ids, append only.
+ * Packets that are valid enough to go on but that no correct stack sends (the packet is
+ * still processed; one anomaly per packet, the first found): a source address no host
+ * has (a multicast group, the limited broadcast, the destination itself: a LAND packet,
+ * loopback excepted); TCP flag combinations and options no stack emits (SYN with FIN,
+ * SYN with URG, an option whose length is impossible: URGENT/11's malformed TCP-AO);
+ * an ICMP echo whose payload is itself an IP packet (IP tunnelled in ping). Stable ids,
+ * append only.
  */
-#define DECODE_SRC_ANOMALIES(X)                                                                    \
-    X(MULTICAST, "src.multicast")                                                                  \
-    X(BROADCAST, "src.broadcast")                                                                  \
-    X(EQUALS_DST, "src.equals_dst")
+#define DECODE_PKT_ANOMALIES(X)                                                                    \
+    X(SRC_MULTICAST, "src.multicast")                                                              \
+    X(SRC_BROADCAST, "src.broadcast")                                                              \
+    X(SRC_EQUALS_DST, "src.equals_dst")                                                            \
+    X(TCP_SYN_FIN, "tcp.syn_fin")                                                                  \
+    X(TCP_SYN_URG, "tcp.syn_urg")                                                                  \
+    X(TCP_BAD_OPTION, "tcp.bad_option")                                                            \
+    X(ICMP_IP_TUNNEL, "icmp.ip_tunnel")
 
 typedef enum {
-#define X(e, s) DECODE_SRC_##e,
-    DECODE_SRC_ANOMALIES(X)
+#define X(e, s) DECODE_PKT_##e,
+    DECODE_PKT_ANOMALIES(X)
 #undef X
-        DECODE_SRC_COUNT
-} decode_src_anomaly;
+        DECODE_PKT_COUNT
+} decode_pkt_anomaly;
 
 /* Stable id, e.g. "src.multicast". */
-const char *decode_src_anomaly_name(decode_src_anomaly a);
+const char *decode_pkt_anomaly_name(decode_pkt_anomaly a);
 
 /* Counters one decoder owns; summed across decoders for the stats event. */
 typedef struct {
@@ -117,7 +125,7 @@ typedef struct {
     uint64_t non_ip;
     uint64_t arp; /* ARP messages (Ethernet/IPv4), also counted in non_ip */
     uint64_t errors[DECODE_ERR_COUNT];
-    uint64_t src_anomalies[DECODE_SRC_COUNT];
+    uint64_t pkt_anomalies[DECODE_PKT_COUNT];
 } decode_stats;
 
 enum {
@@ -146,7 +154,8 @@ typedef struct {
     uint16_t sport, dport; /* host order; 0 for protocols without ports */
     uint8_t icmp_type, icmp_code;
     uint8_t tcp_flags;
-    uint32_t tcp_seq; /* TCP sequence number (host order) */
+    uint32_t tcp_seq;  /* TCP sequence number (host order) */
+    int8_t l4_anomaly; /* DECODE_PKT_* found in the L4 header or payload, -1 for none */
 
     const uint8_t *l3;      /* innermost IP header, for nDPI */
     uint32_t l3_len;        /* its datagram length (clipped to what was captured) */
@@ -205,7 +214,7 @@ bool decode_linktype_supported(int linktype);
 /* Expires incomplete fragment sets older than the timeout at packet time now_us. */
 void decoder_expire(decoder *d, uint64_t now_us);
 
-/* The source anomaly of a decoded IP packet (DECODE_SRC_*), or -1 for none. */
-int decode_source_anomaly(const decode_pkt *k);
+/* The anomaly of a decoded IP packet (DECODE_PKT_*), or -1 for none. */
+int decode_packet_anomaly(const decode_pkt *k);
 
 #endif

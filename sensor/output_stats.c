@@ -145,6 +145,13 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
         jbuf_u64(b, "raw_tcp", w.raw_files);
         jbuf_obj_close(b);
     }
+    if (pl->cfg->ftp_enabled) {
+        jbuf_obj_open(b, "ftp");
+        jbuf_u64(b, "flows", w.ftp_flows);
+        jbuf_u64(b, "events", w.ftp_events);
+        jbuf_u64(b, "bounces", w.ftp_bounces);
+        jbuf_obj_close(b);
+    }
     if (pl->cfg->dns_enabled) {
         jbuf_obj_open(b, "dns");
         jbuf_u64(b, "queries", w.dns_queries);
@@ -331,9 +338,9 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
         if (d->errors[i])
             jbuf_u64(b, decode_reason_name((decode_reason)i), d->errors[i]);
     jbuf_obj_close(b);
-    jbuf_obj_open(b, "source_anomalies");
-    for (int i = 0; i < DECODE_SRC_COUNT; i++)
-        jbuf_u64(b, decode_src_anomaly_name((decode_src_anomaly)i) + 4, d->src_anomalies[i]);
+    jbuf_obj_open(b, "packet_anomalies");
+    for (int i = 0; i < DECODE_PKT_COUNT; i++)
+        jbuf_u64(b, decode_pkt_anomaly_name((decode_pkt_anomaly)i), d->pkt_anomalies[i]);
     jbuf_obj_close(b);
     jbuf_obj_close(b);
 
@@ -432,10 +439,9 @@ void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r)
     packet_anomaly(p, k, "decode", decode_reason_name(r), NULL, p->dec.stats.errors[r]);
 }
 
-void eve_source_anomaly(pipeline *p, const decode_pkt *k, decode_src_anomaly a)
+void eve_packet_anomaly(pipeline *p, const decode_pkt *k, decode_pkt_anomaly a)
 {
-    packet_anomaly(p, k, "packet", decode_src_anomaly_name(a), k->ip_version == 6 ? "ipv6" : "ipv4",
-                   p->dec.stats.src_anomalies[a]);
+    packet_anomaly(p, k, "packet", decode_pkt_anomaly_name(a), NULL, p->dec.stats.pkt_anomalies[a]);
 }
 
 /*

@@ -20,6 +20,7 @@
 #include "community_id.h"
 #include "dns.h"
 #include "files.h"
+#include "ftp.h"
 #include "http.h"
 #include "smb.h"
 #include "tls_records.h"
@@ -46,10 +47,11 @@ typedef struct {
     uint8_t done[2];     /* reassembly over: nothing more is delivered */
     uint8_t raw_done[2]; /* the scan buffer was scanned (or YARA is off) */
     uint8_t trunc[2];    /* payload not buffered (yara.memcap) */
-    uint8_t app;         /* APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_NONE: the parser */
+    uint8_t app;         /* APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_FTP, APP_NONE */
     http_conn *http;
     tls_records *tls;
     smb_state *smb;
+    ftp_state *ftp;
     uint64_t *seen; /* hashes of (namespace, rule, direction) reported */
     uint32_t nseen, capseen;
     /* A file that is the whole stream of a direction (no application protocol): a PE,
@@ -66,7 +68,7 @@ enum { RAW_UNDECIDED, RAW_FILE, RAW_NONE };
 
 #define SCAN_BUF_MIN 4096
 
-enum { APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_NONE };
+enum { APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_FTP, APP_NONE };
 
 typedef struct {
     pworker *p;
@@ -87,7 +89,8 @@ static void payload_account(pworker *p, flow *f)
         mem = sizeof(*fp) + fp->rd[0].mem + fp->rd[1].mem + fp->cap[0] + fp->cap[1] +
               (size_t)fp->capseen * sizeof(uint64_t) + http_conn_mem(fp->http) +
               (fp->tls ? sizeof(tls_records) : 0) + (fp->smb ? sizeof(smb_state) : 0) +
-              (fp->rawfile[0] ? sizeof(fh_file) : 0) + (fp->rawfile[1] ? sizeof(fh_file) : 0);
+              (fp->ftp ? sizeof(ftp_state) : 0) + (fp->rawfile[0] ? sizeof(fh_file) : 0) +
+              (fp->rawfile[1] ? sizeof(fh_file) : 0);
     flow_set_payload_mem(&p->flows, f, mem > UINT32_MAX ? UINT32_MAX : (uint32_t)mem);
 }
 
@@ -115,6 +118,15 @@ static void app_decide(pworker *p, flow *f, flow_payload *fp, int dir, const uin
                        uint32_t len)
 {
     fp->app = APP_NONE;
+    if (p->pw.ftp && f->srv_port == 21) { /* the server speaks first: decided by the port */
+        fp->ftp = malloc(sizeof(*fp->ftp));
+        if (fp->ftp) {
+            ftp_init(fp->ftp);
+            fp->app = APP_FTP;
+            p->pw.cnt.ftp_flows++;
+        }
+        return;
+    }
     if (dir != FLOW_TOSERVER)
         return;
     if (p->pw.http && http_is_request_start(data, len)) {
@@ -178,6 +190,35 @@ static void on_smb_ev(const smb_ev *e, void *arg)
     eve_emit(p, type, cid);
 }
 
+/* An FTP command of the client (ftp.c): an ftp event. */
+static void on_ftp_ev(const ftp_ev *e, void *arg)
+{
+    scan_ctx *c = arg;
+    pworker *p = c->p;
+    jbuf *b = &p->jb;
+    char cid[COMMUNITY_ID_LEN], a[INET6_ADDRSTRLEN];
+
+    p->pw.cnt.ftp_events++;
+    p->pw.cnt.ftp_bounces += e->bounce;
+    jbuf_reset(b);
+    eve_flow_header(p, b, c->f, c->ts_us, "ftp", cid);
+    jbuf_obj_open(b, "ftp");
+    jbuf_str(b, "command", e->command);
+    if (strcmp(e->command, "PASS") != 0)
+        jbuf_strn(b, "command_data", e->arg, e->arg_len);
+    if (e->active) {
+        jbuf_obj_open(b, "active");
+        inet_ntop(e->af, e->ip, a, sizeof(a));
+        jbuf_str(b, "ip", a);
+        jbuf_u64(b, "port", e->port);
+        jbuf_obj_close(b);
+        jbuf_bool(b, "bounce", e->bounce);
+    }
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+    eve_emit(p, "ftp", cid);
+}
+
 static void tls_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, bool gap)
 {
     flow_payload *fp = c->fp;
@@ -197,7 +238,8 @@ static uint32_t scan_limit(const payload_worker *w, const flow_payload *fp)
 }
 
 /*
- * Where a file starts in a stream's first bytes: 0 for a file magic at the start, 4 for
+ * Where a file starts in a stream's first bytes: 0 for a file magic (or a script's "#!/")
+ * at the start, 4 for
  * one after a little-endian length that could be the file's (Metasploit-style stagers
  * send the stage's length, then the stage), -1 for none.
  */
@@ -219,6 +261,7 @@ static int raw_file_start(const uint8_t *h, uint32_t n)
         {"\xcf\xfa\xed\xfe", 4},
         {"\xce\xfa\xed\xfe", 4},
         {"\xca\xfe\xba\xbe", 4},
+        {"#!/", 3},
     };
 
     for (int at = 0; at <= 4; at += 4) {
@@ -297,6 +340,8 @@ static bool app_wants(const flow_payload *fp)
         return true;
     if (fp->app == APP_SMB)
         return !smb_done(fp->smb);
+    if (fp->app == APP_FTP)
+        return !ftp_done(fp->ftp);
     return fp->app == APP_TLS && !tls_records_done(fp->tls);
 }
 
@@ -319,6 +364,9 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
         tls_deliver(c, data, len, (flags & REASM_F_GAP) != 0);
     else if (fp->smb)
         smb_data(fp->smb, d, data, len, (flags & REASM_F_GAP) != 0, on_smb_ev, c);
+    else if (fp->ftp && d == FLOW_TOSERVER)
+        ftp_data(fp->ftp, c->f->cli, c->f->ip_version, data, len, (flags & REASM_F_GAP) != 0,
+                 on_ftp_ev, c);
     else if (fp->app == APP_NONE)
         raw_file_deliver(c, data, len, (flags & REASM_F_GAP) != 0);
     limit = scan_limit(w, fp);
@@ -687,6 +735,9 @@ fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned
             rc.depth = SMB_MAX_BYTES;
     }
     w->dns = cfg->dns_enabled; /* datagrams only: no reassembly */
+    w->ftp = cfg->ftp_enabled;
+    if (w->ftp)
+        w->active = true;
     w->raw_files = cfg->files_raw_tcp;
     if (w->raw_files) {
         w->active = true;
@@ -766,6 +817,7 @@ void payload_release(pworker *p, flow *f)
             free(fp->rawfile[d]);
         }
     free(fp->tls);
+    free(fp->ftp);
     free(fp->smb);
     free(fp->seen);
     free(fp);

@@ -270,9 +270,9 @@ void pipeline_packet(pipeline *p, int linktype, const uint8_t *frame, uint32_t c
     }
     if (r != DECODE_OK)
         return;
-    int sa = decode_source_anomaly(&k);
-    if (sa >= 0 && fh_log_sample(++p->dec.stats.src_anomalies[sa]))
-        eve_source_anomaly(p, &k, (decode_src_anomaly)sa);
+    int pa = decode_packet_anomaly(&k);
+    if (pa >= 0 && fh_log_sample(++p->dec.stats.pkt_anomalies[pa]))
+        eve_packet_anomaly(p, &k, (decode_pkt_anomaly)pa);
     if (k.l4_proto == IPPROTO_ICMPV6 && k.icmp_type == 134) /* router advertisement */
         eve_router_advertisement(p, &k);
     k.iface = p->iface >= 0 ? (uint8_t)(p->iface + 1) : 0;

@@ -29,6 +29,7 @@ typedef struct {
     uint64_t smb_flows, smb_events;                        /* smb.c */
     uint64_t dns_queries, dns_answers, dns_malformed;      /* dns.c */
     uint64_t raw_files;                                    /* streams that are a file */
+    uint64_t ftp_flows, ftp_events, ftp_bounces;           /* ftp.c */
 } payload_counters;
 
 /*
@@ -56,6 +57,7 @@ typedef struct {
     bool tls;                 /* tls.enabled: TLS record-layer anomalies */
     bool smb;                 /* smb.enabled: SMB2 / DCE-RPC (smb.c) */
     bool dns;                 /* dns.enabled: every DNS message of port 53 (dns.c) */
+    bool ftp;                 /* ftp.enabled: FTP control commands (ftp.c) */
     bool raw_files;           /* files.raw_tcp: files that are a whole TCP stream */
     bool active;              /* reassembly on: YARA rules or an application parser */
     payload_counters cnt;
@@ -122,7 +124,7 @@ void eve_flow_end(flow *f, flow_reason reason, void *arg);
 /* output_stats.c */
 void eve_stats_event(pipeline *p, uint64_t now_us);
 void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r);
-void eve_source_anomaly(pipeline *p, const decode_pkt *k, decode_src_anomaly a);
+void eve_packet_anomaly(pipeline *p, const decode_pkt *k, decode_pkt_anomaly a);
 void eve_arp(pipeline *p, const decode_pkt *k);
 void eve_router_advertisement(pipeline *p, const decode_pkt *k);
 

@@ -10,6 +10,9 @@ docs/events.md): what each option turns off, and what never leaves the sensor.
 * test_raw_tcp_files                  a stream with no protocol that starts as a file (an ELF;
                                       a PE after a 4-byte length) is a fileinfo of source tcp,
                                       typed and hashed; text is not; files.raw_tcp: false
+* test_ftp_commands                   sensor/ftp.c: the file and data-connection commands as
+                                      ftp events, PASS never, PORT/EPRT parsed, a PORT to a
+                                      third host flagged as a bounce; ftp.enabled: false
 * test_dns_every_message              sensor/dns.c: one dns event per query and per
                                       response of a flow, every answer, attacker bytes
                                       escaped, a compression loop and a runt counted;
@@ -63,7 +66,8 @@ def test_tls_records_off(run_sensor, testdata, validator):
     on = events_of(run_sensor, ["-r", pcap(testdata, "app/tls-anomalies.pcap")])
     off = events_of(run_sensor, ["-r", pcap(testdata, "app/tls-anomalies.pcap"),
                                  "--set", "tls.enabled=false", "--set", "http.enabled=false",
-                                 "--set", "smb.enabled=false", "--set", "files.raw_tcp=false"])
+                                 "--set", "smb.enabled=false", "--set", "files.raw_tcp=false",
+                                 "--set", "ftp.enabled=false"])
     validator(on)
     validator(off)
     assert len([e for e in on if e["event_type"] == "anomaly"]) == 5
@@ -165,3 +169,25 @@ def test_raw_tcp_files(run_sensor, testdata, validator):
     off = events_of(run_sensor, ["-r", pcap(testdata, "raw-tcp-files.pcap"),
                                  "--set", "files.raw_tcp=false"])
     assert not [e for e in off if e["event_type"] == "fileinfo"]
+
+
+def test_ftp_commands(run_sensor, testdata, validator):
+    on = events_of(run_sensor, ["-r", pcap(testdata, "ftp-commands.pcap")])
+    validator(on)
+    ftp = [e["ftp"] for e in on if e["event_type"] == "ftp"]
+    assert ftp == [
+        {"command": "USER", "command_data": "alice"},
+        {"command": "PORT", "command_data": "10,1,1,10,195,80",
+         "active": {"ip": "10.1.1.10", "port": 50000}, "bounce": False},
+        {"command": "RETR", "command_data": "report.pdf"},
+        {"command": "PORT", "command_data": "192,0,2,99,0,25",
+         "active": {"ip": "192.0.2.99", "port": 25}, "bounce": True},
+        {"command": "EPRT", "command_data": "|2|2001:db8::99|8080|",
+         "active": {"ip": "2001:db8::99", "port": 8080}, "bounce": True},
+        {"command": "STOR", "command_data": "up load.exe"}]
+    raw = json.dumps(on)
+    assert "s3cr3t-ftp-pw" not in raw and '"PASS"' not in raw
+    assert on[-1]["stats"]["ftp"] == {"flows": 1, "events": 6, "bounces": 2}
+    off = events_of(run_sensor, ["-r", pcap(testdata, "ftp-commands.pcap"),
+                                 "--set", "ftp.enabled=false"])
+    assert not [e for e in off if e["event_type"] == "ftp"] and "ftp" not in off[-1]["stats"]

@@ -6,8 +6,10 @@ crafted capture spoofed-floods.pcap (tests/traffic/gen_pcaps.py):
 * 600 ICMP echo requests at 10.1.1.80 in one second (one flow)
 * three LAND SYNs (10.1.1.80:80 -> 10.1.1.80:80), two UDP datagrams from 224.0.0.9
 
-test_pps_and_source_anomalies   what the sensor writes: pps_peak per flow, a sampled
+test_pps_and_packet_anomalies   what the sensor writes: pps_peak per flow, a sampled
                                 anomaly event per kind with its count, the stats counters
+test_odd_packets                TCP flags and options no stack sends, IP in ping:
+                                anomaly events of type packet; ordinary SYNs and pings not
 test_flood_rules                the correlator opens l3_26_icmp_flow_flood,
                                 l3_26_multicast_flood and l3_26_impossible_source, and
                                 not on ordinary traffic (http.pcap, dns.pcap, icmp.pcap)
@@ -28,7 +30,7 @@ def events(run_sensor, testdata, name):
     return ev
 
 
-def test_pps_and_source_anomalies(run_sensor, testdata, validator):
+def test_pps_and_packet_anomalies(run_sensor, testdata, validator):
     ev = events(run_sensor, testdata, "spoofed-floods.pcap")
     validator(ev)
     flows = {(e["src_ip"], e["dest_ip"]): e["flow"] for e in ev if e["event_type"] == "flow"}
@@ -40,8 +42,10 @@ def test_pps_and_source_anomalies(run_sensor, testdata, validator):
     # sampled: the 1st, 10th, 100th, ... of each kind
     assert an == [("10.1.1.80", "10.1.1.80", "src.equals_dst", 1),
                   ("224.0.0.9", "10.1.1.80", "src.multicast", 1)]
-    assert ev[-1]["stats"]["decoder"]["source_anomalies"] == {
-        "multicast": 2, "broadcast": 0, "equals_dst": 3}
+    assert all(e["anomaly"]["layer"] == "src" for e in ev if e["event_type"] == "anomaly")
+    assert ev[-1]["stats"]["decoder"]["packet_anomalies"] == {
+        "src.multicast": 2, "src.broadcast": 0, "src.equals_dst": 3, "tcp.syn_fin": 0,
+        "tcp.syn_urg": 0, "tcp.bad_option": 0, "icmp.ip_tunnel": 0}
     # a flow of one packet a second: pps_peak 1 (icmp.pcap: three pings, one per second)
     ping = [e for e in events(run_sensor, testdata, "icmp.pcap") if e["event_type"] == "flow"]
     assert ping and all(e["flow"]["pps_peak"] == 2 for e in ping)  # request + reply
@@ -80,8 +84,27 @@ def test_flood_rules(correlator, tmp_path, run_sensor, testdata):
     assert "l3_26_icmp_flow_flood" in found, sorted(found)
     assert "l3_26_multicast_flood" in found, sorted(found)
     assert "l3_26_impossible_source" in found, sorted(found)
+    odd = alerts(correlator, tmp_path, run_sensor, testdata, "odd-packets.pcap")
+    assert "l3_11_malformed_tcp" in odd and "l3_22_icmp_tunnel" in odd, sorted(odd)
+    ftp = alerts(correlator, tmp_path, run_sensor, testdata, "ftp-commands.pcap")
+    assert "l3_11_ftp_bounce" in ftp, sorted(ftp)
     assert all(a["level"] == "high" for n in ("l3_26_icmp_flow_flood", "l3_26_multicast_flood")
                for a in found[n])
     for name in ("http.pcap", "dns.pcap", "icmp.pcap"):
         quiet = alerts(correlator, tmp_path, run_sensor, testdata, name)
-        assert not {n for n in quiet if n.startswith("l3_26_")}, (name, sorted(quiet))
+        assert not {n for n in quiet if n.startswith("l3_26_") or n in (
+            "l3_11_malformed_tcp", "l3_22_icmp_tunnel", "l3_11_ftp_bounce")}, (name, sorted(quiet))
+
+
+def test_odd_packets(run_sensor, testdata, validator):
+    ev = events(run_sensor, testdata, "odd-packets.pcap")
+    validator(ev)
+    an = [(e["dest_port"] if "dest_port" in e else None, e["anomaly"]["event"],
+           e["anomaly"]["layer"], e["anomaly"]["count"])
+          for e in ev if e["event_type"] == "anomaly"]
+    assert [(a[1], a[2], a[3]) for a in an] == [
+        ("tcp.syn_fin", "tcp", 1), ("tcp.syn_urg", "tcp", 1), ("tcp.bad_option", "tcp", 1),
+        ("icmp.ip_tunnel", "icmp", 1)]  # sampled: the 2nd bad option is only counted
+    assert ev[-1]["stats"]["decoder"]["packet_anomalies"] == {
+        "src.multicast": 0, "src.broadcast": 0, "src.equals_dst": 0, "tcp.syn_fin": 1,
+        "tcp.syn_urg": 1, "tcp.bad_option": 2, "icmp.ip_tunnel": 3}

@@ -805,6 +805,55 @@ def raw_tcp_files():
 
 
 @case
+def odd_packets():
+    """Packets no correct stack sends: SYN+FIN, SYN+URG, a TCP-AO option of length 3
+    (URGENT/11), an MSS option of length 5; and ping carrying a whole IPv4 packet (an ICMP
+    tunnel), next to an ordinary ping whose data is not IP."""
+    p = Pcap("odd-packets")
+    c = Conv(p, "syn-fin", CLI, "10.1.1.80", "TCP", 40001, 80)
+    c.emit(C, BASE, TCP(sport=40001, dport=80, flags="SF", seq=1))
+    c = Conv(p, "syn-urg", CLI, "10.1.1.80", "TCP", 40002, 80)
+    c.emit(C, BASE + ms(1), TCP(sport=40002, dport=80, flags="SU", seq=1, urgptr=10))
+    c = Conv(p, "tcp-ao-3", CLI, "10.1.1.80", "TCP", 40003, 443)
+    c.emit(C, BASE + ms(2), TCP(sport=40003, dport=443, flags="S", seq=1,
+                                options=[(29, b"a")]))
+    c = Conv(p, "mss-5", CLI, "10.1.1.80", "TCP", 40004, 443)
+    c.emit(C, BASE + ms(3), TCP(sport=40004, dport=443, flags="S", seq=1,
+                                options=[(2, b"\x05\xb4\x00")]))
+    c = Conv(p, "normal-syn", CLI, "10.1.1.80", "TCP", 40005, 443)
+    c.emit(C, BASE + ms(4), TCP(sport=40005, dport=443, flags="S", seq=1,
+                                options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)),
+                                         ("NOP", None), ("WScale", 7)]))
+    inner = bytes(IP(src="10.99.0.1", dst="10.99.0.2") / UDP(sport=1, dport=2) / (b"q" * 20))
+    t = Conv(p, "icmp-tunnel", CLI, "10.1.1.80", "ICMP")
+    for i in range(3):
+        t.emit(C, BASE + 1 + ms(i), ICMP(type=8, id=7, seq=i) / inner)
+    ok = Conv(p, "ping", CLI, "10.1.1.81", "ICMP")
+    ok.emit(C, BASE + 2, ICMP(type=8, id=8, seq=1) / bytes(range(0x10, 0x40)))
+    return p
+
+
+@case
+def ftp_commands():
+    """An FTP control session: USER, PASS (never written), PORT to the client itself,
+    PORT to a third host (bounce), EPRT with IPv6, RETR and STOR of a file."""
+    p = Pcap("ftp-commands")
+    c = TcpConv(p, "ftp", CLI, "10.1.1.21", 49900, 21)
+    t = c.handshake(BASE)
+    steps = [(S, b"220 FTP ready\r\n"), (C, b"USER alice\r\n"), (S, b"331 Password\r\n"),
+             (C, b"PASS s3cr3t-ftp-pw\r\n"), (S, b"230 OK\r\n"),
+             (C, b"PORT 10,1,1,10,195,80\r\n"), (S, b"200 OK\r\n"),
+             (C, b"RETR report.pdf\r\n"), (S, b"150 Opening\r\n"),
+             (C, b"port 192,0,2,99,0,25\r\n"), (S, b"200 OK\r\n"),
+             (C, b"EPRT |2|2001:db8::99|8080|\r\n"), (S, b"200 OK\r\n"),
+             (C, b"STOR up load.exe\r\n"), (S, b"150 Opening\r\n"), (C, b"QUIT\r\n")]
+    for i, (d, data) in enumerate(steps):
+        c.seg(d, t + ms(1 + i), "PA", data)
+    c.fin(t + ms(40))
+    return p
+
+
+@case
 def spoofed_floods():
     """Floods inside one flow and sources no host has: 1,200 ICMPv6 echo requests to ff02::1
     in one second, 600 ICMP echo requests at one host in one second, three LAND SYNs

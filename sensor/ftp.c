@@ -1,0 +1,156 @@
+/*
+ * ftp.c - FTP control commands of the client (see ftp.h).
+ *
+ * Lines end at LF (a CR before it is dropped). A gap in the stream ends the line being
+ * read without an event: its start is lost, so what follows the gap up to the next LF is
+ * skipped. The command is the first word; only the commands listed in ftp.h are events.
+ */
+#include "ftp.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static const char *const commands[] = {"USER", "PORT", "EPRT", "RETR", "STOR", "STOU", "APPE",
+                                       "DELE", "RNFR", "RNTO", "MKD",  "RMD",  "SITE"};
+
+void ftp_init(ftp_state *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+bool ftp_done(const ftp_state *s)
+{
+    return s->events >= FTP_MAX_EVENTS;
+}
+
+/* "h1,h2,h3,h4,p1,p2" (RFC 959). */
+static bool parse_port(const char *a, size_t n, ftp_ev *e)
+{
+    unsigned v[6];
+    int k = 0;
+    size_t i = 0;
+
+    while (i < n && a[i] == ' ')
+        i++;
+    for (; k < 6; k++) {
+        unsigned x = 0;
+        size_t d = 0;
+        while (i < n && isdigit((unsigned char)a[i]) && d < 3) {
+            x = x * 10 + (unsigned)(a[i++] - '0');
+            d++;
+        }
+        if (!d || x > 255)
+            return false;
+        v[k] = x;
+        if (k < 5) {
+            if (i >= n || a[i] != ',')
+                return false;
+            i++;
+        }
+    }
+    e->af = AF_INET;
+    for (k = 0; k < 4; k++)
+        e->ip[k] = (uint8_t)v[k];
+    e->port = (uint16_t)(v[4] << 8 | v[5]);
+    return true;
+}
+
+/* "<d>proto<d>address<d>port<d>" with any delimiter d (RFC 2428). */
+static bool parse_eprt(const char *a, size_t n, ftp_ev *e)
+{
+    char f[3][64];
+    size_t i = 0;
+    char d;
+
+    while (i < n && a[i] == ' ')
+        i++;
+    if (i >= n)
+        return false;
+    d = a[i++];
+    for (int k = 0; k < 3; k++) {
+        size_t j = 0;
+        while (i < n && a[i] != d && j + 1 < sizeof(f[k]))
+            f[k][j++] = a[i++];
+        if (i >= n || a[i] != d)
+            return false;
+        f[k][j] = '\0';
+        i++;
+    }
+    char *end;
+    long port = strtol(f[2], &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return false;
+    if (!strcmp(f[0], "1") && inet_pton(AF_INET, f[1], e->ip) == 1)
+        e->af = AF_INET;
+    else if (!strcmp(f[0], "2") && inet_pton(AF_INET6, f[1], e->ip) == 1)
+        e->af = AF_INET6;
+    else
+        return false;
+    e->port = (uint16_t)port;
+    return true;
+}
+
+static void line_done(ftp_state *s, const uint8_t *client, int ipv, ftp_ev_cb cb, void *arg)
+{
+    char cmd[8];
+    size_t n = s->len, i = 0, c = 0;
+    ftp_ev e;
+
+    if (n && s->line[n - 1] == '\r')
+        n--;
+    while (i < n && s->line[i] == ' ')
+        i++;
+    while (i < n && isalpha((unsigned char)s->line[i]) && c + 1 < sizeof(cmd))
+        cmd[c++] = (char)toupper((unsigned char)s->line[i++]);
+    cmd[c] = '\0';
+    if (!c || (i < n && s->line[i] != ' '))
+        return;
+    memset(&e, 0, sizeof(e));
+    for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+        if (!strcmp(cmd, commands[k]))
+            e.command = commands[k];
+    if (!e.command || ftp_done(s))
+        return;
+    if (i < n)
+        i++; /* the space */
+    e.arg = s->line + i;
+    e.arg_len = n - i;
+    if (!strcmp(e.command, "PORT"))
+        e.active = parse_port(e.arg, e.arg_len, &e);
+    else if (!strcmp(e.command, "EPRT"))
+        e.active = parse_eprt(e.arg, e.arg_len, &e);
+    if (e.active)
+        e.bounce =
+            (e.af == AF_INET) != (ipv == 4) || memcmp(e.ip, client, e.af == AF_INET ? 4 : 16) != 0;
+    s->events++;
+    cb(&e, arg);
+}
+
+void ftp_data(ftp_state *s, const uint8_t *client, int ip_version, const uint8_t *data,
+              uint32_t len, bool gap, ftp_ev_cb cb, void *arg)
+{
+    if (gap) {
+        s->len = 0;
+        s->skipping = true;
+    }
+    for (uint32_t i = 0; i < len && !ftp_done(s); i++) {
+        uint8_t ch = data[i];
+        if (ch == '\n') {
+            if (!s->skipping)
+                line_done(s, client, ip_version, cb, arg);
+            s->len = 0;
+            s->skipping = false;
+        } else if (!s->skipping) {
+            if (s->len == FTP_LINE_MAX) {
+                s->skipping = true;
+                s->len = 0;
+            } else {
+                s->line[s->len++] = (char)ch;
+            }
+        }
+    }
+}
