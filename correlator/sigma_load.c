@@ -223,7 +223,7 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
         } zeek[] = {{"conn", "flow"},      {"dns", "dns"},         {"http", "http"},
                     {"ssl", "tls"},        {"x509", "tls"},        {"ssh", "ssh"},
                     {"smb_files", "smb"},  {"smb_mapping", "smb"}, {"dce_rpc", "dcerpc"},
-                    {"kerberos", NULL},    {"rdp", NULL},          {"ntlm", NULL},
+                    {"kerberos", "krb5"},  {"rdp", NULL},          {"ntlm", NULL},
                     {"files", "fileinfo"}, {"ftp", "ftp"}};
 
         for (size_t i = 0; service && i < sizeof(zeek) / sizeof(zeek[0]); i++)
@@ -247,7 +247,8 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
                     {"ssh", "ssh"},         {"yara", "yara"},     {"stats", "stats"},
                     {"anomaly", "anomaly"}, {"smb", "smb"},       {"fileinfo", "fileinfo"},
                     {"arp", "arp"},         {"file", "fileinfo"}, {"ipv6_ra", "ipv6_ra"},
-                    {"dcerpc", "dcerpc"},   {"ftp", "ftp"}};
+                    {"dcerpc", "dcerpc"},   {"ftp", "ftp"},       {"krb5", "krb5"},
+                    {"kerberos", "krb5"}};
 
         for (size_t i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
             if (!strcasecmp(category, cats[i].cat)) {

@@ -120,6 +120,9 @@ static const opt_def options[] = {
     {"ftp.enabled", OPT_BOOL, OFF(ftp_enabled), 0,
      "an ftp event for the file and data-connection commands of FTP control connections "
      "(port 21), with PORT/EPRT bounces flagged"},
+    {"krb5.enabled", OPT_BOOL, OFF(krb5_enabled), 0,
+     "a krb5 event for every Kerberos message (port 88, UDP and TCP): tickets issued with "
+     "RC4 or DES are flagged weak"},
     {"dns.enabled", OPT_BOOL, OFF(dns_enabled), 0,
      "a dns event for every DNS query and response of UDP flows to or from port 53"},
     {"http.enabled", OPT_BOOL, OFF(http_enabled), 0,
@@ -183,6 +186,7 @@ void config_defaults(sensor_config *c)
     c->http_enabled = true;
     c->dns_enabled = true;
     c->ftp_enabled = true;
+    c->krb5_enabled = true;
     c->files_raw_tcp = true;
     c->tls_enabled = true;
     c->smb_enabled = true;

@@ -85,6 +85,7 @@ typedef struct {
     bool http_enabled;      /* HTTP/1.x transactions with libhtp */
     bool dns_enabled;       /* every DNS message of UDP port 53 flows (dns.c) */
     bool ftp_enabled;       /* FTP control commands (ftp.c) */
+    bool krb5_enabled;      /* Kerberos messages (krb5.c) */
     bool files_raw_tcp;     /* files that are a whole TCP stream (payload.c) */
     bool tls_enabled;       /* TLS record-layer anomalies (tls_records.c) */
     bool smb_enabled;       /* SMB2 shares, admin-share files, DCE-RPC binds and operations */

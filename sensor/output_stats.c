@@ -152,6 +152,12 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
         jbuf_u64(b, "bounces", w.ftp_bounces);
         jbuf_obj_close(b);
     }
+    if (pl->cfg->krb5_enabled) {
+        jbuf_obj_open(b, "krb5");
+        jbuf_u64(b, "messages", w.krb5_messages);
+        jbuf_u64(b, "weak_tickets", w.krb5_weak_tickets);
+        jbuf_obj_close(b);
+    }
     if (pl->cfg->dns_enabled) {
         jbuf_obj_open(b, "dns");
         jbuf_u64(b, "queries", w.dns_queries);

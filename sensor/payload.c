@@ -21,6 +21,7 @@
 #include "dns.h"
 #include "files.h"
 #include "ftp.h"
+#include "krb5.h"
 #include "http.h"
 #include "smb.h"
 #include "tls_records.h"
@@ -47,12 +48,13 @@ typedef struct {
     uint8_t done[2];     /* reassembly over: nothing more is delivered */
     uint8_t raw_done[2]; /* the scan buffer was scanned (or YARA is off) */
     uint8_t trunc[2];    /* payload not buffered (yara.memcap) */
-    uint8_t app;         /* APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_FTP, APP_NONE */
+    uint8_t app; /* APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_FTP, APP_KRB5, APP_NONE */
     http_conn *http;
     tls_records *tls;
     smb_state *smb;
     ftp_state *ftp;
-    uint64_t *seen; /* hashes of (namespace, rule, direction) reported */
+    krb5_stream *krb; /* [2]: the two directions of a Kerberos TCP flow */
+    uint64_t *seen;   /* hashes of (namespace, rule, direction) reported */
     uint32_t nseen, capseen;
     /* A file that is the whole stream of a direction (no application protocol): a PE,
      * ELF, archive or document from the first byte, or after a 4-byte length (payload
@@ -68,7 +70,7 @@ enum { RAW_UNDECIDED, RAW_FILE, RAW_NONE };
 
 #define SCAN_BUF_MIN 4096
 
-enum { APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_FTP, APP_NONE };
+enum { APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_FTP, APP_KRB5, APP_NONE };
 
 typedef struct {
     pworker *p;
@@ -89,8 +91,11 @@ static void payload_account(pworker *p, flow *f)
         mem = sizeof(*fp) + fp->rd[0].mem + fp->rd[1].mem + fp->cap[0] + fp->cap[1] +
               (size_t)fp->capseen * sizeof(uint64_t) + http_conn_mem(fp->http) +
               (fp->tls ? sizeof(tls_records) : 0) + (fp->smb ? sizeof(smb_state) : 0) +
-              (fp->ftp ? sizeof(ftp_state) : 0) + (fp->rawfile[0] ? sizeof(fh_file) : 0) +
-              (fp->rawfile[1] ? sizeof(fh_file) : 0);
+              (fp->ftp ? sizeof(ftp_state) : 0) +
+              (fp->krb ? 2 * sizeof(krb5_stream) + (fp->krb[0].buf ? fp->krb[0].need : 0) +
+                             (fp->krb[1].buf ? fp->krb[1].need : 0)
+                       : 0) +
+              (fp->rawfile[0] ? sizeof(fh_file) : 0) + (fp->rawfile[1] ? sizeof(fh_file) : 0);
     flow_set_payload_mem(&p->flows, f, mem > UINT32_MAX ? UINT32_MAX : (uint32_t)mem);
 }
 
@@ -125,6 +130,12 @@ static void app_decide(pworker *p, flow *f, flow_payload *fp, int dir, const uin
             fp->app = APP_FTP;
             p->pw.cnt.ftp_flows++;
         }
+        return;
+    }
+    if (p->pw.krb5 && f->srv_port == 88) {
+        fp->krb = calloc(2, sizeof(*fp->krb));
+        if (fp->krb)
+            fp->app = APP_KRB5;
         return;
     }
     if (dir != FLOW_TOSERVER)
@@ -217,6 +228,103 @@ static void on_ftp_ev(const ftp_ev *e, void *arg)
     jbuf_obj_close(b);
     jbuf_obj_close(b);
     eve_emit(p, "ftp", cid);
+}
+
+static const char *krb5_error_name(int code, char *buf, size_t len)
+{
+    switch (code) {
+    case 6:
+        return "KDC_ERR_C_PRINCIPAL_UNKNOWN";
+    case 7:
+        return "KDC_ERR_S_PRINCIPAL_UNKNOWN";
+    case 14:
+        return "KDC_ERR_ETYPE_NOSUPP";
+    case 18:
+        return "KDC_ERR_CLIENT_REVOKED";
+    case 23:
+        return "KDC_ERR_KEY_EXPIRED";
+    case 24:
+        return "KDC_ERR_PREAUTH_FAILED";
+    case 25:
+        return "KDC_ERR_PREAUTH_REQUIRED";
+    case 32:
+        return "KRB_AP_ERR_TKT_EXPIRED";
+    case 37:
+        return "KRB_AP_ERR_SKEW";
+    case 68:
+        return "KDC_ERR_WRONG_REALM";
+    }
+    snprintf(buf, len, "KRB_ERR_%d", code);
+    return buf;
+}
+
+static void put_etype(jbuf *b, const char *key, int e)
+{
+    const char *n = krb5_etype_name(e);
+    char buf[24];
+
+    if (!n) {
+        snprintf(buf, sizeof(buf), "etype-%d", e);
+        n = buf;
+    }
+    jbuf_str(b, key, n);
+}
+
+/*
+ * A Kerberos message (krb5.c): a krb5 event, Suricata's layout (msg_type, cname, realm,
+ * sname, encryption, weak_encryption, failed_request / error_code) plus the ticket's
+ * encryption type and, for requests, the types asked for.
+ */
+static void on_krb5_msg(const krb5_msg *m, void *arg)
+{
+    scan_ctx *c = arg;
+    pworker *p = c->p;
+    jbuf *b = &p->jb;
+    char cid[COMMUNITY_ID_LEN], ebuf[24];
+    bool weak = false;
+
+    p->pw.cnt.krb5_messages++;
+    jbuf_reset(b);
+    eve_flow_header(p, b, c->f, c->ts_us, "krb5", cid);
+    jbuf_obj_open(b, "krb5");
+    jbuf_str(b, "msg_type", krb5_msg_type_name(m->msg_type));
+    if (m->cname[0])
+        jbuf_str(b, "cname", m->cname);
+    if (m->realm[0])
+        jbuf_str(b, "realm", m->realm);
+    if (m->sname[0])
+        jbuf_str(b, "sname", m->sname);
+    if (m->etype != -1) {
+        put_etype(b, "encryption", m->etype);
+        weak = krb5_etype_weak(m->etype);
+    }
+    if (m->ticket_etype != -1) {
+        put_etype(b, "ticket_encryption", m->ticket_etype);
+        weak = weak || krb5_etype_weak(m->ticket_etype);
+        p->pw.cnt.krb5_weak_tickets += krb5_etype_weak(m->ticket_etype);
+    }
+    if (m->n_req_etypes) {
+        bool all_weak = true;
+        jbuf_arr_open(b, "requested_encryption");
+        for (int i = 0; i < m->n_req_etypes; i++) {
+            const char *n = krb5_etype_name(m->req_etypes[i]);
+            if (n)
+                jbuf_str(b, NULL, n);
+            else {
+                snprintf(ebuf, sizeof(ebuf), "etype-%d", m->req_etypes[i]);
+                jbuf_str(b, NULL, ebuf);
+            }
+            all_weak = all_weak && krb5_etype_weak(m->req_etypes[i]);
+        }
+        jbuf_arr_close(b);
+        weak = all_weak;
+    }
+    jbuf_bool(b, "weak_encryption", weak);
+    if (m->msg_type == 30 && m->error_code >= 0)
+        jbuf_str(b, "error_code", krb5_error_name(m->error_code, ebuf, sizeof(ebuf)));
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+    eve_emit(p, "krb5", cid);
 }
 
 static void tls_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, bool gap)
@@ -342,6 +450,8 @@ static bool app_wants(const flow_payload *fp)
         return !smb_done(fp->smb);
     if (fp->app == APP_FTP)
         return !ftp_done(fp->ftp);
+    if (fp->app == APP_KRB5)
+        return !fp->krb[0].broken || !fp->krb[1].broken;
     return fp->app == APP_TLS && !tls_records_done(fp->tls);
 }
 
@@ -364,6 +474,8 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
         tls_deliver(c, data, len, (flags & REASM_F_GAP) != 0);
     else if (fp->smb)
         smb_data(fp->smb, d, data, len, (flags & REASM_F_GAP) != 0, on_smb_ev, c);
+    else if (fp->krb)
+        krb5_stream_data(&fp->krb[d], data, len, (flags & REASM_F_GAP) != 0, on_krb5_msg, c);
     else if (fp->ftp && d == FLOW_TOSERVER)
         ftp_data(fp->ftp, c->f->cli, c->f->ip_version, data, len, (flags & REASM_F_GAP) != 0,
                  on_ftp_ev, c);
@@ -680,6 +792,13 @@ void payload_packet(pworker *p, flow *f, const decode_pkt *k, int dir)
 {
     if (k->l4_proto == IPPROTO_UDP && k->payload_len && payload_dns_parsed(p, f))
         payload_dns(p, f, k);
+    if (k->l4_proto == IPPROTO_UDP && k->payload_len && p->pw.krb5 &&
+        (f->srv_port == 88 || f->cli_port == 88)) {
+        scan_ctx c = {p, f, NULL, dir, k->ts_us, 0, true};
+        krb5_msg m;
+        if (krb5_parse(k->payload, k->payload_len, &m))
+            on_krb5_msg(&m, &c);
+    }
     if (k->l4_proto == IPPROTO_TCP)
         payload_tcp(p, f, k, dir);
     else if (k->l4_proto == IPPROTO_UDP)
@@ -736,6 +855,9 @@ fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned
     }
     w->dns = cfg->dns_enabled; /* datagrams only: no reassembly */
     w->ftp = cfg->ftp_enabled;
+    w->krb5 = cfg->krb5_enabled;
+    if (w->krb5)
+        w->active = true;
     if (w->ftp)
         w->active = true;
     w->raw_files = cfg->files_raw_tcp;
@@ -818,6 +940,11 @@ void payload_release(pworker *p, flow *f)
         }
     free(fp->tls);
     free(fp->ftp);
+    if (fp->krb) {
+        krb5_stream_free(&fp->krb[0]);
+        krb5_stream_free(&fp->krb[1]);
+        free(fp->krb);
+    }
     free(fp->smb);
     free(fp->seen);
     free(fp);

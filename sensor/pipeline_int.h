@@ -30,6 +30,7 @@ typedef struct {
     uint64_t dns_queries, dns_answers, dns_malformed;      /* dns.c */
     uint64_t raw_files;                                    /* streams that are a file */
     uint64_t ftp_flows, ftp_events, ftp_bounces;           /* ftp.c */
+    uint64_t krb5_messages, krb5_weak_tickets;             /* krb5.c */
 } payload_counters;
 
 /*
@@ -58,6 +59,7 @@ typedef struct {
     bool smb;                 /* smb.enabled: SMB2 / DCE-RPC (smb.c) */
     bool dns;                 /* dns.enabled: every DNS message of port 53 (dns.c) */
     bool ftp;                 /* ftp.enabled: FTP control commands (ftp.c) */
+    bool krb5;                /* krb5.enabled: Kerberos messages (krb5.c) */
     bool raw_files;           /* files.raw_tcp: files that are a whole TCP stream */
     bool active;              /* reassembly on: YARA rules or an application parser */
     payload_counters cnt;

@@ -116,7 +116,7 @@ def test_malformed_http_counted(run_sensor, tmp_path, validator):
 
 
 def test_dns_every_message(run_sensor, testdata, validator):
-    on = events_of(run_sensor, ["-r", pcap(testdata, "dns-messages.pcap")])
+    on = events_of(run_sensor, ["-r", pcap(testdata, "app/dns-messages.pcap")])
     validator(on)
     dns = [e["dns"] for e in on if e["event_type"] == "dns"]
     assert [(d["type"], d["id"]) for d in dns] == [
@@ -139,7 +139,7 @@ def test_dns_every_message(run_sensor, testdata, validator):
     # all in one flow, whose flow event keeps nDPI's summary of the first query
     assert len({e["flow_id"] for e in on if e["event_type"] == "dns"}) == 1
 
-    off = events_of(run_sensor, ["-r", pcap(testdata, "dns-messages.pcap"),
+    off = events_of(run_sensor, ["-r", pcap(testdata, "app/dns-messages.pcap"),
                                  "--set", "dns.enabled=false"])
     validator(off)
     assert len([e for e in off if e["event_type"] == "dns"]) == 1
@@ -150,7 +150,7 @@ def test_dns_every_message(run_sensor, testdata, validator):
 def test_raw_tcp_files(run_sensor, testdata, validator):
     import hashlib
     import struct
-    on = events_of(run_sensor, ["-r", pcap(testdata, "raw-tcp-files.pcap")])
+    on = events_of(run_sensor, ["-r", pcap(testdata, "app/raw-tcp-files.pcap")])
     validator(on)
     files = {e["dest_port"]: e["fileinfo"] for e in on if e["event_type"] == "fileinfo"}
     assert sorted(files) == [4444, 33333]
@@ -166,13 +166,13 @@ def test_raw_tcp_files(run_sensor, testdata, validator):
     assert pe["direction"] == "to_client" and pe["size"] == len(stage)
     assert pe["sha256"] == hashlib.sha256(stage).hexdigest()
     assert on[-1]["stats"]["files"]["raw_tcp"] == 2
-    off = events_of(run_sensor, ["-r", pcap(testdata, "raw-tcp-files.pcap"),
+    off = events_of(run_sensor, ["-r", pcap(testdata, "app/raw-tcp-files.pcap"),
                                  "--set", "files.raw_tcp=false"])
     assert not [e for e in off if e["event_type"] == "fileinfo"]
 
 
 def test_ftp_commands(run_sensor, testdata, validator):
-    on = events_of(run_sensor, ["-r", pcap(testdata, "ftp-commands.pcap")])
+    on = events_of(run_sensor, ["-r", pcap(testdata, "app/ftp-commands.pcap")])
     validator(on)
     ftp = [e["ftp"] for e in on if e["event_type"] == "ftp"]
     assert ftp == [
@@ -188,6 +188,6 @@ def test_ftp_commands(run_sensor, testdata, validator):
     raw = json.dumps(on)
     assert "s3cr3t-ftp-pw" not in raw and '"PASS"' not in raw
     assert on[-1]["stats"]["ftp"] == {"flows": 1, "events": 6, "bounces": 2}
-    off = events_of(run_sensor, ["-r", pcap(testdata, "ftp-commands.pcap"),
+    off = events_of(run_sensor, ["-r", pcap(testdata, "app/ftp-commands.pcap"),
                                  "--set", "ftp.enabled=false"])
     assert not [e for e in off if e["event_type"] == "ftp"] and "ftp" not in off[-1]["stats"]

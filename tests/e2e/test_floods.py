@@ -31,7 +31,7 @@ def events(run_sensor, testdata, name):
 
 
 def test_pps_and_packet_anomalies(run_sensor, testdata, validator):
-    ev = events(run_sensor, testdata, "spoofed-floods.pcap")
+    ev = events(run_sensor, testdata, "app/spoofed-floods.pcap")
     validator(ev)
     flows = {(e["src_ip"], e["dest_ip"]): e["flow"] for e in ev if e["event_type"] == "flow"}
     assert flows[("2001:db8:10::5", "ff02::1")]["pps_peak"] == 1200
@@ -53,7 +53,7 @@ def test_pps_and_packet_anomalies(run_sensor, testdata, validator):
 
 def alerts(correlator, tmp_path, run_sensor, testdata, name):
     ev = events(run_sensor, testdata, name)
-    path = tmp_path / (name + ".ndjson")
+    path = tmp_path / (os.path.basename(name) + ".ndjson")
     path.write_text("".join(json.dumps(e) + "\n" for e in ev))
     with open(os.path.join(REPO, "rules", "assets.example.yaml"), encoding="utf-8") as f:
         inv = yaml.safe_load(f)
@@ -65,7 +65,7 @@ def alerts(correlator, tmp_path, run_sensor, testdata, name):
     inv["zone_matrix"] = {"default": "allow"}
     assets = tmp_path / "assets.yaml"
     assets.write_text(yaml.safe_dump(inv, allow_unicode=True), encoding="utf-8")
-    out = tmp_path / (name + ".alerts")
+    out = tmp_path / (os.path.basename(name) + ".alerts")
     c = subprocess.run([correlator, "-q", "--strict", "--rules",
                         os.path.join(REPO, "rules", "level3"), "--assets", str(assets),
                         "--input", str(path), "--alerts-out", str(out),
@@ -80,13 +80,13 @@ def alerts(correlator, tmp_path, run_sensor, testdata, name):
 
 
 def test_flood_rules(correlator, tmp_path, run_sensor, testdata):
-    found = alerts(correlator, tmp_path, run_sensor, testdata, "spoofed-floods.pcap")
+    found = alerts(correlator, tmp_path, run_sensor, testdata, "app/spoofed-floods.pcap")
     assert "l3_26_icmp_flow_flood" in found, sorted(found)
     assert "l3_26_multicast_flood" in found, sorted(found)
     assert "l3_26_impossible_source" in found, sorted(found)
-    odd = alerts(correlator, tmp_path, run_sensor, testdata, "odd-packets.pcap")
+    odd = alerts(correlator, tmp_path, run_sensor, testdata, "app/odd-packets.pcap")
     assert "l3_11_malformed_tcp" in odd and "l3_22_icmp_tunnel" in odd, sorted(odd)
-    ftp = alerts(correlator, tmp_path, run_sensor, testdata, "ftp-commands.pcap")
+    ftp = alerts(correlator, tmp_path, run_sensor, testdata, "app/ftp-commands.pcap")
     assert "l3_11_ftp_bounce" in ftp, sorted(ftp)
     assert all(a["level"] == "high" for n in ("l3_26_icmp_flow_flood", "l3_26_multicast_flood")
                for a in found[n])
@@ -97,7 +97,7 @@ def test_flood_rules(correlator, tmp_path, run_sensor, testdata):
 
 
 def test_odd_packets(run_sensor, testdata, validator):
-    ev = events(run_sensor, testdata, "odd-packets.pcap")
+    ev = events(run_sensor, testdata, "app/odd-packets.pcap")
     validator(ev)
     an = [(e["dest_port"] if "dest_port" in e else None, e["anomaly"]["event"],
            e["anomaly"]["layer"], e["anomaly"]["count"])

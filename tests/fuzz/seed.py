@@ -10,6 +10,7 @@ OUTDIR/flow    TCP conversations to the ports fuzz_flow.c serves (HTTP 80/8080, 
                TLS 443, FTP 21, SMTP 25) from the crafted and shared captures, in its format:
                [port index][flags (bit 0 = from the server)][length, 2 bytes][payload]...
 OUTDIR/dns     UDP port 53 payloads of the captures named *dns*: one DNS message each
+OUTDIR/krb5    port 88 payloads of the captures named *krb*/*kerb*, a chunk-size byte first
 
 Deterministic: the same inputs give the same seeds (file names are content hashes).
 """
@@ -140,6 +141,34 @@ def seed_dns(outdir, shared):
     return n
 
 
+def seed_krb5(outdir, shared):
+    """fuzz_krb5.c: [chunk size] then the port 88 payloads of the captures named *krb*/*kerb*
+    (a TCP payload keeps its 4-byte length, so it is a framed record)."""
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+    n = 0
+    for cap in captures(shared):
+        base = os.path.basename(cap).lower()
+        if "krb" not in base and "kerb" not in base:
+            continue
+        lt, fr = frames(cap, 200)
+        if lt != 1:
+            continue
+        for f in fr:
+            try:
+                e = Ether(f)
+            except Exception:
+                continue
+            l4 = TCP if TCP in e else UDP if UDP in e else None
+            if l4 is None or IP not in e or 88 not in (e[l4].sport, e[l4].dport):
+                continue
+            data = bytes(e[l4].payload)
+            if len(data) > 8:
+                put(outdir, bytes([n % 64]) + data)
+                n += 1
+    return n
+
+
 def seed_flow(outdir, shared):
     n = 0
     for cap in captures(shared):
@@ -179,7 +208,8 @@ def main():
     counts = {}
     for target, fn in (("decode", lambda d: seed_decode(d, shared)), ("event", seed_event),
                        ("rules", seed_rules), ("flow", lambda d: seed_flow(d, shared)),
-                       ("dns", lambda d: seed_dns(d, shared))):
+                       ("dns", lambda d: seed_dns(d, shared)),
+                       ("krb5", lambda d: seed_krb5(d, shared))):
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         counts[target] = fn(d)

@@ -444,7 +444,7 @@ def dns():
 def dns_messages():
     """Several DNS messages in one UDP flow (each a dns event), answers of several types,
     attacker bytes in names and TXT, a compression loop and a datagram too short for DNS."""
-    p = Pcap("dns-messages")
+    p = Pcap("app/dns-messages")
     u = UdpConv(p, "dns", CLI, "10.1.1.53", 53100, 53)
     t = BASE
     u.send(C, t, dns_query("www.example.gov.cn", qid=1))
@@ -784,7 +784,7 @@ ELF_HEAD = (b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + b"\x02\x00\x3e\x00\x01\x00\x0
 def raw_tcp_files():
     """Files that are a whole TCP stream: an ELF pushed to a server, a PE stage behind a
     4-byte length sent by the server (Metasploit's framing), and a text stream (no file)."""
-    p = Pcap("raw-tcp-files")
+    p = Pcap("app/raw-tcp-files")
     c = TcpConv(p, "raw-elf", CLI, "10.1.1.80", 49800, 33333)
     t = c.handshake(BASE)
     body = ELF_HEAD + bytes(range(256)) * 8
@@ -809,7 +809,7 @@ def odd_packets():
     """Packets no correct stack sends: SYN+FIN, SYN+URG, a TCP-AO option of length 3
     (URGENT/11), an MSS option of length 5; and ping carrying a whole IPv4 packet (an ICMP
     tunnel), next to an ordinary ping whose data is not IP."""
-    p = Pcap("odd-packets")
+    p = Pcap("app/odd-packets")
     c = Conv(p, "syn-fin", CLI, "10.1.1.80", "TCP", 40001, 80)
     c.emit(C, BASE, TCP(sport=40001, dport=80, flags="SF", seq=1))
     c = Conv(p, "syn-urg", CLI, "10.1.1.80", "TCP", 40002, 80)
@@ -837,7 +837,7 @@ def odd_packets():
 def ftp_commands():
     """An FTP control session: USER, PASS (never written), PORT to the client itself,
     PORT to a third host (bounce), EPRT with IPv6, RETR and STOR of a file."""
-    p = Pcap("ftp-commands")
+    p = Pcap("app/ftp-commands")
     c = TcpConv(p, "ftp", CLI, "10.1.1.21", 49900, 21)
     t = c.handshake(BASE)
     steps = [(S, b"220 FTP ready\r\n"), (C, b"USER alice\r\n"), (S, b"331 Password\r\n"),
@@ -858,7 +858,7 @@ def spoofed_floods():
     """Floods inside one flow and sources no host has: 1,200 ICMPv6 echo requests to ff02::1
     in one second, 600 ICMP echo requests at one host in one second, three LAND SYNs
     (source = destination) and two UDP datagrams from a multicast source."""
-    p = Pcap("spoofed-floods")
+    p = Pcap("app/spoofed-floods")
     m6 = Conv(p, "icmpv6-multicast-flood", "2001:db8:10::5", "ff02::1", "IPv6-ICMP")
     for i in range(1200):
         m6.emit(C, BASE + Decimal(i) / 1200, ICMPv6EchoRequest(id=0x77, seq=i, data=b"x" * 32))
