@@ -67,7 +67,7 @@ def test_tls_records_off(run_sensor, testdata, validator):
     off = events_of(run_sensor, ["-r", pcap(testdata, "app/tls-anomalies.pcap"),
                                  "--set", "tls.enabled=false", "--set", "http.enabled=false",
                                  "--set", "smb.enabled=false", "--set", "files.raw_tcp=false",
-                                 "--set", "ftp.enabled=false"])
+                                 "--set", "ftp.enabled=false", "--set", "krb5.enabled=false"])
     validator(on)
     validator(off)
     assert len([e for e in on if e["event_type"] == "anomaly"]) == 5
