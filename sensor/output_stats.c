@@ -193,6 +193,7 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
     jbuf_u64(b, "duplicates", w.duplicates);
     jbuf_u64(b, "udp_skipped", w.udp_skipped);
     jbuf_u64(b, "udp_opaque", w.udp_opaque);
+    jbuf_u64(b, "udp_datagrams", w.udp_datagrams_kept);
     jbuf_u64(b, "tcp_unscanned", w.tcp_unscanned);
     jbuf_u64(b, "file_scans", w.file_scans);
     jbuf_u64(b, "format_scans", w.format_scans);

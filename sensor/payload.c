@@ -455,6 +455,35 @@ static bool app_wants(const flow_payload *fp)
     return fp->app == APP_TLS && !tls_records_done(fp->tls);
 }
 
+/* Appends n bytes to a direction's scan buffer (which grows from min_cap, doubling, up to
+ * yara.max_bytes); past yara.memcap they are counted, not kept. */
+static void scan_buf_append(payload_worker *w, flow_payload *fp, int d, const uint8_t *data,
+                            uint32_t n, uint32_t min_cap)
+{
+    if (fp->len[d] + n > fp->cap[d]) {
+        uint32_t nc = fp->cap[d] ? fp->cap[d] : min_cap;
+        uint8_t *nb;
+
+        while (nc < fp->len[d] + n && nc < w->max_bytes)
+            nc *= 2;
+        if (nc > w->max_bytes)
+            nc = w->max_bytes;
+        if (w->buf_mem - fp->cap[d] + nc > w->memcap || !(nb = realloc(fp->buf[d], nc))) {
+            w->cnt.memcap_drops++;
+            w->cnt.memcap_drop_bytes += n;
+            fp->trunc[d] = 1;
+            return;
+        }
+        w->buf_mem = w->buf_mem - fp->cap[d] + nc;
+        if (w->buf_mem > w->buf_mem_peak)
+            w->buf_mem_peak = w->buf_mem;
+        fp->buf[d] = nb;
+        fp->cap[d] = nc;
+    }
+    memcpy(fp->buf[d] + fp->len[d], data, n);
+    fp->len[d] += n;
+}
+
 /* Reassembly's deliver callback: the flow's parser, then the direction's scan buffer. */
 static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t len,
                        unsigned flags)
@@ -487,28 +516,7 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
     n = limit - fp->len[d];
     if (n > len)
         n = len;
-    if (fp->len[d] + n > fp->cap[d]) {
-        uint32_t nc = fp->cap[d] ? fp->cap[d] : SCAN_BUF_MIN;
-        uint8_t *nb;
-
-        while (nc < fp->len[d] + n && nc < w->max_bytes)
-            nc *= 2;
-        if (nc > w->max_bytes)
-            nc = w->max_bytes;
-        if (w->buf_mem - fp->cap[d] + nc > w->memcap || !(nb = realloc(fp->buf[d], nc))) {
-            w->cnt.memcap_drops++;
-            w->cnt.memcap_drop_bytes += n;
-            fp->trunc[d] = 1;
-            return;
-        }
-        w->buf_mem = w->buf_mem - fp->cap[d] + nc;
-        if (w->buf_mem > w->buf_mem_peak)
-            w->buf_mem_peak = w->buf_mem;
-        fp->buf[d] = nb;
-        fp->cap[d] = nc;
-    }
-    memcpy(fp->buf[d] + fp->len[d], data, n);
-    fp->len[d] += n;
+    scan_buf_append(w, fp, d, data, n, SCAN_BUF_MIN);
 }
 
 /* The scanner of the rules in service: a new one when the slot's generation moved. */
@@ -735,27 +743,56 @@ static void payload_tcp(pworker *p, flow *f, const decode_pkt *k, int dir)
     payload_account(p, f);
 }
 
+/* Scans what a UDP direction's buffer holds (its first datagrams, one after the other),
+ * then frees it. */
+static void scan_udp_dir(pworker *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
+{
+    scan_ctx c = {p, f, fp, dir, ts_us, 0, true};
+
+    if (fp->len[dir]) {
+        p->pw.cnt.udp_scans++;
+        run_scan(p, &c, fp->buf[dir], fp->len[dir]);
+    }
+    free_scan_buf(&p->pw, fp, dir);
+    fp->raw_done[dir] = 1;
+    payload_account(p, f);
+}
+
+/*
+ * A flow's first datagrams carry what is worth scanning (requests, file transfers' starts,
+ * C2 check-ins); the rest of a long UDP flow is media, QUIC, tunnels. The first
+ * yara.udp_datagrams datagrams of a direction are kept one after the other (each cut to
+ * yara.max_bytes) and scanned as one buffer when the last of them came, or when the flow
+ * ends: a scan costs libyara the same fixed time, small or not, whatever the rule set.
+ */
 static void payload_udp(pworker *p, flow *f, const decode_pkt *k, int dir)
 {
-    scan_ctx c = {p, f, NULL, dir, k->ts_us, 0, true};
+    payload_worker *w = &p->pw;
     uint32_t n = k->payload_len;
+    flow_payload *fp;
 
-    if (!n || !p->pw.slot)
+    if (!n || !w->slot)
         return;
-    /* A flow's first datagrams carry what is worth scanning (requests, file transfers'
-     * starts, C2 check-ins); the rest of a long UDP flow is media, QUIC, tunnels. */
-    if (p->pw.udp_datagrams && f->pkts[dir] > p->pw.udp_datagrams) {
-        p->pw.cnt.udp_skipped++;
+    if (w->udp_datagrams && f->pkts[dir] > w->udp_datagrams) {
+        w->cnt.udp_skipped++;
         return;
     }
     if (p->dpi && dpi_flow_opaque(p->dpi, f)) {
-        p->pw.cnt.udp_opaque++;
+        w->cnt.udp_opaque++;
         return;
     }
-    if (n > p->pw.max_bytes)
-        n = p->pw.max_bytes;
-    p->pw.cnt.udp_scans++;
-    run_scan(p, &c, k->payload, n);
+    fp = payload_of(p, f);
+    if (!fp || fp->raw_done[dir])
+        return;
+    if (n > w->max_bytes - fp->len[dir])
+        n = w->max_bytes - fp->len[dir];
+    if (n)
+        scan_buf_append(w, fp, dir, k->payload, n, 512);
+    w->cnt.udp_datagrams_kept++;
+    if ((w->udp_datagrams && f->pkts[dir] >= w->udp_datagrams) || fp->len[dir] >= w->max_bytes)
+        scan_udp_dir(p, f, fp, dir, k->ts_us);
+    else
+        payload_account(p, f);
 }
 
 /* True when dns.c writes the flow's dns events: UDP to or from port 53. */
@@ -810,6 +847,12 @@ void payload_flow_end(pworker *p, flow *f)
 {
     flow_payload *fp = f->payload;
 
+    if (fp && f->proto == IPPROTO_UDP) {
+        for (int d = 0; d < 2; d++)
+            if (!fp->raw_done[d] && fp->len[d])
+                scan_udp_dir(p, f, fp, d, f->last_us);
+        return;
+    }
     if (!fp || f->proto != IPPROTO_TCP)
         return;
     close_tcp_dir(p, f, fp, FLOW_TOSERVER, f->last_us);

@@ -19,10 +19,11 @@ typedef struct {
     uint64_t tcp_scans, udp_scans, udp_duplicates;
     uint64_t memcap_drops, memcap_drop_bytes; /* payload not buffered: yara.memcap */
     uint64_t scans_with_gaps;
-    uint64_t duplicates;    /* TCP / file matches already reported */
-    uint64_t udp_skipped;   /* later datagrams of a UDP flow, not scanned */
-    uint64_t udp_opaque;    /* datagrams of encrypted, media, DNS or NTP flows, not scanned */
-    uint64_t tcp_unscanned; /* TCP directions not scanned raw (payload.c raw_scan_needless) */
+    uint64_t duplicates;         /* TCP / file matches already reported */
+    uint64_t udp_skipped;        /* later datagrams of a UDP flow, not scanned */
+    uint64_t udp_opaque;         /* datagrams of encrypted, media, DNS or NTP flows, not scanned */
+    uint64_t udp_datagrams_kept; /* datagrams put in a direction's scan buffer */
+    uint64_t tcp_unscanned;      /* TCP directions not scanned raw (payload.c raw_scan_needless) */
     uint64_t files, file_bytes, file_scans, files_sniffed; /* files.c */
     uint64_t http_flows, http_txs, http_errors;            /* http.c */
     uint64_t tls_flows, tls_anomalies;                     /* tls_records.c */
