@@ -225,8 +225,10 @@ def test_sighup_reload(sensor_bin, testdata, tmp_path, validator):
     rules.write_text(open(os.path.join(RULES, "eicar.yar")).read())
     out, errf = tmp_path / "out.ndjson", tmp_path / "stderr.txt"
     with open(errf, "w") as err_w:
+        # yara.udp_datagrams 1: each one-datagram flow is scanned when its datagram comes,
+        # not when it ends (the default keeps 4 per direction for one scan)
         p = subprocess.Popen([sensor_bin, "-r", str(fifo), "--threads", "1", "--yara-rules",
-                              str(rules), "-w", str(out)],
+                              str(rules), "--set", "yara.udp_datagrams=1", "-w", str(out)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_w)
     try:
         def log():
@@ -278,7 +280,7 @@ def test_sighup_rereads_the_configuration(sensor_bin, testdata, tmp_path, valida
     mark.write_text(MARK_RULE)
     cfg = tmp_path / "sensor.yaml"
     cfg.write_text("log:\n  level: info\nflow:\n  max_flows: 1000\n"
-                   "yara:\n  rules: %s\n  max_bytes: 4k\n" % eicar)
+                   "yara:\n  rules: %s\n  max_bytes: 4k\n  udp_datagrams: 1\n" % eicar)
     out, errf = tmp_path / "out.ndjson", tmp_path / "stderr.txt"
     with open(errf, "w") as err_w:
         p = subprocess.Popen([sensor_bin, "-c", str(cfg), "-r", str(fifo), "--threads", "1",
@@ -291,7 +293,7 @@ def test_sighup_rereads_the_configuration(sensor_bin, testdata, tmp_path, valida
         os.write(w, head + b"".join(recs[:30]))
         _wait_blocked_on_pipe(p.pid, w)
         cfg.write_text("log:\n  level: debug\nflow:\n  max_flows: 2000\n"
-                       "yara:\n  rules: %s\n  max_bytes: 16k\n" % mark)
+                       "yara:\n  rules: %s\n  max_bytes: 16k\n  udp_datagrams: 1\n" % mark)
         p.send_signal(signal.SIGHUP)
         assert wait_for(lambda: "YARA rules reloaded" in log(), 10), log()
         text = log()

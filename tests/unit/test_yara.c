@@ -196,8 +196,8 @@ static void test_load_shipped(void **state)
 {
     (void)state;
     yara_rules *r = load_ok(rules_dir());
-    assert_int_equal(yara_rules_files(r), 4);
-    assert_int_equal(yara_rules_count(r), 11);
+    assert_int_equal(yara_rules_files(r), 5);
+    assert_int_equal(yara_rules_count(r), 13);
     print_message("  %s: %u rules in %u files\n", rules_dir(), yara_rules_count(r),
                   yara_rules_files(r));
     yara_rules_unref(r);
