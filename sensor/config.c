@@ -63,6 +63,12 @@ static const opt_def options[] = {
      "UDP packets inspected before nDPI gives up"},
     {"dpi.protos_file", OPT_STR, OFF(dpi_protos_file), 0, "nDPI custom protocols file"},
     {"dpi.categories_file", OPT_STR, OFF(dpi_categories_file), 0, "nDPI custom categories file"},
+    {"dpi.malicious_ja3_file", OPT_STR, OFF(dpi_malicious_ja3_file), 0,
+     "JA3 indicator feed (abuse.ch SSLBL ja3_fingerprints.csv: the MD5 in the first column): "
+     "matches set nDPI's 'Possibly Malicious JA3 Fingerprint' risk"},
+    {"dpi.malicious_sha1_file", OPT_STR, OFF(dpi_malicious_sha1_file), 0,
+     "certificate SHA-1 indicator feed (abuse.ch SSLBL sslblacklist.csv: date, SHA-1, reason): "
+     "matches set 'Possibly Malicious SSL Cert. SHA1 Fingerprint'"},
     {"dpi.metadata_events", OPT_BOOL, OFF(dpi.metadata_events), 0,
      "write dns, http, tls and ssh events (docs/events.md) besides the flow event"},
     {"geoip.country", OPT_STR, OFF(geoip_country), 0, "country .mmdb (MaxMind or ip-location-db)"},

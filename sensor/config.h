@@ -52,6 +52,7 @@ typedef struct {
 
     /* Option strings owned by the config (freed by config_free). */
     char *dpi_protos_file, *dpi_categories_file;
+    char *dpi_malicious_ja3_file, *dpi_malicious_sha1_file;
 
     uint32_t replay_rate; /* pcap input paced to this many packets/s; 0 = as fast as possible */
 

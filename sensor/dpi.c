@@ -4,10 +4,12 @@
 #include "dpi.h"
 #include "dns.h"
 #include "login.h"
+#include "../common/fh_log.h"
 
 #include <ndpi/ndpi_api.h>
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +74,33 @@ void dpi_config_defaults(dpi_config *cfg)
     cfg->metadata_events = true;
 }
 
+/* Loads a JA3 or certificate SHA-1 feed; false (err says why) when it cannot be read. */
+static bool load_feed(dpi_engine *e, const char *path, bool sha1, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    int n;
+
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return false;
+    }
+    fclose(f);
+    n = sha1 ? ndpi_load_malicious_sha1_file(e->ndpi, path)
+             : ndpi_load_malicious_ja3_file(e->ndpi, path);
+    if (n < 0) {
+        snprintf(err, errlen, "%s: nDPI could not load it as a %s feed", path,
+                 sha1 ? "certificate SHA-1" : "JA3");
+        return false;
+    }
+    if (n == 0)
+        fh_warn("dpi: no %s fingerprint in %s (%s)", sha1 ? "certificate SHA-1" : "JA3", path,
+                sha1 ? "abuse.ch sslblacklist.csv lines: date,sha1,reason"
+                     : "abuse.ch ja3_fingerprints.csv lines: md5,...");
+    else
+        fh_info("dpi: %d %s fingerprints from %s", n, sha1 ? "certificate SHA-1" : "JA3", path);
+    return true;
+}
+
 fh_err dpi_engine_new(dpi_engine **out, const dpi_config *cfg, char *err, size_t errlen)
 {
     dpi_engine *e;
@@ -98,6 +127,13 @@ fh_err dpi_engine_new(dpi_engine **out, const dpi_config *cfg, char *err, size_t
         snprintf(err, errlen, "ndpi_load_categories_file(\"%s\") failed", cfg->categories_file);
         goto fail;
     }
+    /* Indicator feeds (abuse.ch SSLBL's JA3 and certificate lists, or one's own in their
+     * CSV layout): nDPI sets the risks "Possibly Malicious JA3 Fingerprint"
+     * and "Possibly Malicious SSL Cert. SHA1 Fingerprint" on a match (L3-14). */
+    if (cfg->malicious_ja3_file && !load_feed(e, cfg->malicious_ja3_file, false, err, errlen))
+        goto fail;
+    if (cfg->malicious_sha1_file && !load_feed(e, cfg->malicious_sha1_file, true, err, errlen))
+        goto fail;
     ndpi_finalize_initialization(e->ndpi);
     *out = e;
     return FH_OK;

@@ -27,11 +27,13 @@
 
 typedef struct {
     bool enabled;
-    uint32_t max_tcp_packets;    /* give up after this many packets (default 80) */
-    uint32_t max_udp_packets;    /* default 24 */
-    const char *protos_file;     /* optional nDPI custom protocols file */
-    const char *categories_file; /* optional nDPI custom categories file */
-    bool metadata_events;        /* separate dns/http/tls/ssh/smb events (default on) */
+    uint32_t max_tcp_packets;        /* give up after this many packets (default 80) */
+    uint32_t max_udp_packets;        /* default 24 */
+    const char *protos_file;         /* optional nDPI custom protocols file */
+    const char *categories_file;     /* optional nDPI custom categories file */
+    const char *malicious_ja3_file;  /* optional JA3 feed (abuse.ch: "md5,...") */
+    const char *malicious_sha1_file; /* optional certificate feed ("date,sha1,reason") */
+    bool metadata_events;            /* separate dns/http/tls/ssh/smb events (default on) */
 } dpi_config;
 
 void dpi_config_defaults(dpi_config *cfg);

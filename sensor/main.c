@@ -785,6 +785,8 @@ static int configure(sensor_run *r)
         }
     cfg->dpi.protos_file = cfg->dpi_protos_file;
     cfg->dpi.categories_file = cfg->dpi_categories_file;
+    cfg->dpi.malicious_ja3_file = cfg->dpi_malicious_ja3_file;
+    cfg->dpi.malicious_sha1_file = cfg->dpi_malicious_sha1_file;
     return GO_ON;
 }
 

@@ -13,6 +13,10 @@ docs/events.md): what each option turns off, and what never leaves the sensor.
 * test_ftp_commands                   sensor/ftp.c: the file and data-connection commands as
                                       ftp events, PASS never, PORT/EPRT parsed, a PORT to a
                                       third host flagged as a bounce; ftp.enabled: false
+* test_indicator_feeds                dpi.malicious_ja3_file / dpi.malicious_sha1_file in
+                                      abuse.ch SSLBL's layouts set nDPI's malicious-JA3 and
+                                      malicious-certificate risks; a missing feed stops the
+                                      sensor with its path; a feed in the wrong layout warns
 * test_dns_every_message              sensor/dns.c: one dns event per query and per
                                       response of a flow, every answer, attacker bytes
                                       escaped, a compression loop and a runt counted;
@@ -191,3 +195,33 @@ def test_ftp_commands(run_sensor, testdata, validator):
     off = events_of(run_sensor, ["-r", pcap(testdata, "app/ftp-commands.pcap"),
                                  "--set", "ftp.enabled=false"])
     assert not [e for e in off if e["event_type"] == "ftp"] and "ftp" not in off[-1]["stats"]
+
+
+def test_indicator_feeds(run_sensor, sensor_bin, shared, tmp_path):
+    cap = os.path.join(shared, "pcap", "ndpi", "tls_malicious_sha1.pcapng")
+    if not os.path.exists(cap):
+        pytest.skip("%s absent (the shared corpus)" % cap)
+    plain = events_of(run_sensor, ["-r", cap])
+    tls = [e for e in plain if e["event_type"] == "tls"][0]["tls"]
+    assert not [e for e in plain if e["event_type"] == "flow" and e["ndpi"]["risks"]]
+    ja3, sha1 = tmp_path / "ja3_fingerprints.csv", tmp_path / "sslblacklist.csv"
+    ja3.write_text("# ja3_md5,Firstseen,Lastseen,Listingreason\n%s,2020-01-01,2020-01-02,Test\n"
+                   % tls["ja3"]["hash"])
+    sha1.write_text("# Listingdate,SHA1,Listingreason\n2020-01-01 00:00:00,%s,Test C&C\n"
+                    % tls["fingerprint"].replace(":", ""))
+    for opt, risk in (("dpi.malicious_ja3_file=%s" % ja3, "Possibly Malicious JA3 Fingerprint"),
+                      ("dpi.malicious_sha1_file=%s" % sha1,
+                       "Possibly Malicious SSL Cert. SHA1 Fingerprint")):
+        ev = events_of(run_sensor, ["-r", cap, "--set", opt])
+        flows = [e for e in ev if e["event_type"] == "flow"]
+        assert [risk] in [f["ndpi"]["risks"] for f in flows], (opt, [f["ndpi"] for f in flows])
+    p = subprocess.run([sensor_bin, "-r", cap, "-w", os.devnull, "--set",
+                        "dpi.malicious_sha1_file=%s" % (tmp_path / "missing.csv")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "missing.csv" in p.stderr
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("%s,just one column\n" % tls["fingerprint"].replace(":", ""))
+    p = subprocess.run([sensor_bin, "-r", cap, "-w", os.devnull, "--set",
+                        "dpi.malicious_sha1_file=%s" % wrong], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and "no certificate SHA-1 fingerprint in" in p.stderr, p.stderr
