@@ -113,16 +113,18 @@ def _tcp_payloads(path, limit):
     return convs
 
 
-def seed_dns(outdir, shared):
-    """fuzz_dns.c: one DNS message per input, from the captures' UDP port 53 datagrams."""
-    from scapy.layers.inet import IP, UDP
+def _port_payloads(shared, names, port, limit, protos):
+    """The payloads to or from `port` (transport layers `protos`: "tcp", "udp") of the
+    Ethernet captures whose names contain one of `names`, in capture order."""
+    from scapy.layers.inet import IP, TCP, UDP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
-    n = 0
+    layers = [l for p, l in (("tcp", TCP), ("udp", UDP)) if p in protos]
     for cap in captures(shared):
-        if "dns" not in os.path.basename(cap).lower():
+        base = os.path.basename(cap).lower()
+        if not any(n in base for n in names):
             continue
-        lt, fr = frames(cap, 64)
+        lt, fr = frames(cap, limit)
         if lt != 1:
             continue
         for f in fr:
@@ -130,42 +132,34 @@ def seed_dns(outdir, shared):
                 e = Ether(f)
             except Exception:
                 continue
-            if UDP not in e or (IP not in e and IPv6 not in e):
+            l4 = next((l for l in layers if l in e), None)
+            if l4 is None or (IP not in e and IPv6 not in e):
                 continue
-            if 53 not in (e[UDP].sport, e[UDP].dport):
-                continue
-            put(outdir, bytes(e[UDP].payload))
-            n += 1
-            if n >= MAX_FILES_PER_TARGET:
-                return n
+            if port in (e[l4].sport, e[l4].dport):
+                yield bytes(e[l4].payload)
+
+
+def seed_dns(outdir, shared):
+    """fuzz_dns.c: one DNS message per input, from the captures' UDP port 53 datagrams."""
+    n = 0
+    for data in _port_payloads(shared, ("dns",), 53, 64, ("udp",)):
+        put(outdir, data)
+        n += 1
+        if n >= MAX_FILES_PER_TARGET:
+            break
     return n
 
 
 def seed_krb5(outdir, shared):
     """fuzz_krb5.c: [chunk size] then the port 88 payloads of the captures named *krb*/*kerb*
     (a TCP payload keeps its 4-byte length, so it is a framed record)."""
-    from scapy.layers.inet import IP, TCP, UDP
-    from scapy.layers.l2 import Ether
     n = 0
-    for cap in captures(shared):
-        base = os.path.basename(cap).lower()
-        if "krb" not in base and "kerb" not in base:
-            continue
-        lt, fr = frames(cap, 200)
-        if lt != 1:
-            continue
-        for f in fr:
-            try:
-                e = Ether(f)
-            except Exception:
-                continue
-            l4 = TCP if TCP in e else UDP if UDP in e else None
-            if l4 is None or IP not in e or 88 not in (e[l4].sport, e[l4].dport):
-                continue
-            data = bytes(e[l4].payload)
-            if len(data) > 8:
-                put(outdir, bytes([n % 64]) + data)
-                n += 1
+    for data in _port_payloads(shared, ("krb", "kerb"), 88, 200, ("tcp", "udp")):
+        if len(data) > 8:
+            put(outdir, bytes([n % 64]) + data)
+            n += 1
+            if n >= MAX_FILES_PER_TARGET:
+                break
     return n
 
 
