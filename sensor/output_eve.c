@@ -20,11 +20,10 @@
 
 #define SCHEMA_VERSION "1.2"
 
-/* Packet time as "YYYY-MM-DDTHH:MM:SS.uuuuuu+0000" (EVE). */
 /*
- * "2026-12-06T02:20:00.123456+0000". Every event has one, flow events three: the date and
- * time of the second are kept per thread and formatted again only when the second
- * changes (packet times mostly move forward), the microseconds by hand.
+ * Packet time as EVE writes it, "2026-12-06T02:20:00.123456+0000". Every event has one, flow events
+ * three: the date and time of the second are kept per thread and formatted again only when the
+ * second changes (packet times mostly move forward), the microseconds by hand.
  */
 static void eve_timestamp(uint64_t ts_us, char *out, size_t len)
 {

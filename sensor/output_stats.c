@@ -412,9 +412,10 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
 }
 
 /* An anomaly of one packet (capture thread): type "decode" (an error: the packet is
- * dropped) or "packet" (a source address no host has: the packet goes on). */
+ * dropped) or "packet" (one no correct stack sends: the packet goes on). Its layer is the
+ * part of the name before the dot. */
 static void packet_anomaly(pipeline *p, const decode_pkt *k, const char *type, const char *name,
-                           const char *layer, uint64_t count)
+                           uint64_t count)
 {
     jbuf *b = &p->jb;
     const char *dot = strchr(name, '.');
@@ -431,10 +432,7 @@ static void packet_anomaly(pipeline *p, const decode_pkt *k, const char *type, c
     jbuf_obj_open(b, "anomaly");
     jbuf_str(b, "type", type);
     jbuf_str(b, "event", name);
-    if (layer)
-        jbuf_str(b, "layer", layer);
-    else
-        jbuf_strn(b, "layer", name, dot ? (size_t)(dot - name) : strlen(name));
+    jbuf_strn(b, "layer", name, dot ? (size_t)(dot - name) : strlen(name));
     jbuf_u64(b, "count", count);
     jbuf_obj_close(b);
     jbuf_obj_close(b);
@@ -443,12 +441,12 @@ static void packet_anomaly(pipeline *p, const decode_pkt *k, const char *type, c
 
 void eve_anomaly_event(pipeline *p, const decode_pkt *k, decode_reason r)
 {
-    packet_anomaly(p, k, "decode", decode_reason_name(r), NULL, p->dec.stats.errors[r]);
+    packet_anomaly(p, k, "decode", decode_reason_name(r), p->dec.stats.errors[r]);
 }
 
 void eve_packet_anomaly(pipeline *p, const decode_pkt *k, decode_pkt_anomaly a)
 {
-    packet_anomaly(p, k, "packet", decode_pkt_anomaly_name(a), NULL, p->dec.stats.pkt_anomalies[a]);
+    packet_anomaly(p, k, "packet", decode_pkt_anomaly_name(a), p->dec.stats.pkt_anomalies[a]);
 }
 
 /*

@@ -1,8 +1,9 @@
 /*
  * payload.c - payload inspection for a worker: TCP reassembly (reassembly.c)
  * feeding per-flow scan buffers for YARA (yara_scan.c, each match written as
- * a yara event) and the application parsers (http.c, tls_records.c, smb.c);
- * UDP datagrams are scanned one by one.
+ * a yara event) and the application parsers (http.c, tls_records.c, smb.c, ftp.c,
+ * krb5.c, files that are a whole stream); a UDP direction's first datagrams are scanned
+ * as one buffer; DNS (dns.c) and Kerberos datagrams become events.
  */
 #include "pipeline_int.h"
 
@@ -33,9 +34,10 @@
  * (yara.tls_bytes for TLS; grown on demand, bounded by yara.memcap) scanned
  * once: when the buffer is full, when the direction's FIN is reached in order,
  * at RST, or when the flow ends. The flow's first bytes to the server choose
- * its parser (app_decide: HTTP, TLS records, SMB/DCE-RPC or none), and its
- * directions stay reassembled past the scan buffer while that parser wants
- * them (app_wants). A UDP datagram is scanned on its own; `seen`
+ * its parser (app_decide: FTP and Kerberos by the server port, then HTTP, TLS records,
+ * SMB/DCE-RPC or none), and its directions stay reassembled past the scan buffer while
+ * that parser wants them (app_wants). A UDP direction's first datagrams are kept in
+ * its scan buffer and scanned together (payload_udp); `seen`
  * keeps each (rule, direction) to one yara event per flow, whether it matched a
  * datagram, the stream or a file.
  */
@@ -118,7 +120,8 @@ static void free_scan_buf(payload_worker *w, flow_payload *fp, int dir)
     fp->len[dir] = 0;
 }
 
-/* The first bytes to the server decide which parser reads the flow: HTTP, TLS, SMB or none. */
+/* The server port decides FTP and Kerberos (their servers may speak first); otherwise the
+ * first bytes to the server decide: HTTP, TLS, SMB or none. */
 static void app_decide(pworker *p, flow *f, flow_payload *fp, int dir, const uint8_t *data,
                        uint32_t len)
 {
@@ -214,9 +217,8 @@ static void on_ftp_ev(const ftp_ev *e, void *arg)
     jbuf_reset(b);
     eve_flow_header(p, b, c->f, c->ts_us, "ftp", cid);
     jbuf_obj_open(b, "ftp");
-    jbuf_str(b, "command", e->command);
-    if (strcmp(e->command, "PASS") != 0)
-        jbuf_strn(b, "command_data", e->arg, e->arg_len);
+    jbuf_str(b, "command", e->command); /* never PASS: ftp.c does not hand it over */
+    jbuf_strn(b, "command_data", e->arg, e->arg_len);
     if (e->active) {
         jbuf_obj_open(b, "active");
         inet_ntop(e->af, e->ip, a, sizeof(a));
@@ -258,6 +260,7 @@ static const char *krb5_error_name(int code, char *buf, size_t len)
     return buf;
 }
 
+/* An encryption type by name ("etype-N" when unnamed); key NULL in an array. */
 static void put_etype(jbuf *b, const char *key, int e)
 {
     const char *n = krb5_etype_name(e);
@@ -307,13 +310,7 @@ static void on_krb5_msg(const krb5_msg *m, void *arg)
         bool all_weak = true;
         jbuf_arr_open(b, "requested_encryption");
         for (int i = 0; i < m->n_req_etypes; i++) {
-            const char *n = krb5_etype_name(m->req_etypes[i]);
-            if (n)
-                jbuf_str(b, NULL, n);
-            else {
-                snprintf(ebuf, sizeof(ebuf), "etype-%d", m->req_etypes[i]);
-                jbuf_str(b, NULL, ebuf);
-            }
+            put_etype(b, NULL, m->req_etypes[i]);
             all_weak = all_weak && krb5_etype_weak(m->req_etypes[i]);
         }
         jbuf_arr_close(b);
@@ -441,9 +438,12 @@ static void raw_file_end(pworker *p, flow *f, flow_payload *fp, int dir, uint64_
     fp->rawfile[dir] = NULL;
 }
 
-/* True while the flow's parser still wants the stream of a direction. */
-static bool app_wants(const flow_payload *fp)
+/* True while the flow's parser still wants the stream of a direction: with no parser,
+ * while the direction may still be a file or is one (raw_file_deliver). */
+static bool app_wants(const payload_worker *w, const flow_payload *fp, int dir)
 {
+    if (fp->app == APP_NONE)
+        return w->raw_files && fp->fstate[dir] != RAW_NONE;
     if (fp->app == APP_UNDECIDED || fp->app == APP_HTTP)
         return true;
     if (fp->app == APP_SMB)
@@ -729,9 +729,7 @@ static void payload_tcp(pworker *p, flow *f, const decode_pkt *k, int dir)
         }
         if (!fp->raw_done[dir] && (fp->len[dir] >= scan_limit(w, fp) || !w->slot))
             scan_tcp_dir(p, f, fp, dir, k->ts_us);
-        if ((rd->flags & REASM_DIR_DEPTH) ||
-            (fp->raw_done[dir] && !app_wants(fp) && fp->fstate[dir] != RAW_FILE &&
-             !(fp->app == APP_NONE && fp->fstate[dir] == RAW_UNDECIDED && w->raw_files)))
+        if ((rd->flags & REASM_DIR_DEPTH) || (fp->raw_done[dir] && !app_wants(w, fp, dir)))
             finish_tcp_dir(p, f, fp, dir, k->ts_us);
         else if (fp->fin[dir] && (!(rd->flags & REASM_DIR_STARTED) || rd->next >= fp->fin_off[dir]))
             close_tcp_dir(p, f, fp, dir, k->ts_us); /* every byte before the FIN is in */
@@ -899,9 +897,7 @@ fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned
     w->dns = cfg->dns_enabled; /* datagrams only: no reassembly */
     w->ftp = cfg->ftp_enabled;
     w->krb5 = cfg->krb5_enabled;
-    if (w->krb5)
-        w->active = true;
-    if (w->ftp)
+    if (w->ftp || w->krb5)
         w->active = true;
     w->raw_files = cfg->files_raw_tcp;
     if (w->raw_files) {
