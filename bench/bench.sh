@@ -147,7 +147,7 @@ cat "$BIG" >/dev/null # page cache: every run reads the file from memory
 # Every fenghuo row runs with --threads 1 (ndpiReader reads a file on one thread), except
 # "2 threads", the same configuration as "DPI + GeoIP" with two worker threads.
 NAMES=(ndpi full full2 yara)
-[ -n "$YARA_SHARED_NOTE" ] || NAMES+=(yarabig)
+[ -n "$YARA_SHARED_NOTE" ] || NAMES+=(yarabig yarabignc)
 NAMES+=(noapp nogeo nodpi bare)
 declare -A LABEL=(
     [ndpi]="ndpiReader -q (1 thread)"
@@ -155,6 +155,7 @@ declare -A LABEL=(
     [full2]="fenghuo DPI + GeoIP, 2 threads"
     [yara]="fenghuo DPI + GeoIP + YARA rules/yara"
     [yarabig]="fenghuo DPI + GeoIP + YARA index.yar"
+    [yarabignc]="fenghuo ... YARA index.yar, no clean cache"
     [noapp]="fenghuo DPI + GeoIP, no parsers"
     [nogeo]="fenghuo DPI, no GeoIP"
     [nodpi]="fenghuo GeoIP, no DPI"
@@ -170,6 +171,8 @@ cmd() {
     full2) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --threads 2) ;;
     yara) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHIPPED") ;;
     yarabig) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHARED") ;;
+    yarabignc) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHARED"
+        --set yara.clean_cache=0) ;;
     noapp) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set http.enabled=false
         --set tls.enabled=false --set smb.enabled=false --set dns.enabled=false
         --set ftp.enabled=false --set krb5.enabled=false --set files.raw_tcp=false) ;;
@@ -270,7 +273,7 @@ if [ ! -e "$TMP/yara.fail" ]; then
             yara.udp_scans yara.scanned_bytes yara.matches yara.scans_with_gaps yara.timeouts \
             yara.errors yara.drops.memcap reassembly.segments reassembly.delivered_bytes \
             reassembly.gaps reassembly.after_depth_bytes reassembly.memory_peak \
-            yara.buffer_memory_peak)
+            yara.buffer_memory_peak yara.cache_hits)
         read -r y_rules y_scans _ _ y_bytes _ <<<"$YARA_STATS"
         # A YARA row that scanned nothing measured nothing: fail the benchmark, loudly.
         if ! [[ $y_scans =~ ^[0-9]+$ && $y_bytes =~ ^[0-9]+$ ]] || [ "$y_scans" -eq 0 ] ||
@@ -439,23 +442,24 @@ yara_report() {
     echo
     echo "YARA: the YARA rows are 'fenghuo DPI + GeoIP' plus --yara-rules: rules/yara = the shipped"
     echo "rules (${YARA_SHIPPED#"$ROOT"/}), index.yar = all the shared rule files (${YARA_SHARED#"$ROOT"/})."
-    for n in yara yarabig; do
-        if [ "$n" = yarabig ] && [ -n "$YARA_SHARED_NOTE" ]; then
-            printf '  %-38s %s\n' "YARA on vs off, index.yar:" "$YARA_SHARED_NOTE"
+    local -A short=([yara]="rules/yara" [yarabig]="index.yar" [yarabignc]="index.yar, no cache")
+    for n in yara yarabig yarabignc; do
+        if [ "$n" != yara ] && [ -n "$YARA_SHARED_NOTE" ]; then
+            printf '  %-38s %s\n' "YARA on vs off, ${short[$n]}:" "$YARA_SHARED_NOTE"
             continue
         fi
         if [ -z "${WALL[$n]:-}" ] || [ -z "${WALL[full]:-}" ]; then
-            printf '  %-38s ? (a run failed)\n' "YARA on vs off, ${LABEL[$n]##* }:"
+            printf '  %-38s ? (a run failed)\n' "YARA on vs off, ${short[$n]}:"
             continue
         fi
-        awk -v l="YARA on vs off, ${LABEL[$n]##* }:" -v on="${WALL[$n]}" -v off="${WALL[full]}" \
+        awk -v l="YARA on vs off, ${short[$n]}:" -v on="${WALL[$n]}" -v off="${WALL[full]}" \
             -v p="$PKTS" 'BEGIN {
             printf "  %-38s %.2fx  (%.0f vs %.0f packets/s)\n", l, off / on, p / on, p / off }'
     done
     echo "  (on/off = packets/s with the rules divided by packets/s without; below 1: YARA costs)"
     if [ -n "$YARA_STATS" ]; then
         read -r rules scans tscans uscans bytes matches wgaps tmo errs ydrop segs deliv gaps \
-            after rpeak ypeak <<<"$YARA_STATS"
+            after rpeak ypeak hits <<<"$YARA_STATS"
         echo "  counters of one more run with rules/yara (its final stats event):"
         echo "    yara: $rules rules, $scans scans ($tscans TCP directions, $uscans UDP payloads),"
         echo "          $bytes bytes scanned, $matches matches, $wgaps scans with gaps,"
@@ -463,6 +467,10 @@ yara_report() {
         echo "    reassembly: $segs segments, $deliv bytes delivered in order, $gaps gaps,"
         echo "          $after bytes past yara.max_bytes (not kept)"
         echo "    peak memory: scan buffers $ypeak bytes, out-of-order segments $rpeak bytes"
+        echo "    clean cache (yara.clean_cache): $hits of the $scans scans answered from it. The"
+        echo "          capture is $COPIES copies of one mix with other addresses, so the copies after"
+        echo "          the first repeat its payloads and hit: the 'no cache' row is the cost of"
+        echo "          traffic that never repeats"
     fi
     if [ -n "$YARA_CHECK" ]; then
         echo "  CHECK FAILED: $YARA_CHECK"

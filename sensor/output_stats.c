@@ -197,6 +197,7 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
     jbuf_u64(b, "tcp_unscanned", w.tcp_unscanned);
     jbuf_u64(b, "file_scans", w.file_scans);
     jbuf_u64(b, "format_scans", w.format_scans);
+    jbuf_u64(b, "cache_hits", w.cache_hits);
     jbuf_u64(b, "timeouts", w.timeouts);
     jbuf_u64(b, "errors", w.errors);
     jbuf_u64(b, "buffer_memory", buf_mem);

@@ -530,6 +530,9 @@ yara_scanner *payload_scanner(payload_worker *w)
     yara_scanner *s = r ? yara_scanner_new(r) : NULL;
 
     yara_rules_unref(r);
+    if (s && yara_scanner_set_clean_cache(s, w->clean_cache) != FH_OK)
+        fh_warn("YARA: no memory for a clean cache of %u entries; scanning every buffer",
+                w->clean_cache);
     w->generation = g; /* a failure is not retried on every scan */
     if (!s) {
         if (r)
@@ -634,6 +637,7 @@ static void run_scan(pworker *p, scan_ctx *c, const uint8_t *data, uint32_t len)
     w->cnt.scanned_bytes += len;
     w->cnt.format_scans += yara_format_data(data, len);
     rc = yara_scan(s, data, len, on_match, c);
+    w->cnt.cache_hits += yara_scanner_last_cached(s);
     if (rc == FH_ERR_LIMIT)
         w->cnt.timeouts++;
     else if (rc < 0)
@@ -925,6 +929,7 @@ fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned
     w->memcap = cfg->yara_memcap / nworkers;
     w->udp_datagrams = cfg->yara_udp_datagrams;
     w->tls_bytes = cfg->yara_tls_bytes ? cfg->yara_tls_bytes : 1;
+    w->clean_cache = cfg->yara_clean_cache;
     return FH_OK;
 }
 

@@ -16,6 +16,7 @@
 typedef struct {
     uint64_t scans, scanned_bytes, matches, timeouts, errors;
     uint64_t format_scans; /* of PE, ELF, Mach-O or DEX data (yara_format_data) */
+    uint64_t cache_hits;   /* scans answered by the clean cache (yara_scan.h) */
     uint64_t tcp_scans, udp_scans, udp_duplicates;
     uint64_t memcap_drops, memcap_drop_bytes; /* payload not buffered: yara.memcap */
     uint64_t scans_with_gaps;
@@ -53,6 +54,7 @@ typedef struct {
     uint32_t file_max_bytes;      /* files.max_bytes: first bytes of a file typed and scanned */
     uint32_t udp_datagrams;       /* yara.udp_datagrams */
     uint32_t tls_bytes;           /* yara.tls_bytes */
+    uint32_t clean_cache;         /* yara.clean_cache */
     void *magic;                  /* libmagic handle (magic_t), made on the first file */
     bool magic_failed;
     struct http_engine *http; /* NULL = HTTP transactions not parsed (http.enabled) */

@@ -31,6 +31,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sodium.h>
+
 #include <yara.h>
 
 #define MAX_DEPTH 8 /* directory levels below the rules path */
@@ -42,6 +44,7 @@ struct yara_rules {
     atomic_uint refs;
     unsigned n_rules;
     unsigned n_files;
+    bool clock; /* a source imports "time": no clean cache */
 };
 
 struct yara_rules_slot {
@@ -50,8 +53,17 @@ struct yara_rules_slot {
     _Atomic uint64_t generation;
 };
 
+typedef struct {
+    uint8_t h[crypto_shorthash_siphashx24_BYTES];
+    uint64_t len1; /* the buffer's length + 1; 0: the entry is empty */
+} clean_entry;
+
 struct yara_scanner {
     YR_SCANNER *y;
+    clean_entry *cache; /* yara_scanner_set_clean_cache(), or NULL */
+    uint32_t cache_mask;
+    bool last_cached;
+    uint8_t key[crypto_shorthash_siphashx24_KEYBYTES];
     YR_SCANNER *plain;   /* for rules->plain */
     uint64_t full_scans; /* scans that needed y (data of a file format) */
     yara_rules *rules;
@@ -72,7 +84,7 @@ fh_err yara_scan_init(void)
     fh_err rc = FH_OK;
 
     pthread_mutex_lock(&lib_lock);
-    if (lib_users == 0 && yr_initialize() != ERROR_SUCCESS)
+    if (lib_users == 0 && (yr_initialize() != ERROR_SUCCESS || sodium_init() < 0))
         rc = FH_ERR_NOMEM;
     else
         lib_users++;
@@ -414,6 +426,7 @@ fh_err yara_rules_load_flags(const char *path, unsigned flags, yara_rules **out,
         goto fail;
     }
     r->n_rules = public_rules(y);
+    r->clock = yara_sources_use_clock(src);
     r->plain = compile_plain(src, &files);
     if (r->plain)
         r->n_format = r->n_rules - public_rules(r->plain);
@@ -650,7 +663,46 @@ void yara_scanner_free(yara_scanner *s)
     if (s->plain)
         yr_scanner_destroy(s->plain);
     yara_rules_unref(s->rules);
+    free(s->cache);
     free(s);
+}
+
+fh_err yara_scanner_set_clean_cache(yara_scanner *s, uint32_t entries)
+{
+    uint32_t n = 1;
+
+    if (!s)
+        return FH_ERR_ARG;
+    free(s->cache);
+    s->cache = NULL;
+    s->cache_mask = 0;
+    if (entries == 0 || s->rules->clock)
+        return FH_OK;
+    if (entries > YARA_CLEAN_CACHE_MAX)
+        entries = YARA_CLEAN_CACHE_MAX;
+    while (n < entries)
+        n <<= 1;
+    s->cache = calloc(n, sizeof(*s->cache));
+    if (!s->cache)
+        return FH_ERR_NOMEM;
+    s->cache_mask = n - 1;
+    randombytes_buf(s->key, sizeof(s->key));
+    return FH_OK;
+}
+
+bool yara_scanner_last_cached(const yara_scanner *s)
+{
+    return s && s->last_cached;
+}
+
+/* The entry data[0..len) maps to; h gets its hash. */
+static clean_entry *clean_slot(yara_scanner *s, const void *data, size_t len, uint8_t *h)
+{
+    uint64_t i;
+
+    crypto_shorthash_siphashx24(h, data, len, s->key);
+    memcpy(&i, h, sizeof(i));
+    return &s->cache[i & s->cache_mask];
 }
 
 yara_rules *yara_scanner_rules(const yara_scanner *s)
@@ -693,22 +745,38 @@ bool yara_format_data(const void *data, size_t len)
 
 int yara_scan(yara_scanner *s, const void *data, size_t len, yara_match_cb cb, void *arg)
 {
+    uint8_t h[crypto_shorthash_siphashx24_BYTES];
+    clean_entry *e = NULL;
     int yrc;
 
     if (!s || (!data && len > 0))
         return FH_ERR_ARG;
+    if (!data)
+        data = "";
+    s->last_cached = false;
+    if (s->cache) {
+        e = clean_slot(s, data, len, h);
+        if (e->len1 == (uint64_t)len + 1 && memcmp(e->h, h, sizeof(h)) == 0) {
+            s->last_cached = true;
+            return 0;
+        }
+    }
     s->cb = cb;
     s->arg = arg;
     s->n_matches = 0;
     s->stop = false;
     if (s->plain && !yara_format_data(data, len)) {
-        yrc = yr_scanner_scan_mem(s->plain, data ? data : (const void *)"", len);
+        yrc = yr_scanner_scan_mem(s->plain, data, len);
     } else {
         s->full_scans++;
-        yrc = yr_scanner_scan_mem(s->y, data ? data : (const void *)"", len);
+        yrc = yr_scanner_scan_mem(s->y, data, len);
     }
     s->cb = NULL;
     s->arg = NULL;
+    if (e && yrc == ERROR_SUCCESS && s->n_matches == 0) {
+        memcpy(e->h, h, sizeof(h));
+        e->len1 = (uint64_t)len + 1;
+    }
     switch (yrc) {
     case ERROR_SUCCESS:
         return s->n_matches;

@@ -162,6 +162,22 @@ uint64_t yara_scanner_full_scans(const yara_scanner *s);
 bool yara_format_data(const void *data, size_t len);
 
 /*
+ * The clean cache: the scanner remembers, by a keyed 128-bit SipHash (libsodium, a key
+ * drawn per scanner) of their bytes and their length, the last buffers a scan found clean
+ * (no match, no timeout, no error); yara_scan() answers 0 for the same bytes again without
+ * scanning. Direct-mapped, `entries` rounded up to a power of two (at most
+ * YARA_CLEAN_CACHE_MAX; 0 turns it off: the default). A buffer with a match is scanned every
+ * time, so every match is reported with its strings. Not kept for a set that imports
+ * "time", whose results may change with the clock alone. A scanner's cache ends with it:
+ * a reload starts empty. Floods of one payload from many sources, beacons and discovery
+ * broadcasts cost one scan each instead of one per flow.
+ */
+#define YARA_CLEAN_CACHE_MAX (1u << 20)
+fh_err yara_scanner_set_clean_cache(yara_scanner *s, uint32_t entries);
+/* True when the last yara_scan() was answered from the clean cache. */
+bool yara_scanner_last_cached(const yara_scanner *s);
+
+/*
  * Scans data[0..len) and calls cb for every matching public rule. Returns the
  * number of matches reported (>= 0), or FH_ERR_LIMIT if the scan timed out
  * (no match is then reported) or libyara refused it otherwise, FH_ERR_NOMEM,

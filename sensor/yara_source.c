@@ -35,6 +35,7 @@ typedef struct {
     char *plain; /* text for the plain set (NULL until yara_sources_plain_init) */
     size_t len;
     bool format; /* imports a file-format module */
+    bool clock;  /* imports "time": a result may change with the clock */
 } ysrc;
 
 struct yara_sources {
@@ -156,16 +157,19 @@ static bool tok_is(const lexer *x, const char *word)
     return x->kind == TOK_IDENT && x->end - x->start == n && memcmp(x->t + x->start, word, n) == 0;
 }
 
+/* True when the string token at [start, end) (its quotes included) is "name". */
+static bool is_string(const char *t, size_t start, size_t end, const char *name)
+{
+    size_t n = strlen(name);
+
+    return end >= start + 2 && end - start == n + 2 && memcmp(t + start + 1, name, n) == 0;
+}
+
 static bool is_format_module(const char *t, size_t start, size_t end)
 {
-    /* a string token: the quotes are at start and end - 1 */
-    if (end < start + 2)
-        return false;
-    for (size_t i = 0; i < sizeof(format_modules) / sizeof(format_modules[0]); i++) {
-        size_t n = strlen(format_modules[i]);
-        if (end - start == n + 2 && memcmp(t + start + 1, format_modules[i], n) == 0)
+    for (size_t i = 0; i < sizeof(format_modules) / sizeof(format_modules[0]); i++)
+        if (is_string(t, start, end, format_modules[i]))
             return true;
-    }
     return false;
 }
 
@@ -188,9 +192,11 @@ static unsigned line_of(const char *t, size_t off)
 /*
  * Walks the top level of text: imports of format modules are blanked (when blank_imports)
  * and reported; the rule spanning `line` (when line > 0) is blanked. Returns the number of
- * format imports seen; *hit tells whether a rule was found at line.
+ * format imports seen; *hit tells whether a rule was found at line, *clock (when not NULL)
+ * whether "time" is imported.
  */
-static unsigned walk(char *text, size_t len, bool blank_imports, unsigned line, bool *hit)
+static unsigned walk(char *text, size_t len, bool blank_imports, unsigned line, bool *hit,
+                     bool *clock)
 {
     lexer x = {.t = text, .len = len};
     unsigned imports = 0;
@@ -203,10 +209,14 @@ static unsigned walk(char *text, size_t len, bool blank_imports, unsigned line, 
     while (lex_next(&x) != TOK_EOF) {
         if (depth == 0 && !in_rule_head && tok_is(&x, "import")) {
             size_t s = x.start;
-            if (lex_next(&x) == TOK_STRING && is_format_module(text, x.start, x.end)) {
+            if (lex_next(&x) != TOK_STRING)
+                continue;
+            if (is_format_module(text, x.start, x.end)) {
                 imports++;
                 if (blank_imports)
                     blank(text, s, x.end);
+            } else if (clock && is_string(text, x.start, x.end, "time")) {
+                *clock = true;
             }
             continue;
         }
@@ -328,7 +338,7 @@ static ysrc *load(yara_sources *s, const char *key, const char *path)
     }
     r->text = text;
     r->len = len;
-    r->format = walk(text, len, false, 0, NULL) > 0;
+    r->format = walk(text, len, false, 0, NULL, &r->clock) > 0;
     s->n++;
     return r;
 }
@@ -393,6 +403,14 @@ bool yara_sources_have_format(const yara_sources *s)
     return false;
 }
 
+bool yara_sources_use_clock(const yara_sources *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].clock)
+            return true;
+    return false;
+}
+
 bool yara_sources_plain_init(yara_sources *s)
 {
     for (size_t i = 0; i < s->n; i++) {
@@ -403,7 +421,7 @@ bool yara_sources_plain_init(yara_sources *s)
             return false;
         memcpy(r->plain, r->text, r->len + 1);
         if (r->format)
-            walk(r->plain, r->len, true, 0, NULL);
+            walk(r->plain, r->len, true, 0, NULL, NULL);
     }
     s->plain = true;
     return true;
@@ -416,6 +434,6 @@ bool yara_sources_plain_drop_rule(yara_sources *s, const char *key, int line)
 
     if (!r || !r->plain || line <= 0)
         return false;
-    walk(r->plain, r->len, false, (unsigned)line, &hit);
+    walk(r->plain, r->len, false, (unsigned)line, &hit, NULL);
     return hit;
 }

@@ -26,6 +26,9 @@ const char *yara_sources_error(const yara_sources *s);
 
 /* True when a source imports pe, elf, dotnet, macho or dex. */
 bool yara_sources_have_format(const yara_sources *s);
+/* True when a source imports "time": the same data may then match at one time and not at
+ * another (yara_scan.c keeps no clean cache for such a set). */
+bool yara_sources_use_clock(const yara_sources *s);
 /* Makes the plain texts: the sources with the imports of those modules blanked out. */
 bool yara_sources_plain_init(yara_sources *s);
 /* Blanks, in the plain text of the source libyara calls key, the rule spanning line. False

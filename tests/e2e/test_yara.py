@@ -350,3 +350,49 @@ def test_sensor_to_correlator_l3_12(sensor_bin, correlator, testdata, tmp_path):
     ev = json.loads(a["evidence"][0]["event"])
     assert ev["event_type"] == "yara" and ev["yara"]["rule"] == EICAR_RULE
     assert a["evidence"][0]["community_id"] == ev["community_id"]
+
+
+def test_clean_cache_floods(run_sensor, tmp_path, validator):
+    """yara.clean_cache: a flood of one payload from 300 spoofed sources (a new flow per
+    packet) is scanned about once; a payload that matches is scanned, and reported, in every
+    flow; the events are the same as with the cache off."""
+    pytest.importorskip("scapy.all")
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
+
+    eicar = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+    pkts = []
+    t = 1700000000.0
+    for i in range(300):  # the clean flood
+        p = Ether() / IP(src="198.51.%d.%d" % (i // 250, 1 + i % 250), dst="10.1.1.1") / \
+            UDP(sport=40000 + i, dport=1900) / Raw(b"M-SEARCH * HTTP/1.1\r\nMX: 1\r\n\r\n")
+        p.time = t + i * 0.001
+        pkts.append(p)
+    for i in range(20):  # the same matching payload in 20 flows
+        p = Ether() / IP(src="203.0.113.%d" % (1 + i), dst="10.1.1.2") / \
+            UDP(sport=50000 + i, dport=9999) / Raw(eicar)
+        p.time = t + 1 + i * 0.001
+        pkts.append(p)
+    path = tmp_path / "flood.pcap"
+    wrpcap(str(path), pkts)
+
+    runs = {}
+    for entries in (0, 4096):
+        events, err, rc = run_sensor(["-r", str(path), "--threads", "1", "--yara-rules", RULES,
+                                      "--set",
+                                      "yara.udp_datagrams=1", "--set",
+                                      "yara.clean_cache=%d" % entries])
+        assert rc == 0, err
+        validator(events)
+        runs[entries] = events
+    off, on = runs[0][-1]["stats"]["yara"], runs[4096][-1]["stats"]["yara"]
+    assert off["scans"] == on["scans"] == 320
+    assert off["cache_hits"] == 0
+    assert on["cache_hits"] == 299  # every flood packet but the first (one worker, one cache)
+    assert on["matches"] == off["matches"] == 20
+
+    def hits(events):
+        return sorted((e["src_ip"], e["yara"]["rule"], json.dumps(e["yara"]["strings"]))
+                      for e in yara_events(events))
+    assert len(hits(runs[4096])) == 20
+    assert hits(runs[4096]) == hits(runs[0])
+    assert {h[1] for h in hits(runs[4096])} == {EICAR_RULE}

@@ -850,6 +850,85 @@ static void test_format_module_split(void **state)
     rm_tmpdir(dir, names);
 }
 
+/* The clean cache: clean buffers are answered without a scan the second time, exactly
+ * (same bytes, same length); a buffer with a match is scanned and reported every time;
+ * eviction, off, and never for a set that imports "time". */
+static void test_clean_cache(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"a.yar", "t.yar", NULL};
+    char dir[PATH_LEN], path[PATH_LEN];
+    seen_t seen = {0};
+    static const char clean[] = "an ordinary datagram, nothing to see";
+    static const char other[] = "an ordinary datagram, nothing to seE";
+    static const char bad[] = "xx fenghuo-cache-bad xx";
+
+    make_tmpdir(dir, sizeof(dir));
+    join(path, sizeof(path), dir, "a.yar");
+    write_file(path, "rule cache_bad { strings: $a = \"fenghuo-cache-bad\" condition: $a }\n");
+    yara_rules *r = load_ok(path);
+    yara_scanner *sc = yara_scanner_new(r);
+    assert_non_null(sc);
+
+    /* off by default */
+    assert_int_equal(scan(sc, clean, strlen(clean), &seen), 0);
+    assert_int_equal(scan(sc, clean, strlen(clean), &seen), 0);
+    assert_false(yara_scanner_last_cached(sc));
+
+    assert_int_equal(yara_scanner_set_clean_cache(sc, 16), FH_OK);
+    assert_int_equal(scan(sc, clean, strlen(clean), &seen), 0);
+    assert_false(yara_scanner_last_cached(sc)); /* first time: scanned */
+    assert_int_equal(scan(sc, clean, strlen(clean), &seen), 0);
+    assert_true(yara_scanner_last_cached(sc));
+    /* one byte different, or a prefix: scanned */
+    assert_int_equal(scan(sc, other, strlen(other), &seen), 0);
+    assert_false(yara_scanner_last_cached(sc));
+    assert_int_equal(scan(sc, clean, strlen(clean) - 1, &seen), 0);
+    assert_false(yara_scanner_last_cached(sc));
+    /* a match is never cached: reported with its strings each time */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(scan(sc, bad, strlen(bad), &seen), 1);
+        assert_false(yara_scanner_last_cached(sc));
+        assert_true(seen_rule(&seen, "cache_bad"));
+        assert_non_null(strstr(seen.json[0], "\"offset\":3"));
+    }
+    /* the empty buffer is a buffer like any other */
+    assert_int_equal(scan(sc, NULL, 0, &seen), 0);
+    assert_int_equal(scan(sc, NULL, 0, &seen), 0);
+    assert_true(yara_scanner_last_cached(sc));
+
+    /* one entry: the next clean buffer takes its place */
+    assert_int_equal(yara_scanner_set_clean_cache(sc, 1), FH_OK);
+    scan(sc, clean, strlen(clean), &seen);
+    scan(sc, clean, strlen(clean), &seen);
+    assert_true(yara_scanner_last_cached(sc));
+    scan(sc, other, strlen(other), &seen);
+    scan(sc, clean, strlen(clean), &seen);
+    assert_false(yara_scanner_last_cached(sc));
+
+    /* 0: off again */
+    assert_int_equal(yara_scanner_set_clean_cache(sc, 0), FH_OK);
+    scan(sc, clean, strlen(clean), &seen);
+    scan(sc, clean, strlen(clean), &seen);
+    assert_false(yara_scanner_last_cached(sc));
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+
+    /* a set whose results follow the clock keeps no cache */
+    join(path, sizeof(path), dir, "t.yar");
+    write_file(path, "import \"time\"\n"
+                     "rule late { condition: time.now() < 0 }\n");
+    r = load_ok(path);
+    sc = yara_scanner_new(r);
+    assert_int_equal(yara_scanner_set_clean_cache(sc, 16), FH_OK);
+    scan(sc, clean, strlen(clean), &seen);
+    assert_int_equal(scan(sc, clean, strlen(clean), &seen), 0);
+    assert_false(yara_scanner_last_cached(sc));
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+    rm_tmpdir(dir, names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -865,6 +944,7 @@ int main(void)
         cmocka_unit_test(test_swap_while_scanning),
         cmocka_unit_test(test_shared_rules),
         cmocka_unit_test(test_format_module_split),
+        cmocka_unit_test(test_clean_cache),
     };
     return cmocka_run_group_tests_name("yara", tests, setup, teardown);
 }
