@@ -175,7 +175,8 @@ cmd() {
         --set yara.clean_cache=0) ;;
     noapp) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set http.enabled=false
         --set tls.enabled=false --set smb.enabled=false --set dns.enabled=false
-        --set ftp.enabled=false --set krb5.enabled=false --set files.raw_tcp=false) ;;
+        --set ftp.enabled=false --set krb5.enabled=false --set smtp.enabled=false
+        --set files.raw_tcp=false) ;;
     nogeo) CMD=("$SENSOR" -r "$BIG" -w /dev/null) ;;
     nodpi) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set dpi.enabled=false) ;;
     bare) CMD=("$SENSOR" -r "$BIG" -w /dev/null --set dpi.enabled=false) ;;
@@ -421,7 +422,7 @@ threads_report() {
 }
 
 # parsers_report: the cost of the application parsers (HTTP with libhtp, files with
-# libmagic and SHA-256, the TLS record layer, SMB/DCE-RPC, DNS, FTP, Kerberos, files in raw
+# libmagic and SHA-256, the TLS record layer, SMB/DCE-RPC, DNS, FTP, Kerberos, SMTP with GMime, files in raw
 # streams), all on in "DPI + GeoIP" and in the YARA rows.
 parsers_report() {
     echo
@@ -430,7 +431,7 @@ parsers_report() {
         return
     fi
     awk -v on="${WALL[full]}" -v off="${WALL[noapp]}" -v p="$PKTS" 'BEGIN {
-        printf "Application parsers (HTTP, files, TLS records, SMB/DCE-RPC, DNS, FTP, Kerberos, raw-stream files;\n  on in every row but \"no parsers\"):\n"
+        printf "Application parsers (HTTP, files, TLS records, SMB/DCE-RPC, DNS, FTP, Kerberos, SMTP, raw-stream files;\n  on in every row but \"no parsers\"):\n"
         printf "  %-38s %.2fx  (%.0f vs %.0f packets/s; below 1: the parsers cost)\n",
             "parsers on vs off:", off / on, p / on, p / off }'
 }

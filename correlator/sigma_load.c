@@ -168,7 +168,7 @@ static const char *const eve_fields[] = {
     "alert.",       "fileinfo.",     "src_asset.",     "dest_asset.",  "ftp.",
     "smtp.",        "rdp.",          "krb5.",          "snmp.",        "dhcp.",
     "quic.",        "mqtt.",         "login.",         "arp.",         "file.",
-    "ipv6_ra.",     "dcerpc.",
+    "ipv6_ra.",     "dcerpc.",       "email.",
 };
 
 /*
@@ -224,7 +224,7 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
                     {"ssl", "tls"},        {"x509", "tls"},        {"ssh", "ssh"},
                     {"smb_files", "smb"},  {"smb_mapping", "smb"}, {"dce_rpc", "dcerpc"},
                     {"kerberos", "krb5"},  {"rdp", NULL},          {"ntlm", NULL},
-                    {"files", "fileinfo"}, {"ftp", "ftp"}};
+                    {"files", "fileinfo"}, {"ftp", "ftp"},         {"smtp", "smtp"}};
 
         for (size_t i = 0; service && i < sizeof(zeek) / sizeof(zeek[0]); i++)
             if (!strcasecmp(service, zeek[i].svc)) {
@@ -248,7 +248,7 @@ static bool logsource_event_type(ctx *c, yaml_node_t *ls, sigma_rule *r)
                     {"anomaly", "anomaly"}, {"smb", "smb"},       {"fileinfo", "fileinfo"},
                     {"arp", "arp"},         {"file", "fileinfo"}, {"ipv6_ra", "ipv6_ra"},
                     {"dcerpc", "dcerpc"},   {"ftp", "ftp"},       {"krb5", "krb5"},
-                    {"kerberos", "krb5"}};
+                    {"kerberos", "krb5"},   {"smtp", "smtp"},     {"email", "smtp"}};
 
         for (size_t i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
             if (!strcasecmp(category, cats[i].cat)) {

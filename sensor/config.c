@@ -128,6 +128,12 @@ static const opt_def options[] = {
     {"ftp.enabled", OPT_BOOL, OFF(ftp_enabled), 0,
      "an ftp event for the file and data-connection commands of FTP control connections "
      "(port 21), with PORT/EPRT bounces flagged"},
+    {"smtp.enabled", OPT_BOOL, OFF(smtp_enabled), 0,
+     "an smtp event per message of SMTP sessions (ports 25, 587, 2525, or opened with "
+     "EHLO/HELO) with its envelope and headers, and a fileinfo per attachment (GMime)"},
+    {"smtp.max_message", OPT_SIZE, OFF(smtp_max_message), 0,
+     "bytes of a message kept to read its MIME parts (bounded by yara.memcap); past it the "
+     "message is cut and its last attachment truncated"},
     {"krb5.enabled", OPT_BOOL, OFF(krb5_enabled), 0,
      "a krb5 event for every Kerberos message (port 88, UDP and TCP): tickets issued with "
      "RC4 or DES are flagged weak"},
@@ -196,6 +202,8 @@ void config_defaults(sensor_config *c)
     c->dns_enabled = true;
     c->ftp_enabled = true;
     c->krb5_enabled = true;
+    c->smtp_enabled = true;
+    c->smtp_max_message = (size_t)4 << 20;
     c->files_raw_tcp = true;
     c->tls_enabled = true;
     c->smb_enabled = true;

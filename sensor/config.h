@@ -84,15 +84,17 @@ typedef struct {
     size_t reasm_dir_cap;        /* out-of-order TCP segments per direction */
 
     /* Application parsers (http.c) and files (files.c), docs/events.md. */
-    bool http_enabled;      /* HTTP/1.x transactions with libhtp */
-    bool dns_enabled;       /* every DNS message of UDP port 53 flows (dns.c) */
-    bool ftp_enabled;       /* FTP control commands (ftp.c) */
-    bool krb5_enabled;      /* Kerberos messages (krb5.c) */
-    bool files_raw_tcp;     /* files that are a whole TCP stream (payload.c) */
-    bool tls_enabled;       /* TLS record-layer anomalies (tls_records.c) */
-    bool smb_enabled;       /* SMB2 shares, admin-share files, DCE-RPC binds and operations */
-    size_t http_depth;      /* bytes of each direction of an HTTP flow parsed */
-    size_t files_max_bytes; /* first bytes of a file typed (libmagic) and scanned (YARA) */
+    bool http_enabled;       /* HTTP/1.x transactions with libhtp */
+    bool dns_enabled;        /* every DNS message of UDP port 53 flows (dns.c) */
+    bool ftp_enabled;        /* FTP control commands (ftp.c) */
+    bool krb5_enabled;       /* Kerberos messages (krb5.c) */
+    bool smtp_enabled;       /* SMTP messages and their attachments (smtp.c, mime.c) */
+    size_t smtp_max_message; /* bytes of a message kept for its MIME parts */
+    bool files_raw_tcp;      /* files that are a whole TCP stream (payload.c) */
+    bool tls_enabled;        /* TLS record-layer anomalies (tls_records.c) */
+    bool smb_enabled;        /* SMB2 shares, admin-share files, DCE-RPC binds and operations */
+    size_t http_depth;       /* bytes of each direction of an HTTP flow parsed */
+    size_t files_max_bytes;  /* first bytes of a file typed (libmagic) and scanned (YARA) */
 
     /* Worker threads (pipeline.h): 0 = one per online CPU, 1 = none (capture thread only). */
     uint32_t threads;

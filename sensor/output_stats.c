@@ -143,6 +143,7 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
         jbuf_u64(b, "bytes", w.file_bytes);
         jbuf_u64(b, "typed_by_signature", w.files_sniffed);
         jbuf_u64(b, "raw_tcp", w.raw_files);
+        jbuf_u64(b, "smb", w.smb_files);
         jbuf_obj_close(b);
     }
     if (pl->cfg->ftp_enabled) {
@@ -150,6 +151,15 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
         jbuf_u64(b, "flows", w.ftp_flows);
         jbuf_u64(b, "events", w.ftp_events);
         jbuf_u64(b, "bounces", w.ftp_bounces);
+        jbuf_obj_close(b);
+    }
+    if (pl->cfg->smtp_enabled) {
+        jbuf_obj_open(b, "smtp");
+        jbuf_u64(b, "flows", w.smtp_flows);
+        jbuf_u64(b, "messages", w.smtp_messages);
+        jbuf_u64(b, "attachments", w.smtp_attachments);
+        jbuf_u64(b, "cut", w.smtp_cut);
+        jbuf_u64(b, "mime_errors", w.smtp_mime_errors);
         jbuf_obj_close(b);
     }
     if (pl->cfg->krb5_enabled) {

@@ -25,6 +25,9 @@
 #include "krb5.h"
 #include "http.h"
 #include "smb.h"
+#include "mime.h"
+#include "smb_files.h"
+#include "smtp.h"
 #include "tls_records.h"
 
 /*
@@ -50,7 +53,7 @@ typedef struct {
     uint8_t done[2];     /* reassembly over: nothing more is delivered */
     uint8_t raw_done[2]; /* the scan buffer was scanned (or YARA is off) */
     uint8_t trunc[2];    /* payload not buffered (yara.memcap) */
-    uint8_t app; /* APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_FTP, APP_KRB5, APP_NONE */
+    uint8_t app;         /* APP_UNDECIDED, APP_HTTP, ... APP_NONE */
     http_conn *http;
     tls_records *tls;
     smb_state *smb;
@@ -65,6 +68,11 @@ typedef struct {
     uint8_t head_len[2];
     uint8_t fstate[2]; /* RAW_UNDECIDED, RAW_FILE, RAW_NONE */
     fh_file *rawfile[2];
+    smb_files *smbfiles; /* the files of an SMB flow (smb.c's slots), made on the first */
+    smtp_state *smtp;
+    uint8_t *msg; /* the SMTP message being read (smtp.max_message at most) */
+    uint32_t msg_len, msg_cap;
+    bool msg_cut; /* bytes of it were not kept */
 } flow_payload;
 
 enum { RAW_UNDECIDED, RAW_FILE, RAW_NONE };
@@ -72,7 +80,7 @@ enum { RAW_UNDECIDED, RAW_FILE, RAW_NONE };
 
 #define SCAN_BUF_MIN 4096
 
-enum { APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_FTP, APP_KRB5, APP_NONE };
+enum { APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_FTP, APP_KRB5, APP_SMTP, APP_NONE };
 
 typedef struct {
     pworker *p;
@@ -97,7 +105,9 @@ static void payload_account(pworker *p, flow *f)
               (fp->krb ? 2 * sizeof(krb5_stream) + (fp->krb[0].buf ? fp->krb[0].need : 0) +
                              (fp->krb[1].buf ? fp->krb[1].need : 0)
                        : 0) +
-              (fp->rawfile[0] ? sizeof(fh_file) : 0) + (fp->rawfile[1] ? sizeof(fh_file) : 0);
+              (fp->rawfile[0] ? sizeof(fh_file) : 0) + (fp->rawfile[1] ? sizeof(fh_file) : 0) +
+              (fp->smbfiles ? smb_files_mem(fp->smbfiles) : 0) +
+              (fp->smtp ? sizeof(smtp_state) : 0) + fp->msg_cap;
     flow_set_payload_mem(&p->flows, f, mem > UINT32_MAX ? UINT32_MAX : (uint32_t)mem);
 }
 
@@ -120,8 +130,8 @@ static void free_scan_buf(payload_worker *w, flow_payload *fp, int dir)
     fp->len[dir] = 0;
 }
 
-/* The server port decides FTP and Kerberos (their servers may speak first); otherwise the
- * first bytes to the server decide: HTTP, TLS, SMB or none. */
+/* The server port decides FTP, Kerberos and SMTP (their servers may speak first); otherwise
+ * the first bytes to the server decide: HTTP, TLS, SMB, SMTP or none. */
 static void app_decide(pworker *p, flow *f, flow_payload *fp, int dir, const uint8_t *data,
                        uint32_t len)
 {
@@ -139,6 +149,16 @@ static void app_decide(pworker *p, flow *f, flow_payload *fp, int dir, const uin
         fp->krb = calloc(2, sizeof(*fp->krb));
         if (fp->krb)
             fp->app = APP_KRB5;
+        return;
+    }
+    if (p->pw.smtp && (f->srv_port == 25 || f->srv_port == 587 || f->srv_port == 2525 ||
+                       (dir == FLOW_TOSERVER && smtp_is_start(data, len)))) {
+        fp->smtp = malloc(sizeof(*fp->smtp));
+        if (fp->smtp) {
+            smtp_init(fp->smtp);
+            fp->app = APP_SMTP;
+            p->pw.cnt.smtp_flows++;
+        }
         return;
     }
     if (dir != FLOW_TOSERVER)
@@ -165,6 +185,212 @@ static void app_decide(pworker *p, flow *f, flow_payload *fp, int dir, const uin
 }
 
 /* An SMB2 / DCE-RPC fact (smb.c): an smb event (shares, files) or a dcerpc event. */
+/* ---- SMTP ------------------------------------------------------------------ */
+
+/* Frees the message buffer of an SMTP flow. */
+static void smtp_msg_free(payload_worker *w, flow_payload *fp)
+{
+    w->buf_mem -= fp->msg_cap;
+    free(fp->msg);
+    fp->msg = NULL;
+    fp->msg_len = fp->msg_cap = 0;
+    fp->msg_cut = false;
+}
+
+/* Keeps the message's next bytes, up to smtp.max_message and within yara.memcap. */
+static void smtp_msg_append(payload_worker *w, flow_payload *fp, const uint8_t *data, size_t n)
+{
+    if (fp->msg_cut)
+        return;
+    if (n > w->smtp_max - fp->msg_len) {
+        n = w->smtp_max - fp->msg_len;
+        fp->msg_cut = true;
+    }
+    if (fp->msg_len + n > fp->msg_cap) {
+        uint32_t nc = fp->msg_cap ? fp->msg_cap : 16384;
+        uint8_t *nb;
+
+        while (nc < fp->msg_len + n)
+            nc = nc > w->smtp_max / 2 ? w->smtp_max : nc * 2;
+        if (w->buf_mem - fp->msg_cap + nc > w->memcap || !(nb = realloc(fp->msg, nc))) {
+            w->cnt.memcap_drops++;
+            w->cnt.memcap_drop_bytes += n;
+            fp->msg_cut = true;
+            return;
+        }
+        w->buf_mem = w->buf_mem - fp->msg_cap + nc;
+        if (w->buf_mem > w->buf_mem_peak)
+            w->buf_mem_peak = w->buf_mem;
+        fp->msg = nb;
+        fp->msg_cap = nc;
+    }
+    memcpy(fp->msg + fp->msg_len, data, n);
+    fp->msg_len += (uint32_t)n;
+}
+
+typedef struct {
+    scan_ctx *c;
+    const smtp_envelope *env;
+    bool truncated; /* the message did not end, or was cut: its last attachment is cut */
+    unsigned n;
+    char names[SMTP_MAX_ATTACHMENTS][256];
+    mime_result result;
+    fh_file last; /* the last attachment read, closed when the next comes or at the end */
+} smtp_read;
+
+/* The "smtp" object: the envelope. */
+static void put_envelope(jbuf *b, const smtp_envelope *env)
+{
+    jbuf_obj_open(b, "smtp");
+    if (env->helo[0])
+        jbuf_str(b, "helo", env->helo);
+    if (env->mail_from[0])
+        jbuf_str(b, "mail_from", env->mail_from);
+    jbuf_arr_open(b, "rcpt_to");
+    for (uint32_t i = 0; i < env->nrcpt && i < SMTP_MAX_RCPT; i++)
+        jbuf_str(b, NULL, env->rcpt[i]);
+    jbuf_arr_close(b);
+    if (env->nrcpt > SMTP_MAX_RCPT)
+        jbuf_u64(b, "rcpt_count", env->nrcpt);
+    jbuf_obj_close(b);
+}
+
+static void smtp_file_ctx(jbuf *b, void *arg)
+{
+    put_envelope(b, arg);
+}
+
+/* Ends the last attachment read: its fileinfo event (and yara events), source smtp. */
+static void close_attachment(smtp_read *r, bool complete)
+{
+    scan_ctx *c = r->c;
+
+    if (r->last.open) /* tx_id: the message's number in the session, from 0 */
+        file_close(c->p, c->f, &r->last, c->ts_us, "smtp", c->fp->smtp->messages - 1, complete,
+                   smtp_file_ctx, (void *)r->env);
+}
+
+/* An attachment (mime.c). The one before it is complete; this one is, unless it is the
+ * last of a message that was cut (the cut is in it, or after it: it cannot be told). */
+static void on_attachment(const mime_attachment *a, void *arg)
+{
+    smtp_read *r = arg;
+    scan_ctx *c = r->c;
+    const char *name = a->filename ? a->filename : "";
+
+    close_attachment(r, true);
+    c->p->pw.cnt.smtp_attachments++;
+    if (r->n < SMTP_MAX_ATTACHMENTS)
+        snprintf(r->names[r->n], sizeof(r->names[0]), "%s", name);
+    r->n++;
+    file_open(c->p, &r->last, FLOW_TOSERVER, name[0] ? name : NULL, strlen(name));
+    file_declared_type(&r->last, a->content_type, strlen(a->content_type));
+    file_data(c->p, &r->last, a->data, a->len);
+}
+
+/* The message's header fields (mime.c), then the smtp event. */
+static void write_smtp_event(smtp_read *r, const mime_headers *h)
+{
+    pworker *p = r->c->p;
+    jbuf *b = &p->jb;
+    char cid[COMMUNITY_ID_LEN];
+    static const char *const status[] = {"PARSE_DONE", "TOO_COMPLEX", "PARSE_ERROR"};
+
+    jbuf_reset(b);
+    eve_flow_header(p, b, r->c->f, r->c->ts_us, "smtp", cid);
+    put_envelope(b, r->env);
+    jbuf_obj_open(b, "email");
+    jbuf_str(b, "status", status[r->result]);
+    if (r->truncated)
+        jbuf_bool(b, "truncated", true);
+    if (h) {
+        if (h->from)
+            jbuf_str(b, "from", h->from);
+        if (h->to)
+            jbuf_str(b, "to", h->to);
+        if (h->cc)
+            jbuf_str(b, "cc", h->cc);
+        if (h->subject)
+            jbuf_str(b, "subject", h->subject);
+        if (h->message_id)
+            jbuf_str(b, "message_id", h->message_id);
+        if (h->x_mailer)
+            jbuf_str(b, "x_mailer", h->x_mailer);
+    }
+    if (r->n) {
+        jbuf_arr_open(b, "attachment");
+        for (unsigned i = 0; i < r->n && i < SMTP_MAX_ATTACHMENTS; i++)
+            jbuf_str(b, NULL, r->names[i]);
+        jbuf_arr_close(b);
+        if (r->n > SMTP_MAX_ATTACHMENTS)
+            jbuf_u64(b, "attachment_count", r->n);
+    }
+    jbuf_obj_close(b);
+    jbuf_obj_close(b);
+    eve_emit(p, "smtp", cid);
+}
+
+static void on_headers(const mime_headers *h, void *arg)
+{
+    smtp_read *r = arg;
+
+    close_attachment(r, !r->truncated);
+    write_smtp_event(r, h);
+}
+
+/* The envelope and message bytes of an SMTP session (smtp.c). */
+static void on_smtp_ev(const smtp_ev *e, void *arg)
+{
+    scan_ctx *c = arg;
+    payload_worker *w = &c->p->pw;
+    flow_payload *fp = c->fp;
+    smtp_read r = {.c = c, .env = e->env};
+    mime_callbacks cb = {on_attachment, on_headers, &r};
+
+    if (e->kind == SMTP_EV_BEGIN) {
+        smtp_msg_free(w, fp);
+        return;
+    }
+    if (e->kind == SMTP_EV_BODY) {
+        smtp_msg_append(w, fp, e->data, e->len);
+        return;
+    }
+    w->cnt.smtp_messages++;
+    r.truncated = !e->complete || fp->msg_cut;
+    w->cnt.smtp_cut += fp->msg_cut;
+    r.result = mime_parse(fp->msg ? fp->msg : (const uint8_t *)"", fp->msg_len, &cb);
+    close_attachment(&r, !r.truncated); /* when no headers callback came */
+    if (r.result != MIME_OK) {
+        w->cnt.smtp_mime_errors++;
+        write_smtp_event(&r, NULL);
+    }
+    smtp_msg_free(w, fp);
+    payload_account(c->p, c->f);
+}
+
+/* File data, gaps and ends of an SMB flow (smb.c), to smb_files.c. */
+static void on_smb_file(scan_ctx *c, const smb_ev *e)
+{
+    flow_payload *fp = c->fp;
+    const smb_file *sf = smb_file_at(fp->smb, e->file);
+
+    if (!fp->smbfiles) {
+        if (e->kind != SMB_EV_FILE_DATA || !sf)
+            return;
+        fp->smbfiles = calloc(1, sizeof(*fp->smbfiles));
+        if (!fp->smbfiles)
+            return;
+    }
+    if (e->kind == SMB_EV_FILE_CLOSE)
+        smb_files_close(c->p, c->f, fp->smbfiles, e->file, sf ? sf->share : NULL, e->complete,
+                        c->ts_us);
+    else if (e->kind == SMB_EV_FILE_GAP)
+        smb_files_gap(fp->smbfiles, e->file);
+    else if (sf)
+        smb_files_data(c->p, fp->smbfiles, e->file, e->dir == 0 ? FLOW_TOSERVER : FLOW_TOCLIENT,
+                       sf->name, e->offset, e->data, e->len);
+}
+
 static void on_smb_ev(const smb_ev *e, void *arg)
 {
     scan_ctx *c = arg;
@@ -174,13 +400,21 @@ static void on_smb_ev(const smb_ev *e, void *arg)
     bool smb = e->kind == SMB_EV_TREE || e->kind == SMB_EV_CREATE;
     const char *type = smb ? "smb" : "dcerpc";
 
+    if (e->kind == SMB_EV_FILE_DATA || e->kind == SMB_EV_FILE_GAP || e->kind == SMB_EV_FILE_CLOSE) {
+        on_smb_file(c, e);
+        return;
+    }
+
     p->pw.cnt.smb_events++;
     jbuf_reset(b);
     eve_flow_header(p, b, c->f, c->ts_us, type, cid);
     if (smb) {
         jbuf_obj_open(b, "smb");
-        jbuf_str(b, "command",
-                 e->kind == SMB_EV_TREE ? "SMB2_COMMAND_TREE_CONNECT" : "SMB2_COMMAND_CREATE");
+        static const char *const commands[2][2] = {
+            {"SMB2_COMMAND_TREE_CONNECT", "SMB2_COMMAND_CREATE"},
+            {"SMB1_COMMAND_TREE_CONNECT_ANDX", "SMB1_COMMAND_NT_CREATE_ANDX"}};
+
+        jbuf_str(b, "command", commands[e->smb1][e->kind == SMB_EV_CREATE]);
         if (e->share)
             jbuf_str(b, "share", e->share);
         if (e->filename)
@@ -452,6 +686,8 @@ static bool app_wants(const payload_worker *w, const flow_payload *fp, int dir)
         return !ftp_done(fp->ftp);
     if (fp->app == APP_KRB5)
         return !fp->krb[0].broken || !fp->krb[1].broken;
+    if (fp->app == APP_SMTP)
+        return dir == FLOW_TOSERVER && fp->smtp->mode != SMTP_MODE_DONE;
     return fp->app == APP_TLS && !tls_records_done(fp->tls);
 }
 
@@ -505,6 +741,8 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
         smb_data(fp->smb, d, data, len, (flags & REASM_F_GAP) != 0, on_smb_ev, c);
     else if (fp->krb)
         krb5_stream_data(&fp->krb[d], data, len, (flags & REASM_F_GAP) != 0, on_krb5_msg, c);
+    else if (fp->smtp && d == FLOW_TOSERVER)
+        smtp_data(fp->smtp, data, len, (flags & REASM_F_GAP) != 0, on_smtp_ev, c);
     else if (fp->ftp && d == FLOW_TOSERVER)
         ftp_data(fp->ftp, c->f->cli, c->f->ip_version, data, len, (flags & REASM_F_GAP) != 0,
                  on_ftp_ev, c);
@@ -863,6 +1101,15 @@ void payload_flow_end(pworker *p, flow *f)
         http_conn_close(fp->http, f->last_us);
         fp->http = NULL;
     }
+    if (fp->smtp) {
+        scan_ctx c = {p, f, fp, FLOW_TOSERVER, f->last_us, 0, false};
+        smtp_end(fp->smtp, on_smtp_ev, &c); /* a message still being read */
+    }
+    for (int i = 0; fp->smbfiles && i < SMB_MAX_FILES; i++) {
+        const smb_file *sf = smb_file_at(fp->smb, i);
+        /* never closed by the client */
+        smb_files_close(p, f, fp->smbfiles, i, sf ? sf->share : NULL, false, f->last_us);
+    }
 }
 
 /* True when the flow's transactions are parsed by http.c (nDPI's http event is then not written).
@@ -903,6 +1150,16 @@ fh_err payload_worker_init(payload_worker *w, const sensor_config *cfg, unsigned
     w->krb5 = cfg->krb5_enabled;
     if (w->ftp || w->krb5)
         w->active = true;
+    w->smtp = cfg->smtp_enabled;
+    w->smtp_max = cfg->smtp_max_message > UINT32_MAX / 2 ? UINT32_MAX / 2
+                  : cfg->smtp_max_message                ? (uint32_t)cfg->smtp_max_message
+                                                         : 1;
+    if (w->smtp) {
+        w->active = true;
+        mime_init();
+        if (rc.depth < w->smtp_max + (64u << 10))
+            rc.depth = w->smtp_max + (64u << 10);
+    }
     w->raw_files = cfg->files_raw_tcp;
     if (w->raw_files) {
         w->active = true;
@@ -989,6 +1246,12 @@ void payload_release(pworker *p, flow *f)
         krb5_stream_free(&fp->krb[1]);
         free(fp->krb);
     }
+    if (fp->msg)
+        smtp_msg_free(&p->pw, fp);
+    free(fp->smtp);
+    if (fp->smbfiles)
+        smb_files_discard(p, fp->smbfiles);
+    free(fp->smbfiles);
     free(fp->smb);
     free(fp->seen);
     free(fp);

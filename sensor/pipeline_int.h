@@ -31,8 +31,11 @@ typedef struct {
     uint64_t smb_flows, smb_events;                        /* smb.c */
     uint64_t dns_queries, dns_answers, dns_malformed;      /* dns.c */
     uint64_t raw_files;                                    /* streams that are a file */
+    uint64_t smb_files;                                    /* files read or written over SMB */
     uint64_t ftp_flows, ftp_events, ftp_bounces;           /* ftp.c */
     uint64_t krb5_messages, krb5_weak_tickets;             /* krb5.c */
+    uint64_t smtp_flows, smtp_messages, smtp_attachments;  /* smtp.c, mime.c */
+    uint64_t smtp_cut, smtp_mime_errors;
 } payload_counters;
 
 /*
@@ -63,6 +66,8 @@ typedef struct {
     bool dns;                 /* dns.enabled: every DNS message of port 53 (dns.c) */
     bool ftp;                 /* ftp.enabled: FTP control commands (ftp.c) */
     bool krb5;                /* krb5.enabled: Kerberos messages (krb5.c) */
+    bool smtp;                /* smtp.enabled: SMTP messages (smtp.c, mime.c) */
+    uint32_t smtp_max;        /* smtp.max_message */
     bool raw_files;           /* files.raw_tcp: files that are a whole TCP stream */
     bool active;              /* reassembly on: YARA rules or an application parser */
     payload_counters cnt;

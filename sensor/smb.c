@@ -8,8 +8,19 @@
 #include <strings.h>
 
 enum { NBSS_HDR = 4, RPC_HDR = 10 };
-enum { SMB2_TREE_CONNECT = 3, SMB2_CREATE = 5, SMB2_WRITE = 9, SMB2_IOCTL = 11 };
-#define FSCTL_PIPE_TRANSCEIVE 0x0011C017u
+enum {
+    SMB2_TREE_CONNECT = 3,
+    SMB2_CREATE = 5,
+    SMB2_CLOSE = 6,
+    SMB2_READ = 8,
+    SMB2_WRITE = 9,
+    SMB2_IOCTL = 11
+};
+/* Bytes of a message that decide whether it carries file data: the SMB2 header and a
+ * WRITE request's fixed part (a READ response's is shorter). */
+enum { FILE_DECIDE = 64 + 32 };
+#define STATUS_BUFFER_OVERFLOW 0x80000005u
+#define FSCTL_PIPE_TRANSCEIVE  0x0011C017u
 
 static const struct {
     const char *uuid, *name;
@@ -79,6 +90,7 @@ bool smb_is_start(const uint8_t *d, size_t len)
 void smb_init(smb_state *s, const uint8_t *first, size_t len)
 {
     memset(s, 0, sizeof(*s));
+    s->d.fslot = s->r.fslot = -1;
     s->dcerpc_tcp = first && len >= 3 && first[0] == 5;
     if (s->dcerpc_tcp)
         s->r.done = true; /* nothing to read from the server */
@@ -87,6 +99,11 @@ void smb_init(smb_state *s, const uint8_t *first, size_t len)
 bool smb_done(const smb_state *s)
 {
     return s->d.done && s->r.done;
+}
+
+const smb_file *smb_file_at(const smb_state *s, int i)
+{
+    return i >= 0 && i < SMB_MAX_FILES && s->files[i].used ? &s->files[i] : NULL;
 }
 
 static bool seen_once(smb_state *s, const char *a, const char *b, uint32_t n)
@@ -148,6 +165,63 @@ static bool admin_share(const char *path)
     if (!n || s[n - 1] != '$')
         return false;
     return strcasecmp(s, "IPC$") != 0 && strcasecmp(s, "PRINT$") != 0;
+}
+
+static bool ipc_share(const char *path)
+{
+    const char *s = strrchr(path, '\\');
+
+    return strcasecmp(s ? s + 1 : path, "IPC$") == 0;
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static int file_find(const smb_state *s, const uint8_t *id)
+{
+    for (int i = 0; i < SMB_MAX_FILES; i++)
+        if (s->files[i].used && memcmp(s->files[i].id, id, 16) == 0)
+            return i;
+    return -1;
+}
+
+/* Ends the file in slot i: complete when its CLOSE was seen. */
+static void file_end(smb_state *s, int i, bool complete, smb_ev_cb cb, void *arg)
+{
+    smb_ev e = {.kind = SMB_EV_FILE_CLOSE, .file = i, .complete = complete};
+
+    cb(&e, arg);
+    s->files[i].used = false;
+    if (s->d.fslot == i)
+        s->d.fslot = -1;
+    if (s->r.fslot == i)
+        s->r.fslot = -1;
+    for (int k = 0; k < SMB_PENDING_READS; k++)
+        if (s->pending_read[k].file == i)
+            s->pending_read[k].used = false;
+}
+
+/* A CREATE response gave the FileId of a file the client named (name and share: a pending
+ * create's, arrays of the file's sizes). */
+static void file_new(smb_state *s, const uint8_t *id, const char name[256], const char share[128],
+                     smb_ev_cb cb, void *arg)
+{
+    int i = file_find(s, id);
+
+    if (i >= 0) {
+        file_end(s, i, false, cb, arg); /* the server gave the id again: the old one is over */
+    } else {
+        for (int k = 0; k < SMB_MAX_FILES && i < 0; k++)
+            if (!s->files[k].used)
+                i = k;
+        if (i < 0) {
+            i = (int)(s->next_evict++ % SMB_MAX_FILES);
+            file_end(s, i, false, cb, arg);
+        }
+    }
+    memcpy(s->files[i].id, id, 16);
+    memcpy(s->files[i].name, name, sizeof(s->files[i].name));
+    memcpy(s->files[i].share, share, sizeof(s->files[i].share));
+    s->files[i].used = true;
 }
 
 static const char *tree_path(const smb_state *s, uint32_t tree_id)
@@ -237,6 +311,114 @@ static void rpc_pdu(smb_state *s, const uint8_t *p, uint32_t n, const char *tran
     }
 }
 
+/* ---- what SMB1 and SMB2 share: trees, creates, reads, closes ------------------ */
+
+/* A TREE_CONNECT request for path: reported once, and kept until its response. */
+static void tree_request(smb_state *s, bool smb1, uint64_t msg_id, const char *path, smb_ev_cb cb,
+                         void *arg)
+{
+    uint32_t slot = (uint32_t)(msg_id % 4);
+    smb_ev e = {.kind = SMB_EV_TREE, .transport = "smb", .smb1 = smb1};
+
+    s->pending_tree[slot].msg_id = msg_id;
+    snprintf(s->pending_tree[slot].path, sizeof(s->pending_tree[slot].path), "%s", path);
+    e.share = path;
+    e.admin_share = admin_share(path);
+    if (seen_once(s, "tree", path, 0))
+        cb(&e, arg);
+}
+
+/* A successful TREE_CONNECT response: its request's path has the id tree_id. */
+static void tree_response(smb_state *s, uint64_t msg_id, uint32_t tree_id)
+{
+    for (int i = 0; i < 4; i++)
+        if (s->pending_tree[i].path[0] && s->pending_tree[i].msg_id == msg_id) {
+            uint32_t t = s->ntrees++ % 8;
+
+            s->trees[t].tree_id = tree_id;
+            memcpy(s->trees[t].path, s->pending_tree[i].path, sizeof(s->trees[t].path));
+            s->pending_tree[i].path[0] = '\0';
+        }
+}
+
+/* A CREATE request for name on the tree share (NULL when its connect was not seen): an
+ * event for admin shares, and a file to follow once the response gives its id. */
+static void create_request(smb_state *s, bool smb1, uint64_t msg_id, const char *share,
+                           const char *name, smb_ev_cb cb, void *arg)
+{
+    /* not on IPC$ (pipes); when the tree is unknown, not a bare pipe-like name (no dot, no
+     * directory) */
+    if (share ? !ipc_share(share) : strpbrk(name, ".\\") != NULL) {
+        uint32_t k = (uint32_t)(msg_id % 4);
+
+        s->pending_create[k].msg_id = msg_id;
+        snprintf(s->pending_create[k].name, sizeof(s->pending_create[k].name), "%s", name);
+        snprintf(s->pending_create[k].share, sizeof(s->pending_create[k].share), "%s",
+                 share ? share : "");
+        s->pending_create[k].used = true;
+    }
+    if ((share && admin_share(share)) || !share) {
+        smb_ev e = {.kind = SMB_EV_CREATE,
+                    .transport = "smb",
+                    .smb1 = smb1,
+                    .share = share,
+                    .filename = name,
+                    .admin_share = share && admin_share(share)};
+
+        if (seen_once(s, share ? share : "", name, 1))
+            cb(&e, arg);
+    }
+}
+
+/* A successful CREATE response: the file its request named has the id `id`. */
+static void create_response(smb_state *s, uint64_t msg_id, const uint8_t id[16], smb_ev_cb cb,
+                            void *arg)
+{
+    uint32_t k = (uint32_t)(msg_id % 4);
+
+    if (s->pending_create[k].used && s->pending_create[k].msg_id == msg_id) {
+        file_new(s, id, s->pending_create[k].name, s->pending_create[k].share, cb, arg);
+        s->pending_create[k].used = false;
+    }
+}
+
+/* A READ request of offset in the file `id`: its response's data is that file's. */
+static void read_request(smb_state *s, uint64_t msg_id, const uint8_t id[16], uint64_t offset)
+{
+    int i = file_find(s, id);
+
+    if (i >= 0) {
+        uint32_t k = (uint32_t)(msg_id % SMB_PENDING_READS);
+
+        s->pending_read[k].msg_id = msg_id;
+        s->pending_read[k].offset = offset;
+        s->pending_read[k].file = (int8_t)i;
+        s->pending_read[k].used = true;
+    }
+}
+
+/* The file a READ response answers (its request's), and the offset read; -1 when none. */
+static int read_response(smb_state *s, uint64_t msg_id, uint64_t *offset)
+{
+    for (int k = 0; k < SMB_PENDING_READS; k++)
+        if (s->pending_read[k].used && s->pending_read[k].msg_id == msg_id) {
+            s->pending_read[k].used = false;
+            *offset = s->pending_read[k].offset;
+            return s->pending_read[k].file;
+        }
+    return -1;
+}
+
+static void close_request(smb_state *s, const uint8_t id[16], smb_ev_cb cb, void *arg)
+{
+    int i = file_find(s, id);
+
+    if (i >= 0)
+        file_end(s, i, true, cb, arg);
+}
+
+/* ---- SMB2 ------------------------------------------------------------------- */
+
 /* The client's SMB2 message m of n bytes held (maybe the start of a longer one). */
 static void smb2_request(smb_state *s, const uint8_t *m, uint32_t n, smb_ev_cb cb, void *arg)
 {
@@ -246,6 +428,7 @@ static void smb2_request(smb_state *s, const uint8_t *m, uint32_t n, smb_ev_cb c
         const uint8_t *h = m + off, *b = h + 64;
         uint32_t avail = n - off, next = le32(h + 20);
         uint16_t cmd = le16(h + 12);
+        uint64_t mid = le64(h + 24);
 
         if (memcmp(h, "\xfeSMB", 4) || (le32(h + 16) & 1))
             return;
@@ -254,35 +437,21 @@ static void smb2_request(smb_state *s, const uint8_t *m, uint32_t n, smb_ev_cb c
             char path[128];
 
             if (po >= 64 && po + pl <= avail) {
-                uint32_t slot = (uint32_t)(le64(h + 24) % 4);
-                smb_ev e = {.kind = SMB_EV_TREE, .transport = "smb"};
-
                 utf16_to_utf8(h + po, pl, path, sizeof(path));
-                s->pending_tree[slot].msg_id = le64(h + 24);
-                memcpy(s->pending_tree[slot].path, path, sizeof(path));
-                e.share = path;
-                e.admin_share = admin_share(path);
-                if (seen_once(s, "tree", path, 0))
-                    cb(&e, arg);
+                tree_request(s, false, mid, path, cb, arg);
             }
         } else if (cmd == SMB2_CREATE && avail >= 64 + 48) {
             uint32_t no = le16(b + 44), nl = le16(b + 46);
-            const char *share = tree_path(s, le32(h + 36));
             char name[256];
 
             if (no >= 64 && no + nl <= avail && nl) {
                 utf16_to_utf8(h + no, nl, name, sizeof(name));
-                if ((share && admin_share(share)) || !share) {
-                    smb_ev e = {.kind = SMB_EV_CREATE,
-                                .transport = "smb",
-                                .share = share,
-                                .filename = name,
-                                .admin_share = share && admin_share(share)};
-
-                    if (seen_once(s, share ? share : "", name, 1))
-                        cb(&e, arg);
-                }
+                create_request(s, false, mid, tree_path(s, le32(h + 36)), name, cb, arg);
             }
+        } else if (cmd == SMB2_READ && avail >= 64 + 32) {
+            read_request(s, mid, b + 16, le64(b + 8));
+        } else if (cmd == SMB2_CLOSE && avail >= 64 + 24) {
+            close_request(s, b + 8, cb, arg);
         } else if (cmd == SMB2_WRITE && avail >= 64 + 16) {
             uint32_t dof = le16(b + 2), dl = le32(b + 4);
 
@@ -300,8 +469,9 @@ static void smb2_request(smb_state *s, const uint8_t *m, uint32_t n, smb_ev_cb c
     }
 }
 
-/* The server's message: a successful TREE_CONNECT response names its TreeId. */
-static void smb2_response(smb_state *s, const uint8_t *m, uint32_t n)
+/* The server's message: a successful TREE_CONNECT response names its TreeId, a CREATE
+ * response its FileId. */
+static void smb2_response(smb_state *s, const uint8_t *m, uint32_t n, smb_ev_cb cb, void *arg)
 {
     uint32_t off = 0;
 
@@ -311,21 +481,234 @@ static void smb2_response(smb_state *s, const uint8_t *m, uint32_t n)
 
         if (memcmp(h, "\xfeSMB", 4))
             return;
-        if (le16(h + 12) == SMB2_TREE_CONNECT && (le32(h + 16) & 1) && le32(h + 8) == 0) {
-            uint64_t id = le64(h + 24);
-
-            for (int i = 0; i < 4; i++)
-                if (s->pending_tree[i].path[0] && s->pending_tree[i].msg_id == id) {
-                    uint32_t t = s->ntrees++ % 8;
-
-                    s->trees[t].tree_id = le32(h + 36);
-                    memcpy(s->trees[t].path, s->pending_tree[i].path, sizeof(s->trees[t].path));
-                    s->pending_tree[i].path[0] = '\0';
-                }
+        if ((le32(h + 16) & 1) && le32(h + 8) == 0) {
+            if (le16(h + 12) == SMB2_TREE_CONNECT)
+                tree_response(s, le64(h + 24), le32(h + 36));
+            else if (le16(h + 12) == SMB2_CREATE && n - off >= 64 + 80)
+                create_response(s, le64(h + 24), h + 64 + 64, cb, arg);
         }
         if (!next || next % 8 || next < 64 || next > n - off)
             return;
         off += next;
+    }
+}
+
+/* ---- SMB1 ------------------------------------------------------------------- */
+
+/*
+ * SMB1 (CIFS, MS-CIFS): a 32-byte header, then per command a word count, its words and a
+ * byte count with its bytes; ANDX commands chain the next one by offset. Files have a
+ * 2-byte FID, kept in the first bytes of a 16-byte id with a last byte SMB2 ids do not
+ * reach in one flow (a flow speaks one dialect).
+ */
+enum {
+    SMB1_CLOSE = 0x04,
+    SMB1_TRANSACTION = 0x25,
+    SMB1_READ_ANDX = 0x2e,
+    SMB1_WRITE_ANDX = 0x2f,
+    SMB1_TREE_CONNECT_ANDX = 0x75,
+    SMB1_NT_CREATE_ANDX = 0xa2,
+};
+#define SMB1_HDR     32
+#define SMB1_UNICODE 0x8000 /* Flags2: strings are UTF-16LE */
+
+static void smb1_id(const uint8_t *fid, uint8_t id[16])
+{
+    memset(id, 0, 16);
+    id[0] = fid[0];
+    id[1] = fid[1];
+    id[15] = 0x01;
+}
+
+/* A NUL-terminated string at m[at..end): UTF-16LE (aligned to 2 from the header) or ASCII. */
+static void smb1_string(const uint8_t *m, uint32_t at, uint32_t end, bool unicode, char *out,
+                        size_t outlen)
+{
+    uint32_t n = 0;
+
+    out[0] = '\0';
+    if (unicode) {
+        at += at & 1;
+        while (at + n + 1 < end && (m[at + n] || m[at + n + 1]))
+            n += 2;
+        if (at < end)
+            utf16_to_utf8(m + at, n, out, outlen);
+    } else {
+        while (at + n < end && m[at + n] && n + 1 < outlen)
+            n++;
+        for (uint32_t i = 0; i < n; i++)
+            out[i] = m[at + i] >= 0x20 && m[at + i] < 0x7f ? (char)m[at + i] : '?';
+        out[n] = '\0';
+    }
+}
+
+/*
+ * Walks an SMB1 message's chain of commands (at most 8): calls fn with each command, the
+ * offset of its word count and its words and bytes as held. False when the message is not
+ * SMB1.
+ */
+typedef void (*smb1_fn)(smb_state *s, const uint8_t *m, uint32_t n, uint8_t cmd, uint32_t wc_at,
+                        smb_ev_cb cb, void *arg);
+
+static void smb1_walk(smb_state *s, const uint8_t *m, uint32_t n, smb1_fn fn, smb_ev_cb cb,
+                      void *arg)
+{
+    uint8_t cmd = m[4];
+    uint32_t at = SMB1_HDR;
+
+    for (int guard = 0; guard < 8 && at < n; guard++) {
+        uint8_t wc = m[at];
+        uint32_t next;
+
+        fn(s, m, n, cmd, at, cb, arg);
+        /* ANDX commands: words[0] the next command (0xff: none), words[2..3] its offset */
+        if (cmd != SMB1_READ_ANDX && cmd != SMB1_WRITE_ANDX && cmd != SMB1_TREE_CONNECT_ANDX &&
+            cmd != SMB1_NT_CREATE_ANDX && cmd != 0x73 /* SESSION_SETUP_ANDX */)
+            return;
+        if (wc < 2 || at + 1 + 4 > n || m[at + 1] == 0xff)
+            return;
+        next = le16(m + at + 3);
+        if (next <= at || next >= n)
+            return; /* must go forwards */
+        cmd = m[at + 1];
+        at = next;
+    }
+}
+
+static void smb1_req_cmd(smb_state *s, const uint8_t *m, uint32_t n, uint8_t cmd, uint32_t at,
+                         smb_ev_cb cb, void *arg)
+{
+    const uint8_t *w = m + at + 1;
+    uint32_t wc = m[at], bytes = at + 1 + 2 * wc + 2, bend;
+    bool uni = (le16(m + 10) & SMB1_UNICODE) != 0;
+    uint64_t mid = le16(m + 30);
+    uint8_t id[16];
+
+    if (bytes > n)
+        return; /* words not all held */
+    bend = bytes + le16(m + bytes - 2);
+    if (bend > n)
+        bend = n;
+    if (cmd == SMB1_TREE_CONNECT_ANDX && wc == 4) {
+        char path[128];
+
+        smb1_string(m, bytes + le16(w + 6), bend, uni, path, sizeof(path));
+        if (path[0])
+            tree_request(s, true, mid, path, cb, arg);
+    } else if (cmd == SMB1_NT_CREATE_ANDX && wc == 24) {
+        char name[256];
+
+        smb1_string(m, bytes, bend, uni, name, sizeof(name));
+        if (name[0])
+            create_request(s, true, mid, tree_path(s, le16(m + 24)),
+                           name[0] == '\\' ? name + 1 : name, cb, arg);
+    } else if (cmd == SMB1_READ_ANDX && (wc == 10 || wc == 12)) {
+        uint64_t off = le32(w + 6);
+
+        if (wc == 12)
+            off |= (uint64_t)le32(w + 20) << 32;
+        smb1_id(w + 4, id);
+        read_request(s, mid, id, off);
+    } else if (cmd == SMB1_CLOSE && wc == 3) {
+        smb1_id(w, id);
+        close_request(s, id, cb, arg);
+    } else if (cmd == SMB1_WRITE_ANDX && (wc == 12 || wc == 14)) {
+        uint32_t dof = le16(w + 22), dl = (uint32_t)le16(w + 18) << 16 | le16(w + 20);
+
+        if (dof >= SMB1_HDR && dof < n) /* a pipe's write: DCE-RPC */
+            rpc_pdu(s, m + dof, dl < n - dof ? dl : n - dof, "smb", cb, arg);
+    } else if (cmd == SMB1_TRANSACTION && wc >= 14 && at + 1 + 2 * 14 <= n) {
+        uint32_t dof = le16(w + 24), dl = le16(w + 22); /* TransactNmPipe: DCE-RPC */
+
+        if (dof >= SMB1_HDR && dof < n)
+            rpc_pdu(s, m + dof, dl < n - dof ? dl : n - dof, "smb", cb, arg);
+    }
+}
+
+static void smb1_resp_cmd(smb_state *s, const uint8_t *m, uint32_t n, uint8_t cmd, uint32_t at,
+                          smb_ev_cb cb, void *arg)
+{
+    const uint8_t *w = m + at + 1;
+    uint32_t wc = m[at];
+    uint8_t id[16];
+
+    if (le32(m + 5) != 0 || at + 1 + 2 * wc > n)
+        return;
+    if (cmd == SMB1_TREE_CONNECT_ANDX && wc >= 2) {
+        tree_response(s, le16(m + 30), le16(m + 24));
+    } else if (cmd == SMB1_NT_CREATE_ANDX && wc >= 3 + 1) {
+        smb1_id(w + 5, id);
+        create_response(s, le16(m + 30), id, cb, arg);
+    }
+}
+
+/*
+ * Looks at a message's first bytes (d->held of them): a WRITE request or a READ response
+ * of a known file (SMB2, or SMB1's WRITE_ANDX and READ_ANDX as the message's first command)
+ * sets the message's file data range [fstart, fend), and hands over what of it d->buf
+ * already holds.
+ */
+static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *arg)
+{
+    const uint8_t *h = d->buf, *b = h + 64, *w = h + SMB1_HDR + 1;
+    uint32_t dof = 0, dl = 0, min_dof = 64;
+    uint64_t off = 0;
+    int i = -1;
+
+    d->decided = true;
+    d->fslot = -1;
+    if (d->held >= 64 + 16 && !memcmp(h, "\xfeSMB", 4)) {
+        bool resp = (le32(h + 16) & 1) != 0;
+
+        if (dir == 0 && le16(h + 12) == SMB2_WRITE && !resp && d->held >= 64 + 32) {
+            dof = le16(b + 2);
+            dl = le32(b + 4);
+            off = le64(b + 8);
+            i = file_find(s, b + 16);
+        } else if (dir == 1 && le16(h + 12) == SMB2_READ && resp &&
+                   (le32(h + 8) == 0 || le32(h + 8) == STATUS_BUFFER_OVERFLOW)) {
+            dof = b[2];
+            dl = le32(b + 4);
+            i = read_response(s, le64(h + 24), &off);
+        }
+    } else if (d->held >= SMB1_HDR + 1 + 24 && !memcmp(h, "\xffSMB", 4)) {
+        bool resp = (h[9] & 0x80) != 0;
+        uint8_t wc = h[SMB1_HDR], id[16];
+
+        min_dof = SMB1_HDR;
+        if (dir == 0 && h[4] == SMB1_WRITE_ANDX && !resp && (wc == 12 || wc == 14)) {
+            dof = le16(w + 22);
+            dl = (uint32_t)le16(w + 18) << 16 | le16(w + 20);
+            off = le32(w + 6);
+            if (wc == 14 && d->held >= SMB1_HDR + 1 + 28)
+                off |= (uint64_t)le32(w + 24) << 32;
+            smb1_id(w + 4, id);
+            i = file_find(s, id);
+        } else if (dir == 1 && h[4] == SMB1_READ_ANDX && resp && wc == 12 && le32(h + 5) == 0) {
+            dof = le16(w + 12);
+            dl = (uint32_t)le16(w + 14) << 16 | le16(w + 10);
+            i = read_response(s, le16(h + 30), &off);
+        }
+    }
+    if (i < 0 || dof < min_dof || dof >= d->total || !dl || off > UINT64_MAX - d->total)
+        return;
+    if (dl > d->total - dof)
+        dl = d->total - dof;
+    d->fslot = (int8_t)i;
+    d->foff = off;
+    d->fstart = d->femit = dof;
+    d->fend = dof + dl;
+    if (d->femit < d->held) {
+        uint32_t z = d->fend < d->held ? d->fend : d->held;
+        smb_ev e = {.kind = SMB_EV_FILE_DATA,
+                    .file = i,
+                    .dir = dir,
+                    .data = h + dof,
+                    .len = z - dof,
+                    .offset = off};
+
+        cb(&e, arg);
+        d->femit = z;
     }
 }
 
@@ -340,8 +723,13 @@ void smb_data(smb_state *s, int dir, const uint8_t *p, size_t len, bool gap, smb
     smb_dir *d = dir == 0 ? &s->d : &s->r;
     uint32_t hsize = s->dcerpc_tcp ? RPC_HDR : NBSS_HDR;
 
-    if (gap)
+    if (gap && !d->done) {
+        if (d->fslot >= 0) { /* the file being read or written loses bytes */
+            smb_ev e = {.kind = SMB_EV_FILE_GAP, .file = d->fslot};
+            cb(&e, arg);
+        }
         d->done = true;
+    }
     while (len && !d->done) {
         if (d->total == 0) { /* reading a header */
             size_t n = hsize - d->hdr_len;
@@ -387,10 +775,28 @@ void smb_data(smb_state *s, int dir, const uint8_t *p, size_t len, bool gap, smb
             size_t n = d->need < len ? d->need : len;
             uint32_t room = d->held < SMB_PEEK ? SMB_PEEK - d->held : 0;
             uint32_t keep = (uint32_t)(n < room ? n : room);
+            uint32_t pos0 = d->total - d->need; /* the chunk's offset in the message */
 
             memcpy(d->buf + d->held, p, keep);
             d->held += keep;
             d->need -= (uint32_t)n;
+            if (!s->dcerpc_tcp && !d->decided && (d->held >= FILE_DECIDE || d->need == 0))
+                file_decide(s, dir, d, cb, arg);
+            if (d->fslot >= 0) { /* file data of this chunk not handed over from d->buf */
+                uint32_t a = d->femit > pos0 ? d->femit : pos0;
+                uint32_t z = pos0 + (uint32_t)n < d->fend ? pos0 + (uint32_t)n : d->fend;
+
+                if (a < z) {
+                    smb_ev e = {.kind = SMB_EV_FILE_DATA,
+                                .file = d->fslot,
+                                .dir = dir,
+                                .data = p + (a - pos0),
+                                .len = z - a,
+                                .offset = d->foff + (a - d->fstart)};
+                    cb(&e, arg);
+                    d->femit = z;
+                }
+            }
             p += n;
             len -= n;
             d->bytes += n;
@@ -398,15 +804,25 @@ void smb_data(smb_state *s, int dir, const uint8_t *p, size_t len, bool gap, smb
         if (d->need == 0) {
             if (s->dcerpc_tcp)
                 rpc_pdu(s, d->buf, d->held, "tcp", cb, arg);
+            else if (d->held >= SMB1_HDR + 1 && !memcmp(d->buf, "\xffSMB", 4) &&
+                     (d->buf[9] & 0x80) == (dir == 0 ? 0 : 0x80))
+                smb1_walk(s, d->buf, d->held, dir == 0 ? smb1_req_cmd : smb1_resp_cmd, cb, arg);
             else if (dir == 0)
                 smb2_request(s, d->buf, d->held, cb, arg);
             else
-                smb2_response(s, d->buf, d->held);
+                smb2_response(s, d->buf, d->held, cb, arg);
             d->total = 0;
             d->hdr_len = 0;
             d->held = 0;
+            d->decided = false;
+            d->fslot = -1;
         }
-        if (d->bytes >= SMB_MAX_BYTES)
+        if (d->bytes >= SMB_MAX_BYTES && !d->done) {
+            if (d->fslot >= 0) {
+                smb_ev e = {.kind = SMB_EV_FILE_GAP, .file = d->fslot};
+                cb(&e, arg);
+            }
             d->done = true;
+        }
     }
 }

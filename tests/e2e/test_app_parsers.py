@@ -17,6 +17,18 @@ docs/events.md): what each option turns off, and what never leaves the sensor.
                                       abuse.ch SSLBL's layouts set nDPI's malicious-JA3 and
                                       malicious-certificate risks; a missing feed stops the
                                       sensor with its path; a feed in the wrong layout warns
+* test_smb_files                      sensor/smb.c, smb_files.c: files written and read over
+                                      SMB2 (reads answered out of order put back in file
+                                      order), hashed and scanned; a gap, a file never closed,
+                                      a pipe, an unknown FileId; smb.enabled: false
+* test_smb_files_real                 the shared captures: mimikatz.exe read from C$ over
+                                      SMB2 (the hashes of tshark's export), EICAR written
+                                      over SMB1
+* test_smtp_messages                  sensor/smtp.c, mime.c: the envelope, the header fields
+                                      (encoded words decoded), every attachment decoded and
+                                      hashed, YARA on the decoded bytes, dot-stuffing, BDAT,
+                                      an attached message, hostile names escaped, a MIME
+                                      bomb not read, nothing after STARTTLS; smtp.enabled
 * test_dns_every_message              sensor/dns.c: one dns event per query and per
                                       response of a flow, every answer, attacker bytes
                                       escaped, a compression loop and a runt counted;
@@ -71,7 +83,8 @@ def test_tls_records_off(run_sensor, testdata, validator):
     off = events_of(run_sensor, ["-r", pcap(testdata, "app/tls-anomalies.pcap"),
                                  "--set", "tls.enabled=false", "--set", "http.enabled=false",
                                  "--set", "smb.enabled=false", "--set", "files.raw_tcp=false",
-                                 "--set", "ftp.enabled=false", "--set", "krb5.enabled=false"])
+                                 "--set", "ftp.enabled=false", "--set", "krb5.enabled=false",
+                                 "--set", "smtp.enabled=false"])
     validator(on)
     validator(off)
     assert len([e for e in on if e["event_type"] == "anomaly"]) == 5
@@ -225,3 +238,147 @@ def test_indicator_feeds(run_sensor, sensor_bin, shared, tmp_path):
                         "dpi.malicious_sha1_file=%s" % wrong], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 0 and "no certificate SHA-1 fingerprint in" in p.stderr, p.stderr
+
+
+def gen():
+    """tests/traffic/gen_pcaps.py, for the contents of the files its captures carry."""
+    import sys
+    sys.path.insert(0, os.path.join(REPO, "tests", "traffic"))
+    import gen_pcaps
+    return gen_pcaps
+
+
+def test_smb_files(run_sensor, testdata, validator):
+    import hashlib
+    written, read = gen().SMB_WRITTEN, gen().SMB_READ
+    rules = os.path.join(REPO, "rules", "yara")
+    on = events_of(run_sensor, ["-r", pcap(testdata, "app/smb-files.pcap"),
+                                "--yara-rules", rules])
+    validator(on)
+    files = [e for e in on if e["event_type"] == "fileinfo"]
+    got = [(f["fileinfo"]["filename"], f["fileinfo"]["direction"], f["fileinfo"]["size"],
+            f["fileinfo"]["state"], f["fileinfo"]["gaps"], f["fileinfo"].get("sha256"),
+            f["fileinfo"]["tx_id"]) for f in files]
+    assert got == [
+        ("docs\\report.exe", "to_server", 3000, "CLOSED", False,
+         hashlib.sha256(written).hexdigest(), 0),
+        ("data.bin", "to_client", 9192, "CLOSED", False, hashlib.sha256(read).hexdigest(), 1),
+        ("gappy.txt", "to_server", 200, "TRUNCATED", True, None, 2),
+        # 1 MiB held for a read never answered, then a gap
+        ("big.iso", "to_client", 17 * 65536, "TRUNCATED", True, None, 3),
+        ("open.txt", "to_server", 55, "TRUNCATED", False,
+         hashlib.sha256(b"still open\n" * 5).hexdigest(), 4)]
+    assert all(f["fileinfo"]["source"] == "smb" and f["smb"] == {"share": "\\\\fs01\\share"}
+               for f in files)
+    assert files[0]["fileinfo"]["yara"] == ["Fenghuo_EICAR_Test_File"]
+    (y,) = [e for e in on if e["event_type"] == "yara"]
+    assert y["file"] == {"source": "smb", "filename": "docs\\report.exe", "size": 3000}
+    assert on[-1]["stats"]["files"]["smb"] == 5
+    off = events_of(run_sensor, ["-r", pcap(testdata, "app/smb-files.pcap"),
+                                 "--set", "smb.enabled=false"])
+    assert not [e for e in off if e["event_type"] == "fileinfo"]
+
+
+def test_smb_files_real(run_sensor, shared, validator):
+    """Real captures: files as tshark --export-objects smb gives them."""
+    base = os.path.join(shared, "pcap", "suricata-verify")
+    if not os.path.exists(os.path.join(base, "smb-eicar-file.pcap")):
+        pytest.skip("%s missing (the shared corpus)" % base)
+    ev = events_of(run_sensor, ["-r", os.path.join(base, "smb-mimikatz-copy-to-host.pcap")])
+    validator(ev)
+    files = [(e["fileinfo"]["filename"], e["fileinfo"]["direction"], e["fileinfo"]["size"],
+              e["fileinfo"]["state"], e["fileinfo"]["sha256"], e["smb"]["share"])
+             for e in ev if e["event_type"] == "fileinfo"]
+    # a first read of 4096 bytes, then the whole file with up to seven 64 KiB reads
+    # outstanding, answered out of order
+    assert files == [
+        ("temp\\mimikatz.exe", "to_client", 4096, "CLOSED",
+         "81ae6047547583c18a8e1e7104596e4ea8efebdf2ff37d44eebc1e4790941f19",
+         "\\\\admin-pc\\c$"),
+        ("temp\\mimikatz.exe", "to_client", 804352, "CLOSED",
+         "fb55414848281f804858ce188c3dc659d129e283bd62d58d34f6e6f568feab37",
+         "\\\\admin-pc\\c$")]
+    rules = os.path.join(REPO, "rules", "yara")
+    ev = events_of(run_sensor, ["-r", os.path.join(base, "smb-eicar-file.pcap"),
+                                "--yara-rules", rules])
+    validator(ev)
+    (f,) = [e for e in ev if e["event_type"] == "fileinfo"]
+    assert f["fileinfo"]["filename"] == "eicar" and f["fileinfo"]["direction"] == "to_server"
+    assert f["fileinfo"]["sha256"] == \
+        "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
+    assert f["fileinfo"]["yara"] == ["Fenghuo_EICAR_Test_File"]
+    assert f["smb"] == {"share": "\\\\192.168.1.3\\PUBLIC"}
+    smb = [e["smb"] for e in ev if e["event_type"] == "smb" and "command" in e["smb"]]
+    assert smb == [{"command": "SMB1_COMMAND_TREE_CONNECT_ANDX",
+                    "share": "\\\\192.168.1.3\\PUBLIC", "admin_share": False}]
+
+
+def test_smtp_messages(run_sensor, testdata, validator):
+    import hashlib
+    g = gen()
+    sha = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
+    rules = os.path.join(REPO, "rules", "yara")
+    on = events_of(run_sensor, ["-r", pcap(testdata, "app/smtp-messages.pcap"),
+                                "--yara-rules", rules])
+    validator(on)
+    files = [(e["dest_port"], e["fileinfo"]["filename"], e["fileinfo"]["size"],
+              e["fileinfo"]["sha256"], e["fileinfo"]["tx_id"], e["fileinfo"].get("mimetype"))
+             for e in on if e["event_type"] == "fileinfo"]
+    assert files == [
+        (25, "report.pdf", len(g.SMTP_PDF), sha(g.SMTP_PDF), 0, "application/pdf"),
+        (25, "update.exe", len(g.SMTP_PE), sha(g.SMTP_PE), 0, "application/x-dosexec"),
+        # sent with its lines that start with a dot doubled; read as written
+        (25, "dots.txt", len(g.SMTP_DOTS), sha(g.SMTP_DOTS), 0, "text/plain"),
+        # in the attached message, quoted-printable
+        (25, "inner.txt", len(g.SMTP_INNER), sha(g.SMTP_INNER), 0, "text/plain"),
+        # the second message, sent in two BDAT chunks
+        (25, "notes.txt", len(g.SMTP_NOTES), sha(g.SMTP_NOTES), 1, "text/plain"),
+        (587, '"><script>x</script>.js', 10, sha(b"var a = 1;"), 0,
+         "application/javascript")]
+    first = [e for e in on if e["event_type"] == "fileinfo"][0]
+    assert first["fileinfo"]["source"] == "smtp" and first["fileinfo"]["direction"] == "to_server"
+    assert first["smtp"] == {"helo": "client.example.cn", "mail_from": "alice@example.cn",
+                             "rcpt_to": ["bob@gov.example.cn", "carol@gov.example.cn"]}
+    # the EICAR string is in the PE only once decoded from base64
+    (y,) = [e for e in on if e["event_type"] == "yara"]
+    assert y["yara"]["rule"] == "Fenghuo_EICAR_Test_File"
+    assert y["file"] == {"source": "smtp", "filename": "update.exe", "size": len(g.SMTP_PE)}
+    mails = [(e["dest_port"], e["smtp"], e["email"]) for e in on if e["event_type"] == "smtp"]
+    assert mails == [
+        (25, {"helo": "client.example.cn", "mail_from": "alice@example.cn",
+              "rcpt_to": ["bob@gov.example.cn", "carol@gov.example.cn"]},
+         {"status": "PARSE_DONE", "from": "张三 <alice@example.cn>",
+          "to": "bob@gov.example.cn, Carol <carol@gov.example.cn>", "subject": "月度报告",
+          "message_id": "m1@example.cn", "x_mailer": "Foxmail 7.2",
+          "attachment": ["report.pdf", "update.exe", "dots.txt", "inner.txt"]}),
+        (25, {"helo": "client.example.cn", "mail_from": "alice@example.cn",
+              "rcpt_to": ["dave@gov.example.cn"]},
+         {"status": "PARSE_DONE", "from": "alice@example.cn", "subject": "chunked",
+          "attachment": ["notes.txt"]}),
+        (587, {"helo": "x", "mail_from": "mallory@example.net", "rcpt_to": ["bob@gov.example.cn"]},
+         {"status": "PARSE_DONE", "from": "mallory@example.net", "to": "bob@gov.example.cn",
+          "subject": '<img src=x onerror=alert(1)> "quoted" \x01',
+          "attachment": ['"><script>x</script>.js']}),
+        # 300 nested multiparts: not given to GMime
+        (587, {"helo": "x", "mail_from": "x@example.net", "rcpt_to": ["bob@gov.example.cn"]},
+         {"status": "TOO_COMPLEX"})]
+    # nothing of the session after STARTTLS
+    assert not [e for e in on if e["event_type"] in ("smtp", "fileinfo") and e["src_port"] == 49822]
+    assert on[-1]["stats"]["smtp"] == {"flows": 3, "messages": 4, "attachments": 6, "cut": 0,
+                                       "mime_errors": 1}
+    # smtp.max_message: a message cut short (here in the headers of update.exe's part) is
+    # read on what was kept and says so; its last attachment is TRUNCATED
+    cut = events_of(run_sensor, ["-r", pcap(testdata, "app/smtp-messages.pcap"),
+                                 "--set", "smtp.max_message=700"])
+    validator(cut)
+    first = [e["email"] for e in cut if e["event_type"] == "smtp"][0]
+    assert first["truncated"] is True and first["attachment"] == ["report.pdf", ""]
+    states = [(e["fileinfo"].get("filename"), e["fileinfo"]["state"])
+              for e in cut if e["event_type"] == "fileinfo" and e["fileinfo"]["tx_id"] == 0
+              and e["dest_port"] == 25]
+    assert states == [("report.pdf", "CLOSED"), (None, "TRUNCATED")]
+    assert cut[-1]["stats"]["smtp"]["cut"] == 2  # and the 300-multipart message
+    off = events_of(run_sensor, ["-r", pcap(testdata, "app/smtp-messages.pcap"),
+                                 "--set", "smtp.enabled=false"])
+    assert not [e for e in off if e["event_type"] in ("smtp", "fileinfo")]
+    assert "smtp" not in off[-1]["stats"]

@@ -1386,6 +1386,253 @@ def smb_lateral():
     return p
 
 
+def smb_file_bytes(name, size):
+    """The content of a crafted SMB file: its name then a counter pattern (deterministic;
+    tests/e2e/test_app_parsers.py recomputes it for the SHA-256)."""
+    data = name.encode() + b"\n" + bytes(i % 251 for i in range(size))
+    return data[:size]
+
+
+SMB_WRITTEN = EICAR + b"\r\n" + smb_file_bytes("report", 3000 - len(EICAR) - 2)
+SMB_READ = smb_file_bytes("data", 9192)
+
+
+@case
+def smb_files():
+    """Files over SMB2 (sensor/smb.c, smb_files.c), one flow to \\\\fs01\\share (TreeId 7)
+    and IPC$ (TreeId 1):
+    - docs\\report.exe written in two WRITEs (1500 bytes each, the first split over two
+      segments), starting with the EICAR string, then closed: CLOSED, to_server;
+    - data.bin read with three READs outstanding (0, 4096, 8192) answered out of order
+      (4096, 8192, 0), then closed: CLOSED, to_client, the bytes in file order;
+    - gappy.txt written at 0 and at 500 (100 bytes each): TRUNCATED, gaps, no hash;
+    - a WRITE to a FileId never created: nothing;
+    - srvsvc opened on IPC$ and written: a pipe, no file;
+    - big.iso read from 8192 on in 17 reads of 64 KiB while the read of its first 8 KiB is
+      answered only after them: 1 MiB is held waiting for those bytes, then they are a gap
+      (smb_files.c's SMB_REORDER_MAX) and come too late: TRUNCATED, gaps, 17 x 64 KiB;
+    - open.txt written and never closed: TRUNCATED at the flow's end, with its hash."""
+    p = Pcap("app/smb-files")
+    c = TcpConv(p, "smb-files", CLI, "10.1.1.31", 49810, 445)
+    t = c.handshake(BASE)
+    msgs = []
+
+    def tree(path, msg_id, tree_id):
+        u = _u16le(path)
+        msgs.append((C, _nbss(_smb2(3, struct.pack("<HHHH", 9, 0, 64 + 8, len(u)) + u,
+                                    msg_id))))
+        msgs.append((S, _nbss(_smb2(3, struct.pack("<HBBIII", 16, 1, 0, 0, 0, 0), msg_id,
+                                    tree_id=tree_id, response=True))))
+
+    def create(name, msg_id, tree_id, fid):
+        n = _u16le(name)
+        body = (struct.pack("<HBBIQQIIIIIHHII", 57, 0, 0, 2, 0, 0, 0x80, 0, 7, 1, 0, 64 + 56,
+                            len(n), 0, 0) + n)
+        msgs.append((C, _nbss(_smb2(5, body, msg_id, tree_id=tree_id))))
+        resp = struct.pack("<HBBIQQQQQQII16sII", 89, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x80, 0, fid,
+                           0, 0)
+        msgs.append((S, _nbss(_smb2(5, resp, msg_id, tree_id=tree_id, response=True))))
+
+    def write(fid, offset, data, msg_id, tree_id=7):
+        body = struct.pack("<HHIQ16sIIHHI", 49, 64 + 48, len(data), offset, fid, 0, 0, 0, 0,
+                           0) + data
+        return _nbss(_smb2(9, body, msg_id, tree_id=tree_id))
+
+    def read_req(fid, offset, length, msg_id):
+        body = struct.pack("<HBBIQ16sIIIHHB", 49, 0, 0, length, offset, fid, 0, 0, 0, 0, 0, 0)
+        return _nbss(_smb2(8, body, msg_id, tree_id=7))
+
+    def read_resp(data, msg_id):
+        body = struct.pack("<HBBIII", 17, 80, 0, len(data), 0, 0) + data
+        return _nbss(_smb2(8, body, msg_id, tree_id=7, response=True))
+
+    def close(fid, msg_id):
+        return _nbss(_smb2(6, struct.pack("<HHI16s", 24, 0, 0, fid), msg_id, tree_id=7))
+
+    tree("\\\\fs01\\share", 10, 7)
+    tree("\\\\fs01\\IPC$", 11, 1)
+    fid_w, fid_r, fid_g, fid_o, fid_p = (bytes([k]) * 16 for k in (0xa1, 0xb2, 0xc3, 0xd4, 0xe5))
+    create("docs\\report.exe", 20, 7, fid_w)
+    w1 = write(fid_w, 0, SMB_WRITTEN[:1500], 21)
+    msgs.append((C, w1[:700]))
+    msgs.append((C, w1[700:]))
+    msgs.append((C, write(fid_w, 1500, SMB_WRITTEN[1500:], 22)))
+    msgs.append((C, close(fid_w, 23)))
+    create("data.bin", 30, 7, fid_r)
+    msgs.append((C, read_req(fid_r, 0, 4096, 31) + read_req(fid_r, 4096, 4096, 32)
+                 + read_req(fid_r, 8192, 4096, 33)))
+    msgs.append((S, read_resp(SMB_READ[4096:8192], 32)))
+    msgs.append((S, read_resp(SMB_READ[8192:], 33)))
+    msgs.append((S, read_resp(SMB_READ[:4096], 31)))
+    msgs.append((C, close(fid_r, 34)))
+    create("gappy.txt", 40, 7, fid_g)
+    msgs.append((C, write(fid_g, 0, b"g" * 100, 41) + write(fid_g, 500, b"h" * 100, 42)))
+    msgs.append((C, close(fid_g, 43)))
+    msgs.append((C, write(bytes(16), 0, b"no such file", 44)))
+    create("srvsvc", 50, 1, fid_p)
+    msgs.append((C, write(fid_p, 0, _rpc_bind(SVCCTL_UUID), 51, tree_id=1)))
+    fid_b = bytes([0xf6]) * 16
+    create("big.iso", 70, 7, fid_b)
+    msgs.append((C, read_req(fid_b, 0, 8192, 71)))  # answered last, too late
+    for k in range(17):  # one at a time, in one pending slot (MessageId % 16 == 1)
+        chunk = bytes([k]) * 65536
+        msgs.append((C, read_req(fid_b, 8192 + k * 65536, 65536, 97 + 16 * k)))
+        msgs.append((S, read_resp(chunk, 97 + 16 * k)))
+    msgs.append((S, read_resp(bytes(8192), 71)))
+    msgs.append((C, close(fid_b, 90)))
+    create("open.txt", 60, 7, fid_o)
+    msgs.append((C, write(fid_o, 0, b"still open\n" * 5, 61)))
+    for i, (d, m) in enumerate(msgs):
+        # large messages go in MSS-sized segments, as a real stack sends them
+        for k in range(0, len(m), 1460):
+            c.seg(d, t + ms(1 + i), "PA", m[k:k + 1460])
+    c.fin(t + ms(100))
+    return p
+
+
+# SMTP messages and their attachments (sensor/smtp.c, mime.c)
+
+SMTP_PE = b"MZ\x90\x00" + b"\x00" * 56 + b"PE\x00\x00" + b"\x00" * 100 + EICAR + b"\x00" * 50
+SMTP_PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
+SMTP_DOTS = b"line one\r\n.line that starts with a dot\r\n..two dots\r\n.\r\nlast\r\n"
+SMTP_INNER = b"quarterly numbers: 100%"  # its CRLF belongs to the boundary after it
+SMTP_NOTES = b"notes sent with BDAT"  # its CRLF belongs to the closing boundary
+
+
+def _b64_lines(data):
+    import base64
+    enc = base64.b64encode(data)
+    return b"\r\n".join(enc[i:i + 76] for i in range(0, len(enc), 76))
+
+
+def _smtp_stuff(msg):
+    """SMTP transparency (RFC 5321 4.5.2): a line that starts with '.' gets one more."""
+    return b"\r\n".join((b"." + l) if l.startswith(b".") else l for l in msg.split(b"\r\n"))
+
+
+def smtp_message_1():
+    return (b"From: =?UTF-8?B?5byg5LiJ?= <alice@example.cn>\r\n"
+            b"To: bob@gov.example.cn, Carol <carol@gov.example.cn>\r\n"
+            b"Subject: =?UTF-8?B?5pyI5bqm5oql5ZGK?=\r\n"
+            b"Message-ID: <m1@example.cn>\r\nX-Mailer: Foxmail 7.2\r\n"
+            b"MIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+            b"preamble\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            b"Please see the attachments.\r\n"
+            b"--b1\r\nContent-Type: application/pdf; name=\"report.pdf\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n"
+            b"Content-Disposition: attachment; filename=\"report.pdf\"\r\n\r\n"
+            + _b64_lines(SMTP_PDF) + b"\r\n"
+            b"--b1\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Transfer-Encoding: base64\r\n"
+            b"Content-Disposition: attachment; filename=\"update.exe\"\r\n\r\n"
+            + _b64_lines(SMTP_PE) + b"\r\n"
+            b"--b1\r\nContent-Type: text/plain; name=\"dots.txt\"\r\n"
+            b"Content-Disposition: attachment\r\n\r\n"
+            + SMTP_DOTS +
+            b"\r\n--b1\r\nContent-Type: message/rfc822\r\n\r\n"
+            b"From: dave@example.cn\r\nSubject: inner\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=\"b2\"\r\n\r\n"
+            b"--b2\r\nContent-Type: text/plain\r\n\r\ninner body\r\n"
+            b"--b2\r\nContent-Type: text/plain; name=\"inner.txt\"\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n"
+            b"Content-Disposition: attachment; filename=\"inner.txt\"\r\n\r\n"
+            b"quarterly numbers: 100=25\r\n"
+            b"--b2--\r\n"
+            b"\r\n--b1--\r\n")
+
+
+def smtp_message_hostile():
+    return (b"From: <mallory@example.net>\r\nTo: <bob@gov.example.cn>\r\n"
+            b"Subject: <img src=x onerror=alert(1)> \"quoted\" \x01\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n"
+            b"--x\r\nContent-Type: application/javascript\r\n"
+            b"Content-Disposition: attachment; filename=\"\\\"><script>x</script>.js\"\r\n\r\n"
+            b"var a = 1;\r\n--x--\r\n")
+
+
+def smtp_message_bomb(depth=300):
+    parts = [b"From: <x@example.net>\r\nSubject: nested\r\nMIME-Version: 1.0\r\n"]
+    for i in range(depth):
+        parts.append(b"Content-Type: multipart/mixed; boundary=\"n%d\"\r\n\r\n--n%d\r\n"
+                     % (i, i))
+    parts.append(b"Content-Type: text/plain; name=\"deep.txt\"\r\n\r\ndeep\r\n")
+    return b"".join(parts)
+
+
+@case
+def smtp_messages():
+    """SMTP (sensor/smtp.c, mime.c). Session 1 (port 25): EHLO, a message by DATA to two
+    recipients with a UTF-8 encoded From and Subject, a PDF and a PE (the EICAR string
+    inside, base64: only the decoded attachment shows it), a text attachment with lines
+    that start with a dot (stuffed on the wire), and an attached message with a
+    quoted-printable attachment; then a second message in two BDAT chunks with one
+    attachment. Session 2 (port 587): a message with a hostile subject and file name, then
+    a message nesting 300 multiparts (not read: TOO_COMPLEX). Session 3 (port 25): STARTTLS,
+    then bytes that would read as a message: nothing after STARTTLS is parsed."""
+    p = Pcap("app/smtp-messages")
+    c = TcpConv(p, "smtp", CLI, "10.1.1.25", 49820, 25)
+    t = c.handshake(BASE)
+    steps = [
+        (S, b"220 mx.gov.example.cn ESMTP\r\n"),
+        (C, b"EHLO client.example.cn\r\n"),
+        (S, b"250-mx.gov.example.cn\r\n250 CHUNKING\r\n"),
+        (C, b"MAIL FROM:<alice@example.cn> SIZE=4096\r\n"),
+        (S, b"250 OK\r\n"),
+        (C, b"RCPT TO:<bob@gov.example.cn>\r\n"),
+        (S, b"250 OK\r\n"),
+        (C, b"RCPT TO:<carol@gov.example.cn>\r\n"),
+        (S, b"250 OK\r\n"),
+        (C, b"DATA\r\n"),
+        (S, b"354 go ahead\r\n"),
+    ]
+    wire = _smtp_stuff(smtp_message_1()) + b"\r\n.\r\n"
+    for k in range(0, len(wire), 700):
+        steps.append((C, wire[k:k + 700]))
+    second = (b"From: <alice@example.cn>\r\nSubject: chunked\r\nMIME-Version: 1.0\r\n"
+              b"Content-Type: multipart/mixed; boundary=\"c\"\r\n\r\n"
+              b"--c\r\nContent-Type: text/plain; name=\"notes.txt\"\r\n\r\n" + SMTP_NOTES
+              + b"\r\n--c--\r\n")
+    steps += [
+        (S, b"250 queued\r\n"),
+        (C, b"MAIL FROM:<alice@example.cn>\r\n"),
+        (C, b"RCPT TO:<dave@gov.example.cn>\r\n"),
+        (C, b"BDAT 60\r\n" + second[:60]),
+        (C, b"BDAT %d LAST\r\n" % (len(second) - 60) + second[60:]),
+        (S, b"250 OK\r\n"),
+        (C, b"QUIT\r\n"),
+        (S, b"221 bye\r\n"),
+    ]
+    for i, (d, data) in enumerate(steps):
+        c.seg(d, t + ms(1 + i), "PA", data)
+    c.fin(t + ms(100))
+
+    h = TcpConv(p, "smtp-hostile", CLI, "10.1.1.25", 49821, 587)
+    t = h.handshake(BASE + ms(200))
+    steps = [(S, b"220 mx ESMTP\r\n"), (C, b"EHLO x\r\n"),
+             (C, b"MAIL FROM:<mallory@example.net>\r\n"), (C, b"RCPT TO:<bob@gov.example.cn>\r\n"),
+             (C, b"DATA\r\n"), (C, _smtp_stuff(smtp_message_hostile()) + b"\r\n.\r\n"),
+             (C, b"MAIL FROM:<x@example.net>\r\n"), (C, b"RCPT TO:<bob@gov.example.cn>\r\n"),
+             (C, b"DATA\r\n")]
+    bomb = smtp_message_bomb() + b"\r\n.\r\n"
+    for k in range(0, len(bomb), 1400):
+        steps.append((C, bomb[k:k + 1400]))
+    steps.append((C, b"QUIT\r\n"))
+    for i, (d, data) in enumerate(steps):
+        h.seg(d, t + ms(1 + i), "PA", data)
+    h.fin(t + ms(100))
+
+    x = TcpConv(p, "smtp-starttls", CLI, "10.1.1.25", 49822, 25)
+    t = x.handshake(BASE + ms(400))
+    for i, (d, data) in enumerate([(S, b"220 mx ESMTP\r\n"), (C, b"EHLO y\r\n"),
+                                   (C, b"STARTTLS\r\n"), (S, b"220 ready\r\n"),
+                                   (C, b"MAIL FROM:<z@example.net>\r\nDATA\r\n"
+                                       b"Content-Type: text/plain; name=\"t.txt\"\r\n\r\nx\r\n.\r\n")]):
+        x.seg(d, t + ms(1 + i), "PA", data)
+    x.fin(t + ms(50))
+    return p
+
+
 # TLS record layer (sensor/tls_records.c). Application-parser cases go to OUTDIR/app/.
 
 @case

@@ -196,8 +196,8 @@ static void test_load_shipped(void **state)
 {
     (void)state;
     yara_rules *r = load_ok(rules_dir());
-    assert_int_equal(yara_rules_files(r), 5);
-    assert_int_equal(yara_rules_count(r), 13);
+    assert_int_equal(yara_rules_files(r), 6);
+    assert_int_equal(yara_rules_count(r), 14);
     print_message("  %s: %u rules in %u files\n", rules_dir(), yara_rules_count(r),
                   yara_rules_files(r));
     yara_rules_unref(r);
@@ -330,6 +330,13 @@ static void test_corpus_rule_samples(void **state)
          "HTTP/1.1 200 OK\r\n\r\nuid=0(root) gid=0(root) groups=0(root)\n"},
         {"Fenghuo_JS_Obfuscated_Eval_Replace", "exploit.script",
          "<script>var a='...';window[\"eVaL\".replace(/[A-Z]/g,\"\")](a);</script>"},
+        /* mimikatz 2.1.1's strings as its binary holds them (its ASCII ones) */
+        {"Fenghuo_HackTool_Mimikatz", "hacktool.credential_theft",
+         "MZ..ERROR kuhl_m_lsadump_sam ; CreateFile (SAM hive)..ERROR kuhl_m_kerberos_ptt_file "
+         "; LsaCallKerberosPackage"},
+        {"Fenghuo_HackTool_Mimikatz", "hacktool.credential_theft",
+         "  .#####.   mimikatz 2.1.1 (x64)\n ## \\ / ##   Benjamin DELPY `gentilkiwi` "
+         "( benjamin@gentilkiwi.com ).. ERROR kull_m_file_readData"},
     };
     static const char *const clean[] = {
         /* an ordinary form POST and an ordinary .php check */
@@ -341,6 +348,8 @@ static void test_corpus_rule_samples(void **state)
         "Microsoft Windows [Version 10.0.19045] is the release we support.",
         "uid=1000(alice) gid=1000(alice) groups=1000(alice),27(sudo)",
         "<script>window['onload'] = init; s.replace(/[a-z]/g, '');</script>",
+        /* an article naming the tool and its author, without the tool's code */
+        "Mimikatz, by Benjamin Delpy (gentilkiwi), dumps credentials with sekurlsa::",
     };
     yara_rules *r = load_ok(rules_dir());
     yara_scanner *sc = yara_scanner_new(r);

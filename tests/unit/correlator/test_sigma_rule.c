@@ -52,7 +52,24 @@ static const char *RULES = "title: Plaintext administration\n"
                            "    http.hostname: null\n"
                            "  condition:\n"
                            "    - words\n"
-                           "    - both and nohost\n";
+                           "    - both and nohost\n"
+                           "---\n"
+                           "title: Invoice lure\n"
+                           "name: invoice_lure\n"
+                           "logsource: {product: fenghuo, category: email}\n"
+                           "detection:\n"
+                           "  sel:\n"
+                           "    email.subject|contains: '发票'\n"
+                           "    email.attachment|endswith: ['.exe', '.js']\n"
+                           "  condition: sel\n"
+                           "---\n"
+                           "title: Zeek SMTP sender\n"
+                           "name: zeek_smtp\n"
+                           "logsource: {product: zeek, service: smtp}\n"
+                           "detection:\n"
+                           "  sel:\n"
+                           "    smtp.mail_from|endswith: '@example.net'\n"
+                           "  condition: sel\n";
 
 static field_table ft;
 static ruleset rs;
@@ -74,7 +91,7 @@ static int setup(void **state)
     unlink(path);
     if (rs.nerrors)
         fail_msg("%s:%u: %s", rs.errors[0].file, rs.errors[0].line, rs.errors[0].reason);
-    assert_int_equal(rs.nrules, 3);
+    assert_int_equal(rs.nrules, 5);
     assert_int_equal(event_decoder_new(&dec, &ft), FH_OK);
     return 0;
 }
@@ -131,6 +148,23 @@ static void test_lists_of_maps_and_not(void **state)
         match(0, "{\"event_type\":\"dns\",\"app_proto\":\"telnet\",\"src_ip\":\"10.1.1.1\"}"));
 }
 
+/* smtp events: logsource category email and zeek/smtp select them; UTF-8 in a subject,
+ * a list of attachment names */
+static void test_smtp_events(void **state)
+{
+    (void)state;
+    assert_string_equal(rs.rules[3].event_type, "smtp");
+    assert_string_equal(rs.rules[4].event_type, "smtp");
+    assert_true(match(3, "{\"event_type\":\"smtp\",\"email\":{\"subject\":\"增值税发票 No.8\","
+                         "\"attachment\":[\"readme.txt\",\"发票.js\"]}}"));
+    assert_false(match(3, "{\"event_type\":\"smtp\",\"email\":{\"subject\":\"增值税发票\","
+                          "\"attachment\":[\"发票.pdf\"]}}"));
+    assert_false(match(3, "{\"event_type\":\"fileinfo\",\"email\":{\"subject\":\"发票\","
+                          "\"attachment\":[\"a.exe\"]}}"));
+    assert_true(match(4, "{\"event_type\":\"smtp\",\"smtp\":{\"mail_from\":\"x@example.net\"}}"));
+    assert_false(match(4, "{\"event_type\":\"smtp\",\"smtp\":{\"mail_from\":\"x@example.cn\"}}"));
+}
+
 static void test_numbers(void **state)
 {
     (void)state;
@@ -166,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_lists_of_maps_and_not),
         cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_smtp_events),
         cmocka_unit_test(test_keywords_all_null_and_condition_list),
     };
     return cmocka_run_group_tests_name("sigma_rule", tests, setup, teardown);
