@@ -30,6 +30,31 @@ void file_open(pworker *p, fh_file *f, int dir, const char *name, size_t name_le
     p->pw.cnt.files++;
 }
 
+bool worker_buf_reserve(payload_worker *w, uint8_t **buf, uint32_t *cap, uint32_t len, uint32_t n,
+                        uint32_t min_cap, uint32_t max)
+{
+    uint32_t nc = *cap ? *cap : min_cap;
+    uint8_t *nb;
+
+    if (len + n <= *cap)
+        return true;
+    while (nc < len + n && nc < max)
+        nc = nc > max / 2 ? max : nc * 2;
+    if (nc > max)
+        nc = max;
+    if (w->buf_mem - *cap + nc > w->memcap || !(nb = realloc(*buf, nc))) {
+        w->cnt.memcap_drops++;
+        w->cnt.memcap_drop_bytes += n;
+        return false;
+    }
+    w->buf_mem = w->buf_mem - *cap + nc;
+    if (w->buf_mem > w->buf_mem_peak)
+        w->buf_mem_peak = w->buf_mem;
+    *buf = nb;
+    *cap = nc;
+    return true;
+}
+
 void file_data(pworker *p, fh_file *f, const uint8_t *data, size_t len)
 {
     payload_worker *w = &p->pw;
@@ -49,25 +74,10 @@ void file_data(pworker *p, fh_file *f, const uint8_t *data, size_t len)
         n = len;
     else if (n < len)
         f->cut = true;
-    if (f->len + n > f->cap) {
-        uint32_t nc = f->cap ? f->cap : FILE_BUF_MIN;
-        uint8_t *nb;
-
-        while (nc < f->len + n && nc < w->file_max_bytes)
-            nc *= 2;
-        if (nc > w->file_max_bytes)
-            nc = w->file_max_bytes;
-        if (w->buf_mem - f->cap + nc > w->memcap || !(nb = realloc(f->buf, nc))) {
-            w->cnt.memcap_drops++;
-            w->cnt.memcap_drop_bytes += n;
-            f->nomem = true;
-            return;
-        }
-        w->buf_mem = w->buf_mem - f->cap + nc;
-        if (w->buf_mem > w->buf_mem_peak)
-            w->buf_mem_peak = w->buf_mem;
-        f->buf = nb;
-        f->cap = nc;
+    if (!worker_buf_reserve(w, &f->buf, &f->cap, f->len, (uint32_t)n, FILE_BUF_MIN,
+                            w->file_max_bytes)) {
+        f->nomem = true;
+        return;
     }
     memcpy(f->buf + f->len, data, n);
     f->len += (uint32_t)n;

@@ -37,6 +37,16 @@ typedef struct {
 /* Writes what the protocol knows of the file's context (e.g. the "http" object). */
 typedef void (*file_ctx_writer)(jbuf *b, void *arg);
 
+/*
+ * Makes room for n more bytes after the len held in *buf (capacity *cap): the capacity
+ * doubles from min_cap, up to max (len + n <= max), inside the worker's share of
+ * yara.memcap (buf_mem). False, counted as a memcap drop of n bytes, when it cannot.
+ * The one allocator of the scan buffers, files and SMTP messages.
+ */
+struct payload_worker;
+bool worker_buf_reserve(struct payload_worker *w, uint8_t **buf, uint32_t *cap, uint32_t len,
+                        uint32_t n, uint32_t min_cap, uint32_t max);
+
 void file_open(struct pworker *p, fh_file *f, int dir, const char *name, size_t name_len);
 void file_data(struct pworker *p, fh_file *f, const uint8_t *data, size_t len);
 /* The type the protocol says the sender declared (Content-Type), as a hint for typing. */

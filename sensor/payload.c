@@ -206,23 +206,10 @@ static void smtp_msg_append(payload_worker *w, flow_payload *fp, const uint8_t *
         n = w->smtp_max - fp->msg_len;
         fp->msg_cut = true;
     }
-    if (fp->msg_len + n > fp->msg_cap) {
-        uint32_t nc = fp->msg_cap ? fp->msg_cap : 16384;
-        uint8_t *nb;
-
-        while (nc < fp->msg_len + n)
-            nc = nc > w->smtp_max / 2 ? w->smtp_max : nc * 2;
-        if (w->buf_mem - fp->msg_cap + nc > w->memcap || !(nb = realloc(fp->msg, nc))) {
-            w->cnt.memcap_drops++;
-            w->cnt.memcap_drop_bytes += n;
-            fp->msg_cut = true;
-            return;
-        }
-        w->buf_mem = w->buf_mem - fp->msg_cap + nc;
-        if (w->buf_mem > w->buf_mem_peak)
-            w->buf_mem_peak = w->buf_mem;
-        fp->msg = nb;
-        fp->msg_cap = nc;
+    if (!worker_buf_reserve(w, &fp->msg, &fp->msg_cap, fp->msg_len, (uint32_t)n, 16384,
+                            w->smtp_max)) {
+        fp->msg_cut = true;
+        return;
     }
     memcpy(fp->msg + fp->msg_len, data, n);
     fp->msg_len += (uint32_t)n;
@@ -696,25 +683,9 @@ static bool app_wants(const payload_worker *w, const flow_payload *fp, int dir)
 static void scan_buf_append(payload_worker *w, flow_payload *fp, int d, const uint8_t *data,
                             uint32_t n, uint32_t min_cap)
 {
-    if (fp->len[d] + n > fp->cap[d]) {
-        uint32_t nc = fp->cap[d] ? fp->cap[d] : min_cap;
-        uint8_t *nb;
-
-        while (nc < fp->len[d] + n && nc < w->max_bytes)
-            nc *= 2;
-        if (nc > w->max_bytes)
-            nc = w->max_bytes;
-        if (w->buf_mem - fp->cap[d] + nc > w->memcap || !(nb = realloc(fp->buf[d], nc))) {
-            w->cnt.memcap_drops++;
-            w->cnt.memcap_drop_bytes += n;
-            fp->trunc[d] = 1;
-            return;
-        }
-        w->buf_mem = w->buf_mem - fp->cap[d] + nc;
-        if (w->buf_mem > w->buf_mem_peak)
-            w->buf_mem_peak = w->buf_mem;
-        fp->buf[d] = nb;
-        fp->cap[d] = nc;
+    if (!worker_buf_reserve(w, &fp->buf[d], &fp->cap[d], fp->len[d], n, min_cap, w->max_bytes)) {
+        fp->trunc[d] = 1;
+        return;
     }
     memcpy(fp->buf[d] + fp->len[d], data, n);
     fp->len[d] += n;

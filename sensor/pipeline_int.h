@@ -44,7 +44,7 @@ typedef struct {
  * reloads the rules (main.c's SIGHUP thread); the worker notices a new
  * generation before its next scan and builds a new scanner.
  */
-typedef struct {
+typedef struct payload_worker {
     yara_rules_slot *slot; /* NULL = payload inspection off */
     yara_scanner *scanner;
     uint64_t generation; /* of the slot, when the scanner was made */
