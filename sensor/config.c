@@ -127,7 +127,8 @@ static const opt_def options[] = {
      "document; after a 4-byte length too) is a file: fileinfo with source tcp"},
     {"ftp.enabled", OPT_BOOL, OFF(ftp_enabled), 0,
      "an ftp event for the file and data-connection commands of FTP control connections "
-     "(port 21), with PORT/EPRT bounces flagged"},
+     "(port 21), with PORT/EPRT bounces flagged; the data connections they announce carry "
+     "files (fileinfo source ftp, named by RETR/STOR)"},
     {"smtp.enabled", OPT_BOOL, OFF(smtp_enabled), 0,
      "an smtp event per message of SMTP sessions (ports 25, 587, 2525, or opened with "
      "EHLO/HELO) with its envelope and headers, and a fileinfo per attachment (GMime)"},

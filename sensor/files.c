@@ -83,6 +83,18 @@ void file_data(pworker *p, fh_file *f, const uint8_t *data, size_t len)
     f->len += (uint32_t)n;
 }
 
+void file_set_name(fh_file *f, const char *name, size_t len)
+{
+    char *n;
+
+    if (!len || !(n = malloc(len + 1)))
+        return;
+    memcpy(n, name, len);
+    n[len] = '\0';
+    free(f->name);
+    f->name = n;
+}
+
 void file_declared_type(fh_file *f, const char *type, size_t len)
 {
     size_t i;

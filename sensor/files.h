@@ -49,6 +49,8 @@ bool worker_buf_reserve(struct payload_worker *w, uint8_t **buf, uint32_t *cap, 
 
 void file_open(struct pworker *p, fh_file *f, int dir, const char *name, size_t name_len);
 void file_data(struct pworker *p, fh_file *f, const uint8_t *data, size_t len);
+/* Names the file after it opened (an FTP data connection learns its name at its end). */
+void file_set_name(fh_file *f, const char *name, size_t len);
 /* The type the protocol says the sender declared (Content-Type), as a hint for typing. */
 void file_declared_type(fh_file *f, const char *type, size_t len);
 /* Marks missing bytes (a hole in the stream): the file's hash is then not written. */

@@ -16,6 +16,8 @@
 
 static const char *const commands[] = {"USER", "PORT", "EPRT", "RETR", "STOR", "STOU", "APPE",
                                        "DELE", "RNFR", "RNTO", "MKD",  "RMD",  "SITE"};
+/* Commands that open a data connection for a listing: followed, not written. */
+static const char *const quiet_commands[] = {"LIST", "NLST", "MLSD"};
 
 void ftp_init(ftp_state *s)
 {
@@ -113,6 +115,11 @@ static void line_done(ftp_state *s, const uint8_t *client, int ipv, ftp_ev_cb cb
     for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
         if (!strcmp(cmd, commands[k]))
             e.command = commands[k];
+    for (size_t k = 0; k < sizeof(quiet_commands) / sizeof(quiet_commands[0]); k++)
+        if (!strcmp(cmd, quiet_commands[k])) {
+            e.command = quiet_commands[k];
+            e.quiet = true;
+        }
     if (!e.command || ftp_done(s))
         return;
     if (i < n)
@@ -126,8 +133,74 @@ static void line_done(ftp_state *s, const uint8_t *client, int ipv, ftp_ev_cb cb
     if (e.active)
         e.bounce =
             (e.af == AF_INET) != (ipv == 4) || memcmp(e.ip, client, e.af == AF_INET ? 4 : 16) != 0;
-    s->events++;
+    s->events += !e.quiet;
     cb(&e, arg);
+}
+
+/* "227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)" (the parentheses are optional) and
+ * "229 Entering Extended Passive Mode (|||port|)" (any delimiter). */
+static void reply_done(ftp_state *s, ftp_ev_cb cb, void *arg)
+{
+    const char *l = s->rline;
+    size_t n = s->rlen, i = 4;
+    ftp_ev e;
+
+    if (n && l[n - 1] == '\r')
+        n--;
+    if (n < 5 || l[3] != ' ' || (memcmp(l, "227", 3) && memcmp(l, "229", 3)))
+        return;
+    memset(&e, 0, sizeof(e));
+    e.command = "PASV";
+    e.quiet = e.passive = true;
+    if (l[2] == '7') {
+        while (i < n && !isdigit((unsigned char)l[i]))
+            i++;
+        if (i >= n || !parse_port(l + i, n - i, &e))
+            return;
+    } else {
+        char d;
+        unsigned long port = 0;
+        size_t digits = 0;
+
+        while (i < n && l[i] != '(')
+            i++;
+        if (i + 5 > n)
+            return;
+        d = l[++i];
+        if (l[i + 1] != d || l[i + 2] != d)
+            return;
+        for (i += 3; i < n && isdigit((unsigned char)l[i]) && digits < 5; i++, digits++)
+            port = port * 10 + (unsigned long)(l[i] - '0');
+        if (!digits || i >= n || l[i] != d || port == 0 || port > 65535)
+            return;
+        e.port = (uint16_t)port;
+    }
+    cb(&e, arg);
+}
+
+void ftp_reply_data(ftp_state *s, const uint8_t *data, uint32_t len, bool gap, ftp_ev_cb cb,
+                    void *arg)
+{
+    if (gap) {
+        s->rlen = 0;
+        s->rskipping = true;
+    }
+    for (uint32_t i = 0; i < len; i++) {
+        uint8_t ch = data[i];
+        if (ch == '\n') {
+            if (!s->rskipping)
+                reply_done(s, cb, arg);
+            s->rlen = 0;
+            s->rskipping = false;
+        } else if (!s->rskipping) {
+            if (s->rlen == FTP_LINE_MAX) {
+                s->rskipping = true;
+                s->rlen = 0;
+            } else {
+                s->rline[s->rlen++] = (char)ch;
+            }
+        }
+    }
 }
 
 void ftp_data(ftp_state *s, const uint8_t *client, int ip_version, const uint8_t *data,

@@ -5,6 +5,10 @@
  * the client is an FTP bounce (the server is made to connect to a third host: scans and
  * relayed attacks, CERT CA-1997-27). PASS is never written.
  *
+ * The server's replies are read for the data connections they announce (227 to PASV,
+ * 229 to EPSV): with PORT/EPRT and the transfer commands (and LIST, NLST, MLSD, which are
+ * not events: `quiet`), payload.c tells ftp_expect.c where the files will go.
+ *
  * Bounded: lines of at most FTP_LINE_MAX bytes are read (longer ones are skipped to their
  * end), at most FTP_MAX_EVENTS events per connection.
  */
@@ -23,6 +27,9 @@ typedef struct {
     uint16_t len;
     bool skipping; /* in a line longer than FTP_LINE_MAX */
     uint16_t events;
+    char rline[FTP_LINE_MAX]; /* the server's reply line being read */
+    uint16_t rlen;
+    bool rskipping;
 } ftp_state;
 
 typedef struct {
@@ -33,7 +40,9 @@ typedef struct {
     int af;         /* AF_INET or AF_INET6 */
     uint8_t ip[16]; /* the address the server is told to connect to */
     uint16_t port;
-    bool bounce; /* that address is not the client's */
+    bool bounce;  /* that address is not the client's */
+    bool quiet;   /* not an ftp event: LIST/NLST/MLSD, and the server's passive replies */
+    bool passive; /* the server's 227/229: ip and port (af 0: 229, no address given) */
 } ftp_ev;
 
 typedef void (*ftp_ev_cb)(const ftp_ev *e, void *arg);
@@ -44,5 +53,8 @@ void ftp_data(ftp_state *s, const uint8_t *client, int ip_version, const uint8_t
               uint32_t len, bool gap, ftp_ev_cb cb, void *arg);
 /* True when no more events will come (the event limit was reached). */
 bool ftp_done(const ftp_state *s);
+/* The server's bytes: its 227 and 229 replies become passive ftp_ev (quiet). */
+void ftp_reply_data(ftp_state *s, const uint8_t *data, uint32_t len, bool gap, ftp_ev_cb cb,
+                    void *arg);
 
 #endif

@@ -151,6 +151,8 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
         jbuf_u64(b, "flows", w.ftp_flows);
         jbuf_u64(b, "events", w.ftp_events);
         jbuf_u64(b, "bounces", w.ftp_bounces);
+        jbuf_u64(b, "data_connections", w.ftp_data_flows);
+        jbuf_u64(b, "data_files", w.ftp_data_files);
         jbuf_obj_close(b);
     }
     if (pl->cfg->smtp_enabled) {

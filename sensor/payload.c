@@ -25,6 +25,7 @@
 #include "krb5.h"
 #include "http.h"
 #include "smb.h"
+#include "ftp_expect.h"
 #include "mime.h"
 #include "smb_files.h"
 #include "smtp.h"
@@ -80,7 +81,17 @@ enum { RAW_UNDECIDED, RAW_FILE, RAW_NONE };
 
 #define SCAN_BUF_MIN 4096
 
-enum { APP_UNDECIDED, APP_HTTP, APP_TLS, APP_SMB, APP_FTP, APP_KRB5, APP_SMTP, APP_NONE };
+enum {
+    APP_UNDECIDED,
+    APP_HTTP,
+    APP_TLS,
+    APP_SMB,
+    APP_FTP,
+    APP_FTPDATA, /* an FTP data connection (ftp_expect.c): each direction is a file */
+    APP_KRB5,
+    APP_SMTP,
+    APP_NONE
+};
 
 typedef struct {
     pworker *p;
@@ -133,9 +144,14 @@ static void free_scan_buf(payload_worker *w, flow_payload *fp, int dir)
 /* The server port decides FTP, Kerberos and SMTP (their servers may speak first); otherwise
  * the first bytes to the server decide: HTTP, TLS, SMB, SMTP or none. */
 static void app_decide(pworker *p, flow *f, flow_payload *fp, int dir, const uint8_t *data,
-                       uint32_t len)
+                       uint32_t len, uint64_t ts_us)
 {
     fp->app = APP_NONE;
+    if (ftp_expect_claim(p->front->ftp_expect, f->ip_version, f->srv, f->srv_port, ts_us)) {
+        fp->app = APP_FTPDATA; /* announced on an FTP control connection */
+        p->pw.cnt.ftp_data_flows++;
+        return;
+    }
     if (p->pw.ftp && f->srv_port == 21) { /* the server speaks first: decided by the port */
         fp->ftp = malloc(sizeof(*fp->ftp));
         if (fp->ftp) {
@@ -432,7 +448,20 @@ static void on_ftp_ev(const ftp_ev *e, void *arg)
     pworker *p = c->p;
     jbuf *b = &p->jb;
     char cid[COMMUNITY_ID_LEN], a[INET6_ADDRSTRLEN];
+    ftp_expect_table *t = p->front->ftp_expect;
+    static const char *const transfers[] = {"RETR", "STOR", "STOU", "APPE", "LIST", "NLST", "MLSD"};
 
+    /* where the data connections will go, and what they carry */
+    if (e->passive || e->active) {
+        int ipv = !e->af ? c->f->ip_version : e->af == AF_INET ? 4 : 6;
+        /* 229 gives no address: the control connection's server */
+        ftp_expect_add(t, c->f->flow_id, ipv, e->af ? e->ip : c->f->srv, e->port, c->ts_us);
+    }
+    for (size_t i = 0; i < sizeof(transfers) / sizeof(transfers[0]); i++)
+        if (!strcmp(e->command, transfers[i]))
+            ftp_expect_name(t, c->f->flow_id, e->command, e->arg, e->arg_len);
+    if (e->quiet)
+        return;
     p->pw.cnt.ftp_events++;
     p->pw.cnt.ftp_bounces += e->bounce;
     jbuf_reset(b);
@@ -616,7 +645,8 @@ static void raw_file_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, boo
     int d = c->dir, at;
     uint32_t take;
 
-    if (fp->app != APP_NONE || fp->fstate[d] == RAW_NONE || !c->p->pw.raw_files)
+    if (fp->fstate[d] == RAW_NONE ||
+        (fp->app != APP_FTPDATA && (fp->app != APP_NONE || !c->p->pw.raw_files)))
         return;
     if (fp->fstate[d] == RAW_FILE) {
         if (gap)
@@ -626,6 +656,16 @@ static void raw_file_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, boo
     }
     if (gap) { /* the first bytes are missing: nothing to decide on */
         fp->fstate[d] = RAW_NONE;
+        return;
+    }
+    if (fp->app == APP_FTPDATA) { /* a file from the first byte, whatever it is */
+        if (!(fp->rawfile[d] = calloc(1, sizeof(fh_file)))) {
+            fp->fstate[d] = RAW_NONE;
+            return;
+        }
+        fp->fstate[d] = RAW_FILE;
+        file_open(c->p, fp->rawfile[d], d, NULL, 0);
+        file_data(c->p, fp->rawfile[d], data, len);
         return;
     }
     take = RAW_HEAD - fp->head_len[d];
@@ -647,14 +687,39 @@ static void raw_file_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, boo
     file_data(c->p, fp->rawfile[d], data + take, len - take);
 }
 
-/* The direction's stream ended: its file, if it was one, is complete when a FIN ended it. */
+/* The "ftp" object of an FTP data connection's fileinfo: the command that moved it. */
+static void ftp_file_ctx(jbuf *b, void *arg)
+{
+    jbuf_obj_open(b, "ftp");
+    jbuf_str(b, "command", arg);
+    jbuf_obj_close(b);
+}
+
+/* The direction's stream ended: its file, if it was one, is complete when a FIN ended it.
+ * An FTP data connection's is named by the transfer command of its control connection (a
+ * listing, LIST/NLST/MLSD, is no file). */
 static void raw_file_end(pworker *p, flow *f, flow_payload *fp, int dir, uint64_t ts_us)
 {
     fh_file *rf = fp->rawfile[dir];
+    bool complete = fp->fin[dir] && !fp->rd[dir].gaps;
 
     if (!rf)
         return;
-    file_close(p, f, rf, ts_us, "tcp", 0, fp->fin[dir] && !fp->rd[dir].gaps, NULL, NULL);
+    if (fp->app == APP_FTPDATA) {
+        char cmd[5], name[256];
+
+        ftp_expect_lookup(p->front->ftp_expect, f->ip_version, f->srv, f->srv_port, cmd, name,
+                          sizeof(name));
+        if (!strcmp(cmd, "LIST") || !strcmp(cmd, "NLST") || !strcmp(cmd, "MLSD")) {
+            file_discard(p, rf);
+        } else {
+            p->pw.cnt.ftp_data_files++;
+            file_set_name(rf, name, strlen(name));
+            file_close(p, f, rf, ts_us, "ftp", 0, complete, cmd[0] ? ftp_file_ctx : NULL, cmd);
+        }
+    } else {
+        file_close(p, f, rf, ts_us, "tcp", 0, complete, NULL, NULL);
+    }
     free(rf);
     fp->rawfile[dir] = NULL;
 }
@@ -665,6 +730,8 @@ static bool app_wants(const payload_worker *w, const flow_payload *fp, int dir)
 {
     if (fp->app == APP_NONE)
         return w->raw_files && fp->fstate[dir] != RAW_NONE;
+    if (fp->app == APP_FTPDATA)
+        return fp->fstate[dir] != RAW_NONE;
     if (fp->app == APP_UNDECIDED || fp->app == APP_HTTP)
         return true;
     if (fp->app == APP_SMB)
@@ -703,7 +770,7 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
 
     (void)offset;
     if (fp->app == APP_UNDECIDED && len)
-        app_decide(c->p, c->f, fp, d, data, len);
+        app_decide(c->p, c->f, fp, d, data, len, c->ts_us);
     if (fp->http)
         http_conn_data(fp->http, d, data, len, (flags & REASM_F_GAP) != 0, c->ts_us);
     else if (fp->tls)
@@ -717,7 +784,9 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
     else if (fp->ftp && d == FLOW_TOSERVER)
         ftp_data(fp->ftp, c->f->cli, c->f->ip_version, data, len, (flags & REASM_F_GAP) != 0,
                  on_ftp_ev, c);
-    else if (fp->app == APP_NONE)
+    else if (fp->ftp)
+        ftp_reply_data(fp->ftp, data, len, (flags & REASM_F_GAP) != 0, on_ftp_ev, c);
+    else if (fp->app == APP_NONE || fp->app == APP_FTPDATA)
         raw_file_deliver(c, data, len, (flags & REASM_F_GAP) != 0);
     limit = scan_limit(w, fp);
     if (fp->raw_done[d] || fp->len[d] >= limit)
@@ -1220,6 +1289,8 @@ void payload_release(pworker *p, flow *f)
     if (fp->msg)
         smtp_msg_free(&p->pw, fp);
     free(fp->smtp);
+    if (fp->app == APP_FTPDATA) /* the endpoint was this flow's */
+        ftp_expect_release(p->front->ftp_expect, f->ip_version, f->srv, f->srv_port);
     if (fp->smbfiles)
         smb_files_discard(p, fp->smbfiles);
     free(fp->smbfiles);

@@ -19,6 +19,7 @@
 
 #include "../common/fh_log.h"
 #include "community_id.h"
+#include "ftp_expect.h"
 
 /*
  * Sends every worker `type` (MSG_END or MSG_SYNC) and waits until each has
@@ -117,8 +118,11 @@ fh_err pipeline_init(pipeline *p, const sensor_config *cfg, geoip *geo, event_si
     emitter_init(&p->out, sink, p->threaded ? &p->sink_lock : NULL);
     decoder_init(&p->dec, cfg->frag_memcap, cfg->frag_max_datagrams, cfg->frag_timeout);
     p->workers = calloc(p->nworkers, sizeof(*p->workers));
+    if (cfg->ftp_enabled)
+        p->ftp_expect = ftp_expect_new();
     if (!p->dec.defrag.buckets || !jbuf_init(&p->jb, 8192, cfg->max_event_bytes) || !p->workers ||
-        !arp_table_init(&p->arp) || !ra_table_init(&p->ra)) {
+        !arp_table_init(&p->arp) || !ra_table_init(&p->ra) ||
+        (cfg->ftp_enabled && !p->ftp_expect)) {
         snprintf(err, errlen, "out of memory setting up the pipeline");
         e = FH_ERR_NOMEM;
         goto fail;
@@ -187,6 +191,8 @@ void pipeline_free(pipeline *p)
         worker_free(&p->workers[i]);
     arp_table_free(&p->arp);
     ra_table_free(&p->ra);
+    ftp_expect_free(p->ftp_expect);
+    p->ftp_expect = NULL;
     free(p->workers);
     p->workers = NULL;
     p->nworkers = 0;
@@ -297,8 +303,10 @@ void pipeline_end_of_input(pipeline *p)
         pipeline_barrier(p, MSG_END);
     else
         worker_end_of_input(&p->workers[0]);
-    /* Datagrams still incomplete at the end will never complete. */
+    /* Datagrams still incomplete at the end will never complete; data connections announced
+     * and not made will not be made. */
     decoder_expire(&p->dec, UINT64_MAX);
+    ftp_expect_clear(p->ftp_expect);
     eve_stats_event(p, 0);
     pipeline_flush(p);
     /* The next input starts its own clock (a new pcap may be older). */

@@ -91,7 +91,8 @@ struct pipeline {
     decoder dec;
     geoip *geo; /* shared, may be NULL */
     event_sink *sink;
-    pthread_mutex_t sink_lock; /* worker threads: the sink's writers take it */
+    pthread_mutex_t sink_lock;           /* worker threads: the sink's writers take it */
+    struct ftp_expect_table *ftp_expect; /* FTP data endpoints (ftp.enabled); shared, locked */
     jbuf jb;
     emitter out;
 

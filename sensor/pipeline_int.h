@@ -33,6 +33,7 @@ typedef struct {
     uint64_t raw_files;                                    /* streams that are a file */
     uint64_t smb_files;                                    /* files read or written over SMB */
     uint64_t ftp_flows, ftp_events, ftp_bounces;           /* ftp.c */
+    uint64_t ftp_data_flows, ftp_data_files;               /* ftp_expect.c */
     uint64_t krb5_messages, krb5_weak_tickets;             /* krb5.c */
     uint64_t smtp_flows, smtp_messages, smtp_attachments;  /* smtp.c, mime.c */
     uint64_t smtp_cut, smtp_mime_errors;

@@ -853,6 +853,67 @@ def ftp_commands():
     return p
 
 
+FTP_NOTES = b"notes for the meeting\n" * 40
+FTP_UPLOAD = bytes((i * 7) % 256 for i in range(3000))
+FTP_ACTIVE = b"fetched over an active data connection\n"
+
+
+@case
+def ftp_data():
+    """FTP data connections named by their control connection (sensor/ftp_expect.c): RETR
+    notes.txt after PASV (227, port 50001), STOR upload.bin after EPSV (229, port 50002; the
+    server's address is the control connection's), RETR act.txt after PORT (the server
+    connects from port 20 to the client's 50003), a LIST after PASV (50004: a listing, no
+    file), and a connection to a port nobody announced (50005: a raw stream, no file)."""
+    p = Pcap("app/ftp-data")
+    srv = "10.1.1.21"
+    c = TcpConv(p, "ftp-control", CLI, srv, 49830, 21)
+    t = c.handshake(BASE)
+
+    def say(d, data):
+        nonlocal t
+        t += ms(1)
+        c.seg(d, t, "PA", data)
+
+    def data_conn(label, cli, srv_ip, sport, dport, d, payload):
+        nonlocal t
+        x = TcpConv(p, label, cli, srv_ip, sport, dport)
+        t = x.handshake(t + ms(1))
+        for k in range(0, len(payload), 1400):
+            t += ms(1)
+            x.seg(d, t, "PA", payload[k:k + 1400])
+        t = x.fin(t + ms(1), first=d)
+
+    for d, data in [(S, b"220 FTP ready\r\n"), (C, b"USER bob\r\n"), (S, b"331 pw\r\n"),
+                    (C, b"PASS pw-not-written\r\n"), (S, b"230 OK\r\n"), (C, b"TYPE I\r\n"),
+                    (S, b"200 OK\r\n"), (C, b"PASV\r\n"),
+                    (S, b"227 Entering Passive Mode (10,1,1,21,195,81).\r\n"),
+                    (C, b"RETR notes.txt\r\n"), (S, b"150 Opening\r\n")]:
+        say(d, data)
+    data_conn("ftp-data-pasv", CLI, srv, 49831, 50001, S, FTP_NOTES)
+    for d, data in [(S, b"226 Done\r\n"), (C, b"EPSV\r\n"),
+                    (S, b"229 Entering Extended Passive Mode (|||50002|)\r\n"),
+                    (C, b"STOR upload.bin\r\n"), (S, b"150 Ok to send\r\n")]:
+        say(d, data)
+    data_conn("ftp-data-epsv", CLI, srv, 49832, 50002, C, FTP_UPLOAD)
+    for d, data in [(S, b"226 Done\r\n"), (C, b"PORT 10,1,1,10,195,83\r\n"),
+                    (S, b"200 OK\r\n"), (C, b"RETR act.txt\r\n"), (S, b"150 Opening\r\n")]:
+        say(d, data)
+    # active: the server opens the data connection, from port 20 to the client's 50003
+    data_conn("ftp-data-active", srv, CLI, 20, 50003, C, FTP_ACTIVE)
+    for d, data in [(S, b"226 Done\r\n"), (C, b"PASV\r\n"),
+                    (S, b"227 Entering Passive Mode (10,1,1,21,195,84)\r\n"),
+                    (C, b"LIST\r\n"), (S, b"150 Here comes the listing\r\n")]:
+        say(d, data)
+    data_conn("ftp-data-list", CLI, srv, 49834, 50004, S,
+              b"-rw-r--r-- 1 bob bob 880 Mar 1 08:00 notes.txt\r\n")
+    say(S, b"226 Done\r\n")
+    data_conn("not-ftp-data", CLI, srv, 49835, 50005, S, b"just some bytes\n" * 10)
+    say(C, b"QUIT\r\n")
+    c.fin(t + ms(1))
+    return p
+
+
 @case
 def spoofed_floods():
     """Floods inside one flow and sources no host has: 1,200 ICMPv6 echo requests to ff02::1
