@@ -38,6 +38,11 @@ bool worker_buf_reserve(payload_worker *w, uint8_t **buf, uint32_t *cap, uint32_
 
     if (len + n <= *cap)
         return true;
+    if (len > max || n > max - len) { /* the callers bound n; never past max */
+        w->cnt.memcap_drops++;
+        w->cnt.memcap_drop_bytes += n;
+        return false;
+    }
     while (nc < len + n && nc < max)
         nc = nc > max / 2 ? max : nc * 2;
     if (nc > max)

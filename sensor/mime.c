@@ -41,6 +41,20 @@ static unsigned nesting_types(const uint8_t *p, size_t n, unsigned limit)
     return count;
 }
 
+/* Lines that start with "--" (each could delimit a part); counting stops past limit. */
+static unsigned delimiter_lines(const uint8_t *p, size_t n, unsigned limit)
+{
+    unsigned count = n >= 2 && p[0] == '-' && p[1] == '-';
+    const uint8_t *q = p, *end = p + n;
+
+    while (count <= limit && (q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+        q++;
+        if (end - q >= 2 && q[0] == '-' && q[1] == '-')
+            count++;
+    }
+    return count;
+}
+
 typedef struct {
     const mime_callbacks *cb;
     int depth;
@@ -113,7 +127,8 @@ mime_result mime_parse(const uint8_t *msg, size_t len, const mime_callbacks *cb)
     mime_headers h;
     char *from, *to, *cc;
 
-    if (nesting_types(msg, len, MIME_MAX_PARTS) > MIME_MAX_PARTS)
+    if (nesting_types(msg, len, MIME_MAX_PARTS) > MIME_MAX_PARTS ||
+        delimiter_lines(msg, len, MIME_MAX_DELIMITERS) > MIME_MAX_DELIMITERS)
         return MIME_TOO_COMPLEX;
     mime_init();
     in = g_mime_stream_mem_new_with_buffer((const char *)msg, len);

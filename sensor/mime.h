@@ -7,9 +7,10 @@
  * An attachment is a leaf part with a file name (Content-Disposition filename or
  * Content-Type name) or a disposition "attachment"; messages attached as message/rfc822
  * are read too, MIME_MAX_DEPTH deep. The text the message is read from is
- * attacker-controlled: GMime builds a tree of its parts recursively, so a message that
- * names more than MIME_MAX_PARTS multipart or message/rfc822 types is not read at all
- * (MIME_TOO_COMPLEX), whatever its nesting.
+ * attacker-controlled: GMime builds a tree of its parts recursively, and an object per
+ * part, so a message that names more than MIME_MAX_PARTS multipart or message/rfc822
+ * types, or has more than MIME_MAX_DELIMITERS lines that could delimit a part, is not read
+ * at all (MIME_TOO_COMPLEX), whatever its nesting.
  */
 #ifndef FH_MIME_H
 #define FH_MIME_H
@@ -18,8 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MIME_MAX_DEPTH 4
-#define MIME_MAX_PARTS 256
+#define MIME_MAX_DEPTH      4
+#define MIME_MAX_PARTS      256  /* multipart and message/rfc822 types named */
+#define MIME_MAX_DELIMITERS 4096 /* lines that start with "--": a part each, at most */
 
 typedef struct {
     const char *from, *to, *cc; /* address lists as text, or NULL */

@@ -364,13 +364,15 @@ def test_smtp_messages(run_sensor, testdata, validator):
          {"status": "PARSE_DONE", "from": "mallory@example.net", "to": "bob@gov.example.cn",
           "subject": '<img src=x onerror=alert(1)> "quoted" \x01',
           "attachment": ['"><script>x</script>.js']}),
-        # 300 nested multiparts: not given to GMime
+        # 300 nested multiparts, then 5,000 parts in one: not given to GMime
+        (587, {"helo": "x", "mail_from": "x@example.net", "rcpt_to": ["bob@gov.example.cn"]},
+         {"status": "TOO_COMPLEX"}),
         (587, {"helo": "x", "mail_from": "x@example.net", "rcpt_to": ["bob@gov.example.cn"]},
          {"status": "TOO_COMPLEX"})]
     # nothing of the session after STARTTLS
     assert not [e for e in on if e["event_type"] in ("smtp", "fileinfo") and e["src_port"] == 49822]
-    assert on[-1]["stats"]["smtp"] == {"flows": 3, "messages": 4, "attachments": 6, "cut": 0,
-                                       "mime_errors": 1}
+    assert on[-1]["stats"]["smtp"] == {"flows": 3, "messages": 5, "attachments": 6, "cut": 0,
+                                       "mime_errors": 2}
     # smtp.max_message: a message cut short (here in the headers of update.exe's part) is
     # read on what was kept and says so; its last attachment is TRUNCATED
     cut = events_of(run_sensor, ["-r", pcap(testdata, "app/smtp-messages.pcap"),
@@ -382,7 +384,7 @@ def test_smtp_messages(run_sensor, testdata, validator):
               for e in cut if e["event_type"] == "fileinfo" and e["fileinfo"]["tx_id"] == 0
               and e["dest_port"] == 25]
     assert states == [("report.pdf", "CLOSED"), (None, "TRUNCATED")]
-    assert cut[-1]["stats"]["smtp"]["cut"] == 2  # and the 300-multipart message
+    assert cut[-1]["stats"]["smtp"]["cut"] == 3  # and the two MIME bombs
     off = events_of(run_sensor, ["-r", pcap(testdata, "app/smtp-messages.pcap"),
                                  "--set", "smtp.enabled=false"])
     assert not [e for e in off if e["event_type"] in ("smtp", "fileinfo")]

@@ -1629,7 +1629,8 @@ def smtp_messages():
     that start with a dot (stuffed on the wire), and an attached message with a
     quoted-printable attachment; then a second message in two BDAT chunks with one
     attachment. Session 2 (port 587): a message with a hostile subject and file name, then
-    a message nesting 300 multiparts (not read: TOO_COMPLEX). Session 3 (port 25): STARTTLS,
+    a message nesting 300 multiparts and one of 5,000 parts (neither read: TOO_COMPLEX).
+    Session 3 (port 25): STARTTLS,
     then bytes that would read as a message: nothing after STARTTLS is parsed."""
     p = Pcap("app/smtp-messages")
     c = TcpConv(p, "smtp", CLI, "10.1.1.25", 49820, 25)
@@ -1678,6 +1679,14 @@ def smtp_messages():
     bomb = smtp_message_bomb() + b"\r\n.\r\n"
     for k in range(0, len(bomb), 1400):
         steps.append((C, bomb[k:k + 1400]))
+    # 5,000 parts in one multipart: a part object each in GMime
+    wide = (b"From: <x@example.net>\r\nSubject: wide\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=\"w\"\r\n\r\n"
+            + b"--w\r\n\r\nx\r\n" * 5000 + b"--w--\r\n\r\n.\r\n")
+    steps += [(C, b"MAIL FROM:<x@example.net>\r\n"), (C, b"RCPT TO:<bob@gov.example.cn>\r\n"),
+              (C, b"DATA\r\n")]
+    for k in range(0, len(wide), 1400):
+        steps.append((C, wide[k:k + 1400]))
     steps.append((C, b"QUIT\r\n"))
     for i, (d, data) in enumerate(steps):
         h.seg(d, t + ms(1 + i), "PA", data)
