@@ -586,10 +586,21 @@ static void tls_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, bool gap
         }
 }
 
-/* The scan buffer's size: TLS keeps its handshake (certificates), not the ciphertext after. */
-static uint32_t scan_limit(const payload_worker *w, const flow_payload *fp)
+/* The scan buffer's size: TLS keeps its handshake (certificates, up to yara.tls_bytes), not
+ * the ciphertext from the direction's first ChangeCipherSpec or application data record. */
+static uint32_t scan_limit(const payload_worker *w, const flow_payload *fp, int dir)
 {
-    return fp->app == APP_TLS && w->tls_bytes < w->max_bytes ? w->tls_bytes : w->max_bytes;
+    uint32_t limit = w->max_bytes;
+
+    if (fp->app == APP_TLS) {
+        int64_t plain = tls_records_plain_end(fp->tls, dir);
+
+        if (w->tls_bytes < limit)
+            limit = w->tls_bytes;
+        if (plain >= 0 && plain < limit)
+            limit = plain ? (uint32_t)plain : 1;
+    }
+    return limit;
 }
 
 /*
@@ -788,7 +799,7 @@ static void on_deliver(void *arg, uint64_t offset, const uint8_t *data, uint32_t
         ftp_reply_data(fp->ftp, data, len, (flags & REASM_F_GAP) != 0, on_ftp_ev, c);
     else if (fp->app == APP_NONE || fp->app == APP_FTPDATA)
         raw_file_deliver(c, data, len, (flags & REASM_F_GAP) != 0);
-    limit = scan_limit(w, fp);
+    limit = scan_limit(w, fp, d);
     if (fp->raw_done[d] || fp->len[d] >= limit)
         return;
     n = limit - fp->len[d];
@@ -1009,7 +1020,7 @@ static void payload_tcp(pworker *p, flow *f, const decode_pkt *k, int dir)
                     rd->next +
                     (uint64_t)(int64_t)(int32_t)(fin_seq - (rd->base + (uint32_t)rd->next));
         }
-        if (!fp->raw_done[dir] && (fp->len[dir] >= scan_limit(w, fp) || !w->slot))
+        if (!fp->raw_done[dir] && (fp->len[dir] >= scan_limit(w, fp, dir) || !w->slot))
             scan_tcp_dir(p, f, fp, dir, k->ts_us);
         if ((rd->flags & REASM_DIR_DEPTH) || (fp->raw_done[dir] && !app_wants(w, fp, dir)))
             finish_tcp_dir(p, f, fp, dir, k->ts_us);

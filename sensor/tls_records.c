@@ -111,6 +111,10 @@ uint32_t tls_records_data(tls_records *t, int dir, const uint8_t *p, size_t len,
             d->left = d->rec_len;
             d->peek_len = 0;
             d->records++;
+            if (!d->sealed && (d->type == CT_CCS || d->type == CT_APPDATA)) {
+                d->sealed = 1;
+                d->plain_end = d->bytes - 5;
+            }
             if (d->type == CT_CCS)
                 d->ccs = 1;
             else if (d->type == CT_HANDSHAKE && d->ccs && ++d->handshakes_after_ccs > 1)
@@ -145,6 +149,11 @@ uint32_t tls_records_data(tls_records *t, int dir, const uint8_t *p, size_t len,
             d->done = 1;
     }
     return found;
+}
+
+int64_t tls_records_plain_end(const tls_records *t, int dir)
+{
+    return t->d[dir].sealed ? (int64_t)t->d[dir].plain_end : -1;
 }
 
 bool tls_records_done(const tls_records *t)

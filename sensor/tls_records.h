@@ -45,6 +45,8 @@ typedef struct {
     uint32_t bytes;
     uint32_t hb_len; /* length of the last heartbeat record sent */
     uint8_t ccs;     /* ChangeCipherSpec sent: records are encrypted from here */
+    uint8_t sealed;  /* a ChangeCipherSpec or application data record began at plain_end */
+    uint32_t plain_end;
     uint8_t handshakes_after_ccs;
     uint8_t done;
 } tls_dir;
@@ -66,6 +68,9 @@ void tls_records_init(tls_records *t, const uint8_t *first, size_t len);
 uint32_t tls_records_data(tls_records *t, int dir, const uint8_t *data, size_t len, bool gap);
 /* True once both directions stopped reading. */
 bool tls_records_done(const tls_records *t);
+/* The stream offset of direction dir where its records stop being plaintext (its first
+ * ChangeCipherSpec or application data record), or -1 while not known. */
+int64_t tls_records_plain_end(const tls_records *t, int dir);
 const char *tls_anomaly_name(tls_anomaly a);
 
 #endif

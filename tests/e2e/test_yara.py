@@ -396,3 +396,38 @@ def test_clean_cache_floods(run_sensor, tmp_path, validator):
     assert len(hits(runs[4096])) == 20
     assert hits(runs[4096]) == hits(runs[0])
     assert {h[1] for h in hits(runs[4096])} == {EICAR_RULE}
+
+
+def test_tls_scanned_to_its_handshake(run_sensor, tmp_path, validator):
+    """A TLS server's direction is scanned up to its first ChangeCipherSpec or application
+    data record (yara.tls_bytes at most): a certificate's text is scanned, the ciphertext
+    after it is not. The client's ClientHello is not scanned at all."""
+    import sys
+    sys.path.insert(0, os.path.join(REPO, "tests", "traffic"))
+    import gen_pcaps as g
+    pytest.importorskip("scapy.all")
+
+    cert = b"\x0b" + b"\x00\x00\x40" + b"FENGHUO-CERT-MARK " * 3 + b"." * 10  # Certificate
+    handshake = g.tls_server_hello()[:-9] + b"\x16\x03\x03" + g._vec16(cert) + \
+        b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00"
+    appdata = b"\x17\x03\x03" + g._vec16(b"FENGHUO-APPDATA-MARK " * 4)
+    p = g.Pcap("tls-scan")
+    c = g.TcpConv(p, "tls", "10.1.1.10", "10.1.1.30", 49900, 443)
+    t = c.handshake(g.BASE)
+    c.seg(g.C, t + g.ms(1), "PA", g.tls_client_hello())
+    c.seg(g.S, t + g.ms(2), "PA", handshake)
+    c.seg(g.C, t + g.ms(3), "PA", g.TLS_CCS + g.TLS_FINISHED)
+    c.seg(g.S, t + g.ms(4), "PA", g.TLS_CCS + g.TLS_FINISHED + appdata)
+    c.fin(t + g.ms(10))
+    path = p.write(str(tmp_path))
+    rules = tmp_path / "marks.yar"
+    rules.write_text("rule cert_mark { strings: $a = \"FENGHUO-CERT-MARK\" condition: $a }\n"
+                     "rule appdata_mark { strings: $a = \"FENGHUO-APPDATA-MARK\" "
+                     "condition: $a }\n")
+    events, err, rc = run_sensor(["-r", path, "--yara-rules", str(rules), "--threads", "1"])
+    assert rc == 0, err
+    validator(events)
+    assert [(e["yara"]["rule"], e["yara"]["direction"]) for e in yara_events(events)] == \
+        [("cert_mark", "to_client")]
+    st = events[-1]["stats"]["yara"]
+    assert st["scanned_bytes"] == len(handshake) and st["tcp_unscanned"] == 1
