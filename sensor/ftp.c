@@ -96,20 +96,57 @@ static bool parse_eprt(const char *a, size_t n, ftp_ev *e)
     return true;
 }
 
+/*
+ * Reads data into l up to and including the next LF; returns the bytes used. l->ready
+ * tells whether l->buf then holds a whole line (its CR dropped); a line longer than
+ * FTP_LINE_MAX, or one a gap cut, is skipped to its end.
+ */
+static uint32_t line_take(ftp_line *l, const uint8_t *data, uint32_t len, bool gap)
+{
+    uint32_t i = 0;
+
+    if (l->ready || gap) {
+        l->len = 0;
+        l->ready = false;
+        l->skipping = gap;
+    }
+    while (i < len) {
+        uint8_t ch = data[i++];
+
+        if (ch == '\n') {
+            l->ready = !l->skipping;
+            l->skipping = false;
+            if (l->ready && l->len && l->buf[l->len - 1] == '\r')
+                l->len--;
+            if (!l->ready)
+                l->len = 0;
+            break;
+        }
+        if (l->skipping)
+            continue;
+        if (l->len == FTP_LINE_MAX) {
+            l->skipping = true;
+            l->len = 0;
+        } else {
+            l->buf[l->len++] = (char)ch;
+        }
+    }
+    return i;
+}
+
 static void line_done(ftp_state *s, const uint8_t *client, int ipv, ftp_ev_cb cb, void *arg)
 {
     char cmd[8];
-    size_t n = s->len, i = 0, c = 0;
+    const char *line = s->cmd.buf;
+    size_t n = s->cmd.len, i = 0, c = 0;
     ftp_ev e;
 
-    if (n && s->line[n - 1] == '\r')
-        n--;
-    while (i < n && s->line[i] == ' ')
+    while (i < n && line[i] == ' ')
         i++;
-    while (i < n && isalpha((unsigned char)s->line[i]) && c + 1 < sizeof(cmd))
-        cmd[c++] = (char)toupper((unsigned char)s->line[i++]);
+    while (i < n && isalpha((unsigned char)line[i]) && c + 1 < sizeof(cmd))
+        cmd[c++] = (char)toupper((unsigned char)line[i++]);
     cmd[c] = '\0';
-    if (!c || (i < n && s->line[i] != ' '))
+    if (!c || (i < n && line[i] != ' '))
         return;
     memset(&e, 0, sizeof(e));
     for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
@@ -124,7 +161,7 @@ static void line_done(ftp_state *s, const uint8_t *client, int ipv, ftp_ev_cb cb
         return;
     if (i < n)
         i++; /* the space */
-    e.arg = s->line + i;
+    e.arg = line + i;
     e.arg_len = n - i;
     if (!strcmp(e.command, "PORT"))
         e.active = parse_port(e.arg, e.arg_len, &e);
@@ -141,12 +178,10 @@ static void line_done(ftp_state *s, const uint8_t *client, int ipv, ftp_ev_cb cb
  * "229 Entering Extended Passive Mode (|||port|)" (any delimiter). */
 static void reply_done(ftp_state *s, ftp_ev_cb cb, void *arg)
 {
-    const char *l = s->rline;
-    size_t n = s->rlen, i = 4;
+    const char *l = s->reply.buf;
+    size_t n = s->reply.len, i = 4;
     ftp_ev e;
 
-    if (n && l[n - 1] == '\r')
-        n--;
     if (n < 5 || l[3] != ' ' || (memcmp(l, "227", 3) && memcmp(l, "229", 3)))
         return;
     memset(&e, 0, sizeof(e));
@@ -181,49 +216,27 @@ static void reply_done(ftp_state *s, ftp_ev_cb cb, void *arg)
 void ftp_reply_data(ftp_state *s, const uint8_t *data, uint32_t len, bool gap, ftp_ev_cb cb,
                     void *arg)
 {
-    if (gap) {
-        s->rlen = 0;
-        s->rskipping = true;
-    }
-    for (uint32_t i = 0; i < len; i++) {
-        uint8_t ch = data[i];
-        if (ch == '\n') {
-            if (!s->rskipping)
-                reply_done(s, cb, arg);
-            s->rlen = 0;
-            s->rskipping = false;
-        } else if (!s->rskipping) {
-            if (s->rlen == FTP_LINE_MAX) {
-                s->rskipping = true;
-                s->rlen = 0;
-            } else {
-                s->rline[s->rlen++] = (char)ch;
-            }
-        }
+    while (len || gap) {
+        uint32_t used = line_take(&s->reply, data, len, gap);
+
+        gap = false;
+        if (s->reply.ready)
+            reply_done(s, cb, arg);
+        data += used;
+        len -= used;
     }
 }
 
 void ftp_data(ftp_state *s, const uint8_t *client, int ip_version, const uint8_t *data,
               uint32_t len, bool gap, ftp_ev_cb cb, void *arg)
 {
-    if (gap) {
-        s->len = 0;
-        s->skipping = true;
-    }
-    for (uint32_t i = 0; i < len && !ftp_done(s); i++) {
-        uint8_t ch = data[i];
-        if (ch == '\n') {
-            if (!s->skipping)
-                line_done(s, client, ip_version, cb, arg);
-            s->len = 0;
-            s->skipping = false;
-        } else if (!s->skipping) {
-            if (s->len == FTP_LINE_MAX) {
-                s->skipping = true;
-                s->len = 0;
-            } else {
-                s->line[s->len++] = (char)ch;
-            }
-        }
+    while ((len || gap) && !ftp_done(s)) {
+        uint32_t used = line_take(&s->cmd, data, len, gap);
+
+        gap = false;
+        if (s->cmd.ready)
+            line_done(s, client, ip_version, cb, arg);
+        data += used;
+        len -= used;
     }
 }

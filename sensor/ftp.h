@@ -22,14 +22,18 @@
 #define FTP_LINE_MAX   512
 #define FTP_MAX_EVENTS 256
 
+/* A line being read (one per direction). */
 typedef struct {
-    char line[FTP_LINE_MAX];
+    char buf[FTP_LINE_MAX];
     uint16_t len;
-    bool skipping; /* in a line longer than FTP_LINE_MAX */
+    bool skipping; /* in a line longer than FTP_LINE_MAX, or cut by a gap */
+    bool ready;    /* buf holds a whole line (to be replaced by the next byte) */
+} ftp_line;
+
+typedef struct {
+    ftp_line cmd;   /* the client's command line */
+    ftp_line reply; /* the server's reply line */
     uint16_t events;
-    char rline[FTP_LINE_MAX]; /* the server's reply line being read */
-    uint16_t rlen;
-    bool rskipping;
 } ftp_state;
 
 typedef struct {

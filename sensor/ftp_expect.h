@@ -4,9 +4,9 @@
  * "ftp", docs/events.md).
  *
  * A control connection announces where its next data connection will go: the server's
- * reply to PASV/EPSV (227 with an address and a port, 229 with a port on the control
- * server's address), or the client's PORT/EPRT (its own address and port, where the
- * server will connect from port 20). The control connection's worker adds the endpoint;
+ * reply to PASV/EPSV (a port on the control connection's server; payload.c ignores the
+ * address a 227 names), or the client's PORT/EPRT (an address and port, where the server
+ * will connect from port 20). The control connection's worker adds the endpoint;
  * the transfer command (RETR, STOR, STOU, APPE, or LIST/NLST/MLSD for a listing) names
  * its newest endpoint. A new TCP flow whose server side is an announced endpoint is a
  * data connection: each direction that carries bytes is a file from its first byte,

@@ -452,11 +452,11 @@ static void on_ftp_ev(const ftp_ev *e, void *arg)
     static const char *const transfers[] = {"RETR", "STOR", "STOU", "APPE", "LIST", "NLST", "MLSD"};
 
     /* where the data connections will go, and what they carry */
-    if (e->passive || e->active) {
-        int ipv = !e->af ? c->f->ip_version : e->af == AF_INET ? 4 : 6;
-        /* 229 gives no address: the control connection's server */
-        ftp_expect_add(t, c->f->flow_id, ipv, e->af ? e->ip : c->f->srv, e->port, c->ts_us);
-    }
+    if (e->passive) /* on the control connection's server, whatever 227 says: a NAT'd
+                     * server names its inner address, and no other host can be claimed */
+        ftp_expect_add(t, c->f->flow_id, c->f->ip_version, c->f->srv, e->port, c->ts_us);
+    else if (e->active)
+        ftp_expect_add(t, c->f->flow_id, e->af == AF_INET ? 4 : 6, e->ip, e->port, c->ts_us);
     for (size_t i = 0; i < sizeof(transfers) / sizeof(transfers[0]); i++)
         if (!strcmp(e->command, transfers[i]))
             ftp_expect_name(t, c->f->flow_id, e->command, e->arg, e->arg_len);

@@ -408,11 +408,13 @@ def test_ftp_data_files(run_sensor, testdata, shared, validator):
          {"command": "STOR"}),
         # active mode: the server connected to the client, so the file goes "to_server"
         (20, 50003, "ftp", "act.txt", "to_server", "CLOSED", sha(g.FTP_ACTIVE),
+         {"command": "RETR"}),
+        (49836, 50006, "ftp", "nat.txt", "to_client", "CLOSED", sha(g.FTP_ACTIVE),
          {"command": "RETR"})]
     ftp = [e["ftp"]["command"] for e in ev if e["event_type"] == "ftp"]
-    assert ftp == ["USER", "RETR", "STOR", "PORT", "RETR"]  # LIST and PASV are no events
-    assert ev[-1]["stats"]["ftp"] == {"flows": 1, "events": 5, "bounces": 0,
-                                      "data_connections": 4, "data_files": 3}
+    assert ftp == ["USER", "RETR", "STOR", "PORT", "RETR", "RETR"]  # LIST, PASV: no events
+    assert ev[-1]["stats"]["ftp"] == {"flows": 1, "events": 6, "bounces": 0,
+                                      "data_connections": 5, "data_files": 4}
     off = events_of(run_sensor, ["-r", pcap(testdata, "app/ftp-data.pcap"), "--threads", "1",
                                  "--set", "ftp.enabled=false"])
     assert not [e for e in off if e["event_type"] == "fileinfo"]

@@ -864,7 +864,9 @@ def ftp_data():
     notes.txt after PASV (227, port 50001), STOR upload.bin after EPSV (229, port 50002; the
     server's address is the control connection's), RETR act.txt after PORT (the server
     connects from port 20 to the client's 50003), a LIST after PASV (50004: a listing, no
-    file), and a connection to a port nobody announced (50005: a raw stream, no file)."""
+    file), a connection to a port nobody announced (50005: a raw stream, no file), and RETR
+    nat.txt after a 227 naming another address (a NATed server: the port 50006 is taken on
+    the control connection's server)."""
     p = Pcap("app/ftp-data")
     srv = "10.1.1.21"
     c = TcpConv(p, "ftp-control", CLI, srv, 49830, 21)
@@ -909,6 +911,12 @@ def ftp_data():
               b"-rw-r--r-- 1 bob bob 880 Mar 1 08:00 notes.txt\r\n")
     say(S, b"226 Done\r\n")
     data_conn("not-ftp-data", CLI, srv, 49835, 50005, S, b"just some bytes\n" * 10)
+    # a server behind NAT names its inner address: the port is taken on the server itself
+    for d, data in [(C, b"PASV\r\n"), (S, b"227 Entering Passive Mode (192,168,77,5,195,86)\r\n"),
+                    (C, b"RETR nat.txt\r\n")]:
+        say(d, data)
+    data_conn("ftp-data-nat", CLI, srv, 49836, 50006, S, FTP_ACTIVE)
+    say(S, b"226 Done\r\n")
     say(C, b"QUIT\r\n")
     c.fin(t + ms(1))
     return p
