@@ -282,3 +282,34 @@ bool fh_addr_is_public(int family, const void *addr)
         return v4_public(v4);
     return v6_public(addr);
 }
+
+void fh_hex(char *out, const uint8_t *in, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void fh_addr_text(int family, const uint8_t *addr, char *out, size_t len)
+{
+    char *o = out;
+
+    if (family != AF_INET || len < 16) {
+        inet_ntop(family, addr, out, (socklen_t)len);
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        unsigned v = addr[i];
+
+        if (v >= 100)
+            *o++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *o++ = (char)('0' + v / 10 % 10);
+        *o++ = (char)('0' + v % 10);
+        *o++ = i < 3 ? '.' : '\0';
+    }
+}

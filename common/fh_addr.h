@@ -51,4 +51,13 @@ bool fh_addr_is_public(int family, const void *addr);
 /* If the IPv6 address a carries an IPv4 address, copies it to v4 and returns true. */
 bool fh_addr_embedded_v4(const uint8_t *a, uint8_t v4[4]);
 
+/* in[0..n) as lower-case hex: 2n characters and a NUL into out. */
+void fh_hex(char *out, const uint8_t *in, size_t n);
+
+/*
+ * An address as text, as inet_ntop() writes it (out: INET6_ADDRSTRLEN bytes at least);
+ * IPv4 without printf (it is in every event twice).
+ */
+void fh_addr_text(int family, const uint8_t *addr, char *out, size_t len);
+
 #endif

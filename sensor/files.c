@@ -2,6 +2,7 @@
  * files.c - see files.h.
  */
 #include "files.h"
+#include "../common/fh_addr.h"
 
 #include <magic.h>
 #include <stdio.h>
@@ -300,8 +301,7 @@ void file_close(pworker *p, flow *fl, fh_file *f, uint64_t ts_us, const char *so
     if (!f->open)
         return;
     sha256_digest(&f->sha, sizeof(digest), digest);
-    for (size_t i = 0; i < sizeof(digest); i++)
-        snprintf(sha + 2 * i, 3, "%02x", digest[i]);
+    fh_hex(sha, digest, sizeof(digest));
     if (f->len && w->slot && (sc = payload_scanner(w))) {
         int rc;
 

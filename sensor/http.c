@@ -2,6 +2,7 @@
  * http.c - see http.h.
  */
 #include "http.h"
+#include "../common/fh_addr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -184,8 +185,7 @@ static void put_session_cookie(jbuf *b, const htp_tx_t *tx)
     sha256_update(&sha, 1, (const uint8_t *)"=");
     sha256_update(&sha, bstr_len(value), bstr_ptr(value));
     sha256_digest(&sha, sizeof(d), d);
-    for (size_t i = 0; i < sizeof(d); i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    fh_hex(hex, d, sizeof(d));
     jbuf_obj_open(b, "session_cookie");
     put_bstr(b, "name", name);
     jbuf_str(b, "sha256", hex);

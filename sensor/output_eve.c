@@ -5,6 +5,7 @@
  * nDPI has decided a flow. Stats and anomaly events are output_stats.c.
  */
 #include "pipeline_int.h"
+#include "../common/fh_addr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -55,7 +56,7 @@ static void eve_timestamp(uint64_t ts_us, char *out, size_t len)
 
 void eve_ip(int version, const uint8_t *a, char *out, size_t len)
 {
-    inet_ntop(version == 4 ? AF_INET : AF_INET6, a, out, (socklen_t)len);
+    fh_addr_text(version == 4 ? AF_INET : AF_INET6, a, out, len);
 }
 
 /* A MAC as "aa:bb:cc:dd:ee:ff" under key. */
@@ -63,7 +64,10 @@ void eve_put_mac(jbuf *b, const char *key, const uint8_t *m)
 {
     char out[18];
 
-    snprintf(out, sizeof(out), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    for (int i = 0; i < 6; i++) {
+        fh_hex(out + 3 * i, m + i, 1);
+        out[3 * i + 2] = i < 5 ? ':' : '\0';
+    }
     jbuf_str(b, key, out);
 }
 
@@ -197,11 +201,11 @@ static void eve_tcp(jbuf *b, const flow *f)
     char hex[4];
 
     jbuf_obj_open(b, "tcp");
-    snprintf(hex, sizeof(hex), "%02x", all);
+    fh_hex(hex, &all, 1);
     jbuf_str(b, "tcp_flags", hex);
-    snprintf(hex, sizeof(hex), "%02x", f->tcp_flags[0]);
+    fh_hex(hex, &f->tcp_flags[0], 1);
     jbuf_str(b, "tcp_flags_ts", hex);
-    snprintf(hex, sizeof(hex), "%02x", f->tcp_flags[1]);
+    fh_hex(hex, &f->tcp_flags[1], 1);
     jbuf_str(b, "tcp_flags_tc", hex);
     if (all & 0x02)
         jbuf_bool(b, "syn", true);

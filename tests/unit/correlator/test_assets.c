@@ -679,6 +679,34 @@ static void assert_absent(fixture *x, const char *p)
         fail_msg("%s: should be absent, is type %d", p, slot(x, p)->type);
 }
 
+/* fh_addr_text writes what inet_ntop writes (every IPv4 address of a sweep, some IPv6);
+ * fh_hex is lower-case hex. */
+static void test_addr_text_and_hex(void **state)
+{
+    (void)state;
+    char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN], hex[9];
+    uint8_t v4[4], v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+    static const uint8_t bytes[4] = {0x00, 0x0f, 0xa0, 0xff};
+    uint32_t x = 0;
+
+    for (int i = 0; i < 200000; i++) {
+        x = x * 1103515245u + 12345u;
+        v4[0] = (uint8_t)(i & 0xff);
+        v4[1] = (uint8_t)(x >> 8);
+        v4[2] = (uint8_t)(x >> 16);
+        v4[3] = (uint8_t)(i < 256 ? 0 : x >> 24);
+        fh_addr_text(AF_INET, v4, a, sizeof(a));
+        inet_ntop(AF_INET, v4, b, sizeof(b));
+        assert_string_equal(a, b);
+    }
+    fh_addr_text(AF_INET6, v6, a, sizeof(a));
+    assert_string_equal(a, "2001:db8::1");
+    fh_hex(hex, bytes, sizeof(bytes));
+    assert_string_equal(hex, "000fa0ff");
+    fh_hex(hex, bytes, 0);
+    assert_string_equal(hex, "");
+}
+
 static void test_bind(void **state)
 {
     fixture x;
@@ -941,11 +969,17 @@ static void test_devices(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example),     cmocka_unit_test(test_example_placeholders),
-        cmocka_unit_test(test_errors),      cmocka_unit_test(test_lpm_edges),
-        cmocka_unit_test(test_lpm_random),  cmocka_unit_test(test_public),
-        cmocka_unit_test(test_bind),        cmocka_unit_test(test_enrich),
-        cmocka_unit_test(test_zone_matrix), cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_example),
+        cmocka_unit_test(test_example_placeholders),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_lpm_edges),
+        cmocka_unit_test(test_lpm_random),
+        cmocka_unit_test(test_public),
+        cmocka_unit_test(test_bind),
+        cmocka_unit_test(test_enrich),
+        cmocka_unit_test(test_zone_matrix),
+        cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_addr_text_and_hex),
     };
 
     return cmocka_run_group_tests_name("assets", tests, NULL, NULL);
