@@ -18,6 +18,16 @@ static const char *const commands[] = {"USER", "PORT", "EPRT", "RETR", "STOR", "
                                        "DELE", "RNFR", "RNTO", "MKD",  "RMD",  "SITE"};
 /* Commands that open a data connection for a listing: followed, not written. */
 static const char *const quiet_commands[] = {"LIST", "NLST", "MLSD"};
+/* Commands that open a data connection for a file. */
+static const char *const file_commands[] = {"RETR", "STOR", "STOU", "APPE"};
+
+bool ftp_command_is_listing(const char *cmd)
+{
+    for (size_t k = 0; k < sizeof(quiet_commands) / sizeof(quiet_commands[0]); k++)
+        if (!strcmp(cmd, quiet_commands[k]))
+            return true;
+    return false;
+}
 
 void ftp_init(ftp_state *s)
 {
@@ -157,6 +167,9 @@ static void line_done(ftp_state *s, const uint8_t *client, int ipv, ftp_ev_cb cb
             e.command = quiet_commands[k];
             e.quiet = true;
         }
+    e.transfer = e.quiet;
+    for (size_t k = 0; k < sizeof(file_commands) / sizeof(file_commands[0]); k++)
+        e.transfer = e.transfer || !strcmp(cmd, file_commands[k]);
     if (!e.command || ftp_done(s))
         return;
     if (i < n)

@@ -44,9 +44,10 @@ typedef struct {
     int af;         /* AF_INET or AF_INET6 */
     uint8_t ip[16]; /* the address the server is told to connect to */
     uint16_t port;
-    bool bounce;  /* that address is not the client's */
-    bool quiet;   /* not an ftp event: LIST/NLST/MLSD, and the server's passive replies */
-    bool passive; /* the server's 227/229: ip and port (af 0: 229, no address given) */
+    bool bounce;   /* that address is not the client's */
+    bool quiet;    /* not an ftp event: LIST/NLST/MLSD, and the server's passive replies */
+    bool transfer; /* opens a data connection: RETR, STOR, STOU, APPE, LIST, NLST, MLSD */
+    bool passive;  /* the server's 227/229: ip and port (af 0: 229, no address given) */
 } ftp_ev;
 
 typedef void (*ftp_ev_cb)(const ftp_ev *e, void *arg);
@@ -57,6 +58,8 @@ void ftp_data(ftp_state *s, const uint8_t *client, int ip_version, const uint8_t
               uint32_t len, bool gap, ftp_ev_cb cb, void *arg);
 /* True when no more events will come (the event limit was reached). */
 bool ftp_done(const ftp_state *s);
+/* True for the commands whose data connection carries a listing, not a file. */
+bool ftp_command_is_listing(const char *cmd);
 /* The server's bytes: its 227 and 229 replies become passive ftp_ev (quiet). */
 void ftp_reply_data(ftp_state *s, const uint8_t *data, uint32_t len, bool gap, ftp_ev_cb cb,
                     void *arg);

@@ -449,7 +449,6 @@ static void on_ftp_ev(const ftp_ev *e, void *arg)
     jbuf *b = &p->jb;
     char cid[COMMUNITY_ID_LEN], a[INET6_ADDRSTRLEN];
     ftp_expect_table *t = p->front->ftp_expect;
-    static const char *const transfers[] = {"RETR", "STOR", "STOU", "APPE", "LIST", "NLST", "MLSD"};
 
     /* where the data connections will go, and what they carry */
     if (e->passive) /* on the control connection's server, whatever 227 says: a NAT'd
@@ -457,9 +456,8 @@ static void on_ftp_ev(const ftp_ev *e, void *arg)
         ftp_expect_add(t, c->f->flow_id, c->f->ip_version, c->f->srv, e->port, c->ts_us);
     else if (e->active)
         ftp_expect_add(t, c->f->flow_id, e->af == AF_INET ? 4 : 6, e->ip, e->port, c->ts_us);
-    for (size_t i = 0; i < sizeof(transfers) / sizeof(transfers[0]); i++)
-        if (!strcmp(e->command, transfers[i]))
-            ftp_expect_name(t, c->f->flow_id, e->command, e->arg, e->arg_len);
+    if (e->transfer)
+        ftp_expect_name(t, c->f->flow_id, e->command, e->arg, e->arg_len);
     if (e->quiet)
         return;
     p->pw.cnt.ftp_events++;
@@ -721,7 +719,7 @@ static void raw_file_end(pworker *p, flow *f, flow_payload *fp, int dir, uint64_
 
         ftp_expect_lookup(p->front->ftp_expect, f->ip_version, f->srv, f->srv_port, cmd, name,
                           sizeof(name));
-        if (!strcmp(cmd, "LIST") || !strcmp(cmd, "NLST") || !strcmp(cmd, "MLSD")) {
+        if (ftp_command_is_listing(cmd)) {
             file_discard(p, rf);
         } else {
             p->pw.cnt.ftp_data_files++;
