@@ -30,14 +30,14 @@ endif
 DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev libyaml-dev \
 	nettle-dev libcmocka-dev librdkafka-dev zlib1g-dev libpcre2-dev libsimdjson-dev libsqlite3-dev \
 	libyara-dev g++ libcairo2-dev libpango1.0-dev libpq-dev libsodium-dev libmicrohttpd-dev libjansson-dev \
-	libzstd-dev libhtp-dev libmagic-dev libgmime-3.0-dev
+	libzstd-dev libhtp-dev libmagic-dev libgmime-3.0-dev libhyperscan-dev
 DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm fonts-noto-cjk
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
 	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev poppler-utils clang-format postgresql wrk \
 	openssl chromium
 DEB_PKGS := $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
-PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara libmicrohttpd jansson htp libmagic libsodium gmime-3.0
+PKG_LIBS := libpcap libndpi libmaxminddb yaml-0.1 nettle rdkafka zlib yara libmicrohttpd jansson htp libmagic libsodium gmime-3.0 libhs
 CORR_PKG_LIBS := libpcre2-8 yaml-0.1 rdkafka sqlite3 simdjson nettle libpq libsodium libmicrohttpd libzstd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS) $(CORR_PKG_LIBS) 2>/dev/null)
 CORR_LDLIBS = $(shell pkg-config --libs $(CORR_PKG_LIBS) 2>/dev/null)

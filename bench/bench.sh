@@ -147,7 +147,7 @@ cat "$BIG" >/dev/null # page cache: every run reads the file from memory
 # Every fenghuo row runs with --threads 1 (ndpiReader reads a file on one thread), except
 # "2 threads", the same configuration as "DPI + GeoIP" with two worker threads.
 NAMES=(ndpi full full2 yara)
-[ -n "$YARA_SHARED_NOTE" ] || NAMES+=(yarabig yarabignc)
+[ -n "$YARA_SHARED_NOTE" ] || NAMES+=(yarabig yarabignc yarabignp)
 NAMES+=(noapp nogeo nodpi bare)
 declare -A LABEL=(
     [ndpi]="ndpiReader -q (1 thread)"
@@ -156,6 +156,7 @@ declare -A LABEL=(
     [yara]="fenghuo DPI + GeoIP + YARA rules/yara"
     [yarabig]="fenghuo DPI + GeoIP + YARA index.yar"
     [yarabignc]="fenghuo ... YARA index.yar, no clean cache"
+    [yarabignp]="fenghuo ... index.yar, no cache, no prefilter"
     [noapp]="fenghuo DPI + GeoIP, no parsers"
     [nogeo]="fenghuo DPI, no GeoIP"
     [nodpi]="fenghuo GeoIP, no DPI"
@@ -173,6 +174,8 @@ cmd() {
     yarabig) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHARED") ;;
     yarabignc) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHARED"
         --set yara.clean_cache=0) ;;
+    yarabignp) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --yara-rules "$YARA_SHARED"
+        --set yara.clean_cache=0 --set yara.prefilter=false) ;;
     noapp) CMD=("$SENSOR" -r "$BIG" -w /dev/null "${GEO_ARGS[@]}" --set http.enabled=false
         --set tls.enabled=false --set smb.enabled=false --set dns.enabled=false
         --set ftp.enabled=false --set krb5.enabled=false --set smtp.enabled=false
@@ -285,6 +288,20 @@ if [ ! -e "$TMP/yara.fail" ]; then
         YARA_CHECK="FAILED: the untimed YARA run exited non-zero: $(tail -n 1 "$TMP/yara-stats.err")"
     fi
     rm -f "$TMP/yara.ndjson"
+    # what the prefilter answers with the shared rules, on the big capture and on one copy
+    YARA_PF=
+    YARA_PF1=
+    if [ -z "$YARA_SHARED_NOTE" ]; then
+        if "$SENSOR" -q -r "$BIG" -w "$TMP/pf.ndjson" "${GEO_ARGS[@]}" --threads 1 \
+            --yara-rules "$YARA_SHARED" --set yara.clean_cache=0 2>/dev/null; then
+            YARA_PF=$(stats_get "$TMP/pf.ndjson" yara.scans yara.prefiltered yara.scanned_bytes)
+        fi
+        if "$SENSOR" -q -r "$MIX" -r "$BROWSING" -w "$TMP/pf.ndjson" "${GEO_ARGS[@]}" --threads 1 \
+            --yara-rules "$YARA_SHARED" --set yara.clean_cache=0 2>/dev/null; then
+            YARA_PF1=$(stats_get "$TMP/pf.ndjson" yara.scans yara.prefiltered yara.scanned_bytes)
+        fi
+        rm -f "$TMP/pf.ndjson"
+    fi
     if [ -n "$YARA_CHECK" ]; then
         echo "bench: YARA $YARA_CHECK" >&2
         FAILED=1
@@ -467,8 +484,9 @@ yara_report() {
     echo
     echo "YARA: the YARA rows are 'fenghuo DPI + GeoIP' plus --yara-rules: rules/yara = the shipped"
     echo "rules (${YARA_SHIPPED#"$ROOT"/}), index.yar = all the shared rule files (${YARA_SHARED#"$ROOT"/})."
-    local -A short=([yara]="rules/yara" [yarabig]="index.yar" [yarabignc]="index.yar, no cache")
-    for n in yara yarabig yarabignc; do
+    local -A short=([yara]="rules/yara" [yarabig]="index.yar" [yarabignc]="index.yar, no cache"
+        [yarabignp]="index.yar, no cache, no prefilter")
+    for n in yara yarabig yarabignc yarabignp; do
         if [ "$n" != yara ] && [ -n "$YARA_SHARED_NOTE" ]; then
             printf '  %-38s %s\n' "YARA on vs off, ${short[$n]}:" "$YARA_SHARED_NOTE"
             continue
@@ -488,6 +506,19 @@ yara_report() {
         awk -v on="${WALL[yarabig]}" -v nc="${WALL[yarabignc]}" -v off="${WALL[full]}" \
             -v s="$YARA_STARTUP" 'BEGIN {
             printf "  %.2fx (clean cache) and %.2fx (no cache) of YARA off\n", off / (on - s), off / (nc - s) }'
+        if [ -n "${WALL[yarabignp]:-}" ]; then
+            awk -v np="${WALL[yarabignp]}" -v off="${WALL[full]}" -v s="$YARA_STARTUP" 'BEGIN {
+                printf "  and %.2fx with neither the cache nor the prefilter\n", off / (np - s) }'
+        fi
+    fi
+    if [ -n "$YARA_PF" ]; then
+        read -r pscans pfilt pbytes <<<"$YARA_PF"
+        echo "  prefilter (yara.prefilter) with index.yar and no cache: $pfilt of the $pscans scans"
+        echo "          answered without libyara's full set (no literal a rule needs in the buffer)"
+        [ -z "$YARA_PF1" ] || {
+            read -r pscans pfilt pbytes <<<"$YARA_PF1"
+            echo "          on the base capture alone (one copy, nothing repeated): $pfilt of $pscans"
+        }
     fi
     if [ -n "$YARA_STATS" ]; then
         read -r rules scans tscans uscans bytes matches wgaps tmo errs ydrop segs deliv gaps \

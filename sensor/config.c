@@ -116,6 +116,8 @@ static const opt_def options[] = {
      "first bytes of each direction of a TLS flow scanned: the handshake, not the ciphertext"},
     {"yara.clean_cache", OPT_U32, OFF(yara_clean_cache), 0,
      "buffers found clean remembered per worker (by a keyed hash), not scanned again; 0 = off"},
+    {"yara.prefilter", OPT_BOOL, OFF(yara_prefilter), 0,
+     "buffers holding no literal a rule needs skip libyara (only rules needing none run)"},
     {"yara.memcap", OPT_SIZE, OFF(yara_memcap), 0,
      "scan buffers of all flows; past it payload is not buffered (counted)"},
     {"reassembly.memcap", OPT_SIZE, OFF(reasm_memcap), 0,
@@ -196,6 +198,7 @@ void config_defaults(sensor_config *c)
     c->yara_udp_datagrams = 4;
     c->yara_tls_bytes = 16384;
     c->yara_clean_cache = 4096;
+    c->yara_prefilter = true;
     c->yara_memcap = (size_t)256 << 20;
     c->reasm_memcap = (size_t)64 << 20;
     c->reasm_dir_cap = (size_t)1 << 20;

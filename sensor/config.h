@@ -79,6 +79,7 @@ typedef struct {
     uint32_t yara_udp_datagrams; /* datagrams scanned per UDP flow direction (0 = all) */
     uint32_t yara_tls_bytes;     /* bytes of a TLS stream scanned (its handshake) */
     uint32_t yara_clean_cache;   /* entries of each worker's clean cache (0 = off) */
+    bool yara_prefilter;         /* yara_prefilter.c: skip libyara where no rule can match */
     size_t yara_memcap;          /* scan buffers of all flows */
     size_t reasm_memcap;         /* out-of-order TCP segments of all flows */
     size_t reasm_dir_cap;        /* out-of-order TCP segments per direction */

@@ -311,6 +311,7 @@ void file_close(pworker *p, flow *fl, fh_file *f, uint64_t ts_us, const char *so
         w->cnt.scanned_bytes += f->len;
         rc = yara_scan(sc, f->buf, f->len, on_file_match, &s);
         w->cnt.cache_hits += yara_scanner_last_cached(sc);
+        w->cnt.prefiltered += yara_scanner_last_prefiltered(sc);
         if (rc == FH_ERR_LIMIT)
             w->cnt.timeouts++;
         else if (rc < 0)

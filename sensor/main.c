@@ -66,6 +66,7 @@ typedef struct {
 typedef struct {
     yara_rules_slot *slot; /* NULL: YARA off */
     char *path;            /* rules in service (owned); NULL when YARA is off */
+    unsigned yara_flags;   /* yara_rules_load_flags(): YARA_LOAD_NO_PREFILTER */
     const char *config_path;
     const sensor_config *start; /* the configuration the sensor started with */
     const cli_set *sets;
@@ -151,15 +152,22 @@ static void reload_config(reloader *r)
     config_free(&n);
 }
 
-/* Says which rules run only on PE, ELF, Mach-O or DEX data (yara_source.c). */
+/* Says which rules run only on PE, ELF, Mach-O or DEX data (yara_source.c), and what the
+ * prefilter (yara_prefilter.c) leaves to run on every buffer. */
 static void yara_log_format_only(const yara_rules *rules)
 {
-    unsigned n = yara_rules_format_only(rules);
+    unsigned n = yara_rules_format_only(rules), always = 0;
 
     if (n)
         fh_info("YARA: %u of the rules need a file-format module (pe, elf, dotnet, macho, dex) "
                 "and run on data of such a format only; the others run on all data",
                 n);
+    if (yara_rules_prefiltered(rules, &always))
+        fh_info("YARA prefilter: data holding none of the literals the rules need skips "
+                "libyara; %u rule%s may match without one and run on all data",
+                always, always == 1 ? "" : "s");
+    else
+        fh_info("YARA prefilter: off; every buffer is scanned with every rule");
 }
 
 static void reload_yara(reloader *r)
@@ -168,7 +176,7 @@ static void reload_yara(reloader *r)
     char err[2048];
 
     fh_info("SIGHUP: reloading YARA rules from %s", r->path);
-    if (yara_rules_load(r->path, &rules, err, sizeof(err)) != FH_OK) {
+    if (yara_rules_load_flags(r->path, r->yara_flags, &rules, err, sizeof(err)) != FH_OK) {
         fh_error("YARA reload failed, keeping the rules in service:\n%s", err);
         return;
     }
@@ -810,7 +818,9 @@ static int open_enrichment(sensor_run *r)
         return EXIT_RUNTIME;
     }
     r->yara_inited = true;
-    if (yara_rules_load(cfg->yara_rules, &rules, yerr, sizeof(yerr)) != FH_OK) {
+    r->rl.yara_flags = cfg->yara_prefilter ? 0 : YARA_LOAD_NO_PREFILTER;
+    if (yara_rules_load_flags(cfg->yara_rules, r->rl.yara_flags, &rules, yerr, sizeof(yerr)) !=
+        FH_OK) {
         fh_error("YARA rules %s:\n%s", cfg->yara_rules, yerr);
         return EXIT_USAGE;
     }

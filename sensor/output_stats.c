@@ -210,6 +210,7 @@ static void write_payload_stats(const pipeline *pl, jbuf *b, bool yara)
     jbuf_u64(b, "file_scans", w.file_scans);
     jbuf_u64(b, "format_scans", w.format_scans);
     jbuf_u64(b, "cache_hits", w.cache_hits);
+    jbuf_u64(b, "prefiltered", w.prefiltered);
     jbuf_u64(b, "timeouts", w.timeouts);
     jbuf_u64(b, "errors", w.errors);
     jbuf_u64(b, "buffer_memory", buf_mem);

@@ -925,6 +925,7 @@ static void run_scan(pworker *p, scan_ctx *c, const uint8_t *data, uint32_t len)
     w->cnt.format_scans += yara_format_data(data, len);
     rc = yara_scan(s, data, len, on_match, c);
     w->cnt.cache_hits += yara_scanner_last_cached(s);
+    w->cnt.prefiltered += yara_scanner_last_prefiltered(s);
     if (rc == FH_ERR_LIMIT)
         w->cnt.timeouts++;
     else if (rc < 0)

@@ -17,6 +17,7 @@ typedef struct {
     uint64_t scans, scanned_bytes, matches, timeouts, errors;
     uint64_t format_scans; /* of PE, ELF, Mach-O or DEX data (yara_format_data) */
     uint64_t cache_hits;   /* scans answered by the clean cache (yara_scan.h) */
+    uint64_t prefiltered;  /* scans answered by the prefilter (yara_prefilter.c) */
     uint64_t tcp_scans, udp_scans, udp_duplicates;
     uint64_t memcap_drops, memcap_drop_bytes; /* payload not buffered: yara.memcap */
     uint64_t scans_with_gaps;

@@ -19,6 +19,7 @@
  * libyara 4.2, so yara_scan_init()/fini() count the calls under a mutex.
  */
 #include "yara_scan.h"
+#include "yara_prefilter.h"
 #include "yara_source.h"
 
 #include <dirent.h>
@@ -39,8 +40,11 @@
 
 struct yara_rules {
     YR_RULES *y;
-    YR_RULES *plain;   /* the rules that need no file-format module, or NULL (yara_source.c) */
-    unsigned n_format; /* rules only in y: run on data of a format a module reads */
+    YR_RULES *plain;    /* the rules that need no file-format module, or NULL (yara_source.c) */
+    unsigned n_format;  /* rules only in y: run on data of a format a module reads */
+    yara_prefilter *pf; /* which data no rule that needs a string can match, or NULL */
+    YR_RULES *always;   /* with pf: the rules that may match without one, or NULL if none */
+    unsigned n_always;
     atomic_uint refs;
     unsigned n_rules;
     unsigned n_files;
@@ -65,7 +69,10 @@ struct yara_scanner {
     bool last_cached;
     uint8_t key[crypto_shorthash_siphashx24_KEYBYTES];
     YR_SCANNER *plain;   /* for rules->plain */
+    YR_SCANNER *always;  /* for rules->always */
+    void *pf_scratch;    /* for rules->pf */
     uint64_t full_scans; /* scans that needed y (data of a file format) */
+    bool last_prefiltered;
     yara_rules *rules;
     yara_match_cb cb;
     void *arg;
@@ -338,15 +345,11 @@ static unsigned public_rules(YR_RULES *y)
     return n;
 }
 
-/*
- * The plain set (yara_source.c): the sources without their file-format imports, less every
- * rule that will not compile so. NULL when the sources import no such module, or when a
- * compile fails where no rule can be dropped (every rule then runs on all data).
- */
-static YR_RULES *compile_plain(yara_sources *src, const file_list *files)
+/* Compiles the texts src hands out now, dropping each rule that fails (it names a module
+ * blanked out, or a rule dropped before) and compiling again. NULL when a failure leaves no
+ * rule to drop. */
+static YR_RULES *compile_variant(yara_sources *src, const file_list *files)
 {
-    if (!yara_sources_have_format(src) || !yara_sources_plain_init(src))
-        return NULL;
     for (int round = 0; round < PLAIN_MAX_COMPILES; round++) {
         YR_COMPILER *c = NULL;
         YR_RULES *y = NULL;
@@ -363,10 +366,62 @@ static YR_RULES *compile_plain(yara_sources *src, const file_list *files)
         yr_compiler_destroy(c);
         if (y || io || !e.errors)
             return y;
-        if (!yara_sources_plain_drop_rule(src, e.file, e.line))
+        if (!yara_sources_drop_rule(src, e.file, e.line))
             return NULL;
     }
     return NULL;
+}
+
+/*
+ * The plain set (yara_source.c): the sources without their file-format imports, less every
+ * rule that will not compile so. NULL when the sources import no such module, or when a
+ * compile fails where no rule can be dropped (every rule then runs on all data).
+ */
+static YR_RULES *compile_plain(yara_sources *src, const file_list *files)
+{
+    if (!yara_sources_have_format(src) || !yara_sources_plain_init(src))
+        return NULL;
+    return compile_variant(src, files);
+}
+
+static bool keep_rule(const char *name, void *arg)
+{
+    return yara_prefilter_keep(arg, name);
+}
+
+/*
+ * The prefilter (yara_prefilter.c) and the set of the rules it cannot rule out, made from
+ * the plain texts less the other rules: run on data of no file format in which the filter
+ * finds nothing. Leaves r->pf NULL when either cannot be made: every buffer then goes to
+ * libyara whole.
+ */
+static void make_prefilter(yara_rules *r, yara_sources *src, const file_list *files)
+{
+    size_t n = yara_sources_count(src);
+    const char **texts = calloc(n ? n : 1, sizeof(*texts));
+    size_t *lens = calloc(n ? n : 1, sizeof(*lens));
+    yara_prefilter_info info;
+
+    if (texts && lens) {
+        for (size_t i = 0; i < n; i++)
+            texts[i] = yara_sources_text(src, i, &lens[i]);
+        r->pf = yara_prefilter_new(texts, lens, n, &info);
+    }
+    free(texts);
+    free(lens);
+    if (!r->pf || yara_prefilter_always_count(r->pf) == 0)
+        return;
+    if (!yara_sources_alt_init(src, keep_rule, r->pf) ||
+        !(r->always = compile_variant(src, files))) {
+        yara_prefilter_free(r->pf);
+        r->pf = NULL;
+        return;
+    }
+    r->n_always = public_rules(r->always);
+    if (r->n_always == 0) { /* they all need a file-format module: not run on plain data */
+        yr_rules_destroy(r->always);
+        r->always = NULL;
+    }
 }
 
 fh_err yara_rules_load_flags(const char *path, unsigned flags, yara_rules **out, char *err,
@@ -430,6 +485,8 @@ fh_err yara_rules_load_flags(const char *path, unsigned flags, yara_rules **out,
     r->plain = compile_plain(src, &files);
     if (r->plain)
         r->n_format = r->n_rules - public_rules(r->plain);
+    if (!(flags & YARA_LOAD_NO_PREFILTER))
+        make_prefilter(r, src, &files);
     r->y = y;
     r->n_files = (unsigned)files.n;
     atomic_init(&r->refs, 1);
@@ -471,6 +528,9 @@ void yara_rules_unref(yara_rules *r)
     yr_rules_destroy(r->y);
     if (r->plain)
         yr_rules_destroy(r->plain);
+    if (r->always)
+        yr_rules_destroy(r->always);
+    yara_prefilter_free(r->pf);
     free(r);
 }
 
@@ -487,6 +547,13 @@ unsigned yara_rules_files(const yara_rules *r)
 unsigned yara_rules_format_only(const yara_rules *r)
 {
     return r && r->plain ? r->n_format : 0;
+}
+
+bool yara_rules_prefiltered(const yara_rules *r, unsigned *always)
+{
+    if (always)
+        *always = r && r->pf ? r->n_always : 0;
+    return r && r->pf;
 }
 
 /* ---- slot ------------------------------------------------------------------ */
@@ -635,14 +702,21 @@ yara_scanner *yara_scanner_new(yara_rules *rules)
         free(s);
         return NULL;
     }
-    if (rules->plain && yr_scanner_create(rules->plain, &s->plain) != ERROR_SUCCESS) {
+    if ((rules->plain && yr_scanner_create(rules->plain, &s->plain) != ERROR_SUCCESS) ||
+        (rules->always && yr_scanner_create(rules->always, &s->always) != ERROR_SUCCESS)) {
+        if (s->plain)
+            yr_scanner_destroy(s->plain);
+        if (s->always)
+            yr_scanner_destroy(s->always);
         yr_scanner_destroy(s->y);
         free(s);
         return NULL;
     }
+    /* NULL when out of memory: the filter then passes every buffer on */
+    s->pf_scratch = yara_prefilter_scratch_new(rules->pf);
     s->rules = yara_rules_ref(rules);
-    for (int i = 0; i < 2; i++) {
-        YR_SCANNER *y = i ? s->plain : s->y;
+    for (int i = 0; i < 3; i++) {
+        YR_SCANNER *y = i == 0 ? s->y : i == 1 ? s->plain : s->always;
         if (!y)
             continue;
         yr_scanner_set_callback(y, on_scan_msg, s);
@@ -662,6 +736,9 @@ void yara_scanner_free(yara_scanner *s)
     yr_scanner_destroy(s->y);
     if (s->plain)
         yr_scanner_destroy(s->plain);
+    if (s->always)
+        yr_scanner_destroy(s->always);
+    yara_prefilter_scratch_free(s->pf_scratch);
     yara_rules_unref(s->rules);
     free(s->cache);
     free(s);
@@ -695,6 +772,11 @@ bool yara_scanner_last_cached(const yara_scanner *s)
     return s && s->last_cached;
 }
 
+bool yara_scanner_last_prefiltered(const yara_scanner *s)
+{
+    return s && s->last_prefiltered;
+}
+
 /* The entry data[0..len) maps to; h gets its hash. */
 static clean_entry *clean_slot(yara_scanner *s, const void *data, size_t len, uint8_t *h)
 {
@@ -717,6 +799,8 @@ void yara_scanner_set_timeout(yara_scanner *s, int seconds)
     yr_scanner_set_timeout(s->y, seconds > 0 ? seconds : 0);
     if (s->plain)
         yr_scanner_set_timeout(s->plain, seconds > 0 ? seconds : 0);
+    if (s->always)
+        yr_scanner_set_timeout(s->always, seconds > 0 ? seconds : 0);
 }
 
 uint64_t yara_scanner_full_scans(const yara_scanner *s)
@@ -754,6 +838,7 @@ int yara_scan(yara_scanner *s, const void *data, size_t len, yara_match_cb cb, v
     if (!data)
         data = "";
     s->last_cached = false;
+    s->last_prefiltered = false;
     if (s->cache) {
         e = clean_slot(s, data, len, h);
         if (e->len1 == (uint64_t)len + 1 && memcmp(e->h, h, sizeof(h)) == 0) {
@@ -765,7 +850,13 @@ int yara_scan(yara_scanner *s, const void *data, size_t len, yara_match_cb cb, v
     s->arg = arg;
     s->n_matches = 0;
     s->stop = false;
-    if (s->plain && !yara_format_data(data, len)) {
+    bool format = yara_format_data(data, len);
+    if (s->rules->pf && !format &&
+        !yara_prefilter_may_match(s->rules->pf, s->pf_scratch, data, len)) {
+        /* no rule that needs a string can match: only the others are run, if any */
+        s->last_prefiltered = true;
+        yrc = s->always ? yr_scanner_scan_mem(s->always, data, len) : ERROR_SUCCESS;
+    } else if (s->plain && !format) {
         yrc = yr_scanner_scan_mem(s->plain, data, len);
     } else {
         s->full_scans++;

@@ -107,6 +107,7 @@ void yara_scan_fini(void);
 
 /* Load flags. */
 #define YARA_LOAD_ALLOW_WARNINGS 1u /* compiler warnings are not errors */
+#define YARA_LOAD_NO_PREFILTER   2u /* no yara_prefilter: every buffer goes to libyara whole */
 
 /*
  * Compiles path: one rule file, or every *.yar / *.yara file under a directory
@@ -134,6 +135,10 @@ unsigned yara_rules_files(const yara_rules *r);
 /* Rules that need a file-format module (pe, elf, dotnet, macho, dex) and run only on data
  * of such a format; 0 when every rule runs on all data (yara_source.c). */
 unsigned yara_rules_format_only(const yara_rules *r);
+
+/* True when the set has a prefilter (yara_prefilter.c); *always gets the number of rules run
+ * on data the filter finds nothing in (they may match with no string found). */
+bool yara_rules_prefiltered(const yara_rules *r, unsigned *always);
 
 /* The set in service, swapped as a whole (see the design note). */
 typedef struct yara_rules_slot yara_rules_slot;
@@ -176,6 +181,9 @@ bool yara_format_data(const void *data, size_t len);
 fh_err yara_scanner_set_clean_cache(yara_scanner *s, uint32_t entries);
 /* True when the last yara_scan() was answered from the clean cache. */
 bool yara_scanner_last_cached(const yara_scanner *s);
+/* True when the prefilter answered the last yara_scan(): no rule that needs a string could
+ * match, so only the rules that need none ran (or nothing, when there are none). */
+bool yara_scanner_last_prefiltered(const yara_scanner *s);
 
 /*
  * Scans data[0..len) and calls cb for every matching public rule. Returns the

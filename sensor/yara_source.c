@@ -33,6 +33,7 @@ typedef struct {
     char *path;  /* the file read */
     char *text;  /* as read */
     char *plain; /* text for the plain set (NULL until yara_sources_plain_init) */
+    char *alt;   /* text for the "always" set (NULL until yara_sources_alt_init) */
     size_t len;
     bool format; /* imports a file-format module */
     bool clock;  /* imports "time": a result may change with the clock */
@@ -41,8 +42,8 @@ typedef struct {
 struct yara_sources {
     ysrc *v;
     size_t n, cap;
-    bool plain; /* the include callback hands out the plain texts */
-    char *err;  /* the first include failure, for the caller's message */
+    int serve; /* the texts handed out: 0 as read, 1 plain, 2 alt */
+    char *err; /* the first include failure, for the caller's message */
 };
 
 static const char *const format_modules[] = {"pe", "elf", "dotnet", "macho", "dex"};
@@ -61,6 +62,7 @@ void yara_sources_free(yara_sources *s)
         free(s->v[i].path);
         free(s->v[i].text);
         free(s->v[i].plain);
+        free(s->v[i].alt);
     }
     free(s->v);
     free(s->err);
@@ -95,31 +97,37 @@ static size_t skip_quoted(const char *t, size_t len, size_t pos, char close)
     return pos < len && t[pos] == close ? pos + 1 : pos;
 }
 
+size_t yara_text_skip_space(const char *t, size_t len, size_t pos)
+{
+    for (;;) {
+        while (pos < len && (t[pos] == ' ' || t[pos] == '\t' || t[pos] == '\r' || t[pos] == '\n'))
+            pos++;
+        if (pos + 1 < len && t[pos] == '/' && t[pos + 1] == '/') {
+            while (pos < len && t[pos] != '\n')
+                pos++;
+            continue;
+        }
+        if (pos + 1 < len && t[pos] == '/' && t[pos + 1] == '*') {
+            size_t i = pos + 2;
+            while (i + 1 < len && !(t[i] == '*' && t[i + 1] == '/'))
+                i++;
+            pos = i + 1 < len ? i + 2 : len;
+            continue;
+        }
+        return pos;
+    }
+}
+
+size_t yara_text_quoted_end(const char *t, size_t len, size_t pos)
+{
+    return skip_quoted(t, len, pos + 1, t[pos]);
+}
+
 static tok_kind lex_next(lexer *x)
 {
     const char *t = x->t;
 
-    for (;;) {
-        while (x->pos < x->len &&
-               (t[x->pos] == ' ' || t[x->pos] == '\t' || t[x->pos] == '\r' || t[x->pos] == '\n'))
-            x->pos++;
-        if (x->pos + 1 < x->len && t[x->pos] == '/' && t[x->pos + 1] == '/') {
-            while (x->pos < x->len && t[x->pos] != '\n')
-                x->pos++;
-            continue;
-        }
-        if (x->pos + 1 < x->len && t[x->pos] == '/' && t[x->pos + 1] == '*') {
-            const char *e = NULL;
-            for (size_t i = x->pos + 2; i + 1 < x->len; i++)
-                if (t[i] == '*' && t[i + 1] == '/') {
-                    e = t + i + 2;
-                    break;
-                }
-            x->pos = e ? (size_t)(e - t) : x->len;
-            continue;
-        }
-        break;
-    }
+    x->pos = yara_text_skip_space(t, x->len, x->pos);
     x->start = x->pos;
     if (x->pos >= x->len)
         return x->kind = TOK_EOF;
@@ -343,6 +351,16 @@ static ysrc *load(yara_sources *s, const char *key, const char *path)
     return r;
 }
 
+/* The text of r handed to libyara now. */
+static const char *served(const yara_sources *s, const ysrc *r)
+{
+    if (s->serve == 1 && r->plain)
+        return r->plain;
+    if (s->serve == 2 && r->alt)
+        return r->alt;
+    return r->text;
+}
+
 /* An included name resolved as libyara does: relative to the including file's directory. */
 static const char *on_include(const char *name, const char *calling, const char *ns, void *user)
 {
@@ -362,7 +380,7 @@ static const char *on_include(const char *name, const char *calling, const char 
     r = load(s, name, path);
     if (!r)
         return NULL;
-    return strdup(s->plain && r->plain ? r->plain : r->text);
+    return strdup(served(s, r));
 }
 
 static void on_include_free(const char *p, void *user)
@@ -381,7 +399,7 @@ int yara_sources_add(yara_sources *s, YR_COMPILER *c, const char *path, const ch
     if (!r)
         return -1;
     yr_compiler_set_include_callback(c, on_include, on_include_free, s);
-    t = s->plain && r->plain ? r->plain : r->text;
+    t = served(s, r);
     f = fmemopen((void *)t, strlen(t) ? strlen(t) : 1, "r");
     if (!f)
         return -1;
@@ -423,17 +441,85 @@ bool yara_sources_plain_init(yara_sources *s)
         if (r->format)
             walk(r->plain, r->len, true, 0, NULL, NULL);
     }
-    s->plain = true;
+    s->serve = 1;
     return true;
 }
 
-bool yara_sources_plain_drop_rule(yara_sources *s, const char *key, int line)
+/* Blanks every top-level rule of text whose name keep() refuses. */
+static void keep_rules(char *text, size_t len, bool (*keep)(const char *name, void *arg), void *arg)
+{
+    lexer x = {.t = text, .len = len};
+    size_t rule_start = 0;
+    bool in_head = false, drop = false, named = false;
+    int depth = 0;
+
+    while (lex_next(&x) != TOK_EOF) {
+        if (depth == 0 && !in_head &&
+            (tok_is(&x, "rule") || tok_is(&x, "private") || tok_is(&x, "global"))) {
+            in_head = true;
+            named = false;
+            rule_start = x.start;
+            continue;
+        }
+        if (depth == 0 && in_head && !named && x.kind == TOK_IDENT && !tok_is(&x, "rule") &&
+            !tok_is(&x, "private") && !tok_is(&x, "global")) {
+            char name[256];
+            size_t n = x.end - x.start < sizeof(name) - 1 ? x.end - x.start : sizeof(name) - 1;
+            memcpy(name, text + x.start, n);
+            name[n] = '\0';
+            drop = !keep(name, arg);
+            named = true;
+            continue;
+        }
+        if (x.kind == TOK_OPEN) {
+            depth++;
+            in_head = false;
+        } else if (x.kind == TOK_CLOSE && depth > 0 && --depth == 0 && drop) {
+            blank(text, rule_start, x.end);
+            drop = false;
+        }
+    }
+}
+
+bool yara_sources_alt_init(yara_sources *s, bool (*keep)(const char *name, void *arg), void *arg)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        ysrc *r = &s->v[i];
+
+        free(r->alt);
+        r->alt = malloc(r->len + 1);
+        if (!r->alt)
+            return false;
+        memcpy(r->alt, r->text, r->len + 1);
+        if (r->format)
+            walk(r->alt, r->len, true, 0, NULL, NULL);
+        keep_rules(r->alt, r->len, keep, arg);
+    }
+    s->serve = 2;
+    return true;
+}
+
+bool yara_sources_drop_rule(yara_sources *s, const char *key, int line)
 {
     ysrc *r = key ? find_key(s, key) : NULL;
+    char *t = r && s->serve == 1 ? r->plain : r && s->serve == 2 ? r->alt : NULL;
     bool hit = false;
 
-    if (!r || !r->plain || line <= 0)
+    if (!t || line <= 0)
         return false;
-    walk(r->plain, r->len, false, (unsigned)line, &hit, NULL);
+    walk(t, r->len, false, (unsigned)line, &hit, NULL);
     return hit;
+}
+
+size_t yara_sources_count(const yara_sources *s)
+{
+    return s->n;
+}
+
+const char *yara_sources_text(const yara_sources *s, size_t i, size_t *len)
+{
+    if (i >= s->n)
+        return NULL;
+    *len = s->v[i].len;
+    return s->v[i].text;
 }

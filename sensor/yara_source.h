@@ -31,8 +31,23 @@ bool yara_sources_have_format(const yara_sources *s);
 bool yara_sources_use_clock(const yara_sources *s);
 /* Makes the plain texts: the sources with the imports of those modules blanked out. */
 bool yara_sources_plain_init(yara_sources *s);
-/* Blanks, in the plain text of the source libyara calls key, the rule spanning line. False
- * when no rule spans it. */
-bool yara_sources_plain_drop_rule(yara_sources *s, const char *key, int line);
+/*
+ * Makes the alt texts, for the set of the rules yara_prefilter.c says may match with no
+ * string: the plain texts less every rule whose name keep() refuses. Hands them out from
+ * then on.
+ */
+bool yara_sources_alt_init(yara_sources *s, bool (*keep)(const char *name, void *arg), void *arg);
+/* Blanks, in the text now handed out (plain or alt) of the source libyara calls key, the
+ * rule spanning line. False when no rule spans it. */
+bool yara_sources_drop_rule(yara_sources *s, const char *key, int line);
+
+/* In YARA source text t[0..len): the first position from pos on that is not white space
+ * or a comment; the position after the "string" or /regexp/ opening at t[pos]. */
+size_t yara_text_skip_space(const char *t, size_t len, size_t pos);
+size_t yara_text_quoted_end(const char *t, size_t len, size_t pos);
+
+/* The sources read (top-level files and includes), and the text of each as read. */
+size_t yara_sources_count(const yara_sources *s);
+const char *yara_sources_text(const yara_sources *s, size_t i, size_t *len);
 
 #endif

@@ -431,3 +431,50 @@ def test_tls_scanned_to_its_handshake(run_sensor, tmp_path, validator):
         [("cert_mark", "to_client")]
     st = events[-1]["stats"]["yara"]
     assert st["scanned_bytes"] == len(handshake) and st["tcp_unscanned"] == 1
+
+
+def _prefilter_inputs(shared, testdata):
+    """Every capture of the shared corpus (the bench mix and browsing capture included) and
+    the project's own crafted ones: a few thousand scans of every kind of buffer."""
+    files = []
+    for root in (os.path.join(shared, "pcap"), os.path.join(testdata, "pcap")):
+        for d, _, names in sorted(os.walk(root)):
+            files += [os.path.join(d, n) for n in sorted(names)
+                      if n.endswith((".pcap", ".pcapng", ".cap"))]
+    return files
+
+
+@pytest.mark.parametrize("rules", ["shipped", "index.yar"])
+def test_prefilter_same_events(run_sensor, shared, testdata, validator, rules):
+    """yara.prefilter (sensor/yara_prefilter.c) skips libyara on buffers holding none of the
+    literals the rules need: on the whole shared corpus and the crafted captures, with the
+    shipped rules and with the shared rule set, every event (every YARA match with its
+    strings, every fileinfo) is the same with the filter on and off, and the filter did
+    answer most scans."""
+    path = RULES if rules == "shipped" else os.path.join(shared, "yara", "index.yar")
+    if not os.path.exists(path):
+        pytest.skip("%s absent (the shared corpus)" % path)
+    files = _prefilter_inputs(shared, testdata)
+    assert len(files) > 100, files
+    argv = ["--threads", "1", "--yara-rules", path, "--set", "yara.clean_cache=0"]
+    for f in files:
+        argv += ["-r", f]
+    runs = {}
+    for on in ("true", "false"):
+        events, err, rc = run_sensor(argv + ["--set", "yara.prefilter=%s" % on])
+        assert rc == 0, err
+        runs[on] = events
+    validator(runs["true"][-1:], "stats event")
+    on, off = runs["true"][-1]["stats"]["yara"], runs["false"][-1]["stats"]["yara"]
+    assert off["prefiltered"] == 0
+    assert on["scans"] == off["scans"] and on["scanned_bytes"] == off["scanned_bytes"]
+    assert on["prefiltered"] > on["scans"] // 3, on
+    assert on["matches"] == off["matches"] > 20, (on, off)
+
+    def body(events):
+        return [json.dumps(e, sort_keys=True) for e in events if e["event_type"] != "stats"]
+    a, b = body(runs["true"]), body(runs["false"])
+    assert len(a) == len(b) > 1000
+    diff = [(x, y) for x, y in zip(a, b) if x != y]
+    assert not diff, diff[:3]
+    assert len(yara_events(runs["true"])) > 20

@@ -859,6 +859,254 @@ static void test_format_module_split(void **state)
     rm_tmpdir(dir, names);
 }
 
+/* ---- the prefilter (yara_prefilter.c) ------------------------------------------ */
+
+/* Rules of every shape the prefilter reads, and some it must leave alone. */
+static const char prefilter_rules[] =
+    "import \"pe\"\n"
+    "rule t_text { strings: $a = \"Fenghuo-PF-text\" condition: $a }\n"
+    "rule t_wide { strings: $a = \"pfwide\" nocase wide ascii condition: $a }\n"
+    "rule t_hex { strings: $a = { 46 48 ?? 50 [2-4] 46 31 ( 41 | 42 43 ) 5A 5A 5A }\n"
+    "  condition: $a }\n"
+    "rule t_regex { strings: $a = /fh-re+x[0-9]{2,}(ab|cd)?tail\\.end/i condition: $a }\n"
+    "rule t_regex_alt { strings: $a = /(pf-alpha|pf-beta)[0-9]|pf-gamma-\\d/ condition: $a }\n"
+    "rule t_count { strings: $a = \"pf-count\" condition: #a > 2 }\n"
+    "rule t_of { strings: $x1 = \"pf-of-one\" $x2 = \"pf-of-two\" $x3 = \"pf-of-three\"\n"
+    "  condition: 2 of ($x*) }\n"
+    "rule t_all_xor { strings: $a = \"pf-all\" $b = \"pf-xor\" xor condition: all of them }\n"
+    "private rule t_priv { strings: $a = \"pf-private\" condition: $a at 0 }\n"
+    "rule t_uses_priv { condition: t_priv and filesize < 1000 }\n"
+    "rule t_not { strings: $a = \"pf-not\" $b = \"pf-yes\" condition: not $a and $b }\n"
+    "rule t_or_filesize { strings: $a = \"pf-or\" condition: $a or filesize == 7 }\n"
+    "rule t_magic { condition: uint16(0) == 0x4b50 }\n"
+    "rule t_for { strings: $a = \"pf-for\" condition: for any of ($a) : ($ at 1) }\n"
+    "rule t_in { strings: $a = \"pf-in\" /* a comment */ condition: $a in (0..20) and\n"
+    "  not t_priv }\n"
+    "rule t_pe { strings: $a = \"pf-pe\" condition: $a and pe.number_of_sections == 0 }\n";
+
+static yara_rules *load_flags_ok(const char *path, unsigned flags)
+{
+    char err[4096];
+    yara_rules *r = NULL;
+    fh_err rc = yara_rules_load_flags(path, flags, &r, err, sizeof(err));
+    if (rc != FH_OK)
+        fail_msg("yara_rules_load_flags(%s): %s: %s", path, fh_strerror(rc), err);
+    return r;
+}
+
+/* The sorted, comma-joined names of the rules a scan reported. */
+static void seen_names(const seen_t *s, char *out, size_t cap)
+{
+    char names[MAX_SEEN][128];
+    int n = s->n < MAX_SEEN ? s->n : MAX_SEEN;
+
+    memcpy(names, s->rule, sizeof(names));
+    qsort(names, (size_t)n, sizeof(names[0]), (int (*)(const void *, const void *))strcmp);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        strncat(out, names[i], cap - strlen(out) - 1);
+        strncat(out, ",", cap - strlen(out) - 1);
+    }
+}
+
+/* Scans buf with both scanners; fails unless they report the same rules. Returns whether
+ * the prefilter answered. */
+static bool same_result(yara_scanner *with, yara_scanner *without, const void *buf, size_t len,
+                        char *names, size_t cap)
+{
+    seen_t a = {0}, b = {0};
+    char na[2048], nb[2048];
+    int ra = scan(with, buf, len, &a), rb = scan(without, buf, len, &b);
+
+    seen_names(&a, na, sizeof(na));
+    seen_names(&b, nb, sizeof(nb));
+    if (ra != rb || strcmp(na, nb) != 0)
+        fail_msg("prefilter changed a result on %zu bytes: [%s] (%d) vs [%s] (%d)", len, na, ra, nb,
+                 rb);
+    assert_false(yara_scanner_last_prefiltered(without));
+    if (names)
+        snprintf(names, cap, "%s", na);
+    return yara_scanner_last_prefiltered(with);
+}
+
+static void expect(yara_scanner *with, yara_scanner *without, const char *buf, size_t len,
+                   const char *rules, bool prefiltered)
+{
+    char names[2048];
+    bool pf = same_result(with, without, buf, len, names, sizeof(names));
+    if (strcmp(names, rules) != 0 || pf != prefiltered)
+        fail_msg("\"%.*s\": matched [%s], prefiltered %d; expected [%s], %d", (int)len, buf, names,
+                 pf, rules, prefiltered);
+}
+
+/*
+ * Hand-made rules: which rules the filter leaves to run always, which buffers it answers,
+ * that those still get the matches of the rules that need no string, and that every
+ * result equals libyara's without the filter; then 20,000 buffers spliced at random from
+ * the rules' literals, their case and wide variants, pieces of them and random bytes.
+ */
+static void test_prefilter(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"p.yar", NULL};
+    char dir[PATH_LEN], path[PATH_LEN];
+    unsigned always = 99;
+
+    make_tmpdir(dir, sizeof(dir));
+    join(path, sizeof(path), dir, "p.yar");
+    write_file(path, prefilter_rules);
+    yara_rules *r = load_flags_ok(path, 0), *r0 = load_flags_ok(path, YARA_LOAD_NO_PREFILTER);
+    assert_true(yara_rules_prefiltered(r, &always));
+    /* t_regex_alt (an alternative with no literal), t_or_filesize, t_magic, t_for */
+    assert_int_equal(always, 4);
+    assert_false(yara_rules_prefiltered(r0, &always));
+    assert_int_equal(always, 0);
+    yara_scanner *with = yara_scanner_new(r), *without = yara_scanner_new(r0);
+    assert_non_null(with);
+    assert_non_null(without);
+
+    static const char hexdata[] = "FH\x01P\x01\x02"
+                                  "F1BCZZZ";
+    static const char wide[] = "P\0F\0W\0I\0D\0E\0";
+    struct {
+        const char *buf;
+        size_t len; /* 0: strlen */
+        const char *rules;
+        bool prefiltered;
+    } cases[] = {
+        {"nothing to see here, at all", 0, "", true},
+        {"PK\x03\x04 an archive", 0, "t_magic,", true},
+        {"1234567", 0, "t_or_filesize,", true},
+        {"xx pf-or xx", 0, "t_or_filesize,", true}, /* an "always" rule: its string not filtered */
+        {"xx Fenghuo-PF-text xx", 0, "t_text,", false},
+        {"xx fenghuo-pf-text xx", 0, "", true}, /* case matters: not the literal */
+        {"xx Fenghuo-PF-tex", 0, "", true},     /* part of it is not enough */
+        {wide, sizeof(wide) - 1, "t_wide,", false},
+        {"PFWIDE", 0, "t_wide,", false},
+        {hexdata, sizeof(hexdata) - 1, "t_hex,", false},
+        {"FH-REEEx42tail.end", 0, "t_regex,", false},
+        {"pf-beta7", 0, "t_regex_alt,", true},
+        {"pf-gamma-1", 0, "t_regex_alt,", true},
+        {"pf-count pf-count pf-count", 0, "t_count,", false},
+        {"pf-count pf-count", 0, "", false},
+        {"pf-of-one pf-of-three", 0, "t_of,", false},
+        {"pf-all pf-xor", 0, "t_all_xor,", false},
+        {"pf-xor", 0, "", true}, /* only the xor string: the filter waits for "pf-all" */
+        {"pf-private at the start", 0, "t_uses_priv,", false},
+        {"pf-yes", 0, "t_not,", false},
+        {"pf-yes pf-not", 0, "", false},
+        {"   pf-in", 0, "t_in,", false},
+        {" pf-for.", 0, "t_for,", true},
+        {"pf-pe", 0, "", false}, /* t_pe needs PE data: not in the plain set */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect(with, without, cases[i].buf, cases[i].len ? cases[i].len : strlen(cases[i].buf),
+               cases[i].rules, cases[i].prefiltered);
+
+    /* random splices */
+    static const char *const words[] = {
+        "Fenghuo-PF-text",
+        "pfwide",
+        "PfWiDe",
+        "fh-reex12tail.end",
+        "FH-RE",
+        "tail.end",
+        "pf-alpha",
+        "pf-beta",
+        "pf-gamma-",
+        "pf-count",
+        "pf-of-one",
+        "pf-of-two",
+        "pf-of-three",
+        "pf-all",
+        "pf-xor",
+        "pf-private",
+        "pf-not",
+        "pf-yes",
+        "pf-or",
+        "pf-for",
+        "pf-in",
+        "PK",
+        "ZZZ",
+        "F1",
+        "FH",
+        "ab",
+        "cd",
+        "7",
+        " ",
+        "\x01",
+    };
+    const size_t nw = sizeof(words) / sizeof(words[0]);
+    unsigned seed = 12345;
+    int filtered = 0, matched = 0;
+    for (int i = 0; i < 20000; i++) {
+        char buf[512];
+        size_t len = 0;
+        int parts = 1 + (int)(rand_r(&seed) % 6);
+        for (int k = 0; k < parts; k++) {
+            const char *w = words[rand_r(&seed) % nw];
+            size_t wl = strlen(w), from = 0, to = wl;
+            unsigned how = rand_r(&seed) % 8;
+            if (how == 0 && wl > 1) { /* a piece */
+                from = rand_r(&seed) % wl;
+                to = from + 1 + rand_r(&seed) % (wl - from);
+            }
+            for (size_t j = from; j < to && len + 2 < sizeof(buf); j++) {
+                char c = w[j];
+                if (how == 1 && c >= 'a' && c <= 'z')
+                    c = (char)(c - 32);
+                buf[len++] = c;
+                if (how == 2) /* wide */
+                    buf[len++] = '\0';
+            }
+            if (how == 3 && len < sizeof(buf))
+                buf[len++] = (char)(rand_r(&seed) & 0xff);
+        }
+        char got[2048];
+        filtered += same_result(with, without, buf, len, got, sizeof(got));
+        matched += got[0] != '\0';
+    }
+    print_message("  prefilter: %d of 20000 random buffers answered by the filter, %d matched\n",
+                  filtered, matched);
+    assert_true(filtered > 1000);
+    assert_true(matched > 1000);
+
+    yara_scanner_free(with);
+    yara_scanner_free(without);
+    yara_rules_unref(r);
+    yara_rules_unref(r0);
+    rm_tmpdir(dir, names);
+}
+
+/* A set where every rule needs a string: the filter alone answers clean data, nothing runs. */
+static void test_prefilter_no_always(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"q.yar", NULL};
+    char dir[PATH_LEN], path[PATH_LEN];
+    unsigned always = 99;
+    seen_t seen = {0};
+
+    make_tmpdir(dir, sizeof(dir));
+    join(path, sizeof(path), dir, "q.yar");
+    write_file(path, "rule q { strings: $a = \"fenghuo-q\" condition: $a }\n");
+    yara_rules *r = load_ok(path);
+    assert_true(yara_rules_prefiltered(r, &always));
+    assert_int_equal(always, 0);
+    yara_scanner *sc = yara_scanner_new(r);
+    assert_int_equal(scan(sc, "clean", 5, &seen), 0);
+    assert_true(yara_scanner_last_prefiltered(sc));
+    assert_int_equal(scan(sc, "a fenghuo-q", 11, &seen), 1);
+    assert_false(yara_scanner_last_prefiltered(sc));
+    assert_non_null(strstr(seen.json[0], "\"offset\":2"));
+    /* data of a file format always goes to the full set */
+    assert_int_equal(scan(sc, "MZ clean", 8, &seen), 0);
+    assert_false(yara_scanner_last_prefiltered(sc));
+    yara_scanner_free(sc);
+    yara_rules_unref(r);
+    rm_tmpdir(dir, names);
+}
+
 /* The clean cache: clean buffers are answered without a scan the second time, exactly
  * (same bytes, same length); a buffer with a match is scanned and reported every time;
  * eviction, off, and never for a set that imports "time". */
@@ -954,6 +1202,8 @@ int main(void)
         cmocka_unit_test(test_shared_rules),
         cmocka_unit_test(test_format_module_split),
         cmocka_unit_test(test_clean_cache),
+        cmocka_unit_test(test_prefilter),
+        cmocka_unit_test(test_prefilter_no_always),
     };
     return cmocka_run_group_tests_name("yara", tests, setup, teardown);
 }
