@@ -79,19 +79,35 @@ static bool reserve(jbuf *b, size_t n)
     return true;
 }
 
-static void put(jbuf *b, const char *s, size_t n)
+/* Room for n more bytes and the NUL without growing: the common case, inlined. */
+static inline bool room(const jbuf *b, size_t n)
 {
-    if (!reserve(b, n))
+    return !b->failed && b->len + n + 1 <= b->cap;
+}
+
+static inline void put(jbuf *b, const char *s, size_t n)
+{
+    if (!room(b, n) && !reserve(b, n))
         return;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
 }
 
-static void putc_(jbuf *b, char c)
+static inline void putc_(jbuf *b, char c)
 {
-    put(b, &c, 1);
+    if (!room(b, 1) && !reserve(b, 1))
+        return;
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
 }
+
+/* Bytes written as they are inside a JSON string: printable ASCII but '"' and '\\'. */
+static const bool plain[256] = {
+    [0x20 ... 0x21] = true, /* '"' is 0x22 */
+    [0x23 ... 0x5b] = true, /* '\\' is 0x5c */
+    [0x5d ... 0x7e] = true,
+};
 
 /*
  * Length of the valid UTF-8 sequence at s[0..n), or 0 if the bytes there are
@@ -137,8 +153,10 @@ void jbuf_escape(jbuf *b, const char *str, size_t n)
         size_t k;
 
         /* Fast path: plain printable ASCII that needs no escape. */
-        if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+        if (plain[c]) {
             i++;
+            while (i < n && plain[s[i]])
+                i++;
             continue;
         }
         put(b, (const char *)s + run, i - run);
@@ -190,9 +208,32 @@ void jbuf_escape(jbuf *b, const char *str, size_t n)
 /* Writes the comma (if any) and the key for the next value. */
 static void begin_value(jbuf *b, const char *key)
 {
-    if (b->need_comma[b->depth])
-        putc_(b, ',');
+    bool comma = b->need_comma[b->depth];
+
     b->need_comma[b->depth] = true;
+    if (key) {
+        /* keys are nearly always plain: ,"key": in one write */
+        size_t n = 0;
+        while (plain[(unsigned char)key[n]])
+            n++;
+        if (key[n] == '\0' && (room(b, n + 4) || reserve(b, n + 4))) {
+            char *d = b->data + b->len;
+            if (comma)
+                *d++ = ',';
+            *d++ = '"';
+            memcpy(d, key, n);
+            d += n;
+            *d++ = '"';
+            *d++ = ':';
+            b->len = (size_t)(d - b->data);
+            b->data[b->len] = '\0';
+            return;
+        }
+        if (b->failed)
+            return;
+    }
+    if (comma)
+        putc_(b, ',');
     if (key) {
         putc_(b, '"');
         jbuf_escape(b, key, strlen(key));

@@ -198,8 +198,14 @@ static void *worker_magic(payload_worker *w)
  * picture and page of the web would cost more than the rest of the sensor (bench/README.md).
  * So two kinds of files are typed without it: the common image formats, told by their
  * signature as libmagic would (same MIME types), and printable text declared as text
- * (HTML, CSS, script, JSON, XML), typed as declared. Everything else - anything binary,
- * anything undeclared, text declared as something else - goes to libmagic.
+ * (HTML, CSS, script, JSON, XML, form data), typed as declared. So are protocol messages
+ * carried over HTTP whose declared type their first bytes bear out (OCSP requests and
+ * responses: one DER SEQUENCE as long as the body; IPP: version, operation, request id,
+ * an attribute group tag): libmagic knows neither and says "data" after two full passes.
+ * Everything else - anything binary, anything undeclared, text declared as something else
+ * - goes to libmagic, the description first for binary data: when that is libmagic's
+ * "nothing matched" ("data"), the MIME type is its "nothing matched" too
+ * (application/octet-stream), and the second pass is saved.
  */
 static bool sniff_image(const uint8_t *d, size_t n, const char **mime, const char **desc)
 {
@@ -232,7 +238,8 @@ static bool declared_text(const fh_file *f, size_t n)
                                         "application/xml",
                                         "application/xhtml+xml",
                                         "application/rss+xml",
-                                        "application/atom+xml"};
+                                        "application/atom+xml",
+                                        "application/x-www-form-urlencoded"};
     bool text = false;
 
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]) && !text; i++)
@@ -250,6 +257,52 @@ static bool declared_text(const fh_file *f, size_t n)
     return n > 0 && (f->buf[0] != 'M' || n < 2 || f->buf[1] != 'Z');
 }
 
+/* A DER SEQUENCE whose length is the whole of d[0..n) (n: the buffer typed, at most the file,
+ * whose length is len). */
+static bool der_sequence(const uint8_t *d, size_t n, uint64_t len)
+{
+    uint64_t l = 0;
+    size_t h = 2;
+
+    if (n < 2 || d[0] != 0x30)
+        return false;
+    if (d[1] < 0x80) {
+        l = d[1];
+    } else {
+        size_t k = d[1] & 0x7f;
+        if (k == 0 || k > 4 || n < 2 + k || d[2] == 0)
+            return false; /* indefinite, too long, or not the shortest form: not DER */
+        for (size_t i = 0; i < k; i++)
+            l = l << 8 | d[2 + i];
+        if (l < 0x80)
+            return false;
+        h += k;
+    }
+    return h + l == len;
+}
+
+/* Declared as a protocol message type, and its first bytes are that message's. */
+static bool declared_message(const fh_file *f, size_t n)
+{
+    const uint8_t *d = f->buf;
+
+    if (!strcmp(f->declared, "application/ocsp-request") ||
+        !strcmp(f->declared, "application/ocsp-response"))
+        return der_sequence(d, n, f->len);
+    if (!strcmp(f->declared, "application/ipp")) /* RFC 8010: version, id, request id, tag */
+        return n >= 9 && (d[0] == 1 || d[0] == 2) && d[1] <= 2 && d[8] >= 0x01 && d[8] <= 0x0f;
+    return false;
+}
+
+/* Control bytes (other than white space) in the first KiB of d[0..n). */
+static bool looks_binary(const uint8_t *d, size_t n)
+{
+    for (size_t i = 0; i < n && i < 1024; i++)
+        if (d[i] < 0x20 && d[i] != '\t' && d[i] != '\n' && d[i] != '\r' && d[i] != '\f')
+            return true;
+    return false;
+}
+
 static void file_type(payload_worker *w, const fh_file *f, jbuf *b)
 {
     magic_t m;
@@ -264,15 +317,41 @@ static void file_type(payload_worker *w, const fh_file *f, jbuf *b)
         jbuf_str(b, "mimetype", mime);
         return;
     }
-    if (declared_text(f, n)) {
-        /* printable text that says what it is: the declared type, no libmagic call */
+    if (declared_text(f, n) || declared_message(f, n)) {
+        /* text or a message that says what it is: the declared type, no libmagic call */
         w->cnt.files_sniffed++;
         jbuf_str(b, "mimetype", f->declared);
         return;
     }
     if (!(m = worker_magic(w)))
         return;
-    /* the MIME type; the description (one more pass) for what is not text */
+    if (looks_binary(f->buf, n)) {
+        /* the description first: "data" means nothing matched, and so is the MIME type */
+        char *d;
+        magic_setflags(m, MAGIC_NONE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF |
+                              MAGIC_NO_CHECK_CDF);
+        desc = magic_buffer(m, f->buf, n);
+        if (!desc)
+            return;
+        if (!strcmp(desc, "data")) {
+            jbuf_str(b, "mimetype", "application/octet-stream");
+            jbuf_str(b, "magic", "data");
+            return;
+        }
+        if (!(d = strdup(desc))) /* the next call reuses libmagic's buffer */
+            return;
+        magic_setflags(m, MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS |
+                              MAGIC_NO_CHECK_ELF | MAGIC_NO_CHECK_CDF);
+        mime = magic_buffer(m, f->buf, n);
+        if (mime) {
+            jbuf_str(b, "mimetype", mime);
+            if (strncmp(mime, "text/", 5) != 0)
+                jbuf_str(b, "magic", d);
+        }
+        free(d);
+        return;
+    }
+    /* text: the MIME type; the description (one more pass) for what is not text */
     magic_setflags(m, MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF |
                           MAGIC_NO_CHECK_CDF);
     mime = magic_buffer(m, f->buf, n);

@@ -284,7 +284,7 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
     flow_stats fs = {0};
     dpi_stats ds = {0};
     uint64_t flow_mem = 0, flow_mem_peak = 0, unaccounted = 0, geo_lookups = 0, geo_found = 0,
-             geo_errors = 0;
+             geo_errors = 0, geo_cached = 0;
     uint64_t max_active = 0;
     pipeline_totals t;
     bool yara = false, payload = false;
@@ -303,6 +303,7 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
         geo_lookups += w->geo_lookups;
         geo_found += w->geo_found;
         geo_errors += w->geo_errors;
+        geo_cached += w->geo_cached;
         yara |= w->pw.slot != NULL;
         payload |= w->pw.active;
     }
@@ -399,6 +400,7 @@ void eve_stats_event(pipeline *p, uint64_t now_us)
     jbuf_u64(b, "lookups", geo_lookups);
     jbuf_u64(b, "found", geo_found);
     jbuf_u64(b, "errors", geo_errors);
+    jbuf_u64(b, "cached", geo_cached);
     jbuf_obj_close(b);
 
     write_worker_stats(p, b);

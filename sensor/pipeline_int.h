@@ -94,6 +94,8 @@ struct pworker {
     uint64_t next_expire; /* clock of the next look at the timeout lists */
     uint64_t packets;     /* packets this worker accounted to flows */
     uint64_t geo_lookups, geo_found, geo_errors;
+    uint64_t geo_cached;        /* lookups answered by geo_cache */
+    struct geo_slot *geo_cache; /* output_eve.c: the last results by address (GEO_CACHE) */
     uint64_t flows_unaccounted;
     app_stat apps[APP_STATS_SLOTS];
     payload_worker pw;

@@ -123,6 +123,8 @@ void worker_free(pworker *w)
     dpi_engine_free(w->dpi);
     w->dpi = NULL;
     jbuf_free(&w->jb);
+    free(w->geo_cache);
+    w->geo_cache = NULL;
     emitter_free(&w->out);
     ring_free(&w->ring);
 }

@@ -1236,16 +1236,6 @@ fail:
     return NULL;
 }
 
-bool yara_prefilter_always(const yara_prefilter *p, const char *name)
-{
-    if (!p)
-        return true;
-    for (unsigned i = 0; i < p->n_always; i++)
-        if (strcmp(p->always[i], name) == 0)
-            return true;
-    return false;
-}
-
 bool yara_prefilter_keep(const yara_prefilter *p, const char *name)
 {
     if (!p)

@@ -28,9 +28,6 @@ yara_prefilter *yara_prefilter_new(const char *const *texts, const size_t *lens,
                                    yara_prefilter_info *info);
 void yara_prefilter_free(yara_prefilter *p);
 
-/* True when the rule named name (any namespace) was found to need no string: it may match
- * data where the filter finds nothing. */
-bool yara_prefilter_always(const yara_prefilter *p, const char *name);
 /* True when the rule named name belongs in the set run on data the filter finds nothing in:
  * an "always" rule, a rule one of them names, or a global rule. */
 bool yara_prefilter_keep(const yara_prefilter *p, const char *name);

@@ -130,3 +130,36 @@ def test_directory_input_and_stdout(sensor_run, testdata):
     evs = r.events()
     assert sum(1 for e in evs if e["event_type"] == "flow") >= 30
     assert evs[-1]["event_type"] == "stats"
+
+
+def test_geoip_cache_consistent(run_sensor, shared, placeholders, validator):
+    """The per-worker GeoIP cache (output_eve.c geo_side): on real browsing traffic, where
+    the same servers come back in flow after flow, most lookups are answered from it, and
+    every event gives an address the same geo object as its first, uncached, lookup did;
+    with two workers too."""
+    cap = os.path.join(shared, "pcap", "bench", "pcapplusplus-example-browsing.pcap")
+    geodir = placeholders["geoip"]  # the sensor's default data (make geoip-data)
+    country, asn = os.path.join(geodir, "country.mmdb"), os.path.join(geodir, "asn.mmdb")
+    for p in (cap, country, asn):
+        if not os.path.exists(p):
+            pytest.skip("%s absent" % p)
+    for threads in ("1", "2"):
+        events, err, rc = run_sensor(["-r", cap, "--geoip-country", country, "--geoip-asn", asn,
+                                      "--threads", threads])
+        assert rc == 0, err
+        validator(events[-1:], "stats event")
+        geo = events[-1]["stats"]["geoip"]
+        assert geo["errors"] == 0 and geo["lookups"] > 50, geo
+        assert geo["cached"] > geo["lookups"] // 2, geo
+        seen, repeats = {}, 0
+        for e in events:
+            for side, ip in (("src", e.get("src_ip")), ("dest", e.get("dest_ip"))):
+                g = e.get("geo", {}).get(side)
+                if g is None:
+                    continue
+                if ip in seen:
+                    repeats += 1
+                    assert seen[ip] == g, (ip, seen[ip], g)
+                else:
+                    seen[ip] = g
+        assert repeats > 20 and len(seen) > 5, (repeats, len(seen))

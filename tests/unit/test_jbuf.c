@@ -98,6 +98,40 @@ static void test_document(void **state)
     jbuf_free(&b);
 }
 
+/* Keys: plain ones are written in one piece, others escaped like values; a key that does not
+ * fit under the ceiling fails the document without writing past it. */
+static void test_keys(void **state)
+{
+    jbuf b;
+    char key[200];
+
+    (void)state;
+    assert_true(jbuf_init(&b, 4, 1 << 12));
+    jbuf_obj_open(&b, NULL);
+    jbuf_u64(&b, "plain_key", 1);
+    jbuf_u64(&b, "tab\tkey", 2);
+    jbuf_u64(&b, "\xe7\x83\xbd\xe7\x81\xab", 3); /* 烽火 */
+    jbuf_u64(&b, "back\\slash", 4);
+    jbuf_u64(&b, "", 5);
+    jbuf_obj_close(&b);
+    assert_false(jbuf_failed(&b));
+    assert_string_equal(jbuf_cstr(&b),
+                        "{\"plain_key\":1,\"tab\\tkey\":2,"
+                        "\"\xe7\x83\xbd\xe7\x81\xab\":3,\"back\\\\slash\":4,\"\":5}");
+    jbuf_free(&b);
+
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    assert_true(jbuf_init(&b, 16, 64));
+    jbuf_obj_open(&b, NULL);
+    jbuf_u64(&b, key, 1);
+    assert_true(jbuf_failed(&b));
+    assert_true(b.len < 64);
+    jbuf_u64(&b, "after", 2); /* sticky: nothing more is written */
+    assert_null(strstr(jbuf_cstr(&b), "after"));
+    jbuf_free(&b);
+}
+
 static void test_ceiling(void **state)
 {
     jbuf b;
@@ -141,9 +175,9 @@ static void test_depth_and_nan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escape_ascii),  cmocka_unit_test(test_escape_utf8),
-        cmocka_unit_test(test_document),      cmocka_unit_test(test_ceiling),
-        cmocka_unit_test(test_depth_and_nan),
+        cmocka_unit_test(test_escape_ascii), cmocka_unit_test(test_escape_utf8),
+        cmocka_unit_test(test_document),     cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_ceiling),      cmocka_unit_test(test_depth_and_nan),
     };
     return cmocka_run_group_tests_name("jbuf", tests, NULL, NULL);
 }
