@@ -181,11 +181,22 @@ typedef struct {
     bool used;    /* a public rule needs it */
 } pstr;
 
+/*
+ * What a condition needs, as a formula over "a literal of string s is in the data": the
+ * nodes of all rules in one array (shared: a rule named by others is one node), with the
+ * two constants first.
+ */
+enum { F_TRUE, F_FALSE, F_STR, F_AND, F_OR, F_ATLEAST };
+
 typedef struct {
-    size_t *v; /* string indexes, sorted, unique */
-    size_t n;
-    bool bottom; /* no need known */
-} need;
+    uint8_t op;
+    uint32_t k; /* F_ATLEAST: how many of the kids */
+    uint32_t a; /* F_STR: the string; F_AND, F_OR, F_ATLEAST: the first kid in kids[] */
+    uint32_t n; /* kids */
+} fnode;
+
+#define NODE_TRUE  0u
+#define NODE_FALSE 1u
 
 typedef struct {
     char *name;
@@ -194,7 +205,7 @@ typedef struct {
     size_t s0, s1; /* its strings */
     size_t c0, c1; /* its condition tokens */
     int state;     /* 0 not analysed, 1 in progress, 2 done */
-    need nd;
+    uint32_t node; /* what its condition needs */
 } prule;
 
 typedef struct {
@@ -204,16 +215,35 @@ typedef struct {
     size_t n_r, cap_r;
     tok *t;
     size_t n_t, cap_t;
+    fnode *f;
+    size_t n_f, cap_f;
+    uint32_t *kids;
+    size_t n_k, cap_k;
     bool nomem;
 } model;
 
 struct yara_prefilter {
     hs_database_t *db;
+    fnode *f; /* the formulas (model.f, model.kids) */
+    uint32_t *kids;
+    uint32_t *roots; /* the public rules' formulas, but the "always" ones */
+    size_t n_roots;
+    uint32_t *lit_str; /* literal id -> string */
+    size_t n_strings;
     char **always; /* names of the public rules that need nothing */
     unsigned n_always;
     char **keep; /* the rules the "always" set must hold */
     unsigned n_keep;
 };
+
+/* Per-thread: Hyperscan's scratch and the strings found in the buffer being looked at. */
+typedef struct {
+    hs_scratch_t *hs;
+    uint8_t *present; /* per string */
+    uint32_t *set;    /* strings marked present, to clear */
+    size_t n_set;
+    const yara_prefilter *p;
+} pf_scratch;
 
 static void *grow(void *v, size_t *cap, size_t n, size_t size, bool *nomem)
 {
@@ -748,64 +778,88 @@ static void parse_text(model *m, const char *text, size_t len)
 
 /* ---- needs ------------------------------------------------------------------------- */
 
-static const need BOTTOM = {NULL, 0, true};
-
-static need need_of_set(model *m, const size_t *ids, size_t n)
+static uint32_t node_new(model *m, uint8_t op, uint32_t k, uint32_t a, const uint32_t *kids,
+                         uint32_t n)
 {
-    need d = {NULL, 0, false};
+    if (m->n_f == 0) { /* the constants */
+        m->f = grow(m->f, &m->cap_f, 0, sizeof(*m->f), &m->nomem);
+        if (!m->f)
+            return NODE_TRUE;
+        m->f[NODE_TRUE] = (fnode){.op = F_TRUE};
+        m->f[NODE_FALSE] = (fnode){.op = F_FALSE};
+        m->n_f = 2;
+    }
+    m->f = grow(m->f, &m->cap_f, m->n_f, sizeof(*m->f), &m->nomem);
+    if (!m->f)
+        return NODE_TRUE;
+    if (n > 0) {
+        while (m->n_k + n > m->cap_k) {
+            m->kids = grow(m->kids, &m->cap_k, m->cap_k, sizeof(*m->kids), &m->nomem);
+            if (!m->kids)
+                return NODE_TRUE;
+        }
+        memcpy(m->kids + m->n_k, kids, n * sizeof(*kids));
+        a = (uint32_t)m->n_k;
+        m->n_k += n;
+    }
+    m->f[m->n_f] = (fnode){.op = op, .k = k, .a = a, .n = n};
+    return (uint32_t)m->n_f++;
+}
 
-    for (size_t i = 0; i < n; i++)
+static uint32_t node_str(model *m, size_t s)
+{
+    return m->s[s].unknown ? NODE_TRUE : node_new(m, F_STR, 0, (uint32_t)s, NULL, 0);
+}
+
+/* AND (and = true) or OR of kids[0..n): constants folded. */
+static uint32_t node_junction(model *m, bool and, uint32_t *kids, uint32_t n)
+{
+    uint32_t keep = 0;
+    uint32_t absorbing = and? NODE_FALSE : NODE_TRUE, neutral = and? NODE_TRUE : NODE_FALSE;
+
+    for (uint32_t i = 0; i < n; i++) {
+        if (kids[i] == absorbing)
+            return absorbing;
+        if (kids[i] != neutral)
+            kids[keep++] = kids[i];
+    }
+    if (keep == 0)
+        return neutral;
+    if (keep == 1)
+        return kids[0];
+    return node_new(m, and? F_AND : F_OR, 0, 0, kids, keep);
+}
+
+/* At least q of the strings ids[0..n) (sorted, unique): strings with no literal count as
+ * found, so q - (their number) of the others are needed. */
+static uint32_t node_atleast(model *m, size_t q, const size_t *ids, size_t n)
+{
+    uint32_t *kids = malloc((n ? n : 1) * sizeof(*kids));
+    uint32_t nk = 0, r;
+    size_t u = 0;
+
+    if (!kids) {
+        m->nomem = true;
+        return NODE_TRUE;
+    }
+    for (size_t i = 0; i < n; i++) {
         if (m->s[ids[i]].unknown)
-            return BOTTOM;
-    if (n == 0)
-        return d;
-    d.v = malloc(n * sizeof(*d.v));
-    if (!d.v) {
-        m->nomem = true;
-        return BOTTOM;
+            u++;
+        else
+            kids[nk++] = node_str(m, ids[i]);
     }
-    memcpy(d.v, ids, n * sizeof(*d.v));
-    d.n = n;
-    return d;
-}
-
-/* a ∪ b (both consumed). */
-static need need_union(model *m, need a, need b)
-{
-    need d = {NULL, 0, false};
-
-    if (a.bottom || b.bottom) {
-        free(a.v);
-        free(b.v);
-        return BOTTOM;
-    }
-    d.v = malloc((a.n + b.n + 1) * sizeof(*d.v));
-    if (!d.v) {
-        m->nomem = true;
-        free(a.v);
-        free(b.v);
-        return BOTTOM;
-    }
-    size_t i = 0, j = 0;
-    while (i < a.n || j < b.n) {
-        size_t v = j >= b.n || (i < a.n && a.v[i] < b.v[j]) ? a.v[i++] : b.v[j++];
-        if (i < a.n && a.v[i] == v)
-            i++;
-        if (j < b.n && b.v[j] == v)
-            j++;
-        if (d.n == 0 || d.v[d.n - 1] != v)
-            d.v[d.n++] = v;
-    }
-    free(a.v);
-    free(b.v);
-    return d;
-}
-
-static need need_copy(model *m, const need *a)
-{
-    if (a->bottom)
-        return BOTTOM;
-    return need_of_set(m, a->v, a->n);
+    if (q <= u)
+        r = NODE_TRUE;
+    else if (q - u > nk)
+        r = NODE_FALSE;
+    else if (q - u == 1)
+        r = node_junction(m, false, kids, nk);
+    else if (q - u == nk)
+        r = node_junction(m, true, kids, nk);
+    else
+        r = node_new(m, F_ATLEAST, (uint32_t)(q - u), 0, kids, nk);
+    free(kids);
+    return r;
 }
 
 static int cmp_size(const void *a, const void *b)
@@ -814,8 +868,8 @@ static int cmp_size(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static need rule_need(model *m, size_t ri);
-static need analyze_or(model *m, const prule *r, size_t b, size_t e);
+static uint32_t rule_node(model *m, size_t ri);
+static uint32_t analyze_or(model *m, const prule *r, size_t b, size_t e);
 
 /* The index of the parenthesis closing the one at b, or e. */
 static size_t close_of(const model *m, size_t b, size_t e)
@@ -830,19 +884,18 @@ static size_t close_of(const model *m, size_t b, size_t e)
 }
 
 /*
- * What `Q of SET` needs, SET being the tokens [b, e) ("$a, $b*" or "them") and at least q
- * (>= 1; SIZE_MAX: all) of its strings having to match: the set's strings, less those with
- * no known literal when fewer than q of them are such.
+ * `Q of SET`, SET being the tokens [b, e) ("$a, $b*" or "them") and at least q of its
+ * strings having to match (SIZE_MAX: all of them).
  */
-static need string_set(model *m, const prule *r, size_t b, size_t e, size_t q)
+static uint32_t string_set(model *m, const prule *r, size_t b, size_t e, size_t q)
 {
     size_t *ids = malloc((r->s1 - r->s0 + 1) * sizeof(*ids));
     size_t n = 0;
-    need d;
+    uint32_t d;
 
     if (!ids) {
         m->nomem = true;
-        return BOTTOM;
+        return NODE_TRUE;
     }
     if (e == b + 1 && tok_is(m->t[b], "them")) {
         for (size_t i = r->s0; i < r->s1; i++)
@@ -850,13 +903,13 @@ static need string_set(model *m, const prule *r, size_t b, size_t e, size_t q)
     } else {
         if (e < b + 2 || m->t[b].k != T_LPAR || close_of(m, b, e) != e - 1) {
             free(ids);
-            return BOTTOM;
+            return NODE_TRUE;
         }
         bool *in = calloc(r->s1 - r->s0 + 1, sizeof(*in));
         if (!in) {
             free(ids);
             m->nomem = true;
-            return BOTTOM;
+            return NODE_TRUE;
         }
         for (size_t i = b + 1; i < e - 1; i++) {
             tok t = m->t[i];
@@ -865,7 +918,7 @@ static need string_set(model *m, const prule *r, size_t b, size_t e, size_t q)
             if (t.k != T_SVAR) {
                 free(in);
                 free(ids);
-                return BOTTOM;
+                return NODE_TRUE;
             }
             bool wild = t.p[t.n - 1] == '*';
             size_t nl = t.n - 1 - wild;
@@ -880,7 +933,7 @@ static need string_set(model *m, const prule *r, size_t b, size_t e, size_t q)
             if (!any) {
                 free(in);
                 free(ids);
-                return BOTTOM;
+                return NODE_TRUE;
             }
         }
         for (size_t j = r->s0; j < r->s1; j++)
@@ -890,21 +943,10 @@ static need string_set(model *m, const prule *r, size_t b, size_t e, size_t q)
     }
     if (n == 0) {
         free(ids);
-        return BOTTOM;
-    }
-    size_t u = 0, k = 0;
-    for (size_t i = 0; i < n; i++)
-        u += m->s[ids[i]].unknown;
-    if (q == SIZE_MAX)
-        q = n;
-    if (u > 0 && q > u) { /* at least q - u known strings match */
-        for (size_t i = 0; i < n; i++)
-            if (!m->s[ids[i]].unknown)
-                ids[k++] = ids[i];
-        n = k;
+        return NODE_TRUE;
     }
     qsort(ids, n, sizeof(*ids), cmp_size);
-    d = need_of_set(m, ids, n);
+    d = node_atleast(m, q == SIZE_MAX ? n : q, ids, n);
     free(ids);
     return d;
 }
@@ -923,34 +965,36 @@ static long num_of(tok t)
     return *end == '\0' && v >= 0 ? v : -1;
 }
 
+/* The string of r a `$a`, `#a`, `@a` or `!a` token names, or SIZE_MAX. */
+static size_t named_string(const model *m, const prule *r, tok t)
+{
+    for (size_t j = r->s0; j < r->s1; j++)
+        if (strlen(m->s[j].name) == t.n - 1 && memcmp(m->s[j].name, t.p + 1, t.n - 1) == 0)
+            return j;
+    return SIZE_MAX;
+}
+
 /* One operand of an `and`: tokens [b, e). */
-static need analyze_primary(model *m, const prule *r, size_t b, size_t e)
+static uint32_t analyze_primary(model *m, const prule *r, size_t b, size_t e)
 {
     const tok *t = m->t;
+    size_t j;
 
     if (b >= e)
-        return BOTTOM;
+        return NODE_TRUE;
     if (t[b].k == T_LPAR && close_of(m, b, e) == e - 1)
         return analyze_or(m, r, b + 1, e - 1);
     if (t[b].k == T_SVAR && t[b].n > 1 && t[b].p[t[b].n - 1] != '*' &&
         (e == b + 1 || tok_is(t[b + 1], "at") || tok_is(t[b + 1], "in"))) {
-        for (size_t j = r->s0; j < r->s1; j++)
-            if (strlen(m->s[j].name) == t[b].n - 1 &&
-                memcmp(m->s[j].name, t[b].p + 1, t[b].n - 1) == 0)
-                return need_of_set(m, &j, 1);
-        return BOTTOM;
+        j = named_string(m, r, t[b]);
+        return j == SIZE_MAX ? NODE_TRUE : node_str(m, j);
     }
     if (t[b].k == T_SCOUNT && e == b + 3 && t[b + 1].k == T_OP) {
         long v = num_of(t[b + 2]);
         bool ok = (op_is(t[b + 1], ">") && v >= 0) ||
                   ((op_is(t[b + 1], ">=") || op_is(t[b + 1], "==")) && v >= 1);
-        if (!ok)
-            return BOTTOM;
-        for (size_t j = r->s0; j < r->s1; j++)
-            if (strlen(m->s[j].name) == t[b].n - 1 &&
-                memcmp(m->s[j].name, t[b].p + 1, t[b].n - 1) == 0)
-                return need_of_set(m, &j, 1);
-        return BOTTOM;
+        j = ok ? named_string(m, r, t[b]) : SIZE_MAX;
+        return j == SIZE_MAX ? NODE_TRUE : node_str(m, j);
     }
     /* N of SET, any of SET, all of SET, N% of SET; optionally "at X" or "in (A..B)" */
     size_t q = b + 1, count = tok_is(t[b], "all") ? SIZE_MAX : 1;
@@ -970,27 +1014,28 @@ static need analyze_primary(model *m, const prule *r, size_t b, size_t e)
         else if (t[s0].k == T_LPAR)
             s1 = close_of(m, s0, e) + 1;
         else
-            return BOTTOM;
+            return NODE_TRUE;
         if (s1 > e)
-            return BOTTOM;
+            return NODE_TRUE;
         if (s1 < e && !tok_is(t[s1], "at") && !tok_is(t[s1], "in"))
-            return BOTTOM;
+            return NODE_TRUE;
         return string_set(m, r, s0, s1, count);
     }
     if (t[b].k == T_IDENT && e == b + 1) {
         if (tok_is(t[b], "false"))
-            return (need){NULL, 0, false}; /* never true */
-        need d = BOTTOM;
-        bool found = false;
+            return NODE_FALSE;
+        /* a rule: any of the rules of that name (one per namespace) */
+        uint32_t kids[64];
+        uint32_t n = 0;
         for (size_t i = 0; i < m->n_r; i++)
             if (strlen(m->r[i].name) == t[b].n && memcmp(m->r[i].name, t[b].p, t[b].n) == 0) {
-                need x = rule_need(m, i);
-                d = found ? need_union(m, d, x) : x;
-                found = true;
+                if (n == 64)
+                    return NODE_TRUE;
+                kids[n++] = rule_node(m, i);
             }
-        return d;
+        return n ? node_junction(m, false, kids, n) : NODE_TRUE;
     }
-    return BOTTOM;
+    return NODE_TRUE;
 }
 
 /* Splits [b, e) at top-level word w; fills cuts (the split tokens), returns their count. */
@@ -1013,62 +1058,68 @@ static size_t split_at(const model *m, size_t b, size_t e, const char *w, size_t
 
 #define MAX_PARTS 256
 
-static need analyze_and(model *m, const prule *r, size_t b, size_t e)
+static uint32_t analyze_and(model *m, const prule *r, size_t b, size_t e)
 {
     size_t cuts[MAX_PARTS];
+    uint32_t kids[MAX_PARTS + 1];
     size_t n = split_at(m, b, e, "and", cuts, MAX_PARTS);
-    need best = BOTTOM;
+    uint32_t nk = 0;
 
     if (n == SIZE_MAX)
-        return BOTTOM;
+        return NODE_TRUE;
     for (size_t k = 0; k <= n; k++) {
         size_t pb = k == 0 ? b : cuts[k - 1] + 1, pe = k == n ? e : cuts[k];
         if (pb >= pe || tok_is(m->t[pb], "not")) /* `not` binds tighter than `and` */
             continue;
-        need x = analyze_primary(m, r, pb, pe);
-        if (x.bottom)
-            continue;
-        if (best.bottom || x.n < best.n) {
-            free(best.v);
-            best = x;
-        } else {
-            free(x.v);
-        }
+        kids[nk++] = analyze_primary(m, r, pb, pe);
     }
-    return best;
+    return node_junction(m, true, kids, nk);
 }
 
-static need analyze_or(model *m, const prule *r, size_t b, size_t e)
+static uint32_t analyze_or(model *m, const prule *r, size_t b, size_t e)
 {
     size_t cuts[MAX_PARTS];
+    uint32_t kids[MAX_PARTS + 1];
     size_t n = split_at(m, b, e, "or", cuts, MAX_PARTS);
-    need d = {NULL, 0, false};
+    uint32_t nk = 0;
 
     if (n == SIZE_MAX)
-        return BOTTOM;
+        return NODE_TRUE;
     if (n == 0)
         return analyze_and(m, r, b, e);
-    for (size_t k = 0; k <= n && !d.bottom; k++) {
+    for (size_t k = 0; k <= n; k++) {
         size_t pb = k == 0 ? b : cuts[k - 1] + 1, pe = k == n ? e : cuts[k];
-        d = need_union(m, d, analyze_and(m, r, pb, pe));
+        kids[nk++] = analyze_and(m, r, pb, pe);
     }
-    return d;
+    return node_junction(m, false, kids, nk);
 }
 
-static need rule_need(model *m, size_t ri)
+static uint32_t rule_node(model *m, size_t ri)
 {
-    prule *r = &m->r[ri];
-
-    if (r->state == 1)
-        return BOTTOM; /* a cycle: libyara would not have compiled it */
-    if (r->state == 0) {
-        r->state = 1;
-        need d = analyze_or(m, r, r->c0, r->c1);
-        r = &m->r[ri];
-        r->nd = d;
-        r->state = 2;
+    if (m->r[ri].state == 1)
+        return NODE_TRUE; /* a cycle: libyara would not have compiled it */
+    if (m->r[ri].state == 0) {
+        m->r[ri].state = 1;
+        uint32_t d = analyze_or(m, &m->r[ri], m->r[ri].c0, m->r[ri].c1);
+        m->r[ri].node = m->nomem ? NODE_TRUE : d;
+        m->r[ri].state = 2;
     }
-    return need_copy(m, &r->nd);
+    return m->r[ri].node;
+}
+
+/* Marks the strings formula x names as used; seen[] avoids walking a shared node twice. */
+static void mark_used(model *m, uint32_t x, uint8_t *seen)
+{
+    if (seen[x])
+        return;
+    seen[x] = 1;
+    if (m->f[x].op == F_STR) {
+        m->s[m->f[x].a].used = true;
+        return;
+    }
+    if (m->f[x].op == F_AND || m->f[x].op == F_OR || m->f[x].op == F_ATLEAST)
+        for (uint32_t i = 0; i < m->f[x].n; i++)
+            mark_used(m, m->kids[m->f[x].a + i], seen);
 }
 
 /* ---- the filter ---------------------------------------------------------------------- */
@@ -1081,13 +1132,13 @@ static void model_free(model *m)
         free(m->s[i].lits);
         free(m->s[i].name);
     }
-    for (size_t i = 0; i < m->n_r; i++) {
+    for (size_t i = 0; i < m->n_r; i++)
         free(m->r[i].name);
-        free(m->r[i].nd.v);
-    }
     free(m->s);
     free(m->r);
     free(m->t);
+    free(m->f);
+    free(m->kids);
 }
 
 void yara_prefilter_free(yara_prefilter *p)
@@ -1095,6 +1146,10 @@ void yara_prefilter_free(yara_prefilter *p)
     if (!p)
         return;
     hs_free_database(p->db);
+    free(p->f);
+    free(p->kids);
+    free(p->roots);
+    free(p->lit_str);
     for (unsigned i = 0; i < p->n_always; i++)
         free(p->always[i]);
     free(p->always);
@@ -1133,7 +1188,7 @@ static bool names_add(char ***v, unsigned *n, const char *name)
     return true;
 }
 
-static hs_database_t *compile_lits(model *m, yara_prefilter_info *info)
+static hs_database_t *compile_lits(model *m, yara_prefilter *p, yara_prefilter_info *info)
 {
     size_t n = 0, k = 0;
     hs_database_t *db = NULL;
@@ -1150,7 +1205,8 @@ static hs_database_t *compile_lits(model *m, yara_prefilter_info *info)
     unsigned *flags = malloc(n * sizeof(*flags));
     unsigned *ids = malloc(n * sizeof(*ids));
     size_t *lens = malloc(n * sizeof(*lens));
-    if (expr && flags && ids && lens) {
+    p->lit_str = malloc(n * sizeof(*p->lit_str));
+    if (expr && flags && ids && lens && p->lit_str) {
         for (size_t i = 0; i < m->n_s; i++) {
             if (!m->s[i].used)
                 continue;
@@ -1160,6 +1216,7 @@ static hs_database_t *compile_lits(model *m, yara_prefilter_info *info)
                 lens[k] = l->n;
                 flags[k] = HS_FLAG_SINGLEMATCH | (l->caseless ? HS_FLAG_CASELESS : 0);
                 ids[k] = (unsigned)k;
+                p->lit_str[k] = (uint32_t)i;
                 k++;
             }
         }
@@ -1193,14 +1250,15 @@ yara_prefilter *yara_prefilter_new(const char *const *texts, const size_t *lens,
     for (size_t i = 0; i < n && !m.nomem; i++)
         parse_text(&m, texts[i], lens[i]);
     p = calloc(1, sizeof(*p));
-    if (!p || m.nomem)
+    node_new(&m, F_FALSE, 0, 0, NULL, 0); /* makes the constants (and one unused node) */
+    if (!p || m.nomem || !(p->roots = malloc((m.n_r ? m.n_r : 1) * sizeof(*p->roots))))
         goto fail;
     for (size_t i = 0; i < m.n_r && !m.nomem; i++) {
         if (m.r[i].private_)
             continue;
-        need d = rule_need(&m, i);
+        uint32_t d = rule_node(&m, i);
         info->rules++;
-        if (d.bottom) {
+        if (d == NODE_TRUE) {
             if (p->n_always == 0)
                 snprintf(info->first_always, sizeof(info->first_always), "%s", m.r[i].name);
             if (!names_add(&p->always, &p->n_always, m.r[i].name)) {
@@ -1210,10 +1268,15 @@ yara_prefilter *yara_prefilter_new(const char *const *texts, const size_t *lens,
             mark_keep(&m, i);
             continue;
         }
-        for (size_t j = 0; j < d.n; j++)
-            m.s[d.v[j]].used = true;
-        free(d.v);
+        if (d != NODE_FALSE)
+            p->roots[p->n_roots++] = d;
     }
+    uint8_t *seen = m.nomem ? NULL : calloc(m.n_f, 1);
+    if (!seen)
+        goto fail;
+    for (size_t i = 0; i < p->n_roots; i++)
+        mark_used(&m, p->roots[i], seen);
+    free(seen);
     for (size_t i = 0; i < m.n_r && !m.nomem && p->n_always > 0; i++)
         if (m.r[i].global_) /* it can veto an "always" rule of its namespace */
             mark_keep(&m, i);
@@ -1225,9 +1288,15 @@ yara_prefilter *yara_prefilter_new(const char *const *texts, const size_t *lens,
     info->always = p->n_always;
     if (m.nomem)
         goto fail;
-    p->db = compile_lits(&m, info);
+    p->db = compile_lits(&m, p, info);
     if (!p->db && info->strings > 0)
         goto fail;
+    /* the formulas move to the filter */
+    p->f = m.f;
+    p->kids = m.kids;
+    p->n_strings = m.n_s;
+    m.f = NULL;
+    m.kids = NULL;
     model_free(&m);
     return p;
 fail:
@@ -1253,40 +1322,97 @@ unsigned yara_prefilter_always_count(const yara_prefilter *p)
 
 void *yara_prefilter_scratch_new(const yara_prefilter *p)
 {
-    hs_scratch_t *s = NULL;
+    pf_scratch *s;
 
-    if (!p || !p->db)
+    if (!p || !p->db || !(s = calloc(1, sizeof(*s))))
         return NULL;
-    if (hs_alloc_scratch(p->db, &s) != HS_SUCCESS)
+    s->p = p;
+    s->present = calloc(p->n_strings ? p->n_strings : 1, 1);
+    s->set = malloc((p->n_strings ? p->n_strings : 1) * sizeof(*s->set));
+    if (!s->present || !s->set || hs_alloc_scratch(p->db, &s->hs) != HS_SUCCESS) {
+        yara_prefilter_scratch_free(s);
         return NULL;
+    }
     return s;
 }
 
 void yara_prefilter_scratch_free(void *scratch)
 {
-    if (scratch)
-        hs_free_scratch(scratch);
+    pf_scratch *s = scratch;
+
+    if (!s)
+        return;
+    if (s->hs)
+        hs_free_scratch(s->hs);
+    free(s->present);
+    free(s->set);
+    free(s);
 }
 
 static int on_hit(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
                   void *ctx)
 {
-    (void)id;
+    pf_scratch *s = ctx;
+    uint32_t str = s->p->lit_str[id];
+
     (void)from;
     (void)to;
     (void)flags;
-    (void)ctx;
-    return 1; /* one literal is enough: stop */
+    if (!s->present[str]) {
+        s->present[str] = 1;
+        s->set[s->n_set++] = str;
+    }
+    return 0;
+}
+
+/* Whether formula x holds with the strings s->present. */
+static bool eval(const yara_prefilter *p, const pf_scratch *s, uint32_t x)
+{
+    const fnode *f = &p->f[x];
+    uint32_t hits = 0;
+
+    switch (f->op) {
+    case F_TRUE:
+        return true;
+    case F_FALSE:
+        return false;
+    case F_STR:
+        return s->present[f->a];
+    case F_AND:
+        for (uint32_t i = 0; i < f->n; i++)
+            if (!eval(p, s, p->kids[f->a + i]))
+                return false;
+        return true;
+    case F_OR:
+        for (uint32_t i = 0; i < f->n; i++)
+            if (eval(p, s, p->kids[f->a + i]))
+                return true;
+        return false;
+    default: /* F_ATLEAST */
+        for (uint32_t i = 0; i < f->n && hits < f->k; i++)
+            hits += eval(p, s, p->kids[f->a + i]);
+        return hits >= f->k;
+    }
 }
 
 bool yara_prefilter_may_match(const yara_prefilter *p, void *scratch, const void *data, size_t len)
 {
+    pf_scratch *s = scratch;
+
     if (!p)
         return true;
     if (!p->db)
         return false; /* no rule needs a string: only the "always" rules can match */
-    if (!scratch || len > UINT32_MAX)
+    if (!s || len > UINT32_MAX)
         return true;
-    hs_error_t rc = hs_scan(p->db, data ? data : "", (unsigned)len, 0, scratch, on_hit, NULL);
-    return rc != HS_SUCCESS; /* HS_SCAN_TERMINATED: a literal was found; anything else: unsure */
+    while (s->n_set > 0)
+        s->present[s->set[--s->n_set]] = 0;
+    if (hs_scan(p->db, data ? data : "", (unsigned)len, 0, s->hs, on_hit, s) != HS_SUCCESS)
+        return true; /* unsure */
+    if (s->n_set == 0)
+        return false;
+    for (size_t i = 0; i < p->n_roots; i++)
+        if (eval(p, s, p->roots[i]))
+            return true;
+    return false;
 }

@@ -882,7 +882,10 @@ static const char prefilter_rules[] =
     "rule t_for { strings: $a = \"pf-for\" condition: for any of ($a) : ($ at 1) }\n"
     "rule t_in { strings: $a = \"pf-in\" /* a comment */ condition: $a in (0..20) and\n"
     "  not t_priv }\n"
-    "rule t_pe { strings: $a = \"pf-pe\" condition: $a and pe.number_of_sections == 0 }\n";
+    "rule t_pe { strings: $a = \"pf-pe\" condition: $a and pe.number_of_sections == 0 }\n"
+    "rule t_any { strings: $a = \"pf-any-a\" $b = \"pf-any-b\" condition: any of them }\n"
+    "rule t_and_or { strings: $a = \"pf-ao-a\" $b = \"pf-ao-b\" $c = \"pf-ao-c\"\n"
+    "  condition: $a and ($b or #c > 1) }\n";
 
 static yara_rules *load_flags_ok(const char *path, unsigned flags)
 {
@@ -998,6 +1001,11 @@ static void test_prefilter(void **state)
         {"   pf-in", 0, "t_in,", false},
         {" pf-for.", 0, "t_for,", true},
         {"pf-pe", 0, "", false}, /* t_pe needs PE data: not in the plain set */
+        {"pf-any-b", 0, "t_any,", false},
+        {"pf-ao-a pf-ao-c pf-ao-c", 0, "t_and_or,", false},
+        {"pf-ao-a pf-ao-b", 0, "t_and_or,", false},
+        {"pf-ao-b pf-ao-c", 0, "", true}, /* no $a: the filter knows no rule can match */
+        {"pf-ao-a ", 0, "", true},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         expect(with, without, cases[i].buf, cases[i].len ? cases[i].len : strlen(cases[i].buf),
@@ -1005,36 +1013,18 @@ static void test_prefilter(void **state)
 
     /* random splices */
     static const char *const words[] = {
-        "Fenghuo-PF-text",
-        "pfwide",
-        "PfWiDe",
-        "fh-reex12tail.end",
-        "FH-RE",
-        "tail.end",
-        "pf-alpha",
-        "pf-beta",
-        "pf-gamma-",
-        "pf-count",
-        "pf-of-one",
-        "pf-of-two",
-        "pf-of-three",
-        "pf-all",
-        "pf-xor",
-        "pf-private",
-        "pf-not",
-        "pf-yes",
-        "pf-or",
-        "pf-for",
-        "pf-in",
-        "PK",
-        "ZZZ",
-        "F1",
-        "FH",
-        "ab",
-        "cd",
-        "7",
-        " ",
-        "\x01",
+        "pf-any-a",  "pf-any-b",  "pf-ao-a",
+        "pf-ao-b",   "pf-ao-c",   "Fenghuo-PF-text",
+        "pfwide",    "PfWiDe",    "fh-reex12tail.end",
+        "FH-RE",     "tail.end",  "pf-alpha",
+        "pf-beta",   "pf-gamma-", "pf-count",
+        "pf-of-one", "pf-of-two", "pf-of-three",
+        "pf-all",    "pf-xor",    "pf-private",
+        "pf-not",    "pf-yes",    "pf-or",
+        "pf-for",    "pf-in",     "PK",
+        "ZZZ",       "F1",        "FH",
+        "ab",        "cd",        "7",
+        " ",         "\x01",
     };
     const size_t nw = sizeof(words) / sizeof(words[0]);
     unsigned seed = 12345;
