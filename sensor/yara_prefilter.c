@@ -171,12 +171,14 @@ typedef struct {
     uint8_t *b;
     size_t n;
     bool caseless;
+    uint8_t factor; /* which of its string's factors it is one form of */
 } lit;
 
 typedef struct {
     char *name; /* without the '$'; "" for an anonymous string */
-    lit *lits;  /* one of these is in every match */
+    lit *lits;  /* every match holds, for each factor, one of that factor's literals */
     size_t n_lits;
+    uint8_t n_factors;
     bool unknown; /* no literal known: may match anywhere */
     bool used;    /* a public rule needs it */
 } pstr;
@@ -186,13 +188,18 @@ typedef struct {
  * nodes of all rules in one array (shared: a rule named by others is one node), with the
  * two constants first.
  */
-enum { F_TRUE, F_FALSE, F_STR, F_AND, F_OR, F_ATLEAST };
+enum { F_TRUE, F_FALSE, F_STR, F_AND, F_OR, F_ATLEAST, F_SIZE };
+
+/* F_SIZE: filesize (the buffer's length) compared with a number, as libyara does */
+enum { S_LT, S_LE, S_GT, S_GE, S_EQ, S_NE };
 
 typedef struct {
     uint8_t op;
-    uint32_t k; /* F_ATLEAST: how many of the kids */
-    uint32_t a; /* F_STR: the string; F_AND, F_OR, F_ATLEAST: the first kid in kids[] */
-    uint32_t n; /* kids */
+    uint8_t cmp; /* F_SIZE: S_LT, ... */
+    uint32_t k;  /* F_ATLEAST: how many of the kids */
+    uint32_t a;  /* F_STR: the string; F_AND, F_OR, F_ATLEAST: the first kid in kids[] */
+    uint32_t n;  /* kids */
+    uint64_t v;  /* F_SIZE: the number */
 } fnode;
 
 #define NODE_TRUE  0u
@@ -228,8 +235,12 @@ struct yara_prefilter {
     uint32_t *kids;
     uint32_t *roots; /* the public rules' formulas, but the "always" ones */
     size_t n_roots;
-    uint32_t *lit_str; /* literal id -> string */
-    size_t n_strings;
+    uint32_t *fr_first;   /* per factor: its roots, fr[fr_first[f] .. fr_first[f + 1]) */
+    uint32_t *fr;         /* the roots whose formula names the factor's string */
+    uint32_t *lit_factor; /* literal id -> factor (global) */
+    uint32_t *str_f0;     /* per string: its first factor */
+    uint8_t *str_nf;      /* per string: its factors */
+    size_t n_strings, n_factors;
     char **always; /* names of the public rules that need nothing */
     unsigned n_always;
     char **keep; /* the rules the "always" set must hold */
@@ -239,9 +250,12 @@ struct yara_prefilter {
 /* Per-thread: Hyperscan's scratch and the strings found in the buffer being looked at. */
 typedef struct {
     hs_scratch_t *hs;
-    uint8_t *present; /* per string */
-    uint32_t *set;    /* strings marked present, to clear */
+    uint8_t *present; /* per factor: one of its literals is in the buffer */
+    uint32_t *set;    /* factors marked present, to clear */
     size_t n_set;
+    uint64_t len;   /* of the buffer: filesize */
+    uint32_t *done; /* per root: the scan it was last evaluated in */
+    uint32_t scan;
     const yara_prefilter *p;
 } pf_scratch;
 
@@ -266,14 +280,6 @@ typedef struct {
     size_t n;
 } run;
 
-static void run_push(run *cur, run *best, uint8_t c)
-{
-    if (cur->n < sizeof(cur->b))
-        cur->b[cur->n++] = c;
-    if (cur->n > best->n)
-        *best = *cur;
-}
-
 static int hexval(char c)
 {
     return c >= '0' && c <= '9'   ? c - '0'
@@ -282,7 +288,7 @@ static int hexval(char c)
                                   : -1;
 }
 
-static bool add_lit(model *m, pstr *s, const uint8_t *b, size_t n, bool caseless)
+static bool add_lit(model *m, pstr *s, const uint8_t *b, size_t n, bool caseless, uint8_t factor)
 {
     lit *nl = realloc(s->lits, (s->n_lits + 1) * sizeof(*nl));
     if (!nl) {
@@ -298,20 +304,23 @@ static bool add_lit(model *m, pstr *s, const uint8_t *b, size_t n, bool caseless
     memcpy(nl[s->n_lits].b, b, n);
     nl[s->n_lits].n = n;
     nl[s->n_lits].caseless = caseless;
+    nl[s->n_lits].factor = factor;
     s->n_lits++;
+    if (factor >= s->n_factors)
+        s->n_factors = (uint8_t)(factor + 1);
     return true;
 }
 
-/* Adds b[0..n) in the forms the modifiers ask for (ascii, wide). */
+/* Adds b[0..n) to factor f of s in the forms the modifiers ask for (ascii, wide). */
 static void add_forms(model *m, pstr *s, const uint8_t *b, size_t n, bool ascii, bool wide,
-                      bool caseless)
+                      bool caseless, uint8_t f)
 {
     if (n == 0) {
         s->unknown = true;
         return;
     }
     if (ascii)
-        add_lit(m, s, b, n, caseless);
+        add_lit(m, s, b, n, caseless, f);
     if (wide) {
         uint8_t w[512];
         size_t k = 0;
@@ -319,7 +328,7 @@ static void add_forms(model *m, pstr *s, const uint8_t *b, size_t n, bool ascii,
             w[k++] = b[i];
             w[k++] = 0;
         }
-        add_lit(m, s, w, k, caseless);
+        add_lit(m, s, w, k, caseless, f);
     }
 }
 
@@ -363,18 +372,97 @@ static bool text_bytes(const char *t, size_t n, run *out)
     return true;
 }
 
-/* The longest run of fixed bytes of the hex string t[0..n) (without braces). */
-static void hex_best(const char *t, size_t n, run *best)
+#define MAX_FACTORS 8  /* factors kept per string: the longest */
+#define LMAX        64 /* bytes of a literal made from a regexp or hex string */
+#define SMAX        64 /* literals of one factor */
+
+/* A set of literals: one of them is in every match (a factor), or what a piece of a regexp
+ * matches exactly. */
+typedef struct {
+    uint8_t b[SMAX][LMAX];
+    uint8_t len[SMAX];
+    unsigned n;
+} lset;
+
+static unsigned lset_min(const lset *x)
 {
-    run cur = {.n = 0};
+    unsigned m = LMAX + 1;
+    for (unsigned i = 0; i < x->n; i++)
+        if (x->len[i] < m)
+            m = x->len[i];
+    return x->n ? m : 0;
+}
+
+/* The factors found so far (heap: an lset is 4 KiB). */
+typedef struct {
+    lset *v[MAX_FACTORS];
+    unsigned n;
+    bool nomem;
+} factors;
+
+static void factors_free(factors *f)
+{
+    for (unsigned i = 0; i < f->n; i++)
+        free(f->v[i]);
+    f->n = 0;
+}
+
+/* Adds a copy of x as a factor when its literals are at least 2 bytes; past MAX_FACTORS it
+ * replaces the weakest (shortest) if x is stronger. */
+static void factors_add(factors *f, const lset *x)
+{
+    unsigned mx = lset_min(x), weakest = 0;
+
+    if (x->n == 0 || mx < 2)
+        return;
+    if (f->n == MAX_FACTORS) {
+        for (unsigned i = 1; i < f->n; i++)
+            if (lset_min(f->v[i]) < lset_min(f->v[weakest]))
+                weakest = i;
+        if (lset_min(f->v[weakest]) >= mx)
+            return;
+        memcpy(f->v[weakest], x, sizeof(*x));
+        return;
+    }
+    if (!(f->v[f->n] = malloc(sizeof(*x)))) {
+        f->nomem = true;
+        return;
+    }
+    memcpy(f->v[f->n++], x, sizeof(*x));
+}
+
+/* Adds the factors to s, in the forms the modifiers ask for; s is unknown without one. */
+static void add_factors(model *m, pstr *s, const factors *f, bool ascii, bool wide, bool caseless)
+{
+    if (f->nomem)
+        m->nomem = true;
+    if (f->n == 0) {
+        s->unknown = true;
+        return;
+    }
+    for (unsigned k = 0; k < f->n; k++)
+        for (unsigned i = 0; i < f->v[k]->n; i++)
+            add_forms(m, s, f->v[k]->b[i], f->v[k]->len[i], ascii, wide, caseless, (uint8_t)k);
+}
+
+/* The runs of fixed bytes of the hex string t[0..n) (without braces) at its top level. */
+static void hex_factors(const char *t, size_t n, factors *f)
+{
+    lset *cur = calloc(1, sizeof(*cur));
     int depth = 0;
 
-    best->n = 0;
-    for (size_t i = 0; i < n;) {
-        char c = t[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+    if (!cur) {
+        f->nomem = true;
+        return;
+    }
+    cur->n = 1;
+    for (size_t i = 0; i <= n;) {
+        char c = i < n ? t[i] : '\0';
+        if (i < n && (c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
             i++;
-        } else if (c == '/' && i + 1 < n && (t[i + 1] == '/' || t[i + 1] == '*')) {
+            continue;
+        }
+        if (i + 1 < n && c == '/' && (t[i + 1] == '/' || t[i + 1] == '*')) {
             if (t[i + 1] == '/') {
                 while (i < n && t[i] != '\n')
                     i++;
@@ -384,29 +472,34 @@ static void hex_best(const char *t, size_t n, run *best)
                     i++;
                 i += 2;
             }
-        } else if (c == '(') {
+            continue;
+        }
+        if (i + 1 < n && depth == 0 && hexval(c) >= 0 && hexval(t[i + 1]) >= 0 &&
+            cur->len[0] < LMAX) {
+            cur->b[0][cur->len[0]++] = (uint8_t)(hexval(c) * 16 + hexval(t[i + 1]));
+            i += 2;
+            continue;
+        }
+        /* anything else ends the run: ??, a nibble wildcard, a jump, an alternative, the end
+         * (a run at LMAX bytes is ended too, and the next starts at this byte) */
+        factors_add(f, cur);
+        cur->len[0] = 0;
+        if (i >= n)
+            break;
+        if (i + 1 < n && hexval(c) >= 0 && hexval(t[i + 1]) >= 0 && depth == 0)
+            continue; /* the byte that did not fit starts the next run */
+        if (c == '(')
             depth++;
-            cur.n = 0;
-            i++;
-        } else if (c == ')') {
+        else if (c == ')')
             depth--;
-            cur.n = 0;
-            i++;
-        } else if (c == '[') {
+        else if (c == '[')
             while (i < n && t[i] != ']')
                 i++;
-            i++;
-            cur.n = 0;
-        } else if (i + 1 < n && hexval(c) >= 0 && hexval(t[i + 1]) >= 0) {
-            if (depth == 0)
-                run_push(&cur, best, (uint8_t)(hexval(c) * 16 + hexval(t[i + 1])));
-            i += 2;
-        } else {
-            /* ??, a nibble wildcard, ~, |: not a fixed byte */
-            cur.n = 0;
-            i++;
-        }
+        else if (c == '~' && i + 2 < n && hexval(t[i + 1]) >= 0)
+            i += 2; /* "not this byte" (YARA 4.3): not a literal */
+        i++;
     }
+    free(cur);
 }
 
 /* The end of the group or class starting at re[i] ('(' or '['). */
@@ -483,71 +576,247 @@ static long re_quant(const char *re, size_t n, size_t *i)
     return min;
 }
 
-/* Adds to s the best literal of each top-level alternative of the regexp re[0..n). */
+/*
+ * What a piece of a regexp needs. Walking a sequence, `cur` holds every string the
+ * literal run so far can be (a group of plain alternatives multiplies it: "(ldap|rmi)://"
+ * is {"ldap://", "rmi://"}); anything that is not plain ends the run, which becomes a
+ * factor. `exact`: the whole piece is plain, and matches exactly the strings of cur.
+ */
+typedef struct {
+    factors f;
+    lset cur;
+    bool exact;
+} rpiece;
+
+static void re_alt(const char *re, size_t a, size_t b, rpiece *out, int depth);
+
+static void cur_flush(rpiece *p)
+{
+    bool empty = false;
+    for (unsigned i = 0; i < p->cur.n; i++)
+        empty |= p->cur.len[i] == 0;
+    if (!empty)
+        factors_add(&p->f, &p->cur);
+    p->cur.n = 1;
+    p->cur.len[0] = 0;
+}
+
+/* cur := cur x x (every string of cur followed by every one of x); false when the result
+ * would be too many or too long strings (cur is then unchanged). */
+static bool cur_times(lset *cur, const lset *x, lset *tmp)
+{
+    if ((size_t)cur->n * x->n > SMAX)
+        return false;
+    tmp->n = 0;
+    for (unsigned i = 0; i < cur->n; i++)
+        for (unsigned j = 0; j < x->n; j++) {
+            if (cur->len[i] + x->len[j] > LMAX)
+                return false;
+            memcpy(tmp->b[tmp->n], cur->b[i], cur->len[i]);
+            memcpy(tmp->b[tmp->n] + cur->len[i], x->b[j], x->len[j]);
+            tmp->len[tmp->n++] = (uint8_t)(cur->len[i] + x->len[j]);
+        }
+    memcpy(cur, tmp, sizeof(*cur));
+    return true;
+}
+
+/* A sequence without a top-level '|': re[a..b). */
+static void re_seq(const char *re, size_t a, size_t b, rpiece *out, int depth)
+{
+    lset *one = malloc(sizeof(*one)), *tmp = malloc(sizeof(*tmp));
+    rpiece *sub = NULL;
+
+    out->exact = true;
+    out->cur.n = 1;
+    out->cur.len[0] = 0;
+    if (!one || !tmp) {
+        out->f.nomem = true;
+        out->exact = false;
+        goto done;
+    }
+    for (size_t i = a; i < b;) {
+        int c = -1; /* a literal character, or -1 */
+        bool group = false;
+        if (re[i] == '\\' && i + 1 < b) {
+            char e = re[i + 1];
+            i += 2;
+            if (e == 'x' && i + 1 < b && hexval(re[i]) >= 0 && hexval(re[i + 1]) >= 0) {
+                c = hexval(re[i]) * 16 + hexval(re[i + 1]);
+                i += 2;
+            } else if (e == 'n') {
+                c = '\n';
+            } else if (e == 't') {
+                c = '\t';
+            } else if (e == 'r') {
+                c = '\r';
+            } else if (e == 'f') {
+                c = '\f';
+            } else if (e == 'a') {
+                c = '\a';
+            } else if (!id_char(e)) {
+                c = (uint8_t)e; /* an escaped punctuation character */
+            }
+        } else if (re[i] == '(') {
+            size_t end = re_skip(re, b, i);
+            size_t in0 = i + 1, in1 = end > i + 1 ? end - 1 : in0;
+            if (in1 > in0 + 1 && re[in0] == '?' && re[in0 + 1] == ':')
+                in0 += 2;
+            if (depth < 8 && end <= b && re[end - 1] == ')') {
+                if (!sub && !(sub = calloc(1, sizeof(*sub)))) {
+                    out->f.nomem = true;
+                    break;
+                }
+                factors_free(&sub->f);
+                re_alt(re, in0, in1, sub, depth + 1);
+                group = true;
+            }
+            i = end;
+        } else if (re[i] == '[' || re[i] == '.' || re[i] == '^' || re[i] == '$') {
+            i = re[i] == '[' ? re_skip(re, b, i) : i + 1;
+        } else {
+            c = (uint8_t)re[i];
+            i++;
+        }
+        long q = re_quant(re, b, &i);
+        if (q == 0 || (c < 0 && !group)) { /* optional, or not plain: the run ends */
+            cur_flush(out);
+            out->exact = false;
+            continue;
+        }
+        if (group) {
+            /* the group's own factors are needed whatever it is next to */
+            for (unsigned k = 0; k < sub->f.n; k++)
+                factors_add(&out->f, sub->f.v[k]);
+            if (!sub->exact || !cur_times(&out->cur, &sub->cur, tmp)) {
+                cur_flush(out);
+                out->exact = false;
+                if (sub->exact) {
+                    memcpy(&out->cur, &sub->cur, sizeof(sub->cur)); /* starts the next run */
+                    if (q > 0)
+                        cur_flush(out);
+                } else {
+                    out->exact = false;
+                    continue;
+                }
+            }
+        } else {
+            one->n = 1;
+            one->len[0] = 1;
+            one->b[0][0] = (uint8_t)c;
+            if (!cur_times(&out->cur, one, tmp)) {
+                cur_flush(out);
+                out->exact = false;
+                cur_times(&out->cur, one, tmp);
+            }
+        }
+        if (q > 0) { /* repeated: what follows is not next to it */
+            cur_flush(out);
+            out->exact = false;
+        }
+    }
+    if (!out->exact)
+        cur_flush(out);
+done:
+    if (sub)
+        factors_free(&sub->f);
+    free(sub);
+    free(one);
+    free(tmp);
+}
+
+/* A regexp or a group's inside: re[a..b), '|' at its top level separating alternatives. */
+static void re_alt(const char *re, size_t a, size_t b, rpiece *out, int depth)
+{
+    size_t cuts[SMAX + 1], nc = 0;
+    rpiece *br = NULL;
+    lset *u = NULL;
+
+    out->f.n = 0;
+    for (size_t i = a; i < b;) {
+        if (re[i] == '\\')
+            i += 2;
+        else if (re[i] == '(' || re[i] == '[')
+            i = re_skip(re, b, i);
+        else if (re[i] == '|') {
+            if (nc == SMAX) {
+                out->exact = false; /* too many alternatives: no factor */
+                out->cur.n = 1;
+                out->cur.len[0] = 0;
+                return;
+            }
+            cuts[nc++] = i++;
+        } else
+            i++;
+    }
+    if (nc == 0) {
+        re_seq(re, a, b, out, depth);
+        return;
+    }
+    /* alternatives: exact when all are (the union); else one factor, the union of one
+     * factor of each alternative (its strongest) */
+    br = calloc(1, sizeof(*br));
+    u = calloc(1, sizeof(*u));
+    out->exact = false;
+    out->cur.n = 1;
+    out->cur.len[0] = 0;
+    if (!br || !u) {
+        out->f.nomem = true;
+        goto done;
+    }
+    bool all_exact = true, all_factor = true;
+    for (size_t k = 0; k <= nc; k++) {
+        size_t pa = k == 0 ? a : cuts[k - 1] + 1, pb = k == nc ? b : cuts[k];
+        const lset *pick = NULL;
+        factors_free(&br->f);
+        re_seq(re, pa, pb, br, depth);
+        if (br->f.nomem)
+            out->f.nomem = true;
+        if (br->exact) {
+            pick = &br->cur;
+        } else {
+            all_exact = false;
+            for (unsigned i = 0; i < br->f.n; i++)
+                if (!pick || lset_min(br->f.v[i]) > lset_min(pick))
+                    pick = br->f.v[i];
+        }
+        if (!pick || pick->n + u->n > SMAX) {
+            all_exact = all_factor = false;
+            break;
+        }
+        for (unsigned i = 0; i < pick->n; i++) {
+            memcpy(u->b[u->n], pick->b[i], pick->len[i]);
+            u->len[u->n++] = pick->len[i];
+        }
+    }
+    if (all_exact) {
+        out->exact = true;
+        memcpy(&out->cur, u, sizeof(*u));
+    } else if (all_factor) {
+        factors_add(&out->f, u);
+    }
+done:
+    if (br)
+        factors_free(&br->f);
+    free(br);
+    free(u);
+}
+
+/* Adds to s the factors of the regexp re[0..n). */
 static void regex_lits(model *m, pstr *s, const char *re, size_t n, bool ascii, bool wide,
                        bool caseless)
 {
-    size_t a = 0;
+    rpiece *p = calloc(1, sizeof(*p));
 
-    while (a <= n) {
-        /* one alternative: [a, b) */
-        size_t b = a;
-        while (b < n && re[b] != '|') {
-            if (re[b] == '\\')
-                b += 2;
-            else if (re[b] == '(' || re[b] == '[')
-                b = re_skip(re, n, b);
-            else
-                b++;
-        }
-        if (b > n)
-            b = n;
-        run cur = {.n = 0}, best = {.n = 0};
-        for (size_t i = a; i < b;) {
-            int c = -1; /* a literal character, or -1 */
-            if (re[i] == '\\' && i + 1 < b) {
-                char e = re[i + 1];
-                i += 2;
-                if (e == 'x' && i + 1 < b && hexval(re[i]) >= 0 && hexval(re[i + 1]) >= 0) {
-                    c = hexval(re[i]) * 16 + hexval(re[i + 1]);
-                    i += 2;
-                } else if (e == 'n') {
-                    c = '\n';
-                } else if (e == 't') {
-                    c = '\t';
-                } else if (e == 'r') {
-                    c = '\r';
-                } else if (e == 'f') {
-                    c = '\f';
-                } else if (e == 'a') {
-                    c = '\a';
-                } else if (!id_char(e)) {
-                    c = (uint8_t)e; /* an escaped punctuation character */
-                }
-            } else if (re[i] == '(' || re[i] == '[') {
-                i = re_skip(re, b, i);
-            } else if (re[i] == '.' || re[i] == '^' || re[i] == '$') {
-                i++;
-            } else {
-                c = (uint8_t)re[i];
-                i++;
-            }
-            long q = re_quant(re, b, &i);
-            if (c < 0 || q == 0) {
-                cur.n = 0;
-                continue;
-            }
-            run_push(&cur, &best, (uint8_t)c);
-            if (q > 0)
-                cur.n = 0; /* repeated: what follows is not next to it */
-        }
-        if (best.n == 0) {
-            s->unknown = true;
-            return;
-        }
-        add_forms(m, s, best.b, best.n, ascii, wide, caseless);
-        a = b + 1;
+    if (!p) {
+        m->nomem = true;
+        return;
     }
+    re_alt(re, 0, n, p, 0);
+    if (p->exact)
+        cur_flush(p);
+    add_factors(m, s, &p->f, ascii, wide, caseless);
+    factors_free(&p->f);
+    free(p);
 }
 
 /* ---- parsing the sources ----------------------------------------------------------- */
@@ -562,6 +831,32 @@ static char *dup_n(model *m, const char *p, size_t n)
     memcpy(d, p, n);
     d[n] = '\0';
     return d;
+}
+
+/* The range of an `xor` modifier at x->pos: "(K)" or "(LO-HI)", or none (0-255). False
+ * when it cannot be read; x->pos is left before the parenthesis (the caller skips it). */
+static bool parse_xor_range(lex *x, long *lo, long *hi)
+{
+    size_t save = x->pos;
+    char *end;
+
+    *lo = 0;
+    *hi = 255;
+    skip_space(x);
+    if (x->pos >= x->len || x->t[x->pos] != '(') {
+        x->pos = save;
+        return true;
+    }
+    *lo = *hi = strtol(x->t + x->pos + 1, &end, 0);
+    while (*end == ' ')
+        end++;
+    if (*end == '-') {
+        *hi = strtol(end + 1, &end, 0);
+        while (*end == ' ')
+            end++;
+    }
+    x->pos = save;
+    return *end == ')' && *lo >= 0 && *hi <= 255 && *lo <= *hi;
 }
 
 /* Parses the strings section at x->pos (up to "condition:"), adding to m. */
@@ -614,7 +909,8 @@ static void parse_strings(model *m, lex *x)
             return;
         }
         /* modifiers */
-        bool ascii = false, wide = false, nocase = re_i, opaque = false;
+        bool ascii = false, wide = false, nocase = re_i, opaque = false, xor = false;
+        long xlo = 0, xhi = 255;
         for (;;) {
             size_t save = x->pos;
             skip_space(x);
@@ -636,8 +932,12 @@ static void parse_strings(model *m, lex *x)
                 wide = true;
             else if (wn == 6 && memcmp(t + w0, "nocase", 6) == 0)
                 nocase = true;
-            else if (!((wn == 8 && memcmp(t + w0, "fullword", 8) == 0) ||
-                       (wn == 7 && memcmp(t + w0, "private", 7) == 0)))
+            else if (wn == 3 && memcmp(t + w0, "xor", 3) == 0) {
+                xor = true;
+                if (!parse_xor_range(x, &xlo, &xhi))
+                    opaque = true;
+            } else if (!((wn == 8 && memcmp(t + w0, "fullword", 8) == 0) ||
+                         (wn == 7 && memcmp(t + w0, "private", 7) == 0)))
                 opaque = true; /* xor, base64, base64wide, or one this parser does not know */
             skip_space(x);
             if (x->pos < x->len && t[x->pos] == '(') { /* xor(1-255), base64("...") */
@@ -659,19 +959,41 @@ static void parse_strings(model *m, lex *x)
         }
         if (!wide)
             ascii = true;
-        if (opaque) {
+        if (opaque || (xor&&(kind != '"' || nocase))) {
             s->unknown = true;
             continue;
         }
         run r;
-        if (kind == '"') {
+        if (xor) { /* every key of the range: 255 literals at most, one factor */
+            if (v1 < v0 + 2 || !text_bytes(t + v0 + 1, v1 - v0 - 2, &r) || r.n == 0 || r.n > 128) {
+                s->unknown = true;
+                continue;
+            }
+            for (long k = xlo; k <= xhi; k++) {
+                uint8_t w[256];
+                if (ascii) {
+                    for (size_t i = 0; i < r.n; i++)
+                        w[i] = (uint8_t)(r.b[i] ^ k);
+                    add_lit(m, s, w, r.n, false, 0);
+                }
+                if (wide) {
+                    for (size_t i = 0; i < r.n; i++) {
+                        w[2 * i] = (uint8_t)(r.b[i] ^ k);
+                        w[2 * i + 1] = (uint8_t)k;
+                    }
+                    add_lit(m, s, w, 2 * r.n, false, 0);
+                }
+            }
+        } else if (kind == '"') {
             if (v1 < v0 + 2 || !text_bytes(t + v0 + 1, v1 - v0 - 2, &r))
                 s->unknown = true;
             else
-                add_forms(m, s, r.b, r.n, ascii, wide, nocase);
+                add_forms(m, s, r.b, r.n, ascii, wide, nocase, 0);
         } else if (kind == '{') {
-            hex_best(t + v0 + 1, v1 - v0 - 2, &r);
-            add_forms(m, s, r.b, r.n, true, false, false);
+            factors f = {.n = 0};
+            hex_factors(t + v0 + 1, v1 - v0 - 2, &f);
+            add_factors(m, s, &f, true, false, false);
+            factors_free(&f);
         } else {
             if (v1 < v0 + 2)
                 s->unknown = true;
@@ -812,10 +1134,10 @@ static uint32_t node_str(model *m, size_t s)
 }
 
 /* AND (and = true) or OR of kids[0..n): constants folded. */
-static uint32_t node_junction(model *m, bool and, uint32_t *kids, uint32_t n)
+static uint32_t node_junction(model *m, bool conj, uint32_t *kids, uint32_t n)
 {
     uint32_t keep = 0;
-    uint32_t absorbing = and? NODE_FALSE : NODE_TRUE, neutral = and? NODE_TRUE : NODE_FALSE;
+    uint32_t absorbing = conj ? NODE_FALSE : NODE_TRUE, neutral = conj ? NODE_TRUE : NODE_FALSE;
 
     for (uint32_t i = 0; i < n; i++) {
         if (kids[i] == absorbing)
@@ -827,7 +1149,15 @@ static uint32_t node_junction(model *m, bool and, uint32_t *kids, uint32_t n)
         return neutral;
     if (keep == 1)
         return kids[0];
-    return node_new(m, and? F_AND : F_OR, 0, 0, kids, keep);
+    if (conj) /* the cheap tests first: filesize, then single strings */
+        for (uint32_t pass = 0, w = 0; pass < 2; pass++)
+            for (uint32_t i = w; i < keep; i++)
+                if (m->f[kids[i]].op == (pass ? F_STR : F_SIZE)) {
+                    uint32_t t = kids[w];
+                    kids[w++] = kids[i];
+                    kids[i] = t;
+                }
+    return node_new(m, conj ? F_AND : F_OR, 0, 0, kids, keep);
 }
 
 /* At least q of the strings ids[0..n) (sorted, unique): strings with no literal count as
@@ -965,6 +1295,55 @@ static long num_of(tok t)
     return *end == '\0' && v >= 0 ? v : -1;
 }
 
+/* A number token with an optional KB or MB suffix, or -1. */
+static long long size_of(tok t)
+{
+    char buf[32];
+    char *end;
+
+    if (t.k != T_NUM || t.n >= sizeof(buf))
+        return -1;
+    memcpy(buf, t.p, t.n);
+    buf[t.n] = '\0';
+    long long v = strtoll(buf, &end, 0);
+    if (v < 0 || v > (1LL << 40))
+        return -1;
+    if (strcmp(end, "KB") == 0)
+        return v * 1024;
+    if (strcmp(end, "MB") == 0)
+        return v * 1024 * 1024;
+    return *end == '\0' ? v : -1;
+}
+
+/* `filesize OP N` or `N OP filesize` at [b, e): an F_SIZE node, or NODE_TRUE. */
+static uint32_t size_node(model *m, size_t b, size_t e)
+{
+    static const char *const ops[] = {"<", "<=", ">", ">=", "==", "!="};
+    static const uint8_t swapped[] = {S_GT, S_GE, S_LT, S_LE, S_EQ, S_NE};
+    const tok *t = m->t;
+    long long v;
+    bool left;
+
+    if (e != b + 3 || t[b + 1].k != T_OP)
+        return NODE_TRUE;
+    if (tok_is(t[b], "filesize") && (v = size_of(t[b + 2])) >= 0)
+        left = true;
+    else if (tok_is(t[b + 2], "filesize") && (v = size_of(t[b])) >= 0)
+        left = false;
+    else
+        return NODE_TRUE;
+    for (uint8_t i = 0; i < 6; i++)
+        if (op_is(t[b + 1], ops[i])) {
+            uint32_t x = node_new(m, F_SIZE, 0, 0, NULL, 0);
+            if (x != NODE_TRUE) {
+                m->f[x].cmp = left ? i : swapped[i];
+                m->f[x].v = (uint64_t)v;
+            }
+            return x;
+        }
+    return NODE_TRUE;
+}
+
 /* The string of r a `$a`, `#a`, `@a` or `!a` token names, or SIZE_MAX. */
 static size_t named_string(const model *m, const prule *r, tok t)
 {
@@ -1021,6 +1400,8 @@ static uint32_t analyze_primary(model *m, const prule *r, size_t b, size_t e)
             return NODE_TRUE;
         return string_set(m, r, s0, s1, count);
     }
+    if (e == b + 3 && (tok_is(t[b], "filesize") || tok_is(t[b + 2], "filesize")))
+        return size_node(m, b, e);
     if (t[b].k == T_IDENT && e == b + 1) {
         if (tok_is(t[b], "false"))
             return NODE_FALSE;
@@ -1107,6 +1488,112 @@ static uint32_t rule_node(model *m, size_t ri)
     return m->r[ri].node;
 }
 
+/* True when formula x can only hold with a literal in the data (a rule whose formula does
+ * not need one is run on all data). */
+static bool needs_literal(const model *m, uint32_t x)
+{
+    const fnode *f = &m->f[x];
+
+    switch (f->op) {
+    case F_STR:
+        return true;
+    case F_FALSE:
+        return true; /* never holds */
+    case F_AND:
+        for (uint32_t i = 0; i < f->n; i++)
+            if (needs_literal(m, m->kids[f->a + i]))
+                return true;
+        return false;
+    case F_OR:
+        for (uint32_t i = 0; i < f->n; i++)
+            if (!needs_literal(m, m->kids[f->a + i]))
+                return false;
+        return true;
+    case F_ATLEAST:
+        return f->k >= 1; /* kids are strings */
+    default:              /* F_TRUE, F_SIZE */
+        return false;
+    }
+}
+
+/* Calls add(string) once for every string formula x names (nstamp, sstamp: the walk's
+ * marks, set to `mark`). */
+static void each_string(const model *m, uint32_t x, uint32_t *nstamp, uint32_t *sstamp,
+                        uint32_t mark, void (*add)(void *, uint32_t), void *arg)
+{
+    const fnode *f = &m->f[x];
+
+    if (nstamp[x] == mark)
+        return;
+    nstamp[x] = mark;
+    if (f->op == F_STR) {
+        if (sstamp[f->a] != mark) {
+            sstamp[f->a] = mark;
+            add(arg, f->a);
+        }
+    } else if (f->op == F_AND || f->op == F_OR || f->op == F_ATLEAST) {
+        for (uint32_t i = 0; i < f->n; i++)
+            each_string(m, m->kids[f->a + i], nstamp, sstamp, mark, add, arg);
+    }
+}
+
+typedef struct {
+    yara_prefilter *p;
+    uint32_t root;
+    bool fill; /* false: count into fr_first; true: write into fr */
+    uint32_t *at;
+} index_walk;
+
+static void index_add(void *arg, uint32_t str)
+{
+    index_walk *w = arg;
+    yara_prefilter *p = w->p;
+
+    for (uint32_t k = 0; k < p->str_nf[str]; k++) {
+        uint32_t f = p->str_f0[str] + k;
+        if (w->fill)
+            p->fr[w->at[f]++] = w->root;
+        else
+            p->fr_first[f + 1]++;
+    }
+}
+
+/* fr_first and fr: which roots to evaluate when a factor is found. False: out of memory. */
+static bool index_roots(const model *m, yara_prefilter *p)
+{
+    uint32_t *nstamp = malloc((m->n_f ? m->n_f : 1) * sizeof(*nstamp));
+    uint32_t *sstamp = malloc((m->n_s ? m->n_s : 1) * sizeof(*sstamp));
+    index_walk w = {.p = p};
+    bool ok = false;
+
+    p->fr_first = calloc(p->n_factors + 1, sizeof(*p->fr_first));
+    w.at = malloc((p->n_factors + 1) * sizeof(*w.at));
+    if (!nstamp || !sstamp || !p->fr_first || !w.at)
+        goto done;
+    for (int pass = 0; pass < 2; pass++) {
+        memset(nstamp, 0xff, (m->n_f ? m->n_f : 1) * sizeof(*nstamp));
+        memset(sstamp, 0xff, (m->n_s ? m->n_s : 1) * sizeof(*sstamp));
+        w.fill = pass == 1;
+        if (w.fill) {
+            for (size_t f = 0; f < p->n_factors; f++)
+                p->fr_first[f + 1] += p->fr_first[f];
+            memcpy(w.at, p->fr_first, (p->n_factors + 1) * sizeof(*w.at));
+            if (!(p->fr = malloc((p->fr_first[p->n_factors] + 1) * sizeof(*p->fr))))
+                goto done;
+        }
+        for (size_t r = 0; r < p->n_roots; r++) {
+            w.root = (uint32_t)r;
+            each_string(m, p->roots[r], nstamp, sstamp, (uint32_t)r, index_add, &w);
+        }
+    }
+    ok = true;
+done:
+    free(nstamp);
+    free(sstamp);
+    free(w.at);
+    return ok;
+}
+
 /* Marks the strings formula x names as used; seen[] avoids walking a shared node twice. */
 static void mark_used(model *m, uint32_t x, uint8_t *seen)
 {
@@ -1149,7 +1636,11 @@ void yara_prefilter_free(yara_prefilter *p)
     free(p->f);
     free(p->kids);
     free(p->roots);
-    free(p->lit_str);
+    free(p->fr_first);
+    free(p->fr);
+    free(p->lit_factor);
+    free(p->str_f0);
+    free(p->str_nf);
     for (unsigned i = 0; i < p->n_always; i++)
         free(p->always[i]);
     free(p->always);
@@ -1194,10 +1685,17 @@ static hs_database_t *compile_lits(model *m, yara_prefilter *p, yara_prefilter_i
     hs_database_t *db = NULL;
     hs_compile_error_t *err = NULL;
 
+    p->str_f0 = calloc(m->n_s ? m->n_s : 1, sizeof(*p->str_f0));
+    p->str_nf = calloc(m->n_s ? m->n_s : 1, sizeof(*p->str_nf));
+    if (!p->str_f0 || !p->str_nf)
+        return NULL;
     for (size_t i = 0; i < m->n_s; i++)
         if (m->s[i].used) {
             n += m->s[i].n_lits;
             info->strings++;
+            p->str_f0[i] = (uint32_t)p->n_factors;
+            p->str_nf[i] = m->s[i].n_factors;
+            p->n_factors += m->s[i].n_factors;
         }
     if (n == 0)
         return NULL;
@@ -1205,8 +1703,8 @@ static hs_database_t *compile_lits(model *m, yara_prefilter *p, yara_prefilter_i
     unsigned *flags = malloc(n * sizeof(*flags));
     unsigned *ids = malloc(n * sizeof(*ids));
     size_t *lens = malloc(n * sizeof(*lens));
-    p->lit_str = malloc(n * sizeof(*p->lit_str));
-    if (expr && flags && ids && lens && p->lit_str) {
+    p->lit_factor = malloc(n * sizeof(*p->lit_factor));
+    if (expr && flags && ids && lens && p->lit_factor) {
         for (size_t i = 0; i < m->n_s; i++) {
             if (!m->s[i].used)
                 continue;
@@ -1216,7 +1714,7 @@ static hs_database_t *compile_lits(model *m, yara_prefilter *p, yara_prefilter_i
                 lens[k] = l->n;
                 flags[k] = HS_FLAG_SINGLEMATCH | (l->caseless ? HS_FLAG_CASELESS : 0);
                 ids[k] = (unsigned)k;
-                p->lit_str[k] = (uint32_t)i;
+                p->lit_factor[k] = p->str_f0[i] + l->factor;
                 k++;
             }
         }
@@ -1258,7 +1756,7 @@ yara_prefilter *yara_prefilter_new(const char *const *texts, const size_t *lens,
             continue;
         uint32_t d = rule_node(&m, i);
         info->rules++;
-        if (d == NODE_TRUE) {
+        if (!needs_literal(&m, d)) {
             if (p->n_always == 0)
                 snprintf(info->first_always, sizeof(info->first_always), "%s", m.r[i].name);
             if (!names_add(&p->always, &p->n_always, m.r[i].name)) {
@@ -1290,6 +1788,8 @@ yara_prefilter *yara_prefilter_new(const char *const *texts, const size_t *lens,
         goto fail;
     p->db = compile_lits(&m, p, info);
     if (!p->db && info->strings > 0)
+        goto fail;
+    if (p->db && !index_roots(&m, p))
         goto fail;
     /* the formulas move to the filter */
     p->f = m.f;
@@ -1327,9 +1827,10 @@ void *yara_prefilter_scratch_new(const yara_prefilter *p)
     if (!p || !p->db || !(s = calloc(1, sizeof(*s))))
         return NULL;
     s->p = p;
-    s->present = calloc(p->n_strings ? p->n_strings : 1, 1);
-    s->set = malloc((p->n_strings ? p->n_strings : 1) * sizeof(*s->set));
-    if (!s->present || !s->set || hs_alloc_scratch(p->db, &s->hs) != HS_SUCCESS) {
+    s->present = calloc(p->n_factors ? p->n_factors : 1, 1);
+    s->set = malloc((p->n_factors ? p->n_factors : 1) * sizeof(*s->set));
+    s->done = calloc(p->n_roots ? p->n_roots : 1, sizeof(*s->done));
+    if (!s->present || !s->set || !s->done || hs_alloc_scratch(p->db, &s->hs) != HS_SUCCESS) {
         yara_prefilter_scratch_free(s);
         return NULL;
     }
@@ -1346,6 +1847,7 @@ void yara_prefilter_scratch_free(void *scratch)
         hs_free_scratch(s->hs);
     free(s->present);
     free(s->set);
+    free(s->done);
     free(s);
 }
 
@@ -1353,14 +1855,14 @@ static int on_hit(unsigned id, unsigned long long from, unsigned long long to, u
                   void *ctx)
 {
     pf_scratch *s = ctx;
-    uint32_t str = s->p->lit_str[id];
+    uint32_t fa = s->p->lit_factor[id];
 
     (void)from;
     (void)to;
     (void)flags;
-    if (!s->present[str]) {
-        s->present[str] = 1;
-        s->set[s->n_set++] = str;
+    if (!s->present[fa]) {
+        s->present[fa] = 1;
+        s->set[s->n_set++] = fa;
     }
     return 0;
 }
@@ -1376,8 +1878,11 @@ static bool eval(const yara_prefilter *p, const pf_scratch *s, uint32_t x)
         return true;
     case F_FALSE:
         return false;
-    case F_STR:
-        return s->present[f->a];
+    case F_STR: /* every factor of the string */
+        for (uint32_t i = 0; i < p->str_nf[f->a]; i++)
+            if (!s->present[p->str_f0[f->a] + i])
+                return false;
+        return true;
     case F_AND:
         for (uint32_t i = 0; i < f->n; i++)
             if (!eval(p, s, p->kids[f->a + i]))
@@ -1388,10 +1893,25 @@ static bool eval(const yara_prefilter *p, const pf_scratch *s, uint32_t x)
             if (eval(p, s, p->kids[f->a + i]))
                 return true;
         return false;
-    default: /* F_ATLEAST */
+    case F_ATLEAST:
         for (uint32_t i = 0; i < f->n && hits < f->k; i++)
             hits += eval(p, s, p->kids[f->a + i]);
         return hits >= f->k;
+    default: /* F_SIZE */
+        switch (f->cmp) {
+        case S_LT:
+            return s->len < f->v;
+        case S_LE:
+            return s->len <= f->v;
+        case S_GT:
+            return s->len > f->v;
+        case S_GE:
+            return s->len >= f->v;
+        case S_EQ:
+            return s->len == f->v;
+        default:
+            return s->len != f->v;
+        }
     }
 }
 
@@ -1410,9 +1930,23 @@ bool yara_prefilter_may_match(const yara_prefilter *p, void *scratch, const void
     if (hs_scan(p->db, data ? data : "", (unsigned)len, 0, s->hs, on_hit, s) != HS_SUCCESS)
         return true; /* unsure */
     if (s->n_set == 0)
-        return false;
-    for (size_t i = 0; i < p->n_roots; i++)
-        if (eval(p, s, p->roots[i]))
-            return true;
+        return false; /* every root needs a literal */
+    s->len = len;
+    if (++s->scan == 0) { /* the stamps wrapped: start them again */
+        memset(s->done, 0, p->n_roots * sizeof(*s->done));
+        s->scan = 1;
+    }
+    /* only the rules naming a string one of whose literals is here can hold */
+    for (size_t i = 0; i < s->n_set; i++) {
+        uint32_t fa = s->set[i];
+        for (uint32_t j = p->fr_first[fa]; j < p->fr_first[fa + 1]; j++) {
+            uint32_t r = p->fr[j];
+            if (s->done[r] == s->scan)
+                continue;
+            s->done[r] = s->scan;
+            if (eval(p, s, p->roots[r]))
+                return true;
+        }
+    }
     return false;
 }

@@ -870,6 +870,12 @@ static const char prefilter_rules[] =
     "  condition: $a }\n"
     "rule t_regex { strings: $a = /fh-re+x[0-9]{2,}(ab|cd)?tail\\.end/i condition: $a }\n"
     "rule t_regex_alt { strings: $a = /(pf-alpha|pf-beta)[0-9]|pf-gamma-\\d/ condition: $a }\n"
+    "rule t_small { strings: $a = \"pf-small\" condition: filesize < 20 and $a }\n"
+    "rule t_big { strings: $a = \"pf-big\" condition: $a and 30 <= filesize }\n"
+    "rule t_xor { strings: $a = \"pf-xored\" xor(1-2) condition: $a }\n"
+    "rule t_unknown { strings: $a = \"pf-b64-text\" base64 condition: $a }\n"
+    "rule t_regex_product { strings: $a = /(ldap|rmi):\\/\\/[a-z]{3,9}(\\.ex|:1)+\\// condition: "
+    "$a }\n"
     "rule t_count { strings: $a = \"pf-count\" condition: #a > 2 }\n"
     "rule t_of { strings: $x1 = \"pf-of-one\" $x2 = \"pf-of-two\" $x3 = \"pf-of-three\"\n"
     "  condition: 2 of ($x*) }\n"
@@ -960,7 +966,7 @@ static void test_prefilter(void **state)
     write_file(path, prefilter_rules);
     yara_rules *r = load_flags_ok(path, 0), *r0 = load_flags_ok(path, YARA_LOAD_NO_PREFILTER);
     assert_true(yara_rules_prefiltered(r, &always));
-    /* t_regex_alt (an alternative with no literal), t_or_filesize, t_magic, t_for */
+    /* t_unknown (base64: no literal), t_or_filesize, t_magic, t_for */
     assert_int_equal(always, 4);
     assert_false(yara_rules_prefiltered(r0, &always));
     assert_int_equal(always, 0);
@@ -988,8 +994,19 @@ static void test_prefilter(void **state)
         {"PFWIDE", 0, "t_wide,", false},
         {hexdata, sizeof(hexdata) - 1, "t_hex,", false},
         {"FH-REEEx42tail.end", 0, "t_regex,", false},
-        {"pf-beta7", 0, "t_regex_alt,", true},
-        {"pf-gamma-1", 0, "t_regex_alt,", true},
+        {"pf-beta7", 0, "t_regex_alt,", false},
+        {"pf-gamma-1", 0, "t_regex_alt,", false},
+        {"pf-gamma", 0, "", true},
+        {"qg,ynsde", 0, "t_xor,", false}, /* "pf-xored" xor 1 */
+        {"pf-small ...", 0, "t_small,", false},
+        {"pf-small ..............", 0, "", true},       /* 24 bytes: filesize rules it out */
+        {"pf-big ......................", 0, "", true}, /* 29 bytes */
+        {"pf-big .......................", 0, "t_big,", false},
+        {"pf-xored", 0, "", true}, /* key 0 is not in the range */
+        {"cGYtYjY0LXRleHQ=", 0, "t_unknown,", true},
+        {"rmi://abc:1.ex/", 0, "t_regex_product,", false},
+        {"ldap://abcd.ex/", 0, "t_regex_product,", false},
+        {"ldap:/ rmi:/ x://abc.ex/", 0, "", true}, /* no "ldap://" nor "rmi://" */
         {"pf-count pf-count pf-count", 0, "t_count,", false},
         {"pf-count pf-count", 0, "", false},
         {"pf-of-one pf-of-three", 0, "t_of,", false},
@@ -1013,18 +1030,22 @@ static void test_prefilter(void **state)
 
     /* random splices */
     static const char *const words[] = {
-        "pf-any-a",  "pf-any-b",  "pf-ao-a",
-        "pf-ao-b",   "pf-ao-c",   "Fenghuo-PF-text",
-        "pfwide",    "PfWiDe",    "fh-reex12tail.end",
-        "FH-RE",     "tail.end",  "pf-alpha",
-        "pf-beta",   "pf-gamma-", "pf-count",
-        "pf-of-one", "pf-of-two", "pf-of-three",
-        "pf-all",    "pf-xor",    "pf-private",
-        "pf-not",    "pf-yes",    "pf-or",
-        "pf-for",    "pf-in",     "PK",
-        "ZZZ",       "F1",        "FH",
-        "ab",        "cd",        "7",
-        " ",         "\x01",
+        "ldap://",    "rmi://",    "ldap",
+        ".ex",        ":1",        "/",
+        "qg,ynsde",   "pf-small",  "pf-big",
+        "..........", "pf-xored",  "cGYtYjY0LXRleHQ=",
+        "pf-any-a",   "pf-any-b",  "pf-ao-a",
+        "pf-ao-b",    "pf-ao-c",   "Fenghuo-PF-text",
+        "pfwide",     "PfWiDe",    "fh-reex12tail.end",
+        "FH-RE",      "tail.end",  "pf-alpha",
+        "pf-beta",    "pf-gamma-", "pf-count",
+        "pf-of-one",  "pf-of-two", "pf-of-three",
+        "pf-all",     "pf-xor",    "pf-private",
+        "pf-not",     "pf-yes",    "pf-or",
+        "pf-for",     "pf-in",     "PK",
+        "ZZZ",        "F1",        "FH",
+        "ab",         "cd",        "7",
+        " ",          "\x01",
     };
     const size_t nw = sizeof(words) / sizeof(words[0]);
     unsigned seed = 12345;
