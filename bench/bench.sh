@@ -514,7 +514,7 @@ yara_report() {
     if [ -n "$YARA_PF" ]; then
         read -r pscans pfilt pbytes <<<"$YARA_PF"
         echo "  prefilter (yara.prefilter) with index.yar and no cache: $pfilt of the $pscans scans"
-        echo "          answered without libyara's full set (no literal a rule needs in the buffer)"
+        echo "          answered without libyara's full set (the literals found satisfy no rule)"
         [ -z "$YARA_PF1" ] || {
             read -r pscans pfilt pbytes <<<"$YARA_PF1"
             echo "          on the base capture alone (one copy, nothing repeated): $pfilt of $pscans"

@@ -7,6 +7,7 @@
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -146,6 +147,10 @@ fh_err capture_open_file(capture **out, const char *path, const char *bpf, char 
         free(c);
         return FH_ERR_CAPTURE;
     }
+    /* libpcap reads a file with two fread() calls a packet, each taking the FILE's lock;
+     * only the capture thread ever reads it */
+    if (pcap_file(c->pcap))
+        __fsetlocking(pcap_file(c->pcap), FSETLOCKING_BYCALLER);
     return finish_open(out, c, bpf, err, errlen);
 }
 
