@@ -1447,40 +1447,31 @@ static size_t split_at(const model *m, size_t b, size_t e, const char *w, size_t
 
 #define MAX_PARTS 256
 
-static uint32_t analyze_and(model *m, const prule *r, size_t b, size_t e)
+/* `A or B ...` (conj false: each part an `and`) or `A and B ...` (conj true: each part a
+ * primary) at [b, e). */
+static uint32_t analyze_junction(model *m, const prule *r, size_t b, size_t e, bool conj)
 {
     size_t cuts[MAX_PARTS];
     uint32_t kids[MAX_PARTS + 1];
-    size_t n = split_at(m, b, e, "and", cuts, MAX_PARTS);
+    size_t n = split_at(m, b, e, conj ? "and" : "or", cuts, MAX_PARTS);
     uint32_t nk = 0;
 
     if (n == SIZE_MAX)
         return NODE_TRUE;
+    if (n == 0 && !conj)
+        return analyze_junction(m, r, b, e, true);
     for (size_t k = 0; k <= n; k++) {
         size_t pb = k == 0 ? b : cuts[k - 1] + 1, pe = k == n ? e : cuts[k];
-        if (pb >= pe || tok_is(m->t[pb], "not")) /* `not` binds tighter than `and` */
+        if (conj && (pb >= pe || tok_is(m->t[pb], "not"))) /* `not` binds tighter than `and` */
             continue;
-        kids[nk++] = analyze_primary(m, r, pb, pe);
+        kids[nk++] = conj ? analyze_primary(m, r, pb, pe) : analyze_junction(m, r, pb, pe, true);
     }
-    return node_junction(m, true, kids, nk);
+    return node_junction(m, conj, kids, nk);
 }
 
 static uint32_t analyze_or(model *m, const prule *r, size_t b, size_t e)
 {
-    size_t cuts[MAX_PARTS];
-    uint32_t kids[MAX_PARTS + 1];
-    size_t n = split_at(m, b, e, "or", cuts, MAX_PARTS);
-    uint32_t nk = 0;
-
-    if (n == SIZE_MAX)
-        return NODE_TRUE;
-    if (n == 0)
-        return analyze_and(m, r, b, e);
-    for (size_t k = 0; k <= n; k++) {
-        size_t pb = k == 0 ? b : cuts[k - 1] + 1, pe = k == n ? e : cuts[k];
-        kids[nk++] = analyze_and(m, r, pb, pe);
-    }
-    return node_junction(m, false, kids, nk);
+    return analyze_junction(m, r, b, e, false);
 }
 
 static uint32_t rule_node(model *m, size_t ri)
