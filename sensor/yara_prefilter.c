@@ -1289,22 +1289,8 @@ static uint32_t string_set(model *m, const prule *r, size_t b, size_t e, size_t 
     return d;
 }
 
-/* A number token's value, or -1 when it is not a plain decimal or hex integer. */
-static long num_of(tok t)
-{
-    char buf[32];
-    char *end;
-
-    if (t.k != T_NUM || t.n >= sizeof(buf))
-        return -1;
-    memcpy(buf, t.p, t.n);
-    buf[t.n] = '\0';
-    long v = strtol(buf, &end, 0);
-    return *end == '\0' && v >= 0 ? v : -1;
-}
-
-/* A number token with an optional KB or MB suffix, or -1. */
-static long long size_of(tok t)
+/* A number token's value (decimal or hex; with sizes, a KB or MB suffix allowed), or -1. */
+static long long number_of(tok t, bool sizes)
 {
     char buf[32];
     char *end;
@@ -1316,11 +1302,21 @@ static long long size_of(tok t)
     long long v = strtoll(buf, &end, 0);
     if (v < 0 || v > (1LL << 40))
         return -1;
-    if (strcmp(end, "KB") == 0)
+    if (sizes && strcmp(end, "KB") == 0)
         return v * 1024;
-    if (strcmp(end, "MB") == 0)
+    if (sizes && strcmp(end, "MB") == 0)
         return v * 1024 * 1024;
     return *end == '\0' ? v : -1;
+}
+
+static long num_of(tok t)
+{
+    return (long)number_of(t, false);
+}
+
+static long long size_of(tok t)
+{
+    return number_of(t, true);
 }
 
 /* `filesize OP N` or `N OP filesize` at [b, e): an F_SIZE node, or NODE_TRUE. */
