@@ -175,7 +175,7 @@ test: deps
 # coverage into build/fuzz/. Seeds come from the crafted and shared captures, the rule-pack
 # events and the shipped rules (tests/fuzz/seed.py); tests/fuzz/regress/<target>/ holds every
 # input that once crashed or hung, run each time.
-FUZZ_TARGETS := decode event rules flow dns krb5
+FUZZ_TARGETS := decode event rules flow dns krb5 yara_prefilter
 FUZZ_BUILD := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 300
@@ -186,6 +186,7 @@ FUZZ_RUNS_rules := 10000
 FUZZ_RUNS_flow := 20000
 FUZZ_RUNS_dns := 200000
 FUZZ_RUNS_krb5 := 200000
+FUZZ_RUNS_yara_prefilter := 20000
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 ifeq ($(FUZZ),1)
@@ -209,6 +210,11 @@ $(BUILD)/fuzz_krb5: $(OBJ)/tests/fuzz/fuzz_krb5.o $(SENSOR_OBJ)
 	$(Q)$(CXX) $(FUZZ_LD) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
 
 $(BUILD)/fuzz_dns: $(OBJ)/tests/fuzz/fuzz_dns.o $(SENSOR_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) $(FUZZ_LD) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
+
+$(BUILD)/fuzz_yara_prefilter: $(OBJ)/tests/fuzz/fuzz_yara_prefilter.o $(SENSOR_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CXX) $(FUZZ_LD) -o $@ $^ $(PKG_LDLIBS) $(LDLIBS)
@@ -238,7 +244,7 @@ fuzz-smoke: fuzz-build fuzz-seeds
 	$(Q)for t in $(FUZZ_TARGETS); do \
 	  case $$t in decode) runs=$(FUZZ_RUNS_decode);; event) runs=$(FUZZ_RUNS_event);; \
 	    flow) runs=$(FUZZ_RUNS_flow);; dns) runs=$(FUZZ_RUNS_dns);; \
-	    krb5) runs=$(FUZZ_RUNS_krb5);; \
+	    krb5) runs=$(FUZZ_RUNS_krb5);; yara_prefilter) runs=$(FUZZ_RUNS_yara_prefilter);; \
 	    *) runs=$(FUZZ_RUNS_rules);; esac; \
 	  rm -rf $(FUZZ_BUILD)/new/$$t && mkdir -p $(FUZZ_BUILD)/new/$$t tests/fuzz/regress/$$t && \
 	  $(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_$$t -seed=1 -runs=$$runs -timeout=30 -rss_limit_mb=3072 \

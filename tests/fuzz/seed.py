@@ -11,6 +11,8 @@ OUTDIR/flow    TCP conversations to the ports fuzz_flow.c serves (HTTP 80/8080, 
                [port index][flags (bit 0 = from the server)][length, 2 bytes][payload]...
 OUTDIR/dns     UDP port 53 payloads of the captures named *dns*: one DNS message each
 OUTDIR/krb5    port 88 payloads of the captures named *krb*/*kerb*, a chunk-size byte first
+OUTDIR/yara_prefilter  the YARA rules shipped (rules/yara) and shared (SHARED/yara), one rule
+               a seed with its file's imports
 
 Deterministic: the same inputs give the same seeds (file names are content hashes).
 """
@@ -196,6 +198,28 @@ def seed_rules(outdir):
     return n
 
 
+def seed_yara_prefilter(outdir, shared):
+    """fuzz_yara_prefilter.c: rule sources, one rule per seed (small inputs fuzz faster)."""
+    paths = sorted(glob.glob(os.path.join(REPO, "rules", "yara", "*.yar")))
+    if shared:
+        paths += sorted(glob.glob(os.path.join(shared, "yara", "**", "*.yar*"), recursive=True))
+    n = 0
+    for path in paths:
+        text = open(path, "rb").read()
+        imports = b"".join(l + b"\n" for l in text.splitlines() if l.startswith(b"import "))
+        rule = []
+        for line in text.splitlines():
+            if rule or line.split(b" ")[0] in (b"rule", b"private", b"global"):
+                rule.append(line)
+            if rule and line.startswith(b"}"):
+                put(outdir, imports + b"\n".join(rule) + b"\n")
+                n += 1
+                rule = []
+                if n >= MAX_FILES_PER_TARGET:
+                    return n
+    return n
+
+
 def main():
     out = sys.argv[1]
     shared = sys.argv[2] if len(sys.argv) > 2 else None
@@ -203,7 +227,8 @@ def main():
     for target, fn in (("decode", lambda d: seed_decode(d, shared)), ("event", seed_event),
                        ("rules", seed_rules), ("flow", lambda d: seed_flow(d, shared)),
                        ("dns", lambda d: seed_dns(d, shared)),
-                       ("krb5", lambda d: seed_krb5(d, shared))):
+                       ("krb5", lambda d: seed_krb5(d, shared)),
+                       ("yara_prefilter", lambda d: seed_yara_prefilter(d, shared))):
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         counts[target] = fn(d)
