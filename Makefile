@@ -132,6 +132,14 @@ $(OBJ)/console/%.o: console/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(CONSOLE_CFLAGS) -c -o $@ $<
 
+# The revision compiled into --version and the API: the files that print it are compiled
+# again when it changes (a stamp rewritten only when HEAD moved).
+REV_STAMP := $(BUILD)/.git-rev
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(REV_STAMP) 2>/dev/null)" = "$(GIT_REV)" ] || \
+	echo "$(GIT_REV)" > $(REV_STAMP); })
+$(OBJ)/sensor/main.o $(OBJ)/correlator/main.o $(OBJ)/console/api.o $(OBJ)/console/main.o: \
+	$(REV_STAMP)
+
 $(OBJ)/%.o: %.cpp
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CXX     $<")
