@@ -1118,6 +1118,57 @@ static void test_prefilter_no_always(void **state)
     rm_tmpdir(dir, names);
 }
 
+/* Namespaces: a rule name in two files (one needing a string, one not), a global rule, a
+ * private rule: the "always" set keeps what it must, and every result equals libyara's
+ * without the filter. */
+static void test_prefilter_namespaces(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"a.yar", "b.yar", NULL};
+    char dir[PATH_LEN], path[PATH_LEN];
+    unsigned always = 99;
+    char big[300];
+
+    make_tmpdir(dir, sizeof(dir));
+    join(path, sizeof(path), dir, "a.yar");
+    write_file(path, "global rule g { strings: $g = \"pf-g\" condition: $g }\n"
+                     "rule dup { condition: uint8(0) == 0x41 }\n"
+                     "private rule p { strings: $a = \"pf-private-a\" condition: $a }\n"
+                     "rule uses_p { condition: p }\n");
+    join(path, sizeof(path), dir, "b.yar");
+    write_file(path,
+               "rule dup { strings: $a = \"pf-dup\" condition: $a }\n"
+               "rule other { strings: $a = \"pf-other\" nocase condition: $a and not dup }\n");
+    yara_rules *r = load_flags_ok(dir, 0), *r0 = load_flags_ok(dir, YARA_LOAD_NO_PREFILTER);
+    assert_true(yara_rules_prefiltered(r, &always));
+    /* a's dup; with it b's dup (kept by name: it cannot match there anyway) and g (a global
+     * rule of a's namespace can veto it) */
+    assert_int_equal(always, 3);
+    yara_scanner *with = yara_scanner_new(r), *without = yara_scanner_new(r0);
+    memset(big, 'A', sizeof(big));
+    struct {
+        const char *buf;
+        size_t len;
+        const char *rules;
+        bool prefiltered;
+    } cases[] = {
+        {"A little", 0, "", true}, /* no "pf-g": the global rule vetoes a's dup */
+        {"Apf-g", 0, "dup,g,", false},    {big, sizeof(big), "", true},
+        {"pf-dup", 0, "dup,", false},     {"Apf-dup pf-g", 0, "dup,dup,g,", false},
+        {"pf-private-a", 0, "", false},   {"pf-private-a pf-g", 0, "g,uses_p,", false},
+        {"PF-OTHER", 0, "other,", false}, {"PF-OTHER pf-dup", 0, "dup,", false},
+        {"nothing", 0, "", true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect(with, without, cases[i].buf, cases[i].len ? cases[i].len : strlen(cases[i].buf),
+               cases[i].rules, cases[i].prefiltered);
+    yara_scanner_free(with);
+    yara_scanner_free(without);
+    yara_rules_unref(r);
+    yara_rules_unref(r0);
+    rm_tmpdir(dir, names);
+}
+
 /* The clean cache: clean buffers are answered without a scan the second time, exactly
  * (same bytes, same length); a buffer with a match is scanned and reported every time;
  * eviction, off, and never for a set that imports "time". */
@@ -1215,6 +1266,7 @@ int main(void)
         cmocka_unit_test(test_clean_cache),
         cmocka_unit_test(test_prefilter),
         cmocka_unit_test(test_prefilter_no_always),
+        cmocka_unit_test(test_prefilter_namespaces),
     };
     return cmocka_run_group_tests_name("yara", tests, setup, teardown);
 }
