@@ -227,6 +227,15 @@ static bool sniff_image(const uint8_t *d, size_t n, const char **mime, const cha
     return true;
 }
 
+/* Control bytes (other than white space) in the first KiB of d[0..n). */
+static bool looks_binary(const uint8_t *d, size_t n)
+{
+    for (size_t i = 0; i < n && i < 1024; i++)
+        if (d[i] < 0x20 && d[i] != '\t' && d[i] != '\n' && d[i] != '\r' && d[i] != '\f')
+            return true;
+    return false;
+}
+
 /* Declared as text (HTML, CSS, script, JSON, XML, plain) and its first bytes are text. */
 static bool declared_text(const fh_file *f, size_t n)
 {
@@ -244,16 +253,8 @@ static bool declared_text(const fh_file *f, size_t n)
 
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]) && !text; i++)
         text = !strncmp(f->declared, types[i], strlen(types[i]));
-    if (!text)
-        return false;
-    if (n > 1024)
-        n = 1024;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = f->buf[i];
-
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f')
-            return false; /* control bytes: not the text it claims to be */
-    }
+    if (!text || looks_binary(f->buf, n))
+        return false; /* control bytes: not the text it claims to be */
     return n > 0 && (f->buf[0] != 'M' || n < 2 || f->buf[1] != 'Z');
 }
 
@@ -291,15 +292,6 @@ static bool declared_message(const fh_file *f, size_t n)
         return der_sequence(d, n, f->len);
     if (!strcmp(f->declared, "application/ipp")) /* RFC 8010: version, id, request id, tag */
         return n >= 9 && (d[0] == 1 || d[0] == 2) && d[1] <= 2 && d[8] >= 0x01 && d[8] <= 0x0f;
-    return false;
-}
-
-/* Control bytes (other than white space) in the first KiB of d[0..n). */
-static bool looks_binary(const uint8_t *d, size_t n)
-{
-    for (size_t i = 0; i < n && i < 1024; i++)
-        if (d[i] < 0x20 && d[i] != '\t' && d[i] != '\n' && d[i] != '\r' && d[i] != '\f')
-            return true;
     return false;
 }
 

@@ -249,9 +249,8 @@ struct yara_prefilter {
     uint32_t *str_f0;     /* per string: its first factor */
     uint8_t *str_nf;      /* per string: its factors */
     size_t n_strings, n_factors;
-    char **always; /* names of the public rules that need nothing */
-    unsigned n_always;
-    char **keep; /* the rules the "always" set must hold */
+    unsigned n_always; /* public rules that need nothing */
+    char **keep;       /* the rules the "always" set must hold */
     unsigned n_keep;
 };
 
@@ -465,23 +464,12 @@ static void hex_factors(const char *t, size_t n, factors *f)
     }
     cur->n = 1;
     for (size_t i = 0; i <= n;) {
+        size_t next = yara_text_skip_space(t, n, i); /* white space, comments */
+        if (next != i) {
+            i = next;
+            continue;
+        }
         char c = i < n ? t[i] : '\0';
-        if (i < n && (c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
-            i++;
-            continue;
-        }
-        if (i + 1 < n && c == '/' && (t[i + 1] == '/' || t[i + 1] == '*')) {
-            if (t[i + 1] == '/') {
-                while (i < n && t[i] != '\n')
-                    i++;
-            } else {
-                i += 2;
-                while (i + 1 < n && !(t[i] == '*' && t[i + 1] == '/'))
-                    i++;
-                i += 2;
-            }
-            continue;
-        }
         if (i + 1 < n && depth == 0 && hexval(c) >= 0 && hexval(t[i + 1]) >= 0 &&
             cur->len[0] < LMAX) {
             cur->b[0][cur->len[0]++] = (uint8_t)(hexval(c) * 16 + hexval(t[i + 1]));
@@ -698,14 +686,11 @@ static void re_seq(const char *re, size_t a, size_t b, rpiece *out, int depth)
             if (!sub->exact || !cur_times(&out->cur, &sub->cur, tmp)) {
                 cur_flush(out);
                 out->exact = false;
-                if (sub->exact) {
-                    memcpy(&out->cur, &sub->cur, sizeof(sub->cur)); /* starts the next run */
-                    if (q > 0)
-                        cur_flush(out);
-                } else {
-                    out->exact = false;
+                if (!sub->exact)
                     continue;
-                }
+                memcpy(&out->cur, &sub->cur, sizeof(sub->cur)); /* starts the next run */
+                if (q > 0)
+                    cur_flush(out);
             }
         } else {
             one->n = 1;
@@ -917,7 +902,7 @@ static void parse_strings(model *m, lex *x)
             return;
         }
         /* modifiers */
-        bool ascii = false, wide = false, nocase = re_i, opaque = false, xor = false;
+        bool ascii = false, wide = false, nocase = re_i, opaque = false, xored = false;
         long xlo = 0, xhi = 255;
         for (;;) {
             size_t save = x->pos;
@@ -941,12 +926,12 @@ static void parse_strings(model *m, lex *x)
             else if (wn == 6 && memcmp(t + w0, "nocase", 6) == 0)
                 nocase = true;
             else if (wn == 3 && memcmp(t + w0, "xor", 3) == 0) {
-                xor = true;
+                xored = true;
                 if (!parse_xor_range(x, &xlo, &xhi))
                     opaque = true;
             } else if (!((wn == 8 && memcmp(t + w0, "fullword", 8) == 0) ||
                          (wn == 7 && memcmp(t + w0, "private", 7) == 0)))
-                opaque = true; /* xor, base64, base64wide, or one this parser does not know */
+                opaque = true; /* base64, base64wide, or one this parser does not know */
             skip_space(x);
             if (x->pos < x->len && t[x->pos] == '(') { /* xor(1-255), base64("...") */
                 int d = 0;
@@ -967,12 +952,12 @@ static void parse_strings(model *m, lex *x)
         }
         if (!wide)
             ascii = true;
-        if (opaque || (xor&&(kind != '"' || nocase))) {
+        if (opaque || (xored && (kind != '"' || nocase))) {
             s->unknown = true;
             continue;
         }
         run r;
-        if (xor) { /* every key of the range: 255 literals at most, one factor */
+        if (xored) { /* every key of the range: 255 literals at most, one factor */
             if (v1 < v0 + 2 || !text_bytes(t + v0 + 1, v1 - v0 - 2, &r) || r.n == 0 || r.n > 128) {
                 s->unknown = true;
                 continue;
@@ -1168,7 +1153,7 @@ static uint32_t node_junction(model *m, bool conj, uint32_t *kids, uint32_t n)
     return node_new(m, conj ? F_AND : F_OR, 0, 0, kids, keep);
 }
 
-/* At least q of the strings ids[0..n) (sorted, unique): strings with no literal count as
+/* At least q of the strings ids[0..n) (unique): strings with no literal count as
  * found, so q - (their number) of the others are needed. */
 static uint32_t node_atleast(model *m, size_t q, const size_t *ids, size_t n)
 {
@@ -1198,12 +1183,6 @@ static uint32_t node_atleast(model *m, size_t q, const size_t *ids, size_t n)
         r = node_new(m, F_ATLEAST, (uint32_t)(q - u), 0, kids, nk);
     free(kids);
     return r;
-}
-
-static int cmp_size(const void *a, const void *b)
-{
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 static uint32_t rule_node(model *m, size_t ri);
@@ -1283,7 +1262,6 @@ static uint32_t string_set(model *m, const prule *r, size_t b, size_t e, size_t 
         free(ids);
         return NODE_TRUE;
     }
-    qsort(ids, n, sizeof(*ids), cmp_size);
     d = node_atleast(m, q == SIZE_MAX ? n : q, ids, n);
     free(ids);
     return d;
@@ -1589,19 +1567,9 @@ done:
     return ok;
 }
 
-/* Marks the strings formula x names as used; seen[] avoids walking a shared node twice. */
-static void mark_used(model *m, uint32_t x, uint8_t *seen)
+static void mark_used(void *arg, uint32_t str)
 {
-    if (seen[x])
-        return;
-    seen[x] = 1;
-    if (m->f[x].op == F_STR) {
-        m->s[m->f[x].a].used = true;
-        return;
-    }
-    if (m->f[x].op == F_AND || m->f[x].op == F_OR || m->f[x].op == F_ATLEAST)
-        for (uint32_t i = 0; i < m->f[x].n; i++)
-            mark_used(m, m->kids[m->f[x].a + i], seen);
+    ((model *)arg)->s[str].used = true;
 }
 
 /* ---- the filter ---------------------------------------------------------------------- */
@@ -1636,9 +1604,6 @@ void yara_prefilter_free(yara_prefilter *p)
     free(p->lit_factor);
     free(p->str_f0);
     free(p->str_nf);
-    for (unsigned i = 0; i < p->n_always; i++)
-        free(p->always[i]);
-    free(p->always);
     for (unsigned i = 0; i < p->n_keep; i++)
         free(p->keep[i]);
     free(p->keep);
@@ -1752,24 +1717,27 @@ yara_prefilter *yara_prefilter_new(const char *const *texts, const size_t *lens,
         uint32_t d = rule_node(&m, i);
         info->rules++;
         if (!needs_literal(&m, d)) {
-            if (p->n_always == 0)
+            if (p->n_always++ == 0)
                 snprintf(info->first_always, sizeof(info->first_always), "%s", m.r[i].name);
-            if (!names_add(&p->always, &p->n_always, m.r[i].name)) {
-                m.nomem = true;
-                break;
-            }
             mark_keep(&m, i);
             continue;
         }
         if (d != NODE_FALSE)
             p->roots[p->n_roots++] = d;
     }
-    uint8_t *seen = m.nomem ? NULL : calloc(m.n_f, 1);
-    if (!seen)
+    /* the strings some root names: one walk over all roots (mark 0 throughout) */
+    uint32_t *nstamp = m.nomem ? NULL : malloc(m.n_f * sizeof(*nstamp));
+    uint32_t *sstamp = nstamp ? malloc((m.n_s ? m.n_s : 1) * sizeof(*sstamp)) : NULL;
+    if (!sstamp) {
+        free(nstamp);
         goto fail;
+    }
+    memset(nstamp, 0xff, m.n_f * sizeof(*nstamp));
+    memset(sstamp, 0xff, (m.n_s ? m.n_s : 1) * sizeof(*sstamp));
     for (size_t i = 0; i < p->n_roots; i++)
-        mark_used(&m, p->roots[i], seen);
-    free(seen);
+        each_string(&m, p->roots[i], nstamp, sstamp, 0, mark_used, &m);
+    free(nstamp);
+    free(sstamp);
     for (size_t i = 0; i < m.n_r && !m.nomem && p->n_always > 0; i++)
         if (m.r[i].global_) /* it can veto an "always" rule of its namespace */
             mark_keep(&m, i);
