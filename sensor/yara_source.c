@@ -198,24 +198,17 @@ static unsigned line_of(const char *t, size_t off)
 }
 
 /*
- * Walks the top level of text: imports of format modules are blanked (when blank_imports)
- * and reported; the rule spanning `line` (when line > 0) is blanked. Returns the number of
- * format imports seen; *hit tells whether a rule was found at line, *clock (when not NULL)
- * whether "time" is imported.
+ * Walks the imports at the top level of text: those of format modules are blanked (when
+ * blank_imports) and counted; *clock (when not NULL) tells whether "time" is imported.
  */
-static unsigned walk(char *text, size_t len, bool blank_imports, unsigned line, bool *hit,
-                     bool *clock)
+static unsigned walk_imports(char *text, size_t len, bool blank_imports, bool *clock)
 {
     lexer x = {.t = text, .len = len};
     unsigned imports = 0;
-    size_t rule_start = 0;
-    bool in_rule_head = false;
     int depth = 0;
 
-    if (hit)
-        *hit = false;
     while (lex_next(&x) != TOK_EOF) {
-        if (depth == 0 && !in_rule_head && tok_is(&x, "import")) {
+        if (depth == 0 && tok_is(&x, "import")) {
             size_t s = x.start;
             if (lex_next(&x) != TOK_STRING)
                 continue;
@@ -228,24 +221,54 @@ static unsigned walk(char *text, size_t len, bool blank_imports, unsigned line, 
             }
             continue;
         }
-        if (depth == 0 && !in_rule_head &&
-            (tok_is(&x, "rule") || tok_is(&x, "private") || tok_is(&x, "global"))) {
-            in_rule_head = true;
-            rule_start = x.start;
+        if (x.kind == TOK_OPEN)
+            depth++;
+        else if (x.kind == TOK_CLOSE && depth > 0)
+            depth--;
+    }
+    return imports;
+}
+
+/* A top-level rule as each_rule() hands it out: its name and its span in the text, from
+ * its first keyword (private, global, rule) to its closing brace. */
+typedef struct {
+    char name[256];
+    size_t start, end;
+} rule_span;
+
+/* Calls fn for every top-level rule of text, in order, until fn returns true. */
+static void each_rule(char *text, size_t len, bool (*fn)(char *, const rule_span *, void *),
+                      void *arg)
+{
+    lexer x = {.t = text, .len = len};
+    rule_span r = {.start = 0};
+    bool in_head = false, named = false;
+    int depth = 0;
+
+    while (lex_next(&x) != TOK_EOF) {
+        bool keyword = tok_is(&x, "rule") || tok_is(&x, "private") || tok_is(&x, "global");
+        if (depth == 0 && !in_head && keyword) {
+            in_head = true;
+            named = false;
+            r.start = x.start;
+            continue;
+        }
+        if (depth == 0 && in_head && !named && x.kind == TOK_IDENT && !keyword) {
+            size_t n = x.end - x.start < sizeof(r.name) - 1 ? x.end - x.start : sizeof(r.name) - 1;
+            memcpy(r.name, text + x.start, n);
+            r.name[n] = '\0';
+            named = true;
             continue;
         }
         if (x.kind == TOK_OPEN) {
             depth++;
-            in_rule_head = false;
-        } else if (x.kind == TOK_CLOSE && depth > 0 && --depth == 0 && line > 0 && hit && !*hit) {
-            unsigned l0 = line_of(text, rule_start), l1 = line_of(text, x.end);
-            if (line >= l0 && line <= l1) {
-                blank(text, rule_start, x.end);
-                *hit = true;
-            }
+            in_head = false;
+        } else if (x.kind == TOK_CLOSE && depth > 0 && --depth == 0) {
+            r.end = x.end;
+            if (fn(text, &r, arg))
+                return;
         }
     }
-    return imports;
 }
 
 /* ---- reading and including -------------------------------------------------- */
@@ -346,7 +369,7 @@ static ysrc *load(yara_sources *s, const char *key, const char *path)
     }
     r->text = text;
     r->len = len;
-    r->format = walk(text, len, false, 0, NULL, &r->clock) > 0;
+    r->format = walk_imports(text, len, false, &r->clock) > 0;
     s->n++;
     return r;
 }
@@ -429,73 +452,71 @@ bool yara_sources_use_clock(const yara_sources *s)
     return false;
 }
 
+/* A copy of r's text with its format imports blanked out, or NULL. */
+static char *without_format(const ysrc *r)
+{
+    char *t = malloc(r->len + 1);
+
+    if (!t)
+        return NULL;
+    memcpy(t, r->text, r->len + 1);
+    if (r->format)
+        walk_imports(t, r->len, true, NULL);
+    return t;
+}
+
 bool yara_sources_plain_init(yara_sources *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        ysrc *r = &s->v[i];
-
-        r->plain = malloc(r->len + 1);
-        if (!r->plain)
+    for (size_t i = 0; i < s->n; i++)
+        if (!(s->v[i].plain = without_format(&s->v[i])))
             return false;
-        memcpy(r->plain, r->text, r->len + 1);
-        if (r->format)
-            walk(r->plain, r->len, true, 0, NULL, NULL);
-    }
     s->serve = 1;
     return true;
 }
 
-/* Blanks every top-level rule of text whose name keep() refuses. */
-static void keep_rules(char *text, size_t len, bool (*keep)(const char *name, void *arg), void *arg)
-{
-    lexer x = {.t = text, .len = len};
-    size_t rule_start = 0;
-    bool in_head = false, drop = false, named = false;
-    int depth = 0;
+typedef struct {
+    bool (*keep)(const char *name, void *arg);
+    void *arg;
+} keep_walk;
 
-    while (lex_next(&x) != TOK_EOF) {
-        if (depth == 0 && !in_head &&
-            (tok_is(&x, "rule") || tok_is(&x, "private") || tok_is(&x, "global"))) {
-            in_head = true;
-            named = false;
-            rule_start = x.start;
-            continue;
-        }
-        if (depth == 0 && in_head && !named && x.kind == TOK_IDENT && !tok_is(&x, "rule") &&
-            !tok_is(&x, "private") && !tok_is(&x, "global")) {
-            char name[256];
-            size_t n = x.end - x.start < sizeof(name) - 1 ? x.end - x.start : sizeof(name) - 1;
-            memcpy(name, text + x.start, n);
-            name[n] = '\0';
-            drop = !keep(name, arg);
-            named = true;
-            continue;
-        }
-        if (x.kind == TOK_OPEN) {
-            depth++;
-            in_head = false;
-        } else if (x.kind == TOK_CLOSE && depth > 0 && --depth == 0 && drop) {
-            blank(text, rule_start, x.end);
-            drop = false;
-        }
-    }
+static bool blank_unkept(char *text, const rule_span *r, void *arg)
+{
+    keep_walk *k = arg;
+
+    if (!k->keep(r->name, k->arg))
+        blank(text, r->start, r->end);
+    return false;
 }
 
 bool yara_sources_alt_init(yara_sources *s, bool (*keep)(const char *name, void *arg), void *arg)
 {
+    keep_walk k = {keep, arg};
+
     for (size_t i = 0; i < s->n; i++) {
         ysrc *r = &s->v[i];
 
         free(r->alt);
-        r->alt = malloc(r->len + 1);
-        if (!r->alt)
+        if (!(r->alt = without_format(r)))
             return false;
-        memcpy(r->alt, r->text, r->len + 1);
-        if (r->format)
-            walk(r->alt, r->len, true, 0, NULL, NULL);
-        keep_rules(r->alt, r->len, keep, arg);
+        each_rule(r->alt, r->len, blank_unkept, &k);
     }
     s->serve = 2;
+    return true;
+}
+
+typedef struct {
+    unsigned line;
+    bool hit;
+} line_walk;
+
+static bool blank_at_line(char *text, const rule_span *r, void *arg)
+{
+    line_walk *w = arg;
+
+    if (w->line < line_of(text, r->start) || w->line > line_of(text, r->end))
+        return false;
+    blank(text, r->start, r->end);
+    w->hit = true;
     return true;
 }
 
@@ -503,12 +524,12 @@ bool yara_sources_drop_rule(yara_sources *s, const char *key, int line)
 {
     ysrc *r = key ? find_key(s, key) : NULL;
     char *t = r && s->serve == 1 ? r->plain : r && s->serve == 2 ? r->alt : NULL;
-    bool hit = false;
+    line_walk w = {.line = (unsigned)line};
 
     if (!t || line <= 0)
         return false;
-    walk(t, r->len, false, (unsigned)line, &hit, NULL);
-    return hit;
+    each_rule(t, r->len, blank_at_line, &w);
+    return w.hit;
 }
 
 size_t yara_sources_count(const yara_sources *s)
