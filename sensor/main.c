@@ -154,7 +154,7 @@ static void reload_config(reloader *r)
 
 /* Says which rules run only on PE, ELF, Mach-O or DEX data (yara_source.c), and what the
  * prefilter (yara_prefilter.c) leaves to run on every buffer. */
-static void yara_log_format_only(const yara_rules *rules)
+static void yara_log_sets(const yara_rules *rules)
 {
     unsigned n = yara_rules_format_only(rules), always = 0;
 
@@ -162,11 +162,14 @@ static void yara_log_format_only(const yara_rules *rules)
         fh_info("YARA: %u of the rules need a file-format module (pe, elf, dotnet, macho, dex) "
                 "and run on data of such a format only; the others run on all data",
                 n);
-    if (yara_rules_prefiltered(rules, &always))
-        fh_info("YARA prefilter: data holding none of the literals the rules need skips "
-                "libyara; %u rule%s may match without one and run on all data",
-                always, always == 1 ? "" : "s");
-    else
+    if (yara_rules_prefiltered(rules, &always)) {
+        const yara_prefilter_info *pi = yara_rules_prefilter_info(rules);
+        fh_info("YARA prefilter: %u literals of %u strings; data holding none that a rule "
+                "needs skips libyara; %u rule%s may match without one and run on all data%s%s%s",
+                pi->literals, pi->strings, always, always == 1 ? "" : "s",
+                pi->first_always[0] ? " (the first: " : "", pi->first_always,
+                pi->first_always[0] ? ")" : "");
+    } else
         fh_info("YARA prefilter: off; every buffer is scanned with every rule");
 }
 
@@ -182,7 +185,7 @@ static void reload_yara(reloader *r)
     }
     fh_info("YARA rules reloaded: %u rules from %u files", yara_rules_count(rules),
             yara_rules_files(rules));
-    yara_log_format_only(rules);
+    yara_log_sets(rules);
     yara_rules_slot_set(r->slot, rules);
 }
 
@@ -830,7 +833,7 @@ static int open_enrichment(sensor_run *r)
     }
     fh_info("YARA: %u rules from %u files in %s", yara_rules_count(rules), yara_rules_files(rules),
             cfg->yara_rules);
-    yara_log_format_only(rules);
+    yara_log_sets(rules);
     yara_rules_slot_set(r->rl.slot, rules);
     r->rl.path = strdup(cfg->yara_rules);
     return GO_ON;

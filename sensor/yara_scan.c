@@ -45,6 +45,7 @@ struct yara_rules {
     yara_prefilter *pf; /* which data no rule that needs a string can match, or NULL */
     YR_RULES *always;   /* with pf: the rules that may match without one, or NULL if none */
     unsigned n_always;
+    yara_prefilter_info pf_info; /* what the prefilter read (for the start-up log) */
     atomic_uint refs;
     unsigned n_rules;
     unsigned n_files;
@@ -400,12 +401,10 @@ static void make_prefilter(yara_rules *r, yara_sources *src, const file_list *fi
     size_t n = yara_sources_count(src);
     const char **texts = calloc(n ? n : 1, sizeof(*texts));
     size_t *lens = calloc(n ? n : 1, sizeof(*lens));
-    yara_prefilter_info info;
-
     if (texts && lens) {
         for (size_t i = 0; i < n; i++)
             texts[i] = yara_sources_text(src, i, &lens[i]);
-        r->pf = yara_prefilter_new(texts, lens, n, &info);
+        r->pf = yara_prefilter_new(texts, lens, n, &r->pf_info);
     }
     free(texts);
     free(lens);
@@ -554,6 +553,11 @@ bool yara_rules_prefiltered(const yara_rules *r, unsigned *always)
     if (always)
         *always = r && r->pf ? r->n_always : 0;
     return r && r->pf;
+}
+
+const yara_prefilter_info *yara_rules_prefilter_info(const yara_rules *r)
+{
+    return r && r->pf ? &r->pf_info : NULL;
 }
 
 /* ---- slot ------------------------------------------------------------------ */

@@ -42,6 +42,7 @@
 
 #include "../common/fh_error.h"
 #include "../common/jbuf.h"
+#include "yara_prefilter.h"
 
 #define YARA_MAX_TAGS        16 /* tags kept per match (more are dropped) */
 #define YARA_MAX_META        32 /* metadata entries kept per match */
@@ -139,6 +140,9 @@ unsigned yara_rules_format_only(const yara_rules *r);
 /* True when the set has a prefilter (yara_prefilter.c); *always gets the number of rules run
  * on data the filter finds nothing in (they may match with no string found). */
 bool yara_rules_prefiltered(const yara_rules *r, unsigned *always);
+/* What the prefilter read from the sources (literals, strings, the first rule it could not
+ * prove needs a string), or NULL without a prefilter. */
+const yara_prefilter_info *yara_rules_prefilter_info(const yara_rules *r);
 
 /* The set in service, swapped as a whole (see the design note). */
 typedef struct yara_rules_slot yara_rules_slot;
