@@ -938,14 +938,26 @@ static bool same_result(yara_scanner *with, yara_scanner *without, const void *b
     return yara_scanner_last_prefiltered(with);
 }
 
-static void expect(yara_scanner *with, yara_scanner *without, const char *buf, size_t len,
-                   const char *rules, bool prefiltered)
+/* A buffer, its length (0: strlen), the rules expected to match (sorted, each followed by a
+ * comma) and whether the prefilter is expected to answer it. */
+typedef struct {
+    const char *buf;
+    size_t len;
+    const char *rules;
+    bool prefiltered;
+} pf_case;
+
+/* Each case through both scanners: the same result, and the one expected. */
+static void expect_all(yara_scanner *with, yara_scanner *without, const pf_case *c, size_t n)
 {
-    char names[2048];
-    bool pf = same_result(with, without, buf, len, names, sizeof(names));
-    if (strcmp(names, rules) != 0 || pf != prefiltered)
-        fail_msg("\"%.*s\": matched [%s], prefiltered %d; expected [%s], %d", (int)len, buf, names,
-                 pf, rules, prefiltered);
+    for (size_t i = 0; i < n; i++) {
+        char names[2048];
+        size_t len = c[i].len ? c[i].len : strlen(c[i].buf);
+        bool pf = same_result(with, without, c[i].buf, len, names, sizeof(names));
+        if (strcmp(names, c[i].rules) != 0 || pf != c[i].prefiltered)
+            fail_msg("\"%.*s\": matched [%s], prefiltered %d; expected [%s], %d", (int)len,
+                     c[i].buf, names, pf, c[i].rules, c[i].prefiltered);
+    }
 }
 
 /*
@@ -977,12 +989,7 @@ static void test_prefilter(void **state)
     static const char hexdata[] = "FH\x01P\x01\x02"
                                   "F1BCZZZ";
     static const char wide[] = "P\0F\0W\0I\0D\0E\0";
-    struct {
-        const char *buf;
-        size_t len; /* 0: strlen */
-        const char *rules;
-        bool prefiltered;
-    } cases[] = {
+    const pf_case cases[] = {
         {"nothing to see here, at all", 0, "", true},
         {"PK\x03\x04 an archive", 0, "t_magic,", true},
         {"1234567", 0, "t_or_filesize,", true},
@@ -1024,9 +1031,7 @@ static void test_prefilter(void **state)
         {"pf-ao-b pf-ao-c", 0, "", true}, /* no $a: the filter knows no rule can match */
         {"pf-ao-a ", 0, "", true},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        expect(with, without, cases[i].buf, cases[i].len ? cases[i].len : strlen(cases[i].buf),
-               cases[i].rules, cases[i].prefiltered);
+    expect_all(with, without, cases, sizeof(cases) / sizeof(cases[0]));
 
     /* random splices */
     static const char *const words[] = {
@@ -1146,12 +1151,7 @@ static void test_prefilter_namespaces(void **state)
     assert_int_equal(always, 3);
     yara_scanner *with = yara_scanner_new(r), *without = yara_scanner_new(r0);
     memset(big, 'A', sizeof(big));
-    struct {
-        const char *buf;
-        size_t len;
-        const char *rules;
-        bool prefiltered;
-    } cases[] = {
+    const pf_case cases[] = {
         {"A little", 0, "", true}, /* no "pf-g": the global rule vetoes a's dup */
         {"Apf-g", 0, "dup,g,", false},    {big, sizeof(big), "", true},
         {"pf-dup", 0, "dup,", false},     {"Apf-dup pf-g", 0, "dup,dup,g,", false},
@@ -1159,9 +1159,7 @@ static void test_prefilter_namespaces(void **state)
         {"PF-OTHER", 0, "other,", false}, {"PF-OTHER pf-dup", 0, "dup,", false},
         {"nothing", 0, "", true},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        expect(with, without, cases[i].buf, cases[i].len ? cases[i].len : strlen(cases[i].buf),
-               cases[i].rules, cases[i].prefiltered);
+    expect_all(with, without, cases, sizeof(cases) / sizeof(cases[0]));
     yara_scanner_free(with);
     yara_scanner_free(without);
     yara_rules_unref(r);
