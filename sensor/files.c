@@ -374,19 +374,8 @@ void file_close(pworker *p, flow *fl, fh_file *f, uint64_t ts_us, const char *so
     sha256_digest(&f->sha, sizeof(digest), digest);
     fh_hex(sha, digest, sizeof(digest));
     if (f->len && w->slot && (sc = payload_scanner(w))) {
-        int rc;
-
-        w->cnt.scans++;
         w->cnt.file_scans++;
-        w->cnt.format_scans += yara_format_data(f->buf, f->len);
-        w->cnt.scanned_bytes += f->len;
-        rc = yara_scan(sc, f->buf, f->len, on_file_match, &s);
-        w->cnt.cache_hits += yara_scanner_last_cached(sc);
-        w->cnt.prefiltered += yara_scanner_last_prefiltered(sc);
-        if (rc == FH_ERR_LIMIT)
-            w->cnt.timeouts++;
-        else if (rc < 0)
-            w->cnt.errors++;
+        payload_scan(w, sc, f->buf, f->len, on_file_match, &s);
     }
     jbuf_reset(b);
     eve_flow_header(p, b, fl, ts_us, "fileinfo", cid);

@@ -915,15 +915,22 @@ static void run_scan(pworker *p, scan_ctx *c, const uint8_t *data, uint32_t len)
 {
     payload_worker *w = &p->pw;
     yara_scanner *s = payload_scanner(w);
-    int rc;
 
     if (!s || !len)
         return;
     c->scanned = len;
+    payload_scan(w, s, data, len, on_match, c);
+}
+
+void payload_scan(payload_worker *w, yara_scanner *s, const void *data, size_t len,
+                  yara_match_cb cb, void *arg)
+{
+    int rc;
+
     w->cnt.scans++;
     w->cnt.scanned_bytes += len;
     w->cnt.format_scans += yara_format_data(data, len);
-    rc = yara_scan(s, data, len, on_match, c);
+    rc = yara_scan(s, data, len, cb, arg);
     w->cnt.cache_hits += yara_scanner_last_cached(s);
     w->cnt.prefiltered += yara_scanner_last_prefiltered(s);
     if (rc == FH_ERR_LIMIT)

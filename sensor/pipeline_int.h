@@ -149,6 +149,10 @@ bool payload_http_parsed(const flow *f);
 bool payload_dns_parsed(const pworker *p, const flow *f);
 bool payload_first_match(pworker *p, flow *f, const yara_match *m, int dir);
 yara_scanner *payload_scanner(payload_worker *w);
+/* yara_scan() with the worker's counters (scans, bytes, cache and prefilter answers,
+ * timeouts, errors). */
+void payload_scan(payload_worker *w, yara_scanner *s, const void *data, size_t len,
+                  yara_match_cb cb, void *arg);
 void payload_packet(pworker *p, flow *f, const decode_pkt *k, int dir);
 void payload_flow_end(pworker *p, flow *f);
 void payload_write_json(jbuf *b, const flow *f);
