@@ -83,11 +83,6 @@ typedef struct {
     bool after_matches; /* a '/' starts a regexp */
 } lex;
 
-static bool id_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
 static void skip_space(lex *x)
 {
     x->pos = yara_text_skip_space(x->t, x->len, x->pos);
@@ -115,12 +110,12 @@ static tok lex_next(lex *x)
     if (c >= '0' && c <= '9') {
         x->pos++;
         while (x->pos < x->len &&
-               (id_char(t[x->pos]) || (t[x->pos] == '.' && x->pos + 1 < x->len &&
-                                       t[x->pos + 1] >= '0' && t[x->pos + 1] <= '9')))
+               (yara_text_ident_char(t[x->pos]) || (t[x->pos] == '.' && x->pos + 1 < x->len &&
+                                                    t[x->pos + 1] >= '0' && t[x->pos + 1] <= '9')))
             x->pos++;
         k.k = T_NUM;
-    } else if (id_char(c)) {
-        while (x->pos < x->len && id_char(t[x->pos]))
+    } else if (yara_text_ident_char(c)) {
+        while (x->pos < x->len && yara_text_ident_char(t[x->pos]))
             x->pos++;
         k.k = T_IDENT;
         x->after_matches = x->pos - s == 7 && memcmp(t + s, "matches", 7) == 0;
@@ -133,9 +128,9 @@ static tok lex_next(lex *x)
             x->pos++;
         k.k = T_REGEX;
     } else if ((c == '$' || c == '#' || c == '@' || c == '!') &&
-               (c == '$' || (s + 1 < x->len && id_char(t[s + 1])))) {
+               (c == '$' || (s + 1 < x->len && yara_text_ident_char(t[s + 1])))) {
         x->pos++;
-        while (x->pos < x->len && id_char(t[x->pos]))
+        while (x->pos < x->len && yara_text_ident_char(t[x->pos]))
             x->pos++;
         if (c == '$' && x->pos < x->len && t[x->pos] == '*')
             x->pos++;
@@ -649,7 +644,7 @@ static void re_seq(const char *re, size_t a, size_t b, rpiece *out, int depth)
                 c = '\f';
             } else if (e == 'a') {
                 c = '\a';
-            } else if (!id_char(e)) {
+            } else if (!yara_text_ident_char(e)) {
                 c = (uint8_t)e; /* an escaped punctuation character */
             }
         } else if (re[i] == '(') {
@@ -862,7 +857,7 @@ static void parse_strings(model *m, lex *x)
         if (x->pos >= x->len || t[x->pos] != '$')
             return;
         size_t ns = ++x->pos;
-        while (x->pos < x->len && id_char(t[x->pos]))
+        while (x->pos < x->len && yara_text_ident_char(t[x->pos]))
             x->pos++;
         pstr *s;
         m->s = grow(m->s, &m->cap_s, m->n_s, sizeof(*m->s), &m->nomem);
@@ -907,12 +902,12 @@ static void parse_strings(model *m, lex *x)
         for (;;) {
             size_t save = x->pos;
             skip_space(x);
-            if (x->pos >= x->len || !id_char(t[x->pos]) || t[x->pos] == '$') {
+            if (x->pos >= x->len || !yara_text_ident_char(t[x->pos]) || t[x->pos] == '$') {
                 x->pos = save;
                 break;
             }
             size_t w0 = x->pos;
-            while (x->pos < x->len && id_char(t[x->pos]))
+            while (x->pos < x->len && yara_text_ident_char(t[x->pos]))
                 x->pos++;
             size_t wn = x->pos - w0;
             if (wn == 9 && memcmp(t + w0, "condition", 9) == 0) {

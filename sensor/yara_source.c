@@ -81,7 +81,7 @@ typedef struct {
     bool regex_ok;     /* a '/' here starts a regexp (after '=' or "matches") */
 } lexer;
 
-static bool ident_char(char c)
+bool yara_text_ident_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -135,8 +135,8 @@ static tok_kind lex_next(lexer *x)
     bool regex_ok = x->regex_ok;
 
     x->regex_ok = false;
-    if (ident_char(c)) {
-        while (x->pos < x->len && ident_char(t[x->pos]))
+    if (yara_text_ident_char(c)) {
+        while (x->pos < x->len && yara_text_ident_char(t[x->pos]))
             x->pos++;
         x->end = x->pos;
         x->regex_ok = x->end - x->start == 7 && memcmp(t + x->start, "matches", 7) == 0;

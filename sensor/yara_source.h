@@ -44,6 +44,8 @@ bool yara_sources_drop_rule(yara_sources *s, const char *key, int line);
 /* In YARA source text t[0..len): the first position from pos on that is not white space
  * or a comment; the position after the "string" or /regexp/ opening at t[pos]. */
 size_t yara_text_skip_space(const char *t, size_t len, size_t pos);
+/* A character of an identifier (letters, digits, '_'). */
+bool yara_text_ident_char(char c);
 size_t yara_text_quoted_end(const char *t, size_t len, size_t pos);
 
 /* The sources read (top-level files and includes), and the text of each as read. */
