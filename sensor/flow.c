@@ -53,6 +53,22 @@ static uint64_t key_hash(const flow_key *k, uint64_t seed)
     return h;
 }
 
+/* The bucket hash, on every packet. An IPv4 key is mostly zeros: its two addresses share one
+ * word, so it takes three rounds where key_hash takes six. */
+static inline uint64_t lookup_hash(const flow_key *k, uint64_t seed)
+{
+    _Static_assert(sizeof(flow_key) - offsetof(flow_key, lo_port) <= 16, "rest holds the tail");
+    uint32_t lo, hi;
+    uint64_t rest[2] = {0, 0}; /* ports, VLANs, version, protocol, interface */
+
+    if (k->ip_version != 4)
+        return key_hash(k, seed);
+    memcpy(&lo, k->lo, 4);
+    memcpy(&hi, k->hi, 4);
+    memcpy(rest, &k->lo_port, sizeof(*k) - offsetof(flow_key, lo_port));
+    return mix64(mix64(mix64(seed ^ lo ^ (uint64_t)hi << 32) ^ rest[0]) ^ rest[1]);
+}
+
 static uint64_t addr_hash(const uint8_t *a, size_t alen)
 {
     uint64_t w[2] = {0, 0};
@@ -122,10 +138,11 @@ int flow_table_init(flow_table *t, const flow_config *cfg, flow_end_fn end, void
     for (int i = 0; i < FLOW_TC_COUNT; i++)
         t->timeout_us[i] = (uint64_t)cfg->timeout_s[i] * 1000000u;
     t->update_us = (uint64_t)cfg->update_interval_s * 1000000u;
-    /* About one bucket per flow, at most 2^22 up front. */
-    t->nbuckets = 1024;
-    while (t->nbuckets < t->max_flows && t->nbuckets < (1u << 22))
-        t->nbuckets <<= 1;
+    /* Small to start with, up to about one bucket per flow allowed (flow_grow). */
+    t->max_buckets = FLOW_BUCKETS_MIN;
+    while (t->max_buckets < t->max_flows && t->max_buckets < FLOW_BUCKETS_MAX)
+        t->max_buckets <<= 1;
+    t->nbuckets = FLOW_BUCKETS_MIN;
     t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
     if (!t->buckets)
         return -1;
@@ -168,6 +185,37 @@ static void hash_remove(flow_table *t, flow *f)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = f->hnext;
+}
+
+/*
+ * Doubles the bucket array once there are more live flows than buckets, up to max_buckets.
+ * A table sized for max_flows up front (4 MiB of buckets for the default 500,000) makes
+ * nearly every lookup a cache miss; one sized to the flows alive stays in cache. Nothing
+ * walks the buckets in order, so relinking changes no outcome. When the allocation fails
+ * the table keeps its size: longer chains, nothing lost.
+ */
+static void flow_grow(flow_table *t)
+{
+    uint32_t n = t->nbuckets * 2;
+    flow **nb;
+
+    if (t->stats.active <= t->nbuckets || t->nbuckets >= t->max_buckets ||
+        !(nb = calloc(n, sizeof(*nb))))
+        return;
+    for (uint32_t i = 0; i < t->nbuckets; i++) {
+        flow *f = t->buckets[i], *next;
+
+        for (; f; f = next) {
+            uint32_t b = (uint32_t)f->hash & (n - 1);
+
+            next = f->hnext;
+            f->hnext = nb[b];
+            nb[b] = f;
+        }
+    }
+    free(t->buckets);
+    t->buckets = nb;
+    t->nbuckets = n;
 }
 
 /* Ends a flow: callback, unlink, recycle. */
@@ -312,6 +360,7 @@ static flow *flow_new(flow_table *t, const decode_pkt *p, const flow_key *k, uin
     t->stats.created++;
     if (++t->stats.active > t->stats.max_active)
         t->stats.max_active = t->stats.active;
+    flow_grow(t);
     return f;
 }
 
@@ -361,7 +410,7 @@ flow *flow_packet(flow_table *t, const decode_pkt *p, uint64_t now, int *dir, bo
     size_t alen = p->ip_version == 4 ? 4 : 16;
 
     flow_key_of(p, &k);
-    h = key_hash(&k, t->hash_seed);
+    h = lookup_hash(&k, t->hash_seed);
     for (f = t->buckets[h & (t->nbuckets - 1)]; f; f = f->hnext)
         if (f->hash == h && memcmp(&f->key, &k, sizeof(k)) == 0)
             break;

@@ -126,6 +126,9 @@ typedef struct {
 /* Fills cfg with the defaults (documented in docs/configuration.md). */
 void flow_config_defaults(flow_config *cfg);
 
+#define FLOW_BUCKETS_MIN 4096u
+#define FLOW_BUCKETS_MAX (1u << 22)
+
 typedef struct {
     uint64_t created, ended, evicted, updates, active, max_active;
     uint64_t by_reason[FLOW_REASON_COUNT];
@@ -135,7 +138,8 @@ typedef void (*flow_end_fn)(flow *f, flow_reason reason, void *arg);
 
 typedef struct {
     flow **buckets;
-    uint32_t nbuckets;
+    uint32_t nbuckets;    /* a power of two, FLOW_BUCKETS_MIN to max_buckets */
+    uint32_t max_buckets; /* the power of two at or above max_flows, at most FLOW_BUCKETS_MAX */
     flow *head[FLOW_TC_COUNT], *tail[FLOW_TC_COUNT];
     uint64_t timeout_us[FLOW_TC_COUNT];
     uint64_t update_us;

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -228,6 +229,51 @@ static void test_eviction_by_count(void **state)
     flow_table_free(&t);
 }
 
+static void max_10000(flow_config *c)
+{
+    c->max_flows = 10000;
+}
+
+/* The bucket array starts small and doubles as flows arrive, up to one bucket per allowed
+ * flow; every flow is still found, in either direction, after each doubling. */
+static void test_buckets_grow(void **state)
+{
+    flow_table t;
+    record r;
+    flow *seen[10000];
+    char src[32], dst[32];
+    int dir;
+
+    (void)state;
+    table(&t, &r, max_10000);
+    assert_int_equal(t.nbuckets, FLOW_BUCKETS_MIN);
+    assert_int_equal(t.max_buckets, 16384);
+    for (int i = 0; i < 10000; i++) {
+        snprintf(src, sizeof(src), "10.%d.%d.1", i / 250, i % 250);
+        seen[i] = feed(&t, pkt(src, 40000, "192.0.2.1", 80, IPPROTO_TCP, 0x02, SEC), NULL);
+        assert_non_null(seen[i]);
+        if (i + 1 == FLOW_BUCKETS_MIN)
+            assert_int_equal(t.nbuckets, FLOW_BUCKETS_MIN); /* not more flows than buckets yet */
+    }
+    assert_int_equal(t.stats.active, 10000);
+    assert_int_equal(t.nbuckets, 16384); /* 4096 -> 8192 -> 16384 */
+    for (int i = 0; i < 10000; i++) {
+        snprintf(src, sizeof(src), "10.%d.%d.1", i / 250, i % 250);
+        assert_ptr_equal(feed(&t, pkt("192.0.2.1", 80, src, 40000, IPPROTO_TCP, 0x12, SEC), &dir),
+                         seen[i]);
+        assert_int_equal(dir, FLOW_TOCLIENT);
+    }
+    assert_int_equal(t.stats.created, 10000);
+    snprintf(dst, sizeof(dst), "10.%d.%d.1", 9999 / 250, 9999 % 250);
+    /* one more flow than allowed: an eviction, and the array stays at max_buckets */
+    feed(&t, pkt("10.200.0.1", 40000, "192.0.2.1", 80, IPPROTO_TCP, 0x02, 2 * SEC), NULL);
+    assert_int_equal(t.stats.evicted, 1);
+    assert_int_equal(t.nbuckets, 16384);
+    assert_non_null(feed(&t, pkt(dst, 40000, "192.0.2.1", 80, IPPROTO_TCP, 0x10, 2 * SEC), NULL));
+    assert_int_equal(t.stats.created, 10001);
+    flow_table_free(&t);
+}
+
 static void memcap_small(flow_config *c)
 {
     c->memcap = 4 * sizeof(flow) + 100;
@@ -373,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_port_reuse),
         cmocka_unit_test(test_eviction_by_count),
         cmocka_unit_test(test_eviction_by_memory),
+        cmocka_unit_test(test_buckets_grow),
         cmocka_unit_test(test_periodic_update),
         cmocka_unit_test(test_times_from_callers_clock),
         cmocka_unit_test(test_vlan_and_icmp_keys),
