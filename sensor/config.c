@@ -151,7 +151,7 @@ static const opt_def options[] = {
     {"http.depth", OPT_SIZE, OFF(http_depth), 0,
      "bytes of each direction of an HTTP flow parsed (0 = all)"},
     {"files.max_bytes", OPT_SIZE, OFF(files_max_bytes), 0,
-     "first bytes of a file (HTTP body) typed and scanned by YARA; the hash covers all"},
+     "first bytes of a file kept and scanned by YARA (4 KiB are typed); the hash covers all"},
     {"workers.threads", OPT_U32, OFF(threads), 64,
      "worker threads (--threads): 0 = one per online CPU, 1 = everything on the capture thread"},
     {"workers.ring_bytes", OPT_SIZE, OFF(ring_bytes), 0,

@@ -95,7 +95,7 @@ typedef struct {
     bool tls_enabled;        /* TLS record-layer anomalies (tls_records.c) */
     bool smb_enabled;        /* SMB2 shares, admin-share files, DCE-RPC binds and operations */
     size_t http_depth;       /* bytes of each direction of an HTTP flow parsed */
-    size_t files_max_bytes;  /* first bytes of a file typed (libmagic) and scanned (YARA) */
+    size_t files_max_bytes;  /* first bytes of a file kept and scanned (YARA) */
 
     /* Worker threads (pipeline.h): 0 = one per online CPU, 1 = none (capture thread only). */
     uint32_t threads;

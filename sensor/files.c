@@ -21,6 +21,9 @@ void file_open(pworker *p, fh_file *f, int dir, const char *name, size_t name_le
     sha256_init(&f->sha);
     f->dir = (uint8_t)dir;
     f->open = true;
+    /* Without YARA rules nothing reads past what typing reads: keeping more would only
+     * copy the body (and grow the buffer) for nothing. */
+    f->keep = p->pw.slot || p->pw.file_max_bytes < MAGIC_BYTES ? p->pw.file_max_bytes : MAGIC_BYTES;
     if (name && name_len) {
         f->name = malloc(name_len + 1);
         if (f->name) {
@@ -71,17 +74,16 @@ void file_data(pworker *p, fh_file *f, const uint8_t *data, size_t len)
     sha256_update(&f->sha, len, data);
     f->size += len;
     w->cnt.file_bytes += len;
-    if (f->len >= w->file_max_bytes || f->nomem) {
+    if (f->len >= f->keep || f->nomem) {
         f->cut = true;
         return;
     }
-    n = w->file_max_bytes - f->len;
+    n = f->keep - f->len;
     if (n > len)
         n = len;
     else if (n < len)
         f->cut = true;
-    if (!worker_buf_reserve(w, &f->buf, &f->cap, f->len, (uint32_t)n, FILE_BUF_MIN,
-                            w->file_max_bytes)) {
+    if (!worker_buf_reserve(w, &f->buf, &f->cap, f->len, (uint32_t)n, FILE_BUF_MIN, f->keep)) {
         f->nomem = true;
         return;
     }
@@ -258,8 +260,7 @@ static bool declared_text(const fh_file *f, size_t n)
     return n > 0 && (f->buf[0] != 'M' || n < 2 || f->buf[1] != 'Z');
 }
 
-/* A DER SEQUENCE whose length is the whole of d[0..n) (n: the buffer typed, at most the file,
- * whose length is len). */
+/* A DER SEQUENCE as long as the whole file (len bytes), of which d[0..n) is the start. */
 static bool der_sequence(const uint8_t *d, size_t n, uint64_t len)
 {
     uint64_t l = 0;
@@ -289,7 +290,7 @@ static bool declared_message(const fh_file *f, size_t n)
 
     if (!strcmp(f->declared, "application/ocsp-request") ||
         !strcmp(f->declared, "application/ocsp-response"))
-        return der_sequence(d, n, f->len);
+        return der_sequence(d, n, f->size);
     if (!strcmp(f->declared, "application/ipp")) /* RFC 8010: version, id, request id, tag */
         return n >= 9 && (d[0] == 1 || d[0] == 2) && d[1] <= 2 && d[8] >= 0x01 && d[8] <= 0x0f;
     return false;

@@ -22,8 +22,9 @@ struct flow;
 
 typedef struct {
     struct sha256_ctx sha;
-    uint8_t *buf; /* the first bytes (at most files.max_bytes) */
+    uint8_t *buf; /* the first bytes (at most keep) */
     uint32_t len, cap;
+    uint32_t keep;     /* bytes to keep: files.max_bytes to scan, MAGIC_BYTES to type only */
     uint64_t size;     /* every byte seen */
     char *name;        /* file name (URI path, Content-Disposition, share path), may be NULL */
     char declared[64]; /* the type the sender declared (Content-Type), lower case, or "" */

@@ -56,7 +56,7 @@ typedef struct payload_worker {
     size_t memcap;                /* this worker's share of yara.memcap: scan buffers */
     size_t buf_mem, buf_mem_peak; /* scan buffers held now / at most */
     uint64_t rule_sets;           /* scanners made: one per rule set taken into service */
-    uint32_t file_max_bytes;      /* files.max_bytes: first bytes of a file typed and scanned */
+    uint32_t file_max_bytes;      /* files.max_bytes: first bytes of a file kept and scanned */
     uint32_t udp_datagrams;       /* yara.udp_datagrams */
     uint32_t tls_bytes;           /* yara.tls_bytes */
     uint32_t clean_cache;         /* yara.clean_cache */

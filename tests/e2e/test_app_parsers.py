@@ -279,6 +279,15 @@ def test_smb_files(run_sensor, testdata, validator):
     (y,) = [e for e in on if e["event_type"] == "yara"]
     assert y["file"] == {"source": "smb", "filename": "docs\\report.exe", "size": 3000}
     assert on[-1]["stats"]["files"]["smb"] == 5
+    # With rules each file keeps its first files.max_bytes to scan; without, the 4 KiB
+    # typing reads: the same hash, size and type either way.
+    plain = [e for e in events_of(run_sensor, ["-r", pcap(testdata, "app/smb-files.pcap")])
+             if e["event_type"] == "fileinfo"]
+    assert [f["fileinfo"]["scanned_bytes"] for f in files] == [3000, 9192, 200, 1 << 20, 55]
+    assert [f["fileinfo"]["scanned_bytes"] for f in plain] == [3000, 4096, 200, 4096, 55]
+    keep = ("filename", "size", "state", "sha256", "mimetype", "magic")
+    assert [{k: f["fileinfo"].get(k) for k in keep} for f in plain] == \
+        [{k: f["fileinfo"].get(k) for k in keep} for f in files]
     off = events_of(run_sensor, ["-r", pcap(testdata, "app/smb-files.pcap"),
                                  "--set", "smb.enabled=false"])
     assert not [e for e in off if e["event_type"] == "fileinfo"]
