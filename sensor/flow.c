@@ -97,7 +97,14 @@ void flow_key_of(const decode_pkt *p, flow_key *k)
     memset(k, 0, sizeof(*k));
     if (p->l4_proto == IPPROTO_ICMP || p->l4_proto == IPPROTO_ICMPV6)
         sp = dp = 0;
-    c = memcmp(p->src, p->dst, alen);
+    if (alen == 4) { /* memcmp's order, without a call on every packet */
+        uint32_t s = (uint32_t)p->src[0] << 24 | p->src[1] << 16 | p->src[2] << 8 | p->src[3];
+        uint32_t d = (uint32_t)p->dst[0] << 24 | p->dst[1] << 16 | p->dst[2] << 8 | p->dst[3];
+
+        c = s < d ? -1 : s > d;
+    } else {
+        c = memcmp(p->src, p->dst, alen);
+    }
     if (c < 0 || (c == 0 && sp <= dp)) {
         memcpy(k->lo, p->src, alen);
         memcpy(k->hi, p->dst, alen);
