@@ -16,9 +16,11 @@ enum {
     SMB2_WRITE = 9,
     SMB2_IOCTL = 11
 };
-/* Bytes of a message that decide whether it carries file data: the SMB2 header and a
+/* Bytes of a command that decide whether it carries file data: the SMB2 header and a
  * WRITE request's fixed part (a READ response's is shorter). */
 enum { FILE_DECIDE = 64 + 32 };
+_Static_assert(sizeof(((smb_dir *)0)->ehdr) == FILE_DECIDE, "ehdr holds what decides");
+#define SMB2_FLAGS_RELATED     0x04u /* a compound's command on the previous one's file */
 #define STATUS_BUFFER_OVERFLOW 0x80000005u
 #define FSCTL_PIPE_TRANSCEIVE  0x0011C017u
 
@@ -232,6 +234,69 @@ static const char *tree_path(const smb_state *s, uint32_t tree_id)
     return NULL;
 }
 
+static bool all_ones(const uint8_t id[16])
+{
+    for (int i = 0; i < 16; i++)
+        if (id[i] != 0xff)
+            return false;
+    return true;
+}
+
+/* The id a file has from a related command until its CREATE response gives the real one. */
+static void standin_id(uint64_t msg_id, uint8_t id[16])
+{
+    memset(id, 0xff, 8);
+    for (int i = 0; i < 8; i++)
+        id[8 + i] = (uint8_t)(msg_id >> 8 * i);
+}
+
+/*
+ * The file a related command at offset `at` of the compound m (n bytes held) works on: the
+ * compound's last CREATE before it. Found by its stand-in id, or, when `make` is set, given
+ * a slot under that id (a file, not a pipe: create_request's test). -1 when there is none.
+ */
+static int related_file(smb_state *s, const uint8_t *m, uint32_t n, uint32_t at, bool make,
+                        smb_ev_cb cb, void *arg)
+{
+    uint32_t off = 0, create = UINT32_MAX, no, nl;
+    uint8_t id[16];
+    char name[256] = "", share[128] = "";
+    const char *tree;
+    const uint8_t *h;
+    int i;
+
+    for (int guard = 0; guard < 32 && off < at && off + 64 <= n; guard++) {
+        uint32_t next = le32(m + off + 20);
+
+        if (memcmp(m + off, "\xfeSMB", 4))
+            return -1;
+        if (le16(m + off + 12) == SMB2_CREATE)
+            create = off;
+        if (!next || next % 8 || next < 64 || next > n - off)
+            break;
+        off += next;
+    }
+    if (create == UINT32_MAX || n - create < 64 + 48)
+        return -1;
+    h = m + create;
+    standin_id(le64(h + 24), id);
+    if ((i = file_find(s, id)) >= 0 || !make)
+        return i;
+    no = le16(h + 64 + 44);
+    nl = le16(h + 64 + 46);
+    if (no < 64 || no + nl > n - create || !nl)
+        return -1;
+    utf16_to_utf8(h + no, nl, name, sizeof(name));
+    tree = tree_path(s, le32(h + 36));
+    if (tree ? ipc_share(tree) : strpbrk(name, ".\\") == NULL)
+        return -1;
+    snprintf(share, sizeof(share), "%s", tree ? tree : "");
+    file_new(s, id, name, share, cb, arg);
+    s->standin[le64(h + 24) % 4].msg_id = le64(h + 24);
+    s->standin[le64(h + 24) % 4].used = true;
+    return file_find(s, id);
+}
+
 static void uuid_text(const uint8_t *u, bool little, char out[37])
 {
     uint32_t a = little ? le32(u) : (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | u[2] << 8 | u[3];
@@ -375,7 +440,22 @@ static void create_response(smb_state *s, uint64_t msg_id, const uint8_t id[16],
                             void *arg)
 {
     uint32_t k = (uint32_t)(msg_id % 4);
+    uint8_t sid[16];
+    int i, j;
 
+    if (s->standin[k].used && s->standin[k].msg_id == msg_id) {
+        /* a related command already made the file: it gets its real id */
+        s->standin[k].used = false;
+        standin_id(msg_id, sid);
+        if ((i = file_find(s, sid)) >= 0) {
+            if ((j = file_find(s, id)) >= 0)
+                file_end(s, j, false, cb, arg); /* the server gave the id again */
+            memcpy(s->files[i].id, id, 16);
+        }
+        if (s->pending_create[k].msg_id == msg_id)
+            s->pending_create[k].used = false;
+        return;
+    }
     if (s->pending_create[k].used && s->pending_create[k].msg_id == msg_id) {
         file_new(s, id, s->pending_create[k].name, s->pending_create[k].share, cb, arg);
         s->pending_create[k].used = false;
@@ -448,10 +528,6 @@ static void smb2_request(smb_state *s, const uint8_t *m, uint32_t n, smb_ev_cb c
                 utf16_to_utf8(h + no, nl, name, sizeof(name));
                 create_request(s, false, mid, tree_path(s, le32(h + 36)), name, cb, arg);
             }
-        } else if (cmd == SMB2_READ && avail >= 64 + 32) {
-            read_request(s, mid, b + 16, le64(b + 8));
-        } else if (cmd == SMB2_CLOSE && avail >= 64 + 24) {
-            close_request(s, b + 8, cb, arg);
         } else if (cmd == SMB2_WRITE && avail >= 64 + 16) {
             uint32_t dof = le16(b + 2), dl = le32(b + 4);
 
@@ -648,30 +724,36 @@ static void smb1_resp_cmd(smb_state *s, const uint8_t *m, uint32_t n, uint8_t cm
  * sets the message's file data range [fstart, fend), and hands over what of it d->buf
  * already holds.
  */
+/* The data of a command the client writes or the server reads: the file and where its
+ * bytes are, from the command's first bytes (d->ehdr; SMB1: the message's). */
 static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *arg)
 {
-    const uint8_t *h = d->buf, *b = h + 64, *w = h + SMB1_HDR + 1;
+    const uint8_t *h = d->ehdr, *b = h + 64, *w = h + SMB1_HDR + 1;
+    uint32_t held = d->ehdr_len, len = d->elem_end - d->elem;
     uint32_t dof = 0, dl = 0, min_dof = 64;
     uint64_t off = 0;
     int i = -1;
 
     d->decided = true;
     d->fslot = -1;
-    if (d->held >= 64 + 16 && !memcmp(h, "\xfeSMB", 4)) {
+    if (held >= 64 + 16 && !memcmp(h, "\xfeSMB", 4)) {
         bool resp = (le32(h + 16) & 1) != 0;
 
-        if (dir == 0 && le16(h + 12) == SMB2_WRITE && !resp && d->held >= 64 + 32) {
+        if (dir == 0 && le16(h + 12) == SMB2_WRITE && !resp && held >= 64 + 32) {
             dof = le16(b + 2);
             dl = le32(b + 4);
             off = le64(b + 8);
-            i = file_find(s, b + 16);
+            if ((le32(h + 16) & SMB2_FLAGS_RELATED) && all_ones(b + 16))
+                i = related_file(s, d->buf, d->held, d->elem, true, cb, arg);
+            else
+                i = file_find(s, b + 16);
         } else if (dir == 1 && le16(h + 12) == SMB2_READ && resp &&
                    (le32(h + 8) == 0 || le32(h + 8) == STATUS_BUFFER_OVERFLOW)) {
             dof = b[2];
             dl = le32(b + 4);
             i = read_response(s, le64(h + 24), &off);
         }
-    } else if (d->held >= SMB1_HDR + 1 + 24 && !memcmp(h, "\xffSMB", 4)) {
+    } else if (d->elem == 0 && held >= SMB1_HDR + 1 + 24 && !memcmp(h, "\xffSMB", 4)) {
         bool resp = (h[9] & 0x80) != 0;
         uint8_t wc = h[SMB1_HDR], id[16];
 
@@ -680,7 +762,7 @@ static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *a
             dof = le16(w + 22);
             dl = (uint32_t)le16(w + 18) << 16 | le16(w + 20);
             off = le32(w + 6);
-            if (wc == 14 && d->held >= SMB1_HDR + 1 + 28)
+            if (wc == 14 && held >= SMB1_HDR + 1 + 28)
                 off |= (uint64_t)le32(w + 24) << 32;
             smb1_id(w + 4, id);
             i = file_find(s, id);
@@ -690,16 +772,16 @@ static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *a
             i = read_response(s, le16(h + 30), &off);
         }
     }
-    if (i < 0 || dof < min_dof || dof >= d->total || !dl || off > UINT64_MAX - d->total)
+    if (i < 0 || dof < min_dof || dof >= len || !dl || off > UINT64_MAX - len)
         return;
-    if (dl > d->total - dof)
-        dl = d->total - dof;
+    if (dl > len - dof)
+        dl = len - dof;
     d->fslot = (int8_t)i;
     d->foff = off;
-    d->fstart = d->femit = dof;
-    d->fend = dof + dl;
-    if (d->femit < d->held) {
-        uint32_t z = d->fend < d->held ? d->fend : d->held;
+    d->fstart = d->femit = d->elem + dof;
+    d->fend = d->elem + dof + dl;
+    if (dof < held) { /* bytes already passed, kept in ehdr */
+        uint32_t z = dof + dl < held ? dof + dl : held;
         smb_ev e = {.kind = SMB_EV_FILE_DATA,
                     .file = i,
                     .dir = dir,
@@ -708,7 +790,110 @@ static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *a
                     .offset = off};
 
         cb(&e, arg);
-        d->femit = z;
+        d->femit = d->elem + z;
+    }
+}
+
+/* A client's READ or CLOSE, from its first bytes (d->ehdr) as they pass: so every command of
+ * a compound counts, however far into the message (the names of TREE_CONNECT and CREATE
+ * are read at the message's end, from what it keeps: smb2_request). */
+static void fixed_request(smb_state *s, smb_dir *d, smb_ev_cb cb, void *arg)
+{
+    const uint8_t *h = d->ehdr, *b = h + 64, *fid;
+    bool related;
+    int i;
+
+    if (d->ehdr_len < 64 + 24 || memcmp(h, "\xfeSMB", 4) || (le32(h + 16) & 1))
+        return;
+    related = (le32(h + 16) & SMB2_FLAGS_RELATED) != 0;
+    if (le16(h + 12) == SMB2_READ && d->ehdr_len >= 64 + 32) {
+        fid = b + 16;
+        if (related && all_ones(fid) &&
+            (i = related_file(s, d->buf, d->held, d->elem, true, cb, arg)) >= 0)
+            fid = s->files[i].id;
+        read_request(s, le64(h + 24), fid, le64(b + 8));
+    } else if (le16(h + 12) == SMB2_CLOSE) {
+        fid = b + 8;
+        if (related && all_ones(fid) &&
+            (i = related_file(s, d->buf, d->held, d->elem, false, cb, arg)) >= 0)
+            fid = s->files[i].id;
+        if (d->nclose < 4) /* after the message's CREATEs, as a single message's would be */
+            memcpy(d->closes[d->nclose++], fid, 16);
+        else
+            close_request(s, fid, cb, arg);
+    }
+}
+
+/* Where the current command ends: its NextCommand when that is sound, else the message's
+ * end (the last command, SMB1, a malformed chain). */
+static void elem_bound(smb_dir *d)
+{
+    uint32_t next = 0;
+
+    if (d->ehdr_len >= 24 && !memcmp(d->ehdr, "\xfeSMB", 4))
+        next = le32(d->ehdr + 20);
+    d->elem_end = next && next % 8 == 0 && next >= 64 && next < d->total - d->elem ? d->elem + next
+                                                                                   : d->total;
+}
+
+/*
+ * The chunk data[0..n) at offset pos0 of the current message, command by command: keeps
+ * each command's first bytes (its NextCommand, then what file_decide needs), decides, and
+ * hands over the file data that passes.
+ */
+static void commands(smb_state *s, int dir, smb_dir *d, const uint8_t *data, uint32_t pos0,
+                     uint32_t n, smb_ev_cb cb, void *arg)
+{
+    uint32_t pos = pos0, end = pos0 + n;
+
+    while (pos < end) {
+        if (!d->decided) {
+            uint32_t want = d->elem_end ? d->elem_end - d->elem : 24, k;
+
+            if (want > sizeof(d->ehdr))
+                want = sizeof(d->ehdr);
+            if (want > d->total - d->elem)
+                want = d->total - d->elem;
+            k = want - d->ehdr_len < end - pos ? want - d->ehdr_len : end - pos;
+            memcpy(d->ehdr + d->ehdr_len, data + (pos - pos0), k);
+            d->ehdr_len += k;
+            pos += k;
+            if (d->ehdr_len < want)
+                break; /* the rest comes with the next chunk */
+            if (!d->elem_end) {
+                elem_bound(d);
+                continue;
+            }
+            file_decide(s, dir, d, cb, arg);
+            if (dir == 0)
+                fixed_request(s, d, cb, arg);
+            continue;
+        }
+        uint32_t stop = d->elem_end < end ? d->elem_end : end;
+
+        if (d->fslot >= 0) { /* file data of this chunk not handed over yet */
+            uint32_t a = d->femit > pos ? d->femit : pos;
+            uint32_t z = stop < d->fend ? stop : d->fend;
+
+            if (a < z) {
+                smb_ev e = {.kind = SMB_EV_FILE_DATA,
+                            .file = d->fslot,
+                            .dir = dir,
+                            .data = data + (a - pos0),
+                            .len = z - a,
+                            .offset = d->foff + (a - d->fstart)};
+                cb(&e, arg);
+                d->femit = z;
+            }
+        }
+        pos = stop;
+        if (pos == d->elem_end && pos < d->total) { /* the compound's next command */
+            d->elem = pos;
+            d->elem_end = 0;
+            d->ehdr_len = 0;
+            d->decided = false;
+            d->fslot = -1;
+        }
     }
 }
 
@@ -780,23 +965,8 @@ void smb_data(smb_state *s, int dir, const uint8_t *p, size_t len, bool gap, smb
             memcpy(d->buf + d->held, p, keep);
             d->held += keep;
             d->need -= (uint32_t)n;
-            if (!s->dcerpc_tcp && !d->decided && (d->held >= FILE_DECIDE || d->need == 0))
-                file_decide(s, dir, d, cb, arg);
-            if (d->fslot >= 0) { /* file data of this chunk not handed over from d->buf */
-                uint32_t a = d->femit > pos0 ? d->femit : pos0;
-                uint32_t z = pos0 + (uint32_t)n < d->fend ? pos0 + (uint32_t)n : d->fend;
-
-                if (a < z) {
-                    smb_ev e = {.kind = SMB_EV_FILE_DATA,
-                                .file = d->fslot,
-                                .dir = dir,
-                                .data = p + (a - pos0),
-                                .len = z - a,
-                                .offset = d->foff + (a - d->fstart)};
-                    cb(&e, arg);
-                    d->femit = z;
-                }
-            }
+            if (!s->dcerpc_tcp)
+                commands(s, dir, d, p, pos0, (uint32_t)n, cb, arg);
             p += n;
             len -= n;
             d->bytes += n;
@@ -811,9 +981,13 @@ void smb_data(smb_state *s, int dir, const uint8_t *p, size_t len, bool gap, smb
                 smb2_request(s, d->buf, d->held, cb, arg);
             else
                 smb2_response(s, d->buf, d->held, cb, arg);
+            for (uint8_t k = 0; k < d->nclose; k++)
+                close_request(s, d->closes[k], cb, arg);
+            d->nclose = 0;
             d->total = 0;
             d->hdr_len = 0;
             d->held = 0;
+            d->elem = d->elem_end = d->ehdr_len = 0;
             d->decided = false;
             d->fslot = -1;
         }

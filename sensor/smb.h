@@ -11,7 +11,11 @@
  * CREATE request (matched by MessageId); a READ response by its request's MessageId. Data
  * is handed over with its file offset, in the order the messages come (smb_files.c puts
  * it in file order). CLOSE ends a file; the flow's end ends what is still open, as
- * incomplete. Only the first command of a compound message carries file data.
+ * incomplete. Every command of a compound message (SMB2 NextCommand) counts: its first
+ * bytes are kept as they pass (smb_dir.ehdr) to decide whether its data is a file's. A
+ * related command (SMB2_FLAGS_RELATED_OPERATIONS) with the FileId 0xff..ff means the file
+ * of the compound's CREATE, whose FileId the server has not given yet: that file gets a
+ * stand-in id (0xff x 8, then the CREATE's MessageId) until its CREATE response names it.
  *
  * Fed with the reassembled bytes of a flow whose first bytes to the server are a NetBIOS
  * session message holding an SMB2/3 header, or a DCE-RPC bind (payload.c decides). The
@@ -77,7 +81,14 @@ typedef struct {
     uint8_t hdr_len;
     uint64_t bytes;
     bool done;
-    /* the current message's file data: [fstart, fend) of the message, emitted to femit */
+    /* the current command of a compound: [elem, elem_end) of the message (elem_end 0 until
+     * its NextCommand is read), and its first bytes */
+    uint32_t elem, elem_end;
+    uint8_t ehdr[96];
+    uint32_t ehdr_len;
+    uint8_t closes[4][16]; /* FileIds the message's CLOSEs name, ended at its end */
+    uint8_t nclose;
+    /* the current command's file data: [fstart, fend) of the message, emitted to femit */
     bool decided;
     int8_t fslot; /* -1: none */
     uint32_t fstart, fend, femit;
@@ -128,6 +139,10 @@ typedef struct {
     } pending_read[SMB_PENDING_READS]; /* READ requests waiting for their data */
     smb_file files[SMB_MAX_FILES];
     uint32_t next_evict;
+    struct {
+        uint64_t msg_id; /* the CREATE's */
+        bool used;
+    } standin[4]; /* files known by a stand-in id until their CREATE response */
 } smb_state;
 
 /* True when data (a flow's first bytes to the server) starts SMB2 over NetBIOS or a

@@ -293,6 +293,34 @@ def test_smb_files(run_sensor, testdata, validator):
     assert not [e for e in off if e["event_type"] == "fileinfo"]
 
 
+def test_smb_compound(run_sensor, testdata, validator):
+    """Files in SMB2 compound messages: a related WRITE (FileId 0xff..ff) to the CREATE
+    before it, a WRITE whose header is past the bytes a message keeps, a related READ."""
+    import hashlib
+    g = gen()
+    evs = events_of(run_sensor, ["-r", pcap(testdata, "app/smb-compound.pcap"),
+                                 "--yara-rules", os.path.join(REPO, "rules", "yara")])
+    validator(evs)
+    files = [e["fileinfo"] for e in evs if e["event_type"] == "fileinfo"]
+    got = [(f["filename"], f["direction"], f["size"], f["state"], f["gaps"], f.get("sha256"))
+           for f in files]
+    assert got == [
+        ("PSEXESVC.exe", "to_server", 3000, "CLOSED", False,
+         hashlib.sha256(g.SMB_DROPPED).hexdigest()),
+        ("parts.txt", "to_server", 8000, "CLOSED", False,
+         hashlib.sha256(b"".join(g.SMB_PARTS)).hexdigest()),
+        ("related.bin", "to_client", 4096, "CLOSED", False,
+         hashlib.sha256(g.SMB_RELATED_READ).hexdigest())]
+    assert files[0]["yara"] == ["Fenghuo_EICAR_Test_File"]
+    # each file's CREATE event comes before its fileinfo, as for single messages
+    order = [e["smb"].get("filename") or e["fileinfo"]["filename"] for e in evs
+             if e["event_type"] == "fileinfo" or e.get("smb", {}).get("command") ==
+             "SMB2_COMMAND_CREATE"]
+    assert order == ["PSEXESVC.exe", "PSEXESVC.exe", "parts.txt", "parts.txt", "related.bin",
+                     "related.bin"]
+    assert evs[-1]["stats"]["files"]["smb"] == 3
+
+
 def test_smb_files_real(run_sensor, shared, validator):
     """Real captures: files as tshark --export-objects smb gives them."""
     base = os.path.join(shared, "pcap", "suricata-verify")

@@ -1559,6 +1559,102 @@ def smb_files():
     return p
 
 
+def _compound(*cmds):
+    """SMB2 commands chained in one message: each but the last padded to 8 bytes and
+    pointing at the next (NextCommand, header offset 20)."""
+    out = b""
+    for i, c in enumerate(cmds):
+        if i + 1 < len(cmds):
+            c = c + bytes(-len(c) % 8)
+            c = c[:20] + struct.pack("<I", len(c)) + c[24:]
+        out += c
+    return out
+
+
+def _related(cmd):
+    """The command with SMB2_FLAGS_RELATED_OPERATIONS set (header offset 16)."""
+    flags = struct.unpack("<I", cmd[16:20])[0] | 4
+    return cmd[:16] + struct.pack("<I", flags) + cmd[20:]
+
+
+SMB_DROPPED = EICAR + b"\r\n" + smb_file_bytes("dropper", 3000 - len(EICAR) - 2)
+SMB_PARTS = (b"p" * 3000, smb_file_bytes("parts", 5000))
+SMB_RELATED_READ = smb_file_bytes("related", 4096)
+
+
+@case
+def smb_compound():
+    """Files in SMB2 compound messages (sensor/smb.c, NextCommand), to \\\\fs01\\ADMIN$:
+    - PSEXESVC.exe: CREATE + related WRITE (FileId 0xff..ff, the CREATE's file) + related
+      CLOSE in one message, the server's compound answer after it: CLOSED, to_server,
+      3000 bytes starting with the EICAR string;
+    - parts.txt: created alone, then WRITE + WRITE + CLOSE in one message, the second
+      WRITE's header 3,112 bytes into the message (past what a message keeps, SMB_PEEK):
+      CLOSED, to_server, both writes' 8,000 bytes;
+    - related.bin: CREATE + related READ in one message, the answer's compound with the
+      CREATE response (the real FileId) and the data, then a CLOSE by that FileId: CLOSED,
+      to_client, 4096 bytes."""
+    p = Pcap("app/smb-compound")
+    c = TcpConv(p, "smb-compound", CLI, "10.1.1.32", 49820, 445)
+    t = c.handshake(BASE)
+    ones = b"\xff" * 16
+    msgs = []
+
+    def create(name, msg_id):
+        n = _u16le(name)
+        body = (struct.pack("<HBBIQQIIIIIHHII", 57, 0, 0, 2, 0, 0, 0x80, 0, 7, 1, 0, 64 + 56,
+                            len(n), 0, 0) + n)
+        return _smb2(5, body, msg_id, tree_id=9)
+
+    def create_resp(fid, msg_id):
+        body = struct.pack("<HBBIQQQQQQII16sII", 89, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x80, 0, fid,
+                           0, 0)
+        return _smb2(5, body, msg_id, tree_id=9, response=True)
+
+    def write(fid, offset, data, msg_id):
+        return _smb2(9, struct.pack("<HHIQ16sIIHHI", 49, 64 + 48, len(data), offset, fid, 0, 0,
+                                    0, 0, 0) + data, msg_id, tree_id=9)
+
+    def write_resp(n, msg_id):
+        return _smb2(9, struct.pack("<HHIIHH", 17, 0, n, 0, 0, 0), msg_id, tree_id=9,
+                     response=True)
+
+    def close(fid, msg_id):
+        return _smb2(6, struct.pack("<HHI16s", 24, 0, 0, fid), msg_id, tree_id=9)
+
+    def close_resp(msg_id):
+        return _smb2(6, struct.pack("<HHI", 60, 0, 0) + bytes(52), msg_id, tree_id=9,
+                     response=True)
+
+    u = _u16le("\\\\fs01\\ADMIN$")
+    msgs.append((C, _nbss(_smb2(3, struct.pack("<HHHH", 9, 0, 64 + 8, len(u)) + u, 10))))
+    msgs.append((S, _nbss(_smb2(3, struct.pack("<HBBIII", 16, 1, 0, 0, 0, 0), 10, tree_id=9,
+                                response=True))))
+    fid_x, fid_p, fid_r = (bytes([k]) * 16 for k in (0x11, 0x22, 0x33))
+    msgs.append((C, _nbss(_compound(create("PSEXESVC.exe", 20),
+                                    _related(write(ones, 0, SMB_DROPPED, 21)),
+                                    _related(close(ones, 22))))))
+    msgs.append((S, _nbss(_compound(create_resp(fid_x, 20), write_resp(3000, 21),
+                                    close_resp(22)))))
+    msgs.append((C, _nbss(create("parts.txt", 30))))
+    msgs.append((S, _nbss(create_resp(fid_p, 30))))
+    msgs.append((C, _nbss(_compound(write(fid_p, 0, SMB_PARTS[0], 31),
+                                    write(fid_p, len(SMB_PARTS[0]), SMB_PARTS[1], 32),
+                                    close(fid_p, 33)))))
+    msgs.append((C, _nbss(_compound(create("related.bin", 40),
+                                    _related(_smb2(8, struct.pack(
+                                        "<HBBIQ16sIIIHHB", 49, 0, 0, 4096, 0, ones, 0, 0, 0,
+                                        0, 0, 0), 41, tree_id=9))))))
+    msgs.append((S, _nbss(_compound(create_resp(fid_r, 40), _smb2(8, struct.pack(
+        "<HBBIII", 17, 80, 0, 4096, 0, 0) + SMB_RELATED_READ, 41, tree_id=9, response=True)))))
+    msgs.append((C, _nbss(close(fid_r, 42))))
+    for i, (d, m) in enumerate(msgs):
+        for k in range(0, len(m), 1460):
+            c.seg(d, t + ms(1 + i), "PA", m[k:k + 1460])
+    c.fin(t + ms(100))
+    return p
+
+
 # SMTP messages and their attachments (sensor/smtp.c, mime.c)
 
 SMTP_PE = b"MZ\x90\x00" + b"\x00" * 56 + b"PE\x00\x00" + b"\x00" * 100 + EICAR + b"\x00" * 50
