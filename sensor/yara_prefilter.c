@@ -22,9 +22,12 @@
  * - for every rule, a formula over "string s may be in the data" (all of its factors
  *   found) and filesize, true whenever the condition is: `$a`, `$a at/in ...`, `#a > N`,
  *   `N of (...)`, `all of them`, `filesize < N` (and the other comparisons), a rule it
- *   names; `and`, `or` as such. Anything else (`not X`, arithmetic, modules, `for`, an
- *   unknown string) is "true": the formula can only be weaker than the condition. A rule
- *   whose formula can hold with no literal in the data is "always" run.
+ *   names; `and`, `or` as such; and the vetoes `not $fp`, `not any of ($fp*)`,
+ *   `not 1 of (...)` as "none of these strings is in the data" when every one of them is
+ *   exact (a text string, not fullword, whose literals are all of it: one found is a
+ *   match, so its absence is known). Anything else (another `not X`, arithmetic, modules,
+ *   `for`, an unknown string) is "true": the formula can only be weaker than the
+ *   condition. A rule whose formula can hold with no literal in the data is "always" run.
  *
  * The literals of the strings the formulas name go into one Hyperscan literal database.
  * For a buffer the filter finds the literals (Hyperscan, each reported once), then
@@ -183,6 +186,7 @@ typedef struct {
     size_t n_lits;
     uint8_t n_factors;
     bool unknown; /* no literal known: may match anywhere */
+    bool exact;   /* a text string whose literals are all of it: one found is a match */
     bool used;    /* a public rule needs it */
 } pstr;
 
@@ -191,7 +195,7 @@ typedef struct {
  * nodes of all rules in one array (shared: a rule named by others is one node), with the
  * two constants first.
  */
-enum { F_TRUE, F_FALSE, F_STR, F_AND, F_OR, F_ATLEAST, F_SIZE };
+enum { F_TRUE, F_FALSE, F_STR, F_AND, F_OR, F_ATLEAST, F_SIZE, F_NOSTR };
 
 /* F_SIZE: filesize (the buffer's length) compared with a number, as libyara does */
 enum { S_LT, S_LE, S_GT, S_GE, S_EQ, S_NE };
@@ -200,7 +204,7 @@ typedef struct {
     uint8_t op;
     uint8_t cmp; /* F_SIZE: S_LT, ... */
     uint32_t k;  /* F_ATLEAST: how many of the kids */
-    uint32_t a;  /* F_STR: the string; F_AND, F_OR, F_ATLEAST: the first kid in kids[] */
+    uint32_t a;  /* F_STR, F_NOSTR: the string; F_AND, F_OR, F_ATLEAST: the first kid */
     uint32_t n;  /* kids */
     uint64_t v;  /* F_SIZE: the number */
 } fnode;
@@ -280,6 +284,7 @@ static void *grow(void *v, size_t *cap, size_t n, size_t size, bool *nomem)
 typedef struct {
     uint8_t b[256];
     size_t n;
+    bool cut; /* the text was longer: b is its prefix */
 } run;
 
 static int hexval(char c)
@@ -338,6 +343,7 @@ static void add_forms(model *m, pstr *s, const uint8_t *b, size_t n, bool ascii,
 static bool text_bytes(const char *t, size_t n, run *out)
 {
     out->n = 0;
+    out->cut = false;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = (uint8_t)t[i];
         if (c == '\\') {
@@ -367,8 +373,10 @@ static bool text_bytes(const char *t, size_t n, run *out)
                 return false;
             }
         }
-        if (out->n == sizeof(out->b))
+        if (out->n == sizeof(out->b)) {
+            out->cut = true;
             return true; /* a prefix of the text is still in every match */
+        }
         out->b[out->n++] = c;
     }
     return true;
@@ -898,6 +906,7 @@ static void parse_strings(model *m, lex *x)
         }
         /* modifiers */
         bool ascii = false, wide = false, nocase = re_i, opaque = false, xored = false;
+        bool fullword = false;
         long xlo = 0, xhi = 255;
         for (;;) {
             size_t save = x->pos;
@@ -924,8 +933,9 @@ static void parse_strings(model *m, lex *x)
                 xored = true;
                 if (!parse_xor_range(x, &xlo, &xhi))
                     opaque = true;
-            } else if (!((wn == 8 && memcmp(t + w0, "fullword", 8) == 0) ||
-                         (wn == 7 && memcmp(t + w0, "private", 7) == 0)))
+            } else if (wn == 8 && memcmp(t + w0, "fullword", 8) == 0)
+                fullword = true;
+            else if (!(wn == 7 && memcmp(t + w0, "private", 7) == 0))
                 opaque = true; /* base64, base64wide, or one this parser does not know */
             skip_space(x);
             if (x->pos < x->len && t[x->pos] == '(') { /* xor(1-255), base64("...") */
@@ -957,6 +967,7 @@ static void parse_strings(model *m, lex *x)
                 s->unknown = true;
                 continue;
             }
+            s->exact = !fullword && !r.cut;
             for (long k = xlo; k <= xhi; k++) {
                 uint8_t w[256];
                 if (ascii) {
@@ -973,10 +984,12 @@ static void parse_strings(model *m, lex *x)
                 }
             }
         } else if (kind == '"') {
-            if (v1 < v0 + 2 || !text_bytes(t + v0 + 1, v1 - v0 - 2, &r))
+            if (v1 < v0 + 2 || !text_bytes(t + v0 + 1, v1 - v0 - 2, &r)) {
                 s->unknown = true;
-            else
+            } else {
                 add_forms(m, s, r.b, r.n, ascii, wide, nocase, 0);
+                s->exact = !fullword && !r.cut && r.n > 0;
+            }
         } else if (kind == '{') {
             factors f = {.n = 0};
             hex_factors(t + v0 + 1, v1 - v0 - 2, &f);
@@ -1121,6 +1134,13 @@ static uint32_t node_str(model *m, size_t s)
     return m->s[s].unknown ? NODE_TRUE : node_new(m, F_STR, 0, (uint32_t)s, NULL, 0);
 }
 
+/* "String s is not in the data": exact when a literal found is a match, else TRUE. */
+static uint32_t node_absent(model *m, size_t s)
+{
+    return m->s[s].exact && !m->s[s].unknown ? node_new(m, F_NOSTR, 0, (uint32_t)s, NULL, 0)
+                                             : NODE_TRUE;
+}
+
 /* AND (and = true) or OR of kids[0..n): constants folded. */
 static uint32_t node_junction(model *m, bool conj, uint32_t *kids, uint32_t n)
 {
@@ -1199,6 +1219,54 @@ static size_t close_of(const model *m, size_t b, size_t e)
  * `Q of SET`, SET being the tokens [b, e) ("$a, $b*" or "them") and at least q of its
  * strings having to match (SIZE_MAX: all of them).
  */
+/* The strings of the set at [b, e) (`them`, or $names and $prefix* in parentheses): their
+ * indices in ids (room for the rule's strings), their number in *n. False when the set is
+ * not one this parser reads. */
+static bool set_ids(model *m, const prule *r, size_t b, size_t e, size_t *ids, size_t *n)
+{
+    *n = 0;
+    if (e == b + 1 && tok_is(m->t[b], "them")) {
+        for (size_t i = r->s0; i < r->s1; i++)
+            ids[(*n)++] = i;
+        return true;
+    }
+    if (e < b + 2 || m->t[b].k != T_LPAR || close_of(m, b, e) != e - 1)
+        return false;
+    bool *in = calloc(r->s1 - r->s0 + 1, sizeof(*in));
+    if (!in) {
+        m->nomem = true;
+        return false;
+    }
+    for (size_t i = b + 1; i < e - 1; i++) {
+        tok t = m->t[i];
+        if (t.k == T_COMMA)
+            continue;
+        if (t.k != T_SVAR) {
+            free(in);
+            return false;
+        }
+        bool wild = t.p[t.n - 1] == '*';
+        size_t nl = t.n - 1 - wild;
+        bool any = false;
+        for (size_t j = r->s0; j < r->s1; j++) {
+            const char *nm = m->s[j].name;
+            if (wild ? strncmp(nm, t.p + 1, nl) == 0
+                     : strlen(nm) == nl && nl > 0 && memcmp(nm, t.p + 1, nl) == 0) {
+                in[j - r->s0] = any = true;
+            }
+        }
+        if (!any) {
+            free(in);
+            return false;
+        }
+    }
+    for (size_t j = r->s0; j < r->s1; j++)
+        if (in[j - r->s0])
+            ids[(*n)++] = j;
+    free(in);
+    return true;
+}
+
 static uint32_t string_set(model *m, const prule *r, size_t b, size_t e, size_t q)
 {
     size_t *ids = malloc((r->s1 - r->s0 + 1) * sizeof(*ids));
@@ -1209,51 +1277,7 @@ static uint32_t string_set(model *m, const prule *r, size_t b, size_t e, size_t 
         m->nomem = true;
         return NODE_TRUE;
     }
-    if (e == b + 1 && tok_is(m->t[b], "them")) {
-        for (size_t i = r->s0; i < r->s1; i++)
-            ids[n++] = i;
-    } else {
-        if (e < b + 2 || m->t[b].k != T_LPAR || close_of(m, b, e) != e - 1) {
-            free(ids);
-            return NODE_TRUE;
-        }
-        bool *in = calloc(r->s1 - r->s0 + 1, sizeof(*in));
-        if (!in) {
-            free(ids);
-            m->nomem = true;
-            return NODE_TRUE;
-        }
-        for (size_t i = b + 1; i < e - 1; i++) {
-            tok t = m->t[i];
-            if (t.k == T_COMMA)
-                continue;
-            if (t.k != T_SVAR) {
-                free(in);
-                free(ids);
-                return NODE_TRUE;
-            }
-            bool wild = t.p[t.n - 1] == '*';
-            size_t nl = t.n - 1 - wild;
-            bool any = false;
-            for (size_t j = r->s0; j < r->s1; j++) {
-                const char *nm = m->s[j].name;
-                if (wild ? strncmp(nm, t.p + 1, nl) == 0
-                         : strlen(nm) == nl && nl > 0 && memcmp(nm, t.p + 1, nl) == 0) {
-                    in[j - r->s0] = any = true;
-                }
-            }
-            if (!any) {
-                free(in);
-                free(ids);
-                return NODE_TRUE;
-            }
-        }
-        for (size_t j = r->s0; j < r->s1; j++)
-            if (in[j - r->s0])
-                ids[n++] = j;
-        free(in);
-    }
-    if (n == 0) {
+    if (!set_ids(m, r, b, e, ids, &n) || n == 0) {
         free(ids);
         return NODE_TRUE;
     }
@@ -1396,6 +1420,42 @@ static uint32_t analyze_primary(model *m, const prule *r, size_t b, size_t e)
     return NODE_TRUE;
 }
 
+/*
+ * `not X` at [b, e) (b: the token after `not`): a veto such as `not $fp` or
+ * `not any of ($fp*)` is read as "none of these strings is in the data" when they are all
+ * exact; any other X, or a string that is not exact, is TRUE.
+ */
+static uint32_t analyze_not(model *m, const prule *r, size_t b, size_t e)
+{
+    const tok *t = m->t;
+    size_t *ids, n = 0;
+    uint32_t *kids, d = NODE_TRUE;
+
+    if (b < e && t[b].k == T_LPAR && close_of(m, b, e) == e - 1) {
+        b++;
+        e--;
+    }
+    if (e == b + 1 && t[b].k == T_SVAR && t[b].n > 1 && t[b].p[t[b].n - 1] != '*') {
+        size_t j = named_string(m, r, t[b]);
+        return j == SIZE_MAX ? NODE_TRUE : node_absent(m, j);
+    }
+    if (e < b + 3 || !(tok_is(t[b], "any") || (t[b].k == T_NUM && num_of(t[b]) == 1)) ||
+        !tok_is(t[b + 1], "of"))
+        return NODE_TRUE;
+    ids = malloc((r->s1 - r->s0 + 1) * sizeof(*ids));
+    kids = malloc((r->s1 - r->s0 + 1) * sizeof(*kids));
+    if (!ids || !kids)
+        m->nomem = true;
+    else if (set_ids(m, r, b + 2, e, ids, &n) && n > 0) {
+        for (size_t i = 0; i < n; i++)
+            kids[i] = node_absent(m, ids[i]);
+        d = node_junction(m, true, kids, (uint32_t)n);
+    }
+    free(ids);
+    free(kids);
+    return d;
+}
+
 /* Splits [b, e) at top-level word w; fills cuts (the split tokens), returns their count. */
 static size_t split_at(const model *m, size_t b, size_t e, const char *w, size_t *cuts, size_t max)
 {
@@ -1431,9 +1491,13 @@ static uint32_t analyze_junction(model *m, const prule *r, size_t b, size_t e, b
         return analyze_junction(m, r, b, e, true);
     for (size_t k = 0; k <= n; k++) {
         size_t pb = k == 0 ? b : cuts[k - 1] + 1, pe = k == n ? e : cuts[k];
-        if (conj && (pb >= pe || tok_is(m->t[pb], "not"))) /* `not` binds tighter than `and` */
+        if (conj && pb >= pe)
             continue;
-        kids[nk++] = conj ? analyze_primary(m, r, pb, pe) : analyze_junction(m, r, pb, pe, true);
+        if (conj && tok_is(m->t[pb], "not")) /* `not` binds tighter than `and` */
+            kids[nk++] = analyze_not(m, r, pb + 1, pe);
+        else
+            kids[nk++] =
+                conj ? analyze_primary(m, r, pb, pe) : analyze_junction(m, r, pb, pe, true);
     }
     return node_junction(m, conj, kids, nk);
 }
@@ -1494,7 +1558,7 @@ static void each_string(const model *m, uint32_t x, uint32_t *nstamp, uint32_t *
     if (nstamp[x] == mark)
         return;
     nstamp[x] = mark;
-    if (f->op == F_STR) {
+    if (f->op == F_STR || f->op == F_NOSTR) {
         if (sstamp[f->a] != mark) {
             sstamp[f->a] = mark;
             add(arg, f->a);
@@ -1841,6 +1905,8 @@ static bool eval(const yara_prefilter *p, const pf_scratch *s, uint32_t x)
             if (!s->present[p->str_f0[f->a] + i])
                 return false;
         return true;
+    case F_NOSTR: /* an exact string: its one factor found is the string matched */
+        return p->str_nf[f->a] != 1 || !s->present[p->str_f0[f->a]];
     case F_AND:
         for (uint32_t i = 0; i < f->n; i++)
             if (!eval(p, s, p->kids[f->a + i]))

@@ -891,7 +891,19 @@ static const char prefilter_rules[] =
     "rule t_pe { strings: $a = \"pf-pe\" condition: $a and pe.number_of_sections == 0 }\n"
     "rule t_any { strings: $a = \"pf-any-a\" $b = \"pf-any-b\" condition: any of them }\n"
     "rule t_and_or { strings: $a = \"pf-ao-a\" $b = \"pf-ao-b\" $c = \"pf-ao-c\"\n"
-    "  condition: $a and ($b or #c > 1) }\n";
+    "  condition: $a and ($b or #c > 1) }\n"
+    /* vetoes: exact text strings are read, fullword and hex strings are not */
+    "rule t_veto_set { strings: $s = \"pf-shell\" $fp1 = \"pf-fp-one\" $fp2 = \"pf-fp-two\" "
+    "nocase\n"
+    "  condition: $s and not any of ($fp*) }\n"
+    "rule t_veto_fullword { strings: $s = \"pf-fw-s\" $fp = \"pf-fw-fp\" fullword\n"
+    "  condition: $s and not $fp }\n"
+    "rule t_veto_paren { strings: $s = \"pf-par\" $fp = \"pf-par-fp\" wide\n"
+    "  condition: $s and not (1 of ($fp)) }\n"
+    "rule t_veto_hex { strings: $s = \"pf-hexv\" $fp = { 41 42 43 44 } condition: $s and not $fp "
+    "}\n"
+    "rule t_veto_xor { strings: $s = \"pf-xv\" $fp = \"pf-xfp\" xor(1-3) condition: $s and not $fp "
+    "}\n";
 
 static yara_rules *load_flags_ok(const char *path, unsigned flags)
 {
@@ -1021,7 +1033,7 @@ static void test_prefilter(void **state)
         {"pf-xor", 0, "", true}, /* only the xor string: the filter waits for "pf-all" */
         {"pf-private at the start", 0, "t_uses_priv,", false},
         {"pf-yes", 0, "t_not,", false},
-        {"pf-yes pf-not", 0, "", false},
+        {"pf-yes pf-not", 0, "", true}, /* "not $a": $a is exact, so it was seen */
         {"   pf-in", 0, "t_in,", false},
         {" pf-for.", 0, "t_for,", true},
         {"pf-pe", 0, "", false}, /* t_pe needs PE data: not in the plain set */
@@ -1030,6 +1042,16 @@ static void test_prefilter(void **state)
         {"pf-ao-a pf-ao-b", 0, "t_and_or,", false},
         {"pf-ao-b pf-ao-c", 0, "", true}, /* no $a: the filter knows no rule can match */
         {"pf-ao-a ", 0, "", true},
+        {"pf-shell", 0, "t_veto_set,", false},
+        {"pf-shell PF-FP-TWO", 0, "", true},
+        {"pf-shell pf-fp-one", 0, "", true},
+        {"pf-fw-s xpf-fw-fpx", 0, "t_veto_fullword,", false}, /* fullword: not a veto here */
+        {"pf-fw-s pf-fw-fp", 0, "", false},                   /* libyara tells */
+        {"pf-par pf-par-fp", 0, "t_veto_paren,", false},      /* the veto is wide only */
+        {"pf-par p\0f\0-\0p\0a\0r\0-\0f\0p\0", 25, "", true},
+        {"pf-hexv ABCD", 0, "", false},
+        {"pf-xv qg,ygq", 0, "", true}, /* "pf-xfp" xor 1 */
+        {"pf-xv pf-xfp", 0, "t_veto_xor,", false},
     };
     expect_all(with, without, cases, sizeof(cases) / sizeof(cases[0]));
 
@@ -1048,6 +1070,10 @@ static void test_prefilter(void **state)
         "pf-all",     "pf-xor",    "pf-private",
         "pf-not",     "pf-yes",    "pf-or",
         "pf-for",     "pf-in",     "PK",
+        "pf-shell",   "pf-fp-one", "PF-FP-TWO",
+        "pf-fw-s",    "pf-fw-fp",  "pf-par",
+        "pf-par-fp",  "pf-hexv",   "ABCD",
+        "pf-xv",      "qg,ygq",    "pf-xfp",
         "ZZZ",        "F1",        "FH",
         "ab",         "cd",        "7",
         " ",          "\x01",
