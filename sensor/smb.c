@@ -22,6 +22,7 @@ enum { FILE_DECIDE = 64 + 32 };
 _Static_assert(sizeof(((smb_dir *)0)->ehdr) == FILE_DECIDE, "ehdr holds what decides");
 #define SMB2_FLAGS_RELATED     0x04u /* a compound's command on the previous one's file */
 #define STATUS_BUFFER_OVERFLOW 0x80000005u
+#define STATUS_PENDING         0x00000103u /* an interim answer: the real one follows */
 #define FSCTL_PIPE_TRANSCEIVE  0x0011C017u
 
 static const struct {
@@ -93,6 +94,7 @@ void smb_init(smb_state *s, const uint8_t *first, size_t len)
 {
     memset(s, 0, sizeof(*s));
     s->d.fslot = s->r.fslot = -1;
+    s->d.rfile = s->r.rfile = -1;
     s->dcerpc_tcp = first && len >= 3 && first[0] == 5;
     if (s->dcerpc_tcp)
         s->r.done = true; /* nothing to read from the server */
@@ -224,6 +226,7 @@ static void file_new(smb_state *s, const uint8_t *id, const char name[256], cons
     memcpy(s->files[i].name, name, sizeof(s->files[i].name));
     memcpy(s->files[i].share, share, sizeof(s->files[i].share));
     s->files[i].used = true;
+    s->files[i].closing = false;
 }
 
 static const char *tree_path(const smb_state *s, uint32_t tree_id)
@@ -489,11 +492,33 @@ static int read_response(smb_state *s, uint64_t msg_id, uint64_t *offset)
     return -1;
 }
 
+static bool reads_pending(const smb_state *s, int i)
+{
+    for (int k = 0; k < SMB_PENDING_READS; k++)
+        if (s->pending_read[k].used && s->pending_read[k].file == i)
+            return true;
+    return false;
+}
+
+/* A CLOSE ends the file, or, while READs of it wait for their answers (a compound that
+ * reads and closes, a client that closes without waiting), once they are answered
+ * (read_answered). */
 static void close_request(smb_state *s, const uint8_t id[16], smb_ev_cb cb, void *arg)
 {
     int i = file_find(s, id);
 
-    if (i >= 0)
+    if (i < 0)
+        return;
+    if (reads_pending(s, i))
+        s->files[i].closing = true;
+    else
+        file_end(s, i, true, cb, arg);
+}
+
+/* A READ response of file i has passed: a file closed while it waited now ends. */
+static void read_answered(smb_state *s, int i, smb_ev_cb cb, void *arg)
+{
+    if (i >= 0 && s->files[i].used && s->files[i].closing && !reads_pending(s, i))
         file_end(s, i, true, cb, arg);
 }
 
@@ -747,11 +772,14 @@ static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *a
                 i = related_file(s, d->buf, d->held, d->elem, true, cb, arg);
             else
                 i = file_find(s, b + 16);
-        } else if (dir == 1 && le16(h + 12) == SMB2_READ && resp &&
-                   (le32(h + 8) == 0 || le32(h + 8) == STATUS_BUFFER_OVERFLOW)) {
-            dof = b[2];
-            dl = le32(b + 4);
-            i = read_response(s, le64(h + 24), &off);
+        } else if (dir == 1 && le16(h + 12) == SMB2_READ && resp && le32(h + 8) != STATUS_PENDING) {
+            /* the answer to a READ: data, or an error that ends the wait all the same */
+            d->rfile = (int8_t)read_response(s, le64(h + 24), &off);
+            if (le32(h + 8) == 0 || le32(h + 8) == STATUS_BUFFER_OVERFLOW) {
+                dof = b[2];
+                dl = le32(b + 4);
+                i = d->rfile;
+            }
         }
     } else if (d->elem == 0 && held >= SMB1_HDR + 1 + 24 && !memcmp(h, "\xffSMB", 4)) {
         bool resp = (h[9] & 0x80) != 0;
@@ -769,7 +797,7 @@ static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *a
         } else if (dir == 1 && h[4] == SMB1_READ_ANDX && resp && wc == 12 && le32(h + 5) == 0) {
             dof = le16(w + 12);
             dl = (uint32_t)le16(w + 14) << 16 | le16(w + 10);
-            i = read_response(s, le16(h + 30), &off);
+            i = d->rfile = (int8_t)read_response(s, le16(h + 30), &off);
         }
     }
     if (i < 0 || dof < min_dof || dof >= len || !dl || off > UINT64_MAX - len)
@@ -836,6 +864,25 @@ static void elem_bound(smb_dir *d)
                                                                                    : d->total;
 }
 
+/* At pos, the end of the current command or not: when it is, a READ it answered may end a
+ * file closed while waiting, and the compound's next command starts. */
+static void command_end(smb_state *s, smb_dir *d, uint32_t pos, smb_ev_cb cb, void *arg)
+{
+    if (pos != d->elem_end)
+        return;
+    if (d->rfile >= 0) {
+        read_answered(s, d->rfile, cb, arg);
+        d->rfile = -1;
+    }
+    if (pos < d->total) {
+        d->elem = pos;
+        d->elem_end = 0;
+        d->ehdr_len = 0;
+        d->decided = false;
+        d->fslot = -1;
+    }
+}
+
 /*
  * The chunk data[0..n) at offset pos0 of the current message, command by command: keeps
  * each command's first bytes (its NextCommand, then what file_decide needs), decides, and
@@ -867,6 +914,7 @@ static void commands(smb_state *s, int dir, smb_dir *d, const uint8_t *data, uin
             file_decide(s, dir, d, cb, arg);
             if (dir == 0)
                 fixed_request(s, d, cb, arg);
+            command_end(s, d, pos, cb, arg); /* a command its first bytes were all of */
             continue;
         }
         uint32_t stop = d->elem_end < end ? d->elem_end : end;
@@ -887,13 +935,7 @@ static void commands(smb_state *s, int dir, smb_dir *d, const uint8_t *data, uin
             }
         }
         pos = stop;
-        if (pos == d->elem_end && pos < d->total) { /* the compound's next command */
-            d->elem = pos;
-            d->elem_end = 0;
-            d->ehdr_len = 0;
-            d->decided = false;
-            d->fslot = -1;
-        }
+        command_end(s, d, pos, cb, arg);
     }
 }
 
@@ -990,6 +1032,7 @@ void smb_data(smb_state *s, int dir, const uint8_t *p, size_t len, bool gap, smb
             d->elem = d->elem_end = d->ehdr_len = 0;
             d->decided = false;
             d->fslot = -1;
+            d->rfile = -1;
         }
         if (d->bytes >= SMB_MAX_BYTES && !d->done) {
             if (d->fslot >= 0) {

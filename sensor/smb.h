@@ -10,12 +10,12 @@
  * other than IPC$. A file is known by the FileId of its CREATE response, named by its
  * CREATE request (matched by MessageId); a READ response by its request's MessageId. Data
  * is handed over with its file offset, in the order the messages come (smb_files.c puts
- * it in file order). CLOSE ends a file; the flow's end ends what is still open, as
- * incomplete. Every command of a compound message (SMB2 NextCommand) counts: its first
- * bytes are kept as they pass (smb_dir.ehdr) to decide whether its data is a file's. A
- * related command (SMB2_FLAGS_RELATED_OPERATIONS) with the FileId 0xff..ff means the file
- * of the compound's CREATE, whose FileId the server has not given yet: that file gets a
- * stand-in id (0xff x 8, then the CREATE's MessageId) until its CREATE response names it.
+ * it in file order). CLOSE ends a file (once the READs of it outstanding are answered);
+ * the flow's end ends what is still open, as incomplete. Every command of a compound message (SMB2
+ * NextCommand) counts: its first bytes are kept as they pass (smb_dir.ehdr) to decide whether its
+ * data is a file's. A related command (SMB2_FLAGS_RELATED_OPERATIONS) with the FileId 0xff..ff
+ * means the file of the compound's CREATE, whose FileId the server has not given yet: that file
+ * gets a stand-in id (0xff x 8, then the CREATE's MessageId) until its CREATE response names it.
  *
  * Fed with the reassembled bytes of a flow whose first bytes to the server are a NetBIOS
  * session message holding an SMB2/3 header, or a DCE-RPC bind (payload.c decides). The
@@ -88,6 +88,7 @@ typedef struct {
     uint32_t ehdr_len;
     uint8_t closes[4][16]; /* FileIds the message's CLOSEs name, ended at its end */
     uint8_t nclose;
+    int8_t rfile; /* the file whose READ the current command answers, -1: none */
     /* the current command's file data: [fstart, fend) of the message, emitted to femit */
     bool decided;
     int8_t fslot; /* -1: none */
@@ -100,6 +101,7 @@ typedef struct {
     char name[256];  /* as the CREATE request named it (UTF-8) */
     char share[128]; /* the tree's path, or "" when its connect was not seen */
     bool used;
+    bool closing; /* closed with reads outstanding: ends when they are answered */
 } smb_file;
 
 typedef struct {

@@ -295,7 +295,8 @@ def test_smb_files(run_sensor, testdata, validator):
 
 def test_smb_compound(run_sensor, testdata, validator):
     """Files in SMB2 compound messages: a related WRITE (FileId 0xff..ff) to the CREATE
-    before it, a WRITE whose header is past the bytes a message keeps, a related READ."""
+    before it, a WRITE whose header is past the bytes a message keeps, a related READ, and
+    a related READ whose CLOSE comes in the same message, before the data."""
     import hashlib
     g = gen()
     evs = events_of(run_sensor, ["-r", pcap(testdata, "app/smb-compound.pcap"),
@@ -310,15 +311,17 @@ def test_smb_compound(run_sensor, testdata, validator):
         ("parts.txt", "to_server", 8000, "CLOSED", False,
          hashlib.sha256(b"".join(g.SMB_PARTS)).hexdigest()),
         ("related.bin", "to_client", 4096, "CLOSED", False,
-         hashlib.sha256(g.SMB_RELATED_READ).hexdigest())]
+         hashlib.sha256(g.SMB_RELATED_READ).hexdigest()),
+        ("closed.bin", "to_client", 3000, "CLOSED", False,
+         hashlib.sha256(g.SMB_READ_CLOSED).hexdigest())]
     assert files[0]["yara"] == ["Fenghuo_EICAR_Test_File"]
     # each file's CREATE event comes before its fileinfo, as for single messages
     order = [e["smb"].get("filename") or e["fileinfo"]["filename"] for e in evs
              if e["event_type"] == "fileinfo" or e.get("smb", {}).get("command") ==
              "SMB2_COMMAND_CREATE"]
     assert order == ["PSEXESVC.exe", "PSEXESVC.exe", "parts.txt", "parts.txt", "related.bin",
-                     "related.bin"]
-    assert evs[-1]["stats"]["files"]["smb"] == 3
+                     "related.bin", "closed.bin", "closed.bin"]
+    assert evs[-1]["stats"]["files"]["smb"] == 4
 
 
 def test_smb_files_real(run_sensor, shared, validator):

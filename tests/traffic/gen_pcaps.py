@@ -1580,6 +1580,7 @@ def _related(cmd):
 SMB_DROPPED = EICAR + b"\r\n" + smb_file_bytes("dropper", 3000 - len(EICAR) - 2)
 SMB_PARTS = (b"p" * 3000, smb_file_bytes("parts", 5000))
 SMB_RELATED_READ = smb_file_bytes("related", 4096)
+SMB_READ_CLOSED = smb_file_bytes("read-and-close", 3000)
 
 
 @case
@@ -1593,7 +1594,10 @@ def smb_compound():
       CLOSED, to_server, both writes' 8,000 bytes;
     - related.bin: CREATE + related READ in one message, the answer's compound with the
       CREATE response (the real FileId) and the data, then a CLOSE by that FileId: CLOSED,
-      to_client, 4096 bytes."""
+      to_client, 4096 bytes;
+    - closed.bin: CREATE + related READ + related CLOSE in one message, so the CLOSE comes
+      before the data it waits for (then an interim STATUS_PENDING answer to the READ,
+      the real one with the data, the CLOSE's): CLOSED, to_client, 3000 bytes."""
     p = Pcap("app/smb-compound")
     c = TcpConv(p, "smb-compound", CLI, "10.1.1.32", 49820, 445)
     t = c.handshake(BASE)
@@ -1648,6 +1652,18 @@ def smb_compound():
     msgs.append((S, _nbss(_compound(create_resp(fid_r, 40), _smb2(8, struct.pack(
         "<HBBIII", 17, 80, 0, 4096, 0, 0) + SMB_RELATED_READ, 41, tree_id=9, response=True)))))
     msgs.append((C, _nbss(close(fid_r, 42))))
+    fid_c = bytes([0x44]) * 16
+    msgs.append((C, _nbss(_compound(create("closed.bin", 50),
+                                    _related(_smb2(8, struct.pack(
+                                        "<HBBIQ16sIIIHHB", 49, 0, 0, 4096, 0, ones, 0, 0, 0,
+                                        0, 0, 0), 51, tree_id=9)),
+                                    _related(close(ones, 52))))))
+    msgs.append((S, _nbss(_compound(create_resp(fid_c, 50),
+                                    _smb2(8, struct.pack("<HBB", 9, 0, 0) + bytes(6), 51,
+                                          tree_id=9, response=True, status=0x103)))))
+    msgs.append((S, _nbss(_compound(_smb2(8, struct.pack("<HBBIII", 17, 80, 0, 3000, 0, 0)
+                                          + SMB_READ_CLOSED, 51, tree_id=9, response=True),
+                                    close_resp(52)))))
     for i, (d, m) in enumerate(msgs):
         for k in range(0, len(m), 1460):
             c.seg(d, t + ms(1 + i), "PA", m[k:k + 1460])
