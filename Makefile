@@ -27,10 +27,14 @@ Q := @
 endif
 
 # Debian packages: build, run, tests and benchmark. `make deps` installs what is missing.
+# Hyperscan (the YARA prefilter's literal search) is built for amd64 only in Debian 12;
+# elsewhere (arm64: Kunpeng, Phytium) its portable fork Vectorscan, the same API and libhs.pc,
+# stands in.
+DEB_HS := $(if $(filter-out amd64,$(shell dpkg --print-architecture 2>/dev/null || echo amd64)),libvectorscan-dev,libhyperscan-dev)
 DEB_BUILD := build-essential pkg-config libpcap-dev libndpi-dev libmaxminddb-dev libyaml-dev \
 	nettle-dev libcmocka-dev librdkafka-dev zlib1g-dev libpcre2-dev libsimdjson-dev libsqlite3-dev \
 	libyara-dev g++ libcairo2-dev libpango1.0-dev libpq-dev libsodium-dev libmicrohttpd-dev libjansson-dev \
-	libzstd-dev libhtp-dev libmagic-dev libgmime-3.0-dev libhyperscan-dev
+	libzstd-dev libhtp-dev libmagic-dev libgmime-3.0-dev $(DEB_HS)
 DEB_RUN := libndpi-bin mmdb-bin libmaxmind-db-writer-perl npm=nodejs,npm fonts-noto-cjk
 DEB_TEST := python3 python3-scapy python3-jsonschema python3-pytest python3-yaml tcpreplay \
 	tshark time kcat sqlite3 clang-14 libclang-rt-14-dev poppler-utils clang-format postgresql wrk \

@@ -170,7 +170,8 @@ static void yara_log_sets(const yara_rules *rules)
                 pi->first_always[0] ? " (the first: " : "", pi->first_always,
                 pi->first_always[0] ? ")" : "");
     } else
-        fh_info("YARA prefilter: off; every buffer is scanned with every rule");
+        fh_info("YARA prefilter: off (yara.prefilter false, no string with a literal, or a CPU "
+                "Hyperscan does not run on); every buffer is scanned with every rule");
 }
 
 static void reload_yara(reloader *r)
