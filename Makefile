@@ -84,7 +84,7 @@ GEOIP_DIR := build/geoip
 TESTDATA := build/testdata
 
 .PHONY: all deps geoip-data test test-unit test-e2e testdata run asan asan-tests bench help clean format \
-	check-format check-libs fuzz fuzz-build fuzz-seeds fuzz-smoke web test-browser
+	check-format check-libs fuzz fuzz-build fuzz-seeds fuzz-smoke web test-browser check-vectorscan
 
 all: check-libs $(BIN)/fenghuo-sensor $(BIN)/fenghuo-broker $(BIN)/fenghuo-correlator \
 	$(BIN)/fenghuo-console
@@ -178,9 +178,13 @@ $(TESTDATA)/.stamp: tests/traffic/gen_pcaps.py tests/tools/build-test-mmdb.pl
 # fixed number of runs over its seeds and regression cases.
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory test-unit test-e2e test-browser
+	$(Q)$(MAKE) --no-print-directory test-unit check-vectorscan test-e2e test-browser
 	$(Q)$(MAKE) --no-print-directory asan-tests
 	$(Q)$(MAKE) --no-print-directory fuzz-smoke
+
+# The YARA prefilter's unit test against Vectorscan, the library arm64 builds get (DEB_HS).
+check-vectorscan:
+	$(Q)tools/vectorscan-check.sh
 
 # ---- fuzzing (libFuzzer, clang 14; tests/fuzz/README.md) ----------------------------------
 # The targets link the project's objects built by clang with ASan+UBSan and the fuzzer's

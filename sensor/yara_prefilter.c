@@ -17,8 +17,9 @@
  *   of its top-level sequence, where a group whose alternatives are plain multiplies the
  *   run ("(ldap|rmi):\/\/" is {"ldap://", "rmi://"}) and a group that is not gives one
  *   factor, a literal of each alternative; top-level alternatives likewise. Literals of
- *   under two bytes are dropped. A string with no factor (base64, a regexp of classes) is
- *   "unknown": it may match anywhere.
+ *   under two bytes are dropped, and leading NUL bytes (Vectorscan, the fork arm64 builds
+ *   use, refuses a literal that starts with one; `make check-vectorscan`). A string with
+ *   no factor (base64, a regexp of classes) is "unknown": it may match anywhere.
  * - for every rule, a formula over "string s may be in the data" (all of its factors
  *   found) and filesize, true whenever the condition is: `$a`, `$a at/in ...`, `#a > N`,
  *   `N of (...)`, `all of them`, `filesize < N` (and the other comparisons), a rule it
@@ -187,6 +188,7 @@ typedef struct {
     uint8_t n_factors;
     bool unknown; /* no literal known: may match anywhere */
     bool exact;   /* a text string whose literals are all of it: one found is a match */
+    bool trimmed; /* a literal lost its leading NUL bytes (add_lit) */
     bool used;    /* a public rule needs it */
 } pstr;
 
@@ -297,6 +299,17 @@ static int hexval(char c)
 
 static bool add_lit(model *m, pstr *s, const uint8_t *b, size_t n, bool caseless, uint8_t factor)
 {
+    /* Vectorscan (Hyperscan's fork, on arm64) refuses a literal that starts with a NUL byte
+     * as "empty": the rest of it is still in every match, but no longer all of it */
+    while (n > 0 && b[0] == 0) {
+        b++;
+        n--;
+        s->trimmed = true;
+    }
+    if (n == 0) { /* nothing left of this form: the string may match anywhere */
+        s->unknown = true;
+        return true;
+    }
     lit *nl = realloc(s->lits, (s->n_lits + 1) * sizeof(*nl));
     if (!nl) {
         m->nomem = true;
@@ -967,7 +980,6 @@ static void parse_strings(model *m, lex *x)
                 s->unknown = true;
                 continue;
             }
-            s->exact = !fullword && !r.cut;
             for (long k = xlo; k <= xhi; k++) {
                 uint8_t w[256];
                 if (ascii) {
@@ -983,12 +995,13 @@ static void parse_strings(model *m, lex *x)
                     add_lit(m, s, w, 2 * r.n, false, 0);
                 }
             }
+            s->exact = !fullword && !r.cut && !s->trimmed;
         } else if (kind == '"') {
             if (v1 < v0 + 2 || !text_bytes(t + v0 + 1, v1 - v0 - 2, &r)) {
                 s->unknown = true;
             } else {
                 add_forms(m, s, r.b, r.n, ascii, wide, nocase, 0);
-                s->exact = !fullword && !r.cut && r.n > 0;
+                s->exact = !fullword && !r.cut && r.n > 0 && !s->trimmed;
             }
         } else if (kind == '{') {
             factors f = {.n = 0};

@@ -903,6 +903,9 @@ static const char prefilter_rules[] =
     "rule t_veto_hex { strings: $s = \"pf-hexv\" $fp = { 41 42 43 44 } condition: $s and not $fp "
     "}\n"
     "rule t_veto_xor { strings: $s = \"pf-xv\" $fp = \"pf-xfp\" xor(1-3) condition: $s and not $fp "
+    "}\n"
+    /* a literal's leading NULs are dropped (Vectorscan refuses them): no longer exact */
+    "rule t_veto_nul { strings: $s = \"pf-nulv\" $fp = \"\\x00pf-nulfp\" condition: $s and not $fp "
     "}\n";
 
 static yara_rules *load_flags_ok(const char *path, unsigned flags)
@@ -1052,6 +1055,8 @@ static void test_prefilter(void **state)
         {"pf-hexv ABCD", 0, "", false},
         {"pf-xv qg,ygq", 0, "", true}, /* "pf-xfp" xor 1 */
         {"pf-xv pf-xfp", 0, "t_veto_xor,", false},
+        {"pf-nulv pf-nulfp", 0, "t_veto_nul,", false}, /* "pf-nulfp" seen, not "\0pf-nulfp" */
+        {"pf-nulv \0pf-nulfp", 17, "", false},
     };
     expect_all(with, without, cases, sizeof(cases) / sizeof(cases[0]));
 
@@ -1074,9 +1079,10 @@ static void test_prefilter(void **state)
         "pf-fw-s",    "pf-fw-fp",  "pf-par",
         "pf-par-fp",  "pf-hexv",   "ABCD",
         "pf-xv",      "qg,ygq",    "pf-xfp",
-        "ZZZ",        "F1",        "FH",
-        "ab",         "cd",        "7",
-        " ",          "\x01",
+        "pf-nulv",    "pf-nulfp",  "ZZZ",
+        "F1",         "FH",        "ab",
+        "cd",         "7",         " ",
+        "\x01",
     };
     const size_t nw = sizeof(words) / sizeof(words[0]);
     unsigned seed = 12345;
