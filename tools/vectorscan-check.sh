@@ -14,7 +14,13 @@ d=$PWD/build/vectorscan
 mkdir -p "$d/deb"
 if ! ls "$d"/deb/libvectorscan-dev_*.deb >/dev/null 2>&1 ||
     ! ls "$d"/deb/libvectorscan5_*.deb >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    # the package lists may be missing (a machine whose packages were all present)
     (cd "$d/deb" && apt-get download -q libvectorscan-dev libvectorscan5 >/dev/null 2>&1) || {
+        $SUDO apt-get update -qq
+        (cd "$d/deb" && apt-get download -q libvectorscan-dev libvectorscan5 >/dev/null 2>&1)
+    } || {
         echo "vectorscan: apt-get download libvectorscan-dev libvectorscan5 failed" >&2
         exit 1
     }
