@@ -648,6 +648,22 @@ static int raw_file_start(const uint8_t *h, uint32_t n)
  * byte goes to files.c (fileinfo with source "tcp": type, SHA-256, YARA on the file
  * instead of the raw stream).
  */
+/* Direction d of the flow is a file from here on, starting with first[0..n); false (and
+ * never a file) when there is no memory for it. */
+static bool raw_file_begin(scan_ctx *c, int d, const uint8_t *first, size_t n)
+{
+    flow_payload *fp = c->fp;
+
+    if (!(fp->rawfile[d] = calloc(1, sizeof(fh_file)))) {
+        fp->fstate[d] = RAW_NONE;
+        return false;
+    }
+    fp->fstate[d] = RAW_FILE;
+    file_open(c->p, fp->rawfile[d], d, NULL, 0);
+    file_data(c->p, fp->rawfile[d], first, n);
+    return true;
+}
+
 static void raw_file_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, bool gap)
 {
     flow_payload *fp = c->fp;
@@ -668,13 +684,7 @@ static void raw_file_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, boo
         return;
     }
     if (fp->app == APP_FTPDATA) { /* a file from the first byte, whatever it is */
-        if (!(fp->rawfile[d] = calloc(1, sizeof(fh_file)))) {
-            fp->fstate[d] = RAW_NONE;
-            return;
-        }
-        fp->fstate[d] = RAW_FILE;
-        file_open(c->p, fp->rawfile[d], d, NULL, 0);
-        file_data(c->p, fp->rawfile[d], data, len);
+        raw_file_begin(c, d, data, len);
         return;
     }
     take = RAW_HEAD - fp->head_len[d];
@@ -685,14 +695,13 @@ static void raw_file_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, boo
     if (fp->head_len[d] < RAW_HEAD)
         return;
     at = raw_file_start(fp->head[d], fp->head_len[d]);
-    if (at < 0 || !(fp->rawfile[d] = calloc(1, sizeof(fh_file)))) {
+    if (at < 0) {
         fp->fstate[d] = RAW_NONE;
         return;
     }
-    fp->fstate[d] = RAW_FILE;
+    if (!raw_file_begin(c, d, fp->head[d] + at, (size_t)(fp->head_len[d] - at)))
+        return;
     c->p->pw.cnt.raw_files++;
-    file_open(c->p, fp->rawfile[d], d, NULL, 0);
-    file_data(c->p, fp->rawfile[d], fp->head[d] + at, (size_t)(fp->head_len[d] - at));
     file_data(c->p, fp->rawfile[d], data + take, len - take);
 }
 
