@@ -178,11 +178,13 @@ static int on_file_match(const yara_match *m, void *arg)
     return 0;
 }
 
+/* libmagic reads attacker data: no decompression, no ELF or CDF sub-parsers */
+#define MAGIC_SAFE (MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF | MAGIC_NO_CHECK_CDF)
+
 static void *worker_magic(payload_worker *w)
 {
     if (!w->magic && !w->magic_failed) {
-        magic_t m = magic_open(MAGIC_NONE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS |
-                               MAGIC_NO_CHECK_ELF | MAGIC_NO_CHECK_CDF);
+        magic_t m = magic_open(MAGIC_NONE | MAGIC_SAFE);
 
         if (!m || magic_load(m, NULL) != 0) {
             if (m)
@@ -296,6 +298,14 @@ static bool declared_message(const fh_file *f, size_t n)
     return false;
 }
 
+/* One libmagic pass over the first n bytes of f: the description (MAGIC_NONE) or the MIME
+ * type (MAGIC_MIME_TYPE); libmagic's buffer, valid until its next call. */
+static const char *magic_pass(magic_t m, int what, const fh_file *f, size_t n)
+{
+    magic_setflags(m, what | MAGIC_SAFE);
+    return magic_buffer(m, f->buf, n);
+}
+
 static void file_type(payload_worker *w, const fh_file *f, jbuf *b)
 {
     magic_t m;
@@ -321,9 +331,7 @@ static void file_type(payload_worker *w, const fh_file *f, jbuf *b)
     if (looks_binary(f->buf, n)) {
         /* the description first: "data" means nothing matched, and so is the MIME type */
         char *d;
-        magic_setflags(m, MAGIC_NONE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF |
-                              MAGIC_NO_CHECK_CDF);
-        desc = magic_buffer(m, f->buf, n);
+        desc = magic_pass(m, MAGIC_NONE, f, n);
         if (!desc)
             return;
         if (!strcmp(desc, "data")) {
@@ -333,9 +341,7 @@ static void file_type(payload_worker *w, const fh_file *f, jbuf *b)
         }
         if (!(d = strdup(desc))) /* the next call reuses libmagic's buffer */
             return;
-        magic_setflags(m, MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS |
-                              MAGIC_NO_CHECK_ELF | MAGIC_NO_CHECK_CDF);
-        mime = magic_buffer(m, f->buf, n);
+        mime = magic_pass(m, MAGIC_MIME_TYPE, f, n);
         if (mime) {
             jbuf_str(b, "mimetype", mime);
             if (strncmp(mime, "text/", 5) != 0)
@@ -345,17 +351,13 @@ static void file_type(payload_worker *w, const fh_file *f, jbuf *b)
         return;
     }
     /* text: the MIME type; the description (one more pass) for what is not text */
-    magic_setflags(m, MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF |
-                          MAGIC_NO_CHECK_CDF);
-    mime = magic_buffer(m, f->buf, n);
+    mime = magic_pass(m, MAGIC_MIME_TYPE, f, n);
     if (!mime)
         return;
     jbuf_str(b, "mimetype", mime);
     if (!strncmp(mime, "text/", 5))
         return;
-    magic_setflags(m, MAGIC_NONE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ELF |
-                          MAGIC_NO_CHECK_CDF);
-    desc = magic_buffer(m, f->buf, n);
+    desc = magic_pass(m, MAGIC_NONE, f, n);
     if (desc)
         jbuf_str(b, "magic", desc);
 }

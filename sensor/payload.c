@@ -643,11 +643,6 @@ static int raw_file_start(const uint8_t *h, uint32_t n)
     return -1;
 }
 
-/*
- * A stream with no application protocol: is it a file from its first bytes? Then every
- * byte goes to files.c (fileinfo with source "tcp": type, SHA-256, YARA on the file
- * instead of the raw stream).
- */
 /* Direction d of the flow is a file from here on, starting with first[0..n); false (and
  * never a file) when there is no memory for it. */
 static bool raw_file_begin(scan_ctx *c, int d, const uint8_t *first, size_t n)
@@ -664,6 +659,11 @@ static bool raw_file_begin(scan_ctx *c, int d, const uint8_t *first, size_t n)
     return true;
 }
 
+/*
+ * A stream with no application protocol: is it a file from its first bytes? Then every
+ * byte goes to files.c (fileinfo with source "tcp": type, SHA-256, YARA on the file
+ * instead of the raw stream).
+ */
 static void raw_file_deliver(scan_ctx *c, const uint8_t *data, uint32_t len, bool gap)
 {
     flow_payload *fp = c->fp;

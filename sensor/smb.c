@@ -237,6 +237,29 @@ static const char *tree_path(const smb_state *s, uint32_t tree_id)
     return NULL;
 }
 
+/* The name an SMB2 CREATE request h (avail bytes held) opens; false when it is not held. */
+static bool create_name(const uint8_t *h, uint32_t avail, char name[256])
+{
+    uint32_t no, nl;
+
+    if (avail < 64 + 48)
+        return false;
+    no = le16(h + 64 + 44);
+    nl = le16(h + 64 + 46);
+    if (no < 64 || no + nl > avail || !nl)
+        return false;
+    utf16_to_utf8(h + no, nl, name, 256);
+    return true;
+}
+
+/* Whether a CREATE of name on share (NULL: its connect was not seen) opens a file to
+ * follow: not on IPC$ (pipes); when the tree is unknown, not a bare pipe-like name (no dot,
+ * no directory). */
+static bool opens_file(const char *share, const char *name)
+{
+    return share ? !ipc_share(share) : strpbrk(name, ".\\") != NULL;
+}
+
 static bool all_ones(const uint8_t id[16])
 {
     for (int i = 0; i < 16; i++)
@@ -261,7 +284,8 @@ static void standin_id(uint64_t msg_id, uint8_t id[16])
 static int related_file(smb_state *s, const uint8_t *m, uint32_t n, uint32_t at, bool make,
                         smb_ev_cb cb, void *arg)
 {
-    uint32_t off = 0, create = UINT32_MAX, no, nl;
+    uint32_t off = 0, create = UINT32_MAX;
+    uint64_t msg_id;
     uint8_t id[16];
     char name[256] = "", share[128] = "";
     const char *tree;
@@ -282,21 +306,17 @@ static int related_file(smb_state *s, const uint8_t *m, uint32_t n, uint32_t at,
     if (create == UINT32_MAX || n - create < 64 + 48)
         return -1;
     h = m + create;
-    standin_id(le64(h + 24), id);
+    msg_id = le64(h + 24);
+    standin_id(msg_id, id);
     if ((i = file_find(s, id)) >= 0 || !make)
         return i;
-    no = le16(h + 64 + 44);
-    nl = le16(h + 64 + 46);
-    if (no < 64 || no + nl > n - create || !nl)
-        return -1;
-    utf16_to_utf8(h + no, nl, name, sizeof(name));
     tree = tree_path(s, le32(h + 36));
-    if (tree ? ipc_share(tree) : strpbrk(name, ".\\") == NULL)
+    if (!create_name(h, n - create, name) || !opens_file(tree, name))
         return -1;
     snprintf(share, sizeof(share), "%s", tree ? tree : "");
     file_new(s, id, name, share, cb, arg);
-    s->standin[le64(h + 24) % 4].msg_id = le64(h + 24);
-    s->standin[le64(h + 24) % 4].used = true;
+    s->standin[msg_id % 4].msg_id = msg_id;
+    s->standin[msg_id % 4].used = true;
     return file_find(s, id);
 }
 
@@ -414,9 +434,7 @@ static void tree_response(smb_state *s, uint64_t msg_id, uint32_t tree_id)
 static void create_request(smb_state *s, bool smb1, uint64_t msg_id, const char *share,
                            const char *name, smb_ev_cb cb, void *arg)
 {
-    /* not on IPC$ (pipes); when the tree is unknown, not a bare pipe-like name (no dot, no
-     * directory) */
-    if (share ? !ipc_share(share) : strpbrk(name, ".\\") != NULL) {
+    if (opens_file(share, name)) {
         uint32_t k = (uint32_t)(msg_id % 4);
 
         s->pending_create[k].msg_id = msg_id;
@@ -545,14 +563,11 @@ static void smb2_request(smb_state *s, const uint8_t *m, uint32_t n, smb_ev_cb c
                 utf16_to_utf8(h + po, pl, path, sizeof(path));
                 tree_request(s, false, mid, path, cb, arg);
             }
-        } else if (cmd == SMB2_CREATE && avail >= 64 + 48) {
-            uint32_t no = le16(b + 44), nl = le16(b + 46);
+        } else if (cmd == SMB2_CREATE) {
             char name[256];
 
-            if (no >= 64 && no + nl <= avail && nl) {
-                utf16_to_utf8(h + no, nl, name, sizeof(name));
+            if (create_name(h, avail, name))
                 create_request(s, false, mid, tree_path(s, le32(h + 36)), name, cb, arg);
-            }
         } else if (cmd == SMB2_WRITE && avail >= 64 + 16) {
             uint32_t dof = le16(b + 2), dl = le32(b + 4);
 
@@ -743,14 +758,27 @@ static void smb1_resp_cmd(smb_state *s, const uint8_t *m, uint32_t n, uint8_t cm
     }
 }
 
+/* Hands over data[0..len) of the current command's file, at message offset at. */
+static void hand_over(smb_dir *d, int dir, const uint8_t *data, uint32_t len, uint32_t at,
+                      smb_ev_cb cb, void *arg)
+{
+    smb_ev e = {.kind = SMB_EV_FILE_DATA,
+                .file = d->fslot,
+                .dir = dir,
+                .data = data,
+                .len = len,
+                .offset = d->foff + (at - d->fstart)};
+
+    cb(&e, arg);
+    d->femit = at + len;
+}
+
 /*
- * Looks at a message's first bytes (d->held of them): a WRITE request or a READ response
- * of a known file (SMB2, or SMB1's WRITE_ANDX and READ_ANDX as the message's first command)
- * sets the message's file data range [fstart, fend), and hands over what of it d->buf
- * already holds.
+ * Looks at a command's first bytes (d->ehdr, d->ehdr_len of them): a WRITE request or a
+ * READ response of a known file (SMB2, or SMB1's WRITE_ANDX and READ_ANDX as the message's
+ * first command) sets the command's file data range [fstart, fend) of the message, and
+ * hands over what of it ehdr already holds.
  */
-/* The data of a command the client writes or the server reads: the file and where its
- * bytes are, from the command's first bytes (d->ehdr; SMB1: the message's). */
 static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *arg)
 {
     const uint8_t *h = d->ehdr, *b = h + 64, *w = h + SMB1_HDR + 1;
@@ -808,18 +836,8 @@ static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *a
     d->foff = off;
     d->fstart = d->femit = d->elem + dof;
     d->fend = d->elem + dof + dl;
-    if (dof < held) { /* bytes already passed, kept in ehdr */
-        uint32_t z = dof + dl < held ? dof + dl : held;
-        smb_ev e = {.kind = SMB_EV_FILE_DATA,
-                    .file = i,
-                    .dir = dir,
-                    .data = h + dof,
-                    .len = z - dof,
-                    .offset = off};
-
-        cb(&e, arg);
-        d->femit = d->elem + z;
-    }
+    if (dof < held) /* bytes already passed, kept in ehdr */
+        hand_over(d, dir, h + dof, (dof + dl < held ? dof + dl : held) - dof, d->fstart, cb, arg);
 }
 
 /* A client's READ or CLOSE, from its first bytes (d->ehdr) as they pass: so every command of
@@ -923,16 +941,8 @@ static void commands(smb_state *s, int dir, smb_dir *d, const uint8_t *data, uin
             uint32_t a = d->femit > pos ? d->femit : pos;
             uint32_t z = stop < d->fend ? stop : d->fend;
 
-            if (a < z) {
-                smb_ev e = {.kind = SMB_EV_FILE_DATA,
-                            .file = d->fslot,
-                            .dir = dir,
-                            .data = data + (a - pos0),
-                            .len = z - a,
-                            .offset = d->foff + (a - d->fstart)};
-                cb(&e, arg);
-                d->femit = z;
-            }
+            if (a < z)
+                hand_over(d, dir, data + (a - pos0), z - a, a, cb, arg);
         }
         pos = stop;
         command_end(s, d, pos, cb, arg);
