@@ -71,32 +71,44 @@ trap '[ -z "$KBROKER_PID" ] || kill "$KBROKER_PID" 2>/dev/null; rm -rf "$TMP"' E
 
 # ---- 1. the capture ----------------------------------------------------------------------
 #
-# base   = mergecap of the nDPI mix (78,940 packets) and the browsing capture (4,631), by time.
+# base   = mergecap of the nDPI mix (78,940 packets) and the browsing capture (4,631), by time,
+#          without Ethernet padding (bench/pcap_unpad.py strip: tcprewrite 4.4.3 would count
+#          the padding into the IP length, and every padded ACK would carry data).
 # copy 0 = base unchanged.
 # copy k = base with every IPv4/IPv6 address rewritten by `tcprewrite --seed=k` (a fixed
 #          per-address mapping; checksums fixed), so its flows are distinct from every other
-#          copy's, then its timestamps shifted by k ms with `editcap -t`: the copies run side
-#          by side in time (K sites seen at once), not one history replayed K times, which
-#          would send the clock backwards K times and keep every copy's flows until the end.
+#          copy's, the IP length fields tcprewrite "fixed" on packets the capture cut short
+#          put back (pcap_unpad.py restore, which also checks the copy frame by frame), then
+#          its timestamps shifted by k ms with `editcap -t`: the copies run side by side in
+#          time (K sites seen at once), not one history replayed K times, which would send
+#          the clock backwards K times and keep every copy's flows until the end.
 # big    = mergecap of all copies by time.
 
 BIG=$BENCH_DIR/bench-x$COPIES.pcap
-if [ ! -s "$BIG" ]; then
+# The way the capture is built; a capture built another way (BIG.recipe differs) is built again.
+RECIPE="2: padding stripped, IP lengths restored"
+if [ ! -s "$BIG" ] || [ "$(cat "$BIG.recipe" 2>/dev/null)" != "$RECIPE" ]; then
     echo "bench: building $BIG ($COPIES copies; done once, kept for later runs)"
     W=$TMP/gen
     mkdir -p "$W"
-    mergecap -F pcap -w "$W/base.pcap" "$MIX" "$BROWSING"
+    mergecap -F pcap -w "$W/merged.pcap" "$MIX" "$BROWSING"
+    /usr/bin/python3 "$ROOT/bench/pcap_unpad.py" strip "$W/merged.pcap" "$W/base.pcap" ||
+        die "cannot strip the Ethernet padding of $W/merged.pcap"
+    rm -f "$W/merged.pcap"
     parts=("$W/base.pcap")
     for ((k = 1; k < COPIES; k++)); do
         tcprewrite --seed="$k" -i "$W/base.pcap" -o "$W/seed$k.pcap" >>"$W/tcprewrite.log" 2>&1 ||
             { tail -5 "$W/tcprewrite.log" >&2; die "tcprewrite --seed=$k failed"; }
+        /usr/bin/python3 "$ROOT/bench/pcap_unpad.py" restore "$W/base.pcap" "$W/seed$k.pcap" "$W/fixed$k.pcap" ||
+            die "copy $k is not the base capture with other addresses"
         editcap -F pcap -t "$(awk -v k="$k" 'BEGIN {printf "%.3f", k / 1000}')" \
-            "$W/seed$k.pcap" "$W/copy$k.pcap"
-        rm -f "$W/seed$k.pcap"
+            "$W/fixed$k.pcap" "$W/copy$k.pcap"
+        rm -f "$W/seed$k.pcap" "$W/fixed$k.pcap"
         parts+=("$W/copy$k.pcap")
     done
     mergecap -F pcap -w "$BIG.tmp" "${parts[@]}"
     mv "$BIG.tmp" "$BIG"
+    echo "$RECIPE" >"$BIG.recipe"
     rm -rf "$W"
 fi
 PKTS=$(capinfos -M -c "$BIG" | awk -F': *' '/Number of packets/ {print $2}')

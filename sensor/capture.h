@@ -25,6 +25,9 @@
 
 typedef struct capture capture;
 
+/* The read buffer of a capture file: 1 MiB, a read() system call every few thousand packets. */
+#define CAPTURE_FILE_BUFFER (1u << 20)
+
 typedef struct {
     /* Feeds packets until the end (pcap input paced to capture->rate packets/s if set). */
     fh_err (*run)(capture *c, pipeline *p, volatile sig_atomic_t *stop, char *err, size_t errlen);
@@ -46,6 +49,7 @@ struct capture {
     uint64_t kernel_packets, kernel_drops, ifdrops;
     unsigned last_recv, last_drop, last_ifdrop;
     unsigned index; /* in the set: the event's in_iface */
+    void *readbuf;  /* file input: the FILE's buffer (CAPTURE_FILE_BUFFER), freed after it */
 };
 
 /* Opens a pcap/pcapng file and applies the BPF filter (NULL or "" = none). */

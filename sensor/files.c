@@ -202,8 +202,8 @@ static void *worker_magic(payload_worker *w)
  * picture and page of the web would cost more than the rest of the sensor (bench/README.md).
  * So two kinds of files are typed without it: the common image formats, told by their
  * signature as libmagic would (same MIME types), and printable text declared as text
- * (HTML, CSS, script, JSON, XML, form data), typed as declared. So are protocol messages
- * carried over HTTP whose declared type their first bytes bear out (OCSP requests and
+ * (HTML, CSS, script, JSON, XML, form data; UTF-16 too), typed as declared. So are protocol
+ * messages carried over HTTP whose declared type their first bytes bear out (OCSP requests and
  * responses: one DER SEQUENCE as long as the body; IPP: version, operation, request id,
  * an attribute group tag): libmagic knows neither and says "data" after two full passes.
  * Everything else - anything binary, anything undeclared, text declared as something else
@@ -240,7 +240,44 @@ static bool looks_binary(const uint8_t *d, size_t n)
     return false;
 }
 
-/* Declared as text (HTML, CSS, script, JSON, XML, plain) and its first bytes are text. */
+/*
+ * UTF-16 text with its byte order mark (as Windows writes XML and HTML): past the mark, no
+ * code unit in the first KiB is a control character other than white space, and none is
+ * an unpaired surrogate. Both orders; an odd last byte is ignored.
+ */
+static bool utf16_text(const uint8_t *d, size_t n)
+{
+    bool le;
+    size_t end = n < 1024 ? n : 1024;
+
+    if (n < 4 || !((d[0] == 0xff && d[1] == 0xfe) || (d[0] == 0xfe && d[1] == 0xff)))
+        return false;
+    if (n >= 4 && d[0] == 0xff && d[2] == 0 && d[3] == 0)
+        return false; /* FF FE 00 00: the UTF-32 mark */
+    le = d[0] == 0xff;
+    for (size_t i = 2; i + 1 < end; i += 2) {
+        unsigned u = le ? (unsigned)(d[i] | d[i + 1] << 8) : (unsigned)(d[i] << 8 | d[i + 1]);
+
+        if (u < 0x20 && u != '\t' && u != '\n' && u != '\r' && u != '\f')
+            return false;
+        if (u >= 0xd800 && u <= 0xdbff) { /* a high surrogate: a low one must follow */
+            unsigned v;
+
+            if (i + 3 >= end)
+                break; /* cut by the KiB: not judged */
+            v = le ? (unsigned)(d[i + 2] | d[i + 3] << 8) : (unsigned)(d[i + 2] << 8 | d[i + 3]);
+            if (v < 0xdc00 || v > 0xdfff)
+                return false;
+            i += 2;
+        } else if (u >= 0xdc00 && u <= 0xdfff) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Declared as text (HTML, CSS, script, JSON, XML, plain) and its first bytes are text
+ * (UTF-8 or another ASCII superset, or UTF-16 with a byte order mark). */
 static bool declared_text(const fh_file *f, size_t n)
 {
     static const char *const types[] = {"text/",
@@ -257,7 +294,11 @@ static bool declared_text(const fh_file *f, size_t n)
 
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]) && !text; i++)
         text = !strncmp(f->declared, types[i], strlen(types[i]));
-    if (!text || looks_binary(f->buf, n))
+    if (!text)
+        return false;
+    if (utf16_text(f->buf, n))
+        return true;
+    if (looks_binary(f->buf, n))
         return false; /* control bytes: not the text it claims to be */
     return n > 0 && (f->buf[0] != 'M' || n < 2 || f->buf[1] != 'Z');
 }

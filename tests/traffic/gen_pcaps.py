@@ -1927,6 +1927,42 @@ def http_keepalive():
     return p
 
 
+HTTP_UTF16_XML = '<?xml version="1.0" encoding="UTF-16"?>\r\n<dept name="政务云">整改</dept>\r\n'
+HTTP_UTF16_HTML = "<!DOCTYPE html>\n<html><body><p>烽火 test page</p></body></html>\n"
+
+
+def http_type_bodies():
+    """(url, declared type, body) of http_file_types, in order."""
+    return [
+        (b"/le.xml", b"text/xml", b"\xff\xfe" + HTTP_UTF16_XML.encode("utf-16-le")),
+        (b"/be.html", b"text/html; charset=utf-16", b"\xfe\xff" + HTTP_UTF16_HTML.encode("utf-16-be")),
+        # a control character (BEL): not the text it claims to be
+        (b"/bell.txt", b"text/plain", b"\xff\xfe" + "ring\x07ring".encode("utf-16-le")),
+        # a low surrogate with no high one before it: not UTF-16 text
+        (b"/lone.txt", b"text/plain",
+         b"\xff\xfe" + "ab".encode("utf-16-le") + b"\x00\xdc" + "cd".encode("utf-16-le")),
+        # a pair (U+1F525) is text
+        (b"/pair.txt", b"text/plain", b"\xff\xfe" + "fire \U0001f525\n".encode("utf-16-le")),
+    ]
+
+
+@case
+def http_file_types():
+    """Responses typed by the sensor or by libmagic (sensor/files.c file_type): UTF-16
+    text with a byte order mark declared as text, little- and big-endian, and one with a
+    surrogate pair, typed as declared; one with a control character and one with a lone
+    surrogate, which go to libmagic."""
+    p = Pcap("payload/http-file-types")
+    c = TcpConv(p, "types", CLI, "10.1.1.80", 49610, 80)
+    t = c.handshake(BASE)
+    for i, (url, ctype, body) in enumerate(http_type_bodies()):
+        c.seg(C, t + ms(1 + 2 * i), "PA", http_get(b"portal.example.gov.cn", url))
+        c.seg(S, t + ms(2 + 2 * i), "PA", b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype
+              + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    c.fin(t + ms(20))
+    return p
+
+
 RELOAD_MARK = b"FENGHUO-RELOAD-MARK"
 RELOAD_DATAGRAMS = 60
 
