@@ -13,7 +13,8 @@ const char *tls_anomaly_name(tls_anomaly a)
     static const char *const names[TLS_ANOM_COUNT] = {
         "HEARTBEAT_OVERFLOW", "HEARTBEAT_RESPONSE_OVERSIZE",
         "SSLV2_SESSION",      "SSLV3_SESSION",
-        "RENEGOTIATION",      "INVALID_RECORD"};
+        "RENEGOTIATION",      "INVALID_RECORD",
+        "SSLV2_CLIENT_HELLO", "EXPORT_CIPHER_OFFERED"};
 
     return (unsigned)a < TLS_ANOM_COUNT ? names[a] : "UNKNOWN";
 }
@@ -32,12 +33,83 @@ bool tls_is_client_hello_start(const uint8_t *d, size_t len)
     return sslv2_client_hello(d, len);
 }
 
+/*
+ * Export-grade cipher suites: RFC 2246 and RFC 2712's _EXPORT_ suites (40-bit keys and
+ * 512-bit key exchange) and the EXPORT1024 suites of draft-ietf-tls-56-bit-ciphersuites
+ * (56-bit keys).
+ */
+static bool export_suite(unsigned s)
+{
+    static const uint16_t suites[] = {0x0003, 0x0006, 0x0008, 0x000b, 0x000e, 0x0011, 0x0014,
+                                      0x0017, 0x0019, 0x0026, 0x0027, 0x0028, 0x0029, 0x002a,
+                                      0x002b, 0x0060, 0x0061, 0x0062, 0x0063, 0x0064, 0x0065};
+
+    if (s > 0x0065)
+        return false;
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+        if (suites[i] == s)
+            return true;
+    return false;
+}
+
+/* An SSLv2 cipher kind (3 bytes): SSLv2's RC4_128_EXPORT40 and RC2_128_CBC_EXPORT40, or an
+ * export TLS suite */
+static bool export_v2_kind(const uint8_t *k)
+{
+    if (k[0] == 0)
+        return export_suite((unsigned)k[1] << 8 | k[2]); /* a TLS suite in SSLv2 form */
+    return (k[0] == 0x02 || k[0] == 0x04) && k[1] == 0x00 && k[2] == 0x80;
+}
+
+/*
+ * The anomalies of a client hello, from its first len bytes (a hello longer than what
+ * arrived is read as far as it goes; its cipher list comes before anything large).
+ * SSLv2 framing: 2-byte length, type 1, version, cipher specs length, session id and
+ * challenge lengths, then 3-byte cipher kinds. TLS: record header, handshake header,
+ * version, 32 bytes of random, session id, then 2-byte suites.
+ */
+static uint32_t client_hello_anomalies(const uint8_t *d, size_t len, bool v2)
+{
+    uint32_t found = 0;
+    size_t off, end;
+
+    if (v2) {
+        size_t rec = ((size_t)(d[0] & 0x7f) << 8 | d[1]) + 2;
+
+        found |= 1u << TLS_ANOM_SSLV2_CLIENT_HELLO;
+        if (len < 11)
+            return found;
+        off = 11;
+        end = off + ((size_t)d[5] << 8 | d[6]);
+        if (end > rec)
+            end = rec;
+        for (; off + 3 <= end && off + 3 <= len; off += 3)
+            if (export_v2_kind(d + off))
+                return found | 1u << TLS_ANOM_EXPORT_CIPHER_OFFERED;
+        return found;
+    }
+    if (len < 44)
+        return 0;
+    off = 44 + d[43]; /* past the session id */
+    if (off + 2 > len)
+        return 0;
+    end = off + 2 + ((size_t)d[off] << 8 | d[off + 1]);
+    if (end > 5 + ((size_t)d[3] << 8 | d[4]))
+        end = 5 + ((size_t)d[3] << 8 | d[4]); /* not past the record */
+    for (off += 2; off + 2 <= end && off + 2 <= len; off += 2)
+        if (export_suite((unsigned)d[off] << 8 | d[off + 1]))
+            return 1u << TLS_ANOM_EXPORT_CIPHER_OFFERED;
+    return 0;
+}
+
 void tls_records_init(tls_records *t, const uint8_t *first, size_t len)
 {
     memset(t, 0, sizeof(*t));
     t->sslv2 = first && sslv2_client_hello(first, len);
     if (t->sslv2)
         t->d[0].done = 1; /* SSLv2 framing: only the server's answer is read */
+    if (first && (t->sslv2 || tls_is_client_hello_start(first, len)))
+        t->pending = client_hello_anomalies(first, len, t->sslv2);
 }
 
 static uint32_t report(tls_records *t, tls_anomaly a)
@@ -76,6 +148,12 @@ uint32_t tls_records_data(tls_records *t, int dir, const uint8_t *p, size_t len,
     tls_dir *d = &t->d[dir];
     uint32_t found = 0;
 
+    if (dir == 0 && t->pending) {
+        for (int a = 0; a < TLS_ANOM_COUNT; a++)
+            if (t->pending & (1u << a))
+                found |= report(t, (tls_anomaly)a);
+        t->pending = 0;
+    }
     if (gap)
         d->done = 1;
     if (t->sslv2 && dir == 1 && !d->done && d->bytes == 0 && len >= 5) {

@@ -2,9 +2,11 @@
  * tls_records.h - the TLS record layer of a TCP flow, for anomalies that nDPI (which
  * reads the handshake) does not report: a heartbeat whose declared payload does not fit
  * its record (Heartbleed, CVE-2014-0160), a heartbeat response larger than its request
- * (the leak itself), SSLv2 and SSLv3 sessions, a renegotiation, and a stream that stops
- * being TLS records. Each is written once per flow as an `anomaly` event with a stable
- * name (docs/events.md).
+ * (the leak itself), SSLv2 and SSLv3 sessions, a renegotiation, a stream that stops
+ * being TLS records, and a client whose hello shows a cryptographic library from before
+ * 2000: SSLv2 framing, or export-grade ciphers (40 and 56-bit keys, FREAK and Logjam),
+ * which no maintained TLS stack offers and old builds embedded in malware still do. Each
+ * is written once per flow as an `anomaly` event with a stable name (docs/events.md).
  *
  * Fed with the reassembled bytes of a flow whose first bytes to the server are a TLS
  * handshake record or an SSLv2 ClientHello (payload.c decides); reads record headers and
@@ -30,6 +32,8 @@ typedef enum {
     TLS_ANOM_SSLV3,                       /* ServerHello chose SSL 3.0 */
     TLS_ANOM_RENEGOTIATION,               /* a second handshake after the first finished */
     TLS_ANOM_INVALID_RECORD,              /* a record header that is not TLS: parsing stops */
+    TLS_ANOM_SSLV2_CLIENT_HELLO,          /* the client hello came in SSLv2 framing */
+    TLS_ANOM_EXPORT_CIPHER_OFFERED,       /* the client hello offers an export-grade cipher */
     TLS_ANOM_COUNT
 } tls_anomaly;
 
@@ -55,10 +59,13 @@ typedef struct {
     tls_dir d[2];
     uint8_t sslv2;     /* the flow began with an SSLv2 ClientHello */
     uint32_t reported; /* bit per tls_anomaly */
+    uint32_t pending;  /* found in the client hello, reported with the client's bytes */
 } tls_records;
 
 /* True when data (a flow's first bytes to the server) starts a TLS or SSLv2 ClientHello. */
 bool tls_is_client_hello_start(const uint8_t *data, size_t len);
+/* Starts reading a flow whose first bytes to the server (as far as they go) are first;
+ * the client hello's anomalies are read from them (its cipher list is near its start). */
 void tls_records_init(tls_records *t, const uint8_t *first, size_t len);
 /*
  * Reads bytes of direction dir (0 to server, 1 to client), in stream order; gap: bytes

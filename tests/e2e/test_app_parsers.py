@@ -91,8 +91,8 @@ def test_tls_records_off(run_sensor, testdata, validator):
                                  "--set", "smtp.enabled=false"])
     validator(on)
     validator(off)
-    assert len([e for e in on if e["event_type"] == "anomaly"]) == 5
-    assert on[-1]["stats"]["tls"] == {"flows": 4, "anomalies": 5}
+    assert len([e for e in on if e["event_type"] == "anomaly"]) == 9
+    assert on[-1]["stats"]["tls"] == {"flows": 7, "anomalies": 9}
     assert not [e for e in off if e["event_type"] == "anomaly"]
     # nothing left that needs reassembly: no payload counters at all
     assert "reassembly" not in off[-1]["stats"]

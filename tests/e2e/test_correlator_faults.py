@@ -260,7 +260,7 @@ def test_refused_rules_are_named_everywhere(correlator, tmp_path):
     refused = {"l3_14_known_malicious.yml:20", "l3_19_unauthorised_outbound.yml:31",
                "l3_22_dns_tunnel_dga.yml:134", "l3_27_spam_sender.yml:52",
                "l3_22_dns_tunnel_dga.yml:98", "l3_27_spam_sender.yml:15"}
-    m = re.search(r"error: 6 of 88 rules refused, running without them .*", p.stderr)
+    m = re.search(r"error: 6 of 89 rules refused, running without them .*", p.stderr)
     assert m and all(r in m.group(0) for r in refused), p.stderr
     assert re.search(r"error: ran without 6 refused rules: .*l3_27_spam_sender.yml:15",
                      p.stderr)
@@ -272,16 +272,16 @@ def test_refused_rules_are_named_everywhere(correlator, tmp_path):
     row = sqlite3.connect(str(db)).execute(
         "SELECT rules_loaded, rules_refused, strict, report FROM correlator_health "
         "WHERE instance = 'corr-test'").fetchone()
-    assert row[:3] == (82, 6, 0)
+    assert row[:3] == (83, 6, 0)
     report = json.loads(row[3])
     assert {"%s:%d" % (os.path.basename(r["file"]), r["line"]) for r in report["refused"]} \
         == refused
-    assert report["rules"] == {"loaded": 82, "correlation": 21, "refused": 6, "files": 29}
+    assert report["rules"] == {"loaded": 83, "correlation": 21, "refused": 6, "files": 29}
     assert report["events"]["total"] == 6
     # Strict: the same start is refused, and says which rules.
     p = run(correlator, base + ["--strict"])
     assert p.returncode == 1
-    assert re.search(r"strict mode: 6 of 88 rules refused, not starting: .*"
+    assert re.search(r"strict mode: 6 of 89 rules refused, not starting: .*"
                      r"l3_14_known_malicious.yml:20", p.stderr), p.stderr
     # With the full inventory, strict starts.
     p = run(correlator, ["--rules", PACK, "--assets", ASSETS, "--input", events, "--strict"])

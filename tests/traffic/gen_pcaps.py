@@ -312,7 +312,7 @@ TLS_GROUPS = [0x001D, 0x0017, 0x0018]
 TLS_SIGALGS = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
 
 
-def tls_client_hello():
+def tls_client_hello(ciphers=TLS_CIPHERS):
     sni = _vec16(b"\x00" + _vec16(TLS_SNI))
     exts = b"".join([
         _ext(0x0000, sni),                                                  # server_name
@@ -327,10 +327,20 @@ def tls_client_hello():
     ])
     body = (b"\x03\x03" + bytes(range(32))                                  # version, random
             + _vec8(bytes(range(0x40, 0x60)))                               # session id
-            + _vec16(b"".join(struct.pack("!H", c) for c in TLS_CIPHERS))
+            + _vec16(b"".join(struct.pack("!H", c) for c in ciphers))
             + _vec8(b"\x00") + _vec16(exts))
     hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
     return b"\x16\x03\x01" + _vec16(hs)
+
+
+def sslv2_client_hello(kinds):
+    """An SSLv2-framed ClientHello offering TLS 1.0 (as OpenSSL 0.9.8 sent it): 2-byte
+    header with the high bit, type 1, version, the lengths of the cipher kinds (3 bytes
+    each), session id and challenge."""
+    specs = b"".join(k.to_bytes(3, "big") for k in kinds)
+    body = (b"\x01\x03\x01" + struct.pack("!HHH", len(specs), 0, 16) + specs
+            + bytes(range(0xA0, 0xB0)))
+    return struct.pack("!H", 0x8000 | len(body)) + body
 
 
 def tls_server_hello():
@@ -1827,10 +1837,12 @@ def smtp_messages():
 
 @case
 def tls_anomalies():
-    """Four TLS conversations: a heartbeat request declaring 16384 bytes in a 3-byte
+    """Seven TLS conversations: a heartbeat request declaring 16384 bytes in a 3-byte
     record, sent before the handshake ends, and a 16403-byte heartbeat answer (Heartbleed);
     a server choosing SSL 3.0; a second handshake after the client's Finished
-    (renegotiation); a stream that stops being TLS records."""
+    (renegotiation); a stream that stops being TLS records; a client hello in SSLv2
+    framing offering export kinds; a TLS hello offering an export suite; an SSLv2-framed
+    hello offering strong suites only."""
     p = Pcap("app/tls-anomalies")
     srv = "10.1.1.43"
     hello = tls_client_hello()
@@ -1865,7 +1877,32 @@ def tls_anomalies():
     c.seg(C, t + ms(1), "PA", hello)
     c.seg(S, t + ms(3), "PA", b"HTTP/1.1 400 Bad Request\r\n\r\n")
     c.fin(t + ms(10))
+    # an SSLv2-framed hello offering export kinds, answered in TLS 1.0: the client's
+    # anomalies only (the session is not SSLv2)
+    c = TcpConv(p, "sslv2-hello", CLI, srv, 49704, 443)
+    t = c.handshake(BASE + ms(80))
+    c.seg(C, t + ms(1), "PA", sslv2_client_hello(TLS_V2_KINDS))
+    sh = bytearray(tls_server_hello())
+    sh[9:11] = b"\x03\x01"
+    c.seg(S, t + ms(3), "PA", bytes(sh))
+    c.fin(t + ms(10))
+    # a TLS hello offering one export suite (TLS_RSA_EXPORT_WITH_RC4_40_MD5) last
+    c = TcpConv(p, "export", CLI, srv, 49705, 443)
+    t = c.handshake(BASE + ms(100))
+    c.seg(C, t + ms(1), "PA", tls_client_hello(TLS_CIPHERS + [0x0003]))
+    c.seg(S, t + ms(3), "PA", tls_server_hello())
+    c.fin(t + ms(10))
+    # an SSLv2-framed hello offering TLS suites without export ones: SSLv2 framing only
+    c = TcpConv(p, "sslv2-strong", CLI, srv, 49706, 443)
+    t = c.handshake(BASE + ms(120))
+    c.seg(C, t + ms(1), "PA", sslv2_client_hello([0x00002F, 0x000035, 0x00000A]))
+    c.fin(t + ms(10))
     return p
+
+
+# SSLv2 cipher kinds of an OpenSSL 0.9.8 client: TLS suites in 3 bytes, then SSLv2's own,
+# RC4_128_EXPORT40_WITH_MD5 (0x020080) among them
+TLS_V2_KINDS = [0x000039, 0x000035, 0x00000A, 0x0700C0, 0x010080, 0x030080, 0x020080]
 
 
 # HTTP transactions (sensor/http.c, libhtp): keep-alive, pipelining, chunked + gzip bodies
