@@ -117,7 +117,8 @@ def restore(base, copy, dst):
             ra, rb = next(ia, None), next(ib, None)
             if ra is None or rb is None:
                 if ra is not rb:
-                    raise SystemExit(f"pcap_unpad: {base} and {copy} hold different numbers of frames")
+                    raise SystemExit(
+                        f"pcap_unpad: {base} and {copy} hold different numbers of frames")
                 break
             n += 1
             (_, _, cla, la), da = ra
@@ -137,7 +138,8 @@ def restore(base, copy, dst):
                         ihl = (db[l3] & 15) * 4
                         if ihl >= 20 and len(db) >= l3 + ihl:
                             db[l3 + 10 : l3 + 12] = b"\0\0"
-                            struct.pack_into(">H", db, l3 + 10, ipv4_checksum(bytes(db[l3 : l3 + ihl])))
+                            header = bytes(db[l3 : l3 + ihl])
+                            struct.pack_into(">H", db, l3 + 10, ipv4_checksum(header))
                     db = bytes(db)
                     restored += 1
             out.write(rec.pack(sec, frac, clb, lb))

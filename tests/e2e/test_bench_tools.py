@@ -36,7 +36,8 @@ def base_frames():
     v6 = (Ether(**MAC) / IPv6(src="2001:db8::1", dst="2001:db8::2") /
           TCP(sport=1027, dport=80, flags="A"))
     data = (Ether(**MAC) / IP(src="10.0.0.1", dst="10.0.0.2") /
-            TCP(sport=1025, dport=80, flags="PA", seq=100, ack=200) / Raw(b"GET / HTTP/1.1\r\n\r\n"))
+            TCP(sport=1025, dport=80, flags="PA", seq=100, ack=200) /
+            Raw(b"GET / HTTP/1.1\r\n\r\n"))
     # an IPv4 packet of 137 bytes of which the capture kept 52 (frame 66), stored as whole
     cut = bytes(Ether(**MAC) / IP(src="10.0.0.5", dst="10.0.0.6", len=137) /
                 TCP(sport=1028, dport=443, flags="PA"))

@@ -1856,13 +1856,7 @@ def tls_anomalies():
     c.seg(S, t + ms(5), "PA", b"\x18\x03\x03" + _vec16(leak)[:2] + leak[:1400])
     c.seg(S, t + ms(6), "PA", leak[1400:])
     c.fin(t + ms(10))
-    c = TcpConv(p, "sslv3", CLI, srv, 49701, 443)
-    t = c.handshake(BASE + ms(20))
-    c.seg(C, t + ms(1), "PA", hello)
-    sh = bytearray(tls_server_hello())
-    sh[9:11] = b"\x03\x00"
-    c.seg(S, t + ms(3), "PA", bytes(sh))
-    c.fin(t + ms(10))
+    _hello_conv(p, "sslv3", srv, 49701, BASE + ms(20), hello, _server_hello_version(b"\x03\x00"))
     c = TcpConv(p, "renegotiation", CLI, srv, 49702, 443)
     t = c.handshake(BASE + ms(40))
     c.seg(C, t + ms(1), "PA", hello)
@@ -1872,32 +1866,36 @@ def tls_anomalies():
     c.seg(C, t + ms(7), "PA", TLS_APPDATA)
     c.seg(C, t + ms(8), "PA", TLS_FINISHED)   # an encrypted ClientHello: a new handshake
     c.fin(t + ms(20))
-    c = TcpConv(p, "not-tls", CLI, srv, 49703, 443)
-    t = c.handshake(BASE + ms(60))
-    c.seg(C, t + ms(1), "PA", hello)
-    c.seg(S, t + ms(3), "PA", b"HTTP/1.1 400 Bad Request\r\n\r\n")
-    c.fin(t + ms(10))
+    _hello_conv(p, "not-tls", srv, 49703, BASE + ms(60), hello,
+                b"HTTP/1.1 400 Bad Request\r\n\r\n")
     # an SSLv2-framed hello offering export kinds, answered in TLS 1.0: the client's
     # anomalies only (the session is not SSLv2)
-    c = TcpConv(p, "sslv2-hello", CLI, srv, 49704, 443)
-    t = c.handshake(BASE + ms(80))
-    c.seg(C, t + ms(1), "PA", sslv2_client_hello(TLS_V2_KINDS))
-    sh = bytearray(tls_server_hello())
-    sh[9:11] = b"\x03\x01"
-    c.seg(S, t + ms(3), "PA", bytes(sh))
-    c.fin(t + ms(10))
+    _hello_conv(p, "sslv2-hello", srv, 49704, BASE + ms(80), sslv2_client_hello(TLS_V2_KINDS),
+                _server_hello_version(b"\x03\x01"))
     # a TLS hello offering one export suite (TLS_RSA_EXPORT_WITH_RC4_40_MD5) last
-    c = TcpConv(p, "export", CLI, srv, 49705, 443)
-    t = c.handshake(BASE + ms(100))
-    c.seg(C, t + ms(1), "PA", tls_client_hello(TLS_CIPHERS + [0x0003]))
-    c.seg(S, t + ms(3), "PA", tls_server_hello())
-    c.fin(t + ms(10))
+    _hello_conv(p, "export", srv, 49705, BASE + ms(100),
+                tls_client_hello(TLS_CIPHERS + [0x0003]), tls_server_hello())
     # an SSLv2-framed hello offering TLS suites without export ones: SSLv2 framing only
-    c = TcpConv(p, "sslv2-strong", CLI, srv, 49706, 443)
-    t = c.handshake(BASE + ms(120))
-    c.seg(C, t + ms(1), "PA", sslv2_client_hello([0x00002F, 0x000035, 0x00000A]))
-    c.fin(t + ms(10))
+    _hello_conv(p, "sslv2-strong", srv, 49706, BASE + ms(120),
+                sslv2_client_hello([0x00002F, 0x000035, 0x00000A]))
     return p
+
+
+def _hello_conv(p, label, srv, sport, t0, client, server=None):
+    """A TLS conversation of one client segment and at most one server segment."""
+    c = TcpConv(p, label, CLI, srv, sport, 443)
+    t = c.handshake(t0)
+    c.seg(C, t + ms(1), "PA", client)
+    if server is not None:
+        c.seg(S, t + ms(3), "PA", server)
+    c.fin(t + ms(10))
+
+
+def _server_hello_version(version):
+    """tls_server_hello() choosing another version (2 bytes)."""
+    sh = bytearray(tls_server_hello())
+    sh[9:11] = version
+    return bytes(sh)
 
 
 # SSLv2 cipher kinds of an OpenSSL 0.9.8 client: TLS suites in 3 bytes, then SSLv2's own,
@@ -1964,7 +1962,8 @@ def http_keepalive():
     return p
 
 
-HTTP_UTF16_XML = '<?xml version="1.0" encoding="UTF-16"?>\r\n<dept name="政务云">整改</dept>\r\n'
+HTTP_UTF16_XML = ('<?xml version="1.0" encoding="UTF-16"?>\r\n'
+                  '<dept name="政务云">整改</dept>\r\n')
 HTTP_UTF16_HTML = "<!DOCTYPE html>\n<html><body><p>烽火 test page</p></body></html>\n"
 
 
@@ -1972,7 +1971,8 @@ def http_type_bodies():
     """(url, declared type, body) of http_file_types, in order."""
     return [
         (b"/le.xml", b"text/xml", b"\xff\xfe" + HTTP_UTF16_XML.encode("utf-16-le")),
-        (b"/be.html", b"text/html; charset=utf-16", b"\xfe\xff" + HTTP_UTF16_HTML.encode("utf-16-be")),
+        (b"/be.html", b"text/html; charset=utf-16",
+         b"\xfe\xff" + HTTP_UTF16_HTML.encode("utf-16-be")),
         # a control character (BEL): not the text it claims to be
         (b"/bell.txt", b"text/plain", b"\xff\xfe" + "ring\x07ring".encode("utf-16-le")),
         # a low surrogate with no high one before it: not UTF-16 text
