@@ -86,7 +86,7 @@ trap '[ -z "$KBROKER_PID" ] || kill "$KBROKER_PID" 2>/dev/null; rm -rf "$TMP"' E
 
 BIG=$BENCH_DIR/bench-x$COPIES.pcap
 # The way the capture is built; a capture built another way (BIG.recipe differs) is built again.
-RECIPE="2: padding stripped, IP lengths restored"
+RECIPE="3: padding stripped (not from frames whose IPv4 length is 0), IP lengths restored"
 if [ ! -s "$BIG" ] || [ "$(cat "$BIG.recipe" 2>/dev/null)" != "$RECIPE" ]; then
     echo "bench: building $BIG ($COPIES copies; done once, kept for later runs)"
     W=$TMP/gen

@@ -70,7 +70,9 @@ def ip_end(data):
         etype = struct.unpack_from(">H", data, off)[0]
     l3 = off + 2
     if etype == ETH_IPV4 and len(data) >= l3 + 20 and data[l3] >> 4 == 4:
-        return l3 + struct.unpack_from(">H", data, l3 + 2)[0], l3 + 2
+        total = struct.unpack_from(">H", data, l3 + 2)[0]
+        # shorter than its own header (0 from segmentation offload): not a length to trust
+        return (l3 + total if total >= (data[l3] & 15) * 4 >= 20 else None), l3 + 2
     if etype == ETH_IPV6 and len(data) >= l3 + 40 and data[l3] >> 4 == 6:
         plen = struct.unpack_from(">H", data, l3 + 4)[0]
         return (l3 + 40 + plen if plen else None), l3 + 4  # 0: a jumbogram, left alone

@@ -42,8 +42,11 @@ def base_frames():
     cut = bytes(Ether(**MAC) / IP(src="10.0.0.5", dst="10.0.0.6", len=137) /
                 TCP(sport=1028, dport=443, flags="PA"))
     arp = Ether(**MAC) / ARP(psrc="10.0.0.1", pdst="10.0.0.2")
+    # captured before segmentation offload: IPv4 total length 0, 3,000 bytes of TCP data
+    tso = bytes(Ether(**MAC) / IP(src="10.0.0.7", dst="10.0.0.8", len=0) /
+                TCP(sport=1029, dport=80, flags="A") / Raw(b"t" * 3000))
     return [padded(ack), padded(vlan_ack, 64), padded(Ether(bytes(v6) + b"\0" * 8)), data,
-            Ether(cut), padded(arp)]
+            Ether(cut), padded(arp), Ether(tso)]
 
 
 def frames_of(path):
@@ -89,15 +92,17 @@ def test_strip_removes_padding_only(base, tmp_path):
     r = run("strip", base, out)
     assert r.returncode == 0, r.stderr
     before, after = frames_of(base), frames_of(out)
-    assert len(before) == len(after) == 6
+    assert len(before) == len(after) == 7
     # the three padded IP frames end where their IP packet ends
     for i in (0, 1, 2):
         off, version, length = ip_fields(after[i])
         assert len(after[i]) == off + (length if version == 4 else 40 + length)
         assert after[i] == before[i][: len(after[i])] and len(after[i]) < len(before[i])
     assert "3 padded frames stripped" in r.stdout
-    # the data packet, the packet cut short and the ARP frame are untouched
+    # the data packet, the packet cut short, the ARP frame and the frame whose IPv4 length
+    # is 0 (no length to go by: not cut to 14 bytes) are untouched
     assert after[3:] == before[3:]
+    assert ip_fields(after[6])[2] == 0 and len(after[6]) > 3000
 
 
 @pytest.mark.skipif(not shutil.which("tcprewrite"), reason="needs tcprewrite (Debian's tcpreplay)")
@@ -121,8 +126,8 @@ def test_copy_keeps_every_length(base, tmp_path):
             ihl = (b[off] & 15) * 4
             assert checksum_ok(b[off : off + ihl]), f"frame {i}: bad IPv4 header checksum"
             assert b[off + 12 : off + 20] != a[off + 12 : off + 20], "addresses not rewritten"
-    # the packet the capture cut short is the one whose length had to be put back
-    assert "1 IP length fields restored" in r.stdout
+    # the packet the capture cut short and the offloaded one had their lengths put back
+    assert "2 IP length fields restored" in r.stdout
 
 
 def test_restore_refuses_a_different_capture(base, tmp_path):
