@@ -240,6 +240,12 @@ static bool looks_binary(const uint8_t *d, size_t n)
     return false;
 }
 
+/* The UTF-16 code unit at d[i], little-endian (le) or big. */
+static unsigned utf16_unit(const uint8_t *d, size_t i, bool le)
+{
+    return le ? (unsigned)(d[i] | d[i + 1] << 8) : (unsigned)(d[i] << 8 | d[i + 1]);
+}
+
 /*
  * UTF-16 text with its byte order mark (as Windows writes XML and HTML): past the mark, no
  * code unit in the first KiB is a control character other than white space, and none is
@@ -252,21 +258,19 @@ static bool utf16_text(const uint8_t *d, size_t n)
 
     if (n < 4 || !((d[0] == 0xff && d[1] == 0xfe) || (d[0] == 0xfe && d[1] == 0xff)))
         return false;
-    if (n >= 4 && d[0] == 0xff && d[2] == 0 && d[3] == 0)
+    if (d[0] == 0xff && d[2] == 0 && d[3] == 0)
         return false; /* FF FE 00 00: the UTF-32 mark */
     le = d[0] == 0xff;
     for (size_t i = 2; i + 1 < end; i += 2) {
-        unsigned u = le ? (unsigned)(d[i] | d[i + 1] << 8) : (unsigned)(d[i] << 8 | d[i + 1]);
+        unsigned u = utf16_unit(d, i, le);
 
         if (u < 0x20 && u != '\t' && u != '\n' && u != '\r' && u != '\f')
             return false;
         if (u >= 0xd800 && u <= 0xdbff) { /* a high surrogate: a low one must follow */
-            unsigned v;
-
             if (i + 3 >= end)
                 break; /* cut by the KiB: not judged */
-            v = le ? (unsigned)(d[i + 2] | d[i + 3] << 8) : (unsigned)(d[i + 2] << 8 | d[i + 3]);
-            if (v < 0xdc00 || v > 0xdfff)
+            u = utf16_unit(d, i + 2, le);
+            if (u < 0xdc00 || u > 0xdfff)
                 return false;
             i += 2;
         } else if (u >= 0xdc00 && u <= 0xdfff) {

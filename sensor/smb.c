@@ -320,6 +320,13 @@ static int related_file(smb_state *s, const uint8_t *m, uint32_t n, uint32_t at,
     return file_find(s, id);
 }
 
+/* Whether the current command (d->ehdr) is related (SMB2_FLAGS_RELATED_OPERATIONS) and names
+ * its file by the FileId 0xff..ff at fid: the file of the compound's CREATE (related_file). */
+static bool related_fid(const smb_dir *d, const uint8_t *fid)
+{
+    return (le32(d->ehdr + 16) & SMB2_FLAGS_RELATED) && all_ones(fid);
+}
+
 static void uuid_text(const uint8_t *u, bool little, char out[37])
 {
     uint32_t a = little ? le32(u) : (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | u[2] << 8 | u[3];
@@ -796,7 +803,7 @@ static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *a
             dof = le16(b + 2);
             dl = le32(b + 4);
             off = le64(b + 8);
-            if ((le32(h + 16) & SMB2_FLAGS_RELATED) && all_ones(b + 16))
+            if (related_fid(d, b + 16))
                 i = related_file(s, d->buf, d->held, d->elem, true, cb, arg);
             else
                 i = file_find(s, b + 16);
@@ -846,21 +853,19 @@ static void file_decide(smb_state *s, int dir, smb_dir *d, smb_ev_cb cb, void *a
 static void fixed_request(smb_state *s, smb_dir *d, smb_ev_cb cb, void *arg)
 {
     const uint8_t *h = d->ehdr, *b = h + 64, *fid;
-    bool related;
     int i;
 
     if (d->ehdr_len < 64 + 24 || memcmp(h, "\xfeSMB", 4) || (le32(h + 16) & 1))
         return;
-    related = (le32(h + 16) & SMB2_FLAGS_RELATED) != 0;
     if (le16(h + 12) == SMB2_READ && d->ehdr_len >= 64 + 32) {
         fid = b + 16;
-        if (related && all_ones(fid) &&
+        if (related_fid(d, fid) &&
             (i = related_file(s, d->buf, d->held, d->elem, true, cb, arg)) >= 0)
             fid = s->files[i].id;
         read_request(s, le64(h + 24), fid, le64(b + 8));
     } else if (le16(h + 12) == SMB2_CLOSE) {
         fid = b + 8;
-        if (related && all_ones(fid) &&
+        if (related_fid(d, fid) &&
             (i = related_file(s, d->buf, d->held, d->elem, false, cb, arg)) >= 0)
             fid = s->files[i].id;
         if (d->nclose < 4) /* after the message's CREATEs, as a single message's would be */

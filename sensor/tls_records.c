@@ -71,35 +71,31 @@ static bool export_v2_kind(const uint8_t *k)
 static uint32_t client_hello_anomalies(const uint8_t *d, size_t len, bool v2)
 {
     uint32_t found = 0;
-    size_t off, end;
+    size_t off, end, rec, w = v2 ? 3 : 2; /* a cipher's bytes */
 
     if (v2) {
-        size_t rec = ((size_t)(d[0] & 0x7f) << 8 | d[1]) + 2;
-
-        found |= 1u << TLS_ANOM_SSLV2_CLIENT_HELLO;
+        found = 1u << TLS_ANOM_SSLV2_CLIENT_HELLO;
         if (len < 11)
             return found;
+        rec = ((size_t)(d[0] & 0x7f) << 8 | d[1]) + 2;
         off = 11;
         end = off + ((size_t)d[5] << 8 | d[6]);
-        if (end > rec)
-            end = rec;
-        for (; off + 3 <= end && off + 3 <= len; off += 3)
-            if (export_v2_kind(d + off))
-                return found | 1u << TLS_ANOM_EXPORT_CIPHER_OFFERED;
-        return found;
+    } else {
+        if (len < 44)
+            return 0;
+        off = 44 + d[43]; /* past the session id */
+        if (off + 2 > len)
+            return 0;
+        rec = 5 + ((size_t)d[3] << 8 | d[4]);
+        end = off + 2 + ((size_t)d[off] << 8 | d[off + 1]);
+        off += 2;
     }
-    if (len < 44)
-        return 0;
-    off = 44 + d[43]; /* past the session id */
-    if (off + 2 > len)
-        return 0;
-    end = off + 2 + ((size_t)d[off] << 8 | d[off + 1]);
-    if (end > 5 + ((size_t)d[3] << 8 | d[4]))
-        end = 5 + ((size_t)d[3] << 8 | d[4]); /* not past the record */
-    for (off += 2; off + 2 <= end && off + 2 <= len; off += 2)
-        if (export_suite((unsigned)d[off] << 8 | d[off + 1]))
-            return 1u << TLS_ANOM_EXPORT_CIPHER_OFFERED;
-    return 0;
+    if (end > rec)
+        end = rec; /* not past the record */
+    for (; off + w <= end && off + w <= len; off += w)
+        if (v2 ? export_v2_kind(d + off) : export_suite((unsigned)d[off] << 8 | d[off + 1]))
+            return found | 1u << TLS_ANOM_EXPORT_CIPHER_OFFERED;
+    return found;
 }
 
 void tls_records_init(tls_records *t, const uint8_t *first, size_t len)
@@ -148,10 +144,9 @@ uint32_t tls_records_data(tls_records *t, int dir, const uint8_t *p, size_t len,
     tls_dir *d = &t->d[dir];
     uint32_t found = 0;
 
-    if (dir == 0 && t->pending) {
-        for (int a = 0; a < TLS_ANOM_COUNT; a++)
-            if (t->pending & (1u << a))
-                found |= report(t, (tls_anomaly)a);
+    if (dir == 0 && t->pending) { /* the client hello's, each once (as report() does) */
+        found = t->pending & ~t->reported;
+        t->reported |= t->pending;
         t->pending = 0;
     }
     if (gap)

@@ -1228,10 +1228,6 @@ static size_t close_of(const model *m, size_t b, size_t e)
     return e;
 }
 
-/*
- * `Q of SET`, SET being the tokens [b, e) ("$a, $b*" or "them") and at least q of its
- * strings having to match (SIZE_MAX: all of them).
- */
 /* The strings of the set at [b, e) (`them`, or $names and $prefix* in parentheses): their
  * indices in ids (room for the rule's strings), their number in *n. False when the set is
  * not one this parser reads. */
@@ -1280,6 +1276,10 @@ static bool set_ids(model *m, const prule *r, size_t b, size_t e, size_t *ids, s
     return true;
 }
 
+/*
+ * `Q of SET`, SET being the tokens [b, e) ("$a, $b*" or "them") and at least q of its
+ * strings having to match (SIZE_MAX: all of them).
+ */
 static uint32_t string_set(model *m, const prule *r, size_t b, size_t e, size_t q)
 {
     size_t *ids = malloc((r->s1 - r->s0 + 1) * sizeof(*ids));
